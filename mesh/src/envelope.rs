@@ -1,0 +1,248 @@
+//! The message envelope: what a sender makes, every hop stores and forwards, and nobody but
+//! the readers of the room interprets.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::codec::{decode_versioned, encode_versioned};
+use crate::{DecodeError, EncodeError};
+
+/// Format version of an encoded [`Envelope`] (its first byte).
+pub const ENVELOPE_VERSION: u8 = 1;
+/// Largest body an envelope may carry. Text is far smaller; attachments travel separately.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// Largest encoded envelope: the body plus room for the header fields.
+pub const MAX_ENVELOPE_BYTES: usize = MAX_BODY_BYTES + 256;
+
+/// A message id chosen by the sender: 128 random bits. Every store and every hop is idempotent
+/// on it, so a message that arrives twice is kept and shown once.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct MessageId(pub [u8; 16]);
+
+/// The room a message belongs to, as the server sees it: 128 bits that let it route and store
+/// without knowing the room's name.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RoomId(pub [u8; 16]);
+
+/// Who sent a message: a 32-byte device identity.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SenderId(pub [u8; 32]);
+
+/// What the body of an envelope holds, so a reader knows how to decode it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Kind {
+    /// A chat message: the body is a [`crate::TextBody`].
+    Text,
+}
+
+/// One message as it travels: a header the server may read, and a body it never interprets.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Sender-made unique id.
+    pub id: MessageId,
+    /// Room the message is posted in.
+    pub room: RoomId,
+    /// Device that made the message.
+    pub sender: SenderId,
+    /// Sender's clock when the message was written, in milliseconds since the Unix epoch.
+    pub created_at_ms: u64,
+    /// How to read the body.
+    pub kind: Kind,
+    /// Opaque bytes: only the room's readers interpret them.
+    #[serde(with = "serde_bytes")]
+    pub body: Vec<u8>,
+}
+
+impl Envelope {
+    /// Checks the limits a decoded or freshly made envelope must keep.
+    pub fn validate(&self) -> Result<(), EncodeError> {
+        if self.body.len() > MAX_BODY_BYTES {
+            return Err(EncodeError::TooLarge { len: self.body.len(), max: MAX_BODY_BYTES });
+        }
+        Ok(())
+    }
+
+    /// Encodes the envelope for storage or transmission: a version byte, then postcard.
+    pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
+        self.validate()?;
+        encode_versioned(ENVELOPE_VERSION, self, MAX_ENVELOPE_BYTES)
+    }
+
+    /// Decodes bytes made by [`Envelope::encode`], checking every limit.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let envelope: Self = decode_versioned(ENVELOPE_VERSION, bytes, MAX_ENVELOPE_BYTES)?;
+        envelope
+            .validate()
+            .map_err(|_| DecodeError::Malformed("body larger than the limit"))?;
+        Ok(envelope)
+    }
+}
+
+fn write_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
+    bytes.iter().try_for_each(|b| write!(f, "{b:02x}"))
+}
+
+fn parse_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
+    if text.len() != N * 2 || !text.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[i * 2..i * 2 + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+macro_rules! hex_id {
+    ($name:ident, $len:literal) => {
+        impl $name {
+            /// Parses the lowercase or uppercase hex form made by `Display`.
+            pub fn from_hex(text: &str) -> Option<Self> {
+                parse_hex::<$len>(text).map(Self)
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write_hex(f, &self.0)
+            }
+        }
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}(", stringify!($name))?;
+                write_hex(f, &self.0)?;
+                write!(f, ")")
+            }
+        }
+    };
+}
+hex_id!(MessageId, 16);
+hex_id!(RoomId, 16);
+hex_id!(SenderId, 32);
+
+/// Longest room name, in characters, that people can type.
+pub const MAX_ROOM_NAME_CHARS: usize = 64;
+
+impl RoomId {
+    /// The canonical form of a room name people type: trimmed, inner whitespace collapsed and
+    /// lowercased, so "Camp  North " and "camp north" are one room. `None` when nothing is left
+    /// or the name is longer than [`MAX_ROOM_NAME_CHARS`].
+    pub fn normalize_name(name: &str) -> Option<String> {
+        let canonical = name.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+        let chars = canonical.chars().count();
+        (chars > 0 && chars <= MAX_ROOM_NAME_CHARS).then_some(canonical)
+    }
+
+    /// The id of a room known by name: the first 128 bits of SHA-256 over a domain label and
+    /// the canonical name. `None` for names [`RoomId::normalize_name`] refuses.
+    pub fn from_name(name: &str) -> Option<Self> {
+        let canonical = Self::normalize_name(name)?;
+        let digest = Sha256::new()
+            .chain_update(b"fieldmesh room name v1\0")
+            .chain_update(canonical.as_bytes())
+            .finalize();
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&digest[..16]);
+        Some(Self(id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(body_len: usize) -> Envelope {
+        Envelope {
+            id: MessageId([7; 16]),
+            room: RoomId::from_name("Camp North").unwrap(),
+            sender: SenderId([9; 32]),
+            created_at_ms: 1_764_000_000_000,
+            kind: Kind::Text,
+            body: (0..body_len).map(|i| i as u8).collect(),
+        }
+    }
+
+    #[test]
+    fn envelope_round_trips_through_bytes() {
+        for len in [0, 1, 200, MAX_BODY_BYTES] {
+            let envelope = sample(len);
+            let bytes = envelope.encode().unwrap();
+            assert_eq!(bytes[0], ENVELOPE_VERSION);
+            assert!(bytes.len() <= MAX_ENVELOPE_BYTES);
+            assert_eq!(Envelope::decode(&bytes).unwrap(), envelope);
+        }
+    }
+
+    #[test]
+    fn header_overhead_is_small() {
+        let bytes = sample(0).encode().unwrap();
+        // version + id + room + sender + varint time + kind + body length
+        assert!(bytes.len() <= 1 + 16 + 16 + 32 + 10 + 1 + 1, "{} bytes", bytes.len());
+    }
+
+    #[test]
+    fn every_truncation_is_reported_as_truncated() {
+        let bytes = sample(40).encode().unwrap();
+        for cut in 0..bytes.len() {
+            assert_eq!(Envelope::decode(&bytes[..cut]), Err(DecodeError::Truncated), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn oversized_input_is_refused_before_parsing() {
+        let huge = vec![ENVELOPE_VERSION; MAX_ENVELOPE_BYTES + 1];
+        assert_eq!(
+            Envelope::decode(&huge),
+            Err(DecodeError::TooLarge { len: MAX_ENVELOPE_BYTES + 1, max: MAX_ENVELOPE_BYTES })
+        );
+    }
+
+    #[test]
+    fn oversized_body_cannot_be_encoded() {
+        let envelope = sample(MAX_BODY_BYTES + 1);
+        assert!(matches!(envelope.encode(), Err(EncodeError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn unknown_version_is_named() {
+        let mut bytes = sample(3).encode().unwrap();
+        bytes[0] = 2;
+        assert_eq!(Envelope::decode(&bytes), Err(DecodeError::UnknownVersion(2)));
+    }
+
+    #[test]
+    fn trailing_bytes_are_malformed() {
+        let mut bytes = sample(3).encode().unwrap();
+        bytes.push(0);
+        assert!(matches!(Envelope::decode(&bytes), Err(DecodeError::Malformed(_))));
+    }
+
+    #[test]
+    fn unknown_kind_is_malformed() {
+        let bytes = sample(0).encode().unwrap();
+        // The kind tag sits right before the 1-byte body length at the end.
+        let mut bad = bytes.clone();
+        let kind_at = bad.len() - 2;
+        bad[kind_at] = 0x7f;
+        assert!(matches!(Envelope::decode(&bad), Err(DecodeError::Malformed(_))));
+    }
+
+    #[test]
+    fn room_names_are_normalised() {
+        assert_eq!(RoomId::from_name(" Camp   North "), RoomId::from_name("camp north"));
+        assert_ne!(RoomId::from_name("camp north"), RoomId::from_name("camp south"));
+        assert_eq!(RoomId::from_name("   "), None);
+        assert_eq!(RoomId::from_name(&"x".repeat(MAX_ROOM_NAME_CHARS + 1)), None);
+        assert!(RoomId::from_name(&"é".repeat(MAX_ROOM_NAME_CHARS)).is_some());
+    }
+
+    #[test]
+    fn ids_round_trip_through_hex() {
+        let id = MessageId([0xab; 16]);
+        assert_eq!(id.to_string(), "ab".repeat(16));
+        assert_eq!(MessageId::from_hex(&id.to_string()), Some(id));
+        assert_eq!(MessageId::from_hex("zz"), None);
+        assert_eq!(MessageId::from_hex(&"é".repeat(16)), None);
+    }
+}

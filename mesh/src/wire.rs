@@ -1,0 +1,238 @@
+//! Frames between a browser and a server over a WebSocket (binary messages).
+
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{decode_versioned, encode_versioned};
+use crate::{DecodeError, EncodeError, Envelope, MessageId, RoomId, MAX_ENVELOPE_BYTES};
+
+/// Format version of every frame (its first byte).
+pub const WIRE_VERSION: u8 = 1;
+/// Largest frame a client may send: one publish and some room to spare.
+pub const MAX_FRAME_BYTES: usize = MAX_ENVELOPE_BYTES + 1024;
+/// Largest server frame: a page of history.
+pub const MAX_SERVER_FRAME_BYTES: usize = 4 * 1024 * 1024;
+/// Most messages one history page holds.
+pub const MAX_HISTORY_PAGE: u16 = 200;
+
+/// What a client sends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientFrame {
+    /// Subscribe to a room. The server answers with the newest page of its history, then sends
+    /// every new message as it is stored.
+    Join {
+        /// The room to follow.
+        room: RoomId,
+    },
+    /// Stop following a room.
+    Leave {
+        /// The room to leave.
+        room: RoomId,
+    },
+    /// Store and deliver a message. The server answers with [`ServerFrame::Ack`] once it is
+    /// durably stored, or [`ServerFrame::Error`] naming the message id.
+    Publish(Envelope),
+    /// Ask for older history: up to `limit` messages with a sequence number below `before_seq`.
+    History {
+        /// The room whose history to page through.
+        room: RoomId,
+        /// Exclusive upper bound: the oldest sequence number the client already has.
+        before_seq: u64,
+        /// How many messages at most (capped at [`MAX_HISTORY_PAGE`]).
+        limit: u16,
+    },
+    /// Liveness check; answered with [`ServerFrame::Pong`] carrying the same nonce.
+    Ping {
+        /// Echoed back.
+        nonce: u64,
+    },
+}
+
+/// A message as the server stored it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredMessage {
+    /// Server-assigned order: increases with every newly stored message.
+    pub seq: u64,
+    /// Server clock when the message was first stored, in milliseconds since the Unix epoch.
+    pub received_at_ms: u64,
+    /// The message exactly as its sender made it.
+    pub envelope: Envelope,
+}
+
+/// What went wrong with something a client sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorCode {
+    /// The frame was larger than [`MAX_FRAME_BYTES`]; it was dropped.
+    FrameTooLarge,
+    /// The frame could not be decoded; it was dropped.
+    Malformed,
+    /// The frame's version byte is unknown; the client should reload to update.
+    UnknownVersion,
+    /// The message body is larger than [`crate::MAX_BODY_BYTES`]; it was not stored.
+    BodyTooLarge,
+    /// Only binary frames are understood.
+    TextFrame,
+    /// The server could not store the message; try again later.
+    Internal,
+}
+
+/// What a server sends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServerFrame {
+    /// First frame on every connection: the limits this server enforces.
+    Welcome {
+        /// Largest frame the client may send.
+        max_frame_bytes: u32,
+        /// Largest message body the client may send.
+        max_body_bytes: u32,
+    },
+    /// A page of a room's history, oldest first.
+    History {
+        /// The room the page belongs to.
+        room: RoomId,
+        /// The messages, in increasing sequence order.
+        messages: Vec<StoredMessage>,
+        /// Whether older messages exist before the first one in this page.
+        has_more: bool,
+    },
+    /// A message stored after the client joined its room.
+    Message(StoredMessage),
+    /// A published message is durably stored (or was already: `duplicate`).
+    Ack {
+        /// The message's id.
+        id: MessageId,
+        /// Its sequence number on this server.
+        seq: u64,
+        /// True when the server already had this id and stored nothing new.
+        duplicate: bool,
+    },
+    /// Something the client sent was refused.
+    Error {
+        /// Machine-readable reason.
+        code: ErrorCode,
+        /// A sentence for people.
+        detail: String,
+        /// The message concerned, when the error is about one.
+        id: Option<MessageId>,
+    },
+    /// Answer to [`ClientFrame::Ping`].
+    Pong {
+        /// The nonce from the ping.
+        nonce: u64,
+    },
+}
+
+impl ClientFrame {
+    /// Encodes the frame for a binary WebSocket message.
+    pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
+        encode_versioned(WIRE_VERSION, self, MAX_FRAME_BYTES)
+    }
+
+    /// Decodes a binary WebSocket message from a client, checking every limit.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        decode_versioned(WIRE_VERSION, bytes, MAX_FRAME_BYTES)
+    }
+}
+
+impl ServerFrame {
+    /// Encodes the frame for a binary WebSocket message.
+    pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
+        encode_versioned(WIRE_VERSION, self, MAX_SERVER_FRAME_BYTES)
+    }
+
+    /// Decodes a binary WebSocket message from a server, checking every limit.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        decode_versioned(WIRE_VERSION, bytes, MAX_SERVER_FRAME_BYTES)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Kind, SenderId, MAX_BODY_BYTES};
+
+    fn envelope(body_len: usize) -> Envelope {
+        Envelope {
+            id: MessageId([1; 16]),
+            room: RoomId([2; 16]),
+            sender: SenderId([3; 32]),
+            created_at_ms: 42,
+            kind: Kind::Text,
+            body: vec![0x5a; body_len],
+        }
+    }
+
+    #[test]
+    fn client_frames_round_trip() {
+        let frames = [
+            ClientFrame::Join { room: RoomId([4; 16]) },
+            ClientFrame::Leave { room: RoomId([4; 16]) },
+            ClientFrame::Publish(envelope(MAX_BODY_BYTES)),
+            ClientFrame::History { room: RoomId([4; 16]), before_seq: 99, limit: 50 },
+            ClientFrame::Ping { nonce: u64::MAX },
+        ];
+        for frame in frames {
+            assert_eq!(ClientFrame::decode(&frame.encode().unwrap()).unwrap(), frame);
+        }
+    }
+
+    #[test]
+    fn server_frames_round_trip() {
+        let stored = StoredMessage { seq: 7, received_at_ms: 8, envelope: envelope(10) };
+        let frames = [
+            ServerFrame::Welcome { max_frame_bytes: 1, max_body_bytes: 2 },
+            ServerFrame::History {
+                room: RoomId([4; 16]),
+                messages: vec![stored.clone(); MAX_HISTORY_PAGE as usize],
+                has_more: true,
+            },
+            ServerFrame::Message(stored),
+            ServerFrame::Ack { id: MessageId([5; 16]), seq: 1, duplicate: true },
+            ServerFrame::Error {
+                code: ErrorCode::BodyTooLarge,
+                detail: "too big".into(),
+                id: Some(MessageId([5; 16])),
+            },
+            ServerFrame::Pong { nonce: 3 },
+        ];
+        for frame in frames {
+            assert_eq!(ServerFrame::decode(&frame.encode().unwrap()).unwrap(), frame);
+        }
+    }
+
+    #[test]
+    fn a_full_history_page_of_largest_messages_fits_a_server_frame() {
+        let stored = StoredMessage { seq: 7, received_at_ms: 8, envelope: envelope(MAX_BODY_BYTES) };
+        let page = ServerFrame::History {
+            room: RoomId([4; 16]),
+            messages: vec![stored; MAX_HISTORY_PAGE as usize],
+            has_more: true,
+        };
+        assert!(page.encode().is_ok());
+    }
+
+    #[test]
+    fn truncated_frames_are_truncated() {
+        let bytes = ClientFrame::Publish(envelope(30)).encode().unwrap();
+        for cut in 0..bytes.len() {
+            assert_eq!(ClientFrame::decode(&bytes[..cut]), Err(DecodeError::Truncated));
+        }
+    }
+
+    #[test]
+    fn oversized_frames_are_refused() {
+        let bytes = vec![WIRE_VERSION; MAX_FRAME_BYTES + 1];
+        assert!(matches!(ClientFrame::decode(&bytes), Err(DecodeError::TooLarge { .. })));
+        assert!(ClientFrame::Publish(envelope(MAX_FRAME_BYTES)).encode().is_err());
+    }
+
+    #[test]
+    fn unknown_version_and_garbage_are_refused() {
+        let mut bytes = ClientFrame::Ping { nonce: 1 }.encode().unwrap();
+        bytes[0] = 9;
+        assert_eq!(ClientFrame::decode(&bytes), Err(DecodeError::UnknownVersion(9)));
+        assert!(matches!(
+            ClientFrame::decode(&[WIRE_VERSION, 0x7f]),
+            Err(DecodeError::Malformed(_))
+        ));
+    }
+}
