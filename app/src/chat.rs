@@ -1,0 +1,160 @@
+//! The contract between the user interface and whatever moves messages (the browser's sync
+//! engine in `frontend`): reactive state the views read, and actions they call.
+
+use std::rc::Rc;
+
+use leptos::prelude::*;
+
+/// Whether the page can reach its server right now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Connection {
+    /// Opening a connection.
+    Connecting,
+    /// Connected: messages go out as soon as they are written.
+    Online,
+    /// No connection; the page keeps trying and queues what is written.
+    Offline,
+}
+
+/// Where one's own message is on its way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Delivery {
+    /// Written, not yet confirmed by the server.
+    Sending,
+    /// The server stored it.
+    Stored,
+    /// The server refused it; the reason is in the notice.
+    Failed,
+}
+
+/// One message as the views show it. Text is always rendered as text, never as markup.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChatMessage {
+    /// Message id in hex; unique and stable across reloads.
+    pub id: String,
+    /// Author's display name.
+    pub author: String,
+    /// What they wrote.
+    pub text: String,
+    /// Sender's time, already formatted for this device ("14:05").
+    pub time: String,
+    /// The server's sequence number once stored; orders the list.
+    pub seq: Option<u64>,
+    /// Sender's clock in milliseconds; orders messages not yet stored.
+    pub created_at_ms: u64,
+    /// Written on this device.
+    pub own: bool,
+    /// Delivery state (meaningful for own messages).
+    pub delivery: Delivery,
+}
+
+/// Who the person is and which room they are in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Session {
+    /// Display name.
+    pub name: String,
+    /// Room name as typed.
+    pub room: String,
+}
+
+/// Everything the views read. Written by the sync engine.
+#[derive(Clone, Copy)]
+pub struct ChatState {
+    /// The current person and room; `None` shows the join form.
+    pub session: RwSignal<Option<Session>>,
+    /// The room's messages, oldest first.
+    pub messages: RwSignal<Vec<ChatMessage>>,
+    /// Connection to the server.
+    pub connection: RwSignal<Connection>,
+    /// Whether the server has older messages than the first one shown.
+    pub has_older: RwSignal<bool>,
+    /// An older page has been asked for and has not arrived.
+    pub loading_older: RwSignal<bool>,
+    /// A sentence to show the person (an error or a refusal), until they dismiss it.
+    pub notice: RwSignal<Option<String>>,
+}
+
+impl ChatState {
+    /// Fresh state: nobody joined, nothing loaded, connecting.
+    pub fn new() -> Self {
+        Self {
+            session: RwSignal::new(None),
+            messages: RwSignal::new(Vec::new()),
+            connection: RwSignal::new(Connection::Connecting),
+            has_older: RwSignal::new(false),
+            loading_older: RwSignal::new(false),
+            notice: RwSignal::new(None),
+        }
+    }
+}
+
+impl Default for ChatState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What the views can ask for. Errors are sentences to show the person.
+pub trait ChatActions {
+    /// Enter a room under a display name.
+    fn join(&self, name: &str, room: &str) -> Result<(), String>;
+    /// Leave the room and go back to the join form.
+    fn leave(&self);
+    /// Send a message to the current room.
+    fn send(&self, text: &str) -> Result<(), String>;
+    /// Ask for the page of history before the oldest message shown.
+    fn load_older(&self);
+    /// Send a failed message again.
+    fn retry(&self, id: &str);
+}
+
+/// Handle the views use: the state and the actions. Cheap to copy.
+#[derive(Clone, Copy)]
+pub struct ChatClient {
+    /// State to read.
+    pub state: ChatState,
+    actions: StoredValue<Option<Rc<dyn ChatActions>>, LocalStorage>,
+}
+
+impl ChatClient {
+    /// A client backed by `actions` (the browser's sync engine).
+    pub fn new(state: ChatState, actions: Rc<dyn ChatActions>) -> Self {
+        Self { state, actions: StoredValue::new_local(Some(actions)) }
+    }
+
+    /// A client that does nothing: what the server renders with.
+    pub fn inert() -> Self {
+        Self { state: ChatState::new(), actions: StoredValue::new_local(None) }
+    }
+
+    fn with_actions<T>(&self, f: impl FnOnce(&dyn ChatActions) -> T) -> Option<T> {
+        self.actions.with_value(|actions| actions.as_deref().map(f))
+    }
+
+    /// See [`ChatActions::join`].
+    pub fn join(&self, name: &str, room: &str) -> Result<(), String> {
+        self.with_actions(|a| a.join(name, room))
+            .unwrap_or_else(|| Err("The page is still loading; try again in a moment.".into()))
+    }
+
+    /// See [`ChatActions::leave`].
+    pub fn leave(&self) {
+        self.with_actions(|a| a.leave());
+    }
+
+    /// See [`ChatActions::send`].
+    pub fn send(&self, text: &str) -> Result<(), String> {
+        self.with_actions(|a| a.send(text))
+            .unwrap_or_else(|| Err("The page is still loading; try again in a moment.".into()))
+    }
+
+    /// See [`ChatActions::load_older`].
+    pub fn load_older(&self) {
+        self.with_actions(|a| a.load_older());
+    }
+
+    /// See [`ChatActions::retry`].
+    pub fn retry(&self, id: &str) {
+        self.with_actions(|a| a.retry(id));
+    }
+}

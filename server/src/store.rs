@@ -1,0 +1,253 @@
+//! The durable message store: one SQLite file in WAL mode, idempotent by message id.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use mesh::{Envelope, RoomId, StoredMessage};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::error::ServerError;
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &["
+    CREATE TABLE messages (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id BLOB NOT NULL UNIQUE CHECK (length(id) = 16),
+        room BLOB NOT NULL CHECK (length(room) = 16),
+        received_at_ms INTEGER NOT NULL,
+        envelope BLOB NOT NULL
+    );
+    CREATE INDEX messages_by_room ON messages (room, seq);
+"];
+
+/// Result of storing a message.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    /// The message as stored (the first copy, when it was a duplicate).
+    pub message: Arc<StoredMessage>,
+    /// True when the id was already stored and nothing changed.
+    pub duplicate: bool,
+}
+
+/// Handle to the message database. Cheap to clone; all clones share one connection, so writes
+/// are serialised and sequence numbers are handed out in commit order.
+#[derive(Clone)]
+pub struct Store {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl Store {
+    /// Opens (or creates) `messages.sqlite3` in `data_dir` and brings its schema up to date.
+    pub fn open(data_dir: &Path) -> Result<Self, ServerError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| ServerError::Io {
+            context: format!("cannot create the data directory {}", data_dir.display()),
+            source,
+        })?;
+        let conn = Connection::open(data_dir.join("messages.sqlite3"))?;
+        // WAL lets readers work beside the writer; synchronous=FULL makes every acknowledged
+        // message survive a power cut, which matters more here than write speed.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        migrate(&conn)?;
+        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite half-written (transactions roll
+        // back), so a poisoned lock is safe to keep using.
+        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Stores `envelope` unless its id is already stored, then calls `on_new` with the new
+    /// message while the write lock is still held, so listeners see messages in sequence order.
+    pub fn insert_blocking(
+        &self,
+        envelope: &Envelope,
+        received_at_ms: u64,
+        on_new: impl FnOnce(&Arc<StoredMessage>),
+    ) -> Result<Stored, ServerError> {
+        let bytes = envelope.encode()?;
+        let conn = self.lock();
+        let inserted: Option<i64> = conn
+            .query_row(
+                "INSERT INTO messages (id, room, received_at_ms, envelope) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (id) DO NOTHING RETURNING seq",
+                params![&envelope.id.0[..], &envelope.room.0[..], received_at_ms as i64, bytes],
+                |row| row.get(0),
+            )
+            .optional()?;
+        match inserted {
+            Some(seq) => {
+                let message = Arc::new(StoredMessage {
+                    seq: seq as u64,
+                    received_at_ms,
+                    envelope: envelope.clone(),
+                });
+                on_new(&message);
+                Ok(Stored { message, duplicate: false })
+            }
+            None => {
+                let message = conn
+                    .query_row(
+                        "SELECT seq, received_at_ms, envelope FROM messages WHERE id = ?1",
+                        [&envelope.id.0[..]],
+                        row_to_message,
+                    )?
+                    .map_err(ServerError::CorruptRow)?;
+                Ok(Stored { message: Arc::new(message), duplicate: true })
+            }
+        }
+    }
+
+    /// Up to `limit` messages of `room` with a sequence number below `before` (all when
+    /// `None`), oldest first, and whether older ones exist.
+    pub fn page_before_blocking(
+        &self,
+        room: RoomId,
+        before: Option<u64>,
+        limit: u16,
+    ) -> Result<(Vec<StoredMessage>, bool), ServerError> {
+        let before = before.map_or(i64::MAX, |seq| seq.min(i64::MAX as u64) as i64);
+        let conn = self.lock();
+        let mut statement = conn.prepare_cached(
+            "SELECT seq, received_at_ms, envelope FROM messages
+             WHERE room = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
+        )?;
+        let rows = statement.query_map(params![&room.0[..], before, i64::from(limit) + 1], row_to_message)?;
+        let mut messages = Vec::with_capacity(usize::from(limit) + 1);
+        for row in rows {
+            match row? {
+                Ok(message) => messages.push(message),
+                Err(seq) => tracing::error!(seq, "skipping a stored message that no longer decodes"),
+            }
+        }
+        let has_more = messages.len() > usize::from(limit);
+        messages.truncate(usize::from(limit));
+        messages.reverse();
+        Ok((messages, has_more))
+    }
+
+    /// Up to `limit` messages of `room` with a sequence number above `after`, oldest first.
+    pub fn after_blocking(&self, room: RoomId, after: u64, limit: u16) -> Result<Vec<StoredMessage>, ServerError> {
+        let conn = self.lock();
+        let mut statement = conn.prepare_cached(
+            "SELECT seq, received_at_ms, envelope FROM messages
+             WHERE room = ?1 AND seq > ?2 ORDER BY seq ASC LIMIT ?3",
+        )?;
+        let rows = statement.query_map(
+            params![&room.0[..], after.min(i64::MAX as u64) as i64, i64::from(limit)],
+            row_to_message,
+        )?;
+        let mut messages = Vec::new();
+        for row in rows {
+            match row? {
+                Ok(message) => messages.push(message),
+                Err(seq) => tracing::error!(seq, "skipping a stored message that no longer decodes"),
+            }
+        }
+        Ok(messages)
+    }
+
+    /// Number of stored messages (all rooms).
+    pub fn count_blocking(&self) -> Result<u64, ServerError> {
+        let count: i64 = self.lock().query_row("SELECT count(*) FROM messages", [], |row| row.get(0))?;
+        Ok(count as u64)
+    }
+
+    /// Async wrapper: runs `f` on the blocking thread pool with this store.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, ServerError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store) -> Result<T, ServerError> + Send + 'static,
+    {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || f(&store)).await?
+    }
+}
+
+/// Reads a row; the inner `Err` carries the sequence number of a row whose envelope no longer
+/// decodes (it is skipped and logged, never served).
+fn row_to_message(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<StoredMessage, u64>> {
+    let seq: i64 = row.get(0)?;
+    let received_at_ms: i64 = row.get(1)?;
+    let bytes: Vec<u8> = row.get(2)?;
+    Ok(Envelope::decode(&bytes)
+        .map(|envelope| StoredMessage {
+            seq: seq as u64,
+            received_at_ms: received_at_ms as u64,
+            envelope,
+        })
+        .map_err(|_| seq as u64))
+}
+
+fn migrate(conn: &Connection) -> Result<(), ServerError> {
+    let applied: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied.max(0) as usize) {
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(migration)?;
+        tx.pragma_update(None, "user_version", index as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mesh::{Kind, MessageId, SenderId};
+
+    fn envelope(n: u8, room: RoomId) -> Envelope {
+        Envelope {
+            id: MessageId([n; 16]),
+            room,
+            sender: SenderId([1; 32]),
+            created_at_ms: u64::from(n),
+            kind: Kind::Text,
+            body: vec![n; 8],
+        }
+    }
+
+    #[test]
+    fn a_repeated_id_is_stored_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let room = RoomId([5; 16]);
+        let mut told = 0;
+        let first = store.insert_blocking(&envelope(1, room), 10, |_| told += 1).unwrap();
+        let again = store.insert_blocking(&envelope(1, room), 20, |_| told += 1).unwrap();
+        assert!(!first.duplicate);
+        assert!(again.duplicate);
+        assert_eq!(again.message.seq, first.message.seq);
+        assert_eq!(again.message.received_at_ms, 10);
+        assert_eq!(told, 1);
+        assert_eq!(store.count_blocking().unwrap(), 1);
+    }
+
+    #[test]
+    fn pages_go_backwards_and_history_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let room = RoomId([5; 16]);
+        let other = RoomId([6; 16]);
+        {
+            let store = Store::open(dir.path()).unwrap();
+            for n in 1..=25 {
+                store.insert_blocking(&envelope(n, room), 0, |_| {}).unwrap();
+                store.insert_blocking(&envelope(100 + n, other), 0, |_| {}).unwrap();
+            }
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let (newest, more) = store.page_before_blocking(room, None, 10).unwrap();
+        assert!(more);
+        let ids: Vec<u8> = newest.iter().map(|m| m.envelope.id.0[0]).collect();
+        assert_eq!(ids, (16..=25).collect::<Vec<_>>());
+        let (older, more) = store.page_before_blocking(room, Some(newest[0].seq), 10).unwrap();
+        assert!(more);
+        assert_eq!(older.last().unwrap().envelope.id.0[0], 15);
+        let (oldest, more) = store.page_before_blocking(room, Some(older[0].seq), 10).unwrap();
+        assert!(!more);
+        assert_eq!(oldest.len(), 5);
+        let after = store.after_blocking(room, oldest[4].seq, 100).unwrap();
+        assert_eq!(after.len(), 20);
+    }
+}
