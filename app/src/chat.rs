@@ -119,12 +119,18 @@ pub struct ChatClient {
 impl ChatClient {
     /// A client backed by `actions` (the browser's sync engine).
     pub fn new(state: ChatState, actions: Rc<dyn ChatActions>) -> Self {
-        Self { state, actions: StoredValue::new_local(Some(actions)) }
+        Self {
+            state,
+            actions: StoredValue::new_local(Some(actions)),
+        }
     }
 
     /// A client that does nothing: what the server renders with.
     pub fn inert() -> Self {
-        Self { state: ChatState::new(), actions: StoredValue::new_local(None) }
+        Self {
+            state: ChatState::new(),
+            actions: StoredValue::new_local(None),
+        }
     }
 
     fn with_actions<T>(&self, f: impl FnOnce(&dyn ChatActions) -> T) -> Option<T> {

@@ -149,8 +149,12 @@ fn MessageList() -> impl IntoView {
         let previous = last_count.get_value();
         last_count.set_value(count);
         let near_bottom =
-            px(element.scroll_height()) - px(element.scroll_top()) - px(element.client_height()) < 160.0;
-        if count > previous && (near_bottom || previous == 0) && !state.loading_older.get_untracked() {
+            px(element.scroll_height()) - px(element.scroll_top()) - px(element.client_height())
+                < 160.0;
+        if count > previous
+            && (near_bottom || previous == 0)
+            && !state.loading_older.get_untracked()
+        {
             element.scroll_to_with_x_and_y(0.0, px(element.scroll_height()));
         }
     });

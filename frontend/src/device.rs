@@ -71,8 +71,13 @@ pub(crate) fn format_time(ms: u64) -> String {
     if date.to_date_string() == today.to_date_string() {
         clock
     } else {
-        const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-        let month = MONTHS.get(date.get_month() as usize).copied().unwrap_or("?");
+        const MONTHS: [&str; 12] = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        let month = MONTHS
+            .get(date.get_month() as usize)
+            .copied()
+            .unwrap_or("?");
         format!("{} {month} {clock}", date.get_date())
     }
 }

@@ -14,7 +14,10 @@ use app::{ChatActions, ChatClient, ChatMessage, ChatState, Connection, Delivery,
 use leptos::prelude::*;
 use mesh::body::clean_display_name;
 use mesh::wire::MAX_HISTORY_PAGE;
-use mesh::{ClientFrame, Envelope, ErrorCode, Kind, MessageId, RoomId, SenderId, ServerFrame, StoredMessage, TextBody};
+use mesh::{
+    ClientFrame, Envelope, ErrorCode, Kind, MessageId, RoomId, SenderId, ServerFrame,
+    StoredMessage, TextBody,
+};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
@@ -104,7 +107,11 @@ impl Drop for Socket {
 
 fn socket_url() -> Option<String> {
     let location = web_sys::window()?.location();
-    let scheme = if location.protocol().ok()? == "https:" { "wss" } else { "ws" };
+    let scheme = if location.protocol().ok()? == "https:" {
+        "wss"
+    } else {
+        "ws"
+    };
     Some(format!("{scheme}://{}/ws", location.host().ok()?))
 }
 
@@ -124,7 +131,10 @@ impl Engine {
 
         let weak = Rc::downgrade(self);
         let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
-            if let (Some(engine), Ok(buffer)) = (weak.upgrade(), event.data().dyn_into::<js_sys::ArrayBuffer>()) {
+            if let (Some(engine), Ok(buffer)) = (
+                weak.upgrade(),
+                event.data().dyn_into::<js_sys::ArrayBuffer>(),
+            ) {
                 engine.on_bytes(&js_sys::Uint8Array::new(&buffer).to_vec());
             }
         });
@@ -137,7 +147,11 @@ impl Engine {
         ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
         ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
         inner.last_heard_ms = device::now_ms();
-        inner.socket = Some(Socket { ws, _on_message: on_message, _on_close: on_close });
+        inner.socket = Some(Socket {
+            ws,
+            _on_message: on_message,
+            _on_close: on_close,
+        });
     }
 
     fn on_disconnect(self: &Rc<Self>) {
@@ -181,13 +195,17 @@ impl Engine {
             self.on_disconnect();
             return;
         }
-        self.send_frame(&ClientFrame::Ping { nonce: device::now_ms() });
+        self.send_frame(&ClientFrame::Ping {
+            nonce: device::now_ms(),
+        });
     }
 
     /// Sends a frame if the server is there; otherwise it is sent again after reconnecting.
     fn send_frame(&self, frame: &ClientFrame) -> bool {
         let inner = self.inner.borrow();
-        let (Some(socket), true) = (&inner.socket, inner.online) else { return false };
+        let (Some(socket), true) = (&inner.socket, inner.online) else {
+            return false;
+        };
         match frame.encode() {
             Ok(bytes) => socket.ws.send_with_u8_array(&bytes).is_ok(),
             Err(_) => false,
@@ -202,14 +220,21 @@ impl Engine {
         };
         match frame {
             ServerFrame::Welcome { .. } => self.on_welcome(),
-            ServerFrame::History { room, messages, has_more } => self.on_history(room, messages, has_more),
+            ServerFrame::History {
+                room,
+                messages,
+                has_more,
+            } => self.on_history(room, messages, has_more),
             ServerFrame::Message(message) => {
                 if self.current_room() == Some(message.envelope.room) {
                     self.merge(std::iter::once(message));
                 }
             }
             ServerFrame::Ack { id, seq, .. } => {
-                self.inner.borrow_mut().pending.retain(|envelope| envelope.id != id);
+                self.inner
+                    .borrow_mut()
+                    .pending
+                    .retain(|envelope| envelope.id != id);
                 self.update_message(id, |message| {
                     message.delivery = Delivery::Stored;
                     message.seq = Some(seq);
@@ -225,7 +250,10 @@ impl Engine {
             let mut inner = self.inner.borrow_mut();
             inner.online = true;
             inner.backoff_ms = 0;
-            (inner.joined.as_ref().map(|(_, room)| *room), inner.pending.clone())
+            (
+                inner.joined.as_ref().map(|(_, room)| *room),
+                inner.pending.clone(),
+            )
         };
         self.state.connection.set(Connection::Online);
         if let Some(room) = room {
@@ -240,7 +268,9 @@ impl Engine {
     /// a reconnect never leaves a gap in what is shown.
     fn rejoin(&self, room: RoomId) {
         self.inner.borrow_mut().oldest_seq = None;
-        self.state.messages.update(|list| list.retain(|m| m.seq.is_none()));
+        self.state
+            .messages
+            .update(|list| list.retain(|m| m.seq.is_none()));
         self.state.has_older.set(false);
         self.state.loading_older.set(false);
         self.send_frame(&ClientFrame::Join { room });
@@ -265,7 +295,9 @@ impl Engine {
         if let Some(id) = id {
             if code == ErrorCode::Internal {
                 // The server will manage later: leave it queued for the next connection.
-                self.state.notice.set(Some(format!("Not stored yet: {detail}")));
+                self.state
+                    .notice
+                    .set(Some(format!("Not stored yet: {detail}")));
                 return;
             }
             let mut inner = self.inner.borrow_mut();
@@ -276,14 +308,21 @@ impl Engine {
             drop(inner);
             self.update_message(id, |message| message.delivery = Delivery::Failed);
         }
-        self.state.notice.set(Some(format!("The server refused: {detail}")));
+        self.state
+            .notice
+            .set(Some(format!("The server refused: {detail}")));
     }
 
     fn current_room(&self) -> Option<RoomId> {
         self.inner.borrow().joined.as_ref().map(|(_, room)| *room)
     }
 
-    fn to_chat_message(&self, envelope: &Envelope, seq: Option<u64>, delivery: Delivery) -> ChatMessage {
+    fn to_chat_message(
+        &self,
+        envelope: &Envelope,
+        seq: Option<u64>,
+        delivery: Delivery,
+    ) -> ChatMessage {
         let (author, text) = match envelope.kind {
             Kind::Text => match TextBody::decode(&envelope.body) {
                 Ok(body) => (body.author, body.text),
@@ -306,7 +345,9 @@ impl Engine {
     fn merge(&self, messages: impl IntoIterator<Item = StoredMessage>) {
         let incoming: Vec<ChatMessage> = messages
             .into_iter()
-            .map(|stored| self.to_chat_message(&stored.envelope, Some(stored.seq), Delivery::Stored))
+            .map(|stored| {
+                self.to_chat_message(&stored.envelope, Some(stored.seq), Delivery::Stored)
+            })
             .collect();
         if incoming.is_empty() {
             return;
@@ -316,8 +357,11 @@ impl Engine {
             inner.oldest_seq = Some(inner.oldest_seq.map_or(oldest, |seq| seq.min(oldest)));
         }
         self.state.messages.update(|list| {
-            let mut index: HashMap<String, usize> =
-                list.iter().enumerate().map(|(i, m)| (m.id.clone(), i)).collect();
+            let mut index: HashMap<String, usize> = list
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (m.id.clone(), i))
+                .collect();
             for message in incoming {
                 match index.get(&message.id) {
                     Some(&at) => {
@@ -356,7 +400,10 @@ impl ChatActions for Engine {
         self.inner.borrow_mut().joined = Some((name.clone(), room_id));
         self.state.messages.set(Vec::new());
         self.state.notice.set(None);
-        self.state.session.set(Some(Session { name, room: room_name }));
+        self.state.session.set(Some(Session {
+            name,
+            room: room_name,
+        }));
         self.rejoin(room_id);
         Ok(())
     }
@@ -383,7 +430,9 @@ impl ChatActions for Engine {
             sender: self.sender,
             created_at_ms: device::now_ms(),
             kind: Kind::Text,
-            body: body.encode().map_err(|error| format!("Not sent: {error}."))?,
+            body: body
+                .encode()
+                .map_err(|error| format!("Not sent: {error}."))?,
         };
         let message = self.to_chat_message(&envelope, None, Delivery::Sending);
         self.state.messages.update(|list| list.push(message));
@@ -393,19 +442,30 @@ impl ChatActions for Engine {
     }
 
     fn load_older(&self) {
-        let (Some(room), Some(before_seq)) = (self.current_room(), self.inner.borrow().oldest_seq) else {
+        let (Some(room), Some(before_seq)) = (self.current_room(), self.inner.borrow().oldest_seq)
+        else {
             return;
         };
-        if self.send_frame(&ClientFrame::History { room, before_seq, limit: MAX_HISTORY_PAGE / 2 }) {
+        if self.send_frame(&ClientFrame::History {
+            room,
+            before_seq,
+            limit: MAX_HISTORY_PAGE / 2,
+        }) {
             self.state.loading_older.set(true);
         } else {
-            self.state.notice.set(Some("Older messages load when the server is reachable.".into()));
+            self.state.notice.set(Some(
+                "Older messages load when the server is reachable.".into(),
+            ));
         }
     }
 
     fn retry(&self, id: &str) {
-        let Some(id) = MessageId::from_hex(id) else { return };
-        let Some(envelope) = self.inner.borrow_mut().failed.remove(&id) else { return };
+        let Some(id) = MessageId::from_hex(id) else {
+            return;
+        };
+        let Some(envelope) = self.inner.borrow_mut().failed.remove(&id) else {
+            return;
+        };
         self.inner.borrow_mut().pending.push(envelope.clone());
         self.update_message(id, |message| message.delivery = Delivery::Sending);
         self.send_frame(&ClientFrame::Publish(envelope));

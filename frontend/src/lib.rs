@@ -18,4 +18,8 @@ pub fn hydrate() {
         provide_context(engine::start());
         view! { <App/> }
     });
+    // Lets browser tests (and curious people) see that the app is live, not just rendered.
+    if let Some(window) = web_sys::window() {
+        let _ = js_sys::Reflect::set(&window, &"__fieldmeshReady".into(), &true.into());
+    }
 }

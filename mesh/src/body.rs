@@ -47,7 +47,10 @@ impl TextBody {
         if chars > MAX_TEXT_CHARS {
             return Err(TextError::TooLong(chars));
         }
-        Ok(Self { author, text: text.to_owned() })
+        Ok(Self {
+            author,
+            text: text.to_owned(),
+        })
     }
 
     /// Encodes the body as the bytes of an envelope.
@@ -92,14 +95,23 @@ mod tests {
             TextBody::new("Ana", &"a".repeat(MAX_TEXT_CHARS + 1)),
             Err(TextError::TooLong(MAX_TEXT_CHARS + 1))
         );
-        assert!(TextBody::new("Ana", &"ü".repeat(MAX_TEXT_CHARS)).unwrap().encode().is_ok());
+        assert!(TextBody::new("Ana", &"ü".repeat(MAX_TEXT_CHARS))
+            .unwrap()
+            .encode()
+            .is_ok());
         assert_eq!(TextBody::new("  ", "hi"), Err(TextError::BadName));
     }
 
     #[test]
     fn display_names_are_cleaned() {
-        assert_eq!(clean_display_name("  Ana \t María "), Some("Ana María".into()));
+        assert_eq!(
+            clean_display_name("  Ana \t María "),
+            Some("Ana María".into())
+        );
         assert_eq!(clean_display_name("a\u{7}b"), Some("ab".into()));
-        assert_eq!(clean_display_name(&"n".repeat(MAX_DISPLAY_NAME_CHARS + 1)), None);
+        assert_eq!(
+            clean_display_name(&"n".repeat(MAX_DISPLAY_NAME_CHARS + 1)),
+            None
+        );
     }
 }

@@ -12,10 +12,13 @@ pub(crate) fn encode_versioned<T: Serialize>(
 ) -> Result<Vec<u8>, EncodeError> {
     // postcard only fails to serialise when a writer runs out of room or a type cannot be
     // represented; our types are plain data, so `to_extend` into a Vec cannot fail.
-    let out = postcard::to_extend(value, vec![version])
-        .expect("plain protocol types always serialise");
+    let out =
+        postcard::to_extend(value, vec![version]).expect("plain protocol types always serialise");
     if out.len() > max {
-        return Err(EncodeError::TooLarge { len: out.len(), max });
+        return Err(EncodeError::TooLarge {
+            len: out.len(),
+            max,
+        });
     }
     Ok(out)
 }
@@ -28,7 +31,10 @@ pub(crate) fn decode_versioned<T: DeserializeOwned>(
     max: usize,
 ) -> Result<T, DecodeError> {
     if bytes.len() > max {
-        return Err(DecodeError::TooLarge { len: bytes.len(), max });
+        return Err(DecodeError::TooLarge {
+            len: bytes.len(),
+            max,
+        });
     }
     let (&first, rest) = bytes.split_first().ok_or(DecodeError::Truncated)?;
     if first != version {
@@ -38,7 +44,9 @@ pub(crate) fn decode_versioned<T: DeserializeOwned>(
         Ok((value, [])) => Ok(value),
         Ok((_, _trailing)) => Err(DecodeError::Malformed("trailing bytes after the value")),
         Err(postcard::Error::DeserializeUnexpectedEnd) => Err(DecodeError::Truncated),
-        Err(postcard::Error::DeserializeBadUtf8) => Err(DecodeError::Malformed("text is not UTF-8")),
+        Err(postcard::Error::DeserializeBadUtf8) => {
+            Err(DecodeError::Malformed("text is not UTF-8"))
+        }
         Err(postcard::Error::DeserializeBadEnum) => Err(DecodeError::Malformed("unknown variant")),
         Err(_) => Err(DecodeError::Malformed("not a valid encoding")),
     }

@@ -59,7 +59,10 @@ impl Envelope {
     /// Checks the limits a decoded or freshly made envelope must keep.
     pub fn validate(&self) -> Result<(), EncodeError> {
         if self.body.len() > MAX_BODY_BYTES {
-            return Err(EncodeError::TooLarge { len: self.body.len(), max: MAX_BODY_BYTES });
+            return Err(EncodeError::TooLarge {
+                len: self.body.len(),
+                max: MAX_BODY_BYTES,
+            });
         }
         Ok(())
     }
@@ -129,7 +132,11 @@ impl RoomId {
     /// lowercased, so "Camp  North " and "camp north" are one room. `None` when nothing is left
     /// or the name is longer than [`MAX_ROOM_NAME_CHARS`].
     pub fn normalize_name(name: &str) -> Option<String> {
-        let canonical = name.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+        let canonical = name
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase();
         let chars = canonical.chars().count();
         (chars > 0 && chars <= MAX_ROOM_NAME_CHARS).then_some(canonical)
     }
@@ -178,14 +185,22 @@ mod tests {
     fn header_overhead_is_small() {
         let bytes = sample(0).encode().unwrap();
         // version + id + room + sender + varint time + kind + body length
-        assert!(bytes.len() <= 1 + 16 + 16 + 32 + 10 + 1 + 1, "{} bytes", bytes.len());
+        assert!(
+            bytes.len() <= 1 + 16 + 16 + 32 + 10 + 1 + 1,
+            "{} bytes",
+            bytes.len()
+        );
     }
 
     #[test]
     fn every_truncation_is_reported_as_truncated() {
         let bytes = sample(40).encode().unwrap();
         for cut in 0..bytes.len() {
-            assert_eq!(Envelope::decode(&bytes[..cut]), Err(DecodeError::Truncated), "cut at {cut}");
+            assert_eq!(
+                Envelope::decode(&bytes[..cut]),
+                Err(DecodeError::Truncated),
+                "cut at {cut}"
+            );
         }
     }
 
@@ -194,28 +209,40 @@ mod tests {
         let huge = vec![ENVELOPE_VERSION; MAX_ENVELOPE_BYTES + 1];
         assert_eq!(
             Envelope::decode(&huge),
-            Err(DecodeError::TooLarge { len: MAX_ENVELOPE_BYTES + 1, max: MAX_ENVELOPE_BYTES })
+            Err(DecodeError::TooLarge {
+                len: MAX_ENVELOPE_BYTES + 1,
+                max: MAX_ENVELOPE_BYTES
+            })
         );
     }
 
     #[test]
     fn oversized_body_cannot_be_encoded() {
         let envelope = sample(MAX_BODY_BYTES + 1);
-        assert!(matches!(envelope.encode(), Err(EncodeError::TooLarge { .. })));
+        assert!(matches!(
+            envelope.encode(),
+            Err(EncodeError::TooLarge { .. })
+        ));
     }
 
     #[test]
     fn unknown_version_is_named() {
         let mut bytes = sample(3).encode().unwrap();
         bytes[0] = 2;
-        assert_eq!(Envelope::decode(&bytes), Err(DecodeError::UnknownVersion(2)));
+        assert_eq!(
+            Envelope::decode(&bytes),
+            Err(DecodeError::UnknownVersion(2))
+        );
     }
 
     #[test]
     fn trailing_bytes_are_malformed() {
         let mut bytes = sample(3).encode().unwrap();
         bytes.push(0);
-        assert!(matches!(Envelope::decode(&bytes), Err(DecodeError::Malformed(_))));
+        assert!(matches!(
+            Envelope::decode(&bytes),
+            Err(DecodeError::Malformed(_))
+        ));
     }
 
     #[test]
@@ -225,15 +252,27 @@ mod tests {
         let mut bad = bytes.clone();
         let kind_at = bad.len() - 2;
         bad[kind_at] = 0x7f;
-        assert!(matches!(Envelope::decode(&bad), Err(DecodeError::Malformed(_))));
+        assert!(matches!(
+            Envelope::decode(&bad),
+            Err(DecodeError::Malformed(_))
+        ));
     }
 
     #[test]
     fn room_names_are_normalised() {
-        assert_eq!(RoomId::from_name(" Camp   North "), RoomId::from_name("camp north"));
-        assert_ne!(RoomId::from_name("camp north"), RoomId::from_name("camp south"));
+        assert_eq!(
+            RoomId::from_name(" Camp   North "),
+            RoomId::from_name("camp north")
+        );
+        assert_ne!(
+            RoomId::from_name("camp north"),
+            RoomId::from_name("camp south")
+        );
         assert_eq!(RoomId::from_name("   "), None);
-        assert_eq!(RoomId::from_name(&"x".repeat(MAX_ROOM_NAME_CHARS + 1)), None);
+        assert_eq!(
+            RoomId::from_name(&"x".repeat(MAX_ROOM_NAME_CHARS + 1)),
+            None
+        );
         assert!(RoomId::from_name(&"é".repeat(MAX_ROOM_NAME_CHARS)).is_some());
     }
 

@@ -13,6 +13,8 @@ mod error;
 pub mod wire;
 
 pub use body::TextBody;
-pub use envelope::{Envelope, Kind, MessageId, RoomId, SenderId, MAX_BODY_BYTES, MAX_ENVELOPE_BYTES};
+pub use envelope::{
+    Envelope, Kind, MessageId, RoomId, SenderId, MAX_BODY_BYTES, MAX_ENVELOPE_BYTES,
+};
 pub use error::{DecodeError, EncodeError};
 pub use wire::{ClientFrame, ErrorCode, ServerFrame, StoredMessage, MAX_FRAME_BYTES};

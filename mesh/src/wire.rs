@@ -164,29 +164,51 @@ mod tests {
     #[test]
     fn client_frames_round_trip() {
         let frames = [
-            ClientFrame::Join { room: RoomId([4; 16]) },
-            ClientFrame::Leave { room: RoomId([4; 16]) },
+            ClientFrame::Join {
+                room: RoomId([4; 16]),
+            },
+            ClientFrame::Leave {
+                room: RoomId([4; 16]),
+            },
             ClientFrame::Publish(envelope(MAX_BODY_BYTES)),
-            ClientFrame::History { room: RoomId([4; 16]), before_seq: 99, limit: 50 },
+            ClientFrame::History {
+                room: RoomId([4; 16]),
+                before_seq: 99,
+                limit: 50,
+            },
             ClientFrame::Ping { nonce: u64::MAX },
         ];
         for frame in frames {
-            assert_eq!(ClientFrame::decode(&frame.encode().unwrap()).unwrap(), frame);
+            assert_eq!(
+                ClientFrame::decode(&frame.encode().unwrap()).unwrap(),
+                frame
+            );
         }
     }
 
     #[test]
     fn server_frames_round_trip() {
-        let stored = StoredMessage { seq: 7, received_at_ms: 8, envelope: envelope(10) };
+        let stored = StoredMessage {
+            seq: 7,
+            received_at_ms: 8,
+            envelope: envelope(10),
+        };
         let frames = [
-            ServerFrame::Welcome { max_frame_bytes: 1, max_body_bytes: 2 },
+            ServerFrame::Welcome {
+                max_frame_bytes: 1,
+                max_body_bytes: 2,
+            },
             ServerFrame::History {
                 room: RoomId([4; 16]),
                 messages: vec![stored.clone(); MAX_HISTORY_PAGE as usize],
                 has_more: true,
             },
             ServerFrame::Message(stored),
-            ServerFrame::Ack { id: MessageId([5; 16]), seq: 1, duplicate: true },
+            ServerFrame::Ack {
+                id: MessageId([5; 16]),
+                seq: 1,
+                duplicate: true,
+            },
             ServerFrame::Error {
                 code: ErrorCode::BodyTooLarge,
                 detail: "too big".into(),
@@ -195,13 +217,20 @@ mod tests {
             ServerFrame::Pong { nonce: 3 },
         ];
         for frame in frames {
-            assert_eq!(ServerFrame::decode(&frame.encode().unwrap()).unwrap(), frame);
+            assert_eq!(
+                ServerFrame::decode(&frame.encode().unwrap()).unwrap(),
+                frame
+            );
         }
     }
 
     #[test]
     fn a_full_history_page_of_largest_messages_fits_a_server_frame() {
-        let stored = StoredMessage { seq: 7, received_at_ms: 8, envelope: envelope(MAX_BODY_BYTES) };
+        let stored = StoredMessage {
+            seq: 7,
+            received_at_ms: 8,
+            envelope: envelope(MAX_BODY_BYTES),
+        };
         let page = ServerFrame::History {
             room: RoomId([4; 16]),
             messages: vec![stored; MAX_HISTORY_PAGE as usize],
@@ -214,22 +243,33 @@ mod tests {
     fn truncated_frames_are_truncated() {
         let bytes = ClientFrame::Publish(envelope(30)).encode().unwrap();
         for cut in 0..bytes.len() {
-            assert_eq!(ClientFrame::decode(&bytes[..cut]), Err(DecodeError::Truncated));
+            assert_eq!(
+                ClientFrame::decode(&bytes[..cut]),
+                Err(DecodeError::Truncated)
+            );
         }
     }
 
     #[test]
     fn oversized_frames_are_refused() {
         let bytes = vec![WIRE_VERSION; MAX_FRAME_BYTES + 1];
-        assert!(matches!(ClientFrame::decode(&bytes), Err(DecodeError::TooLarge { .. })));
-        assert!(ClientFrame::Publish(envelope(MAX_FRAME_BYTES)).encode().is_err());
+        assert!(matches!(
+            ClientFrame::decode(&bytes),
+            Err(DecodeError::TooLarge { .. })
+        ));
+        assert!(ClientFrame::Publish(envelope(MAX_FRAME_BYTES))
+            .encode()
+            .is_err());
     }
 
     #[test]
     fn unknown_version_and_garbage_are_refused() {
         let mut bytes = ClientFrame::Ping { nonce: 1 }.encode().unwrap();
         bytes[0] = 9;
-        assert_eq!(ClientFrame::decode(&bytes), Err(DecodeError::UnknownVersion(9)));
+        assert_eq!(
+            ClientFrame::decode(&bytes),
+            Err(DecodeError::UnknownVersion(9))
+        );
         assert!(matches!(
             ClientFrame::decode(&[WIRE_VERSION, 0x7f]),
             Err(DecodeError::Malformed(_))

@@ -53,7 +53,13 @@ impl AppState {
             .site_addr(config.listen)
             .build();
         let (shutdown_tx, shutdown) = watch::channel(false);
-        let state = Self { leptos_options, store, hub: Hub::default(), history_page: config.history_page, shutdown };
+        let state = Self {
+            leptos_options,
+            store,
+            hub: Hub::default(),
+            history_page: config.history_page,
+            shutdown,
+        };
         Ok((state, shutdown_tx))
     }
 }
@@ -66,7 +72,9 @@ pub fn app(state: AppState) -> Router {
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(|| async { "ok" }))
         .leptos_routes(&state, routes, move || app::shell(options.clone()))
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
+            app::shell,
+        ))
         .with_state(state)
         .layer(TraceLayer::new_for_http())
 }

@@ -50,13 +50,17 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrate(&conn)?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite half-written (transactions roll
         // back), so a poisoned lock is safe to keep using.
-        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Stores `envelope` unless its id is already stored, then calls `on_new` with the new
@@ -73,7 +77,12 @@ impl Store {
             .query_row(
                 "INSERT INTO messages (id, room, received_at_ms, envelope) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (id) DO NOTHING RETURNING seq",
-                params![&envelope.id.0[..], &envelope.room.0[..], received_at_ms as i64, bytes],
+                params![
+                    &envelope.id.0[..],
+                    &envelope.room.0[..],
+                    received_at_ms as i64,
+                    bytes
+                ],
                 |row| row.get(0),
             )
             .optional()?;
@@ -85,7 +94,10 @@ impl Store {
                     envelope: envelope.clone(),
                 });
                 on_new(&message);
-                Ok(Stored { message, duplicate: false })
+                Ok(Stored {
+                    message,
+                    duplicate: false,
+                })
             }
             None => {
                 let message = conn
@@ -95,7 +107,10 @@ impl Store {
                         row_to_message,
                     )?
                     .map_err(ServerError::CorruptRow)?;
-                Ok(Stored { message: Arc::new(message), duplicate: true })
+                Ok(Stored {
+                    message: Arc::new(message),
+                    duplicate: true,
+                })
             }
         }
     }
@@ -114,12 +129,17 @@ impl Store {
             "SELECT seq, received_at_ms, envelope FROM messages
              WHERE room = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
         )?;
-        let rows = statement.query_map(params![&room.0[..], before, i64::from(limit) + 1], row_to_message)?;
+        let rows = statement.query_map(
+            params![&room.0[..], before, i64::from(limit) + 1],
+            row_to_message,
+        )?;
         let mut messages = Vec::with_capacity(usize::from(limit) + 1);
         for row in rows {
             match row? {
                 Ok(message) => messages.push(message),
-                Err(seq) => tracing::error!(seq, "skipping a stored message that no longer decodes"),
+                Err(seq) => {
+                    tracing::error!(seq, "skipping a stored message that no longer decodes")
+                }
             }
         }
         let has_more = messages.len() > usize::from(limit);
@@ -129,21 +149,32 @@ impl Store {
     }
 
     /// Up to `limit` messages of `room` with a sequence number above `after`, oldest first.
-    pub fn after_blocking(&self, room: RoomId, after: u64, limit: u16) -> Result<Vec<StoredMessage>, ServerError> {
+    pub fn after_blocking(
+        &self,
+        room: RoomId,
+        after: u64,
+        limit: u16,
+    ) -> Result<Vec<StoredMessage>, ServerError> {
         let conn = self.lock();
         let mut statement = conn.prepare_cached(
             "SELECT seq, received_at_ms, envelope FROM messages
              WHERE room = ?1 AND seq > ?2 ORDER BY seq ASC LIMIT ?3",
         )?;
         let rows = statement.query_map(
-            params![&room.0[..], after.min(i64::MAX as u64) as i64, i64::from(limit)],
+            params![
+                &room.0[..],
+                after.min(i64::MAX as u64) as i64,
+                i64::from(limit)
+            ],
             row_to_message,
         )?;
         let mut messages = Vec::new();
         for row in rows {
             match row? {
                 Ok(message) => messages.push(message),
-                Err(seq) => tracing::error!(seq, "skipping a stored message that no longer decodes"),
+                Err(seq) => {
+                    tracing::error!(seq, "skipping a stored message that no longer decodes")
+                }
             }
         }
         Ok(messages)
@@ -151,7 +182,9 @@ impl Store {
 
     /// Number of stored messages (all rooms).
     pub fn count_blocking(&self) -> Result<u64, ServerError> {
-        let count: i64 = self.lock().query_row("SELECT count(*) FROM messages", [], |row| row.get(0))?;
+        let count: i64 = self
+            .lock()
+            .query_row("SELECT count(*) FROM messages", [], |row| row.get(0))?;
         Ok(count as u64)
     }
 
@@ -214,8 +247,12 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let room = RoomId([5; 16]);
         let mut told = 0;
-        let first = store.insert_blocking(&envelope(1, room), 10, |_| told += 1).unwrap();
-        let again = store.insert_blocking(&envelope(1, room), 20, |_| told += 1).unwrap();
+        let first = store
+            .insert_blocking(&envelope(1, room), 10, |_| told += 1)
+            .unwrap();
+        let again = store
+            .insert_blocking(&envelope(1, room), 20, |_| told += 1)
+            .unwrap();
         assert!(!first.duplicate);
         assert!(again.duplicate);
         assert_eq!(again.message.seq, first.message.seq);
@@ -232,8 +269,12 @@ mod tests {
         {
             let store = Store::open(dir.path()).unwrap();
             for n in 1..=25 {
-                store.insert_blocking(&envelope(n, room), 0, |_| {}).unwrap();
-                store.insert_blocking(&envelope(100 + n, other), 0, |_| {}).unwrap();
+                store
+                    .insert_blocking(&envelope(n, room), 0, |_| {})
+                    .unwrap();
+                store
+                    .insert_blocking(&envelope(100 + n, other), 0, |_| {})
+                    .unwrap();
             }
         }
         let store = Store::open(dir.path()).unwrap();
@@ -241,10 +282,14 @@ mod tests {
         assert!(more);
         let ids: Vec<u8> = newest.iter().map(|m| m.envelope.id.0[0]).collect();
         assert_eq!(ids, (16..=25).collect::<Vec<_>>());
-        let (older, more) = store.page_before_blocking(room, Some(newest[0].seq), 10).unwrap();
+        let (older, more) = store
+            .page_before_blocking(room, Some(newest[0].seq), 10)
+            .unwrap();
         assert!(more);
         assert_eq!(older.last().unwrap().envelope.id.0[0], 15);
-        let (oldest, more) = store.page_before_blocking(room, Some(older[0].seq), 10).unwrap();
+        let (oldest, more) = store
+            .page_before_blocking(room, Some(older[0].seq), 10)
+            .unwrap();
         assert!(!more);
         assert_eq!(oldest.len(), 5);
         let after = store.after_blocking(room, oldest[4].seq, 100).unwrap();

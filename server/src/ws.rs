@@ -13,7 +13,10 @@ use axum::extract::State;
 use axum::response::Response;
 use futures::{SinkExt, StreamExt};
 use mesh::wire::MAX_HISTORY_PAGE;
-use mesh::{ClientFrame, DecodeError, Envelope, ErrorCode, RoomId, ServerFrame, StoredMessage, MAX_BODY_BYTES, MAX_FRAME_BYTES};
+use mesh::{
+    ClientFrame, DecodeError, Envelope, ErrorCode, RoomId, ServerFrame, StoredMessage,
+    MAX_BODY_BYTES, MAX_FRAME_BYTES,
+};
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::AbortHandle;
 
@@ -55,12 +58,17 @@ async fn serve_connection(socket: WebSocket, state: AppState) {
     });
 
     let mut shutdown = state.shutdown.clone();
-    let mut session = Session { state, tx, rooms: HashMap::new() };
-    session.send(ServerFrame::Welcome {
-        max_frame_bytes: MAX_FRAME_BYTES as u32,
-        max_body_bytes: MAX_BODY_BYTES as u32,
-    })
-    .await;
+    let mut session = Session {
+        state,
+        tx,
+        rooms: HashMap::new(),
+    };
+    session
+        .send(ServerFrame::Welcome {
+            max_frame_bytes: MAX_FRAME_BYTES as u32,
+            max_body_bytes: MAX_BODY_BYTES as u32,
+        })
+        .await;
     tracing::debug!("client connected");
 
     loop {
@@ -121,10 +129,18 @@ impl Session {
                 self.refuse(ErrorCode::FrameTooLarge, detail, None).await;
             }
             Err(DecodeError::UnknownVersion(version)) => {
-                let detail = format!("frame version {version} is not supported; reload the app to update");
+                let detail =
+                    format!("frame version {version} is not supported; reload the app to update");
                 self.refuse(ErrorCode::UnknownVersion, detail, None).await;
             }
-            Err(error) => self.refuse(ErrorCode::Malformed, format!("frame refused: {error}"), None).await,
+            Err(error) => {
+                self.refuse(
+                    ErrorCode::Malformed,
+                    format!("frame refused: {error}"),
+                    None,
+                )
+                .await
+            }
         }
     }
 
@@ -137,10 +153,26 @@ impl Session {
                 }
             }
             ClientFrame::Publish(envelope) => self.publish(envelope).await,
-            ClientFrame::History { room, before_seq, limit } => {
+            ClientFrame::History {
+                room,
+                before_seq,
+                limit,
+            } => {
                 let limit = limit.clamp(1, MAX_HISTORY_PAGE);
-                match self.state.store.run(move |s| s.page_before_blocking(room, Some(before_seq), limit)).await {
-                    Ok((messages, has_more)) => self.send(ServerFrame::History { room, messages, has_more }).await,
+                match self
+                    .state
+                    .store
+                    .run(move |s| s.page_before_blocking(room, Some(before_seq), limit))
+                    .await
+                {
+                    Ok((messages, has_more)) => {
+                        self.send(ServerFrame::History {
+                            room,
+                            messages,
+                            has_more,
+                        })
+                        .await
+                    }
                     Err(error) => self.internal_error(error, None).await,
                 }
             }
@@ -150,7 +182,8 @@ impl Session {
 
     async fn join(&mut self, room: RoomId) {
         if !self.rooms.contains_key(&room) && self.rooms.len() >= MAX_ROOMS_PER_CONNECTION {
-            let detail = format!("one connection can follow at most {MAX_ROOMS_PER_CONNECTION} rooms");
+            let detail =
+                format!("one connection can follow at most {MAX_ROOMS_PER_CONNECTION} rooms");
             return self.refuse(ErrorCode::Malformed, detail, None).await;
         }
         if let Some(previous) = self.rooms.remove(&room) {
@@ -160,20 +193,39 @@ impl Session {
         // follower skips what the history page already holds.
         let live = self.state.hub.subscribe(room);
         let page = self.state.history_page;
-        let (messages, has_more) = match self.state.store.run(move |s| s.page_before_blocking(room, None, page)).await {
+        let (messages, has_more) = match self
+            .state
+            .store
+            .run(move |s| s.page_before_blocking(room, None, page))
+            .await
+        {
             Ok(page) => page,
             Err(error) => return self.internal_error(error, None).await,
         };
         let last_seq = messages.last().map_or(0, |m| m.seq);
-        self.send(ServerFrame::History { room, messages, has_more }).await;
-        let follower = tokio::spawn(follow_room(room, live, self.tx.clone(), self.state.store.clone(), last_seq));
+        self.send(ServerFrame::History {
+            room,
+            messages,
+            has_more,
+        })
+        .await;
+        let follower = tokio::spawn(follow_room(
+            room,
+            live,
+            self.tx.clone(),
+            self.state.store.clone(),
+            last_seq,
+        ));
         self.rooms.insert(room, follower.abort_handle());
     }
 
     async fn publish(&mut self, envelope: Envelope) {
         let id = envelope.id;
         if envelope.body.len() > MAX_BODY_BYTES {
-            let detail = format!("message body of {} bytes refused: the limit is {MAX_BODY_BYTES}", envelope.body.len());
+            let detail = format!(
+                "message body of {} bytes refused: the limit is {MAX_BODY_BYTES}",
+                envelope.body.len()
+            );
             return self.refuse(ErrorCode::BodyTooLarge, detail, Some(id)).await;
         }
         let hub = self.state.hub.clone();
@@ -181,14 +233,21 @@ impl Session {
         let stored = self
             .state
             .store
-            .run(move |s| s.insert_blocking(&envelope, received_at_ms, |message| hub.publish(message)))
+            .run(move |s| {
+                s.insert_blocking(&envelope, received_at_ms, |message| hub.publish(message))
+            })
             .await;
         match stored {
             Ok(stored) => {
                 if !stored.duplicate {
                     tracing::debug!(%id, seq = stored.message.seq, "stored a message");
                 }
-                self.send(ServerFrame::Ack { id, seq: stored.message.seq, duplicate: stored.duplicate }).await;
+                self.send(ServerFrame::Ack {
+                    id,
+                    seq: stored.message.seq,
+                    duplicate: stored.duplicate,
+                })
+                .await;
             }
             Err(error) => self.internal_error(error, Some(id)).await,
         }
@@ -221,7 +280,11 @@ async fn follow_room(
                     continue;
                 }
                 last_seq = message.seq;
-                if tx.send(ServerFrame::Message((*message).clone())).await.is_err() {
+                if tx
+                    .send(ServerFrame::Message((*message).clone()))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -229,7 +292,10 @@ async fn follow_room(
                 tracing::debug!(missed, "slow client catches up from the store");
                 loop {
                     let after = last_seq;
-                    let batch = match store.run(move |s| s.after_blocking(room, after, MAX_HISTORY_PAGE)).await {
+                    let batch = match store
+                        .run(move |s| s.after_blocking(room, after, MAX_HISTORY_PAGE))
+                        .await
+                    {
                         Ok(batch) => batch,
                         Err(error) => {
                             tracing::error!(%error, "catch-up read failed; closing the room feed");
@@ -254,5 +320,52 @@ async fn follow_room(
 
 /// Milliseconds since the Unix epoch by this machine's clock.
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mesh::{Kind, MessageId, SenderId};
+
+    #[tokio::test]
+    async fn a_lagging_follower_catches_up_from_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let room = RoomId([1; 16]);
+        // A live backlog of 4 and an outbound queue of 1: the follower falls behind at once.
+        let (live_tx, live_rx) = broadcast::channel(4);
+        let (tx, mut rx) = mpsc::channel(1);
+        let follower = tokio::spawn(follow_room(room, live_rx, tx, store.clone(), 0));
+        for n in 0..60u8 {
+            let envelope = Envelope {
+                id: MessageId([n; 16]),
+                room,
+                sender: SenderId([0; 32]),
+                created_at_ms: 0,
+                kind: Kind::Text,
+                body: vec![n],
+            };
+            store
+                .insert_blocking(&envelope, 0, |message| {
+                    let _ = live_tx.send(Arc::clone(message));
+                })
+                .unwrap();
+        }
+        let mut seen = Vec::new();
+        while seen.len() < 60 {
+            match tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv()).await {
+                Ok(Some(ServerFrame::Message(message))) => seen.push(message.envelope.body[0]),
+                other => panic!("expected a message, got {other:?}"),
+            }
+        }
+        assert_eq!(
+            seen,
+            (0..60).collect::<Vec<u8>>(),
+            "every message once, in order"
+        );
+        follower.abort();
+    }
 }

@@ -1,0 +1,126 @@
+// Shared parts of the browser tests: a real server process, Debian's chromium, page objects.
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const here = new URL('.', import.meta.url).pathname;
+const BIN = process.env.FIELDMESH_BIN ?? resolve(here, '../target/debug/fieldmesh');
+const SITE = process.env.FIELDMESH_SITE_ROOT ?? resolve(here, '../target/site');
+
+/** A FieldMesh server process on a free loopback port with its own data directory. */
+export class Server {
+  static async start({ dataDir } = {}) {
+    const server = new Server();
+    server.ownsDataDir = !dataDir;
+    server.dataDir = dataDir ?? (await mkdtemp(join(tmpdir(), 'fieldmesh-e2e-')));
+    await server.spawn();
+    return server;
+  }
+
+  async spawn() {
+    // Spawned directly (not through a shell) so kill() reaches the server itself.
+    this.process = spawn(
+      BIN,
+      ['--listen', '127.0.0.1:0', '--data-dir', this.dataDir, '--site-root', SITE, '--log', 'warn'],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    this.url = await new Promise((ok, fail) => {
+      let out = '';
+      const timer = setTimeout(() => fail(new Error(`server did not start: ${out}`)), 20_000);
+      this.process.stdout.on('data', (chunk) => {
+        out += chunk;
+        const found = out.match(/FieldMesh is ready: open (http:\/\/\S+?)\/?\s/);
+        if (found) {
+          clearTimeout(timer);
+          ok(found[1]);
+        }
+      });
+      this.process.on('exit', (code) => fail(new Error(`server exited with ${code}: ${out}`)));
+    });
+  }
+
+  async stop(signal = 'SIGTERM') {
+    if (!this.process || this.process.exitCode !== null) return;
+    const exited = new Promise((ok) => this.process.once('exit', ok));
+    this.process.kill(signal);
+    await exited;
+  }
+
+  async dispose() {
+    await this.stop('SIGKILL');
+    if (this.ownsDataDir) await rm(this.dataDir, { recursive: true, force: true });
+  }
+}
+
+/** Headless Debian chromium, flags as the machine needs them (root, closed network). */
+export function launchBrowser() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}
+
+/** The chat page as a person uses it. */
+export class ChatPage {
+  constructor(page) {
+    this.page = page;
+    this.errors = [];
+    this.dialogs = [];
+    page.on('pageerror', (error) => this.errors.push(error.message));
+    page.on('dialog', async (dialog) => {
+      this.dialogs.push(dialog.message());
+      await dialog.dismiss();
+    });
+  }
+
+  static async open(context, url) {
+    const chat = new ChatPage(await context.newPage());
+    await chat.page.goto(url);
+    return chat;
+  }
+
+  byTestId(id) {
+    return this.page.getByTestId(id);
+  }
+
+  async join(name, room) {
+    // Wait for hydration: the form only works once the Wasm app runs.
+    await this.page.waitForFunction(() => window.__fieldmeshReady === true);
+    await this.byTestId('join-name').fill(name);
+    await this.byTestId('join-room').fill(room);
+    await this.byTestId('join-submit').click();
+    await this.byTestId('room-title').waitFor();
+  }
+
+  async waitOnline() {
+    await this.page.waitForFunction(
+      () => document.querySelector('[data-testid=connection]')?.textContent === 'online',
+    );
+  }
+
+  async send(text) {
+    await this.byTestId('composer-input').fill(text);
+    await this.byTestId('composer-input').press('Enter');
+  }
+
+  messageWithText(text) {
+    return this.byTestId('message').filter({
+      has: this.page.getByTestId('message-text').getByText(text, { exact: true }),
+    });
+  }
+
+  async texts() {
+    return this.byTestId('message-text').allTextContents();
+  }
+}

@@ -1,0 +1,65 @@
+// Two people chat in one room through a real server, in headless chromium.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { ChatPage, Server, launchBrowser } from '../support.mjs';
+
+let server;
+let browser;
+
+before(async () => {
+  server = await Server.start();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.dispose();
+});
+
+test('two people in one room see each other, and markup stays text', async () => {
+  const ana = await ChatPage.open(await browser.newContext(), server.url);
+  const ben = await ChatPage.open(await browser.newContext(), server.url);
+  await ana.join('Ana', 'Camp North');
+  await ben.join('Ben', '  camp   north ');
+  await ana.waitOnline();
+  await ben.waitOnline();
+
+  await ana.send('water at the school');
+  await ben.messageWithText('water at the school').waitFor();
+  await ana.messageWithText('water at the school').getByText('✓ stored').waitFor();
+  assert.equal(await ben.messageWithText('water at the school').getByTestId('message-author').textContent(), 'Ana');
+
+  const markup = '<img src=x onerror=alert(1)>';
+  await ben.send(markup);
+  for (const chat of [ana, ben]) {
+    await chat.messageWithText(markup).waitFor();
+    assert.equal(await chat.byTestId('message-list').locator('img').count(), 0, 'no element made from text');
+  }
+  // Give an injected onerror handler the chance to run before checking it did not.
+  await ana.page.waitForTimeout(300);
+  for (const chat of [ana, ben]) {
+    assert.deepEqual(chat.dialogs, []);
+    assert.deepEqual(chat.errors, []);
+  }
+  assert.deepEqual(await ana.texts(), ['water at the school', markup]);
+  assert.deepEqual(await ben.texts(), ['water at the school', markup]);
+});
+
+test('a reloaded page shows the room history and people in other rooms see none of it', async () => {
+  const context = await browser.newContext();
+  const cleo = await ChatPage.open(context, server.url);
+  await cleo.join('Cleo', 'Camp South');
+  await cleo.waitOnline();
+  await cleo.send('first aid tent is up');
+  await cleo.messageWithText('first aid tent is up').getByText('✓ stored').waitFor();
+
+  await cleo.page.reload();
+  // The page remembers the name and room and shows the history again.
+  await cleo.messageWithText('first aid tent is up').waitFor();
+  assert.equal(await cleo.byTestId('room-title').textContent(), 'Camp South');
+
+  const dan = await ChatPage.open(await browser.newContext(), server.url);
+  await dan.join('Dan', 'Camp West');
+  await dan.waitOnline();
+  assert.deepEqual(await dan.texts(), []);
+});

@@ -1,0 +1,242 @@
+//! The chat protocol against a real server process, a real SQLite file and real WebSockets.
+
+mod support;
+
+use mesh::{ClientFrame, ErrorCode, ServerFrame, MAX_BODY_BYTES, MAX_FRAME_BYTES};
+use support::{room, text_message, text_of, TestServer};
+
+#[tokio::test]
+async fn second_client_in_a_room_sees_the_first_clients_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path());
+    let camp = room("camp north");
+    let mut ana = server.client().await;
+    let mut ben = server.client().await;
+    ana.join(camp).await;
+    ben.join(camp).await;
+
+    let message = text_message(camp, "Ana", "water at the school");
+    let (seq, duplicate) = ana.publish(&message).await;
+    assert!(!duplicate);
+
+    match ben.recv().await {
+        ServerFrame::Message(stored) => {
+            assert_eq!(stored.seq, seq);
+            assert_eq!(stored.envelope, message);
+        }
+        other => panic!("expected the message, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn rooms_are_separate() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path());
+    let mut north = server.client().await;
+    let mut south = server.client().await;
+    north.join(room("north")).await;
+    south.join(room("south")).await;
+    south
+        .publish(&text_message(room("south"), "Sam", "only for the south"))
+        .await;
+    north.send(&ClientFrame::Ping { nonce: 5 }).await;
+    // The ping's answer is the next frame: nothing from the south room came first.
+    assert_eq!(north.recv().await, ServerFrame::Pong { nonce: 5 });
+}
+
+#[tokio::test]
+async fn a_repeated_id_is_stored_and_delivered_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path());
+    let camp = room("camp");
+    let mut ana = server.client().await;
+    let mut ben = server.client().await;
+    ben.join(camp).await;
+
+    let message = text_message(camp, "Ana", "once only");
+    let (first_seq, first_dup) = ana.publish(&message).await;
+    let (again_seq, again_dup) = ana.publish(&message).await;
+    // A resend from a fresh connection (as after a reconnect) is also recognised.
+    let (third_seq, third_dup) = server.client().await.publish(&message).await;
+    assert!(!first_dup && again_dup && third_dup);
+    assert_eq!((first_seq, first_seq), (again_seq, third_seq));
+
+    assert!(matches!(ben.recv().await, ServerFrame::Message(m) if m.envelope.id == message.id));
+    ben.send(&ClientFrame::Ping { nonce: 1 }).await;
+    assert_eq!(
+        ben.recv().await,
+        ServerFrame::Pong { nonce: 1 },
+        "no second copy was delivered"
+    );
+
+    let (history, _) = server.client().await.join(camp).await;
+    assert_eq!(history.len(), 1);
+}
+
+#[tokio::test]
+async fn history_survives_a_server_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let camp = room("camp");
+    let server = TestServer::start(dir.path());
+    let mut ana = server.client().await;
+    for n in 0..5 {
+        ana.publish(&text_message(camp, "Ana", &format!("message {n}")))
+            .await;
+    }
+    drop(ana);
+    server.stop();
+
+    let server = TestServer::start(dir.path());
+    let (history, has_more) = server.client().await.join(camp).await;
+    assert!(!has_more);
+    let texts: Vec<String> = history.iter().map(|m| text_of(&m.envelope)).collect();
+    assert_eq!(
+        texts,
+        (0..5).map(|n| format!("message {n}")).collect::<Vec<_>>()
+    );
+    assert!(history.windows(2).all(|w| w[0].seq < w[1].seq));
+}
+
+#[tokio::test]
+async fn history_pages_backwards_to_the_first_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path());
+    let camp = room("camp");
+    let mut ana = server.client().await;
+    for n in 0..120 {
+        ana.publish(&text_message(camp, "Ana", &format!("m{n}")))
+            .await;
+    }
+
+    let mut reader = server.client().await;
+    let (mut shown, mut has_more) = reader.join(camp).await;
+    assert_eq!(shown.len(), 50, "the default page on join");
+    while has_more {
+        reader
+            .send(&ClientFrame::History {
+                room: camp,
+                before_seq: shown[0].seq,
+                limit: 40,
+            })
+            .await;
+        let ServerFrame::History {
+            messages,
+            has_more: more,
+            ..
+        } = reader.recv().await
+        else {
+            panic!("expected a history page")
+        };
+        assert!(!messages.is_empty());
+        has_more = more;
+        shown.splice(0..0, messages);
+    }
+    let texts: Vec<String> = shown.iter().map(|m| text_of(&m.envelope)).collect();
+    assert_eq!(texts, (0..120).map(|n| format!("m{n}")).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn an_oversized_frame_is_refused_and_the_connection_and_store_stay_healthy() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path());
+    let camp = room("camp");
+    let mut ana = server.client().await;
+    ana.join(camp).await;
+    ana.publish(&text_message(camp, "Ana", "before")).await;
+
+    ana.send_raw(vec![1; MAX_FRAME_BYTES + 1]).await;
+    match ana.recv().await {
+        ServerFrame::Error {
+            code: ErrorCode::FrameTooLarge,
+            detail,
+            id: None,
+        } => {
+            assert!(
+                detail.contains(&MAX_FRAME_BYTES.to_string()),
+                "the error names the limit: {detail}"
+            );
+        }
+        other => panic!("expected a frame-too-large error, got {other:?}"),
+    }
+
+    // A frame within the frame limit whose body breaks the body limit names the message.
+    let mut big = text_message(camp, "Ana", "x");
+    big.body = vec![0; MAX_BODY_BYTES + 1];
+    ana.send(&ClientFrame::Publish(big.clone())).await;
+    assert!(matches!(
+        ana.recv().await,
+        ServerFrame::Error { code: ErrorCode::BodyTooLarge, id: Some(id), .. } if id == big.id
+    ));
+
+    // Garbage, an unknown version and a text frame: each refused with a clear error.
+    ana.send_raw(vec![1, 0x7f, 0x7f]).await;
+    assert!(matches!(
+        ana.recv().await,
+        ServerFrame::Error {
+            code: ErrorCode::Malformed,
+            ..
+        }
+    ));
+    ana.send_raw(vec![9, 0]).await;
+    assert!(matches!(
+        ana.recv().await,
+        ServerFrame::Error {
+            code: ErrorCode::UnknownVersion,
+            ..
+        }
+    ));
+    ana.send_text("hello").await;
+    assert!(matches!(
+        ana.recv().await,
+        ServerFrame::Error {
+            code: ErrorCode::TextFrame,
+            ..
+        }
+    ));
+
+    // The same connection still works, and the store holds exactly the good messages.
+    ana.publish(&text_message(camp, "Ana", "after")).await;
+    let (history, _) = server.client().await.join(camp).await;
+    let texts: Vec<String> = history.iter().map(|m| text_of(&m.envelope)).collect();
+    assert_eq!(texts, ["before", "after"]);
+
+    // Beyond the transport limit the connection is closed, and the server carries on.
+    let sent = ana
+        .try_send_raw(vec![1; server::ws::TRANSPORT_MAX_BYTES + 1])
+        .await;
+    assert!(
+        sent.is_err() || ana.closed().await,
+        "the connection was closed"
+    );
+    let (history, _) = server.client().await.join(camp).await;
+    assert_eq!(history.len(), 2);
+}
+
+#[tokio::test]
+async fn a_slow_reader_still_gets_every_message_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path());
+    let camp = room("camp");
+    let mut reader = server.client().await;
+    reader.join(camp).await;
+    // The reader does not read while the writer publishes. (Falling behind the live backlog
+    // is covered by `ws::tests::a_lagging_follower_catches_up_from_the_store`.)
+    let mut writer = server.client().await;
+    let total = 300;
+    let filler = "x".repeat(1000);
+    for n in 0..total {
+        writer
+            .publish(&text_message(camp, "W", &format!("{n} {filler}")))
+            .await;
+    }
+    let mut got = Vec::new();
+    while got.len() < total {
+        match reader.recv().await {
+            ServerFrame::Message(m) => {
+                got.push(text_of(&m.envelope).split_once(' ').unwrap().0.to_string())
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(got, (0..total).map(|n| n.to_string()).collect::<Vec<_>>());
+}

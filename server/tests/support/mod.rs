@@ -1,0 +1,210 @@
+//! Test harness: a real `fieldmesh` process on a free port with a real SQLite file, and
+//! WebSocket clients speaking the real protocol.
+#![allow(dead_code)] // each test file uses a different part of the harness
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use mesh::{ClientFrame, Envelope, Kind, MessageId, RoomId, SenderId, ServerFrame, TextBody};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long a test waits for any one frame before failing.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A running server process. Killed when dropped.
+pub struct TestServer {
+    child: Child,
+    /// `127.0.0.1:PORT`
+    pub addr: String,
+    pub data_dir: PathBuf,
+}
+
+impl TestServer {
+    pub fn start(data_dir: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_fieldmesh"))
+            .args(["--listen", "127.0.0.1:0", "--site-root"])
+            .arg(data_dir.join("no-site"))
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--log")
+            .arg(std::env::var("FIELDMESH_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the server binary starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            let line = lines.next().expect("server printed its address").unwrap();
+            if let Some(rest) = line.strip_prefix("FieldMesh is ready: open http://") {
+                break rest.trim_end_matches('/').to_string();
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Self {
+            child,
+            addr,
+            data_dir: data_dir.to_path_buf(),
+        }
+    }
+
+    /// Stops the server with SIGTERM and waits for it to exit.
+    pub fn stop(mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let status = self.child.wait().unwrap();
+        assert!(
+            status.success(),
+            "server exited cleanly on SIGTERM: {status}"
+        );
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(&self.addr).await
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A WebSocket client speaking the FieldMesh wire protocol.
+pub struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Client {
+    pub async fn connect(addr: &str) -> Self {
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+            .await
+            .expect("websocket connects");
+        let mut client = Self { ws };
+        assert!(matches!(client.recv().await, ServerFrame::Welcome { .. }));
+        client
+    }
+
+    pub async fn send(&mut self, frame: &ClientFrame) {
+        self.send_raw(frame.encode().unwrap()).await;
+    }
+
+    pub async fn send_raw(&mut self, bytes: Vec<u8>) {
+        self.try_send_raw(bytes).await.expect("frame sent");
+    }
+
+    /// Sends without asserting success: the server may close the connection mid-frame.
+    pub async fn try_send_raw(
+        &mut self,
+        bytes: Vec<u8>,
+    ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+        self.ws.send(Message::Binary(bytes.into())).await
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.ws
+            .send(Message::Text(text.into()))
+            .await
+            .expect("frame sent");
+    }
+
+    /// The next frame from the server (fails the test after [`WAIT`]).
+    pub async fn recv(&mut self) -> ServerFrame {
+        loop {
+            let message = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("a frame arrives in time")
+                .expect("the connection is open")
+                .expect("the frame is readable");
+            match message {
+                Message::Binary(bytes) => {
+                    return ServerFrame::decode(&bytes).expect("server frames decode")
+                }
+                Message::Ping(_) | Message::Pong(_) => continue,
+                other => panic!("unexpected frame {other:?}"),
+            }
+        }
+    }
+
+    /// Whether the server closed the connection (within [`WAIT`]).
+    pub async fn closed(&mut self) -> bool {
+        loop {
+            match tokio::time::timeout(WAIT, self.ws.next()).await {
+                Err(_) => return false,
+                Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => return true,
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+
+    /// Joins a room and returns the history page the server answers with.
+    pub async fn join(&mut self, room: RoomId) -> (Vec<mesh::StoredMessage>, bool) {
+        self.send(&ClientFrame::Join { room }).await;
+        match self.recv().await {
+            ServerFrame::History {
+                room: got,
+                messages,
+                has_more,
+            } if got == room => (messages, has_more),
+            other => panic!("expected history, got {other:?}"),
+        }
+    }
+
+    /// Publishes and returns the acknowledgement `(seq, duplicate)`, skipping live messages.
+    pub async fn publish(&mut self, envelope: &Envelope) -> (u64, bool) {
+        self.send(&ClientFrame::Publish(envelope.clone())).await;
+        loop {
+            match self.recv().await {
+                ServerFrame::Ack { id, seq, duplicate } if id == envelope.id => {
+                    return (seq, duplicate)
+                }
+                ServerFrame::Message(_) => continue,
+                other => panic!("expected an ack, got {other:?}"),
+            }
+        }
+    }
+}
+
+pub fn room(name: &str) -> RoomId {
+    RoomId::from_name(name).unwrap()
+}
+
+/// A text message with a random id.
+pub fn text_message(room: RoomId, author: &str, text: &str) -> Envelope {
+    Envelope {
+        id: MessageId(rand_bytes()),
+        room,
+        sender: SenderId([7; 32]),
+        created_at_ms: 1_764_000_000_000,
+        kind: Kind::Text,
+        body: TextBody::new(author, text).unwrap().encode().unwrap(),
+    }
+}
+
+fn rand_bytes() -> [u8; 16] {
+    // Unique enough for tests: a process-wide counter mixed with the clock.
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&n.to_le_bytes());
+    out[8..].copy_from_slice(&t.to_le_bytes());
+    out
+}
+
+pub fn text_of(envelope: &Envelope) -> String {
+    TextBody::decode(&envelope.body).unwrap().text
+}
