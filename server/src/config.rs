@@ -15,16 +15,31 @@ use clap::Parser;
 pub struct Config {
     /// Address and port to listen on. 0.0.0.0 lets phones on the local network connect;
     /// 127.0.0.1 keeps the server private to this machine. Port 0 picks a free port.
-    #[arg(long, env = "FIELDMESH_LISTEN", value_name = "ADDR:PORT", default_value = "0.0.0.0:8080")]
+    #[arg(
+        long,
+        env = "FIELDMESH_LISTEN",
+        value_name = "ADDR:PORT",
+        default_value = "0.0.0.0:8080"
+    )]
     pub listen: SocketAddr,
 
     /// Folder for the message database. Created if missing; back it up to keep history.
-    #[arg(long, env = "FIELDMESH_DATA_DIR", value_name = "DIR", default_value = "fieldmesh-data")]
+    #[arg(
+        long,
+        env = "FIELDMESH_DATA_DIR",
+        value_name = "DIR",
+        default_value = "fieldmesh-data"
+    )]
     pub data_dir: PathBuf,
 
     /// Folder holding the built web app (the `pkg/` directory with Wasm, JavaScript and CSS).
     /// `./x run` builds it into target/site.
-    #[arg(long, env = "FIELDMESH_SITE_ROOT", value_name = "DIR", default_value = "target/site")]
+    #[arg(
+        long,
+        env = "FIELDMESH_SITE_ROOT",
+        value_name = "DIR",
+        default_value = "target/site"
+    )]
     pub site_root: PathBuf,
 
     /// How many of a room's newest messages a phone receives when it joins (1 to 200).
@@ -39,6 +54,11 @@ pub struct Config {
 
     /// What to log, as a tracing filter: error, warn, info, debug, or per module such as
     /// "info,server::ws=debug".
-    #[arg(long, env = "FIELDMESH_LOG", value_name = "FILTER", default_value = "info")]
+    #[arg(
+        long,
+        env = "FIELDMESH_LOG",
+        value_name = "FILTER",
+        default_value = "info"
+    )]
     pub log: String,
 }
