@@ -19,12 +19,33 @@ pub enum Connection {
 /// Where one's own message is on its way.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Delivery {
-    /// Written, not yet confirmed by the server.
-    Sending,
+    /// In this device's outbox, not yet confirmed by the server (shown as "sending" while
+    /// online, "queued" while offline).
+    Queued,
     /// The server stored it.
     Stored,
-    /// The server refused it; the reason is in the notice.
+    /// The server refused it (or it could not be saved); one tap sends it again.
     Failed,
+}
+
+/// Progress of a long sync step, for the connection bar.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyncProgress {
+    /// What is being done.
+    pub what: SyncStep,
+    /// How many items are done.
+    pub done: usize,
+    /// How many items there are in all.
+    pub total: usize,
+}
+
+/// The long sync steps the connection bar shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncStep {
+    /// Sending the outbox.
+    Sending,
+    /// Receiving messages missed while away.
+    Receiving,
 }
 
 /// One message as the views show it. Text is always rendered as text, never as markup.
@@ -72,6 +93,18 @@ pub struct ChatState {
     pub loading_older: RwSignal<bool>,
     /// A sentence to show the person (an error or a refusal), until they dismiss it.
     pub notice: RwSignal<Option<String>>,
+    /// Messages in this device's outbox (all rooms), waiting for the server.
+    pub queued: RwSignal<usize>,
+    /// A long sync step under way.
+    pub progress: RwSignal<Option<SyncProgress>>,
+    /// Display names of the people in the room now (this device included).
+    pub members: RwSignal<Vec<String>>,
+    /// Display names of the people typing now.
+    pub typing: RwSignal<Vec<String>>,
+    /// A new version of the app is downloaded and waits for a reload.
+    pub update_ready: RwSignal<bool>,
+    /// The display name this device used last, to prefill the join form.
+    pub last_name: RwSignal<String>,
 }
 
 impl ChatState {
@@ -84,6 +117,12 @@ impl ChatState {
             has_older: RwSignal::new(false),
             loading_older: RwSignal::new(false),
             notice: RwSignal::new(None),
+            queued: RwSignal::new(0),
+            progress: RwSignal::new(None),
+            members: RwSignal::new(Vec::new()),
+            typing: RwSignal::new(Vec::new()),
+            update_ready: RwSignal::new(false),
+            last_name: RwSignal::new(String::new()),
         }
     }
 }
@@ -106,6 +145,10 @@ pub trait ChatActions {
     fn load_older(&self);
     /// Send a failed message again.
     fn retry(&self, id: &str);
+    /// The person is typing in the composer.
+    fn typing(&self);
+    /// Reload into the new version of the app.
+    fn apply_update(&self);
 }
 
 /// Handle the views use: the state and the actions. Cheap to copy.
@@ -162,5 +205,15 @@ impl ChatClient {
     /// See [`ChatActions::retry`].
     pub fn retry(&self, id: &str) {
         self.with_actions(|a| a.retry(id));
+    }
+
+    /// See [`ChatActions::typing`].
+    pub fn typing(&self) {
+        self.with_actions(|a| a.typing());
+    }
+
+    /// See [`ChatActions::apply_update`].
+    pub fn apply_update(&self) {
+        self.with_actions(|a| a.apply_update());
     }
 }

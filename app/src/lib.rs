@@ -17,7 +17,10 @@ use leptos_router::{
     path,
 };
 
-pub use chat::{ChatActions, ChatClient, ChatMessage, ChatState, Connection, Delivery, Session};
+pub use chat::{
+    ChatActions, ChatClient, ChatMessage, ChatState, Connection, Delivery, Session, SyncProgress,
+    SyncStep,
+};
 
 /// The HTML document the server sends for every page: head, hydration scripts and the app.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -30,6 +33,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="theme-color" content="#0f1419"/>
                 <meta name="color-scheme" content="dark"/>
                 <meta name="description" content="Offline-first chat for the field"/>
+                <link rel="manifest" href="/manifest.webmanifest"/>
+                <link rel="icon" href="/icons/icon-192.png" type="image/png"/>
+                <link rel="apple-touch-icon" href="/icons/icon-192.png"/>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
                 <MetaTags/>

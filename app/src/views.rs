@@ -7,7 +7,7 @@ use leptos::{ev, html, prelude::*};
 use mesh::body::{MAX_DISPLAY_NAME_CHARS, MAX_TEXT_CHARS};
 use mesh::envelope::MAX_ROOM_NAME_CHARS;
 
-use crate::chat::{ChatClient, ChatMessage, Connection, Delivery};
+use crate::chat::{ChatClient, ChatMessage, Connection, Delivery, SyncStep};
 
 /// Shows the join form until a room is chosen, then the room.
 #[component]
@@ -16,6 +16,7 @@ pub fn ChatScreen() -> impl IntoView {
     let in_room = move || client.state.session.with(Option::is_some);
     view! {
         <main class="screen">
+            <UpdateBanner/>
             <Show when=in_room fallback=JoinForm>
                 <RoomView/>
             </Show>
@@ -26,7 +27,8 @@ pub fn ChatScreen() -> impl IntoView {
 #[component]
 fn JoinForm() -> impl IntoView {
     let client = expect_context::<ChatClient>();
-    let name = RwSignal::new(String::new());
+    // Prefilled with the name used last time (known once the browser has loaded it).
+    let name = RwSignal::new(client.state.last_name.get_untracked());
     let room = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
 
@@ -74,6 +76,7 @@ fn JoinForm() -> impl IntoView {
             <button type="submit" class="primary" data-testid="join-submit">"Join room"</button>
         </form>
     }
+    .into_any()
 }
 
 #[component]
@@ -88,14 +91,20 @@ fn RoomView() -> impl IntoView {
                 <button class="ghost" on:click=move |_| client.leave() data-testid="leave" aria-label="Leave room">
                     "‹"
                 </button>
-                <h2 data-testid="room-title">{room_name}</h2>
+                <div class="room-heading">
+                    <h2 data-testid="room-title">{room_name}</h2>
+                    <Presence/>
+                </div>
                 <ConnectionBadge/>
             </header>
+            <SyncBar/>
             <Notice/>
             <MessageList/>
+            <TypingLine/>
             <Composer/>
         </section>
     }
+    .into_any()
 }
 
 #[component]
@@ -116,6 +125,101 @@ fn ConnectionBadge() -> impl IntoView {
         >
             {label}
         </span>
+    }
+}
+
+/// Who is in the room now.
+#[component]
+fn Presence() -> impl IntoView {
+    let state = expect_context::<ChatClient>().state;
+    let text = move || {
+        state.members.with(|names| match names.len() {
+            0 => String::new(),
+            1 => "only you here".to_string(),
+            n => format!("{n} here: {}", names.join(", ")),
+        })
+    };
+    view! { <p class="presence" data-testid="presence">{text}</p> }
+}
+
+/// Offline with N queued, or the progress of a long sync.
+#[component]
+fn SyncBar() -> impl IntoView {
+    let state = expect_context::<ChatClient>().state;
+    let text = move || {
+        let queued = state.queued.get();
+        if let Some(progress) = state.progress.get() {
+            return Some(match (progress.what, progress.total) {
+                (SyncStep::Receiving, 0) => {
+                    format!("Syncing: received {} missed messages…", progress.done)
+                }
+                (SyncStep::Receiving, total) => {
+                    format!("Syncing: receiving {} of {total}", progress.done)
+                }
+                (SyncStep::Sending, total) => format!("Syncing: sent {} of {total}", progress.done),
+            });
+        }
+        match (state.connection.get(), queued) {
+            (Connection::Online, 0) => None,
+            (Connection::Online, n) => Some(format!("Sending {n} queued…")),
+            (_, 0) => Some(
+                "Offline: messages you write are kept and sent when the server is back.".into(),
+            ),
+            (_, 1) => Some("Offline: 1 message queued, sent when the server is back.".into()),
+            (_, n) => Some(format!(
+                "Offline: {n} messages queued, sent when the server is back."
+            )),
+        }
+    };
+    let percent = move || {
+        state
+            .progress
+            .get()
+            .map(|p| format!("width: {}%", p.done * 100 / p.total.max(1)))
+            .unwrap_or_default()
+    };
+    view! {
+        <Show when=move || text().is_some()>
+            <div class="syncbar" role="status" data-testid="sync-status">
+                <span>{text}</span>
+                <Show when=move || state.progress.with(|p| p.is_some_and(|p| p.total > 0))>
+                    <div class="progress"><div class="progress-fill" style=percent></div></div>
+                </Show>
+            </div>
+        </Show>
+    }
+    .into_any()
+}
+
+/// "Ben is typing…"
+#[component]
+fn TypingLine() -> impl IntoView {
+    let state = expect_context::<ChatClient>().state;
+    let text = move || {
+        state.typing.with(|names| match names.as_slice() {
+            [] => String::new(),
+            [one] => format!("{one} is typing…"),
+            [one, two] => format!("{one} and {two} are typing…"),
+            _ => "Several people are typing…".to_string(),
+        })
+    };
+    view! { <p class="typing" data-testid="typing" aria-live="polite">{text}</p> }
+}
+
+/// A new release is ready: reload into it when the person chooses (a draft is never lost to
+/// an automatic reload).
+#[component]
+fn UpdateBanner() -> impl IntoView {
+    let client = expect_context::<ChatClient>();
+    view! {
+        <Show when=move || client.state.update_ready.get()>
+            <div class="update" role="status" data-testid="update-ready">
+                <span>"A new version of FieldMesh is ready."</span>
+                <button class="primary" data-testid="apply-update" on:click=move |_| client.apply_update()>
+                    "Reload"
+                </button>
+            </div>
+        </Show>
     }
 }
 
@@ -181,6 +285,7 @@ fn MessageList() -> impl IntoView {
             />
         </div>
     }
+    .into_any()
 }
 
 /// Pixels as `f64`: web-sys's scroll offsets are `f64` under `web_sys_unstable_apis` (our wasm
@@ -193,9 +298,17 @@ fn px(value: impl Into<f64>) -> f64 {
 fn MessageRow(message: ChatMessage) -> impl IntoView {
     let client = expect_context::<ChatClient>();
     let id = message.id.clone();
+    let state = client.state;
     let delivery = message.own.then(|| match message.delivery {
-        Delivery::Sending => view! { <span class="state" data-testid="message-state">"sending"</span> }.into_any(),
-        Delivery::Stored => view! { <span class="state" data-testid="message-state">"✓ stored"</span> }.into_any(),
+        Delivery::Queued => {
+            let label = move || {
+                if state.connection.get() == Connection::Online { "sending…" } else { "queued" }
+            };
+            view! { <span class="state" data-testid="message-state">{label}</span> }.into_any()
+        }
+        Delivery::Stored => {
+            view! { <span class="state" data-testid="message-state">"✓ stored on server"</span> }.into_any()
+        }
         Delivery::Failed => view! {
             <button class="state failed" data-testid="message-retry" on:click=move |_| client.retry(&id)>
                 "failed · tap to retry"
@@ -256,7 +369,10 @@ fn Composer() -> impl IntoView {
                 aria-label="Message"
                 enterkeyhint="send"
                 prop:value=move || draft.get()
-                on:input=move |event| draft.set(event_target_value(&event))
+                on:input=move |event| {
+                    draft.set(event_target_value(&event));
+                    client.typing();
+                }
                 on:keydown=on_key
             ></textarea>
             <Show when=move || { remaining() < 200 }>
@@ -273,6 +389,7 @@ fn Composer() -> impl IntoView {
             </button>
         </form>
     }
+    .into_any()
 }
 
 /// Shown for any path but `/`.

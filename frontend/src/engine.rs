@@ -1,28 +1,36 @@
-//! The sync engine: one WebSocket to the server, reconnecting with backoff, and the bridge
-//! between server frames and the reactive [`ChatState`] the views read.
+//! The sync engine: the bridge between this device's store (IndexedDB), the server (one
+//! WebSocket) and the reactive [`ChatState`] the views read.
 //!
-//! Messages written here stay in an in-memory queue until the server acknowledges them, and are
-//! sent again after every reconnect; the server stores each id once, so a resend never shows
-//! twice.
+//! Every message written goes to the outbox first, in the same transaction as its place in the
+//! room. When the server is reachable the whole outbox is sent in order; each acknowledged id
+//! leaves the outbox. The server stores each id once, so sending again after a reload, a crash
+//! or a lost acknowledgement never shows a message twice. Received messages are stored before
+//! they are shown, and the room's cursor moves in the same transaction, so after a reconnect
+//! only what is missing travels.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
-use std::rc::{Rc, Weak};
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 use std::time::Duration;
 
-use app::{ChatActions, ChatClient, ChatMessage, ChatState, Connection, Delivery, Session};
+use app::{
+    ChatActions, ChatClient, ChatMessage, ChatState, Connection, Delivery, Session, SyncProgress,
+    SyncStep,
+};
 use leptos::prelude::*;
+use leptos::task::spawn_local;
 use mesh::body::clean_display_name;
 use mesh::wire::MAX_HISTORY_PAGE;
 use mesh::{
-    ClientFrame, Envelope, ErrorCode, Kind, MessageId, RoomId, SenderId, ServerFrame,
+    ClientFrame, Envelope, ErrorCode, Kind, Member, MessageId, RoomId, SenderId, ServerFrame,
     StoredMessage, TextBody,
 };
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 
-use crate::device;
+use crate::db::{Db, MessageRecord, RecordState, RoomRecord, LOCAL_ORDER_BASE};
+use crate::{device, pwa};
 
 /// First reconnect delay; doubles up to [`MAX_BACKOFF_MS`], with random jitter.
 const MIN_BACKOFF_MS: u32 = 500;
@@ -30,64 +38,72 @@ const MAX_BACKOFF_MS: u32 = 15_000;
 /// How often the engine checks the connection is alive.
 const HEARTBEAT: Duration = Duration::from_secs(10);
 /// A connection silent for this long (no frame, no pong) is treated as dead.
-const SILENCE_LIMIT_MS: u64 = 25_000;
+const SILENCE_LIMIT_MS: f64 = 25_000.0;
+/// Messages the list shows at first, and how many more each "load older" adds.
+const WINDOW_STEP: u32 = 100;
+/// A typing notice is sent at most this often, and shown this long.
+const TYPING_SEND_EVERY_MS: f64 = 2_500.0;
+const TYPING_SHOW_MS: f64 = 4_000.0;
+/// The outbox shows progress when it holds more than this many messages.
+const PROGRESS_FROM: usize = 5;
 
-/// Makes the engine, starts connecting, and restores the last session after hydration.
+/// Makes the engine and starts it once the page has hydrated.
 pub(crate) fn start() -> ChatClient {
     let state = ChatState::new();
     let engine = Rc::new(Engine {
         state,
-        sender: device::sender_id(),
+        db: RefCell::new(None),
         inner: RefCell::new(Inner::default()),
     });
-    let actions: Rc<dyn ChatActions> = engine.clone();
-    let client = ChatClient::new(state, actions);
-
-    let weak = Rc::downgrade(&engine);
-    // After hydration (the first frame must match the server's shell), restore and connect.
-    request_animation_frame(move || {
-        let Some(engine) = weak.upgrade() else { return };
-        if let (Some(name), Some(room)) = device::remembered_session() {
-            let _ = engine.join(&name, &room);
-        }
-        engine.connect();
-        let weak = Rc::downgrade(&engine);
-        let _ = set_interval_with_handle(
-            move || {
-                if let Some(engine) = weak.upgrade() {
-                    engine.heartbeat();
-                }
-            },
-            HEARTBEAT,
-        );
-    });
-    // The engine lives as long as the page.
-    std::mem::forget(engine);
-    client
+    let actions: Rc<dyn ChatActions> = Rc::new(Actions(Rc::clone(&engine)));
+    // Runs after hydration: the first frame must match the server's shell.
+    spawn_local(engine.init());
+    ChatClient::new(state, actions)
 }
 
 struct Engine {
     state: ChatState,
-    sender: SenderId,
+    db: RefCell<Option<Rc<Db>>>,
     inner: RefCell<Inner>,
+}
+
+/// The room the person is in.
+#[derive(Clone)]
+struct Joined {
+    id: RoomId,
+    record: RoomRecord,
 }
 
 #[derive(Default)]
 struct Inner {
-    /// Name and room the person is in, with the room's id.
-    joined: Option<(String, RoomId)>,
+    sender: Option<SenderId>,
+    name: String,
+    joined: Option<Joined>,
+    window: u32,
     socket: Option<Socket>,
     /// The server sent its welcome on the current socket.
     online: bool,
-    /// Own messages not yet acknowledged, in the order they were written.
-    pending: Vec<Envelope>,
-    /// Own messages the server refused, kept for a retry.
-    failed: HashMap<MessageId, Envelope>,
-    /// Oldest sequence number shown, for paging backwards.
-    oldest_seq: Option<u64>,
     backoff_ms: u32,
     reconnect_scheduled: bool,
-    last_heard_ms: u64,
+    last_heard_ms: f64,
+    /// Outbox ids already sent on the current socket.
+    sent: HashSet<String>,
+    /// Messages in the outbox and not failed.
+    queued: usize,
+    /// Size of the outbox when the current drain began, for the progress bar.
+    drain_total: usize,
+    /// Received in the current catch-up.
+    catch_up_count: usize,
+    // Waiting for the next store transaction:
+    acks: Vec<(String, f64)>,
+    refused: Vec<String>,
+    received: Vec<MessageRecord>,
+    room_dirty: bool,
+    persisting: bool,
+    // Presence and typing:
+    members: Vec<Member>,
+    typing: HashMap<SenderId, f64>,
+    last_typing_sent_ms: f64,
 }
 
 /// An open WebSocket and the callbacks it holds (dropped with it).
@@ -115,7 +131,205 @@ fn socket_url() -> Option<String> {
     Some(format!("{scheme}://{}/ws", location.host().ok()?))
 }
 
+/// Marks a moment for benchmarks and the browser's performance tools.
+fn mark(name: &str) {
+    if let Some(performance) = web_sys::window().and_then(|w| w.performance()) {
+        let _ = performance.mark(name);
+    }
+}
+
+fn record_of(stored: &StoredMessage, room_hex: &str) -> MessageRecord {
+    let (author, text) = match stored.envelope.kind {
+        Kind::Text => match TextBody::decode(&stored.envelope.body) {
+            Ok(body) => (body.author, body.text),
+            Err(_) => ("unknown".into(), "(this message could not be read)".into()),
+        },
+    };
+    MessageRecord {
+        id: stored.envelope.id.to_string(),
+        room: room_hex.to_string(),
+        order: stored.seq as f64,
+        seq: Some(stored.seq as f64),
+        created_at: stored.envelope.created_at_ms as f64,
+        sender: stored.envelope.sender.to_string(),
+        author,
+        text,
+        state: RecordState::Stored,
+    }
+}
+
 impl Engine {
+    fn db(&self) -> Option<Rc<Db>> {
+        self.db.borrow().clone()
+    }
+
+    fn notice(&self, text: impl Into<String>) {
+        self.state.notice.set(Some(text.into()));
+    }
+
+    async fn init(self: Rc<Self>) {
+        let db = match Db::open().await {
+            Ok(db) => Rc::new(db),
+            Err(error) => {
+                return self.notice(format!(
+                    "This browser will not let FieldMesh keep messages on the device ({}). \
+                     Leave private browsing or free some space, then reload.",
+                    error.0
+                ));
+            }
+        };
+        *self.db.borrow_mut() = Some(db.clone());
+        spawn_local(pwa::persist_storage());
+        spawn_local(pwa::register(self.state));
+
+        let sender = match db
+            .setting("device")
+            .await
+            .ok()
+            .flatten()
+            .as_deref()
+            .and_then(SenderId::from_hex)
+        {
+            Some(sender) => sender,
+            None => {
+                let sender = SenderId(device::random_bytes());
+                if let Err(error) = db.set_setting("device", Some(&sender.to_string())).await {
+                    self.notice(format!(
+                        "Could not save this device's identity: {}",
+                        error.0
+                    ));
+                }
+                sender
+            }
+        };
+        let name = db.setting("name").await.ok().flatten().unwrap_or_default();
+        let room = db.setting("room").await.ok().flatten();
+        let queued = db
+            .outbox()
+            .await
+            .map(|o| o.iter().filter(|e| !e.failed).count())
+            .unwrap_or(0);
+        {
+            let mut inner = self.inner.borrow_mut();
+            inner.sender = Some(sender);
+            inner.name = name.clone();
+            inner.queued = queued;
+        }
+        self.state.queued.set(queued);
+        self.state.last_name.set(name.clone());
+        if let (false, Some(room)) = (name.is_empty(), room) {
+            self.enter_room(&name, &room).await;
+        }
+        if let Some(window) = web_sys::window() {
+            let _ = js_sys::Reflect::set(&window, &"__fieldmeshReady".into(), &true.into());
+        }
+        mark("fieldmesh:ready");
+
+        self.connect();
+        let weak = Rc::downgrade(&self);
+        let _ = set_interval_with_handle(
+            move || {
+                if let Some(engine) = weak.upgrade() {
+                    engine.heartbeat();
+                }
+            },
+            HEARTBEAT,
+        );
+        // Come back at once when the phone regains its network or the app its screen.
+        for event in ["online", "visibilitychange", "focus"] {
+            let weak = Rc::downgrade(&self);
+            let handle = window_event_listener_untyped(event, move |_| {
+                if let Some(engine) = weak.upgrade() {
+                    engine.connect_now();
+                }
+            });
+            std::mem::forget(handle);
+        }
+    }
+
+    async fn enter_room(self: &Rc<Self>, name: &str, room_name: &str) {
+        let Some(db) = self.db() else { return };
+        let Some(id) = RoomId::from_name(room_name) else {
+            return;
+        };
+        let hex = id.to_string();
+        let record = match db.room(&hex).await {
+            Ok(Some(record)) => record,
+            _ => RoomRecord {
+                id: hex,
+                name: room_name.to_string(),
+                cursor: None,
+                server_has_older: false,
+            },
+        };
+        {
+            let mut inner = self.inner.borrow_mut();
+            inner.name = name.to_string();
+            inner.joined = Some(Joined {
+                id,
+                record: record.clone(),
+            });
+            inner.window = WINDOW_STEP;
+            inner.members.clear();
+            inner.typing.clear();
+        }
+        if let Err(error) = db.put_room(&record).await {
+            self.notice(format!("Could not save the room: {}", error.0));
+        }
+        self.state.members.set(Vec::new());
+        self.state.typing.set(Vec::new());
+        self.state.session.set(Some(Session {
+            name: name.to_string(),
+            room: room_name.to_string(),
+        }));
+        self.refresh_window().await;
+        mark("fieldmesh:room-rendered");
+        self.send_join();
+    }
+
+    /// Shows the newest messages of the room from the store.
+    async fn refresh_window(&self) {
+        let (Some(db), Some((room, window, server_has_older, own))) = (
+            self.db(),
+            self.inner.borrow().joined.as_ref().map(|j| {
+                let inner = self.inner.borrow();
+                (
+                    j.record.id.clone(),
+                    inner.window,
+                    j.record.server_has_older,
+                    inner.sender.map(|s| s.to_string()),
+                )
+            }),
+        ) else {
+            return;
+        };
+        match db.newest(&room, window).await {
+            Ok((records, more_here)) => {
+                // The person may have left or switched rooms while the store answered.
+                if self.inner.borrow().joined.as_ref().map(|j| &j.record.id) != Some(&room) {
+                    return;
+                }
+                let messages = records
+                    .iter()
+                    .map(|r| chat_message(r, own.as_deref()))
+                    .collect();
+                self.state.messages.set(messages);
+                self.state.has_older.set(more_here || server_has_older);
+            }
+            Err(error) => self.notice(format!("Could not read messages: {}", error.0)),
+        }
+    }
+
+    fn connect_now(self: &Rc<Self>) {
+        let online = self.inner.borrow().online;
+        if online {
+            self.heartbeat();
+        } else {
+            self.inner.borrow_mut().backoff_ms = 0;
+            self.connect();
+        }
+    }
+
     fn connect(self: &Rc<Self>) {
         let mut inner = self.inner.borrow_mut();
         inner.reconnect_scheduled = false;
@@ -128,7 +342,6 @@ impl Engine {
             return self.schedule_reconnect();
         };
         ws.set_binary_type(BinaryType::Arraybuffer);
-
         let weak = Rc::downgrade(self);
         let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
             if let (Some(engine), Ok(buffer)) = (
@@ -138,15 +351,15 @@ impl Engine {
                 engine.on_bytes(&js_sys::Uint8Array::new(&buffer).to_vec());
             }
         });
-        let weak: Weak<Self> = Rc::downgrade(self);
-        let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |_event: CloseEvent| {
+        let weak = Rc::downgrade(self);
+        let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |_: CloseEvent| {
             if let Some(engine) = weak.upgrade() {
                 engine.on_disconnect();
             }
         });
         ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
         ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
-        inner.last_heard_ms = device::now_ms();
+        inner.last_heard_ms = js_sys::Date::now();
         inner.socket = Some(Socket {
             ws,
             _on_message: on_message,
@@ -159,8 +372,14 @@ impl Engine {
             let mut inner = self.inner.borrow_mut();
             inner.socket = None;
             inner.online = false;
+            inner.sent.clear();
+            inner.members.clear();
+            inner.typing.clear();
         }
         self.state.connection.set(Connection::Offline);
+        self.state.progress.set(None);
+        self.state.members.set(Vec::new());
+        self.state.typing.set(Vec::new());
         self.schedule_reconnect();
     }
 
@@ -172,8 +391,8 @@ impl Engine {
             }
             inner.reconnect_scheduled = true;
             inner.backoff_ms = (inner.backoff_ms.max(MIN_BACKOFF_MS / 2) * 2).min(MAX_BACKOFF_MS);
-            // Full jitter between half and all of the backoff, so many phones coming back at
-            // once after an outage do not reconnect in lockstep.
+            // Jitter between half and all of the backoff, so many phones coming back after an
+            // outage do not reconnect in lockstep.
             let jitter = u32::from_le_bytes(device::random_bytes()) % (inner.backoff_ms / 2 + 1);
             inner.backoff_ms / 2 + jitter
         };
@@ -189,18 +408,23 @@ impl Engine {
     }
 
     fn heartbeat(self: &Rc<Self>) {
-        let silent_for = device::now_ms().saturating_sub(self.inner.borrow().last_heard_ms);
-        if self.inner.borrow().online && silent_for > SILENCE_LIMIT_MS {
+        let (online, silent_for) = {
+            let inner = self.inner.borrow();
+            (inner.online, js_sys::Date::now() - inner.last_heard_ms)
+        };
+        if online && silent_for > SILENCE_LIMIT_MS {
             // The server or the Wi-Fi vanished without closing the socket: start over.
             self.on_disconnect();
             return;
         }
         self.send_frame(&ClientFrame::Ping {
-            nonce: device::now_ms(),
+            nonce: js_sys::Date::now() as u64,
         });
+        self.expire_typing();
     }
 
-    /// Sends a frame if the server is there; otherwise it is sent again after reconnecting.
+    /// Sends a frame if the server is there. Anything that must arrive is in the outbox and
+    /// goes again after the next welcome.
     fn send_frame(&self, frame: &ClientFrame) -> bool {
         let inner = self.inner.borrow();
         let (Some(socket), true) = (&inner.socket, inner.online) else {
@@ -212,8 +436,27 @@ impl Engine {
         }
     }
 
+    fn send_join(&self) {
+        let frame = {
+            let inner = self.inner.borrow();
+            let (Some(joined), Some(sender)) = (&inner.joined, inner.sender) else {
+                return;
+            };
+            ClientFrame::Join {
+                room: joined.id,
+                after_seq: joined.record.cursor.map(|c| c as u64),
+                member: Member {
+                    sender,
+                    card: inner.name.as_bytes().to_vec(),
+                },
+            }
+        };
+        self.inner.borrow_mut().catch_up_count = 0;
+        self.send_frame(&frame);
+    }
+
     fn on_bytes(self: &Rc<Self>, bytes: &[u8]) {
-        self.inner.borrow_mut().last_heard_ms = device::now_ms();
+        self.inner.borrow_mut().last_heard_ms = js_sys::Date::now();
         let Ok(frame) = ServerFrame::decode(bytes) else {
             leptos::logging::warn!("ignoring a frame from the server that does not decode");
             return;
@@ -224,250 +467,503 @@ impl Engine {
                 room,
                 messages,
                 has_more,
-            } => self.on_history(room, messages, has_more),
+            } => {
+                if let Some(joined) =
+                    self.joined_mut(room, |joined| joined.record.server_has_older = has_more)
+                {
+                    self.receive(&joined, &messages);
+                }
+                self.state.loading_older.set(false);
+            }
+            ServerFrame::CatchUp {
+                room,
+                messages,
+                done,
+            } => {
+                if let Some(joined) = self.joined_mut(room, |_| {}) {
+                    let count = {
+                        let mut inner = self.inner.borrow_mut();
+                        inner.catch_up_count += messages.len();
+                        inner.catch_up_count
+                    };
+                    self.state.progress.set((!done).then_some(SyncProgress {
+                        what: SyncStep::Receiving,
+                        done: count,
+                        total: 0,
+                    }));
+                    self.receive(&joined, &messages);
+                }
+            }
             ServerFrame::Message(message) => {
-                if self.current_room() == Some(message.envelope.room) {
-                    self.merge(std::iter::once(message));
+                if let Some(joined) = self.joined_mut(message.envelope.room, |_| {}) {
+                    self.receive(&joined, std::slice::from_ref(&message));
                 }
             }
             ServerFrame::Ack { id, seq, .. } => {
-                self.inner
-                    .borrow_mut()
-                    .pending
-                    .retain(|envelope| envelope.id != id);
-                self.update_message(id, |message| {
-                    message.delivery = Delivery::Stored;
-                    message.seq = Some(seq);
+                let id = id.to_string();
+                let drained = {
+                    let mut inner = self.inner.borrow_mut();
+                    if !inner.sent.remove(&id) {
+                        return;
+                    }
+                    inner.queued = inner.queued.saturating_sub(1);
+                    inner.acks.push((id.clone(), seq as f64));
+                    inner.queued == 0
+                };
+                self.update_message(&id, |m| {
+                    m.delivery = Delivery::Stored;
+                    m.seq = Some(seq);
                 });
+                self.show_outbox_progress();
+                if drained {
+                    mark("fieldmesh:outbox-drained");
+                }
+                self.schedule_persist();
             }
             ServerFrame::Error { code, detail, id } => self.on_error(code, detail, id),
+            ServerFrame::Presence { room, members } => {
+                if self.joined_mut(room, |_| {}).is_some() {
+                    self.inner.borrow_mut().members = members;
+                    self.show_members();
+                }
+            }
+            ServerFrame::Typing { room, sender } => {
+                if self.joined_mut(room, |_| {}).is_some() {
+                    self.inner
+                        .borrow_mut()
+                        .typing
+                        .insert(sender, js_sys::Date::now() + TYPING_SHOW_MS);
+                    self.expire_typing();
+                    let weak = Rc::downgrade(self);
+                    set_timeout(
+                        move || {
+                            if let Some(engine) = weak.upgrade() {
+                                engine.expire_typing();
+                            }
+                        },
+                        Duration::from_millis(TYPING_SHOW_MS as u64 + 50),
+                    );
+                }
+            }
             ServerFrame::Pong { .. } => {}
         }
     }
 
-    fn on_welcome(self: &Rc<Self>) {
-        let (room, pending) = {
+    /// Applies `change` to the current room when `room` is it, returning the updated room.
+    fn joined_mut(&self, room: RoomId, change: impl FnOnce(&mut Joined)) -> Option<Joined> {
+        let mut inner = self.inner.borrow_mut();
+        let joined = inner.joined.as_mut().filter(|j| j.id == room)?;
+        change(joined);
+        Some(joined.clone())
+    }
+
+    /// Queues received messages for the store and moves the cursor past them.
+    fn receive(self: &Rc<Self>, joined: &Joined, messages: &[StoredMessage]) {
+        {
             let mut inner = self.inner.borrow_mut();
-            inner.online = true;
-            inner.backoff_ms = 0;
-            (
-                inner.joined.as_ref().map(|(_, room)| *room),
-                inner.pending.clone(),
-            )
-        };
-        self.state.connection.set(Connection::Online);
-        if let Some(room) = room {
-            self.rejoin(room);
+            let records = messages.iter().map(|m| record_of(m, &joined.record.id));
+            inner.received.extend(records);
+            if let Some(current) = inner.joined.as_mut() {
+                let newest = messages
+                    .iter()
+                    .map(|m| m.seq as f64)
+                    .fold(current.record.cursor, |c, seq| {
+                        Some(c.map_or(seq, |c| c.max(seq)))
+                    });
+                current.record.cursor = newest;
+            }
+            inner.room_dirty = true;
         }
-        for envelope in pending {
-            self.send_frame(&ClientFrame::Publish(envelope));
-        }
+        self.schedule_persist();
     }
 
-    /// Starts the room view over from the server's newest page, keeping unsent own messages, so
-    /// a reconnect never leaves a gap in what is shown.
-    fn rejoin(&self, room: RoomId) {
-        self.inner.borrow_mut().oldest_seq = None;
-        self.state
-            .messages
-            .update(|list| list.retain(|m| m.seq.is_none()));
-        self.state.has_older.set(false);
-        self.state.loading_older.set(false);
-        self.send_frame(&ClientFrame::Join { room });
-    }
-
-    fn on_history(&self, room: RoomId, messages: Vec<StoredMessage>, has_more: bool) {
-        if self.current_room() != Some(room) {
+    /// Writes what arrived to the store, one transaction at a time, gathering whatever arrives
+    /// meanwhile into the next; then refreshes the list.
+    fn schedule_persist(self: &Rc<Self>) {
+        if std::mem::replace(&mut self.inner.borrow_mut().persisting, true) {
             return;
         }
-        let first_seq = messages.first().map(|m| m.seq);
-        let oldest = self.inner.borrow().oldest_seq;
-        // The page extends (or starts) what is shown at its old end: it decides whether there
-        // is more to load.
-        if oldest.is_none() || first_seq.is_none() || first_seq <= oldest {
-            self.state.has_older.set(has_more);
-        }
-        self.state.loading_older.set(false);
-        self.merge(messages);
-    }
-
-    fn on_error(&self, code: ErrorCode, detail: String, id: Option<MessageId>) {
-        if let Some(id) = id {
-            if code == ErrorCode::Internal {
-                // The server will manage later: leave it queued for the next connection.
-                self.state
-                    .notice
-                    .set(Some(format!("Not stored yet: {detail}")));
-                return;
-            }
-            let mut inner = self.inner.borrow_mut();
-            if let Some(at) = inner.pending.iter().position(|e| e.id == id) {
-                let envelope = inner.pending.remove(at);
-                inner.failed.insert(id, envelope);
-            }
-            drop(inner);
-            self.update_message(id, |message| message.delivery = Delivery::Failed);
-        }
-        self.state
-            .notice
-            .set(Some(format!("The server refused: {detail}")));
-    }
-
-    fn current_room(&self) -> Option<RoomId> {
-        self.inner.borrow().joined.as_ref().map(|(_, room)| *room)
-    }
-
-    fn to_chat_message(
-        &self,
-        envelope: &Envelope,
-        seq: Option<u64>,
-        delivery: Delivery,
-    ) -> ChatMessage {
-        let (author, text) = match envelope.kind {
-            Kind::Text => match TextBody::decode(&envelope.body) {
-                Ok(body) => (body.author, body.text),
-                Err(_) => ("unknown".into(), "(this message could not be read)".into()),
-            },
-        };
-        ChatMessage {
-            id: envelope.id.to_string(),
-            author,
-            text,
-            time: device::format_time(envelope.created_at_ms),
-            seq,
-            created_at_ms: envelope.created_at_ms,
-            own: envelope.sender == self.sender,
-            delivery,
-        }
-    }
-
-    /// Adds stored messages to the list, once each, in server order.
-    fn merge(&self, messages: impl IntoIterator<Item = StoredMessage>) {
-        let incoming: Vec<ChatMessage> = messages
-            .into_iter()
-            .map(|stored| {
-                self.to_chat_message(&stored.envelope, Some(stored.seq), Delivery::Stored)
-            })
-            .collect();
-        if incoming.is_empty() {
-            return;
-        }
-        if let Some(oldest) = incoming.iter().filter_map(|m| m.seq).min() {
-            let mut inner = self.inner.borrow_mut();
-            inner.oldest_seq = Some(inner.oldest_seq.map_or(oldest, |seq| seq.min(oldest)));
-        }
-        self.state.messages.update(|list| {
-            let mut index: HashMap<String, usize> = list
-                .iter()
-                .enumerate()
-                .map(|(i, m)| (m.id.clone(), i))
-                .collect();
-            for message in incoming {
-                match index.get(&message.id) {
-                    Some(&at) => {
-                        list[at].seq = message.seq;
-                        list[at].delivery = Delivery::Stored;
-                    }
-                    None => {
-                        index.insert(message.id.clone(), list.len());
-                        list.push(message);
-                    }
+        let engine = Rc::clone(self);
+        spawn_local(async move {
+            loop {
+                let (acks, refused, received, room) = {
+                    let mut inner = engine.inner.borrow_mut();
+                    let room = std::mem::take(&mut inner.room_dirty)
+                        .then(|| inner.joined.as_ref().map(|j| j.record.clone()))
+                        .flatten();
+                    (
+                        std::mem::take(&mut inner.acks),
+                        std::mem::take(&mut inner.refused),
+                        std::mem::take(&mut inner.received),
+                        room,
+                    )
+                };
+                if acks.is_empty() && refused.is_empty() && received.is_empty() && room.is_none() {
+                    break;
+                }
+                let Some(db) = engine.db() else { break };
+                if let Err(error) = db.apply(&acks, &refused, &received, room.as_slice()).await {
+                    engine.notice(format!(
+                        "Could not save messages on this device: {}",
+                        error.0
+                    ));
+                }
+                if !received.is_empty() || !refused.is_empty() {
+                    engine.refresh_window().await;
                 }
             }
-            list.sort_by_key(|m| (m.seq.unwrap_or(u64::MAX), m.created_at_ms));
+            engine.inner.borrow_mut().persisting = false;
         });
     }
 
-    fn update_message(&self, id: MessageId, change: impl FnOnce(&mut ChatMessage)) {
+    fn on_welcome(self: &Rc<Self>) {
+        {
+            let mut inner = self.inner.borrow_mut();
+            inner.online = true;
+            inner.backoff_ms = 0;
+            inner.sent.clear();
+        }
+        mark("fieldmesh:online");
+        self.state.connection.set(Connection::Online);
+        self.send_join();
+        spawn_local(Rc::clone(self).flush_outbox());
+    }
+
+    /// Sends every queued message not yet sent on this connection, in the order written.
+    async fn flush_outbox(self: Rc<Self>) {
+        let Some(db) = self.db() else { return };
+        let outbox = match db.outbox().await {
+            Ok(outbox) => outbox,
+            Err(error) => return self.notice(format!("Could not read the outbox: {}", error.0)),
+        };
+        let waiting = outbox.iter().filter(|e| !e.failed).count();
+        {
+            let mut inner = self.inner.borrow_mut();
+            inner.queued = waiting;
+            inner.drain_total = waiting;
+        }
+        self.state.queued.set(waiting);
+        self.show_outbox_progress();
+        for entry in outbox.into_iter().filter(|e| !e.failed) {
+            self.send_queued(&entry.id, &entry.envelope);
+        }
+    }
+
+    fn send_queued(&self, id: &str, envelope: &[u8]) {
+        if self.inner.borrow().sent.contains(id) {
+            return;
+        }
+        let Ok(envelope) = Envelope::decode(envelope) else {
+            leptos::logging::warn!("an outbox entry does not decode; leaving it");
+            return;
+        };
+        if self.send_frame(&ClientFrame::Publish(envelope)) {
+            self.inner.borrow_mut().sent.insert(id.to_string());
+        }
+    }
+
+    fn show_outbox_progress(&self) {
+        let (queued, total) = {
+            let inner = self.inner.borrow();
+            (inner.queued, inner.drain_total.max(inner.queued))
+        };
+        self.state.queued.set(queued);
+        let showing_receive = self
+            .state
+            .progress
+            .with_untracked(|p| p.is_some_and(|p| p.what == SyncStep::Receiving));
+        if showing_receive {
+            return;
+        }
+        self.state.progress.set(
+            (queued > 0 && total > PROGRESS_FROM).then_some(SyncProgress {
+                what: SyncStep::Sending,
+                done: total - queued,
+                total,
+            }),
+        );
+    }
+
+    fn on_error(self: &Rc<Self>, code: ErrorCode, detail: String, id: Option<MessageId>) {
+        let Some(id) = id else {
+            return self.notice(format!("The server refused: {detail}"));
+        };
         let id = id.to_string();
+        {
+            let mut inner = self.inner.borrow_mut();
+            if !inner.sent.remove(&id) {
+                return;
+            }
+            if code == ErrorCode::Internal {
+                // The server will manage later: it stays queued for the next connection.
+                drop(inner);
+                return self.notice(format!("Not stored yet: {detail}"));
+            }
+            inner.queued = inner.queued.saturating_sub(1);
+            inner.refused.push(id.clone());
+        }
+        self.update_message(&id, |m| m.delivery = Delivery::Failed);
+        self.show_outbox_progress();
+        self.notice(format!("The server refused a message: {detail}"));
+        self.schedule_persist();
+    }
+
+    fn show_members(&self) {
+        let inner = self.inner.borrow();
+        let mut seen = HashSet::new();
+        let names = inner
+            .members
+            .iter()
+            .filter(|m| seen.insert(m.sender))
+            .map(|m| {
+                let name = clean_display_name(&String::from_utf8_lossy(&m.card))
+                    .unwrap_or_else(|| "someone".into());
+                if Some(m.sender) == inner.sender {
+                    format!("{name} (you)")
+                } else {
+                    name
+                }
+            })
+            .collect();
+        self.state.members.set(names);
+    }
+
+    fn expire_typing(&self) {
+        let now = js_sys::Date::now();
+        let inner = &mut *self.inner.borrow_mut();
+        inner.typing.retain(|_, until| *until > now);
+        let names = inner
+            .typing
+            .keys()
+            .filter_map(|sender| inner.members.iter().find(|m| m.sender == *sender))
+            .filter_map(|m| clean_display_name(&String::from_utf8_lossy(&m.card)))
+            .collect::<Vec<_>>();
+        if self.state.typing.with_untracked(|shown| *shown != names) {
+            self.state.typing.set(names);
+        }
+    }
+
+    fn update_message(&self, id: &str, change: impl FnOnce(&mut ChatMessage)) {
         self.state.messages.update(|list| {
             if let Some(message) = list.iter_mut().find(|m| m.id == id) {
                 change(message);
             }
-            list.sort_by_key(|m| (m.seq.unwrap_or(u64::MAX), m.created_at_ms));
         });
     }
 }
 
-impl ChatActions for Engine {
+fn chat_message(record: &MessageRecord, own: Option<&str>) -> ChatMessage {
+    ChatMessage {
+        id: record.id.clone(),
+        author: record.author.clone(),
+        text: record.text.clone(),
+        time: device::format_time(record.created_at as u64),
+        seq: record.seq.map(|s| s as u64),
+        created_at_ms: record.created_at as u64,
+        own: own == Some(record.sender.as_str()),
+        delivery: match record.state {
+            RecordState::Queued => Delivery::Queued,
+            RecordState::Stored => Delivery::Stored,
+            RecordState::Failed => Delivery::Failed,
+        },
+    }
+}
+
+/// The actions the views call, backed by the engine.
+struct Actions(Rc<Engine>);
+
+impl std::ops::Deref for Actions {
+    type Target = Engine;
+
+    fn deref(&self) -> &Engine {
+        &self.0
+    }
+}
+
+impl ChatActions for Actions {
     fn join(&self, name: &str, room: &str) -> Result<(), String> {
         let name = clean_display_name(name)
             .ok_or_else(|| "Choose a display name of 1 to 40 characters.".to_string())?;
         let room_name = room.split_whitespace().collect::<Vec<_>>().join(" ");
-        let room_id = RoomId::from_name(&room_name)
-            .ok_or_else(|| "Choose a room name of 1 to 64 characters.".to_string())?;
-        device::remember_session(&name, Some(&room_name));
-        self.inner.borrow_mut().joined = Some((name.clone(), room_id));
-        self.state.messages.set(Vec::new());
-        self.state.notice.set(None);
-        self.state.session.set(Some(Session {
-            name,
-            room: room_name,
-        }));
-        self.rejoin(room_id);
+        if RoomId::from_name(&room_name).is_none() {
+            return Err("Choose a room name of 1 to 64 characters.".into());
+        }
+        let Some(db) = self.db() else {
+            return Err("This browser cannot keep messages on the device; see the notice.".into());
+        };
+        let engine = Rc::clone(&self.0);
+        spawn_local(async move {
+            let saved = async {
+                db.set_setting("name", Some(&name)).await?;
+                db.set_setting("room", Some(&room_name)).await
+            };
+            if let Err(error) = saved.await {
+                engine.notice(format!("Could not remember the room: {}", error.0));
+            }
+            engine.state.last_name.set(name.clone());
+            engine.state.notice.set(None);
+            engine.enter_room(&name, &room_name).await;
+        });
         Ok(())
     }
 
     fn leave(&self) {
         let joined = self.inner.borrow_mut().joined.take();
-        if let Some((name, room)) = joined {
-            self.send_frame(&ClientFrame::Leave { room });
-            device::remember_session(&name, None);
+        if let Some(joined) = joined {
+            self.send_frame(&ClientFrame::Leave { room: joined.id });
+        }
+        if let Some(db) = self.db() {
+            spawn_local(async move {
+                let _ = db.set_setting("room", None).await;
+            });
         }
         self.state.session.set(None);
         self.state.messages.set(Vec::new());
+        self.state.members.set(Vec::new());
+        self.state.typing.set(Vec::new());
         self.state.notice.set(None);
     }
 
     fn send(&self, text: &str) -> Result<(), String> {
-        let Some((name, room)) = self.inner.borrow().joined.clone() else {
-            return Err("Join a room first.".into());
+        let (name, joined, sender) = {
+            let inner = self.inner.borrow();
+            match (&inner.joined, inner.sender) {
+                (Some(joined), Some(sender)) => (inner.name.clone(), joined.clone(), sender),
+                _ => return Err("Join a room first.".into()),
+            }
         };
         let body = TextBody::new(&name, text).map_err(|error| format!("Not sent: {error}."))?;
         let envelope = Envelope {
-            id: device::new_message_id(),
-            room,
-            sender: self.sender,
-            created_at_ms: device::now_ms(),
+            id: MessageId(device::random_bytes()),
+            room: joined.id,
+            sender,
+            created_at_ms: js_sys::Date::now() as u64,
             kind: Kind::Text,
             body: body
                 .encode()
                 .map_err(|error| format!("Not sent: {error}."))?,
         };
-        let message = self.to_chat_message(&envelope, None, Delivery::Sending);
-        self.state.messages.update(|list| list.push(message));
-        self.inner.borrow_mut().pending.push(envelope.clone());
-        self.send_frame(&ClientFrame::Publish(envelope));
+        let bytes = envelope
+            .encode()
+            .map_err(|error| format!("Not sent: {error}."))?;
+        let record = MessageRecord {
+            id: envelope.id.to_string(),
+            room: joined.record.id.clone(),
+            order: LOCAL_ORDER_BASE + envelope.created_at_ms as f64,
+            seq: None,
+            created_at: envelope.created_at_ms as f64,
+            sender: sender.to_string(),
+            author: body.author,
+            text: body.text,
+            state: RecordState::Queued,
+        };
+        let db = self
+            .db()
+            .ok_or("This browser cannot keep messages on the device; see the notice.")?;
+        let own = sender.to_string();
+        self.state
+            .messages
+            .update(|list| list.push(chat_message(&record, Some(&own))));
+        self.inner.borrow_mut().queued += 1;
+        self.show_outbox_progress();
+        let engine = Rc::clone(&self.0);
+        spawn_local(async move {
+            match db.enqueue(&record, bytes.clone()).await {
+                Ok(()) => engine.send_queued(&record.id, &bytes),
+                Err(error) => {
+                    {
+                        let mut inner = engine.inner.borrow_mut();
+                        inner.queued = inner.queued.saturating_sub(1);
+                    }
+                    engine.show_outbox_progress();
+                    engine.update_message(&record.id, |m| m.delivery = Delivery::Failed);
+                    engine.notice(format!(
+                        "Could not save the message on this device: {}",
+                        error.0
+                    ));
+                }
+            }
+        });
         Ok(())
     }
 
     fn load_older(&self) {
-        let (Some(room), Some(before_seq)) = (self.current_room(), self.inner.borrow().oldest_seq)
-        else {
-            return;
-        };
-        if self.send_frame(&ClientFrame::History {
-            room,
-            before_seq,
-            limit: MAX_HISTORY_PAGE / 2,
-        }) {
-            self.state.loading_older.set(true);
-        } else {
-            self.state.notice.set(Some(
-                "Older messages load when the server is reachable.".into(),
-            ));
-        }
+        let engine = Rc::clone(&self.0);
+        spawn_local(async move {
+            let Some(db) = engine.db() else { return };
+            let Some((room, room_hex, window)) = ({
+                let mut inner = engine.inner.borrow_mut();
+                inner.window += WINDOW_STEP;
+                let window = inner.window;
+                inner
+                    .joined
+                    .as_ref()
+                    .map(|j| (j.id, j.record.id.clone(), window))
+            }) else {
+                return;
+            };
+            let held = db
+                .newest(&room_hex, window)
+                .await
+                .map(|(records, _)| records.len())
+                .unwrap_or(0);
+            let server_has_older = engine
+                .inner
+                .borrow()
+                .joined
+                .as_ref()
+                .is_some_and(|j| j.record.server_has_older);
+            if (held as u32) < window && server_has_older {
+                let before = db.oldest_seq(&room_hex).await.ok().flatten();
+                let frame = ClientFrame::History {
+                    room,
+                    before_seq: before.map_or(u64::MAX, |s| s as u64),
+                    limit: MAX_HISTORY_PAGE / 2,
+                };
+                if engine.send_frame(&frame) {
+                    engine.state.loading_older.set(true);
+                } else {
+                    engine.notice("Older messages load when the server is reachable.");
+                }
+            }
+            engine.refresh_window().await;
+        });
     }
 
     fn retry(&self, id: &str) {
-        let Some(id) = MessageId::from_hex(id) else {
-            return;
+        let Some(db) = self.db() else { return };
+        let engine = Rc::clone(&self.0);
+        let id = id.to_string();
+        spawn_local(async move {
+            match db.retry(&id).await {
+                Ok(Some(envelope)) => {
+                    engine.inner.borrow_mut().queued += 1;
+                    engine.show_outbox_progress();
+                    engine.update_message(&id, |m| m.delivery = Delivery::Queued);
+                    engine.send_queued(&id, &envelope);
+                }
+                Ok(None) => {}
+                Err(error) => engine.notice(format!("Could not retry: {}", error.0)),
+            }
+        });
+    }
+
+    fn typing(&self) {
+        let now = js_sys::Date::now();
+        let room = {
+            let mut inner = self.inner.borrow_mut();
+            if now - inner.last_typing_sent_ms < TYPING_SEND_EVERY_MS {
+                return;
+            }
+            inner.last_typing_sent_ms = now;
+            inner.joined.as_ref().map(|j| j.id)
         };
-        let Some(envelope) = self.inner.borrow_mut().failed.remove(&id) else {
-            return;
-        };
-        self.inner.borrow_mut().pending.push(envelope.clone());
-        self.update_message(id, |message| message.delivery = Delivery::Sending);
-        self.send_frame(&ClientFrame::Publish(envelope));
+        if let Some(room) = room {
+            self.send_frame(&ClientFrame::Typing { room });
+        }
+    }
+
+    fn apply_update(&self) {
+        pwa::apply_update();
     }
 }

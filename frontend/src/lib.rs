@@ -3,8 +3,10 @@
 // Leptos view types nest deeply; hydrating the whole app needs a deeper query limit.
 #![recursion_limit = "256"]
 
+mod db;
 mod device;
 mod engine;
+mod pwa;
 
 use app::App;
 use leptos::prelude::*;
@@ -18,8 +20,4 @@ pub fn hydrate() {
         provide_context(engine::start());
         view! { <App/> }
     });
-    // Lets browser tests (and curious people) see that the app is live, not just rendered.
-    if let Some(window) = web_sys::window() {
-        let _ = js_sys::Reflect::set(&window, &"__fieldmeshReady".into(), &true.into());
-    }
 }

@@ -17,4 +17,4 @@ pub use envelope::{
     Envelope, Kind, MessageId, RoomId, SenderId, MAX_BODY_BYTES, MAX_ENVELOPE_BYTES,
 };
 pub use error::{DecodeError, EncodeError};
-pub use wire::{ClientFrame, ErrorCode, ServerFrame, StoredMessage, MAX_FRAME_BYTES};
+pub use wire::{ClientFrame, ErrorCode, Member, ServerFrame, StoredMessage, MAX_FRAME_BYTES};

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{decode_versioned, encode_versioned};
-use crate::{DecodeError, EncodeError, Envelope, MessageId, RoomId, MAX_ENVELOPE_BYTES};
+use crate::{DecodeError, EncodeError, Envelope, MessageId, RoomId, SenderId, MAX_ENVELOPE_BYTES};
 
 /// Format version of every frame (its first byte).
 pub const WIRE_VERSION: u8 = 1;
@@ -13,14 +13,38 @@ pub const MAX_FRAME_BYTES: usize = MAX_ENVELOPE_BYTES + 1024;
 pub const MAX_SERVER_FRAME_BYTES: usize = 4 * 1024 * 1024;
 /// Most messages one history page holds.
 pub const MAX_HISTORY_PAGE: u16 = 200;
+/// Largest presence card (what a member shows others about themselves; opaque to the server).
+pub const MAX_PRESENCE_BYTES: usize = 256;
+
+/// Someone following a room right now, as the other followers see them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// The member's device.
+    pub sender: SenderId,
+    /// What the member shows others (their display name, encoded by the client; the server
+    /// never interprets it). At most [`MAX_PRESENCE_BYTES`].
+    #[serde(with = "serde_bytes")]
+    pub card: Vec<u8>,
+}
 
 /// What a client sends.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClientFrame {
-    /// Subscribe to a room. The server answers with the newest page of its history, then sends
-    /// every new message as it is stored.
+    /// Follow a room. Without a cursor the server answers with the newest page of its history
+    /// ([`ServerFrame::History`]); with one, with every message after it
+    /// ([`ServerFrame::CatchUp`] frames until `done`). Then it sends each new message as it is
+    /// stored, and the room's presence list.
     Join {
         /// The room to follow.
+        room: RoomId,
+        /// The highest sequence number the client holds with nothing missing below it.
+        after_seq: Option<u64>,
+        /// Who is joining, for the presence list.
+        member: Member,
+    },
+    /// The person is typing in a room (sent at most every few seconds while they type).
+    Typing {
+        /// The room they type in.
         room: RoomId,
     },
     /// Stop following a room.
@@ -73,6 +97,8 @@ pub enum ErrorCode {
     TextFrame,
     /// The server could not store the message; try again later.
     Internal,
+    /// A limit on the connection was reached (rooms followed, presence size); nothing was done.
+    LimitReached,
 }
 
 /// What a server sends.
@@ -94,8 +120,31 @@ pub enum ServerFrame {
         /// Whether older messages exist before the first one in this page.
         has_more: bool,
     },
+    /// Messages after the client's cursor, oldest first; sent on join in batches.
+    CatchUp {
+        /// The room the batch belongs to.
+        room: RoomId,
+        /// The messages, in increasing sequence order, each following the previous one.
+        messages: Vec<StoredMessage>,
+        /// True on the last batch: the client now holds everything up to the last message.
+        done: bool,
+    },
     /// A message stored after the client joined its room.
     Message(StoredMessage),
+    /// Who follows a room right now (sent on every change).
+    Presence {
+        /// The room.
+        room: RoomId,
+        /// Its followers, one entry per connection.
+        members: Vec<Member>,
+    },
+    /// A member is typing.
+    Typing {
+        /// The room.
+        room: RoomId,
+        /// Who types.
+        sender: SenderId,
+    },
     /// A published message is durably stored (or was already: `duplicate`).
     Ack {
         /// The message's id.
@@ -203,7 +252,23 @@ mod tests {
                 messages: vec![stored.clone(); MAX_HISTORY_PAGE as usize],
                 has_more: true,
             },
+            ServerFrame::CatchUp {
+                room: RoomId([4; 16]),
+                messages: vec![stored.clone()],
+                done: true,
+            },
             ServerFrame::Message(stored),
+            ServerFrame::Presence {
+                room: RoomId([4; 16]),
+                members: vec![Member {
+                    sender: SenderId([1; 32]),
+                    card: vec![0; MAX_PRESENCE_BYTES],
+                }],
+            },
+            ServerFrame::Typing {
+                room: RoomId([4; 16]),
+                sender: SenderId([1; 32]),
+            },
             ServerFrame::Ack {
                 id: MessageId([5; 16]),
                 seq: 1,

@@ -4,8 +4,11 @@
 pub mod config;
 pub mod error;
 pub mod hub;
+pub mod site;
 pub mod store;
 pub mod ws;
+
+use std::sync::Arc;
 
 use axum::extract::FromRef;
 use axum::routing::get;
@@ -18,6 +21,7 @@ use tower_http::trace::TraceLayer;
 pub use config::Config;
 pub use error::ServerError;
 use hub::Hub;
+use site::Site;
 use store::Store;
 
 /// Everything a request handler may need. Cheap to clone.
@@ -33,6 +37,14 @@ pub struct AppState {
     pub history_page: u16,
     /// Turns `true` when the server is shutting down; connections close.
     pub shutdown: watch::Receiver<bool>,
+    /// The built web app.
+    pub site: Arc<Site>,
+}
+
+impl FromRef<AppState> for Arc<Site> {
+    fn from_ref(state: &AppState) -> Self {
+        Arc::clone(&state.site)
+    }
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -53,12 +65,15 @@ impl AppState {
             .site_addr(config.listen)
             .build();
         let (shutdown_tx, shutdown) = watch::channel(false);
+        let site = Arc::new(Site::load(&config.site_root));
+        tracing::info!(build = %site.build_id, "web app loaded");
         let state = Self {
             leptos_options,
             store,
             hub: Hub::default(),
             history_page: config.history_page,
             shutdown,
+            site,
         };
         Ok((state, shutdown_tx))
     }
@@ -71,6 +86,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/sw.js", get(site::service_worker))
         .leptos_routes(&state, routes, move || app::shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
             app::shell,

@@ -63,56 +63,82 @@ impl Store {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Stores `envelope` unless its id is already stored, then calls `on_new` with the new
-    /// message while the write lock is still held, so listeners see messages in sequence order.
+    /// Stores `envelope` unless its id is already stored; see [`Store::insert_many_blocking`].
     pub fn insert_blocking(
         &self,
         envelope: &Envelope,
         received_at_ms: u64,
-        on_new: impl FnOnce(&Arc<StoredMessage>),
+        on_new: impl FnMut(&Arc<StoredMessage>),
     ) -> Result<Stored, ServerError> {
-        let bytes = envelope.encode()?;
-        let conn = self.lock();
-        let inserted: Option<i64> = conn
-            .query_row(
+        let mut stored =
+            self.insert_many_blocking(std::slice::from_ref(envelope), received_at_ms, on_new)?;
+        Ok(stored.remove(0))
+    }
+
+    /// Stores each envelope whose id is not stored yet, all in one transaction (one disk sync
+    /// for the batch), and returns one result per envelope in order. After the commit, calls
+    /// `on_new` with each new message while the write lock is still held, so listeners see
+    /// messages in sequence order.
+    pub fn insert_many_blocking(
+        &self,
+        envelopes: &[Envelope],
+        received_at_ms: u64,
+        mut on_new: impl FnMut(&Arc<StoredMessage>),
+    ) -> Result<Vec<Stored>, ServerError> {
+        let encoded = envelopes
+            .iter()
+            .map(Envelope::encode)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let mut results = Vec::with_capacity(envelopes.len());
+        {
+            let mut insert = tx.prepare_cached(
                 "INSERT INTO messages (id, room, received_at_ms, envelope) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (id) DO NOTHING RETURNING seq",
-                params![
-                    &envelope.id.0[..],
-                    &envelope.room.0[..],
-                    received_at_ms as i64,
-                    bytes
-                ],
-                |row| row.get(0),
-            )
-            .optional()?;
-        match inserted {
-            Some(seq) => {
-                let message = Arc::new(StoredMessage {
-                    seq: seq as u64,
-                    received_at_ms,
-                    envelope: envelope.clone(),
-                });
-                on_new(&message);
-                Ok(Stored {
-                    message,
-                    duplicate: false,
-                })
-            }
-            None => {
-                let message = conn
+            )?;
+            let mut existing = tx.prepare_cached(
+                "SELECT seq, received_at_ms, envelope FROM messages WHERE id = ?1",
+            )?;
+            for (envelope, bytes) in envelopes.iter().zip(&encoded) {
+                let inserted: Option<i64> = insert
                     .query_row(
-                        "SELECT seq, received_at_ms, envelope FROM messages WHERE id = ?1",
-                        [&envelope.id.0[..]],
-                        row_to_message,
-                    )?
-                    .map_err(ServerError::CorruptRow)?;
-                Ok(Stored {
-                    message: Arc::new(message),
-                    duplicate: true,
-                })
+                        params![
+                            &envelope.id.0[..],
+                            &envelope.room.0[..],
+                            received_at_ms as i64,
+                            bytes
+                        ],
+                        |row| row.get(0),
+                    )
+                    .optional()?;
+                let stored = match inserted {
+                    Some(seq) => Stored {
+                        message: Arc::new(StoredMessage {
+                            seq: seq as u64,
+                            received_at_ms,
+                            envelope: envelope.clone(),
+                        }),
+                        duplicate: false,
+                    },
+                    None => {
+                        let message = existing
+                            .query_row([&envelope.id.0[..]], row_to_message)?
+                            .map_err(ServerError::CorruptRow)?;
+                        Stored {
+                            message: Arc::new(message),
+                            duplicate: true,
+                        }
+                    }
+                };
+                results.push(stored);
             }
         }
+        tx.commit()?;
+        for stored in results.iter().filter(|stored| !stored.duplicate) {
+            on_new(&stored.message);
+        }
+        Ok(results)
     }
 
     /// Up to `limit` messages of `room` with a sequence number below `before` (all when

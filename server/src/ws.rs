@@ -1,25 +1,29 @@
-//! The WebSocket endpoint: publish messages and follow rooms.
+//! The WebSocket endpoint: publish messages, follow rooms, presence and typing.
 //!
 //! Every frame is checked against the protocol limits before it is decoded. A bad frame gets an
 //! [`ServerFrame::Error`] and the connection stays open; only frames above
 //! [`TRANSPORT_MAX_BYTES`] make the WebSocket layer itself close the connection.
+//!
+//! Publishes that arrive together are stored in one transaction (one disk sync), which is what
+//! lets a phone's outbox of a thousand messages drain in about a second.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
 use futures::{SinkExt, StreamExt};
-use mesh::wire::MAX_HISTORY_PAGE;
+use mesh::wire::{MAX_HISTORY_PAGE, MAX_PRESENCE_BYTES};
 use mesh::{
-    ClientFrame, DecodeError, Envelope, ErrorCode, RoomId, ServerFrame, StoredMessage,
-    MAX_BODY_BYTES, MAX_FRAME_BYTES,
+    ClientFrame, DecodeError, Envelope, ErrorCode, Member, MessageId, RoomId, SenderId,
+    ServerFrame, MAX_BODY_BYTES, MAX_FRAME_BYTES,
 };
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::AbortHandle;
 
+use crate::hub::{ConnectionId, Hub, RoomEvent};
 use crate::store::Store;
 use crate::AppState;
 
@@ -30,6 +34,16 @@ pub const TRANSPORT_MAX_BYTES: usize = 1024 * 1024;
 pub const MAX_ROOMS_PER_CONNECTION: usize = 32;
 /// Frames queued for a slow client before its room followers wait (and later catch up).
 const OUTBOUND_QUEUE: usize = 256;
+/// Most frames read and handled as one batch (publishes among them share a transaction).
+const READ_BATCH: usize = 128;
+/// The server pings a quiet client this often...
+const PING_EVERY: Duration = Duration::from_secs(20);
+/// ...and drops a client it has not heard from (not even a pong) for this long.
+const SILENCE_LIMIT: Duration = Duration::from_secs(60);
+/// A typing notice is relayed at most this often per connection and room.
+const TYPING_EVERY: Duration = Duration::from_secs(2);
+
+static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
 /// `GET /ws`: upgrades to a WebSocket speaking [`ClientFrame`]s and [`ServerFrame`]s.
 pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
@@ -38,19 +52,27 @@ pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Res
         .on_upgrade(move |socket| serve_connection(socket, state))
 }
 
+enum Outbound {
+    Frame(ServerFrame),
+    Ping,
+}
+
 async fn serve_connection(socket: WebSocket, state: AppState) {
-    let (mut sink, mut stream) = socket.split();
-    let (tx, mut rx) = mpsc::channel::<ServerFrame>(OUTBOUND_QUEUE);
+    let (mut sink, stream) = socket.split();
+    let (tx, mut rx) = mpsc::channel::<Outbound>(OUTBOUND_QUEUE);
     let writer = tokio::spawn(async move {
-        while let Some(frame) = rx.recv().await {
-            let bytes = match frame.encode() {
-                Ok(bytes) => bytes,
-                Err(error) => {
-                    tracing::error!(%error, "dropping a server frame over the limit");
-                    continue;
-                }
+        while let Some(outbound) = rx.recv().await {
+            let message = match outbound {
+                Outbound::Ping => Message::Ping(Vec::new().into()),
+                Outbound::Frame(frame) => match frame.encode() {
+                    Ok(bytes) => Message::Binary(bytes.into()),
+                    Err(error) => {
+                        tracing::error!(%error, "dropping a server frame over the limit");
+                        continue;
+                    }
+                },
             };
-            if sink.send(Message::Binary(bytes.into())).await.is_err() {
+            if sink.send(message).await.is_err() {
                 break;
             }
         }
@@ -59,6 +81,7 @@ async fn serve_connection(socket: WebSocket, state: AppState) {
 
     let mut shutdown = state.shutdown.clone();
     let mut session = Session {
+        id: NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed),
         state,
         tx,
         rooms: HashMap::new(),
@@ -69,43 +92,57 @@ async fn serve_connection(socket: WebSocket, state: AppState) {
             max_body_bytes: MAX_BODY_BYTES as u32,
         })
         .await;
-    tracing::debug!("client connected");
+    tracing::debug!(connection = session.id, "client connected");
 
+    let mut stream = stream.ready_chunks(READ_BATCH);
+    let mut heartbeat = tokio::time::interval(PING_EVERY);
+    let mut last_heard = Instant::now();
     loop {
         tokio::select! {
             incoming = stream.next() => match incoming {
-                Some(Ok(Message::Binary(bytes))) => session.handle_bytes(&bytes).await,
-                Some(Ok(Message::Text(_))) => {
-                    session.refuse(ErrorCode::TextFrame, "only binary frames are understood".into(), None).await;
+                Some(items) => {
+                    last_heard = Instant::now();
+                    if session.handle_batch(items).await.is_break() {
+                        break;
+                    }
                 }
-                Some(Ok(Message::Close(_))) | None => break,
-                // Pings are answered by the WebSocket layer itself.
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                Some(Err(error)) => {
-                    tracing::debug!(%error, "client connection failed");
+                None => break,
+            },
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() > SILENCE_LIMIT {
+                    tracing::debug!(connection = session.id, "client silent too long; closing");
                     break;
                 }
-            },
+                let _ = session.tx.send(Outbound::Ping).await;
+            }
             _ = shutdown.changed() => break,
         }
     }
     drop(session);
     let _ = writer.await;
-    tracing::debug!("client disconnected");
 }
 
 /// One connected client: where its frames go and which rooms it follows.
 struct Session {
+    id: ConnectionId,
     state: AppState,
-    tx: mpsc::Sender<ServerFrame>,
-    rooms: HashMap<RoomId, AbortHandle>,
+    tx: mpsc::Sender<Outbound>,
+    rooms: HashMap<RoomId, Following>,
+}
+
+struct Following {
+    follower: AbortHandle,
+    sender: SenderId,
+    last_typing: Option<Instant>,
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
-        for follower in self.rooms.values() {
-            follower.abort();
+        for (room, following) in self.rooms.drain() {
+            following.follower.abort();
+            self.state.hub.leave(room, self.id);
         }
+        tracing::debug!(connection = self.id, "client disconnected");
     }
 }
 
@@ -113,46 +150,88 @@ impl Session {
     async fn send(&self, frame: ServerFrame) {
         // A closed channel means the writer stopped because the client went away; the read
         // loop notices on its next read.
-        let _ = self.tx.send(frame).await;
+        let _ = self.tx.send(Outbound::Frame(frame)).await;
     }
 
-    async fn refuse(&self, code: ErrorCode, detail: String, id: Option<mesh::MessageId>) {
-        tracing::debug!(?code, %detail, "refused a client frame");
+    async fn refuse(&self, code: ErrorCode, detail: String, id: Option<MessageId>) {
+        tracing::debug!(connection = self.id, ?code, %detail, "refused a client frame");
         self.send(ServerFrame::Error { code, detail, id }).await;
     }
 
-    async fn handle_bytes(&mut self, bytes: &[u8]) {
-        match ClientFrame::decode(bytes) {
-            Ok(frame) => self.handle(frame).await,
-            Err(DecodeError::TooLarge { len, max }) => {
-                let detail = format!("frame of {len} bytes refused: the limit is {max} bytes");
-                self.refuse(ErrorCode::FrameTooLarge, detail, None).await;
-            }
-            Err(DecodeError::UnknownVersion(version)) => {
-                let detail =
-                    format!("frame version {version} is not supported; reload the app to update");
-                self.refuse(ErrorCode::UnknownVersion, detail, None).await;
-            }
-            Err(error) => {
-                self.refuse(
-                    ErrorCode::Malformed,
-                    format!("frame refused: {error}"),
-                    None,
-                )
-                .await
+    /// Handles frames that arrived together, storing consecutive publishes as one batch.
+    async fn handle_batch(
+        &mut self,
+        items: Vec<Result<Message, axum::Error>>,
+    ) -> std::ops::ControlFlow<()> {
+        let mut publishes = Vec::new();
+        for item in items {
+            let frame = match item {
+                Ok(Message::Binary(bytes)) => self.decode(&bytes).await,
+                Ok(Message::Text(_)) => {
+                    self.refuse(
+                        ErrorCode::TextFrame,
+                        "only binary frames are understood".into(),
+                        None,
+                    )
+                    .await;
+                    None
+                }
+                // Pings are answered by the WebSocket layer itself.
+                Ok(Message::Ping(_) | Message::Pong(_)) => None,
+                Ok(Message::Close(_)) => {
+                    self.publish(std::mem::take(&mut publishes)).await;
+                    return std::ops::ControlFlow::Break(());
+                }
+                Err(error) => {
+                    tracing::debug!(connection = self.id, %error, "client connection failed");
+                    self.publish(std::mem::take(&mut publishes)).await;
+                    return std::ops::ControlFlow::Break(());
+                }
+            };
+            match frame {
+                Some(ClientFrame::Publish(envelope)) => publishes.push(envelope),
+                Some(other) => {
+                    self.publish(std::mem::take(&mut publishes)).await;
+                    self.handle(other).await;
+                }
+                None => {}
             }
         }
+        self.publish(publishes).await;
+        std::ops::ControlFlow::Continue(())
+    }
+
+    async fn decode(&self, bytes: &[u8]) -> Option<ClientFrame> {
+        let (code, detail) = match ClientFrame::decode(bytes) {
+            Ok(frame) => return Some(frame),
+            Err(DecodeError::TooLarge { len, max }) => (
+                ErrorCode::FrameTooLarge,
+                format!("frame of {len} bytes refused: the limit is {max} bytes"),
+            ),
+            Err(DecodeError::UnknownVersion(version)) => (
+                ErrorCode::UnknownVersion,
+                format!("frame version {version} is not supported; reload the app to update"),
+            ),
+            Err(error) => (ErrorCode::Malformed, format!("frame refused: {error}")),
+        };
+        self.refuse(code, detail, None).await;
+        None
     }
 
     async fn handle(&mut self, frame: ClientFrame) {
         match frame {
-            ClientFrame::Join { room } => self.join(room).await,
+            ClientFrame::Join {
+                room,
+                after_seq,
+                member,
+            } => self.join(room, after_seq, member).await,
             ClientFrame::Leave { room } => {
-                if let Some(follower) = self.rooms.remove(&room) {
-                    follower.abort();
+                if let Some(following) = self.rooms.remove(&room) {
+                    following.follower.abort();
+                    self.state.hub.leave(room, self.id);
                 }
             }
-            ClientFrame::Publish(envelope) => self.publish(envelope).await,
+            ClientFrame::Publish(envelope) => self.publish(vec![envelope]).await,
             ClientFrame::History {
                 room,
                 before_seq,
@@ -176,85 +255,142 @@ impl Session {
                     Err(error) => self.internal_error(error, None).await,
                 }
             }
+            ClientFrame::Typing { room } => {
+                let hub = self.state.hub.clone();
+                if let Some(following) = self.rooms.get_mut(&room) {
+                    if following
+                        .last_typing
+                        .is_none_or(|at| at.elapsed() >= TYPING_EVERY)
+                    {
+                        following.last_typing = Some(Instant::now());
+                        hub.typing(room, following.sender);
+                    }
+                }
+            }
             ClientFrame::Ping { nonce } => self.send(ServerFrame::Pong { nonce }).await,
         }
     }
 
-    async fn join(&mut self, room: RoomId) {
+    async fn join(&mut self, room: RoomId, after_seq: Option<u64>, member: Member) {
         if !self.rooms.contains_key(&room) && self.rooms.len() >= MAX_ROOMS_PER_CONNECTION {
             let detail =
                 format!("one connection can follow at most {MAX_ROOMS_PER_CONNECTION} rooms");
-            return self.refuse(ErrorCode::Malformed, detail, None).await;
+            return self.refuse(ErrorCode::LimitReached, detail, None).await;
+        }
+        if member.card.len() > MAX_PRESENCE_BYTES {
+            let detail = format!("a presence card may hold at most {MAX_PRESENCE_BYTES} bytes");
+            return self.refuse(ErrorCode::LimitReached, detail, None).await;
         }
         if let Some(previous) = self.rooms.remove(&room) {
-            previous.abort();
+            previous.follower.abort();
         }
-        // Subscribe before reading history so nothing stored in between is missed; the
-        // follower skips what the history page already holds.
-        let live = self.state.hub.subscribe(room);
-        let page = self.state.history_page;
-        let (messages, has_more) = match self
-            .state
-            .store
-            .run(move |s| s.page_before_blocking(room, None, page))
-            .await
-        {
-            Ok(page) => page,
-            Err(error) => return self.internal_error(error, None).await,
+        let sender = member.sender;
+        // Subscribe before reading the store so nothing stored in between is missed; the
+        // follower skips what was already sent.
+        let live = self.state.hub.join(room, self.id, member);
+        let last_seq = match after_seq {
+            None => {
+                let page = self.state.history_page;
+                match self
+                    .state
+                    .store
+                    .run(move |s| s.page_before_blocking(room, None, page))
+                    .await
+                {
+                    Ok((messages, has_more)) => {
+                        let last = messages.last().map_or(0, |m| m.seq);
+                        self.send(ServerFrame::History {
+                            room,
+                            messages,
+                            has_more,
+                        })
+                        .await;
+                        Some(last)
+                    }
+                    Err(error) => {
+                        self.internal_error(error, None).await;
+                        None
+                    }
+                }
+            }
+            Some(cursor) => catch_up(room, cursor, &self.tx, &self.state.store).await,
         };
-        let last_seq = messages.last().map_or(0, |m| m.seq);
-        self.send(ServerFrame::History {
-            room,
-            messages,
-            has_more,
-        })
-        .await;
+        let Some(last_seq) = last_seq else {
+            self.state.hub.leave(room, self.id);
+            return;
+        };
         let follower = tokio::spawn(follow_room(
             room,
+            sender,
             live,
             self.tx.clone(),
             self.state.store.clone(),
+            self.state.hub.clone(),
             last_seq,
         ));
-        self.rooms.insert(room, follower.abort_handle());
+        self.rooms.insert(
+            room,
+            Following {
+                follower: follower.abort_handle(),
+                sender,
+                last_typing: None,
+            },
+        );
     }
 
-    async fn publish(&mut self, envelope: Envelope) {
-        let id = envelope.id;
-        if envelope.body.len() > MAX_BODY_BYTES {
-            let detail = format!(
-                "message body of {} bytes refused: the limit is {MAX_BODY_BYTES}",
-                envelope.body.len()
-            );
-            return self.refuse(ErrorCode::BodyTooLarge, detail, Some(id)).await;
+    async fn publish(&mut self, envelopes: Vec<Envelope>) {
+        let mut valid = Vec::with_capacity(envelopes.len());
+        for envelope in envelopes {
+            if envelope.body.len() > MAX_BODY_BYTES {
+                let detail = format!(
+                    "message body of {} bytes refused: the limit is {MAX_BODY_BYTES}",
+                    envelope.body.len()
+                );
+                self.refuse(ErrorCode::BodyTooLarge, detail, Some(envelope.id))
+                    .await;
+            } else {
+                valid.push(envelope);
+            }
+        }
+        if valid.is_empty() {
+            return;
         }
         let hub = self.state.hub.clone();
         let received_at_ms = now_ms();
+        let ids: Vec<MessageId> = valid.iter().map(|e| e.id).collect();
         let stored = self
             .state
             .store
             .run(move |s| {
-                s.insert_blocking(&envelope, received_at_ms, |message| hub.publish(message))
+                s.insert_many_blocking(&valid, received_at_ms, |message| hub.publish(message))
             })
             .await;
         match stored {
             Ok(stored) => {
-                if !stored.duplicate {
-                    tracing::debug!(%id, seq = stored.message.seq, "stored a message");
+                for (id, stored) in ids.into_iter().zip(stored) {
+                    self.send(ServerFrame::Ack {
+                        id,
+                        seq: stored.message.seq,
+                        duplicate: stored.duplicate,
+                    })
+                    .await;
                 }
-                self.send(ServerFrame::Ack {
-                    id,
-                    seq: stored.message.seq,
-                    duplicate: stored.duplicate,
-                })
-                .await;
             }
-            Err(error) => self.internal_error(error, Some(id)).await,
+            Err(error) => {
+                tracing::error!(%error, count = ids.len(), "storing messages failed");
+                for id in ids {
+                    self.internal_error_quiet(Some(id)).await;
+                }
+            }
         }
     }
 
-    async fn internal_error(&self, error: crate::error::ServerError, id: Option<mesh::MessageId>) {
+    async fn internal_error(&self, error: crate::error::ServerError, id: Option<MessageId>) {
         tracing::error!(%error, "request failed");
+        self.internal_error_quiet(id).await;
+    }
+
+    async fn internal_error_quiet(&self, id: Option<MessageId>) {
         self.send(ServerFrame::Error {
             code: ErrorCode::Internal,
             detail: "the server could not do that right now; it will be retried".into(),
@@ -264,30 +400,68 @@ impl Session {
     }
 }
 
-/// Forwards a room's new messages to one client, in sequence order. A client too slow for the
-/// live backlog catches up from the store, so it never misses a message.
+/// Sends every message of `room` after `cursor` in [`ServerFrame::CatchUp`] batches and returns
+/// the last sequence number sent (or `cursor`), or `None` when the store failed.
+async fn catch_up(
+    room: RoomId,
+    mut cursor: u64,
+    tx: &mpsc::Sender<Outbound>,
+    store: &Store,
+) -> Option<u64> {
+    loop {
+        let after = cursor;
+        let batch = match store
+            .run(move |s| s.after_blocking(room, after, MAX_HISTORY_PAGE))
+            .await
+        {
+            Ok(batch) => batch,
+            Err(error) => {
+                tracing::error!(%error, "catch-up read failed");
+                return None;
+            }
+        };
+        let done = batch.len() < usize::from(MAX_HISTORY_PAGE);
+        cursor = batch.last().map_or(cursor, |m| m.seq);
+        let frame = ServerFrame::CatchUp {
+            room,
+            messages: batch,
+            done,
+        };
+        if tx.send(Outbound::Frame(frame)).await.is_err() {
+            return None;
+        }
+        if done {
+            return Some(cursor);
+        }
+    }
+}
+
+/// Forwards a room's events to one client, messages in sequence order. A client too slow for
+/// the live backlog catches up from the store, so it never misses a message.
 async fn follow_room(
     room: RoomId,
-    mut live: broadcast::Receiver<Arc<StoredMessage>>,
-    tx: mpsc::Sender<ServerFrame>,
+    own: SenderId,
+    mut live: broadcast::Receiver<RoomEvent>,
+    tx: mpsc::Sender<Outbound>,
     store: Store,
+    hub: Hub,
     mut last_seq: u64,
 ) {
     loop {
-        match live.recv().await {
-            Ok(message) => {
+        let frame = match live.recv().await {
+            Ok(RoomEvent::Message(message)) => {
                 if message.seq <= last_seq {
                     continue;
                 }
                 last_seq = message.seq;
-                if tx
-                    .send(ServerFrame::Message((*message).clone()))
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
+                ServerFrame::Message((*message).clone())
             }
+            Ok(RoomEvent::Presence(members)) => ServerFrame::Presence {
+                room,
+                members: members.to_vec(),
+            },
+            Ok(RoomEvent::Typing(sender)) if sender != own => ServerFrame::Typing { room, sender },
+            Ok(RoomEvent::Typing(_)) => continue,
             Err(broadcast::error::RecvError::Lagged(missed)) => {
                 tracing::debug!(missed, "slow client catches up from the store");
                 loop {
@@ -307,13 +481,25 @@ async fn follow_room(
                     }
                     for message in batch {
                         last_seq = message.seq;
-                        if tx.send(ServerFrame::Message(message)).await.is_err() {
+                        if tx
+                            .send(Outbound::Frame(ServerFrame::Message(message)))
+                            .await
+                            .is_err()
+                        {
                             return;
                         }
                     }
                 }
+                // A presence change may have been among the missed events.
+                ServerFrame::Presence {
+                    room,
+                    members: hub.members(room),
+                }
             }
             Err(broadcast::error::RecvError::Closed) => return,
+        };
+        if tx.send(Outbound::Frame(frame)).await.is_err() {
+            return;
         }
     }
 }
@@ -328,7 +514,9 @@ pub fn now_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mesh::{Kind, MessageId, SenderId};
+    use std::sync::Arc;
+
+    use mesh::Kind;
 
     #[tokio::test]
     async fn a_lagging_follower_catches_up_from_the_store() {
@@ -338,7 +526,15 @@ mod tests {
         // A live backlog of 4 and an outbound queue of 1: the follower falls behind at once.
         let (live_tx, live_rx) = broadcast::channel(4);
         let (tx, mut rx) = mpsc::channel(1);
-        let follower = tokio::spawn(follow_room(room, live_rx, tx, store.clone(), 0));
+        let follower = tokio::spawn(follow_room(
+            room,
+            SenderId([9; 32]),
+            live_rx,
+            tx,
+            store.clone(),
+            Hub::default(),
+            0,
+        ));
         for n in 0..60u8 {
             let envelope = Envelope {
                 id: MessageId([n; 16]),
@@ -350,15 +546,18 @@ mod tests {
             };
             store
                 .insert_blocking(&envelope, 0, |message| {
-                    let _ = live_tx.send(Arc::clone(message));
+                    let _ = live_tx.send(RoomEvent::Message(Arc::clone(message)));
                 })
                 .unwrap();
         }
         let mut seen = Vec::new();
         while seen.len() < 60 {
             match tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv()).await {
-                Ok(Some(ServerFrame::Message(message))) => seen.push(message.envelope.body[0]),
-                other => panic!("expected a message, got {other:?}"),
+                Ok(Some(Outbound::Frame(ServerFrame::Message(message)))) => {
+                    seen.push(message.envelope.body[0])
+                }
+                Ok(Some(Outbound::Frame(ServerFrame::Presence { .. }))) => {}
+                _ => panic!("expected a message"),
             }
         }
         assert_eq!(

@@ -8,7 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use mesh::{ClientFrame, Envelope, Kind, MessageId, RoomId, SenderId, ServerFrame, TextBody};
+use mesh::{
+    ClientFrame, Envelope, Kind, Member, MessageId, RoomId, SenderId, ServerFrame, TextBody,
+};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -117,8 +119,19 @@ impl Client {
             .expect("frame sent");
     }
 
-    /// The next frame from the server (fails the test after [`WAIT`]).
+    /// The next frame from the server that is not presence or typing (fails the test after
+    /// [`WAIT`]).
     pub async fn recv(&mut self) -> ServerFrame {
+        loop {
+            match self.recv_any().await {
+                ServerFrame::Presence { .. } | ServerFrame::Typing { .. } => continue,
+                frame => return frame,
+            }
+        }
+    }
+
+    /// The next frame from the server, whatever it is.
+    pub async fn recv_any(&mut self) -> ServerFrame {
         loop {
             let message = tokio::time::timeout(WAIT, self.ws.next())
                 .await
@@ -146,9 +159,9 @@ impl Client {
         }
     }
 
-    /// Joins a room and returns the history page the server answers with.
+    /// Joins a room without a cursor and returns the history page the server answers with.
     pub async fn join(&mut self, room: RoomId) -> (Vec<mesh::StoredMessage>, bool) {
-        self.send(&ClientFrame::Join { room }).await;
+        self.send(&join_frame(room, None, "tester")).await;
         match self.recv().await {
             ServerFrame::History {
                 room: got,
@@ -171,6 +184,20 @@ impl Client {
                 other => panic!("expected an ack, got {other:?}"),
             }
         }
+    }
+}
+
+/// A join frame for a member called `name` (the card is the name's bytes).
+pub fn join_frame(room: RoomId, after_seq: Option<u64>, name: &str) -> ClientFrame {
+    let mut sender = [0u8; 32];
+    sender[..16].copy_from_slice(&rand_bytes());
+    ClientFrame::Join {
+        room,
+        after_seq,
+        member: Member {
+            sender: SenderId(sender),
+            card: name.as_bytes().to_vec(),
+        },
     }
 }
 

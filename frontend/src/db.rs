@@ -1,0 +1,369 @@
+//! This device's store: IndexedDB through rexie. Messages by room and order, the outbox, rooms
+//! with their sync cursors, and settings (identity, display name, current room).
+//!
+//! Writes that must agree (an outbox entry and its message; an acknowledgement and the
+//! message's new state; received messages and the room cursor) share one transaction.
+
+use rexie::{Direction, Index, KeyRange, ObjectStore, Rexie, TransactionMode};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use wasm_bindgen::JsValue;
+
+const DB_NAME: &str = "fieldmesh";
+const DB_VERSION: u32 = 1;
+const MESSAGES: &str = "messages";
+const OUTBOX: &str = "outbox";
+const ROOMS: &str = "rooms";
+const SETTINGS: &str = "settings";
+
+/// Orders not-yet-stored own messages after every stored one (server sequence numbers are far
+/// below this), by the time they were written.
+pub(crate) const LOCAL_ORDER_BASE: f64 = 1e15;
+
+/// Any failure of the browser's store, as a sentence for the notice line.
+#[derive(Debug)]
+pub(crate) struct DbError(pub(crate) String);
+
+impl From<rexie::Error> for DbError {
+    fn from(error: rexie::Error) -> Self {
+        Self(error.to_string())
+    }
+}
+
+impl From<serde_wasm_bindgen::Error> for DbError {
+    fn from(error: serde_wasm_bindgen::Error) -> Self {
+        Self(error.to_string())
+    }
+}
+
+pub(crate) type Result<T> = std::result::Result<T, DbError>;
+
+/// A message as this device keeps it, ready to show.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct MessageRecord {
+    /// Message id, hex.
+    pub(crate) id: String,
+    /// Room id, hex.
+    pub(crate) room: String,
+    /// Position in the room: the server's sequence number once stored.
+    pub(crate) order: f64,
+    /// The server's sequence number, once stored.
+    pub(crate) seq: Option<f64>,
+    pub(crate) created_at: f64,
+    /// Device that wrote it, hex.
+    pub(crate) sender: String,
+    pub(crate) author: String,
+    pub(crate) text: String,
+    pub(crate) state: RecordState,
+}
+
+/// Delivery state of a stored record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum RecordState {
+    Queued,
+    Stored,
+    Failed,
+}
+
+/// An own message waiting for the server's acknowledgement.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct OutboxRecord {
+    /// Auto-increment key: the order messages were written in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) n: Option<f64>,
+    /// Message id, hex.
+    pub(crate) id: String,
+    /// The encoded envelope, sent as is.
+    #[serde(with = "serde_bytes")]
+    pub(crate) envelope: Vec<u8>,
+    /// The server refused it; it waits for the person to retry.
+    pub(crate) failed: bool,
+}
+
+/// What this device knows about a room.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub(crate) struct RoomRecord {
+    /// Room id, hex.
+    pub(crate) id: String,
+    /// The name as the person typed it.
+    pub(crate) name: String,
+    /// Highest server sequence number held with nothing missing after the first page.
+    pub(crate) cursor: Option<f64>,
+    /// The server has messages older than the oldest held here.
+    pub(crate) server_has_older: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Setting {
+    key: String,
+    value: String,
+}
+
+/// The open database.
+pub(crate) struct Db {
+    rexie: Rexie,
+}
+
+fn to_js<T: Serialize>(value: &T) -> Result<JsValue> {
+    Ok(serde_wasm_bindgen::to_value(value)?)
+}
+
+fn from_js<T: DeserializeOwned>(value: JsValue) -> Result<T> {
+    Ok(serde_wasm_bindgen::from_value(value)?)
+}
+
+fn room_range(room: &str) -> Result<KeyRange> {
+    let lower = js_sys::Array::of2(&room.into(), &JsValue::from_f64(f64::MIN));
+    let upper = js_sys::Array::of2(&room.into(), &JsValue::from_f64(f64::MAX));
+    KeyRange::bound(&lower, &upper, Some(false), Some(false)).map_err(|error| DbError(format!("{error:?}")))
+}
+
+impl Db {
+    /// Opens (creating or upgrading) the database.
+    pub(crate) async fn open() -> Result<Self> {
+        let rexie = Rexie::builder(DB_NAME)
+            .version(DB_VERSION)
+            .add_object_store(
+                ObjectStore::new(MESSAGES)
+                    .key_path("id")
+                    .add_index(Index::new_array("by_room", ["room", "order"])),
+            )
+            .add_object_store(
+                ObjectStore::new(OUTBOX)
+                    .key_path("n")
+                    .auto_increment(true)
+                    .add_index(Index::new("id", "id").unique(true)),
+            )
+            .add_object_store(ObjectStore::new(ROOMS).key_path("id"))
+            .add_object_store(ObjectStore::new(SETTINGS).key_path("key"))
+            .build()
+            .await?;
+        Ok(Self { rexie })
+    }
+
+    /// A setting's value.
+    pub(crate) async fn setting(&self, key: &str) -> Result<Option<String>> {
+        let tx = self
+            .rexie
+            .transaction(&[SETTINGS], TransactionMode::ReadOnly)?;
+        let value = tx.store(SETTINGS)?.get(key.into()).await?;
+        match value {
+            Some(value) if !value.is_undefined() => Ok(Some(from_js::<Setting>(value)?.value)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Sets (or, with `None`, removes) a setting.
+    pub(crate) async fn set_setting(&self, key: &str, value: Option<&str>) -> Result<()> {
+        let tx = self
+            .rexie
+            .transaction(&[SETTINGS], TransactionMode::ReadWrite)?;
+        let store = tx.store(SETTINGS)?;
+        match value {
+            Some(value) => {
+                store
+                    .put(
+                        &to_js(&Setting {
+                            key: key.into(),
+                            value: value.into(),
+                        })?,
+                        None,
+                    )
+                    .await?;
+            }
+            None => store.delete(key.into()).await?,
+        }
+        tx.done().await?;
+        Ok(())
+    }
+
+    /// The room record, if this device has been in the room.
+    pub(crate) async fn room(&self, id: &str) -> Result<Option<RoomRecord>> {
+        let tx = self
+            .rexie
+            .transaction(&[ROOMS], TransactionMode::ReadOnly)?;
+        match tx.store(ROOMS)?.get(id.into()).await? {
+            Some(value) if !value.is_undefined() => Ok(Some(from_js(value)?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Saves a room record.
+    pub(crate) async fn put_room(&self, room: &RoomRecord) -> Result<()> {
+        let tx = self
+            .rexie
+            .transaction(&[ROOMS], TransactionMode::ReadWrite)?;
+        tx.store(ROOMS)?.put(&to_js(room)?, None).await?;
+        tx.done().await?;
+        Ok(())
+    }
+
+    /// Puts an own message in the outbox and in the room, in one transaction.
+    pub(crate) async fn enqueue(&self, message: &MessageRecord, envelope: Vec<u8>) -> Result<()> {
+        let tx = self
+            .rexie
+            .transaction(&[MESSAGES, OUTBOX], TransactionMode::ReadWrite)?;
+        let entry = OutboxRecord {
+            n: None,
+            id: message.id.clone(),
+            envelope,
+            failed: false,
+        };
+        tx.store(OUTBOX)?.add(&to_js(&entry)?, None).await?;
+        tx.store(MESSAGES)?.put(&to_js(message)?, None).await?;
+        tx.done().await?;
+        Ok(())
+    }
+
+    /// The whole outbox, in the order it was written.
+    pub(crate) async fn outbox(&self) -> Result<Vec<OutboxRecord>> {
+        let tx = self
+            .rexie
+            .transaction(&[OUTBOX], TransactionMode::ReadOnly)?;
+        let values = tx.store(OUTBOX)?.get_all(None, None).await?;
+        values.into_iter().map(from_js).collect()
+    }
+
+    /// Records what the server did: acknowledgements `(id, seq)` leave the outbox and mark
+    /// their messages stored; `refused` ids are marked failed (and kept for a retry);
+    /// `received` messages are stored; `cursors` move rooms' sync cursors. One transaction.
+    pub(crate) async fn apply(
+        &self,
+        acks: &[(String, f64)],
+        refused: &[String],
+        received: &[MessageRecord],
+        rooms: &[RoomRecord],
+    ) -> Result<()> {
+        let tx = self
+            .rexie
+            .transaction(&[MESSAGES, OUTBOX, ROOMS], TransactionMode::ReadWrite)?;
+        let messages = tx.store(MESSAGES)?;
+        let outbox = tx.store(OUTBOX)?;
+        let by_id = outbox.index("id")?;
+        for record in received {
+            messages.put(&to_js(record)?, None).await?;
+        }
+        for (id, seq) in acks {
+            if let Some(entry) = by_id
+                .get(id.as_str().into())
+                .await?
+                .filter(|v| !v.is_undefined())
+            {
+                let entry: OutboxRecord = from_js(entry)?;
+                if let Some(n) = entry.n {
+                    outbox.delete(JsValue::from_f64(n)).await?;
+                }
+            }
+            if let Some(value) = messages
+                .get(id.as_str().into())
+                .await?
+                .filter(|v| !v.is_undefined())
+            {
+                let mut record: MessageRecord = from_js(value)?;
+                record.state = RecordState::Stored;
+                record.seq = Some(*seq);
+                record.order = *seq;
+                messages.put(&to_js(&record)?, None).await?;
+            }
+        }
+        for id in refused {
+            self.set_failed(&outbox, &messages, id, true).await?;
+        }
+        let room_store = tx.store(ROOMS)?;
+        for room in rooms {
+            room_store.put(&to_js(room)?, None).await?;
+        }
+        tx.done().await?;
+        Ok(())
+    }
+
+    /// Marks a failed message as queued again and returns its envelope.
+    pub(crate) async fn retry(&self, id: &str) -> Result<Option<Vec<u8>>> {
+        let tx = self
+            .rexie
+            .transaction(&[MESSAGES, OUTBOX], TransactionMode::ReadWrite)?;
+        let envelope = self
+            .set_failed(&tx.store(OUTBOX)?, &tx.store(MESSAGES)?, id, false)
+            .await?;
+        tx.done().await?;
+        Ok(envelope)
+    }
+
+    async fn set_failed(
+        &self,
+        outbox: &rexie::Store,
+        messages: &rexie::Store,
+        id: &str,
+        failed: bool,
+    ) -> Result<Option<Vec<u8>>> {
+        let Some(value) = outbox
+            .index("id")?
+            .get(id.into())
+            .await?
+            .filter(|v| !v.is_undefined())
+        else {
+            return Ok(None);
+        };
+        let mut entry: OutboxRecord = from_js(value)?;
+        entry.failed = failed;
+        outbox.put(&to_js(&entry)?, None).await?;
+        if let Some(value) = messages.get(id.into()).await?.filter(|v| !v.is_undefined()) {
+            let mut record: MessageRecord = from_js(value)?;
+            record.state = if failed {
+                RecordState::Failed
+            } else {
+                RecordState::Queued
+            };
+            messages.put(&to_js(&record)?, None).await?;
+        }
+        Ok(Some(entry.envelope))
+    }
+
+    /// The newest `limit` messages of a room, oldest first, and whether older ones are held.
+    pub(crate) async fn newest(
+        &self,
+        room: &str,
+        limit: u32,
+    ) -> Result<(Vec<MessageRecord>, bool)> {
+        let tx = self
+            .rexie
+            .transaction(&[MESSAGES], TransactionMode::ReadOnly)?;
+        let index = tx.store(MESSAGES)?.index("by_room")?;
+        let rows = index
+            .scan(
+                Some(room_range(room)?),
+                Some(limit + 1),
+                None,
+                Some(Direction::Prev),
+            )
+            .await?;
+        let more = rows.len() > limit as usize;
+        let mut records = rows
+            .into_iter()
+            .take(limit as usize)
+            .map(|(_, value)| from_js(value))
+            .collect::<Result<Vec<MessageRecord>>>()?;
+        records.reverse();
+        Ok((records, more))
+    }
+
+    /// The oldest server sequence number held for a room.
+    pub(crate) async fn oldest_seq(&self, room: &str) -> Result<Option<f64>> {
+        let tx = self
+            .rexie
+            .transaction(&[MESSAGES], TransactionMode::ReadOnly)?;
+        let index = tx.store(MESSAGES)?.index("by_room")?;
+        let rows = index
+            .scan(
+                Some(room_range(room)?),
+                Some(1),
+                None,
+                Some(Direction::Next),
+            )
+            .await?;
+        Ok(match rows.into_iter().next() {
+            Some((_, value)) => from_js::<MessageRecord>(value)?.seq,
+            None => None,
+        })
+    }
+}

@@ -1,0 +1,56 @@
+// FieldMesh service worker: serves the app shell from a versioned cache so the app opens with
+// no network, and never touches chat traffic (the WebSocket and any /api/ request).
+//
+// The server replaces BUILD with a hash of the release's files when it serves this script, so
+// every release gets its own cache. A new release installs beside the old one and waits until
+// the page asks it to take over (after the person taps "Reload"): a page never mixes the old
+// release's files with the new one's.
+const BUILD = '__FIELDMESH_BUILD__';
+const PREFIX = 'fieldmesh-shell-';
+const CACHE = PREFIX + BUILD;
+const SHELL = [
+  '/',
+  '/pkg/fieldmesh.js',
+  '/pkg/fieldmesh.wasm',
+  '/pkg/fieldmesh.css',
+  '/manifest.webmanifest',
+  '/icons/icon-192.png',
+  '/icons/icon-512.png',
+  '/icons/maskable-512.png',
+];
+
+self.addEventListener('install', (event) => {
+  // `reload` skips the HTTP cache, so the new cache holds exactly this release's files.
+  event.waitUntil(
+    caches.open(CACHE).then((cache) => cache.addAll(SHELL.map((url) => new Request(url, { cache: 'reload' })))),
+  );
+});
+
+self.addEventListener('message', (event) => {
+  if (event.data === 'skip-waiting') self.skipWaiting();
+});
+
+self.addEventListener('activate', (event) => {
+  event.waitUntil(
+    (async () => {
+      for (const key of await caches.keys()) {
+        if (key.startsWith(PREFIX) && key !== CACHE) await caches.delete(key);
+      }
+      await self.clients.claim();
+    })(),
+  );
+});
+
+self.addEventListener('fetch', (event) => {
+  const request = event.request;
+  if (request.method !== 'GET') return;
+  const url = new URL(request.url);
+  if (url.origin !== self.location.origin) return;
+  if (url.pathname === '/ws' || url.pathname.startsWith('/api/') || url.pathname === '/sw.js') return;
+  // Every page is the same shell; the app shows the right screen from the device's store.
+  const key = request.mode === 'navigate' ? '/' : SHELL.includes(url.pathname) ? url.pathname : null;
+  if (key === null) return;
+  event.respondWith(
+    caches.open(CACHE).then(async (cache) => (await cache.match(key)) ?? fetch(request)),
+  );
+});

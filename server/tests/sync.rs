@@ -1,0 +1,224 @@
+//! The sync protocol the offline outbox relies on: acknowledgements, cursors, replays,
+//! presence and typing, against a real server process and a real SQLite file.
+
+mod support;
+
+use mesh::{ClientFrame, ServerFrame, StoredMessage};
+use support::{join_frame, room, text_message, text_of, Client, TestServer};
+
+/// Reads catch-up batches until `done`, returning the messages and the batch sizes.
+async fn read_catch_up(client: &mut Client) -> (Vec<StoredMessage>, Vec<usize>) {
+    let mut messages = Vec::new();
+    let mut sizes = Vec::new();
+    loop {
+        match client.recv().await {
+            ServerFrame::CatchUp {
+                messages: batch,
+                done,
+                ..
+            } => {
+                sizes.push(batch.len());
+                messages.extend(batch);
+                if done {
+                    return (messages, sizes);
+                }
+            }
+            other => panic!("expected a catch-up batch, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_cursor_brings_only_the_missing_messages_then_live_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path());
+    let camp = room("camp");
+    let mut writer = server.client().await;
+    let mut seqs = Vec::new();
+    for n in 0..10 {
+        seqs.push(
+            writer
+                .publish(&text_message(camp, "W", &format!("m{n}")))
+                .await
+                .0,
+        );
+    }
+
+    let mut reader = server.client().await;
+    reader
+        .send(&join_frame(camp, Some(seqs[3]), "reader"))
+        .await;
+    let (missing, _) = read_catch_up(&mut reader).await;
+    let texts: Vec<String> = missing.iter().map(|m| text_of(&m.envelope)).collect();
+    assert_eq!(texts, ["m4", "m5", "m6", "m7", "m8", "m9"]);
+
+    writer.publish(&text_message(camp, "W", "live")).await;
+    match reader.recv().await {
+        ServerFrame::Message(m) => assert_eq!(text_of(&m.envelope), "live"),
+        other => panic!("expected the live message, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_long_absence_catches_up_in_bounded_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path());
+    let camp = room("camp");
+    let mut writer = server.client().await;
+    // Pipelined: all frames go out before any ack is read, as an outbox sends them.
+    let envelopes: Vec<_> = (0..450)
+        .map(|n| text_message(camp, "W", &format!("{n}")))
+        .collect();
+    for envelope in &envelopes {
+        writer.send(&ClientFrame::Publish(envelope.clone())).await;
+    }
+    for envelope in &envelopes {
+        match writer.recv().await {
+            ServerFrame::Ack {
+                id,
+                duplicate: false,
+                ..
+            } => assert_eq!(id, envelope.id, "acks come in order"),
+            other => panic!("expected an ack, got {other:?}"),
+        }
+    }
+
+    let mut reader = server.client().await;
+    reader.send(&join_frame(camp, Some(0), "reader")).await;
+    let (all, sizes) = read_catch_up(&mut reader).await;
+    assert_eq!(sizes, [200, 200, 50]);
+    let texts: Vec<String> = all.iter().map(|m| text_of(&m.envelope)).collect();
+    assert_eq!(texts, (0..450).map(|n| n.to_string()).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_replayed_outbox_is_stored_once_and_delivered_once_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path());
+    let camp = room("camp");
+    let mut reader = server.client().await;
+    reader.join(camp).await;
+
+    let outbox: Vec<_> = (0..20)
+        .map(|n| text_message(camp, "Ana", &format!("queued {n}")))
+        .collect();
+    // First attempt: the server stores twelve, then the connection dies before the client
+    // records any ack (it reads them here only to know the server is done).
+    let mut first = server.client().await;
+    for envelope in &outbox[..12] {
+        first.send(&ClientFrame::Publish(envelope.clone())).await;
+    }
+    for _ in 0..12 {
+        assert!(matches!(
+            first.recv().await,
+            ServerFrame::Ack {
+                duplicate: false,
+                ..
+            }
+        ));
+    }
+    drop(first);
+
+    // After reconnecting, the whole outbox is sent again.
+    let mut second = server.client().await;
+    for envelope in &outbox {
+        second.send(&ClientFrame::Publish(envelope.clone())).await;
+    }
+    let mut duplicates = 0;
+    for envelope in &outbox {
+        match second.recv().await {
+            ServerFrame::Ack { id, duplicate, .. } => {
+                assert_eq!(id, envelope.id);
+                duplicates += usize::from(duplicate);
+            }
+            other => panic!("expected an ack, got {other:?}"),
+        }
+    }
+    assert_eq!(duplicates, 12, "the first twelve were already stored");
+
+    let mut got = Vec::new();
+    while got.len() < 20 {
+        match reader.recv().await {
+            ServerFrame::Message(m) => got.push(text_of(&m.envelope)),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(
+        got,
+        (0..20).map(|n| format!("queued {n}")).collect::<Vec<_>>()
+    );
+    reader.send(&ClientFrame::Ping { nonce: 2 }).await;
+    assert_eq!(
+        reader.recv().await,
+        ServerFrame::Pong { nonce: 2 },
+        "no copies followed"
+    );
+}
+
+#[tokio::test]
+async fn presence_follows_joins_and_disconnects_and_typing_reaches_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path());
+    let camp = room("camp");
+
+    let mut ana = server.client().await;
+    ana.send(&join_frame(camp, None, "Ana")).await;
+    let mut ben = server.client().await;
+    let ben_join = join_frame(camp, None, "Ben");
+    let ClientFrame::Join {
+        member: ben_member, ..
+    } = &ben_join
+    else {
+        unreachable!()
+    };
+    let ben_sender = ben_member.sender;
+    ben.send(&ben_join).await;
+
+    let cards = |members: &[mesh::Member]| {
+        let mut names: Vec<String> = members
+            .iter()
+            .map(|m| String::from_utf8(m.card.clone()).unwrap())
+            .collect();
+        names.sort();
+        names
+    };
+    loop {
+        if let ServerFrame::Presence { members, .. } = ana.recv_any().await {
+            if members.len() == 2 {
+                assert_eq!(cards(&members), ["Ana", "Ben"]);
+                break;
+            }
+        }
+    }
+
+    ben.send(&ClientFrame::Typing { room: camp }).await;
+    loop {
+        match ana.recv_any().await {
+            ServerFrame::Typing { sender, .. } => {
+                assert_eq!(sender, ben_sender);
+                break;
+            }
+            ServerFrame::Presence { .. } | ServerFrame::History { .. } => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // Ben does not hear his own typing.
+    ben.send(&ClientFrame::Ping { nonce: 3 }).await;
+    loop {
+        match ben.recv_any().await {
+            ServerFrame::Pong { nonce: 3 } => break,
+            ServerFrame::Typing { .. } => panic!("own typing echoed"),
+            _ => continue,
+        }
+    }
+
+    drop(ben);
+    loop {
+        if let ServerFrame::Presence { members, .. } = ana.recv_any().await {
+            if members.len() == 1 {
+                assert_eq!(cards(&members), ["Ana"]);
+                break;
+            }
+        }
+    }
+}
