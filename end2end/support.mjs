@@ -11,19 +11,28 @@ const SITE = process.env.FIELDMESH_SITE_ROOT ?? resolve(here, '../target/site');
 
 /** A FieldMesh server process on a free loopback port with its own data directory. */
 export class Server {
-  static async start({ dataDir } = {}) {
+  /** Starts a server; `site` overrides the built web app's folder. */
+  static async start({ dataDir, site } = {}) {
     const server = new Server();
     server.ownsDataDir = !dataDir;
     server.dataDir = dataDir ?? (await mkdtemp(join(tmpdir(), 'fieldmesh-e2e-')));
+    server.site = site ?? SITE;
+    server.port = 0;
     await server.spawn();
+    server.port = Number(new URL(server.url).port);
     return server;
+  }
+
+  /** Starts the stopped server again on the same port (the page's origin stays the same). */
+  async restart() {
+    await this.spawn();
   }
 
   async spawn() {
     // Spawned directly (not through a shell) so kill() reaches the server itself.
     this.process = spawn(
       BIN,
-      ['--listen', '127.0.0.1:0', '--data-dir', this.dataDir, '--site-root', SITE, '--log', 'warn'],
+      ['--listen', `127.0.0.1:${this.port}`, '--data-dir', this.dataDir, '--site-root', this.site, '--log', 'warn'],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     this.url = await new Promise((ok, fail) => {
@@ -37,7 +46,7 @@ export class Server {
           ok(found[1]);
         }
       });
-      this.process.on('exit', (code) => fail(new Error(`server exited with ${code}: ${out}`)));
+      this.process.once('exit', (code) => fail(new Error(`server exited with ${code}: ${out}`)));
     });
   }
 
@@ -55,6 +64,8 @@ export class Server {
 }
 
 /** Headless Debian chromium, flags as the machine needs them (root, closed network). */
+export { SITE };
+
 export function launchBrowser() {
   return chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
@@ -96,17 +107,49 @@ export class ChatPage {
 
   async join(name, room) {
     // Wait for hydration: the form only works once the Wasm app runs.
-    await this.page.waitForFunction(() => window.__fieldmeshReady === true);
+    await this.ready();
     await this.byTestId('join-name').fill(name);
     await this.byTestId('join-room').fill(room);
     await this.byTestId('join-submit').click();
     await this.byTestId('room-title').waitFor();
   }
 
-  async waitOnline() {
+  async waitConnection(text, timeout = 30_000) {
     await this.page.waitForFunction(
-      () => document.querySelector('[data-testid=connection]')?.textContent === 'online',
+      (want) => document.querySelector('[data-testid=connection]')?.textContent === want,
+      text,
+      { timeout },
     );
+  }
+
+  async waitOnline(timeout) {
+    await this.waitConnection('online', timeout);
+  }
+
+  async waitOffline() {
+    await this.waitConnection('offline');
+  }
+
+  /** Waits until the outbox is empty and nothing is syncing. */
+  async waitSynced(timeout = 60_000) {
+    await this.waitOnline(timeout);
+    await this.page.waitForFunction(
+      () =>
+        !document.querySelector('[data-testid=sync-status]') &&
+        ![...document.querySelectorAll('[data-testid=message-state]')].some((s) => s.textContent !== '✓ stored on server'),
+      null,
+      { timeout },
+    );
+  }
+
+  /** Waits for the app to be live (hydrated, store open). */
+  async ready() {
+    await this.page.waitForFunction(() => window.__fieldmeshReady === true);
+  }
+
+  /** Waits until a service worker controls the page. */
+  async waitControlled() {
+    await this.page.waitForFunction(() => navigator.serviceWorker?.controller != null, null, { timeout: 30_000 });
   }
 
   async send(text) {

@@ -115,7 +115,8 @@ fn from_js<T: DeserializeOwned>(value: JsValue) -> Result<T> {
 fn room_range(room: &str) -> Result<KeyRange> {
     let lower = js_sys::Array::of2(&room.into(), &JsValue::from_f64(f64::MIN));
     let upper = js_sys::Array::of2(&room.into(), &JsValue::from_f64(f64::MAX));
-    KeyRange::bound(&lower, &upper, Some(false), Some(false)).map_err(|error| DbError(format!("{error:?}")))
+    KeyRange::bound(&lower, &upper, Some(false), Some(false))
+        .map_err(|error| DbError(format!("{error:?}")))
 }
 
 impl Db {

@@ -468,9 +468,16 @@ impl Engine {
                 messages,
                 has_more,
             } => {
-                if let Some(joined) =
-                    self.joined_mut(room, |joined| joined.record.server_has_older = has_more)
-                {
+                let changed = |joined: &mut Joined| {
+                    joined.record.server_has_older = has_more;
+                    // The first page of a room new to this device starts its cursor: from
+                    // now on only what comes after it is missing.
+                    if joined.record.cursor.is_none() {
+                        let newest = messages.iter().map(|m| m.seq as f64).fold(0.0, f64::max);
+                        joined.record.cursor = Some(newest);
+                    }
+                };
+                if let Some(joined) = self.joined_mut(room, changed) {
                     self.receive(&joined, &messages);
                 }
                 self.state.loading_older.set(false);
