@@ -63,3 +63,25 @@ test('a reloaded page shows the room history and people in other rooms see none 
   await dan.waitOnline();
   assert.deepEqual(await dan.texts(), []);
 });
+
+test('people in the room see who is here and who is typing', async () => {
+  const eve = await ChatPage.open(await browser.newContext(), server.url);
+  const finn = await ChatPage.open(await browser.newContext(), server.url);
+  await eve.join('Eve', 'Camp Presence');
+  await finn.join('Finn', 'Camp Presence');
+  await eve.page.waitForFunction(() =>
+    document.querySelector('[data-testid=presence]')?.textContent === '2 here: Eve (you), Finn' ||
+    document.querySelector('[data-testid=presence]')?.textContent === '2 here: Finn, Eve (you)',
+  );
+
+  await finn.byTestId('composer-input').pressSequentially('on my way', { delay: 20 });
+  await eve.page.waitForFunction(() => document.querySelector('[data-testid=typing]')?.textContent === 'Finn is typing…');
+  assert.equal(await finn.byTestId('typing').textContent(), '', 'nobody sees their own typing');
+
+  await finn.page.close();
+  await eve.page.waitForFunction(() => document.querySelector('[data-testid=presence]')?.textContent === 'only you here');
+  // The typing notice fades on its own.
+  await eve.page.waitForFunction(() => document.querySelector('[data-testid=typing]')?.textContent === '', null, {
+    timeout: 10_000,
+  });
+});

@@ -517,10 +517,8 @@ impl Engine {
                     inner.acks.push((id.clone(), seq as f64));
                     inner.queued == 0
                 };
-                self.update_message(&id, |m| {
-                    m.delivery = Delivery::Stored;
-                    m.seq = Some(seq);
-                });
+                // The list shows the new state after the store has it (in one batch with the
+                // other acknowledgements that arrive meanwhile).
                 self.show_outbox_progress();
                 if drained {
                     mark("fieldmesh:outbox-drained");
@@ -615,7 +613,7 @@ impl Engine {
                         error.0
                     ));
                 }
-                if !received.is_empty() || !refused.is_empty() {
+                if !received.is_empty() || !refused.is_empty() || !acks.is_empty() {
                     engine.refresh_window().await;
                 }
             }
@@ -868,9 +866,18 @@ impl ChatActions for Actions {
             .db()
             .ok_or("This browser cannot keep messages on the device; see the notice.")?;
         let own = sender.to_string();
-        self.state
-            .messages
-            .update(|list| list.push(chat_message(&record, Some(&own))));
+        let window = self.inner.borrow().window as usize;
+        let mut trimmed = false;
+        self.state.messages.update(|list| {
+            list.push(chat_message(&record, Some(&own)));
+            // Keep the list to its window, however much is written offline.
+            let extra = list.len().saturating_sub(window);
+            list.drain(..extra);
+            trimmed = extra > 0;
+        });
+        if trimmed {
+            self.state.has_older.set(true);
+        }
         self.inner.borrow_mut().queued += 1;
         self.show_outbox_progress();
         let engine = Rc::clone(&self.0);

@@ -215,6 +215,14 @@ mod tests {
         let frames = [
             ClientFrame::Join {
                 room: RoomId([4; 16]),
+                after_seq: Some(9),
+                member: Member {
+                    sender: SenderId([1; 32]),
+                    card: b"Ana".to_vec(),
+                },
+            },
+            ClientFrame::Typing {
+                room: RoomId([4; 16]),
             },
             ClientFrame::Leave {
                 room: RoomId([4; 16]),
