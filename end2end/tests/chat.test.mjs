@@ -85,3 +85,42 @@ test('people in the room see who is here and who is typing', async () => {
     timeout: 10_000,
   });
 });
+
+test('the app is installable: manifest, icons, service worker and persistent storage', async () => {
+  const context = await browser.newContext();
+  // Count the app's requests for persistent storage.
+  await context.addInitScript(() => {
+    const persist = navigator.storage.persist.bind(navigator.storage);
+    window.__persistRequests = 0;
+    navigator.storage.persist = () => {
+      window.__persistRequests += 1;
+      return persist();
+    };
+  });
+  const page = await context.newPage();
+  await page.goto(server.url);
+  const manifestHref = await page.locator('link[rel=manifest]').getAttribute('href');
+  const manifest = await (await page.request.get(new URL(manifestHref, server.url).href)).json();
+  assert.equal(manifest.name, 'FieldMesh');
+  assert.equal(manifest.short_name, 'FieldMesh');
+  assert.equal(manifest.display, 'standalone');
+  assert.equal(manifest.start_url, '/');
+  assert.match(manifest.theme_color, /^#[0-9a-f]{6}$/i);
+  const sizes = [];
+  for (const icon of manifest.icons) {
+    const response = await page.request.get(new URL(icon.src, server.url).href);
+    assert.equal(response.headers()['content-type'], 'image/png');
+    const png = await response.body();
+    // PNG header: width and height are the big-endian words at bytes 16 and 20.
+    const [width, height] = [png.readUInt32BE(16), png.readUInt32BE(20)];
+    assert.equal(`${width}x${height}`, icon.sizes);
+    sizes.push(`${icon.sizes} ${icon.purpose}`);
+  }
+  assert.deepEqual(sizes.sort(), ['192x192 any', '512x512 any', '512x512 maskable']);
+
+  const worker = await page.request.get(new URL('/sw.js', server.url).href);
+  assert.equal(worker.headers()['cache-control'], 'no-cache');
+  assert.doesNotMatch(await worker.text(), /__FIELDMESH_BUILD__/, 'the build id is filled in');
+  await page.waitForFunction(() => navigator.serviceWorker.controller != null, null, { timeout: 30_000 });
+  assert.equal(await page.evaluate(() => window.__persistRequests), 1, 'the app asked to keep its storage');
+});

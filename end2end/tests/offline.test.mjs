@@ -158,3 +158,33 @@ test("a new release's service worker takes over cleanly from the old one", async
     await rm(site, { recursive: true, force: true });
   }
 });
+
+test('a link that keeps dropping still delivers every message once, in order', async () => {
+  const server = await Server.start();
+  try {
+    const anaContext = await browser.newContext();
+    const ana = await installedChat(anaContext, server, 'Ana', 'Camp Flaky');
+    const ben = await installedChat(await browser.newContext(), server, 'Ben', 'Camp Flaky');
+    const texts = [];
+    for (let round = 0; round < 5; round++) {
+      for (let n = 0; n < 4; n++) {
+        const text = `round ${round} message ${n}`;
+        texts.push(text);
+        await ana.send(text);
+        // Drop the link in the middle of a round, while messages are in flight.
+        if (n === 1) await anaContext.setOffline(true);
+      }
+      await ana.waitOffline();
+      await anaContext.setOffline(false);
+      await ana.waitOnline();
+    }
+    await ana.waitSynced();
+    await ben.messageWithText('round 4 message 3').waitFor();
+    assert.deepEqual(await ben.texts(), texts);
+    await ana.page.reload();
+    await ana.messageWithText('round 4 message 3').waitFor();
+    assert.deepEqual(await ana.texts(), texts);
+  } finally {
+    await server.dispose();
+  }
+});

@@ -36,9 +36,9 @@ use crate::{device, pwa};
 const MIN_BACKOFF_MS: u32 = 500;
 const MAX_BACKOFF_MS: u32 = 15_000;
 /// How often the engine checks the connection is alive.
-const HEARTBEAT: Duration = Duration::from_secs(10);
+const HEARTBEAT: Duration = Duration::from_secs(5);
 /// A connection silent for this long (no frame, no pong) is treated as dead.
-const SILENCE_LIMIT_MS: f64 = 25_000.0;
+const SILENCE_LIMIT_MS: f64 = 12_000.0;
 /// Messages the list shows at first, and how many more each "load older" adds.
 const WINDOW_STEP: u32 = 100;
 /// A typing notice is sent at most this often, and shown this long.
@@ -245,6 +245,16 @@ impl Engine {
             });
             std::mem::forget(handle);
         }
+        // The device says its network is gone: do not wait for the heartbeat to notice.
+        let weak = Rc::downgrade(&self);
+        let handle = window_event_listener_untyped("offline", move |_| {
+            if let Some(engine) = weak.upgrade() {
+                if engine.inner.borrow().socket.is_some() {
+                    engine.on_disconnect();
+                }
+            }
+        });
+        std::mem::forget(handle);
     }
 
     async fn enter_room(self: &Rc<Self>, name: &str, room_name: &str) {
