@@ -11,12 +11,17 @@ const SITE = process.env.FIELDMESH_SITE_ROOT ?? resolve(here, '../target/site');
 
 /** A FieldMesh server process on a free loopback port with its own data directory. */
 export class Server {
-  /** Starts a server; `site` overrides the built web app's folder. */
-  static async start({ dataDir, site } = {}) {
+  /**
+   * Starts a server over plain HTTP on loopback (a secure context for the browser). The web
+   * app is the one built into the binary unless `site` names a folder to serve instead;
+   * `args` adds flags.
+   */
+  static async start({ dataDir, site, args = [] } = {}) {
     const server = new Server();
     server.ownsDataDir = !dataDir;
     server.dataDir = dataDir ?? (await mkdtemp(join(tmpdir(), 'fieldmesh-e2e-')));
-    server.site = site ?? SITE;
+    server.site = site;
+    server.args = args;
     server.port = 0;
     await server.spawn();
     server.port = Number(new URL(server.url).port);
@@ -30,9 +35,10 @@ export class Server {
 
   async spawn() {
     // Spawned directly (not through a shell) so kill() reaches the server itself.
+    const site = this.site ? ['--site-root', this.site] : [];
     this.process = spawn(
       BIN,
-      ['--listen', `127.0.0.1:${this.port}`, '--data-dir', this.dataDir, '--site-root', this.site, '--log', 'warn'],
+      ['--tls', 'off', '--no-qr', '--listen', `127.0.0.1:${this.port}`, '--data-dir', this.dataDir, '--log', 'warn', ...site, ...this.args],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     this.url = await new Promise((ok, fail) => {
@@ -40,7 +46,7 @@ export class Server {
       const timer = setTimeout(() => fail(new Error(`server did not start: ${out}`)), 20_000);
       this.process.stdout.on('data', (chunk) => {
         out += chunk;
-        const found = out.match(/FieldMesh is ready: open (http:\/\/\S+?)\/?\s/);
+        const found = out.match(/FieldMesh is ready: open (https?:\/\/\S+?)\/?\s/);
         if (found) {
           clearTimeout(timer);
           ok(found[1]);

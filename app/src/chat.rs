@@ -14,6 +14,8 @@ pub enum Connection {
     Online,
     /// No connection; the page keeps trying and queues what is written.
     Offline,
+    /// Connected, but the server wants its join code first.
+    Locked,
 }
 
 /// Where one's own message is on its way.
@@ -105,6 +107,10 @@ pub struct ChatState {
     pub update_ready: RwSignal<bool>,
     /// The display name this device used last, to prefill the join form.
     pub last_name: RwSignal<String>,
+    /// The server asks for its join code before this device may read or send.
+    pub code_needed: RwSignal<bool>,
+    /// Why the last code was not accepted.
+    pub code_error: RwSignal<Option<String>>,
 }
 
 impl ChatState {
@@ -123,6 +129,8 @@ impl ChatState {
             typing: RwSignal::new(Vec::new()),
             update_ready: RwSignal::new(false),
             last_name: RwSignal::new(String::new()),
+            code_needed: RwSignal::new(false),
+            code_error: RwSignal::new(None),
         }
     }
 }
@@ -149,6 +157,8 @@ pub trait ChatActions {
     fn typing(&self);
     /// Reload into the new version of the app.
     fn apply_update(&self);
+    /// Send the operator's join code.
+    fn unlock(&self, code: &str) -> Result<(), String>;
 }
 
 /// Handle the views use: the state and the actions. Cheap to copy.
@@ -215,5 +225,11 @@ impl ChatClient {
     /// See [`ChatActions::apply_update`].
     pub fn apply_update(&self) {
         self.with_actions(|a| a.apply_update());
+    }
+
+    /// See [`ChatActions::unlock`].
+    pub fn unlock(&self, code: &str) -> Result<(), String> {
+        self.with_actions(|a| a.unlock(code))
+            .unwrap_or_else(|| Err("The page is still loading; try again in a moment.".into()))
     }
 }

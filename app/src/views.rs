@@ -17,6 +17,7 @@ pub fn ChatScreen() -> impl IntoView {
     view! {
         <main class="screen">
             <UpdateBanner/>
+            <CodeGate/>
             <Show when=in_room fallback=JoinForm>
                 <RoomView/>
             </Show>
@@ -114,6 +115,7 @@ fn ConnectionBadge() -> impl IntoView {
         Connection::Connecting => "connecting…",
         Connection::Online => "online",
         Connection::Offline => "offline",
+        Connection::Locked => "join code needed",
     };
     view! {
         <span
@@ -204,6 +206,50 @@ fn TypingLine() -> impl IntoView {
         })
     };
     view! { <p class="typing" data-testid="typing" aria-live="polite">{text}</p> }
+}
+
+/// The server's join code, asked for when the server wants it. Messages written meanwhile
+/// stay queued on the device.
+#[component]
+fn CodeGate() -> impl IntoView {
+    let client = expect_context::<ChatClient>();
+    let state = client.state;
+    let code = RwSignal::new(String::new());
+    let local_error = RwSignal::new(None::<String>);
+    let submit = move |event: ev::SubmitEvent| {
+        event.prevent_default();
+        match client.unlock(&code.get_untracked()) {
+            Ok(()) => {
+                local_error.set(None);
+                code.set(String::new());
+            }
+            Err(message) => local_error.set(Some(message)),
+        }
+    };
+    let error = move || local_error.get().or_else(|| state.code_error.get());
+    view! {
+        <Show when=move || state.code_needed.get()>
+            <form class="gate" on:submit=submit data-testid="code-gate">
+                <label for="join-code">"This FieldMesh asks for a join code"</label>
+                <p class="hint">"Ask the person running it. Messages you write meanwhile wait on this device."</p>
+                <div class="gate-row">
+                    <input
+                        id="join-code"
+                        data-testid="code-input"
+                        type="text"
+                        autocomplete="off"
+                        autocapitalize="none"
+                        maxlength="64"
+                        placeholder="Join code"
+                        prop:value=move || code.get()
+                        on:input=move |event| code.set(event_target_value(&event))
+                    />
+                    <button type="submit" class="primary" data-testid="code-submit">"Unlock"</button>
+                </div>
+                <p class="error" role="alert" data-testid="code-error">{error}</p>
+            </form>
+        </Show>
+    }
 }
 
 /// A new release is ready: reload into it when the person chooses (a draft is never lost to

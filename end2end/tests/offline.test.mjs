@@ -93,30 +93,35 @@ test('a server killed in the middle of a sync still ends with every message exac
     const ben = await installedChat(await browser.newContext(), server, 'Ben', 'Camp South');
     await server.stop();
     await ana.waitOffline();
-    const texts = Array.from({ length: 150 }, (_, n) => `burst ${n + 1}`);
+    const texts = Array.from({ length: 300 }, (_, n) => `burst ${n + 1}`);
     await sendAll(ana, texts);
 
     await server.restart();
-    // Kill the server as soon as the outbox starts draining (some acknowledged, some not).
-    await ana.page.waitForFunction(
-      () => /sent [1-9]/.test(document.querySelector('[data-testid=sync-status]')?.textContent ?? ''),
+    // Kill the server the moment the page shows the outbox draining.
+    const draining = await ana.page.waitForFunction(
+      () => {
+        const status = document.querySelector('[data-testid=sync-status]')?.textContent ?? '';
+        return /sent [1-9]\d* of 300/.test(status) ? status : false;
+      },
       null,
-      { polling: 5, timeout: 30_000 },
+      { polling: 2, timeout: 30_000 },
     );
-    const atKill = await ana.byTestId('sync-status').textContent();
     await server.stop('SIGKILL');
-    assert.match(atKill, /sent \d+ of 150/, 'the kill came while the outbox was draining');
+    assert.match(await draining.jsonValue(), /sent \d+ of 300/);
     await server.restart();
 
     await ana.waitSynced();
     await ben.waitOnline();
     for (const chat of [ben, ana]) {
       if (chat === ana) await ana.page.reload();
-      await chat.messageWithText('burst 150').waitFor();
-      // The list shows the newest hundred; the rest is one tap away, from the device.
+      await chat.messageWithText('burst 300').waitFor();
+      // The list shows the newest hundred; older ones are a tap away, from the device.
       assert.deepEqual(await chat.texts(), texts.slice(-100));
-      await chat.byTestId('load-older').click();
-      await chat.messageWithText('burst 1').waitFor();
+      while ((await chat.byTestId('message').count()) < 300) {
+        const shown = await chat.byTestId('message').count();
+        await chat.byTestId('load-older').click();
+        await chat.page.waitForFunction((n) => document.querySelectorAll('[data-testid=message]').length > n, shown);
+      }
       assert.deepEqual(await chat.texts(), texts, 'each exactly once, in order');
     }
   } finally {

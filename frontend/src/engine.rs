@@ -86,8 +86,13 @@ struct Inner {
     backoff_ms: u32,
     reconnect_scheduled: bool,
     last_heard_ms: f64,
+    /// The server lets this device read and send on the current socket.
+    unlocked: bool,
     /// Outbox ids already sent on the current socket.
     sent: HashSet<String>,
+    /// An outbox flush is running; `flush_again` asks it for one more pass.
+    flushing: bool,
+    flush_again: bool,
     /// Messages in the outbox and not failed.
     queued: usize,
     /// Size of the outbox when the current drain began, for the progress bar.
@@ -382,6 +387,7 @@ impl Engine {
             let mut inner = self.inner.borrow_mut();
             inner.socket = None;
             inner.online = false;
+            inner.unlocked = false;
             inner.sent.clear();
             inner.members.clear();
             inner.typing.clear();
@@ -449,7 +455,8 @@ impl Engine {
     fn send_join(&self) {
         let frame = {
             let inner = self.inner.borrow();
-            let (Some(joined), Some(sender)) = (&inner.joined, inner.sender) else {
+            let (Some(joined), Some(sender), true) = (&inner.joined, inner.sender, inner.unlocked)
+            else {
                 return;
             };
             ClientFrame::Join {
@@ -472,7 +479,7 @@ impl Engine {
             return;
         };
         match frame {
-            ServerFrame::Welcome { .. } => self.on_welcome(),
+            ServerFrame::Welcome { code_required, .. } => self.on_welcome(code_required),
             ServerFrame::History {
                 room,
                 messages,
@@ -535,7 +542,27 @@ impl Engine {
                 }
                 self.schedule_persist();
             }
-            ServerFrame::Error { code, detail, id } => self.on_error(code, detail, id),
+            ServerFrame::Error {
+                code,
+                detail,
+                id,
+                retry_after_ms,
+            } => self.on_error(code, detail, id, retry_after_ms),
+            ServerFrame::Access { token } => {
+                let engine = Rc::clone(self);
+                spawn_local(async move {
+                    if let Some(db) = engine.db() {
+                        let hex: String = token.iter().map(|b| format!("{b:02x}")).collect();
+                        if let Err(error) = db.set_setting("token", Some(&hex)).await {
+                            engine.notice(format!(
+                                "Could not remember this device's pass: {}",
+                                error.0
+                            ));
+                        }
+                    }
+                });
+                self.on_unlocked();
+            }
             ServerFrame::Presence { room, members } => {
                 if self.joined_mut(room, |_| {}).is_some() {
                     self.inner.borrow_mut().members = members;
@@ -631,21 +658,77 @@ impl Engine {
         });
     }
 
-    fn on_welcome(self: &Rc<Self>) {
+    fn on_welcome(self: &Rc<Self>, code_required: bool) {
         {
             let mut inner = self.inner.borrow_mut();
             inner.online = true;
+            inner.unlocked = false;
             inner.backoff_ms = 0;
             inner.sent.clear();
         }
+        if !code_required {
+            return self.on_unlocked();
+        }
+        // A device that unlocked before shows its pass; otherwise the person enters the code.
+        let engine = Rc::clone(self);
+        spawn_local(async move {
+            let token = match engine.db() {
+                Some(db) => db.setting("token").await.ok().flatten(),
+                None => None,
+            };
+            match token.as_deref().and_then(parse_token) {
+                Some(token) => {
+                    engine.send_frame(&ClientFrame::Authenticate { token });
+                }
+                None => engine.ask_for_code(None),
+            }
+        });
+    }
+
+    fn ask_for_code(&self, error: Option<String>) {
+        self.state.connection.set(Connection::Locked);
+        self.state.code_needed.set(true);
+        self.state.code_error.set(error);
+    }
+
+    /// The server lets this device read and send: join the room and send the outbox.
+    fn on_unlocked(self: &Rc<Self>) {
+        self.inner.borrow_mut().unlocked = true;
+        self.state.code_needed.set(false);
+        self.state.code_error.set(None);
         mark("fieldmesh:online");
         self.state.connection.set(Connection::Online);
         self.send_join();
+        self.request_flush();
+    }
+    /// Sends the outbox, in order, when connected. Every path that adds to the outbox comes
+    /// here, so a new message never overtakes older ones still waiting.
+    fn request_flush(self: &Rc<Self>) {
+        let mut inner = self.inner.borrow_mut();
+        if !inner.online || !inner.unlocked {
+            return;
+        }
+        if inner.flushing {
+            inner.flush_again = true;
+            return;
+        }
+        inner.flushing = true;
+        drop(inner);
         spawn_local(Rc::clone(self).flush_outbox());
     }
 
-    /// Sends every queued message not yet sent on this connection, in the order written.
     async fn flush_outbox(self: Rc<Self>) {
+        loop {
+            self.send_outbox_once().await;
+            let mut inner = self.inner.borrow_mut();
+            if !std::mem::take(&mut inner.flush_again) {
+                inner.flushing = false;
+                return;
+            }
+        }
+    }
+
+    async fn send_outbox_once(&self) {
         let Some(db) = self.db() else { return };
         let outbox = match db.outbox().await {
             Ok(outbox) => outbox,
@@ -655,7 +738,9 @@ impl Engine {
         {
             let mut inner = self.inner.borrow_mut();
             inner.queued = waiting;
-            inner.drain_total = waiting;
+            if inner.drain_total < waiting || inner.sent.is_empty() {
+                inner.drain_total = waiting;
+            }
         }
         self.state.queued.set(waiting);
         self.show_outbox_progress();
@@ -699,9 +784,35 @@ impl Engine {
         );
     }
 
-    fn on_error(self: &Rc<Self>, code: ErrorCode, detail: String, id: Option<MessageId>) {
+    fn on_error(
+        self: &Rc<Self>,
+        code: ErrorCode,
+        detail: String,
+        id: Option<MessageId>,
+        retry_after_ms: Option<u32>,
+    ) {
+        let retry_seconds = retry_after_ms.map_or(1, |ms| ms.div_ceil(1000).max(1));
         let Some(id) = id else {
-            return self.notice(format!("The server refused: {detail}"));
+            return match code {
+                ErrorCode::WrongCode => {
+                    let engine = Rc::clone(self);
+                    // A pass from before a code change no longer works: forget it.
+                    spawn_local(async move {
+                        if let Some(db) = engine.db() {
+                            let _ = db.set_setting("token", None).await;
+                        }
+                    });
+                    self.ask_for_code(Some(
+                        "That is not the join code. Ask the operator of this FieldMesh.".into(),
+                    ));
+                }
+                ErrorCode::RateLimited if self.state.code_needed.get_untracked() => self
+                    .ask_for_code(Some(format!(
+                        "Too many tries. Wait {retry_seconds} s, then enter the code again."
+                    ))),
+                ErrorCode::CodeRequired => self.ask_for_code(None),
+                _ => self.notice(format!("The server refused: {detail}")),
+            };
         };
         let id = id.to_string();
         {
@@ -709,10 +820,25 @@ impl Engine {
             if !inner.sent.remove(&id) {
                 return;
             }
-            if code == ErrorCode::Internal {
-                // The server will manage later: it stays queued for the next connection.
+            if matches!(
+                code,
+                ErrorCode::Internal | ErrorCode::RateLimited | ErrorCode::CodeRequired
+            ) {
+                // Not the message's fault: it stays queued and goes again after a pause.
                 drop(inner);
-                return self.notice(format!("Not stored yet: {detail}"));
+                let weak = Rc::downgrade(self);
+                set_timeout(
+                    move || {
+                        if let Some(engine) = weak.upgrade() {
+                            engine.request_flush();
+                        }
+                    },
+                    Duration::from_millis(u64::from(retry_after_ms.unwrap_or(2_000))),
+                );
+                if code == ErrorCode::Internal {
+                    self.notice(format!("Not stored yet: {detail}"));
+                }
+                return;
             }
             inner.queued = inner.queued.saturating_sub(1);
             inner.refused.push(id.clone());
@@ -765,6 +891,17 @@ impl Engine {
             }
         });
     }
+}
+
+fn parse_token(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 || !hex.is_ascii() {
+        return None;
+    }
+    let mut token = [0u8; 32];
+    for (i, byte) in token.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[i * 2..i * 2 + 2], 16).ok()?;
+    }
+    Some(token)
 }
 
 fn chat_message(record: &MessageRecord, own: Option<&str>) -> ChatMessage {
@@ -892,8 +1029,8 @@ impl ChatActions for Actions {
         self.show_outbox_progress();
         let engine = Rc::clone(&self.0);
         spawn_local(async move {
-            match db.enqueue(&record, bytes.clone()).await {
-                Ok(()) => engine.send_queued(&record.id, &bytes),
+            match db.enqueue(&record, bytes).await {
+                Ok(()) => engine.request_flush(),
                 Err(error) => {
                     {
                         let mut inner = engine.inner.borrow_mut();
@@ -960,11 +1097,11 @@ impl ChatActions for Actions {
         let id = id.to_string();
         spawn_local(async move {
             match db.retry(&id).await {
-                Ok(Some(envelope)) => {
+                Ok(Some(_)) => {
                     engine.inner.borrow_mut().queued += 1;
                     engine.show_outbox_progress();
                     engine.update_message(&id, |m| m.delivery = Delivery::Queued);
-                    engine.send_queued(&id, &envelope);
+                    engine.request_flush();
                 }
                 Ok(None) => {}
                 Err(error) => engine.notice(format!("Could not retry: {}", error.0)),
@@ -989,5 +1126,23 @@ impl ChatActions for Actions {
 
     fn apply_update(&self) {
         pwa::apply_update();
+    }
+
+    fn unlock(&self, code: &str) -> Result<(), String> {
+        let code = code.trim();
+        if code.is_empty() {
+            return Err("Enter the join code.".into());
+        }
+        let Some(device) = self.inner.borrow().sender else {
+            return Err("The app is still starting; try again in a moment.".into());
+        };
+        if !self.send_frame(&ClientFrame::Unlock {
+            code: code.to_string(),
+            device,
+        }) {
+            return Err("The server is not reachable right now; try again when it is.".into());
+        }
+        self.state.code_error.set(None);
+        Ok(())
     }
 }

@@ -13,6 +13,8 @@ pub const MAX_FRAME_BYTES: usize = MAX_ENVELOPE_BYTES + 1024;
 pub const MAX_SERVER_FRAME_BYTES: usize = 4 * 1024 * 1024;
 /// Most messages one history page holds.
 pub const MAX_HISTORY_PAGE: u16 = 200;
+/// Longest join code, in characters.
+pub const MAX_JOIN_CODE_CHARS: usize = 64;
 /// Largest presence card (what a member shows others about themselves; opaque to the server).
 pub const MAX_PRESENCE_BYTES: usize = 256;
 
@@ -64,6 +66,19 @@ pub enum ClientFrame {
         /// How many messages at most (capped at [`MAX_HISTORY_PAGE`]).
         limit: u16,
     },
+    /// Unlock this device with the operator's join code. Answered with [`ServerFrame::Access`]
+    /// carrying a device token to present on later connections.
+    Unlock {
+        /// The code as typed (at most [`MAX_JOIN_CODE_CHARS`] characters).
+        code: String,
+        /// The device asking.
+        device: SenderId,
+    },
+    /// Present the device token an earlier unlock gave. Answered with [`ServerFrame::Access`].
+    Authenticate {
+        /// The token.
+        token: [u8; 32],
+    },
     /// Liveness check; answered with [`ServerFrame::Pong`] carrying the same nonce.
     Ping {
         /// Echoed back.
@@ -99,6 +114,12 @@ pub enum ErrorCode {
     Internal,
     /// A limit on the connection was reached (rooms followed, presence size); nothing was done.
     LimitReached,
+    /// This server asks for a join code before anything else; send [`ClientFrame::Unlock`].
+    CodeRequired,
+    /// The join code (or device token) was wrong.
+    WrongCode,
+    /// Too many requests; try again after `retry_after_ms`.
+    RateLimited,
 }
 
 /// What a server sends.
@@ -110,6 +131,14 @@ pub enum ServerFrame {
         max_frame_bytes: u32,
         /// Largest message body the client may send.
         max_body_bytes: u32,
+        /// Whether the device must unlock with a join code before reading or sending.
+        code_required: bool,
+    },
+    /// Answer to [`ClientFrame::Unlock`] and [`ClientFrame::Authenticate`]: the device may now
+    /// read and send.
+    Access {
+        /// Token to present on later connections instead of the code.
+        token: [u8; 32],
     },
     /// A page of a room's history, oldest first.
     History {
@@ -162,6 +191,8 @@ pub enum ServerFrame {
         detail: String,
         /// The message concerned, when the error is about one.
         id: Option<MessageId>,
+        /// When to try again, for [`ErrorCode::RateLimited`].
+        retry_after_ms: Option<u32>,
     },
     /// Answer to [`ClientFrame::Ping`].
     Pong {
@@ -233,6 +264,11 @@ mod tests {
                 before_seq: 99,
                 limit: 50,
             },
+            ClientFrame::Unlock {
+                code: "river-stone-42".into(),
+                device: SenderId([1; 32]),
+            },
+            ClientFrame::Authenticate { token: [9; 32] },
             ClientFrame::Ping { nonce: u64::MAX },
         ];
         for frame in frames {
@@ -254,7 +290,9 @@ mod tests {
             ServerFrame::Welcome {
                 max_frame_bytes: 1,
                 max_body_bytes: 2,
+                code_required: true,
             },
+            ServerFrame::Access { token: [7; 32] },
             ServerFrame::History {
                 room: RoomId([4; 16]),
                 messages: vec![stored.clone(); MAX_HISTORY_PAGE as usize],
@@ -286,6 +324,7 @@ mod tests {
                 code: ErrorCode::BodyTooLarge,
                 detail: "too big".into(),
                 id: Some(MessageId([5; 16])),
+                retry_after_ms: Some(1500),
             },
             ServerFrame::Pong { nonce: 3 },
         ];

@@ -14,6 +14,12 @@ pub enum ServerError {
     /// An envelope over the protocol limits reached the store; callers validate first.
     #[error("message over the size limit: {0}")]
     TooLarge(#[from] mesh::EncodeError),
+    /// Making or loading TLS certificates failed.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// Hashing or randomness failed (should not happen on a working machine).
+    #[error("crypto: {0}")]
+    Crypto(String),
     /// A background task died (a panic in a blocking database call). Treated like a database
     /// failure.
     #[error("background task failed: {0}")]

@@ -1,13 +1,17 @@
 //! FieldMesh server: serves the web app, stores every message in SQLite and relays messages
 //! between connected clients.
 
+pub mod access;
 pub mod config;
 pub mod error;
 pub mod hub;
+pub mod landing;
 pub mod site;
 pub mod store;
+pub mod tls;
 pub mod ws;
 
+use std::path::Path;
 use std::sync::Arc;
 
 use axum::extract::FromRef;
@@ -27,7 +31,7 @@ use store::Store;
 /// Everything a request handler may need. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
-    /// Where the built web app lives and what it is called.
+    /// What the page's hydration scripts are called.
     pub leptos_options: LeptosOptions,
     /// The message database.
     pub store: Store,
@@ -37,14 +41,10 @@ pub struct AppState {
     pub history_page: u16,
     /// Turns `true` when the server is shutting down; connections close.
     pub shutdown: watch::Receiver<bool>,
-    /// The built web app.
+    /// The web app's files.
     pub site: Arc<Site>,
-}
-
-impl FromRef<AppState> for Arc<Site> {
-    fn from_ref(state: &AppState) -> Self {
-        Arc::clone(&state.site)
-    }
+    /// Join code and rate limits.
+    pub access: Arc<access::Access>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -53,20 +53,49 @@ impl FromRef<AppState> for LeptosOptions {
     }
 }
 
+impl FromRef<AppState> for Arc<Site> {
+    fn from_ref(state: &AppState) -> Self {
+        Arc::clone(&state.site)
+    }
+}
+
 impl AppState {
-    /// Opens the store and describes the web app according to `config`. The returned sender
-    /// starts a graceful shutdown when it sends `true`.
-    pub fn new(config: &Config) -> Result<(Self, watch::Sender<bool>), ServerError> {
-        let store = Store::open(&config.data_dir)?;
+    /// Opens the store in `data_dir` and loads the web app according to `config`. The returned
+    /// sender starts a graceful shutdown when it sends `true`.
+    pub fn new(
+        config: &Config,
+        data_dir: &Path,
+    ) -> Result<(Self, watch::Sender<bool>), ServerError> {
+        let store = Store::open(data_dir)?;
+        let site = Arc::new(match &config.site_root {
+            Some(root) => Site::from_dir(root),
+            None => Site::embedded(),
+        });
+        tracing::info!(build = %site.build_id, from = %site.origin, "web app loaded");
         let leptos_options = LeptosOptions::builder()
             .output_name("fieldmesh")
-            .site_root(config.site_root.to_string_lossy().into_owned())
+            .site_root(
+                config
+                    .site_root
+                    .as_deref()
+                    .unwrap_or(Path::new(""))
+                    .to_string_lossy()
+                    .into_owned(),
+            )
             .site_pkg_dir("pkg")
             .site_addr(config.listen)
             .build();
         let (shutdown_tx, shutdown) = watch::channel(false);
-        let site = Arc::new(Site::load(&config.site_root));
-        tracing::info!(build = %site.build_id, "web app loaded");
+        let code = match config
+            .join_code
+            .as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+        {
+            Some(code) => Some(access::JoinCode::set_up(code, data_dir)?),
+            None => None,
+        };
+        let access = access::Access::new(code);
         let state = Self {
             leptos_options,
             store,
@@ -74,23 +103,21 @@ impl AppState {
             history_page: config.history_page,
             shutdown,
             site,
+            access,
         };
         Ok((state, shutdown_tx))
     }
 }
 
-/// The whole HTTP application: the page, its assets, and the WebSocket.
+/// The whole app: the page, its files, and the WebSocket.
 pub fn app(state: AppState) -> Router {
     let routes = generate_route_list(app::App);
     let options = state.leptos_options.clone();
     Router::new()
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(|| async { "ok" }))
-        .route("/sw.js", get(site::service_worker))
         .leptos_routes(&state, routes, move || app::shell(options.clone()))
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
-            app::shell,
-        ))
+        .fallback(site::serve_asset)
         .with_state(state)
         .layer(TraceLayer::new_for_http())
 }

@@ -1,47 +1,69 @@
-//! The built web app on disk, and the service worker made from it.
+//! The web app the server hands out: embedded in the binary at build time (so one file is the
+//! whole deployment), or read from `--site-root` for development. Held in memory with a gzip
+//! copy of each compressible file, and a service worker whose cache is named after the build.
 
-use std::path::{Path, PathBuf};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use rust_embed::RustEmbed;
 use sha2::{Digest, Sha256};
 
 /// The placeholder in `sw.js` that becomes the release's build id.
 const BUILD_PLACEHOLDER: &str = "__FIELDMESH_BUILD__";
 
-/// What the server knows about the built web app.
-#[derive(Debug)]
+#[derive(RustEmbed)]
+#[folder = "$FIELDMESH_EMBED_DIR"]
+struct Embedded;
+
+/// One file of the web app.
+struct Asset {
+    bytes: Arc<[u8]>,
+    gzip: Option<Arc<[u8]>>,
+    content_type: &'static str,
+    etag: HeaderValue,
+}
+
+/// The web app in memory.
 pub struct Site {
     /// A hash of every file of the release: a new build gets a new service worker cache.
     pub build_id: String,
-    /// `sw.js` with the build id filled in; `None` when the site has no service worker.
-    service_worker: Option<String>,
+    /// Where the files came from, for the log.
+    pub origin: String,
+    assets: HashMap<String, Asset>,
 }
 
 impl Site {
-    /// Reads the site at `root`. A missing or partial site gives an app without offline
-    /// support rather than no server.
-    pub fn load(root: &Path) -> Self {
+    /// The web app built into this binary.
+    pub fn embedded() -> Self {
+        let files = Embedded::iter()
+            .filter_map(|path| {
+                Embedded::get(&path).map(|file| (path.to_string(), file.data.into_owned()))
+            })
+            .collect();
+        Self::from_files(files, "embedded in the binary".into())
+    }
+
+    /// The web app in a folder on disk.
+    pub fn from_dir(root: &Path) -> Self {
         let mut files = Vec::new();
-        collect_files(root, &mut files);
-        files.sort();
+        collect_files(root, root, &mut files);
+        Self::from_files(files, root.display().to_string())
+    }
+
+    fn from_files(mut files: Vec<(String, Vec<u8>)>, origin: String) -> Self {
+        files.sort_by(|a, b| a.0.cmp(&b.0));
         let mut hash = Sha256::new();
-        for file in &files {
-            if file.file_name().is_some_and(|name| name == "sw.js") {
-                continue;
-            }
-            if let Ok(bytes) = std::fs::read(file) {
-                hash.update(
-                    file.strip_prefix(root)
-                        .unwrap_or(file)
-                        .to_string_lossy()
-                        .as_bytes(),
-                );
-                hash.update([0]);
-                hash.update(&bytes);
-            }
+        for (path, bytes) in files.iter().filter(|(path, _)| path != "sw.js") {
+            hash.update(path.as_bytes());
+            hash.update([0]);
+            hash.update((bytes.len() as u64).to_le_bytes());
+            hash.update(bytes);
         }
         let build_id: String = hash
             .finalize()
@@ -49,46 +71,138 @@ impl Site {
             .take(8)
             .map(|b| format!("{b:02x}"))
             .collect();
-        let service_worker = std::fs::read_to_string(root.join("sw.js"))
-            .ok()
-            .map(|script| script.replace(BUILD_PLACEHOLDER, &build_id));
+        let assets = files
+            .into_iter()
+            .map(|(path, bytes)| {
+                let bytes = if path == "sw.js" {
+                    String::from_utf8_lossy(&bytes)
+                        .replace(BUILD_PLACEHOLDER, &build_id)
+                        .into_bytes()
+                } else {
+                    bytes
+                };
+                (path.clone(), Asset::new(&path, bytes))
+            })
+            .collect();
         Self {
             build_id,
-            service_worker,
+            origin,
+            assets,
+        }
+    }
+
+    /// Whether the Wasm app is there (a server built without `./x` has none).
+    pub fn has_app(&self) -> bool {
+        self.assets.contains_key("pkg/fieldmesh.wasm")
+    }
+
+    /// Answers a request for `path`, honouring `If-None-Match` and `Accept-Encoding: gzip`.
+    fn respond(&self, path: &str, headers: &HeaderMap) -> Option<Response> {
+        let asset = self.assets.get(path)?;
+        // The service worker and the page must never come stale from an HTTP cache; the other
+        // files are revalidated cheaply with their ETag.
+        let cache = if path == "sw.js" {
+            "no-cache, no-store"
+        } else {
+            "no-cache"
+        };
+        if headers.get(header::IF_NONE_MATCH) == Some(&asset.etag) {
+            return Some(
+                (
+                    StatusCode::NOT_MODIFIED,
+                    [(header::ETAG, asset.etag.clone())],
+                )
+                    .into_response(),
+            );
+        }
+        let gzip_ok = headers
+            .get(header::ACCEPT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
+        let mut response = match (&asset.gzip, gzip_ok) {
+            (Some(gzip), true) => {
+                let mut response =
+                    Response::new(Body::from(axum::body::Bytes::from_owner(Arc::clone(gzip))));
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                response
+            }
+            _ => Response::new(Body::from(axum::body::Bytes::from_owner(Arc::clone(
+                &asset.bytes,
+            )))),
+        };
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(asset.content_type),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+        headers.insert(header::ETAG, asset.etag.clone());
+        headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+        Some(response)
+    }
+}
+
+impl Asset {
+    fn new(path: &str, bytes: Vec<u8>) -> Self {
+        let content_type = content_type(path);
+        let compressible = !content_type.starts_with("image/png");
+        let gzip = (compressible && bytes.len() > 1024).then(|| {
+            let mut encoder =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            encoder
+                .write_all(&bytes)
+                .expect("writing to a Vec cannot fail");
+            Arc::from(encoder.finish().expect("writing to a Vec cannot fail"))
+        });
+        let etag: String = Sha256::digest(&bytes)
+            .iter()
+            .take(12)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Self {
+            bytes: Arc::from(bytes),
+            gzip,
+            content_type,
+            etag: HeaderValue::from_str(&format!("\"{etag}\""))
+                .expect("hex is a valid header value"),
         }
     }
 }
 
-fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
+fn content_type(path: &str) -> &'static str {
+    match path.rsplit('.').next().unwrap_or_default() {
+        "wasm" => "application/wasm",
+        "js" => "text/javascript; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "html" => "text/html; charset=utf-8",
+        "webmanifest" => "application/manifest+json",
+        "json" => "application/json",
+        "png" => "image/png",
+        "svg" => "image/svg+xml",
+        "ico" => "image/x-icon",
+        _ => "application/octet-stream",
+    }
+}
+
+fn collect_files(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
-            collect_files(&path, out);
-        } else {
-            out.push(path);
+            collect_files(root, &path, out);
+        } else if let (Ok(relative), Ok(bytes)) = (path.strip_prefix(root), std::fs::read(&path)) {
+            out.push((relative.to_string_lossy().replace('\\', "/"), bytes));
         }
     }
 }
 
-/// `GET /sw.js`: the service worker for this release. Never cached by HTTP, so browsers see a
-/// new release as soon as it is installed.
-pub async fn service_worker(State(site): State<Arc<Site>>) -> Response {
-    match &site.service_worker {
-        Some(script) => (
-            [
-                (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
-                (header::CACHE_CONTROL, "no-cache"),
-            ],
-            script.clone(),
-        )
-            .into_response(),
-        None => (
-            axum::http::StatusCode::NOT_FOUND,
-            "this build has no service worker",
-        )
-            .into_response(),
-    }
+/// Fallback handler: a file of the web app, or 404.
+pub async fn serve_asset(State(site): State<Arc<Site>>, uri: Uri, headers: HeaderMap) -> Response {
+    let path = uri.path().trim_start_matches('/');
+    site.respond(path, &headers)
+        .unwrap_or_else(|| (StatusCode::NOT_FOUND, "Not found. FieldMesh is at /").into_response())
 }

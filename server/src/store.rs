@@ -9,7 +9,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::error::ServerError;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE messages (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         id BLOB NOT NULL UNIQUE CHECK (length(id) = 16),
@@ -18,7 +19,16 @@ const MIGRATIONS: &[&str] = &["
         envelope BLOB NOT NULL
     );
     CREATE INDEX messages_by_room ON messages (room, seq);
-"];
+",
+    "
+    CREATE TABLE device_tokens (
+        token_hash BLOB PRIMARY KEY,
+        epoch BLOB NOT NULL,
+        device BLOB NOT NULL,
+        created_at_ms INTEGER NOT NULL
+    );
+",
+];
 
 /// Result of storing a message.
 #[derive(Debug, Clone)]
@@ -204,6 +214,37 @@ impl Store {
             }
         }
         Ok(messages)
+    }
+
+    /// Remembers a device token (by its hash) handed out under the join code `epoch`.
+    pub fn add_device_token_blocking(
+        &self,
+        token_hash: &[u8],
+        epoch: &[u8],
+        device: mesh::SenderId,
+    ) -> Result<(), ServerError> {
+        self.lock().execute(
+            "INSERT OR REPLACE INTO device_tokens (token_hash, epoch, device, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
+            params![token_hash, epoch, &device.0[..], crate::ws::now_ms() as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Whether a device token (by its hash) was handed out under the join code `epoch`.
+    pub fn has_device_token_blocking(
+        &self,
+        token_hash: &[u8],
+        epoch: &[u8],
+    ) -> Result<bool, ServerError> {
+        let found: Option<i64> = self
+            .lock()
+            .query_row(
+                "SELECT 1 FROM device_tokens WHERE token_hash = ?1 AND epoch = ?2",
+                params![token_hash, epoch],
+                |row| row.get(0),
+            )
+            .optional()?;
+        Ok(found.is_some())
     }
 
     /// Number of stored messages (all rooms).

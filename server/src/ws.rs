@@ -8,14 +8,16 @@
 //! lets a phone's outbox of a thousand messages drain in about a second.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
-use axum::response::Response;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
-use mesh::wire::{MAX_HISTORY_PAGE, MAX_PRESENCE_BYTES};
+use mesh::wire::{MAX_HISTORY_PAGE, MAX_JOIN_CODE_CHARS, MAX_PRESENCE_BYTES};
 use mesh::{
     ClientFrame, DecodeError, Envelope, ErrorCode, Member, MessageId, RoomId, SenderId,
     ServerFrame, MAX_BODY_BYTES, MAX_FRAME_BYTES,
@@ -23,6 +25,7 @@ use mesh::{
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::AbortHandle;
 
+use crate::access::RetryAfter;
 use crate::hub::{ConnectionId, Hub, RoomEvent};
 use crate::store::Store;
 use crate::AppState;
@@ -46,10 +49,24 @@ const TYPING_EVERY: Duration = Duration::from_secs(2);
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
 /// `GET /ws`: upgrades to a WebSocket speaking [`ClientFrame`]s and [`ServerFrame`]s.
-pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
+/// Refused with 429 and `Retry-After` when one address opens connections too fast.
+pub async fn upgrade(
+    ws: WebSocketUpgrade,
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Response {
+    if let Err(retry) = state.access.limits.connect(peer.ip()) {
+        tracing::info!(%peer, "too many connections from one address");
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, retry.seconds().to_string())],
+            format!("Too many connections; try again in {} s.", retry.seconds()),
+        )
+            .into_response();
+    }
     ws.max_message_size(TRANSPORT_MAX_BYTES)
         .max_frame_size(TRANSPORT_MAX_BYTES)
-        .on_upgrade(move |socket| serve_connection(socket, state))
+        .on_upgrade(move |socket| serve_connection(socket, state, peer.ip()))
 }
 
 enum Outbound {
@@ -57,7 +74,7 @@ enum Outbound {
     Ping,
 }
 
-async fn serve_connection(socket: WebSocket, state: AppState) {
+async fn serve_connection(socket: WebSocket, state: AppState, address: IpAddr) {
     let (mut sink, stream) = socket.split();
     let (tx, mut rx) = mpsc::channel::<Outbound>(OUTBOUND_QUEUE);
     let writer = tokio::spawn(async move {
@@ -80,16 +97,20 @@ async fn serve_connection(socket: WebSocket, state: AppState) {
     });
 
     let mut shutdown = state.shutdown.clone();
+    let code_required = state.access.code.is_some();
     let mut session = Session {
         id: NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed),
         state,
         tx,
         rooms: HashMap::new(),
+        address,
+        unlocked: !code_required,
     };
     session
         .send(ServerFrame::Welcome {
             max_frame_bytes: MAX_FRAME_BYTES as u32,
             max_body_bytes: MAX_BODY_BYTES as u32,
+            code_required,
         })
         .await;
     tracing::debug!(connection = session.id, "client connected");
@@ -128,6 +149,10 @@ struct Session {
     state: AppState,
     tx: mpsc::Sender<Outbound>,
     rooms: HashMap<RoomId, Following>,
+    /// The client's network address, for rate limits.
+    address: IpAddr,
+    /// The device may read and send (no join code is set, or it unlocked).
+    unlocked: bool,
 }
 
 struct Following {
@@ -155,7 +180,25 @@ impl Session {
 
     async fn refuse(&self, code: ErrorCode, detail: String, id: Option<MessageId>) {
         tracing::debug!(connection = self.id, ?code, %detail, "refused a client frame");
-        self.send(ServerFrame::Error { code, detail, id }).await;
+        self.send(ServerFrame::Error {
+            code,
+            detail,
+            id,
+            retry_after_ms: None,
+        })
+        .await;
+    }
+
+    async fn rate_limited(&self, what: &str, retry: RetryAfter, id: Option<MessageId>) {
+        tracing::debug!(connection = self.id, what, "rate limited");
+        let detail = format!("too many {what}; try again in {} s", retry.seconds());
+        self.send(ServerFrame::Error {
+            code: ErrorCode::RateLimited,
+            detail,
+            id,
+            retry_after_ms: Some(retry.millis()),
+        })
+        .await;
     }
 
     /// Handles frames that arrived together, storing consecutive publishes as one batch.
@@ -219,7 +262,42 @@ impl Session {
     }
 
     async fn handle(&mut self, frame: ClientFrame) {
+        if !self.unlocked
+            && !matches!(
+                frame,
+                ClientFrame::Ping { .. }
+                    | ClientFrame::Unlock { .. }
+                    | ClientFrame::Authenticate { .. }
+            )
+        {
+            let id = match &frame {
+                ClientFrame::Publish(envelope) => Some(envelope.id),
+                _ => None,
+            };
+            let detail = "this FieldMesh asks for a join code first".to_string();
+            return self.refuse(ErrorCode::CodeRequired, detail, id).await;
+        }
         match frame {
+            ClientFrame::Unlock { code, device } => self.unlock(code, device).await,
+            ClientFrame::Authenticate { token } => {
+                match self
+                    .state
+                    .access
+                    .authenticate(&self.state.store, token)
+                    .await
+                {
+                    Ok(true) => {
+                        self.unlocked = true;
+                        self.send(ServerFrame::Access { token }).await;
+                    }
+                    Ok(false) => {
+                        let detail = "this device's pass is no longer valid; enter the join code"
+                            .to_string();
+                        self.refuse(ErrorCode::WrongCode, detail, None).await;
+                    }
+                    Err(error) => self.internal_error(error, None).await,
+                }
+            }
             ClientFrame::Join {
                 room,
                 after_seq,
@@ -338,10 +416,61 @@ impl Session {
         );
     }
 
+    async fn unlock(&mut self, code: String, device: SenderId) {
+        if code.chars().count() > MAX_JOIN_CODE_CHARS {
+            let detail = format!("a join code has at most {MAX_JOIN_CODE_CHARS} characters");
+            return self.refuse(ErrorCode::WrongCode, detail, None).await;
+        }
+        if let Err(retry) = self.state.access.limits.unlock(device, self.address) {
+            return self.rate_limited("join code attempts", retry, None).await;
+        }
+        match self
+            .state
+            .access
+            .unlock(&self.state.store, code, device)
+            .await
+        {
+            Ok(Some(token)) => {
+                self.unlocked = true;
+                tracing::info!(connection = self.id, "a device unlocked with the join code");
+                self.send(ServerFrame::Access { token }).await;
+            }
+            Ok(None) => {
+                tracing::info!(connection = self.id, address = %self.address, "wrong join code");
+                self.refuse(
+                    ErrorCode::WrongCode,
+                    "that is not the join code".into(),
+                    None,
+                )
+                .await;
+            }
+            Err(error) => self.internal_error(error, None).await,
+        }
+    }
+
     async fn publish(&mut self, envelopes: Vec<Envelope>) {
+        if envelopes.is_empty() {
+            return;
+        }
+        if !self.unlocked {
+            for envelope in envelopes {
+                let detail = "this FieldMesh asks for a join code first".to_string();
+                self.refuse(ErrorCode::CodeRequired, detail, Some(envelope.id))
+                    .await;
+            }
+            return;
+        }
         let mut valid = Vec::with_capacity(envelopes.len());
         for envelope in envelopes {
-            if envelope.body.len() > MAX_BODY_BYTES {
+            if let Err(retry) = self
+                .state
+                .access
+                .limits
+                .publish(envelope.sender, self.address)
+            {
+                self.rate_limited("messages", retry, Some(envelope.id))
+                    .await;
+            } else if envelope.body.len() > MAX_BODY_BYTES {
                 let detail = format!(
                     "message body of {} bytes refused: the limit is {MAX_BODY_BYTES}",
                     envelope.body.len()
@@ -395,6 +524,7 @@ impl Session {
             code: ErrorCode::Internal,
             detail: "the server could not do that right now; it will be retried".into(),
             id,
+            retry_after_ms: None,
         })
         .await;
     }

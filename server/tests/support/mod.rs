@@ -28,8 +28,21 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start(data_dir: &Path) -> Self {
+        Self::start_with(data_dir, &[])
+    }
+
+    /// Starts with extra flags.
+    pub fn start_with(data_dir: &Path, extra: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_fieldmesh"))
-            .args(["--listen", "127.0.0.1:0", "--site-root"])
+            .args(extra)
+            .args([
+                "--tls",
+                "off",
+                "--no-qr",
+                "--listen",
+                "127.0.0.1:0",
+                "--site-root",
+            ])
             .arg(data_dir.join("no-site"))
             .arg("--data-dir")
             .arg(data_dir)
@@ -94,6 +107,26 @@ impl Client {
         let mut client = Self { ws };
         assert!(matches!(client.recv().await, ServerFrame::Welcome { .. }));
         client
+    }
+
+    /// Connects from a chosen loopback address (any of 127.0.0.0/8), as another phone would,
+    /// and returns the welcome frame too.
+    pub async fn connect_from(addr: &str, source: std::net::Ipv4Addr) -> (Self, ServerFrame) {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind((source, 0).into()).unwrap();
+        let stream = socket
+            .connect(addr.parse().unwrap())
+            .await
+            .expect("tcp connects");
+        let (ws, _) = tokio_tungstenite::client_async(
+            format!("ws://{addr}/ws"),
+            MaybeTlsStream::Plain(stream),
+        )
+        .await
+        .expect("websocket connects");
+        let mut client = Self { ws };
+        let welcome = client.recv_any().await;
+        (client, welcome)
     }
 
     pub async fn send(&mut self, frame: &ClientFrame) {

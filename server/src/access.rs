@@ -1,0 +1,222 @@
+//! Who may use this server: the operator's optional join code (kept only as an argon2 hash),
+//! device tokens handed out on unlock, and rate limits that slow down abuse without letting
+//! anyone lock another person out.
+//!
+//! Limits are per device and per network address. A guesser is stopped after a few wrong codes
+//! on their device and a few more on their address; everyone else keeps their own allowance.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use mesh::SenderId;
+use sha2::{Digest, Sha256};
+
+use crate::error::ServerError;
+use crate::store::Store;
+
+/// Wrong-code allowance per device: 5 tries, then one more every 30 seconds.
+const UNLOCKS_PER_DEVICE: (u32, Duration) = (5, Duration::from_secs(30));
+/// Wrong-code allowance per network address (several phones may share one): 20, then one more
+/// every 15 seconds.
+const UNLOCKS_PER_ADDRESS: (u32, Duration) = (20, Duration::from_secs(15));
+/// New WebSocket connections per address: 30 at once, then 2 a second.
+const CONNECTS_PER_ADDRESS: (u32, Duration) = (30, Duration::from_millis(500));
+/// Messages per device and per address: an outbox of 2,000 drains at once, then 20 a second.
+const PUBLISHES: (u32, Duration) = (2000, Duration::from_millis(50));
+
+fn quota((burst, every): (u32, Duration)) -> Quota {
+    Quota::with_period(every)
+        .expect("periods are non-zero")
+        .allow_burst(NonZeroU32::new(burst).expect("bursts are non-zero"))
+}
+
+/// The rate limiters, keyed by address or device.
+pub struct Limits {
+    unlock_by_device: DefaultKeyedRateLimiter<SenderId>,
+    unlock_by_address: DefaultKeyedRateLimiter<IpAddr>,
+    connect_by_address: DefaultKeyedRateLimiter<IpAddr>,
+    publish_by_device: DefaultKeyedRateLimiter<SenderId>,
+    publish_by_address: DefaultKeyedRateLimiter<IpAddr>,
+}
+
+/// How long to wait before trying again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryAfter(pub Duration);
+
+impl RetryAfter {
+    /// In whole milliseconds, at least one.
+    pub fn millis(self) -> u32 {
+        self.0.as_millis().clamp(1, u128::from(u32::MAX)) as u32
+    }
+
+    /// In whole seconds, at least one (for HTTP's Retry-After).
+    pub fn seconds(self) -> u64 {
+        self.0.as_secs_f64().ceil().max(1.0) as u64
+    }
+}
+
+fn check<K: std::hash::Hash + Eq + Clone>(
+    limiter: &DefaultKeyedRateLimiter<K>,
+    key: &K,
+) -> Result<(), RetryAfter> {
+    limiter
+        .check_key(key)
+        .map_err(|not_until| RetryAfter(not_until.wait_time_from(DefaultClock::default().now())))
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            unlock_by_device: RateLimiter::keyed(quota(UNLOCKS_PER_DEVICE)),
+            unlock_by_address: RateLimiter::keyed(quota(UNLOCKS_PER_ADDRESS)),
+            connect_by_address: RateLimiter::keyed(quota(CONNECTS_PER_ADDRESS)),
+            publish_by_device: RateLimiter::keyed(quota(PUBLISHES)),
+            publish_by_address: RateLimiter::keyed(quota(PUBLISHES)),
+        }
+    }
+}
+
+impl Limits {
+    /// A new WebSocket connection from `address`.
+    pub fn connect(&self, address: IpAddr) -> Result<(), RetryAfter> {
+        check(&self.connect_by_address, &address)
+    }
+
+    /// An unlock attempt by `device` from `address`.
+    pub fn unlock(&self, device: SenderId, address: IpAddr) -> Result<(), RetryAfter> {
+        check(&self.unlock_by_device, &device)?;
+        check(&self.unlock_by_address, &address)
+    }
+
+    /// A message from `device` at `address`.
+    pub fn publish(&self, device: SenderId, address: IpAddr) -> Result<(), RetryAfter> {
+        check(&self.publish_by_device, &device)?;
+        check(&self.publish_by_address, &address)
+    }
+
+    /// Forgets keys whose allowance is full again, so memory stays bounded.
+    pub fn forget_idle(&self) {
+        self.unlock_by_device.retain_recent();
+        self.unlock_by_address.retain_recent();
+        self.connect_by_address.retain_recent();
+        self.publish_by_device.retain_recent();
+        self.publish_by_address.retain_recent();
+    }
+}
+
+/// The join code, if the operator set one.
+pub struct JoinCode {
+    /// PHC string of the argon2 hash.
+    hash: String,
+}
+
+impl JoinCode {
+    /// Sets up the code: keeps the stored hash (and so the devices already unlocked) when it
+    /// still matches `code`, else hashes `code` anew and stores only the hash.
+    pub fn set_up(code: &str, data_dir: &Path) -> Result<Self, ServerError> {
+        let path = hash_path(data_dir);
+        if let Ok(stored) = std::fs::read_to_string(&path) {
+            let stored = stored.trim().to_string();
+            if verify(&stored, code) {
+                return Ok(Self { hash: stored });
+            }
+        }
+        let salt = SaltString::generate(&mut OsRng);
+        let hash = Argon2::default()
+            .hash_password(code.trim().as_bytes(), &salt)
+            .map_err(|e| ServerError::Crypto(format!("hashing the join code failed: {e}")))?
+            .to_string();
+        std::fs::write(&path, format!("{hash}\n")).map_err(|source| ServerError::Io {
+            context: format!("cannot save the join code's hash to {}", path.display()),
+            source,
+        })?;
+        Ok(Self { hash })
+    }
+
+    /// Whether `code` is the join code (slow on purpose: argon2).
+    pub fn verify(&self, code: &str) -> bool {
+        verify(&self.hash, code)
+    }
+
+    /// Identifies this code, so tokens made under an earlier code stop working.
+    pub fn epoch(&self) -> Vec<u8> {
+        Sha256::digest(self.hash.as_bytes()).to_vec()
+    }
+}
+
+fn hash_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("join-code.argon2")
+}
+
+fn verify(hash: &str, code: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|parsed| {
+        Argon2::default()
+            .verify_password(code.trim().as_bytes(), &parsed)
+            .is_ok()
+    })
+}
+
+/// Access control as a whole.
+pub struct Access {
+    /// The join code; `None` means the server is open to everyone on the network.
+    pub code: Option<JoinCode>,
+    /// The rate limiters.
+    pub limits: Limits,
+}
+
+impl Access {
+    /// Open access or a join code, with fresh limits.
+    pub fn new(code: Option<JoinCode>) -> Arc<Self> {
+        Arc::new(Self {
+            code,
+            limits: Limits::default(),
+        })
+    }
+
+    /// Checks `code` for `device` and, when right, hands out a new device token.
+    pub async fn unlock(
+        &self,
+        store: &Store,
+        code: String,
+        device: SenderId,
+    ) -> Result<Option<[u8; 32]>, ServerError> {
+        let Some(join_code) = &self.code else {
+            return Ok(Some([0; 32]));
+        };
+        let hash = join_code.hash.clone();
+        // argon2 takes tens of milliseconds: keep it off the async threads.
+        let right = tokio::task::spawn_blocking(move || verify(&hash, &code)).await?;
+        if !right {
+            return Ok(None);
+        }
+        let mut token = [0u8; 32];
+        getrandom::fill(&mut token)
+            .map_err(|e| ServerError::Crypto(format!("no randomness: {e}")))?;
+        let epoch = join_code.epoch();
+        let token_hash = Sha256::digest(token).to_vec();
+        store
+            .run(move |s| s.add_device_token_blocking(&token_hash, &epoch, device))
+            .await?;
+        Ok(Some(token))
+    }
+
+    /// Whether `token` was handed out under the current code.
+    pub async fn authenticate(&self, store: &Store, token: [u8; 32]) -> Result<bool, ServerError> {
+        let Some(join_code) = &self.code else {
+            return Ok(true);
+        };
+        let epoch = join_code.epoch();
+        let token_hash = Sha256::digest(token).to_vec();
+        store
+            .run(move |s| s.has_device_token_blocking(&token_hash, &epoch))
+            .await
+    }
+}

@@ -1,0 +1,179 @@
+//! Access control against a real server process: the join code, device passes and rate limits.
+
+mod support;
+
+use std::net::Ipv4Addr;
+
+use mesh::{ClientFrame, ErrorCode, SenderId, ServerFrame};
+use support::{join_frame, room, text_message, Client, TestServer};
+
+const CODE: &str = "river stone 42";
+
+fn device(n: u8) -> SenderId {
+    SenderId([n; 32])
+}
+
+async fn unlock(client: &mut Client, code: &str, device: SenderId) -> ServerFrame {
+    client
+        .send(&ClientFrame::Unlock {
+            code: code.into(),
+            device,
+        })
+        .await;
+    client.recv().await
+}
+
+fn is_error(frame: &ServerFrame, want: ErrorCode) -> bool {
+    matches!(frame, ServerFrame::Error { code, .. } if *code == want)
+}
+
+#[tokio::test]
+async fn without_the_code_nothing_can_be_read_or_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(dir.path(), &["--join-code", CODE]);
+    let (mut stranger, welcome) = Client::connect_from(&server.addr, Ipv4Addr::LOCALHOST).await;
+    assert!(matches!(
+        welcome,
+        ServerFrame::Welcome {
+            code_required: true,
+            ..
+        }
+    ));
+
+    stranger.send(&join_frame(room("camp"), None, "Eve")).await;
+    assert!(is_error(&stranger.recv().await, ErrorCode::CodeRequired));
+    let message = text_message(room("camp"), "Eve", "let me in");
+    stranger.send(&ClientFrame::Publish(message.clone())).await;
+    assert!(matches!(
+        stranger.recv().await,
+        ServerFrame::Error { code: ErrorCode::CodeRequired, id: Some(id), .. } if id == message.id
+    ));
+    stranger
+        .send(&ClientFrame::History {
+            room: room("camp"),
+            before_seq: u64::MAX,
+            limit: 10,
+        })
+        .await;
+    assert!(is_error(&stranger.recv().await, ErrorCode::CodeRequired));
+}
+
+#[tokio::test]
+async fn a_wrong_code_is_refused_and_limited_while_another_device_still_gets_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(dir.path(), &["--join-code", CODE]);
+    let (mut guesser, _) = Client::connect_from(&server.addr, Ipv4Addr::LOCALHOST).await;
+    for attempt in 0..5 {
+        let answer = unlock(&mut guesser, &format!("guess {attempt}"), device(1)).await;
+        assert!(
+            is_error(&answer, ErrorCode::WrongCode),
+            "attempt {attempt}: {answer:?}"
+        );
+    }
+    match unlock(&mut guesser, "guess 5", device(1)).await {
+        ServerFrame::Error {
+            code: ErrorCode::RateLimited,
+            retry_after_ms: Some(ms),
+            detail,
+            ..
+        } => {
+            assert!(ms > 0 && ms <= 30_000, "retry after {ms} ms");
+            assert!(detail.contains("try again"), "{detail}");
+        }
+        other => panic!("expected a rate limit, got {other:?}"),
+    }
+    // Even the right code waits for the guessing device: the limit is checked first.
+    assert!(is_error(
+        &unlock(&mut guesser, CODE, device(1)).await,
+        ErrorCode::RateLimited
+    ));
+
+    // Someone else, on the same network address, is not locked out.
+    let (mut friend, _) = Client::connect_from(&server.addr, Ipv4Addr::LOCALHOST).await;
+    assert!(matches!(
+        unlock(&mut friend, CODE, device(2)).await,
+        ServerFrame::Access { .. }
+    ));
+    friend.join(room("camp")).await;
+    friend
+        .publish(&text_message(room("camp"), "Friend", "in"))
+        .await;
+}
+
+#[tokio::test]
+async fn one_address_guessing_with_many_devices_is_limited_but_other_addresses_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(dir.path(), &["--join-code", CODE]);
+    let guessing_from = Ipv4Addr::new(127, 0, 0, 1);
+    let mut refused = 0;
+    let mut limited = false;
+    for n in 0..25u8 {
+        let (mut client, _) = Client::connect_from(&server.addr, guessing_from).await;
+        match unlock(&mut client, "wrong", device(100 + n)).await {
+            frame if is_error(&frame, ErrorCode::WrongCode) => refused += 1,
+            frame if is_error(&frame, ErrorCode::RateLimited) => {
+                limited = true;
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(
+        limited,
+        "fresh device ids do not buy unlimited guesses from one address"
+    );
+    assert_eq!(refused, 20);
+
+    let (mut neighbour, _) = Client::connect_from(&server.addr, Ipv4Addr::new(127, 0, 0, 2)).await;
+    assert!(matches!(
+        unlock(&mut neighbour, CODE, device(3)).await,
+        ServerFrame::Access { .. }
+    ));
+}
+
+#[tokio::test]
+async fn a_device_pass_works_until_the_code_changes_and_only_a_hash_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(dir.path(), &["--join-code", CODE]);
+    let (mut phone, _) = Client::connect_from(&server.addr, Ipv4Addr::LOCALHOST).await;
+    let ServerFrame::Access { token } = unlock(&mut phone, CODE, device(4)).await else {
+        panic!("unlock")
+    };
+    drop(phone);
+
+    // The pass lets the device back in without the code, across a restart.
+    server.stop();
+    let server = TestServer::start_with(dir.path(), &["--join-code", CODE]);
+    let (mut phone, _) = Client::connect_from(&server.addr, Ipv4Addr::LOCALHOST).await;
+    phone.send(&ClientFrame::Authenticate { token }).await;
+    assert_eq!(phone.recv().await, ServerFrame::Access { token });
+    phone.join(room("camp")).await;
+    phone
+        .send(&ClientFrame::Authenticate { token: [0; 32] })
+        .await;
+    assert!(
+        is_error(&phone.recv().await, ErrorCode::WrongCode),
+        "a made-up pass is refused"
+    );
+
+    let stored = std::fs::read_to_string(dir.path().join("join-code.argon2")).unwrap();
+    assert!(stored.starts_with("$argon2"), "{stored}");
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(
+                !bytes.windows(CODE.len()).any(|w| w == CODE.as_bytes()),
+                "plain code in {}",
+                path.display()
+            );
+        }
+    }
+
+    // A new code: old passes stop working.
+    server.stop();
+    let server = TestServer::start_with(dir.path(), &["--join-code", "a new code"]);
+    let (mut phone, _) = Client::connect_from(&server.addr, Ipv4Addr::LOCALHOST).await;
+    phone.send(&ClientFrame::Authenticate { token }).await;
+    assert!(is_error(&phone.recv().await, ErrorCode::WrongCode));
+}
