@@ -16,12 +16,14 @@ export class Server {
    * app is the one built into the binary unless `site` names a folder to serve instead;
    * `args` adds flags.
    */
-  static async start({ dataDir, site, args = [] } = {}) {
+  static async start({ dataDir, site, args = [], tls = false, cwd } = {}) {
     const server = new Server();
     server.ownsDataDir = !dataDir;
     server.dataDir = dataDir ?? (await mkdtemp(join(tmpdir(), 'fieldmesh-e2e-')));
     server.site = site;
     server.args = args;
+    server.tls = tls;
+    server.cwd = cwd;
     server.port = 0;
     await server.spawn();
     server.port = Number(new URL(server.url).port);
@@ -36,10 +38,13 @@ export class Server {
   async spawn() {
     // Spawned directly (not through a shell) so kill() reaches the server itself.
     const site = this.site ? ['--site-root', this.site] : [];
+    // With TLS the landing page gets a port of its own; without, loopback HTTP is already a
+    // secure context for the browser.
+    const tls = this.tls ? ['--http-listen', `127.0.0.1:${this.landingPort ?? 0}`] : ['--tls', 'off'];
     this.process = spawn(
       BIN,
-      ['--tls', 'off', '--no-qr', '--listen', `127.0.0.1:${this.port}`, '--data-dir', this.dataDir, '--log', 'warn', ...site, ...this.args],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
+      [...tls, '--no-qr', '--listen', `127.0.0.1:${this.port}`, '--data-dir', this.dataDir, '--log', 'warn', ...site, ...this.args],
+      { stdio: ['ignore', 'pipe', 'inherit'], cwd: this.cwd },
     );
     this.url = await new Promise((ok, fail) => {
       let out = '';
@@ -49,6 +54,11 @@ export class Server {
         const found = out.match(/FieldMesh is ready: open (https?:\/\/\S+?)\/?\s/);
         if (found) {
           clearTimeout(timer);
+          const landing = out.match(/Phones start here \(installs the certificate\): (http:\/\/\S+?)\/?\s/);
+          if (landing) {
+            this.landingUrl = landing[1];
+            this.landingPort = Number(new URL(landing[1]).port);
+          }
           ok(found[1]);
         }
       });
@@ -72,8 +82,11 @@ export class Server {
 /** Headless Debian chromium, flags as the machine needs them (root, closed network). */
 export { SITE };
 
-export function launchBrowser() {
+/** Launches chromium; `home` gives it a HOME of its own (and so its own NSS certificate
+ * database), `args` adds command-line flags. */
+export function launchBrowser({ home, args = [] } = {}) {
   return chromium.launch({
+    env: home ? { ...process.env, HOME: home } : process.env,
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
     headless: true,
     args: [
@@ -84,6 +97,7 @@ export function launchBrowser() {
       '--disable-background-networking',
       '--disable-component-update',
       '--disable-sync',
+      ...args,
     ],
   });
 }

@@ -32,6 +32,18 @@ fn JoinForm() -> impl IntoView {
     let name = RwSignal::new(client.state.last_name.get_untracked());
     let room = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
+    // An invite link names the room in its fragment: fill it in (in the browser only).
+    Effect::new(move |_| {
+        if let Some(invited) = window()
+            .location()
+            .hash()
+            .ok()
+            .as_deref()
+            .and_then(room_from_fragment)
+        {
+            room.set(invited);
+        }
+    });
 
     let submit = move |event: ev::SubmitEvent| {
         event.prevent_default();
@@ -96,6 +108,7 @@ fn RoomView() -> impl IntoView {
                     <h2 data-testid="room-title">{room_name}</h2>
                     <Presence/>
                 </div>
+                <ShareButton/>
                 <ConnectionBadge/>
             </header>
             <SyncBar/>
@@ -127,6 +140,86 @@ fn ConnectionBadge() -> impl IntoView {
         >
             {label}
         </span>
+    }
+}
+
+/// Invite link for a room: this server's address with the room in the fragment (which the
+/// browser never sends to any server).
+fn invite_link(origin: &str, room: &str) -> String {
+    let mut encoded = String::new();
+    for byte in room.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                encoded.push(byte as char)
+            }
+            _ => encoded.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    format!("{origin}/#room={encoded}")
+}
+
+/// The room named in an invite link's fragment, if any.
+fn room_from_fragment(fragment: &str) -> Option<String> {
+    let value = fragment
+        .trim_start_matches('#')
+        .split('&')
+        .find_map(|part| part.strip_prefix("room="))?;
+    let mut bytes = Vec::new();
+    let mut chars = value.bytes();
+    while let Some(byte) = chars.next() {
+        if byte == b'%' {
+            let hex = [chars.next()?, chars.next()?];
+            bytes.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+        } else {
+            bytes.push(byte);
+        }
+    }
+    String::from_utf8(bytes)
+        .ok()
+        .filter(|room| !room.trim().is_empty())
+}
+
+/// A QR code as SVG markup: only rectangles drawn from the text's bits, never the text itself.
+fn qr_svg(text: &str) -> String {
+    qrcode::QrCode::new(text.as_bytes())
+        .map(|code| {
+            code.render::<qrcode::render::svg::Color<'_>>()
+                .min_dimensions(240, 240)
+                .dark_color(qrcode::render::svg::Color("#000000"))
+                .light_color(qrcode::render::svg::Color("#ffffff"))
+                .build()
+        })
+        .unwrap_or_default()
+}
+
+/// Shows a QR code and link that bring the next phone to this server and room.
+#[component]
+fn ShareButton() -> impl IntoView {
+    let state = expect_context::<ChatClient>().state;
+    let open = RwSignal::new(false);
+    let link = move || {
+        let origin = window().location().origin().unwrap_or_default();
+        let room = state
+            .session
+            .with(|s| s.as_ref().map(|s| s.room.clone()))
+            .unwrap_or_default();
+        invite_link(&origin, &room)
+    };
+    view! {
+        <button class="ghost share" data-testid="share" aria-label="Invite someone" on:click=move |_| open.set(true)>
+            "⇪"
+        </button>
+        <Show when=move || open.get()>
+            <div class="sheet" role="dialog" aria-label="Invite someone" data-testid="share-sheet">
+                <h3>"Invite someone"</h3>
+                <p class="hint">"Let them scan this with their camera. It opens FieldMesh on this server, in this room."</p>
+                <div class="qr" data-testid="invite-qr" inner_html=move || qr_svg(&link())></div>
+                <input class="link" readonly data-testid="invite-link" prop:value=link on:focus=move |event| {
+                    event_target::<leptos::web_sys::HtmlInputElement>(&event).select();
+                }/>
+                <button class="primary" data-testid="share-close" on:click=move |_| open.set(false)>"Done"</button>
+            </div>
+        </Show>
     }
 }
 
@@ -445,5 +538,34 @@ pub fn NotFound() -> impl IntoView {
         <main class="screen">
             <p class="empty">"Nothing here. " <a href="/">"Open FieldMesh"</a></p>
         </main>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invite_links_carry_the_room_in_the_fragment_and_back() {
+        let link = invite_link("https://10.0.0.5:8443", "Camp Nörth & co");
+        assert_eq!(
+            link,
+            "https://10.0.0.5:8443/#room=Camp%20N%C3%B6rth%20%26%20co"
+        );
+        let fragment = link.split_once('#').unwrap().1;
+        assert_eq!(
+            room_from_fragment(fragment).as_deref(),
+            Some("Camp Nörth & co")
+        );
+        assert_eq!(room_from_fragment("#other=1"), None);
+        assert_eq!(room_from_fragment("#room=%zz"), None);
+        assert_eq!(room_from_fragment("#room=%E"), None);
+    }
+
+    #[test]
+    fn qr_codes_are_svg_without_the_text() {
+        let svg = qr_svg("https://x/#room=<script>");
+        assert!(svg.starts_with("<?xml") || svg.starts_with("<svg"));
+        assert!(!svg.contains("<script>"));
     }
 }

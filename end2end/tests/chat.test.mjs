@@ -124,3 +124,24 @@ test('the app is installable: manifest, icons, service worker and persistent sto
   await page.waitForFunction(() => navigator.serviceWorker.controller != null, null, { timeout: 30_000 });
   assert.equal(await page.evaluate(() => window.__persistRequests), 1, 'the app asked to keep its storage');
 });
+
+test('a room invite shows as a QR code and its link brings the next phone into the room', async () => {
+  const ana = await ChatPage.open(await browser.newContext(), server.url);
+  await ana.join('Ana', 'Camp Invite');
+  await ana.byTestId('share').click();
+  await ana.byTestId('share-sheet').waitFor();
+  const link = await ana.byTestId('invite-link').inputValue();
+  assert.equal(link, `${server.url}/#room=Camp%20Invite`);
+  assert.equal(await ana.byTestId('invite-qr').locator('svg').count(), 1);
+  await ana.byTestId('share-close').click();
+  assert.equal(await ana.byTestId('share-sheet').count(), 0);
+
+  const ben = await ChatPage.open(await browser.newContext(), link);
+  await ben.ready();
+  await ben.page.waitForFunction(() => document.querySelector('[data-testid=join-room]').value === 'Camp Invite');
+  await ben.byTestId('join-name').fill('Ben');
+  await ben.byTestId('join-submit').click();
+  await ben.waitOnline();
+  await ana.send('welcome Ben');
+  await ben.messageWithText('welcome Ben').waitFor();
+});

@@ -317,6 +317,30 @@ mod tests {
     }
 
     #[test]
+    fn an_operators_own_certificate_is_used_and_bad_files_get_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["camp.example".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        std::fs::write(&cert_path, cert.pem()).unwrap();
+        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        let setup = from_files(&cert_path, &key_path).unwrap();
+        assert!(setup.ca_der.is_none(), "no local CA to hand out");
+
+        std::fs::write(&key_path, "not a key").unwrap();
+        let error = from_files(&cert_path, &key_path).err().unwrap().to_string();
+        assert!(error.contains("key.pem"), "{error}");
+        let error = from_files(&dir.path().join("missing.pem"), &key_path)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(error.contains("missing.pem"), "{error}");
+    }
+
+    #[test]
     fn the_ca_is_kept_and_the_server_certificate_follows_the_addresses() {
         let dir = tempfile::tempdir().unwrap();
         let first = local_ca(dir.path(), &names(&["10.0.0.5"])).unwrap();

@@ -241,3 +241,49 @@ async fn a_slow_reader_still_gets_every_message_in_order() {
     }
     assert_eq!(got, (0..total).map(|n| n.to_string()).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn sigterm_during_a_burst_exits_cleanly_and_every_acknowledged_message_survives() {
+    let dir = tempfile::tempdir().unwrap();
+    let camp = room("camp");
+    let server = TestServer::start(dir.path());
+    let mut ana = server.client().await;
+    let outbox: Vec<_> = (0..300)
+        .map(|n| text_message(camp, "Ana", &format!("{n}")))
+        .collect();
+    for envelope in &outbox {
+        ana.send(&ClientFrame::Publish(envelope.clone())).await;
+    }
+    // Stop the server while the burst is being stored.
+    assert!(matches!(ana.recv().await, ServerFrame::Ack { .. }));
+    let stopping = std::thread::spawn(move || server.stop());
+    let mut acknowledged = 1;
+    while let Some(frame) = ana.next_frame().await {
+        if matches!(frame, ServerFrame::Ack { .. }) {
+            acknowledged += 1;
+        }
+    }
+    stopping.join().expect("the server exited cleanly");
+
+    let server = TestServer::start(dir.path());
+    let mut reader = server.client().await;
+    reader
+        .send(&support::join_frame(camp, Some(0), "reader"))
+        .await;
+    let mut stored = 0;
+    loop {
+        match reader.recv().await {
+            ServerFrame::CatchUp { messages, done, .. } => {
+                stored += messages.len();
+                if done {
+                    break;
+                }
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(
+        stored >= acknowledged,
+        "{acknowledged} acknowledged, {stored} stored"
+    );
+}

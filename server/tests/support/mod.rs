@@ -181,6 +181,17 @@ impl Client {
         }
     }
 
+    /// The next frame, or `None` once the server has closed the connection.
+    pub async fn next_frame(&mut self) -> Option<ServerFrame> {
+        loop {
+            match tokio::time::timeout(WAIT, self.ws.next()).await.ok()?? {
+                Ok(Message::Binary(bytes)) => return ServerFrame::decode(&bytes).ok(),
+                Ok(Message::Close(_)) | Err(_) => return None,
+                Ok(_) => continue,
+            }
+        }
+    }
+
     /// Whether the server closed the connection (within [`WAIT`]).
     pub async fn closed(&mut self) -> bool {
         loop {

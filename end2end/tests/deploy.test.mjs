@@ -1,0 +1,141 @@
+// Field deployment: HTTPS with the server's own certificate authority on a LAN host name, the
+// landing page, the join code, and the one binary serving the app from an empty folder.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { ChatPage, Server, launchBrowser } from '../support.mjs';
+
+const HOST = 'fieldmesh.test';
+
+/** A HOME whose NSS database trusts `caFile`, as a person's phone does after installing it. */
+async function homeTrusting(caFile) {
+  const home = await mkdtemp(join(tmpdir(), 'fieldmesh-home-'));
+  const db = `sql:${join(home, '.pki/nssdb')}`;
+  await mkdir(join(home, '.pki/nssdb'), { recursive: true });
+  execFileSync('certutil', ['-d', db, '-N', '--empty-password']);
+  execFileSync('certutil', ['-d', db, '-A', '-n', 'FieldMesh local CA', '-t', 'C,,', '-i', caFile]);
+  return home;
+}
+
+test('over HTTPS on a LAN host name, a phone that installed the CA gets the offline app; another CA is refused', async () => {
+  const server = await Server.start({ tls: true, args: ['--hostname', HOST] });
+  const stranger = await Server.start({ tls: true, args: ['--hostname', HOST] });
+  const home = await mkdtemp(join(tmpdir(), 'fieldmesh-ca-'));
+  let browser;
+  try {
+    // The landing page, over plain HTTP, explains the steps and hands out the CA.
+    const landing = await fetch(server.landingUrl);
+    const html = await landing.text();
+    assert.match(html, /Android/);
+    assert.match(html, /iPhone/);
+    assert.match(html, new RegExp(`https://127\\.0\\.0\\.1:${server.port}/`));
+    const download = await fetch(new URL('/fieldmesh-ca.crt', server.landingUrl));
+    assert.equal(download.headers.get('content-type'), 'application/x-x509-ca-cert');
+    const caFile = join(home, 'fieldmesh-ca.crt');
+    await writeFile(caFile, Buffer.from(await download.arrayBuffer()));
+    // Anything else over plain HTTP leads back to the landing page.
+    const elsewhere = await fetch(new URL('/ws', server.landingUrl), { redirect: 'manual' });
+    assert.equal(elsewhere.status, 303);
+
+    browser = await launchBrowser({
+      home: await homeTrusting(caFile),
+      args: [`--host-resolver-rules=MAP ${HOST} 127.0.0.1`],
+    });
+    const context = await browser.newContext();
+    const chat = await ChatPage.open(context, `https://${HOST}:${server.port}/`);
+    await chat.join('Ana', 'Camp TLS');
+    await chat.waitOnline();
+    await chat.waitControlled();
+    assert.equal(await chat.page.evaluate(() => window.isSecureContext), true);
+    await chat.send('over https');
+    await chat.waitSynced();
+
+    // The same browser does not trust a certificate from another FieldMesh's authority.
+    const page = await context.newPage();
+    await assert.rejects(page.goto(`https://${HOST}:${stranger.port}/`), /ERR_CERT_AUTHORITY_INVALID/);
+  } finally {
+    await browser?.close();
+    await server.dispose();
+    await stranger.dispose();
+    await rm(home, { recursive: true, force: true });
+  }
+});
+
+test('a wrong join code is refused and rate limited while the right one still works', async () => {
+  const server = await Server.start({ args: ['--join-code', 'blue heron'] });
+  const browser = await launchBrowser();
+  try {
+    const eve = await ChatPage.open(await browser.newContext(), server.url);
+    await eve.join('Eve', 'Camp Code');
+    await eve.byTestId('code-gate').waitFor();
+    assert.equal(await eve.byTestId('connection').textContent(), 'join code needed');
+    // Written while locked: waits on the device.
+    await eve.send('waiting for the code');
+    for (let attempt = 0; attempt < 5; attempt++) {
+      await eve.byTestId('code-input').fill(`guess ${attempt}`);
+      await eve.byTestId('code-submit').click();
+      await eve.page.waitForFunction(
+        () => document.querySelector('[data-testid=code-error]')?.textContent.includes('not the join code'),
+      );
+    }
+    await eve.byTestId('code-input').fill('blue heron');
+    await eve.byTestId('code-submit').click();
+    await eve.page.waitForFunction(() =>
+      /Too many tries\. Wait \d+ s/.test(document.querySelector('[data-testid=code-error]')?.textContent ?? ''),
+    );
+
+    // Another phone with the right code is not locked out by Eve's guesses.
+    const finn = await ChatPage.open(await browser.newContext(), server.url);
+    await finn.join('Finn', 'Camp Code');
+    await finn.byTestId('code-input').fill('blue heron');
+    await finn.byTestId('code-submit').click();
+    await finn.waitOnline();
+    assert.equal(await finn.byTestId('code-gate').count(), 0);
+    await finn.send('in with the code');
+    await finn.waitSynced();
+    // The pass is remembered: a reload does not ask again.
+    await finn.page.reload();
+    await finn.waitOnline();
+    await finn.messageWithText('in with the code').waitFor();
+    assert.equal(await finn.byTestId('code-gate').count(), 0);
+    assert.deepEqual(await finn.texts(), ['in with the code'], "Eve's queued message never reached the server");
+  } finally {
+    await browser.close();
+    await server.dispose();
+  }
+});
+
+test('the one binary serves the whole app from an empty working folder', async () => {
+  const empty = await mkdtemp(join(tmpdir(), 'fieldmesh-empty-'));
+  const server = await Server.start({ cwd: empty });
+  const browser = await launchBrowser();
+  try {
+    for (const [path, type] of [
+      ['/pkg/fieldmesh.wasm', 'application/wasm'],
+      ['/pkg/fieldmesh.js', 'text/javascript; charset=utf-8'],
+      ['/pkg/fieldmesh.css', 'text/css; charset=utf-8'],
+      ['/manifest.webmanifest', 'application/manifest+json'],
+      ['/icons/icon-512.png', 'image/png'],
+      ['/sw.js', 'text/javascript; charset=utf-8'],
+    ]) {
+      const response = await fetch(new URL(path, server.url));
+      assert.equal(response.status, 200, path);
+      assert.equal(response.headers.get('content-type'), type, path);
+    }
+    const wasm = await fetch(new URL('/pkg/fieldmesh.wasm', server.url), { headers: { 'accept-encoding': 'gzip' } });
+    assert.equal(wasm.headers.get('content-encoding'), 'gzip', 'the app travels compressed to phones');
+    const chat = await ChatPage.open(await browser.newContext(), server.url);
+    await chat.join('Gus', 'Camp Binary');
+    await chat.waitOnline();
+    await chat.send('from the binary');
+    await chat.waitSynced();
+    assert.deepEqual(chat.errors, []);
+  } finally {
+    await browser.close();
+    await server.dispose();
+    await rm(empty, { recursive: true, force: true });
+  }
+});
