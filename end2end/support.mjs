@@ -1,5 +1,6 @@
 // Shared parts of the browser tests: a real server process, Debian's chromium, page objects.
 import { spawn } from 'node:child_process';
+import { openSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -16,7 +17,7 @@ export class Server {
    * app is the one built into the binary unless `site` names a folder to serve instead;
    * `args` adds flags.
    */
-  static async start({ dataDir, site, args = [], tls = false, cwd } = {}) {
+  static async start({ dataDir, site, args = [], tls = false, cwd, logFile } = {}) {
     const server = new Server();
     server.ownsDataDir = !dataDir;
     server.dataDir = dataDir ?? (await mkdtemp(join(tmpdir(), 'fieldmesh-e2e-')));
@@ -24,6 +25,7 @@ export class Server {
     server.args = args;
     server.tls = tls;
     server.cwd = cwd;
+    server.logFile = logFile;
     server.port = 0;
     await server.spawn();
     server.port = Number(new URL(server.url).port);
@@ -41,10 +43,13 @@ export class Server {
     // With TLS the landing page gets a port of its own; without, loopback HTTP is already a
     // secure context for the browser.
     const tls = this.tls ? ['--http-listen', `127.0.0.1:${this.landingPort ?? 0}`] : ['--tls', 'off'];
+    // With a log file the server logs everything (debug) into it, for tests that read it.
+    const log = this.logFile ? ['--log', 'debug'] : ['--log', 'warn'];
+    const stderr = this.logFile ? openSync(this.logFile, 'a') : 'inherit';
     this.process = spawn(
       BIN,
-      [...tls, '--no-qr', '--listen', `127.0.0.1:${this.port}`, '--data-dir', this.dataDir, '--log', 'warn', ...site, ...this.args],
-      { stdio: ['ignore', 'pipe', 'inherit'], cwd: this.cwd },
+      [...tls, '--no-qr', '--listen', `127.0.0.1:${this.port}`, '--data-dir', this.dataDir, ...log, ...site, ...this.args],
+      { stdio: ['ignore', 'pipe', stderr], cwd: this.cwd },
     );
     this.url = await new Promise((ok, fail) => {
       let out = '';
@@ -185,5 +190,24 @@ export class ChatPage {
 
   async texts() {
     return this.byTestId('message-text').allTextContents();
+  }
+
+  /** The room's invite link, as the share sheet shows it. */
+  async inviteLink() {
+    await this.byTestId('share').click();
+    const link = await this.byTestId('invite-link').inputValue();
+    await this.byTestId('share-close').click();
+    return link;
+  }
+
+  /** Opens an invite link in a fresh page of `context` and joins its room as `name`. */
+  static async acceptInvite(context, link, name) {
+    const chat = await ChatPage.open(context, link);
+    await chat.ready();
+    await chat.page.waitForFunction(() => document.querySelector('[data-testid=join-room]')?.value !== '');
+    await chat.byTestId('join-name').fill(name);
+    await chat.byTestId('join-submit').click();
+    await chat.byTestId('room-title').waitFor();
+    return chat;
   }
 }

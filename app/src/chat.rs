@@ -78,6 +78,11 @@ pub struct Session {
     pub name: String,
     /// Room name as typed.
     pub room: String,
+    /// The fragment of this room's invite link (`room=…&key=…`): holds the room key, so it is
+    /// only ever put after `#`, which browsers never send to a server.
+    pub invite: String,
+    /// The room's key is published (the Emergency room): anyone can read it.
+    pub public: bool,
 }
 
 /// Everything the views read. Written by the sync engine.
@@ -111,6 +116,8 @@ pub struct ChatState {
     pub code_needed: RwSignal<bool>,
     /// Why the last code was not accepted.
     pub code_error: RwSignal<Option<String>>,
+    /// This device's safety code, for others to compare.
+    pub own_code: RwSignal<String>,
 }
 
 impl ChatState {
@@ -131,6 +138,7 @@ impl ChatState {
             last_name: RwSignal::new(String::new()),
             code_needed: RwSignal::new(false),
             code_error: RwSignal::new(None),
+            own_code: RwSignal::new(String::new()),
         }
     }
 }

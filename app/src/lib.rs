@@ -8,6 +8,7 @@
 #![recursion_limit = "256"]
 
 pub mod chat;
+pub mod invite;
 mod views;
 
 use leptos::prelude::*;

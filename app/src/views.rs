@@ -34,14 +34,14 @@ fn JoinForm() -> impl IntoView {
     let error = RwSignal::new(None::<String>);
     // An invite link names the room in its fragment: fill it in (in the browser only).
     Effect::new(move |_| {
-        if let Some(invited) = window()
+        if let Some(invite) = window()
             .location()
             .hash()
             .ok()
             .as_deref()
-            .and_then(room_from_fragment)
+            .and_then(crate::invite::parse)
         {
-            room.set(invited);
+            room.set(invite.room);
         }
     });
 
@@ -111,6 +111,11 @@ fn RoomView() -> impl IntoView {
                 <ShareButton/>
                 <ConnectionBadge/>
             </header>
+            <Show when=move || state.session.with(|s| s.as_ref().is_some_and(|s| s.public))>
+                <p class="public" data-testid="public-room">
+                    "Public room: anyone can read it. Do not share private details here."
+                </p>
+            </Show>
             <SyncBar/>
             <Notice/>
             <MessageList/>
@@ -143,42 +148,6 @@ fn ConnectionBadge() -> impl IntoView {
     }
 }
 
-/// Invite link for a room: this server's address with the room in the fragment (which the
-/// browser never sends to any server).
-fn invite_link(origin: &str, room: &str) -> String {
-    let mut encoded = String::new();
-    for byte in room.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                encoded.push(byte as char)
-            }
-            _ => encoded.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    format!("{origin}/#room={encoded}")
-}
-
-/// The room named in an invite link's fragment, if any.
-fn room_from_fragment(fragment: &str) -> Option<String> {
-    let value = fragment
-        .trim_start_matches('#')
-        .split('&')
-        .find_map(|part| part.strip_prefix("room="))?;
-    let mut bytes = Vec::new();
-    let mut chars = value.bytes();
-    while let Some(byte) = chars.next() {
-        if byte == b'%' {
-            let hex = [chars.next()?, chars.next()?];
-            bytes.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
-        } else {
-            bytes.push(byte);
-        }
-    }
-    String::from_utf8(bytes)
-        .ok()
-        .filter(|room| !room.trim().is_empty())
-}
-
 /// A QR code as SVG markup: only rectangles drawn from the text's bits, never the text itself.
 fn qr_svg(text: &str) -> String {
     qrcode::QrCode::new(text.as_bytes())
@@ -199,11 +168,11 @@ fn ShareButton() -> impl IntoView {
     let open = RwSignal::new(false);
     let link = move || {
         let origin = window().location().origin().unwrap_or_default();
-        let room = state
+        let invite = state
             .session
-            .with(|s| s.as_ref().map(|s| s.room.clone()))
+            .with(|s| s.as_ref().map(|s| s.invite.clone()))
             .unwrap_or_default();
-        invite_link(&origin, &room)
+        format!("{origin}/#{invite}")
     };
     view! {
         <button class="ghost share" data-testid="share" aria-label="Invite someone" on:click=move |_| open.set(true)>
@@ -212,7 +181,7 @@ fn ShareButton() -> impl IntoView {
         <Show when=move || open.get()>
             <div class="sheet" role="dialog" aria-label="Invite someone" data-testid="share-sheet">
                 <h3>"Invite someone"</h3>
-                <p class="hint">"Let them scan this with their camera. It opens FieldMesh on this server, in this room."</p>
+                <p class="hint">"Let them scan this with their camera. It opens FieldMesh on this server, in this room. The link holds the room's key: whoever has it can read the room."</p>
                 <div class="qr" data-testid="invite-qr" inner_html=move || qr_svg(&link())></div>
                 <input class="link" readonly data-testid="invite-link" prop:value=link on:focus=move |event| {
                     event_target::<leptos::web_sys::HtmlInputElement>(&event).select();
@@ -544,23 +513,6 @@ pub fn NotFound() -> impl IntoView {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn invite_links_carry_the_room_in_the_fragment_and_back() {
-        let link = invite_link("https://10.0.0.5:8443", "Camp Nörth & co");
-        assert_eq!(
-            link,
-            "https://10.0.0.5:8443/#room=Camp%20N%C3%B6rth%20%26%20co"
-        );
-        let fragment = link.split_once('#').unwrap().1;
-        assert_eq!(
-            room_from_fragment(fragment).as_deref(),
-            Some("Camp Nörth & co")
-        );
-        assert_eq!(room_from_fragment("#other=1"), None);
-        assert_eq!(room_from_fragment("#room=%zz"), None);
-        assert_eq!(room_from_fragment("#room=%E"), None);
-    }
 
     #[test]
     fn qr_codes_are_svg_without_the_text() {

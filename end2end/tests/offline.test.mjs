@@ -24,6 +24,14 @@ async function installedChat(context, server, name, room) {
   return chat;
 }
 
+/** Joins through an invite link and waits until the app works offline. */
+async function acceptedChat(context, link, name) {
+  const chat = await ChatPage.acceptInvite(context, link, name);
+  await chat.waitOnline();
+  await chat.waitControlled();
+  return chat;
+}
+
 async function sendAll(chat, texts) {
   for (const text of texts) await chat.send(text);
 }
@@ -55,7 +63,7 @@ test('twenty messages written offline survive closing the page and arrive once, 
   try {
     const anaContext = await browser.newContext();
     const ana = await installedChat(anaContext, server, 'Ana', 'Camp East');
-    const ben = await installedChat(await browser.newContext(), server, 'Ben', 'Camp East');
+    const ben = await acceptedChat(await browser.newContext(), await ana.inviteLink(), 'Ben');
 
     await server.stop();
     await ana.waitOffline();
@@ -90,7 +98,7 @@ test('a server killed in the middle of a sync still ends with every message exac
   const server = await Server.start();
   try {
     const ana = await installedChat(await browser.newContext(), server, 'Ana', 'Camp South');
-    const ben = await installedChat(await browser.newContext(), server, 'Ben', 'Camp South');
+    const ben = await acceptedChat(await browser.newContext(), await ana.inviteLink(), 'Ben');
     await server.stop();
     await ana.waitOffline();
     const texts = Array.from({ length: 300 }, (_, n) => `burst ${n + 1}`);
@@ -169,7 +177,7 @@ test('a link that keeps dropping still delivers every message once, in order', a
   try {
     const anaContext = await browser.newContext();
     const ana = await installedChat(anaContext, server, 'Ana', 'Camp Flaky');
-    const ben = await installedChat(await browser.newContext(), server, 'Ben', 'Camp Flaky');
+    const ben = await acceptedChat(await browser.newContext(), await ana.inviteLink(), 'Ben');
     const texts = [];
     for (let round = 0; round < 5; round++) {
       for (let n = 0; n < 4; n++) {

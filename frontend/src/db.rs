@@ -91,6 +91,12 @@ pub(crate) struct RoomRecord {
     pub(crate) cursor: Option<f64>,
     /// The server has messages older than the oldest held here.
     pub(crate) server_has_older: bool,
+    /// The room key, hex. Never sent to any server.
+    #[serde(default)]
+    pub(crate) key: String,
+    /// The key is published (the Emergency room): anyone can read it.
+    #[serde(default)]
+    pub(crate) public: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -187,6 +193,15 @@ impl Db {
             Some(value) if !value.is_undefined() => Ok(Some(from_js(value)?)),
             _ => Ok(None),
         }
+    }
+
+    /// Every room this device has been in.
+    pub(crate) async fn rooms(&self) -> Result<Vec<RoomRecord>> {
+        let tx = self
+            .rexie
+            .transaction(&[ROOMS], TransactionMode::ReadOnly)?;
+        let values = tx.store(ROOMS)?.get_all(None, None).await?;
+        values.into_iter().map(from_js).collect()
     }
 
     /// Saves a room record.

@@ -19,7 +19,8 @@ use app::{
 };
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use mesh::body::clean_display_name;
+use mesh::body::{clean_display_name, PresenceCard};
+use mesh::crypto::{seal, Draft, Identity, RoomKey};
 use mesh::wire::MAX_HISTORY_PAGE;
 use mesh::{
     ClientFrame, Envelope, ErrorCode, Kind, Member, MessageId, RoomId, SenderId, ServerFrame,
@@ -71,11 +72,14 @@ struct Engine {
 #[derive(Clone)]
 struct Joined {
     id: RoomId,
+    key: RoomKey,
     record: RoomRecord,
 }
 
 #[derive(Default)]
 struct Inner {
+    /// This device's keys (made on first start, kept in the store).
+    identity: Option<Rc<Identity>>,
     sender: Option<SenderId>,
     name: String,
     joined: Option<Joined>,
@@ -143,14 +147,23 @@ fn mark(name: &str) {
     }
 }
 
-fn record_of(stored: &StoredMessage, room_hex: &str) -> MessageRecord {
+/// Opens a stored message with the room key. `None` when it does not verify or decrypt: such
+/// a message is never shown, and never as from its claimed sender.
+fn record_of(stored: &StoredMessage, key: &RoomKey, room_hex: &str) -> Option<MessageRecord> {
+    let plaintext = match stored.envelope.open(key) {
+        Ok(plaintext) => plaintext,
+        Err(error) => {
+            leptos::logging::warn!("dropping message {}: {error}", stored.envelope.id);
+            return None;
+        }
+    };
     let (author, text) = match stored.envelope.kind {
-        Kind::Text => match TextBody::decode(&stored.envelope.body) {
+        Kind::Text => match TextBody::decode(&plaintext) {
             Ok(body) => (body.author, body.text),
             Err(_) => ("unknown".into(), "(this message could not be read)".into()),
         },
     };
-    MessageRecord {
+    Some(MessageRecord {
         id: stored.envelope.id.to_string(),
         room: room_hex.to_string(),
         order: stored.seq as f64,
@@ -160,7 +173,41 @@ fn record_of(stored: &StoredMessage, room_hex: &str) -> MessageRecord {
         author,
         text,
         state: RecordState::Stored,
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex<const N: usize>(text: &str) -> Option<[u8; N]> {
+    if text.len() != N * 2 || !text.is_ascii() {
+        return None;
     }
+    let mut out = [0u8; N];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[i * 2..i * 2 + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Opens a member's presence card. `None` when it is not sealed with this room's key or names
+/// other keys than the member's own.
+fn card_of(joined: &Joined, member: &Member) -> Option<PresenceCard> {
+    let plaintext = joined
+        .key
+        .decrypt(&card_context(joined.id, member.sender), &member.card)
+        .ok()?;
+    let card = PresenceCard::decode(&plaintext).ok()?;
+    let name = clean_display_name(&card.name)?;
+    (card.identity.sender() == member.sender).then_some(PresenceCard { name, ..card })
+}
+
+/// Associated data binding a presence card to its room and member.
+fn card_context(room: RoomId, sender: SenderId) -> Vec<u8> {
+    let mut context = room.0.to_vec();
+    context.extend_from_slice(&sender.0);
+    context
 }
 
 impl Engine {
@@ -187,26 +234,21 @@ impl Engine {
         spawn_local(pwa::persist_storage());
         spawn_local(pwa::register(self.state));
 
-        let sender = match db
-            .setting("device")
-            .await
-            .ok()
-            .flatten()
-            .as_deref()
-            .and_then(SenderId::from_hex)
-        {
-            Some(sender) => sender,
+        // The device's keys: made from 64 random bytes on first start and kept on the device.
+        let stored_seed = db.setting("identity").await.ok().flatten();
+        let identity = match stored_seed.as_deref().and_then(unhex::<64>) {
+            Some(seed) => Identity::from_seed(&seed),
             None => {
-                let sender = SenderId(device::random_bytes());
-                if let Err(error) = db.set_setting("device", Some(&sender.to_string())).await {
-                    self.notice(format!(
-                        "Could not save this device's identity: {}",
-                        error.0
-                    ));
+                let identity = Identity::from_seed(&device::random_bytes());
+                let seed = hex(identity.to_seed().as_slice());
+                if let Err(error) = db.set_setting("identity", Some(&seed)).await {
+                    self.notice(format!("Could not save this device's keys: {}", error.0));
                 }
-                sender
+                identity
             }
         };
+        let sender = identity.sender();
+        self.state.own_code.set(identity.public().safety_code());
         let name = db.setting("name").await.ok().flatten().unwrap_or_default();
         let room = db.setting("room").await.ok().flatten();
         let queued = db
@@ -216,14 +258,22 @@ impl Engine {
             .unwrap_or(0);
         {
             let mut inner = self.inner.borrow_mut();
+            inner.identity = Some(Rc::new(identity));
             inner.sender = Some(sender);
             inner.name = name.clone();
             inner.queued = queued;
         }
         self.state.queued.set(queued);
         self.state.last_name.set(name.clone());
-        if let (false, Some(room)) = (name.is_empty(), room) {
-            self.enter_room(&name, &room).await;
+        let record = match room {
+            Some(room) => db.room(&room).await.ok().flatten(),
+            None => None,
+        };
+        if let (false, Some(record)) = (name.is_empty(), record) {
+            if let Some(key) = unhex::<32>(&record.key).map(RoomKey::from_bytes) {
+                self.enter_room(&name, &record.name, key, record.public)
+                    .await;
+            }
         }
         if let Some(window) = web_sys::window() {
             let _ = js_sys::Reflect::set(&window, &"__fieldmeshReady".into(), &true.into());
@@ -262,26 +312,31 @@ impl Engine {
         std::mem::forget(handle);
     }
 
-    async fn enter_room(self: &Rc<Self>, name: &str, room_name: &str) {
+    async fn enter_room(self: &Rc<Self>, name: &str, room_name: &str, key: RoomKey, public: bool) {
         let Some(db) = self.db() else { return };
-        let Some(id) = RoomId::from_name(room_name) else {
-            return;
-        };
-        let hex = id.to_string();
-        let record = match db.room(&hex).await {
+        let id = key.room_id();
+        let hex_id = id.to_string();
+        let record = match db.room(&hex_id).await {
             Ok(Some(record)) => record,
             _ => RoomRecord {
-                id: hex,
+                id: hex_id.clone(),
                 name: room_name.to_string(),
                 cursor: None,
                 server_has_older: false,
+                key: hex(key.as_bytes()),
+                public,
             },
         };
+        if let Err(error) = db.set_setting("room", Some(&hex_id)).await {
+            self.notice(format!("Could not remember the room: {}", error.0));
+        }
+        let invite = app::invite::fragment(&record.name, &record.key);
         {
             let mut inner = self.inner.borrow_mut();
             inner.name = name.to_string();
             inner.joined = Some(Joined {
                 id,
+                key,
                 record: record.clone(),
             });
             inner.window = WINDOW_STEP;
@@ -295,7 +350,9 @@ impl Engine {
         self.state.typing.set(Vec::new());
         self.state.session.set(Some(Session {
             name: name.to_string(),
-            room: room_name.to_string(),
+            room: record.name.clone(),
+            invite,
+            public: record.public,
         }));
         self.refresh_window().await;
         mark("fieldmesh:room-rendered");
@@ -455,16 +512,28 @@ impl Engine {
     fn send_join(&self) {
         let frame = {
             let inner = self.inner.borrow();
-            let (Some(joined), Some(sender), true) = (&inner.joined, inner.sender, inner.unlocked)
+            let (Some(joined), Some(identity), true) =
+                (&inner.joined, &inner.identity, inner.unlocked)
             else {
                 return;
             };
+            // The card is sealed with the room key: the server relays it without reading it.
+            let card = PresenceCard {
+                name: inner.name.clone(),
+                identity: identity.public(),
+            };
+            let Ok(card) = card.encode() else { return };
+            let sender = identity.sender();
             ClientFrame::Join {
                 room: joined.id,
                 after_seq: joined.record.cursor.map(|c| c as u64),
                 member: Member {
                     sender,
-                    card: inner.name.as_bytes().to_vec(),
+                    card: joined.key.encrypt(
+                        device::random_bytes(),
+                        &card_context(joined.id, sender),
+                        &card,
+                    ),
                 },
             }
         };
@@ -603,7 +672,9 @@ impl Engine {
     fn receive(self: &Rc<Self>, joined: &Joined, messages: &[StoredMessage]) {
         {
             let mut inner = self.inner.borrow_mut();
-            let records = messages.iter().map(|m| record_of(m, &joined.record.id));
+            let records = messages
+                .iter()
+                .filter_map(|m| record_of(m, &joined.key, &joined.record.id));
             inner.received.extend(records);
             if let Some(current) = inner.joined.as_mut() {
                 let newest = messages
@@ -857,8 +928,11 @@ impl Engine {
             .iter()
             .filter(|m| seen.insert(m.sender))
             .map(|m| {
-                let name = clean_display_name(&String::from_utf8_lossy(&m.card))
-                    .unwrap_or_else(|| "someone".into());
+                let name = inner
+                    .joined
+                    .as_ref()
+                    .and_then(|joined| card_of(joined, m))
+                    .map_or_else(|| "someone unknown".into(), |card| card.name);
                 if Some(m.sender) == inner.sender {
                     format!("{name} (you)")
                 } else {
@@ -877,7 +951,8 @@ impl Engine {
             .typing
             .keys()
             .filter_map(|sender| inner.members.iter().find(|m| m.sender == *sender))
-            .filter_map(|m| clean_display_name(&String::from_utf8_lossy(&m.card)))
+            .filter_map(|m| inner.joined.as_ref().and_then(|joined| card_of(joined, m)))
+            .map(|card| card.name)
             .collect::<Vec<_>>();
         if self.state.typing.with_untracked(|shown| *shown != names) {
             self.state.typing.set(names);
@@ -937,24 +1012,58 @@ impl ChatActions for Actions {
         let name = clean_display_name(name)
             .ok_or_else(|| "Choose a display name of 1 to 40 characters.".to_string())?;
         let room_name = room.split_whitespace().collect::<Vec<_>>().join(" ");
-        if RoomId::from_name(&room_name).is_none() {
+        let chars = room_name.chars().count();
+        if chars == 0 || chars > mesh::envelope::MAX_ROOM_NAME_CHARS {
             return Err("Choose a room name of 1 to 64 characters.".into());
         }
         let Some(db) = self.db() else {
             return Err("This browser cannot keep messages on the device; see the notice.".into());
         };
+        // The invite this page was opened with, if it names this room.
+        let location = web_sys::window().map(|w| w.location());
+        let invite = location
+            .as_ref()
+            .and_then(|l| l.hash().ok())
+            .as_deref()
+            .and_then(app::invite::parse)
+            .filter(|invite| invite.room == room_name);
         let engine = Rc::clone(&self.0);
         spawn_local(async move {
-            let saved = async {
-                db.set_setting("name", Some(&name)).await?;
-                db.set_setting("room", Some(&room_name)).await
+            if let Err(error) = db.set_setting("name", Some(&name)).await {
+                engine.notice(format!("Could not remember your name: {}", error.0));
+            }
+            // Which key: the public Emergency room's; the invite's; a room of this name this
+            // device already has; or a new random one (a new private room).
+            let known = db
+                .rooms()
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .find(|r| r.name == room_name);
+            let (key, public, room_name) = if room_name.eq_ignore_ascii_case("emergency") {
+                (RoomKey::emergency(), true, "Emergency".to_string())
+            } else if let Some(key) = invite.and_then(|i| i.key).as_deref().and_then(unhex::<32>) {
+                (RoomKey::from_bytes(key), false, room_name)
+            } else if let Some(key) = known.as_ref().and_then(|r| unhex::<32>(&r.key)) {
+                (
+                    RoomKey::from_bytes(key),
+                    known.is_some_and(|r| r.public),
+                    room_name,
+                )
+            } else {
+                (
+                    RoomKey::from_bytes(device::random_bytes()),
+                    false,
+                    room_name,
+                )
             };
-            if let Err(error) = saved.await {
-                engine.notice(format!("Could not remember the room: {}", error.0));
+            // The key must not linger in the address bar or the history.
+            if let Some(history) = web_sys::window().and_then(|w| w.history().ok()) {
+                let _ = history.replace_state_with_url(&JsValue::NULL, "", Some("/"));
             }
             engine.state.last_name.set(name.clone());
             engine.state.notice.set(None);
-            engine.enter_room(&name, &room_name).await;
+            engine.enter_room(&name, &room_name, key, public).await;
         });
         Ok(())
     }
@@ -977,24 +1086,28 @@ impl ChatActions for Actions {
     }
 
     fn send(&self, text: &str) -> Result<(), String> {
-        let (name, joined, sender) = {
+        let (name, joined, identity) = {
             let inner = self.inner.borrow();
-            match (&inner.joined, inner.sender) {
-                (Some(joined), Some(sender)) => (inner.name.clone(), joined.clone(), sender),
+            match (&inner.joined, &inner.identity) {
+                (Some(joined), Some(identity)) => {
+                    (inner.name.clone(), joined.clone(), Rc::clone(identity))
+                }
                 _ => return Err("Join a room first.".into()),
             }
         };
+        let sender = identity.sender();
         let body = TextBody::new(&name, text).map_err(|error| format!("Not sent: {error}."))?;
-        let envelope = Envelope {
+        let plaintext = body
+            .encode()
+            .map_err(|error| format!("Not sent: {error}."))?;
+        let draft = Draft {
             id: MessageId(device::random_bytes()),
-            room: joined.id,
-            sender,
             created_at_ms: js_sys::Date::now() as u64,
             kind: Kind::Text,
-            body: body
-                .encode()
-                .map_err(|error| format!("Not sent: {error}."))?,
+            plaintext: &plaintext,
         };
+        let envelope = seal(&identity, &joined.key, draft, device::random_bytes())
+            .map_err(|error| format!("Not sent: {error}."))?;
         let bytes = envelope
             .encode()
             .map_err(|error| format!("Not sent: {error}."))?;

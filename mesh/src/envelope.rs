@@ -4,13 +4,12 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::codec::{decode_versioned, encode_versioned};
 use crate::{DecodeError, EncodeError};
 
-/// Format version of an encoded [`Envelope`] (its first byte).
-pub const ENVELOPE_VERSION: u8 = 1;
+/// Format version of an encoded [`Envelope`] (its first byte). Version 2: sealed and signed.
+pub const ENVELOPE_VERSION: u8 = 2;
 /// Largest body an envelope may carry. Text is far smaller; attachments travel separately.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// Largest encoded envelope: the body plus room for the header fields.
@@ -26,7 +25,7 @@ pub struct MessageId(pub [u8; 16]);
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct RoomId(pub [u8; 16]);
 
-/// Who sent a message: a 32-byte device identity.
+/// Who sent a message: the device's Ed25519 public key.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct SenderId(pub [u8; 32]);
 
@@ -37,7 +36,57 @@ pub enum Kind {
     Text,
 }
 
-/// One message as it travels: a header the server may read, and a body it never interprets.
+/// An Ed25519 signature (64 bytes).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Signature(pub [u8; 64]);
+
+impl fmt::Debug for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Signature(")?;
+        write_hex(f, &self.0[..8])?;
+        write!(f, "…)")
+    }
+}
+
+// serde derives stop at 32-element arrays; a signature is written as its 64 bytes, no prefix.
+impl Serialize for Signature {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let mut tuple = serializer.serialize_tuple(64)?;
+        for byte in &self.0 {
+            tuple.serialize_element(byte)?;
+        }
+        tuple.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Signature {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Bytes64;
+        impl<'de> serde::de::Visitor<'de> for Bytes64 {
+            type Value = Signature;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("64 signature bytes")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Signature, A::Error> {
+                let mut out = [0u8; 64];
+                for (i, byte) in out.iter_mut().enumerate() {
+                    *byte = seq
+                        .next_element()?
+                        .ok_or_else(|| serde::de::Error::invalid_length(i, &self))?;
+                }
+                Ok(Signature(out))
+            }
+        }
+        deserializer.deserialize_tuple(64, Bytes64)
+    }
+}
+
+/// One message as it travels: a header the server may read, a sealed body only the room's
+/// readers can open, and the sender's signature over both (see [`crate::crypto`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Envelope {
     /// Sender-made unique id.
@@ -48,11 +97,15 @@ pub struct Envelope {
     pub sender: SenderId,
     /// Sender's clock when the message was written, in milliseconds since the Unix epoch.
     pub created_at_ms: u64,
-    /// How to read the body.
+    /// How to read the body once opened.
     pub kind: Kind,
-    /// Opaque bytes: only the room's readers interpret them.
+    /// The 24-byte XChaCha20-Poly1305 nonce the body was sealed with.
+    pub nonce: [u8; 24],
+    /// The sealed body (ciphertext and 16-byte tag): only the room's readers can open it.
     #[serde(with = "serde_bytes")]
     pub body: Vec<u8>,
+    /// The sender's Ed25519 signature over the header and the sealed body.
+    pub signature: Signature,
 }
 
 impl Envelope {
@@ -127,34 +180,6 @@ hex_id!(SenderId, 32);
 /// Longest room name, in characters, that people can type.
 pub const MAX_ROOM_NAME_CHARS: usize = 64;
 
-impl RoomId {
-    /// The canonical form of a room name people type: trimmed, inner whitespace collapsed and
-    /// lowercased, so "Camp  North " and "camp north" are one room. `None` when nothing is left
-    /// or the name is longer than [`MAX_ROOM_NAME_CHARS`].
-    pub fn normalize_name(name: &str) -> Option<String> {
-        let canonical = name
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-            .to_lowercase();
-        let chars = canonical.chars().count();
-        (chars > 0 && chars <= MAX_ROOM_NAME_CHARS).then_some(canonical)
-    }
-
-    /// The id of a room known by name: the first 128 bits of SHA-256 over a domain label and
-    /// the canonical name. `None` for names [`RoomId::normalize_name`] refuses.
-    pub fn from_name(name: &str) -> Option<Self> {
-        let canonical = Self::normalize_name(name)?;
-        let digest = Sha256::new()
-            .chain_update(b"fieldmesh room name v1\0")
-            .chain_update(canonical.as_bytes())
-            .finalize();
-        let mut id = [0u8; 16];
-        id.copy_from_slice(&digest[..16]);
-        Some(Self(id))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,11 +187,13 @@ mod tests {
     fn sample(body_len: usize) -> Envelope {
         Envelope {
             id: MessageId([7; 16]),
-            room: RoomId::from_name("Camp North").unwrap(),
+            room: RoomId([4; 16]),
             sender: SenderId([9; 32]),
             created_at_ms: 1_764_000_000_000,
             kind: Kind::Text,
+            nonce: [3; 24],
             body: (0..body_len).map(|i| i as u8).collect(),
+            signature: Signature([6; 64]),
         }
     }
 
@@ -184,9 +211,9 @@ mod tests {
     #[test]
     fn header_overhead_is_small() {
         let bytes = sample(0).encode().unwrap();
-        // version + id + room + sender + varint time + kind + body length
+        // version + id + room + sender + varint time + kind + nonce + body length + signature
         assert!(
-            bytes.len() <= 1 + 16 + 16 + 32 + 10 + 1 + 1,
+            bytes.len() <= 1 + 16 + 16 + 32 + 10 + 1 + 24 + 1 + 64,
             "{} bytes",
             bytes.len()
         );
@@ -228,10 +255,10 @@ mod tests {
     #[test]
     fn unknown_version_is_named() {
         let mut bytes = sample(3).encode().unwrap();
-        bytes[0] = 2;
+        bytes[0] = 3;
         assert_eq!(
             Envelope::decode(&bytes),
-            Err(DecodeError::UnknownVersion(2))
+            Err(DecodeError::UnknownVersion(3))
         );
     }
 
@@ -250,30 +277,13 @@ mod tests {
         let bytes = sample(0).encode().unwrap();
         // The kind tag sits right before the 1-byte body length at the end.
         let mut bad = bytes.clone();
-        let kind_at = bad.len() - 2;
+        // The kind tag sits before the nonce, the 1-byte body length and the signature.
+        let kind_at = bad.len() - 64 - 1 - 24 - 1;
         bad[kind_at] = 0x7f;
         assert!(matches!(
             Envelope::decode(&bad),
             Err(DecodeError::Malformed(_))
         ));
-    }
-
-    #[test]
-    fn room_names_are_normalised() {
-        assert_eq!(
-            RoomId::from_name(" Camp   North "),
-            RoomId::from_name("camp north")
-        );
-        assert_ne!(
-            RoomId::from_name("camp north"),
-            RoomId::from_name("camp south")
-        );
-        assert_eq!(RoomId::from_name("   "), None);
-        assert_eq!(
-            RoomId::from_name(&"x".repeat(MAX_ROOM_NAME_CHARS + 1)),
-            None
-        );
-        assert!(RoomId::from_name(&"é".repeat(MAX_ROOM_NAME_CHARS)).is_some());
     }
 
     #[test]

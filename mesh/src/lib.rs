@@ -2,19 +2,21 @@
 //!
 //! Everything the browser, the server, the radio bridge and the tests must agree on lives here,
 //! as plain data types and pure functions over bytes: the message [`Envelope`], the WebSocket
-//! frames ([`ClientFrame`], [`ServerFrame`]) and the body formats. No I/O and no async runtime,
+//! frames ([`ClientFrame`], [`ServerFrame`]), the body formats and the end-to-end encryption
+//! ([`crypto`]). No I/O and no async runtime,
 //! so the crate builds for `wasm32-unknown-unknown`, for the server and for fuzzers alike.
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod body;
 mod codec;
+pub mod crypto;
 pub mod envelope;
 mod error;
 pub mod wire;
 
 pub use body::TextBody;
 pub use envelope::{
-    Envelope, Kind, MessageId, RoomId, SenderId, MAX_BODY_BYTES, MAX_ENVELOPE_BYTES,
+    Envelope, Kind, MessageId, RoomId, SenderId, Signature, MAX_BODY_BYTES, MAX_ENVELOPE_BYTES,
 };
 pub use error::{DecodeError, EncodeError};
 pub use wire::{ClientFrame, ErrorCode, Member, ServerFrame, StoredMessage, MAX_FRAME_BYTES};

@@ -16,7 +16,7 @@ pub const MAX_HISTORY_PAGE: u16 = 200;
 /// Longest join code, in characters.
 pub const MAX_JOIN_CODE_CHARS: usize = 64;
 /// Largest presence card (what a member shows others about themselves; opaque to the server).
-pub const MAX_PRESENCE_BYTES: usize = 256;
+pub const MAX_PRESENCE_BYTES: usize = 512;
 
 /// Someone following a room right now, as the other followers see them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,6 +120,8 @@ pub enum ErrorCode {
     WrongCode,
     /// Too many requests; try again after `retry_after_ms`.
     RateLimited,
+    /// The message's signature does not match its sender's key; it was not stored.
+    BadSignature,
 }
 
 /// What a server sends.
@@ -237,7 +239,9 @@ mod tests {
             sender: SenderId([3; 32]),
             created_at_ms: 42,
             kind: Kind::Text,
+            nonce: [8; 24],
             body: vec![0x5a; body_len],
+            signature: crate::Signature([4; 64]),
         }
     }
 

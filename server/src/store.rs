@@ -304,6 +304,8 @@ mod tests {
             sender: SenderId([1; 32]),
             created_at_ms: u64::from(n),
             kind: Kind::Text,
+            nonce: [0; 24],
+            signature: mesh::Signature([0; 64]),
             body: vec![n; 8],
         }
     }

@@ -460,22 +460,40 @@ impl Session {
             }
             return;
         }
-        let mut valid = Vec::with_capacity(envelopes.len());
-        for envelope in envelopes {
-            if let Err(retry) = self
+        // Signatures are checked with public keys only: the server never sees plaintext.
+        let checked = tokio::task::spawn_blocking(move || {
+            envelopes
+                .into_iter()
+                .map(|e| {
+                    (
+                        e.body.len() <= MAX_BODY_BYTES && e.verify_signature().is_ok(),
+                        e,
+                    )
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        let mut valid = Vec::with_capacity(checked.len());
+        for (signed, envelope) in checked {
+            if envelope.body.len() > MAX_BODY_BYTES {
+                let detail = format!(
+                    "message body of {} bytes refused: the limit is {MAX_BODY_BYTES}",
+                    envelope.body.len()
+                );
+                self.refuse(ErrorCode::BodyTooLarge, detail, Some(envelope.id))
+                    .await;
+            } else if !signed {
+                let detail = "the message's signature does not match its sender; it was not stored";
+                self.refuse(ErrorCode::BadSignature, detail.into(), Some(envelope.id))
+                    .await;
+            } else if let Err(retry) = self
                 .state
                 .access
                 .limits
                 .publish(envelope.sender, self.address)
             {
                 self.rate_limited("messages", retry, Some(envelope.id))
-                    .await;
-            } else if envelope.body.len() > MAX_BODY_BYTES {
-                let detail = format!(
-                    "message body of {} bytes refused: the limit is {MAX_BODY_BYTES}",
-                    envelope.body.len()
-                );
-                self.refuse(ErrorCode::BodyTooLarge, detail, Some(envelope.id))
                     .await;
             } else {
                 valid.push(envelope);
@@ -672,6 +690,8 @@ mod tests {
                 sender: SenderId([0; 32]),
                 created_at_ms: 0,
                 kind: Kind::Text,
+                nonce: [0; 24],
+                signature: mesh::Signature([0; 64]),
                 body: vec![n],
             };
             store

@@ -287,3 +287,35 @@ async fn sigterm_during_a_burst_exits_cleanly_and_every_acknowledged_message_sur
         "{acknowledged} acknowledged, {stored} stored"
     );
 }
+
+#[tokio::test]
+async fn forged_and_altered_messages_are_refused_with_a_clear_error_and_not_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path());
+    let camp = room("camp");
+    let mut mallory = server.client().await;
+
+    // Signed by Mallory, claiming to be from Ana.
+    let mut forged = text_message(camp, "Mallory", "meet at the bridge");
+    forged.sender = support::identity("Ana").sender();
+    // Ana's own message, with one bit of the sealed body flipped on the way.
+    let mut altered = text_message(camp, "Ana", "meet at the school");
+    altered.body[0] ^= 1;
+    for envelope in [&forged, &altered] {
+        mallory.send(&ClientFrame::Publish(envelope.clone())).await;
+        match mallory.recv().await {
+            ServerFrame::Error {
+                code: ErrorCode::BadSignature,
+                id: Some(id),
+                detail,
+                ..
+            } => {
+                assert_eq!(id, envelope.id);
+                assert!(detail.contains("signature"), "{detail}");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+    let (history, _) = server.client().await.join(camp).await;
+    assert!(history.is_empty(), "nothing forged or altered was stored");
+}

@@ -8,9 +8,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
+use mesh::crypto::{seal, Draft, Identity, RoomKey};
 use mesh::{
     ClientFrame, Envelope, Kind, Member, MessageId, RoomId, SenderId, ServerFrame, TextBody,
 };
+use sha2::Digest;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -245,20 +247,43 @@ pub fn join_frame(room: RoomId, after_seq: Option<u64>, name: &str) -> ClientFra
     }
 }
 
-pub fn room(name: &str) -> RoomId {
-    RoomId::from_name(name).unwrap()
+/// Room keys of the rooms tests made, so helpers can seal and open their messages.
+fn keys() -> std::sync::MutexGuard<'static, std::collections::HashMap<RoomId, RoomKey>> {
+    static KEYS: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<RoomId, RoomKey>>> =
+        std::sync::OnceLock::new();
+    KEYS.get_or_init(Default::default).lock().unwrap()
 }
 
-/// A text message with a random id.
+/// The id of a test room whose key is derived from `name` (real rooms have random keys).
+pub fn room(name: &str) -> RoomId {
+    let key = RoomKey::from_bytes(sha2::Sha256::digest(name.as_bytes()).into());
+    let id = key.room_id();
+    keys().insert(id, key);
+    id
+}
+
+/// A test device's identity (the same for a name across tests).
+pub fn identity(author: &str) -> Identity {
+    let mut seed = [0u8; 64];
+    seed[..32].copy_from_slice(&sha2::Sha256::digest(author.as_bytes()));
+    let second = sha2::Sha256::digest(&seed[..32]);
+    seed[32..].copy_from_slice(&second);
+    Identity::from_seed(&seed)
+}
+
+/// A text message with a random id, sealed for `room` and signed by `author`.
 pub fn text_message(room: RoomId, author: &str, text: &str) -> Envelope {
-    Envelope {
+    let key = keys().get(&room).cloned().expect("rooms come from room()");
+    let body = TextBody::new(author, text).unwrap().encode().unwrap();
+    let draft = Draft {
         id: MessageId(rand_bytes()),
-        room,
-        sender: SenderId([7; 32]),
         created_at_ms: 1_764_000_000_000,
         kind: Kind::Text,
-        body: TextBody::new(author, text).unwrap().encode().unwrap(),
-    }
+        plaintext: &body,
+    };
+    let mut nonce = [0u8; 24];
+    nonce[..16].copy_from_slice(&rand_bytes());
+    seal(&identity(author), &key, draft, nonce).unwrap()
 }
 
 fn rand_bytes() -> [u8; 16] {
@@ -276,6 +301,13 @@ fn rand_bytes() -> [u8; 16] {
     out
 }
 
+/// Opens a test message and returns its text.
 pub fn text_of(envelope: &Envelope) -> String {
-    TextBody::decode(&envelope.body).unwrap().text
+    let key = keys()
+        .get(&envelope.room)
+        .cloned()
+        .expect("rooms come from room()");
+    TextBody::decode(&envelope.open(&key).expect("test messages open"))
+        .unwrap()
+        .text
 }

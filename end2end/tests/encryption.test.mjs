@@ -1,0 +1,68 @@
+// End-to-end encryption in the browser: rooms by invite link, a third person without the link,
+// the public Emergency room, and a server that holds no plaintext.
+import assert from 'node:assert/strict';
+import { readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { ChatPage, Server, launchBrowser } from '../support.mjs';
+
+const SECRET = 'the spare key is under the blue rock';
+const REPLY = 'got it, blue rock by the well';
+
+test('people with the invite read each other; a third without it sees nothing; the server keeps no plaintext', async () => {
+  const logFile = join(tmpdir(), `fieldmesh-log-${process.pid}-${Date.now()}.txt`);
+  const server = await Server.start({ logFile });
+  const browser = await launchBrowser();
+  try {
+    const ana = await ChatPage.open(await browser.newContext(), server.url);
+    await ana.join('Ana', 'Camp Secret');
+    await ana.waitOnline();
+    const link = await ana.inviteLink();
+    const ben = await ChatPage.acceptInvite(await browser.newContext(), link, 'Ben');
+    await ben.waitOnline();
+
+    await ana.send(SECRET);
+    await ben.messageWithText(SECRET).waitFor();
+    await ben.send(REPLY);
+    await ana.messageWithText(REPLY).waitFor();
+    assert.deepEqual(await ana.texts(), [SECRET, REPLY]);
+    assert.deepEqual(await ben.texts(), [SECRET, REPLY]);
+    await ana.page.waitForFunction(() => /2 here/.test(document.querySelector('[data-testid=presence]')?.textContent));
+
+    // Cleo is on the same server and types the same room name, without the link: she gets a
+    // room of her own, and nothing of Ana's and Ben's.
+    const cleo = await ChatPage.open(await browser.newContext(), server.url);
+    await cleo.join('Cleo', 'Camp Secret');
+    await cleo.waitOnline();
+    await cleo.page.waitForTimeout(500);
+    assert.deepEqual(await cleo.texts(), []);
+    assert.equal(await cleo.byTestId('presence').textContent(), 'only you here');
+    assert.notEqual(await cleo.inviteLink(), link);
+
+    // The public Emergency room is for strangers, and says it is not private.
+    await cleo.byTestId('leave').click();
+    await cleo.join('Cleo', 'Emergency');
+    await cleo.byTestId('public-room').waitFor();
+    assert.equal(await ana.byTestId('public-room').count(), 0, 'a private room is not marked public');
+
+    // Nothing readable on the server: not in its database files, not in its debug log.
+    await ana.waitSynced();
+    await ben.waitSynced();
+    await server.stop();
+    const files = [logFile];
+    for (const name of await readdir(server.dataDir)) {
+      if (name.startsWith('messages.sqlite3')) files.push(join(server.dataDir, name));
+    }
+    assert.ok(files.length >= 2, `database files: ${files}`);
+    const stored = Buffer.concat(await Promise.all(files.map((f) => readFile(f))));
+    assert.ok(stored.length > 10_000, 'the database and log hold something');
+    for (const plaintext of [SECRET, REPLY, 'blue rock', 'Camp Secret', 'Ana', 'Ben']) {
+      assert.equal(stored.indexOf(Buffer.from(plaintext)), -1, `"${plaintext}" found on the server`);
+    }
+  } finally {
+    await browser.close();
+    await server.dispose();
+    await rm(logFile, { force: true });
+  }
+});
