@@ -71,6 +71,23 @@ pub struct ChatMessage {
     pub delivery: Delivery,
 }
 
+/// Someone in the room, as the roster shows them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RosterEntry {
+    /// Their sender id (public signing key) in hex.
+    pub id: String,
+    /// Display name from their presence card.
+    pub name: String,
+    /// Their safety code: compare it with what their phone shows.
+    pub code: String,
+    /// This device marked them verified after comparing codes.
+    pub verified: bool,
+    /// Someone with this name was seen before with other keys: possibly an impostor.
+    pub keys_changed: bool,
+    /// This device.
+    pub you: bool,
+}
+
 /// Who the person is and which room they are in.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Session {
@@ -118,6 +135,10 @@ pub struct ChatState {
     pub code_error: RwSignal<Option<String>>,
     /// This device's safety code, for others to compare.
     pub own_code: RwSignal<String>,
+    /// The people in the room, with their safety codes.
+    pub roster: RwSignal<Vec<RosterEntry>>,
+    /// A loud warning: a known name came with new keys.
+    pub key_warning: RwSignal<Option<String>>,
 }
 
 impl ChatState {
@@ -139,6 +160,8 @@ impl ChatState {
             code_needed: RwSignal::new(false),
             code_error: RwSignal::new(None),
             own_code: RwSignal::new(String::new()),
+            roster: RwSignal::new(Vec::new()),
+            key_warning: RwSignal::new(None),
         }
     }
 }
@@ -167,6 +190,8 @@ pub trait ChatActions {
     fn apply_update(&self);
     /// Send the operator's join code.
     fn unlock(&self, code: &str) -> Result<(), String>;
+    /// Mark a person (by id) as verified after comparing safety codes.
+    fn verify(&self, id: &str);
 }
 
 /// Handle the views use: the state and the actions. Cheap to copy.
@@ -233,6 +258,11 @@ impl ChatClient {
     /// See [`ChatActions::apply_update`].
     pub fn apply_update(&self) {
         self.with_actions(|a| a.apply_update());
+    }
+
+    /// See [`ChatActions::verify`].
+    pub fn verify(&self, id: &str) {
+        self.with_actions(|a| a.verify(id));
     }
 
     /// See [`ChatActions::unlock`].

@@ -116,6 +116,7 @@ fn RoomView() -> impl IntoView {
                     "Public room: anyone can read it. Do not share private details here."
                 </p>
             </Show>
+            <KeyWarning/>
             <SyncBar/>
             <Notice/>
             <MessageList/>
@@ -192,10 +193,71 @@ fn ShareButton() -> impl IntoView {
     }
 }
 
-/// Who is in the room now.
+/// Everyone in the room with their safety codes; compare a code with the person's own phone
+/// and mark them verified.
+#[component]
+fn Roster(open: RwSignal<bool>) -> impl IntoView {
+    let client = expect_context::<ChatClient>();
+    let state = client.state;
+    view! {
+        <Show when=move || open.get()>
+            <div class="sheet roster" role="dialog" aria-label="People in this room" data-testid="roster">
+                <h3>"People here"</h3>
+                <p class="hint">
+                    "Your safety code: " <b data-testid="own-code">{move || state.own_code.get()}</b>
+                    <br/>
+                    "Ask each person to read their code from their own phone. If it matches, mark them verified."
+                </p>
+                <ul class="people">
+                    <For
+                        each=move || state.roster.get()
+                        key=|entry| (entry.id.clone(), entry.verified, entry.keys_changed)
+                        children=move |entry| {
+                            let id = entry.id.clone();
+                            view! {
+                                <li class:changed=entry.keys_changed data-testid="roster-entry">
+                                    <span class="who">
+                                        <b data-testid="roster-name">{entry.name.clone()}</b>
+                                        {entry.you.then_some(" (you)")}
+                                        {entry.verified.then_some(view! { <span class="verified" data-testid="verified">" ✓ verified"</span> })}
+                                        {entry.keys_changed.then_some(view! { <span class="warn">" ⚠ new keys"</span> })}
+                                    </span>
+                                    <code data-testid="roster-code">{entry.code.clone()}</code>
+                                    {(!entry.you && !entry.verified).then(|| view! {
+                                        <button class="ghost small" data-testid="mark-verified" on:click=move |_| client.verify(&id)>
+                                            "Codes match: mark verified"
+                                        </button>
+                                    })}
+                                </li>
+                            }
+                        }
+                    />
+                </ul>
+                <button class="primary" data-testid="roster-close" on:click=move |_| open.set(false)>"Done"</button>
+            </div>
+        </Show>
+    }
+}
+
+/// A loud warning when someone known comes back with other keys.
+#[component]
+fn KeyWarning() -> impl IntoView {
+    let state = expect_context::<ChatClient>().state;
+    view! {
+        <Show when=move || state.key_warning.with(Option::is_some)>
+            <div class="keywarn" role="alert" data-testid="key-changed">
+                <span>{move || state.key_warning.get()}</span>
+                <button class="ghost" aria-label="Dismiss" on:click=move |_| state.key_warning.set(None)>"×"</button>
+            </div>
+        </Show>
+    }
+}
+
+/// Who is in the room now; tap for the roster and safety codes.
 #[component]
 fn Presence() -> impl IntoView {
     let state = expect_context::<ChatClient>().state;
+    let roster = RwSignal::new(false);
     let text = move || {
         state.members.with(|names| match names.len() {
             0 => String::new(),
@@ -203,7 +265,10 @@ fn Presence() -> impl IntoView {
             n => format!("{n} here: {}", names.join(", ")),
         })
     };
-    view! { <p class="presence" data-testid="presence">{text}</p> }
+    view! {
+        <button class="presence" data-testid="presence" on:click=move |_| roster.set(true)>{text}</button>
+        <Roster open=roster/>
+    }
 }
 
 /// Offline with N queued, or the progress of a long sync.

@@ -3,6 +3,7 @@
 //     time from the page's reconnect (its "online" mark) until the last acknowledgement.
 //  2. A room of 10,000 messages stored on the device: time from navigation until the newest
 //     messages are on screen, and the cost of "load older".
+//  3. Sealing and opening 10,000 messages in the browser's Wasm.
 import { ChatPage, Server, launchBrowser } from '../support.mjs';
 
 const OUTBOX = Number(process.env.BENCH_OUTBOX ?? 1000);
@@ -95,6 +96,14 @@ try {
   results.push([`room of ${ROOM} on the device (offline): navigation to newest messages shown`, `${renderMs.rendered.toFixed(0)} ms`]);
   results.push([`  "load older" (100 more from the device)`, `${olderMs.toFixed(0)} ms, ${shown} shown`]);
   void roomId;
+
+  // 3. Seal and open 10,000 messages in the browser's Wasm (the same code as the server's).
+  const crypto = await big.page.evaluate(async (count) => {
+    const app = await import('/pkg/fieldmesh.js');
+    return Array.from(app.bench_seal_open(count));
+  }, 10_000);
+  results.push([`seal 10000 messages in Wasm (encrypt + sign)`, `${crypto[0].toFixed(0)} ms`]);
+  results.push([`open 10000 messages in Wasm (verify + decrypt), ${crypto[2]} opened`, `${crypto[1].toFixed(0)} ms`]);
 } finally {
   await browser.close();
   await server.dispose();

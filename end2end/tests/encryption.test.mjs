@@ -66,3 +66,49 @@ test('people with the invite read each other; a third without it sees nothing; t
     await rm(logFile, { force: true });
   }
 });
+
+test('safety codes match across phones, verification sticks, and a known name with new keys is flagged', async () => {
+  const server = await Server.start();
+  const browser = await launchBrowser();
+  try {
+    const ana = await ChatPage.open(await browser.newContext(), server.url);
+    await ana.join('Ana', 'Camp Codes');
+    await ana.waitOnline();
+    const link = await ana.inviteLink();
+    const ben = await ChatPage.acceptInvite(await browser.newContext(), link, 'Ben');
+    await ben.waitOnline();
+    await ana.page.waitForFunction(() => /2 here/.test(document.querySelector('[data-testid=presence]')?.textContent));
+
+    // Ben reads his code from his phone; Ana sees the same code next to his name.
+    await ben.byTestId('presence').click();
+    const bensOwnCode = await ben.byTestId('own-code').textContent();
+    assert.match(bensOwnCode, /^\d{4} \d{4} \d{4} \d{4} \d{4}$/);
+    await ana.byTestId('presence').click();
+    const benEntry = ana.byTestId('roster-entry').filter({ hasText: 'Ben' });
+    assert.equal(await benEntry.getByTestId('roster-code').textContent(), bensOwnCode);
+    await benEntry.getByTestId('mark-verified').click();
+    await benEntry.getByTestId('verified').waitFor();
+    await ana.byTestId('roster-close').click();
+
+    // Someone else joins with the link under Ben's name, with other keys.
+    const mallory = await ChatPage.acceptInvite(await browser.newContext(), link, 'Ben');
+    await mallory.waitOnline();
+    await ana.byTestId('key-changed').waitFor();
+    assert.match(await ana.byTestId('key-changed').textContent(), /Ben now has different keys/);
+    await ana.byTestId('presence').click();
+    const entries = ana.byTestId('roster-entry').filter({ hasText: 'Ben' });
+    assert.equal(await entries.count(), 2);
+    assert.equal(await entries.filter({ hasText: '⚠ new keys' }).count(), 1, 'only the newcomer is flagged');
+    assert.equal(await entries.filter({ has: ana.page.getByTestId('verified') }).count(), 1);
+
+    // Verification is kept on the device.
+    await ana.page.reload();
+    await ana.waitOnline();
+    await ana.page.waitForFunction(() => /3 here/.test(document.querySelector('[data-testid=presence]')?.textContent));
+    await ana.byTestId('presence').click();
+    assert.equal(await ana.byTestId('roster-entry').filter({ has: ana.page.getByTestId('verified') }).count(), 1);
+  } finally {
+    await browser.close();
+    await server.dispose();
+  }
+});

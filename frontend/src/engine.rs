@@ -14,8 +14,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use app::{
-    ChatActions, ChatClient, ChatMessage, ChatState, Connection, Delivery, Session, SyncProgress,
-    SyncStep,
+    ChatActions, ChatClient, ChatMessage, ChatState, Connection, Delivery, RosterEntry, Session,
+    SyncProgress, SyncStep,
 };
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -113,6 +113,28 @@ struct Inner {
     members: Vec<Member>,
     typing: HashMap<SenderId, f64>,
     last_typing_sent_ms: f64,
+    /// People this device has seen, by public key, and whether they were verified.
+    contacts: Vec<Contact>,
+}
+
+/// Someone this device has seen in a room.
+struct Contact {
+    /// Their sender id (public signing key), hex.
+    id: String,
+    name: String,
+    verified: bool,
+}
+
+fn parse_contacts(text: &str) -> Vec<Contact> {
+    text.lines()
+        .filter_map(|line| {
+            let mut parts = line.splitn(3, '\t');
+            let id = parts.next()?.to_string();
+            let verified = parts.next()? == "1";
+            let name = parts.next()?.to_string();
+            (id.len() == 64).then_some(Contact { id, name, verified })
+        })
+        .collect()
 }
 
 /// An open WebSocket and the callbacks it holds (dropped with it).
@@ -250,6 +272,13 @@ impl Engine {
         let sender = identity.sender();
         self.state.own_code.set(identity.public().safety_code());
         let name = db.setting("name").await.ok().flatten().unwrap_or_default();
+        let contacts = parse_contacts(
+            &db.setting("contacts")
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
+        );
         let room = db.setting("room").await.ok().flatten();
         let queued = db
             .outbox()
@@ -259,6 +288,7 @@ impl Engine {
         {
             let mut inner = self.inner.borrow_mut();
             inner.identity = Some(Rc::new(identity));
+            inner.contacts = contacts;
             inner.sender = Some(sender);
             inner.name = name.clone();
             inner.queued = queued;
@@ -921,26 +951,96 @@ impl Engine {
     }
 
     fn show_members(&self) {
-        let inner = self.inner.borrow();
-        let mut seen = HashSet::new();
-        let names = inner
-            .members
-            .iter()
-            .filter(|m| seen.insert(m.sender))
-            .map(|m| {
-                let name = inner
+        let mut names = Vec::new();
+        let mut roster = Vec::new();
+        let mut warning = None;
+        let mut contacts_changed = false;
+        {
+            let inner = &mut *self.inner.borrow_mut();
+            let mut seen = HashSet::new();
+            for member in inner.members.iter().filter(|m| seen.insert(m.sender)) {
+                let card = inner
                     .joined
                     .as_ref()
-                    .and_then(|joined| card_of(joined, m))
-                    .map_or_else(|| "someone unknown".into(), |card| card.name);
-                if Some(m.sender) == inner.sender {
-                    format!("{name} (you)")
-                } else {
-                    name
+                    .and_then(|joined| card_of(joined, member));
+                let you = Some(member.sender) == inner.sender;
+                let Some(card) = card else {
+                    names.push("someone unknown".to_string());
+                    continue;
+                };
+                let id = member.sender.to_string();
+                // Trust on first use, loudly flagged on change: a name seen before with other
+                // keys may be someone else using that name.
+                let keys_changed = !you
+                    && inner
+                        .contacts
+                        .iter()
+                        .any(|c| c.name.eq_ignore_ascii_case(&card.name) && c.id != id);
+                let verified = match inner.contacts.iter_mut().find(|c| c.id == id) {
+                    Some(contact) => {
+                        if contact.name != card.name {
+                            contact.name = card.name.clone();
+                            contacts_changed = true;
+                        }
+                        contact.verified
+                    }
+                    None => {
+                        if !you {
+                            inner.contacts.push(Contact {
+                                id: id.clone(),
+                                name: card.name.clone(),
+                                verified: false,
+                            });
+                            contacts_changed = true;
+                        }
+                        false
+                    }
+                };
+                if keys_changed && !verified {
+                    warning = Some(format!(
+                        "⚠ {0} now has different keys than before. If {0} did not get a new phone or \
+                         reinstall, someone may be pretending to be {0}: compare safety codes first.",
+                        card.name
+                    ));
                 }
-            })
-            .collect();
+                names.push(if you {
+                    format!("{} (you)", card.name)
+                } else {
+                    card.name.clone()
+                });
+                roster.push(RosterEntry {
+                    id,
+                    name: card.name.clone(),
+                    code: card.identity.safety_code(),
+                    verified,
+                    keys_changed: keys_changed && !verified,
+                    you,
+                });
+            }
+        }
         self.state.members.set(names);
+        self.state.roster.set(roster);
+        if warning.is_some() {
+            self.state.key_warning.set(warning);
+        }
+        if contacts_changed {
+            self.save_contacts();
+        }
+    }
+
+    fn save_contacts(&self) {
+        let text: String = self
+            .inner
+            .borrow()
+            .contacts
+            .iter()
+            .map(|c| format!("{}\t{}\t{}\n", c.id, u8::from(c.verified), c.name))
+            .collect();
+        if let Some(db) = self.db() {
+            spawn_local(async move {
+                let _ = db.set_setting("contacts", Some(&text)).await;
+            });
+        }
     }
 
     fn expire_typing(&self) {
@@ -1239,6 +1339,24 @@ impl ChatActions for Actions {
 
     fn apply_update(&self) {
         pwa::apply_update();
+    }
+
+    fn verify(&self, id: &str) {
+        let found = {
+            let mut inner = self.inner.borrow_mut();
+            match inner.contacts.iter_mut().find(|c| c.id == id) {
+                Some(contact) => {
+                    contact.verified = true;
+                    true
+                }
+                None => false,
+            }
+        };
+        if found {
+            self.save_contacts();
+            self.state.key_warning.set(None);
+            self.show_members();
+        }
     }
 
     fn unlock(&self, code: &str) -> Result<(), String> {

@@ -21,3 +21,45 @@ pub fn hydrate() {
         view! { <App/> }
     });
 }
+
+/// Seals and opens `count` text messages with this build's crypto and returns the
+/// milliseconds taken: `[seal, open]`. Used by `./x bench`; does no I/O.
+#[wasm_bindgen]
+pub fn bench_seal_open(count: u32) -> Vec<f64> {
+    use mesh::crypto::{seal, Draft, Identity, RoomKey};
+    use mesh::{Kind, MessageId, TextBody};
+    let now = || {
+        web_sys::window()
+            .and_then(|w| w.performance())
+            .map_or(0.0, |p| p.now())
+    };
+    let identity = Identity::from_seed(&[7; 64]);
+    let key = RoomKey::from_bytes([9; 32]);
+    let plaintext = TextBody::new(
+        "Ana",
+        "Water and blankets at the school; two volunteers on the way.",
+    )
+    .and_then(|body| body.encode().map_err(|_| mesh::body::TextError::Empty))
+    .unwrap_or_default();
+    let started = now();
+    let envelopes: Vec<_> = (0..count)
+        .filter_map(|n| {
+            let mut id = [0u8; 16];
+            id[..4].copy_from_slice(&n.to_le_bytes());
+            let mut nonce = [0u8; 24];
+            nonce[..4].copy_from_slice(&n.to_le_bytes());
+            let draft = Draft {
+                id: MessageId(id),
+                created_at_ms: u64::from(n),
+                kind: Kind::Text,
+                plaintext: &plaintext,
+            };
+            seal(&identity, &key, draft, nonce).ok()
+        })
+        .collect();
+    let sealed = now() - started;
+    let started = now();
+    let opened = envelopes.iter().filter(|e| e.open(&key).is_ok()).count();
+    let open_ms = now() - started;
+    vec![sealed, open_ms, opened as f64]
+}
