@@ -100,6 +100,9 @@ pub struct Session {
     pub invite: String,
     /// The room's key is published (the Emergency room): anyone can read it.
     pub public: bool,
+    /// A private conversation with one person (its key comes from both devices' keys and is
+    /// never shared, so the room has no invite).
+    pub direct: bool,
 }
 
 /// Everything the views read. Written by the sync engine.
@@ -139,6 +142,8 @@ pub struct ChatState {
     pub roster: RwSignal<Vec<RosterEntry>>,
     /// A loud warning: a known name came with new keys.
     pub key_warning: RwSignal<Option<String>>,
+    /// Someone wrote privately: `(their id, their name)`.
+    pub direct_alert: RwSignal<Option<(String, String)>>,
 }
 
 impl ChatState {
@@ -162,6 +167,7 @@ impl ChatState {
             own_code: RwSignal::new(String::new()),
             roster: RwSignal::new(Vec::new()),
             key_warning: RwSignal::new(None),
+            direct_alert: RwSignal::new(None),
         }
     }
 }
@@ -192,6 +198,8 @@ pub trait ChatActions {
     fn unlock(&self, code: &str) -> Result<(), String>;
     /// Mark a person (by id) as verified after comparing safety codes.
     fn verify(&self, id: &str);
+    /// Open the private conversation with a person (by id).
+    fn open_direct(&self, id: &str);
 }
 
 /// Handle the views use: the state and the actions. Cheap to copy.
@@ -263,6 +271,11 @@ impl ChatClient {
     /// See [`ChatActions::verify`].
     pub fn verify(&self, id: &str) {
         self.with_actions(|a| a.verify(id));
+    }
+
+    /// See [`ChatActions::open_direct`].
+    pub fn open_direct(&self, id: &str) {
+        self.with_actions(|a| a.open_direct(id));
     }
 
     /// See [`ChatActions::unlock`].

@@ -18,6 +18,7 @@ pub fn ChatScreen() -> impl IntoView {
         <main class="screen">
             <UpdateBanner/>
             <CodeGate/>
+            <DirectAlert/>
             <Show when=in_room fallback=JoinForm>
                 <RoomView/>
             </Show>
@@ -108,12 +109,19 @@ fn RoomView() -> impl IntoView {
                     <h2 data-testid="room-title">{room_name}</h2>
                     <Presence/>
                 </div>
-                <ShareButton/>
+                <Show when=move || state.session.with(|s| s.as_ref().is_some_and(|s| !s.direct))>
+                    <ShareButton/>
+                </Show>
                 <ConnectionBadge/>
             </header>
             <Show when=move || state.session.with(|s| s.as_ref().is_some_and(|s| s.public))>
                 <p class="public" data-testid="public-room">
                     "Public room: anyone can read it. Do not share private details here."
+                </p>
+            </Show>
+            <Show when=move || state.session.with(|s| s.as_ref().is_some_and(|s| s.direct))>
+                <p class="direct" data-testid="direct-room">
+                    "Private conversation: only the two of you can read it."
                 </p>
             </Show>
             <KeyWarning/>
@@ -223,9 +231,20 @@ fn Roster(open: RwSignal<bool>) -> impl IntoView {
                                         {entry.keys_changed.then_some(view! { <span class="warn">" ⚠ new keys"</span> })}
                                     </span>
                                     <code data-testid="roster-code">{entry.code.clone()}</code>
-                                    {(!entry.you && !entry.verified).then(|| view! {
-                                        <button class="ghost small" data-testid="mark-verified" on:click=move |_| client.verify(&id)>
-                                            "Codes match: mark verified"
+                                    {(!entry.you && !entry.verified).then(|| {
+                                        let id = id.clone();
+                                        view! {
+                                            <button class="ghost small" data-testid="mark-verified" on:click=move |_| client.verify(&id)>
+                                                "Codes match: mark verified"
+                                            </button>
+                                        }
+                                    })}
+                                    {(!entry.you).then(|| view! {
+                                        <button class="ghost small" data-testid="message-privately" on:click=move |_| {
+                                            open.set(false);
+                                            client.open_direct(&id);
+                                        }>
+                                            "Message privately"
                                         </button>
                                     })}
                                 </li>
@@ -234,6 +253,26 @@ fn Roster(open: RwSignal<bool>) -> impl IntoView {
                     />
                 </ul>
                 <button class="primary" data-testid="roster-close" on:click=move |_| open.set(false)>"Done"</button>
+            </div>
+        </Show>
+    }
+}
+
+/// "Ben wrote to you privately · Open"
+#[component]
+fn DirectAlert() -> impl IntoView {
+    let client = expect_context::<ChatClient>();
+    let state = client.state;
+    view! {
+        <Show when=move || state.direct_alert.with(Option::is_some)>
+            <div class="update" role="status" data-testid="direct-alert">
+                <span>{move || state.direct_alert.get().map(|(_, name)| format!("{name} wrote to you privately."))}</span>
+                <button class="primary" data-testid="open-direct" on:click=move |_| {
+                    if let Some((id, _)) = state.direct_alert.get_untracked() {
+                        state.direct_alert.set(None);
+                        client.open_direct(&id);
+                    }
+                }>"Open"</button>
             </div>
         </Show>
     }

@@ -112,3 +112,44 @@ test('safety codes match across phones, verification sticks, and a known name wi
     await server.dispose();
   }
 });
+
+test('a private message reaches only its two people, and the other side is told', async () => {
+  const server = await Server.start();
+  const browser = await launchBrowser();
+  try {
+    const ana = await ChatPage.open(await browser.newContext(), server.url);
+    await ana.join('Ana', 'Camp Direct');
+    await ana.waitOnline();
+    const link = await ana.inviteLink();
+    const ben = await ChatPage.acceptInvite(await browser.newContext(), link, 'Ben');
+    const cleo = await ChatPage.acceptInvite(await browser.newContext(), link, 'Cleo');
+    await ben.waitOnline();
+    await cleo.waitOnline();
+    await ana.page.waitForFunction(() => /3 here/.test(document.querySelector('[data-testid=presence]')?.textContent));
+
+    await ana.byTestId('presence').click();
+    await ana.byTestId('roster-entry').filter({ hasText: 'Ben' }).getByTestId('message-privately').click();
+    await ana.byTestId('direct-room').waitFor();
+    assert.equal(await ana.byTestId('room-title').textContent(), 'Ben');
+    assert.equal(await ana.byTestId('share').count(), 0, 'a private conversation has no invite');
+    await ana.send('just between us: meet at the north gate');
+    await ana.waitSynced();
+
+    // Ben, still in the group room, is told and opens it.
+    await ben.byTestId('direct-alert').waitFor({ timeout: 30_000 });
+    assert.match(await ben.byTestId('direct-alert').textContent(), /Ana wrote to you privately/);
+    await ben.byTestId('open-direct').click();
+    await ben.messageWithText('just between us: meet at the north gate').waitFor();
+    assert.equal(await ben.byTestId('room-title').textContent(), 'Ana');
+    await ben.send('see you there');
+    await ana.messageWithText('see you there').waitFor();
+
+    // Cleo, in the same group room, sees none of it and is not told.
+    await cleo.page.waitForTimeout(1000);
+    assert.deepEqual(await cleo.texts(), []);
+    assert.equal(await cleo.byTestId('direct-alert').count(), 0);
+  } finally {
+    await browser.close();
+    await server.dispose();
+  }
+});

@@ -97,6 +97,9 @@ pub(crate) struct RoomRecord {
     /// The key is published (the Emergency room): anyone can read it.
     #[serde(default)]
     pub(crate) public: bool,
+    /// A private conversation with one person; `name` is theirs.
+    #[serde(default)]
+    pub(crate) direct: bool,
 }
 
 #[derive(Serialize, Deserialize)]

@@ -20,7 +20,7 @@ use app::{
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use mesh::body::{clean_display_name, PresenceCard};
-use mesh::crypto::{seal, Draft, Identity, RoomKey};
+use mesh::crypto::{seal, Draft, Identity, PublicIdentity, RoomKey};
 use mesh::wire::MAX_HISTORY_PAGE;
 use mesh::{
     ClientFrame, Envelope, ErrorCode, Kind, Member, MessageId, RoomId, SenderId, ServerFrame,
@@ -115,24 +115,44 @@ struct Inner {
     last_typing_sent_ms: f64,
     /// People this device has seen, by public key, and whether they were verified.
     contacts: Vec<Contact>,
+    /// Private-conversation rooms with people seen, and whose they are (sender id hex).
+    direct_rooms: HashMap<RoomId, String>,
+    heartbeats: u32,
 }
 
 /// Someone this device has seen in a room.
 struct Contact {
     /// Their sender id (public signing key), hex.
     id: String,
+    /// Their X25519 public key, hex (for the private-conversation key).
+    agreement: String,
     name: String,
     verified: bool,
+}
+
+impl Contact {
+    fn public(&self) -> Option<PublicIdentity> {
+        Some(PublicIdentity {
+            signing: unhex(&self.id)?,
+            agreement: unhex(&self.agreement)?,
+        })
+    }
 }
 
 fn parse_contacts(text: &str) -> Vec<Contact> {
     text.lines()
         .filter_map(|line| {
-            let mut parts = line.splitn(3, '\t');
+            let mut parts = line.splitn(4, '\t');
             let id = parts.next()?.to_string();
             let verified = parts.next()? == "1";
+            let agreement = parts.next()?.to_string();
             let name = parts.next()?.to_string();
-            (id.len() == 64).then_some(Contact { id, name, verified })
+            (id.len() == 64).then_some(Contact {
+                id,
+                agreement,
+                name,
+                verified,
+            })
         })
         .collect()
 }
@@ -301,7 +321,7 @@ impl Engine {
         };
         if let (false, Some(record)) = (name.is_empty(), record) {
             if let Some(key) = unhex::<32>(&record.key).map(RoomKey::from_bytes) {
-                self.enter_room(&name, &record.name, key, record.public)
+                self.enter_room(&name, &record.name, key, record.public, record.direct)
                     .await;
             }
         }
@@ -342,7 +362,14 @@ impl Engine {
         std::mem::forget(handle);
     }
 
-    async fn enter_room(self: &Rc<Self>, name: &str, room_name: &str, key: RoomKey, public: bool) {
+    async fn enter_room(
+        self: &Rc<Self>,
+        name: &str,
+        room_name: &str,
+        key: RoomKey,
+        public: bool,
+        direct: bool,
+    ) {
         let Some(db) = self.db() else { return };
         let id = key.room_id();
         let hex_id = id.to_string();
@@ -355,12 +382,23 @@ impl Engine {
                 server_has_older: false,
                 key: hex(key.as_bytes()),
                 public,
+                direct,
             },
         };
         if let Err(error) = db.set_setting("room", Some(&hex_id)).await {
             self.notice(format!("Could not remember the room: {}", error.0));
         }
         let invite = app::invite::fragment(&record.name, &record.key);
+        let previous = self
+            .inner
+            .borrow()
+            .joined
+            .as_ref()
+            .map(|j| j.id)
+            .filter(|room| *room != id);
+        if let Some(room) = previous {
+            self.send_frame(&ClientFrame::Leave { room });
+        }
         {
             let mut inner = self.inner.borrow_mut();
             inner.name = name.to_string();
@@ -383,6 +421,7 @@ impl Engine {
             room: record.name.clone(),
             invite,
             public: record.public,
+            direct: record.direct,
         }));
         self.refresh_window().await;
         mark("fieldmesh:room-rendered");
@@ -524,6 +563,14 @@ impl Engine {
             nonce: js_sys::Date::now() as u64,
         });
         self.expire_typing();
+        let probe = {
+            let mut inner = self.inner.borrow_mut();
+            inner.heartbeats = inner.heartbeats.wrapping_add(1);
+            inner.heartbeats % 3 == 0
+        };
+        if probe {
+            self.check_direct();
+        }
     }
 
     /// Sends a frame if the server is there. Anything that must arrive is in the outbox and
@@ -593,6 +640,10 @@ impl Engine {
                         joined.record.cursor = Some(newest);
                     }
                 };
+                let current = self.inner.borrow().joined.as_ref().map(|j| j.id);
+                if current != Some(room) && self.inner.borrow().direct_rooms.contains_key(&room) {
+                    return self.on_direct_probe(room, messages.into_iter().last());
+                }
                 if let Some(joined) = self.joined_mut(room, changed) {
                     self.receive(&joined, &messages);
                 }
@@ -976,10 +1027,12 @@ impl Engine {
                         .contacts
                         .iter()
                         .any(|c| c.name.eq_ignore_ascii_case(&card.name) && c.id != id);
+                let agreement = hex(&card.identity.agreement);
                 let verified = match inner.contacts.iter_mut().find(|c| c.id == id) {
                     Some(contact) => {
-                        if contact.name != card.name {
+                        if contact.name != card.name || contact.agreement != agreement {
                             contact.name = card.name.clone();
+                            contact.agreement = agreement;
                             contacts_changed = true;
                         }
                         contact.verified
@@ -988,6 +1041,7 @@ impl Engine {
                         if !you {
                             inner.contacts.push(Contact {
                                 id: id.clone(),
+                                agreement,
                                 name: card.name.clone(),
                                 verified: false,
                             });
@@ -996,6 +1050,11 @@ impl Engine {
                         false
                     }
                 };
+                // Where this person's private conversation with us lives, to look for news.
+                if let (false, Some(identity)) = (you, inner.identity.as_ref()) {
+                    let room = identity.dm_key(&card.identity).room_id();
+                    inner.direct_rooms.insert(room, id.clone());
+                }
                 if keys_changed && !verified {
                     warning = Some(format!(
                         "⚠ {0} now has different keys than before. If {0} did not get a new phone or \
@@ -1026,6 +1085,64 @@ impl Engine {
         if contacts_changed {
             self.save_contacts();
         }
+        self.check_direct();
+    }
+
+    /// Asks the server for the newest message of each private conversation with the people
+    /// around, to tell the person when someone wrote to them privately.
+    fn check_direct(&self) {
+        let rooms: Vec<RoomId> = {
+            let inner = self.inner.borrow();
+            let current = inner.joined.as_ref().map(|j| j.id);
+            inner
+                .direct_rooms
+                .keys()
+                .copied()
+                .filter(|room| Some(*room) != current)
+                .collect()
+        };
+        for room in rooms {
+            self.send_frame(&ClientFrame::History {
+                room,
+                before_seq: u64::MAX,
+                limit: 1,
+            });
+        }
+    }
+
+    /// The answer to [`Engine::check_direct`] for one conversation.
+    fn on_direct_probe(self: &Rc<Self>, room: RoomId, newest: Option<StoredMessage>) {
+        let peer = self.inner.borrow().direct_rooms.get(&room).cloned();
+        let (Some(message), Some(peer)) = (newest, peer) else {
+            return;
+        };
+        if Some(message.envelope.sender) == self.inner.borrow().sender {
+            return;
+        }
+        let name = self
+            .inner
+            .borrow()
+            .contacts
+            .iter()
+            .find(|c| c.id == peer)
+            .map(|c| c.name.clone());
+        let engine = Rc::clone(self);
+        spawn_local(async move {
+            let Some(db) = engine.db() else { return };
+            // Already read up to there on this device?
+            let read_up_to = db
+                .room(&room.to_string())
+                .await
+                .ok()
+                .flatten()
+                .and_then(|r| r.cursor);
+            if read_up_to.is_none_or(|cursor| cursor < message.seq as f64) {
+                engine
+                    .state
+                    .direct_alert
+                    .set(Some((peer, name.unwrap_or_else(|| "Someone".into()))));
+            }
+        });
     }
 
     fn save_contacts(&self) {
@@ -1034,7 +1151,15 @@ impl Engine {
             .borrow()
             .contacts
             .iter()
-            .map(|c| format!("{}\t{}\t{}\n", c.id, u8::from(c.verified), c.name))
+            .map(|c| {
+                format!(
+                    "{}\t{}\t{}\t{}\n",
+                    c.id,
+                    u8::from(c.verified),
+                    c.agreement,
+                    c.name
+                )
+            })
             .collect();
         if let Some(db) = self.db() {
             spawn_local(async move {
@@ -1139,7 +1264,7 @@ impl ChatActions for Actions {
                 .await
                 .unwrap_or_default()
                 .into_iter()
-                .find(|r| r.name == room_name);
+                .find(|r| r.name == room_name && !r.direct);
             let (key, public, room_name) = if room_name.eq_ignore_ascii_case("emergency") {
                 (RoomKey::emergency(), true, "Emergency".to_string())
             } else if let Some(key) = invite.and_then(|i| i.key).as_deref().and_then(unhex::<32>) {
@@ -1163,7 +1288,9 @@ impl ChatActions for Actions {
             }
             engine.state.last_name.set(name.clone());
             engine.state.notice.set(None);
-            engine.enter_room(&name, &room_name, key, public).await;
+            engine
+                .enter_room(&name, &room_name, key, public, false)
+                .await;
         });
         Ok(())
     }
@@ -1339,6 +1466,27 @@ impl ChatActions for Actions {
 
     fn apply_update(&self) {
         pwa::apply_update();
+    }
+
+    fn open_direct(&self, id: &str) {
+        let (contact, identity, name) = {
+            let inner = self.inner.borrow();
+            let contact = inner
+                .contacts
+                .iter()
+                .find(|c| c.id == id)
+                .and_then(|c| Some((c.public()?, c.name.clone())));
+            (contact, inner.identity.clone(), inner.name.clone())
+        };
+        let (Some((peer, peer_name)), Some(identity)) = (contact, identity) else {
+            return self.notice("That person is not known on this device yet.");
+        };
+        self.state.direct_alert.set(None);
+        let key = identity.dm_key(&peer);
+        let engine = Rc::clone(&self.0);
+        spawn_local(async move {
+            engine.enter_room(&name, &peer_name, key, false, true).await;
+        });
     }
 
     fn verify(&self, id: &str) {
