@@ -218,20 +218,7 @@ fn record_of(stored: &StoredMessage, key: &RoomKey, room_hex: &str) -> Option<Me
     })
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex<const N: usize>(text: &str) -> Option<[u8; N]> {
-    if text.len() != N * 2 || !text.is_ascii() {
-        return None;
-    }
-    let mut out = [0u8; N];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&text[i * 2..i * 2 + 2], 16).ok()?;
-    }
-    Some(out)
-}
+use mesh::hex::{decode as unhex, encode as hex};
 
 /// Opens a member's presence card. `None` when it is not sealed with this room's key or names
 /// other keys than the member's own.
@@ -702,8 +689,7 @@ impl Engine {
                 let engine = Rc::clone(self);
                 spawn_local(async move {
                     if let Some(db) = engine.db() {
-                        let hex: String = token.iter().map(|b| format!("{b:02x}")).collect();
-                        if let Err(error) = db.set_setting("token", Some(&hex)).await {
+                        if let Err(error) = db.set_setting("token", Some(&hex(&token))).await {
                             engine.notice(format!(
                                 "Could not remember this device's pass: {}",
                                 error.0
@@ -828,7 +814,7 @@ impl Engine {
                 Some(db) => db.setting("token").await.ok().flatten(),
                 None => None,
             };
-            match token.as_deref().and_then(parse_token) {
+            match token.as_deref().and_then(unhex::<32>) {
                 Some(token) => {
                     engine.send_frame(&ClientFrame::Authenticate { token });
                 }
@@ -1191,17 +1177,6 @@ impl Engine {
             }
         });
     }
-}
-
-fn parse_token(hex: &str) -> Option<[u8; 32]> {
-    if hex.len() != 64 || !hex.is_ascii() {
-        return None;
-    }
-    let mut token = [0u8; 32];
-    for (i, byte) in token.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&hex[i * 2..i * 2 + 2], 16).ok()?;
-    }
-    Some(token)
 }
 
 fn chat_message(record: &MessageRecord, own: Option<&str>) -> ChatMessage {

@@ -140,23 +140,12 @@ fn write_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
     bytes.iter().try_for_each(|b| write!(f, "{b:02x}"))
 }
 
-fn parse_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
-    if text.len() != N * 2 || !text.is_ascii() {
-        return None;
-    }
-    let mut out = [0u8; N];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&text[i * 2..i * 2 + 2], 16).ok()?;
-    }
-    Some(out)
-}
-
 macro_rules! hex_id {
     ($name:ident, $len:literal) => {
         impl $name {
             /// Parses the lowercase or uppercase hex form made by `Display`.
             pub fn from_hex(text: &str) -> Option<Self> {
-                parse_hex::<$len>(text).map(Self)
+                crate::hex::decode::<$len>(text).map(Self)
             }
         }
         impl fmt::Display for $name {

@@ -12,6 +12,7 @@ mod codec;
 pub mod crypto;
 pub mod envelope;
 mod error;
+pub mod hex;
 pub mod wire;
 
 pub use body::TextBody;
