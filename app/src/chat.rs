@@ -55,8 +55,11 @@ pub enum SyncStep {
 pub struct ChatMessage {
     /// Message id in hex; unique and stable across reloads.
     pub id: String,
-    /// Author's display name.
+    /// Author's display name: the name from the sender's signed presence card when this
+    /// device knows them, else the name in the message marked "(unconfirmed)".
     pub author: String,
+    /// The sender's id (public signing key) in hex.
+    pub sender: String,
     /// What they wrote.
     pub text: String,
     /// Sender's time, already formatted for this device ("14:05").

@@ -492,7 +492,7 @@ fn MessageList() -> impl IntoView {
             </Show>
             <For
                 each=move || state.messages.get()
-                key=|message| (message.id.clone(), message.delivery)
+                key=|message| (message.id.clone(), message.delivery, message.author.clone())
                 children=move |message| view! { <MessageRow message/> }
             />
         </div>

@@ -20,7 +20,7 @@ use app::{
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use mesh::body::{clean_display_name, PresenceCard};
-use mesh::crypto::{seal, Draft, Identity, PublicIdentity, RoomKey};
+use mesh::crypto::{seal, sign_card, Draft, Identity, PublicIdentity, RoomKey};
 use mesh::wire::MAX_HISTORY_PAGE;
 use mesh::{
     ClientFrame, Envelope, ErrorCode, Kind, Member, MessageId, RoomId, SenderId, ServerFrame,
@@ -92,6 +92,8 @@ struct Inner {
     last_heard_ms: f64,
     /// The server lets this device read and send on the current socket.
     unlocked: bool,
+    /// Acknowledged ids whose outbox entries are not deleted yet: never sent again.
+    acked: HashSet<String>,
     /// Outbox ids already sent on the current socket.
     sent: HashSet<String>,
     /// An outbox flush is running; `flush_again` asks it for one more pass.
@@ -228,8 +230,13 @@ fn card_of(joined: &Joined, member: &Member) -> Option<PresenceCard> {
         .decrypt(&card_context(joined.id, member.sender), &member.card)
         .ok()?;
     let card = PresenceCard::decode(&plaintext).ok()?;
+    // Signed by the key it names, for this room: nobody can attach their own agreement key
+    // (and so read private messages) or a name to someone else's identity.
+    if card.identity.sender() != member.sender || !card.verify(joined.id) {
+        return None;
+    }
     let name = clean_display_name(&card.name)?;
-    (card.identity.sender() == member.sender).then_some(PresenceCard { name, ..card })
+    Some(PresenceCard { name, ..card })
 }
 
 /// Associated data binding a presence card to its room and member.
@@ -437,10 +444,11 @@ impl Engine {
                 if self.inner.borrow().joined.as_ref().map(|j| &j.record.id) != Some(&room) {
                     return;
                 }
-                let messages = records
+                let mut messages: Vec<ChatMessage> = records
                     .iter()
                     .map(|r| chat_message(r, own.as_deref()))
                     .collect();
+                self.label_authors(&mut messages);
                 self.state.messages.set(messages);
                 self.state.has_older.set(more_here || server_has_older);
             }
@@ -582,10 +590,7 @@ impl Engine {
                 return;
             };
             // The card is sealed with the room key: the server relays it without reading it.
-            let card = PresenceCard {
-                name: inner.name.clone(),
-                identity: identity.public(),
-            };
+            let card = sign_card(identity, joined.id, &inner.name);
             let Ok(card) = card.encode() else { return };
             let sender = identity.sender();
             ClientFrame::Join {
@@ -669,6 +674,7 @@ impl Engine {
                     }
                     inner.queued = inner.queued.saturating_sub(1);
                     inner.acks.push((id.clone(), seq as f64));
+                    inner.acked.insert(id.clone());
                     inner.queued == 0
                 };
                 // The list shows the new state after the store has it (in one batch with the
@@ -782,11 +788,18 @@ impl Engine {
                     break;
                 }
                 let Some(db) = engine.db() else { break };
-                if let Err(error) = db.apply(&acks, &refused, &received, room.as_slice()).await {
-                    engine.notice(format!(
+                match db.apply(&acks, &refused, &received, room.as_slice()).await {
+                    Ok(()) => {
+                        // Their outbox entries are gone now: nothing left to guard.
+                        let mut inner = engine.inner.borrow_mut();
+                        for (id, _) in &acks {
+                            inner.acked.remove(id);
+                        }
+                    }
+                    Err(error) => engine.notice(format!(
                         "Could not save messages on this device: {}",
                         error.0
-                    ));
+                    )),
                 }
                 if !received.is_empty() || !refused.is_empty() || !acks.is_empty() {
                     engine.refresh_window().await;
@@ -872,7 +885,13 @@ impl Engine {
             Ok(outbox) => outbox,
             Err(error) => return self.notice(format!("Could not read the outbox: {}", error.0)),
         };
-        let waiting = outbox.iter().filter(|e| !e.failed).count();
+        let waiting = {
+            let inner = self.inner.borrow();
+            outbox
+                .iter()
+                .filter(|e| !e.failed && !inner.acked.contains(&e.id))
+                .count()
+        };
         {
             let mut inner = self.inner.borrow_mut();
             inner.queued = waiting;
@@ -883,7 +902,9 @@ impl Engine {
         self.state.queued.set(waiting);
         self.show_outbox_progress();
         for entry in outbox.into_iter().filter(|e| !e.failed) {
-            self.send_queued(&entry.id, &entry.envelope);
+            if !self.inner.borrow().acked.contains(&entry.id) {
+                self.send_queued(&entry.id, &entry.envelope);
+            }
         }
     }
 
@@ -992,6 +1013,7 @@ impl Engine {
         let mut roster = Vec::new();
         let mut warning = None;
         let mut contacts_changed = false;
+        let mut agreement_changed = false;
         {
             let inner = &mut *self.inner.borrow_mut();
             let mut seen = HashSet::new();
@@ -1016,6 +1038,12 @@ impl Engine {
                 let agreement = hex(&card.identity.agreement);
                 let verified = match inner.contacts.iter_mut().find(|c| c.id == id) {
                     Some(contact) => {
+                        if contact.agreement != agreement {
+                            // Same signing key, new agreement key (a reinstall keeps neither, so
+                            // this is odd): verify again before private messages.
+                            contact.verified = false;
+                            agreement_changed = true;
+                        }
                         if contact.name != card.name || contact.agreement != agreement {
                             contact.name = card.name.clone();
                             contact.agreement = agreement;
@@ -1038,8 +1066,16 @@ impl Engine {
                 };
                 // Where this person's private conversation with us lives, to look for news.
                 if let (false, Some(identity)) = (you, inner.identity.as_ref()) {
-                    let room = identity.dm_key(&card.identity).room_id();
-                    inner.direct_rooms.insert(room, id.clone());
+                    if let Some(key) = identity.dm_key(&card.identity) {
+                        inner.direct_rooms.insert(key.room_id(), id.clone());
+                    }
+                }
+                if std::mem::take(&mut agreement_changed) {
+                    warning = Some(format!(
+                        "⚠ {} shows a new key for private messages. Compare safety codes again \
+                         before writing privately.",
+                        card.name
+                    ));
                 }
                 if keys_changed && !verified {
                     warning = Some(format!(
@@ -1070,6 +1106,9 @@ impl Engine {
         }
         if contacts_changed {
             self.save_contacts();
+            let mut messages = self.state.messages.get_untracked();
+            self.label_authors(&mut messages);
+            self.state.messages.set(messages);
         }
         self.check_direct();
     }
@@ -1131,6 +1170,22 @@ impl Engine {
         });
     }
 
+    /// The name in a message is whatever its writer typed; show instead the name the sender's
+    /// signed presence card gave, so nobody can post as someone else.
+    fn label_authors(&self, messages: &mut [ChatMessage]) {
+        let inner = self.inner.borrow();
+        for message in messages.iter_mut().filter(|m| !m.own) {
+            let typed = message
+                .author
+                .trim_end_matches(" (unconfirmed)")
+                .to_string();
+            message.author = match inner.contacts.iter().find(|c| c.id == message.sender) {
+                Some(contact) => contact.name.clone(),
+                None => format!("{typed} (unconfirmed)"),
+            };
+        }
+    }
+
     fn save_contacts(&self) {
         let text: String = self
             .inner
@@ -1183,6 +1238,7 @@ fn chat_message(record: &MessageRecord, own: Option<&str>) -> ChatMessage {
     ChatMessage {
         id: record.id.clone(),
         author: record.author.clone(),
+        sender: record.sender.clone(),
         text: record.text.clone(),
         time: device::format_time(record.created_at as u64),
         seq: record.seq.map(|s| s as u64),
@@ -1457,7 +1513,9 @@ impl ChatActions for Actions {
             return self.notice("That person is not known on this device yet.");
         };
         self.state.direct_alert.set(None);
-        let key = identity.dm_key(&peer);
+        let Some(key) = identity.dm_key(&peer) else {
+            return self.notice("That person's keys cannot make a private conversation.");
+        };
         let engine = Rc::clone(&self.0);
         spawn_local(async move {
             engine.enter_room(&name, &peer_name, key, false, true).await;

@@ -65,13 +65,17 @@ impl TextBody {
 }
 
 /// What a room member shows the others, sealed with the room key (the server sees only
-/// ciphertext): their display name and public keys.
+/// ciphertext): their display name and public keys, signed by their own signing key so nobody
+/// else can attach another agreement key (and so read their private messages) or name to it.
+/// Made and checked with [`crate::crypto::sign_card`] and [`PresenceCard::verify`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PresenceCard {
     /// Display name.
     pub name: String,
     /// The member's public keys (the signing key is also their sender id).
     pub identity: crate::crypto::PublicIdentity,
+    /// The member's Ed25519 signature over room, keys and name.
+    pub signature: crate::Signature,
 }
 
 impl PresenceCard {

@@ -119,12 +119,16 @@ impl Identity {
 
     /// The key of the direct-message room between this device and `peer`: the same on both
     /// sides, unknown to everyone else.
-    pub fn dm_key(&self, peer: &PublicIdentity) -> RoomKey {
-        let shared = Zeroizing::new(
-            self.agreement
-                .diffie_hellman(&AgreementKey::from(peer.agreement))
-                .to_bytes(),
-        );
+    /// `None` when the peer's agreement key is a degenerate point that would make the shared
+    /// secret predictable.
+    pub fn dm_key(&self, peer: &PublicIdentity) -> Option<RoomKey> {
+        let shared = self
+            .agreement
+            .diffie_hellman(&AgreementKey::from(peer.agreement));
+        if !shared.was_contributory() {
+            return None;
+        }
+        let shared = Zeroizing::new(shared.to_bytes());
         let own = self.public().signing;
         let (low, high) = if own <= peer.signing {
             (own, peer.signing)
@@ -138,7 +142,40 @@ impl Identity {
         Hkdf::<Sha256>::new(Some(&salt), shared.as_slice())
             .expand(DM_KEY_INFO, key.as_mut_slice())
             .expect("32 bytes is a valid HKDF-SHA256 output length");
-        RoomKey(key)
+        Some(RoomKey(key))
+    }
+}
+
+const CARD_DOMAIN: &[u8] = b"fieldmesh/presence-card/v1\0";
+
+fn card_bytes(room: RoomId, identity: &PublicIdentity, name: &str) -> Vec<u8> {
+    let mut bytes = CARD_DOMAIN.to_vec();
+    bytes.extend_from_slice(&room.0);
+    bytes.extend_from_slice(&identity.signing);
+    bytes.extend_from_slice(&identity.agreement);
+    bytes.extend_from_slice(name.as_bytes());
+    bytes
+}
+
+/// A presence card for `room`: `identity`'s name and public keys, signed by it.
+pub fn sign_card(identity: &Identity, room: RoomId, name: &str) -> crate::body::PresenceCard {
+    let public = identity.public();
+    crate::body::PresenceCard {
+        name: name.to_string(),
+        identity: public,
+        signature: identity.sign(&card_bytes(room, &public, name)),
+    }
+}
+
+impl crate::body::PresenceCard {
+    /// Whether the card was signed for `room` by the signing key it names.
+    pub fn verify(&self, room: RoomId) -> bool {
+        let Ok(key) = VerifyingKey::from_bytes(&self.identity.signing) else {
+            return false;
+        };
+        let signature = ed25519_dalek::Signature::from_bytes(&self.signature.0);
+        key.verify_strict(&card_bytes(room, &self.identity, &self.name), &signature)
+            .is_ok()
     }
 }
 
@@ -453,10 +490,38 @@ mod tests {
     #[test]
     fn direct_message_keys_agree_on_both_sides_and_differ_per_pair() {
         let (ana, ben, cleo) = (identity(1), identity(2), identity(3));
-        let ab = ana.dm_key(&ben.public());
-        assert_eq!(ab, ben.dm_key(&ana.public()));
-        assert_ne!(ab, ana.dm_key(&cleo.public()));
-        assert_ne!(ab.room_id(), ana.dm_key(&cleo.public()).room_id());
+        let ab = ana.dm_key(&ben.public()).unwrap();
+        assert_eq!(ab, ben.dm_key(&ana.public()).unwrap());
+        let ac = ana.dm_key(&cleo.public()).unwrap();
+        assert_ne!(ab, ac);
+        assert_ne!(ab.room_id(), ac.room_id());
+        // A degenerate agreement key (the identity point) is refused, not turned into a key.
+        let bogus = PublicIdentity {
+            signing: ben.public().signing,
+            agreement: [0; 32],
+        };
+        assert_eq!(ana.dm_key(&bogus), None);
+    }
+
+    #[test]
+    fn presence_cards_are_bound_to_room_keys_and_name() {
+        let ana = identity(1);
+        let room = RoomId([1; 16]);
+        let card = sign_card(&ana, room, "Ana");
+        assert!(card.verify(room));
+        assert!(!card.verify(RoomId([2; 16])), "another room");
+        let mut renamed = card.clone();
+        renamed.name = "Ben".into();
+        assert!(!renamed.verify(room), "another name");
+        let mut swapped = card.clone();
+        swapped.identity.agreement = identity(9).public().agreement;
+        assert!(
+            !swapped.verify(room),
+            "another agreement key: the DM attack"
+        );
+        let mut stolen = card;
+        stolen.identity.signing = identity(2).public().signing;
+        assert!(!stolen.verify(room), "someone else's signing key");
     }
 
     #[test]

@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use crate::error::ServerError;
 use crate::store::Store;
 
-/// Wrong-code allowance per device: 5 tries, then one more every 30 seconds.
+/// Wrong-code allowance per device (on one address): 5 tries, then one more every 30 seconds.
 const UNLOCKS_PER_DEVICE: (u32, Duration) = (5, Duration::from_secs(30));
 /// Wrong-code allowance per network address (several phones may share one): 20, then one more
 /// every 15 seconds.
@@ -40,11 +40,24 @@ fn quota((burst, every): (u32, Duration)) -> Quota {
 
 /// The rate limiters, keyed by address or device.
 pub struct Limits {
-    unlock_by_device: DefaultKeyedRateLimiter<SenderId>,
+    unlock_by_device: DefaultKeyedRateLimiter<(SenderId, IpAddr)>,
     unlock_by_address: DefaultKeyedRateLimiter<IpAddr>,
     connect_by_address: DefaultKeyedRateLimiter<IpAddr>,
-    publish_by_device: DefaultKeyedRateLimiter<SenderId>,
+    publish_by_device: DefaultKeyedRateLimiter<(SenderId, IpAddr)>,
     publish_by_address: DefaultKeyedRateLimiter<IpAddr>,
+}
+
+/// The key an address is limited under: IPv4 as is, IPv6 by its /64 (one device can hold a
+/// whole /64 and would otherwise get fresh allowances by rotating addresses).
+fn network(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => {
+            let mut segments = v6.segments();
+            segments[4..].fill(0);
+            IpAddr::V6(segments.into())
+        }
+    }
 }
 
 /// How long to wait before trying again.
@@ -87,19 +100,24 @@ impl Default for Limits {
 impl Limits {
     /// A new WebSocket connection from `address`.
     pub fn connect(&self, address: IpAddr) -> Result<(), RetryAfter> {
-        check(&self.connect_by_address, &address)
+        check(&self.connect_by_address, &network(address))
     }
 
     /// An unlock attempt by `device` from `address`.
+    ///
+    /// The address is checked first, and a device's allowance is its own on each address, so
+    /// nobody can use up another device's allowance by naming it from elsewhere.
     pub fn unlock(&self, device: SenderId, address: IpAddr) -> Result<(), RetryAfter> {
-        check(&self.unlock_by_device, &device)?;
-        check(&self.unlock_by_address, &address)
+        let address = network(address);
+        check(&self.unlock_by_address, &address)?;
+        check(&self.unlock_by_device, &(device, address))
     }
 
     /// A message from `device` at `address`.
     pub fn publish(&self, device: SenderId, address: IpAddr) -> Result<(), RetryAfter> {
-        check(&self.publish_by_device, &device)?;
-        check(&self.publish_by_address, &address)
+        let address = network(address);
+        check(&self.publish_by_address, &address)?;
+        check(&self.publish_by_device, &(device, address))
     }
 
     /// Forgets keys whose allowance is full again, so memory stays bounded.
@@ -218,5 +236,43 @@ impl Access {
         store
             .run(move |s| s.has_device_token_blocking(&token_hash, &epoch))
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_device_named_from_another_address_does_not_use_up_its_allowance() {
+        let limits = Limits::default();
+        let victim = SenderId([1; 32]);
+        let attacker: IpAddr = "10.0.0.66".parse().unwrap();
+        let home: IpAddr = "10.0.0.5".parse().unwrap();
+        let mut refused = false;
+        for _ in 0..10 {
+            refused |= limits.unlock(victim, attacker).is_err();
+        }
+        assert!(refused, "the attacker is limited");
+        assert!(
+            limits.unlock(victim, home).is_ok(),
+            "the victim, from their own address, is not"
+        );
+    }
+
+    #[test]
+    fn ipv6_addresses_in_one_slash_64_share_an_allowance() {
+        assert_eq!(
+            network("2001:db8::1".parse().unwrap()),
+            network("2001:db8::ffff:1".parse().unwrap())
+        );
+        assert_ne!(
+            network("2001:db8:0:1::1".parse().unwrap()),
+            network("2001:db8:0:2::1".parse().unwrap())
+        );
+        assert_eq!(
+            network("10.1.2.3".parse().unwrap()),
+            "10.1.2.3".parse::<IpAddr>().unwrap()
+        );
     }
 }

@@ -32,7 +32,7 @@ use crate::AppState;
 
 /// Frames larger than this close the connection at the transport level (close code 1009);
 /// frames between [`MAX_FRAME_BYTES`] and this are refused with an error frame.
-pub const TRANSPORT_MAX_BYTES: usize = 1024 * 1024;
+pub const TRANSPORT_MAX_BYTES: usize = 64 * 1024;
 /// Rooms one connection may follow at once.
 pub const MAX_ROOMS_PER_CONNECTION: usize = 32;
 /// Frames queued for a slow client before its room followers wait (and later catch up).
@@ -105,6 +105,7 @@ async fn serve_connection(socket: WebSocket, state: AppState, address: IpAddr) {
         rooms: HashMap::new(),
         address,
         unlocked: !code_required,
+        publish_paused_until: None,
     };
     session
         .send(ServerFrame::Welcome {
@@ -153,6 +154,10 @@ struct Session {
     address: IpAddr,
     /// The device may read and send (no join code is set, or it unlocked).
     unlocked: bool,
+    /// After a publish was refused for a reason that passes (rate limit, storage failure),
+    /// every later publish is refused until then too, so messages are never stored out of the
+    /// order they were sent in.
+    publish_paused_until: Option<Instant>,
 }
 
 struct Following {
@@ -416,6 +421,12 @@ impl Session {
         );
     }
 
+    /// How long publishes stay paused on this connection, if they are.
+    fn publish_pause(&self) -> Option<RetryAfter> {
+        let until = self.publish_paused_until?;
+        until.checked_duration_since(Instant::now()).map(RetryAfter)
+    }
+
     async fn unlock(&mut self, code: String, device: SenderId) {
         if code.chars().count() > MAX_JOIN_CODE_CHARS {
             let detail = format!("a join code has at most {MAX_JOIN_CODE_CHARS} characters");
@@ -487,12 +498,16 @@ impl Session {
                 let detail = "the message's signature does not match its sender; it was not stored";
                 self.refuse(ErrorCode::BadSignature, detail.into(), Some(envelope.id))
                     .await;
+            } else if let Some(retry) = self.publish_pause() {
+                self.rate_limited("messages", retry, Some(envelope.id))
+                    .await;
             } else if let Err(retry) = self
                 .state
                 .access
                 .limits
                 .publish(envelope.sender, self.address)
             {
+                self.publish_paused_until = Some(Instant::now() + retry.0);
                 self.rate_limited("messages", retry, Some(envelope.id))
                     .await;
             } else {
@@ -525,6 +540,7 @@ impl Session {
             }
             Err(error) => {
                 tracing::error!(%error, count = ids.len(), "storing messages failed");
+                self.publish_paused_until = Some(Instant::now() + Duration::from_secs(2));
                 for id in ids {
                     self.internal_error_quiet(Some(id)).await;
                 }
