@@ -201,3 +201,29 @@ test('a link that keeps dropping still delivers every message once, in order', a
     await server.dispose();
   }
 });
+
+test('when the server starts over with a new database, pages do not skip its messages', async () => {
+  const server = await Server.start();
+  const firstDataDir = server.dataDir;
+  const replacement = await mkdtemp(join(tmpdir(), 'fieldmesh-replaced-'));
+  try {
+    const ana = await installedChat(await browser.newContext(), server, 'Ana', 'Camp Reset');
+    const ben = await acceptedChat(await browser.newContext(), await ana.inviteLink(), 'Ben');
+    await sendAll(ana, ['before 1', 'before 2', 'before 3']);
+    await ben.messageWithText('before 3').waitFor();
+
+    // The laptop's data folder is lost: same address, empty database.
+    await server.stop();
+    server.dataDir = replacement;
+    await server.restart();
+    await ben.waitOnline();
+    await ben.send('after the swap');
+    await ben.waitSynced();
+    await ana.waitOnline();
+    await ana.messageWithText('after the swap').waitFor();
+  } finally {
+    server.dataDir = firstDataDir;
+    await server.dispose();
+    await rm(replacement, { recursive: true, force: true });
+  }
+});

@@ -100,6 +100,9 @@ pub(crate) struct RoomRecord {
     /// A private conversation with one person; `name` is theirs.
     #[serde(default)]
     pub(crate) direct: bool,
+    /// The server store (hex id) the cursor counts in; another store means start over.
+    #[serde(default)]
+    pub(crate) server: String,
 }
 
 #[derive(Serialize, Deserialize)]

@@ -92,6 +92,8 @@ struct Inner {
     last_heard_ms: f64,
     /// The server lets this device read and send on the current socket.
     unlocked: bool,
+    /// The current server's store id (hex), from its welcome.
+    store_id: String,
     /// Acknowledged ids whose outbox entries are not deleted yet: never sent again.
     acked: HashSet<String>,
     /// Outbox ids already sent on the current socket.
@@ -377,6 +379,7 @@ impl Engine {
                 key: hex(key.as_bytes()),
                 public,
                 direct,
+                server: String::new(),
             },
         };
         if let Err(error) = db.set_setting("room", Some(&hex_id)).await {
@@ -582,6 +585,18 @@ impl Engine {
     }
 
     fn send_join(&self) {
+        {
+            // A cursor counts in one server store: after the server's database was replaced
+            // (or this is another server), start the room over so nothing is skipped.
+            let inner = &mut *self.inner.borrow_mut();
+            if let Some(joined) = inner.joined.as_mut() {
+                if !inner.store_id.is_empty() && joined.record.server != inner.store_id {
+                    joined.record.cursor = None;
+                    joined.record.server = inner.store_id.clone();
+                    inner.room_dirty = true;
+                }
+            }
+        }
         let frame = {
             let inner = self.inner.borrow();
             let (Some(joined), Some(identity), true) =
@@ -617,7 +632,14 @@ impl Engine {
             return;
         };
         match frame {
-            ServerFrame::Welcome { code_required, .. } => self.on_welcome(code_required),
+            ServerFrame::Welcome {
+                code_required,
+                store_id,
+                ..
+            } => {
+                self.inner.borrow_mut().store_id = hex(&store_id);
+                self.on_welcome(code_required)
+            }
             ServerFrame::History {
                 room,
                 messages,

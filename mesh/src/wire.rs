@@ -135,6 +135,9 @@ pub enum ServerFrame {
         max_body_bytes: u32,
         /// Whether the device must unlock with a join code before reading or sending.
         code_required: bool,
+        /// Identifies this server's message store. Sequence numbers and cursors only mean
+        /// something within one store: a client that sees another id starts its cursors over.
+        store_id: [u8; 16],
     },
     /// Answer to [`ClientFrame::Unlock`] and [`ClientFrame::Authenticate`]: the device may now
     /// read and send.
@@ -295,6 +298,7 @@ mod tests {
                 max_frame_bytes: 1,
                 max_body_bytes: 2,
                 code_required: true,
+                store_id: [3; 16],
             },
             ServerFrame::Access { token: [7; 32] },
             ServerFrame::History {

@@ -28,6 +28,9 @@ const MIGRATIONS: &[&str] = &[
         created_at_ms INTEGER NOT NULL
     );
 ",
+    "
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+",
 ];
 
 /// Result of storing a message.
@@ -44,6 +47,8 @@ pub struct Stored {
 #[derive(Clone)]
 pub struct Store {
     conn: Arc<Mutex<Connection>>,
+    /// Random id made when the database was created (see [`mesh::ServerFrame::Welcome`]).
+    pub id: [u8; 16],
 }
 
 impl Store {
@@ -60,8 +65,27 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrate(&conn)?;
+        let stored: Option<Vec<u8>> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'store_id'", [], |row| {
+                row.get(0)
+            })
+            .optional()?;
+        let id = match stored.and_then(|v| <[u8; 16]>::try_from(v).ok()) {
+            Some(id) => id,
+            None => {
+                let mut id = [0u8; 16];
+                getrandom::fill(&mut id)
+                    .map_err(|e| ServerError::Crypto(format!("no randomness: {e}")))?;
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('store_id', ?1)",
+                    [&id[..]],
+                )?;
+                id
+            }
+        };
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            id,
         })
     }
 

@@ -112,6 +112,7 @@ async fn serve_connection(socket: WebSocket, state: AppState, address: IpAddr) {
             max_frame_bytes: MAX_FRAME_BYTES as u32,
             max_body_bytes: MAX_BODY_BYTES as u32,
             code_required,
+            store_id: session.state.store.id,
         })
         .await;
     tracing::debug!(connection = session.id, "client connected");
