@@ -33,6 +33,11 @@ const MIGRATIONS: &[&str] = &[
 ",
 ];
 
+/// Most bytes of message bodies one history page carries (it then says `has_more`).
+pub const MAX_PAGE_BYTES: usize = 256 * 1024;
+/// What a message's header adds to its body in a page, for the byte budget.
+const ENVELOPE_HEADER_ALLOWANCE: usize = 200;
+
 /// Result of storing a message.
 #[derive(Debug, Clone)]
 pub struct Stored {
@@ -194,15 +199,26 @@ impl Store {
             row_to_message,
         )?;
         let mut messages = Vec::with_capacity(usize::from(limit) + 1);
+        let mut bytes = 0;
+        let mut cut_for_size = false;
         for row in rows {
             match row? {
-                Ok(message) => messages.push(message),
+                Ok(message) => {
+                    // A page also stops at a byte budget, so a client asking for many pages
+                    // of large messages cannot make the server hold megabytes per request.
+                    bytes += message.envelope.body.len() + ENVELOPE_HEADER_ALLOWANCE;
+                    if bytes > MAX_PAGE_BYTES && !messages.is_empty() {
+                        cut_for_size = true;
+                        break;
+                    }
+                    messages.push(message);
+                }
                 Err(seq) => {
                     tracing::error!(seq, "skipping a stored message that no longer decodes")
                 }
             }
         }
-        let has_more = messages.len() > usize::from(limit);
+        let has_more = cut_for_size || messages.len() > usize::from(limit);
         messages.truncate(usize::from(limit));
         messages.reverse();
         Ok((messages, has_more))
@@ -352,6 +368,36 @@ mod tests {
         assert_eq!(again.message.received_at_ms, 10);
         assert_eq!(told, 1);
         assert_eq!(store.count_blocking().unwrap(), 1);
+    }
+
+    #[test]
+    fn a_page_of_large_messages_stops_at_the_byte_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let room = RoomId([5; 16]);
+        for n in 1..=60u8 {
+            let mut big = envelope(n, room);
+            big.body = vec![n; 16 * 1024];
+            store.insert_blocking(&big, 0, |_| {}).unwrap();
+        }
+        let (page, more) = store.page_before_blocking(room, None, 200).unwrap();
+        assert!(more, "the rest is one more page away");
+        assert!(page.len() < 60 && !page.is_empty());
+        let bytes: usize = page.iter().map(|m| m.envelope.body.len()).sum();
+        assert!(bytes <= MAX_PAGE_BYTES, "{bytes} bytes");
+        assert_eq!(
+            page.last().unwrap().envelope.id.0[0],
+            60,
+            "the newest come first"
+        );
+        let (older, _) = store
+            .page_before_blocking(room, Some(page[0].seq), 200)
+            .unwrap();
+        assert_eq!(
+            older.last().unwrap().seq + 1,
+            page[0].seq,
+            "paging continues without a gap"
+        );
     }
 
     #[test]
