@@ -341,51 +341,39 @@ impl Db {
         Ok(Some(entry.envelope))
     }
 
+    /// Up to `limit` messages of a room in `direction` order.
+    async fn scan_room(
+        &self,
+        room: &str,
+        limit: u32,
+        direction: Direction,
+    ) -> Result<Vec<MessageRecord>> {
+        let tx = self
+            .rexie
+            .transaction(&[MESSAGES], TransactionMode::ReadOnly)?;
+        let index = tx.store(MESSAGES)?.index("by_room")?;
+        let rows = index
+            .scan(Some(room_range(room)?), Some(limit), None, Some(direction))
+            .await?;
+        rows.into_iter().map(|(_, value)| from_js(value)).collect()
+    }
+
     /// The newest `limit` messages of a room, oldest first, and whether older ones are held.
     pub(crate) async fn newest(
         &self,
         room: &str,
         limit: u32,
     ) -> Result<(Vec<MessageRecord>, bool)> {
-        let tx = self
-            .rexie
-            .transaction(&[MESSAGES], TransactionMode::ReadOnly)?;
-        let index = tx.store(MESSAGES)?.index("by_room")?;
-        let rows = index
-            .scan(
-                Some(room_range(room)?),
-                Some(limit + 1),
-                None,
-                Some(Direction::Prev),
-            )
-            .await?;
-        let more = rows.len() > limit as usize;
-        let mut records = rows
-            .into_iter()
-            .take(limit as usize)
-            .map(|(_, value)| from_js(value))
-            .collect::<Result<Vec<MessageRecord>>>()?;
+        let mut records = self.scan_room(room, limit + 1, Direction::Prev).await?;
+        let more = records.len() > limit as usize;
+        records.truncate(limit as usize);
         records.reverse();
         Ok((records, more))
     }
 
     /// The oldest server sequence number held for a room.
     pub(crate) async fn oldest_seq(&self, room: &str) -> Result<Option<f64>> {
-        let tx = self
-            .rexie
-            .transaction(&[MESSAGES], TransactionMode::ReadOnly)?;
-        let index = tx.store(MESSAGES)?.index("by_room")?;
-        let rows = index
-            .scan(
-                Some(room_range(room)?),
-                Some(1),
-                None,
-                Some(Direction::Next),
-            )
-            .await?;
-        Ok(match rows.into_iter().next() {
-            Some((_, value)) => from_js::<MessageRecord>(value)?.seq,
-            None => None,
-        })
+        let oldest = self.scan_room(room, 1, Direction::Next).await?;
+        Ok(oldest.into_iter().next().and_then(|record| record.seq))
     }
 }

@@ -20,7 +20,7 @@ use futures::{SinkExt, StreamExt};
 use mesh::wire::{MAX_HISTORY_PAGE, MAX_JOIN_CODE_CHARS, MAX_PRESENCE_BYTES};
 use mesh::{
     ClientFrame, DecodeError, Envelope, ErrorCode, Member, MessageId, RoomId, SenderId,
-    ServerFrame, MAX_BODY_BYTES, MAX_FRAME_BYTES,
+    ServerFrame, StoredMessage, MAX_BODY_BYTES, MAX_FRAME_BYTES,
 };
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::AbortHandle;
@@ -569,9 +569,29 @@ impl Session {
 /// the last sequence number sent (or `cursor`), or `None` when the store failed.
 async fn catch_up(
     room: RoomId,
+    cursor: u64,
+    tx: &mpsc::Sender<Outbound>,
+    store: &Store,
+) -> Option<u64> {
+    send_stored_after(room, cursor, tx, store, |messages, done| {
+        vec![ServerFrame::CatchUp {
+            room,
+            messages,
+            done,
+        }]
+    })
+    .await
+}
+
+/// Reads the messages of `room` after `cursor` from the store a page at a time and sends them
+/// as `frames` shapes each page (`true` on the last). Returns the last sequence number sent (or
+/// `cursor`), or `None` when the store failed or the client went away.
+async fn send_stored_after(
+    room: RoomId,
     mut cursor: u64,
     tx: &mpsc::Sender<Outbound>,
     store: &Store,
+    mut frames: impl FnMut(Vec<StoredMessage>, bool) -> Vec<ServerFrame>,
 ) -> Option<u64> {
     loop {
         let after = cursor;
@@ -587,13 +607,10 @@ async fn catch_up(
         };
         let done = batch.len() < usize::from(MAX_HISTORY_PAGE);
         cursor = batch.last().map_or(cursor, |m| m.seq);
-        let frame = ServerFrame::CatchUp {
-            room,
-            messages: batch,
-            done,
-        };
-        if tx.send(Outbound::Frame(frame)).await.is_err() {
-            return None;
+        for frame in frames(batch, done) {
+            if tx.send(Outbound::Frame(frame)).await.is_err() {
+                return None;
+            }
         }
         if done {
             return Some(cursor);
@@ -629,31 +646,13 @@ async fn follow_room(
             Ok(RoomEvent::Typing(_)) => continue,
             Err(broadcast::error::RecvError::Lagged(missed)) => {
                 tracing::debug!(missed, "slow client catches up from the store");
-                loop {
-                    let after = last_seq;
-                    let batch = match store
-                        .run(move |s| s.after_blocking(room, after, MAX_HISTORY_PAGE))
-                        .await
-                    {
-                        Ok(batch) => batch,
-                        Err(error) => {
-                            tracing::error!(%error, "catch-up read failed; closing the room feed");
-                            return;
-                        }
-                    };
-                    if batch.is_empty() {
-                        break;
-                    }
-                    for message in batch {
-                        last_seq = message.seq;
-                        if tx
-                            .send(Outbound::Frame(ServerFrame::Message(message)))
-                            .await
-                            .is_err()
-                        {
-                            return;
-                        }
-                    }
+                let sent = send_stored_after(room, last_seq, &tx, &store, |messages, _| {
+                    messages.into_iter().map(ServerFrame::Message).collect()
+                })
+                .await;
+                match sent {
+                    Some(seq) => last_seq = seq,
+                    None => return,
                 }
                 // A presence change may have been among the missed events.
                 ServerFrame::Presence {
