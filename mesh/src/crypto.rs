@@ -249,9 +249,14 @@ impl RoomKey {
     }
 
     fn cipher(&self) -> XChaCha20Poly1305 {
+        self.derived_cipher(MESSAGE_KEY_INFO)
+    }
+
+    /// An XChaCha20-Poly1305 cipher under a subkey of the room key, one per use (`info`).
+    pub(crate) fn derived_cipher(&self, info: &[u8]) -> XChaCha20Poly1305 {
         let mut key = Zeroizing::new([0u8; 32]);
         Hkdf::<Sha256>::new(None, self.0.as_slice())
-            .expand(MESSAGE_KEY_INFO, key.as_mut_slice())
+            .expand(info, key.as_mut_slice())
             .expect("32 bytes is a valid HKDF-SHA256 output length");
         XChaCha20Poly1305::new(key.as_slice().into())
     }

@@ -34,6 +34,9 @@ pub struct SenderId(pub [u8; 32]);
 pub enum Kind {
     /// A chat message: the body is a [`crate::TextBody`].
     Text,
+    /// A chat message that came over the radio: the body is a [`crate::radio::RadioMessage`]
+    /// payload, sealed with the room key and not signed.
+    Radio,
 }
 
 /// An Ed25519 signature (64 bytes).

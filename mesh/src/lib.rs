@@ -13,6 +13,7 @@ pub mod crypto;
 pub mod envelope;
 mod error;
 pub mod hex;
+pub mod radio;
 pub mod serial;
 pub mod wire;
 
