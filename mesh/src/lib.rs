@@ -22,4 +22,7 @@ pub use envelope::{
     Envelope, Kind, MessageId, RoomId, SenderId, Signature, MAX_BODY_BYTES, MAX_ENVELOPE_BYTES,
 };
 pub use error::{DecodeError, EncodeError};
-pub use wire::{ClientFrame, ErrorCode, Member, ServerFrame, StoredMessage, MAX_FRAME_BYTES};
+pub use wire::{
+    ClientFrame, ErrorCode, Member, RadioState, RadioStatus, ServerFrame, StoredMessage,
+    MAX_FRAME_BYTES,
+};

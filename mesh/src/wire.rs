@@ -84,6 +84,20 @@ pub enum ClientFrame {
         /// Echoed back.
         nonce: u64,
     },
+    /// Also send the message `id` (already published) over the server's radio, in its radio
+    /// form (see [`crate::radio`]); the sender made it because only it holds the room key.
+    /// Ignored when the server has no radio. Answered with [`ServerFrame::Relayed`] once a
+    /// neighbour's rebroadcast or acknowledgement was heard.
+    SendRadio {
+        /// The room the message was published in.
+        room: RoomId,
+        /// The published message's id.
+        id: MessageId,
+        /// The radio payload (send time and sealed text), at most
+        /// [`crate::radio::MAX_PAYLOAD_BYTES`].
+        #[serde(with = "serde_bytes")]
+        payload: Vec<u8>,
+    },
 }
 
 /// A message as the server stored it.
@@ -204,6 +218,48 @@ pub enum ServerFrame {
         /// The nonce from the ping.
         nonce: u64,
     },
+    /// The server's radio: sent after [`ServerFrame::Welcome`] and whenever it changes.
+    Radio(RadioStatus),
+    /// A message went out over the radio and a neighbouring camp's radio was heard relaying
+    /// or acknowledging it.
+    Relayed {
+        /// The room.
+        room: RoomId,
+        /// The message.
+        id: MessageId,
+    },
+}
+
+/// What the server's radio is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RadioState {
+    /// No radio is configured.
+    Off,
+    /// The serial port is being opened and configured.
+    Connecting,
+    /// The radio is connected and carries messages.
+    Ready,
+    /// The radio is gone (unplugged, or the port failed); the server keeps trying to reopen it.
+    Unplugged,
+}
+
+/// The radio's state, for the connection bar.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RadioStatus {
+    /// The state.
+    pub state: RadioState,
+    /// A sentence for people (port, protocol, last error).
+    pub detail: String,
+}
+
+impl RadioStatus {
+    /// No radio.
+    pub fn off() -> Self {
+        Self {
+            state: RadioState::Off,
+            detail: String::new(),
+        }
+    }
 }
 
 impl ClientFrame {

@@ -109,6 +109,101 @@ pub struct Config {
     )]
     pub history_page: u16,
 
+    /// Serial port of a LoRa radio (for example /dev/ttyUSB0 or /dev/serial/by-id/…). Messages
+    /// then also travel to and from other camps over the radio. The port is reopened by
+    /// itself when the radio is unplugged and plugged back in.
+    #[arg(long, env = "FIELDMESH_RADIO", value_name = "PATH")]
+    pub radio: Option<PathBuf>,
+
+    /// What the radio speaks: "kiss" for RNode firmware and KISS TNCs, "line" for the DIY
+    /// ESP32 sketch (one base64 frame per text line).
+    #[arg(
+        long,
+        env = "FIELDMESH_RADIO_PROTOCOL",
+        value_enum,
+        value_name = "PROTOCOL",
+        default_value = "kiss"
+    )]
+    pub radio_protocol: crate::radio::framing::Protocol,
+
+    /// Serial speed. Default: 115200 for kiss, 9600 for line.
+    #[arg(long, env = "FIELDMESH_RADIO_BAUD", value_name = "BAUD")]
+    pub radio_baud: Option<u32>,
+
+    /// RNode only (kiss): centre frequency in Hz, for example 868100000 or 915000000. When set,
+    /// the radio is configured with it and the settings below each time it is opened.
+    #[arg(long, env = "FIELDMESH_RADIO_FREQUENCY", value_name = "HZ")]
+    pub radio_frequency: Option<u32>,
+
+    /// RNode only: bandwidth in Hz.
+    #[arg(
+        long,
+        env = "FIELDMESH_RADIO_BANDWIDTH",
+        value_name = "HZ",
+        default_value_t = 125_000
+    )]
+    pub radio_bandwidth: u32,
+
+    /// RNode only: spreading factor, 7 (fast, short range) to 12 (slow, long range).
+    #[arg(
+        long,
+        env = "FIELDMESH_RADIO_SF",
+        value_name = "SF",
+        default_value_t = 9,
+        value_parser = clap::value_parser!(u8).range(7..=12)
+    )]
+    pub radio_sf: u8,
+
+    /// RNode only: coding rate 5 to 8 (4/5 to 4/8).
+    #[arg(
+        long,
+        env = "FIELDMESH_RADIO_CR",
+        value_name = "CR",
+        default_value_t = 5,
+        value_parser = clap::value_parser!(u8).range(5..=8)
+    )]
+    pub radio_cr: u8,
+
+    /// RNode only: transmit power in dBm (mind your region's limit).
+    #[arg(
+        long,
+        env = "FIELDMESH_RADIO_TXPOWER",
+        value_name = "DBM",
+        default_value_t = 14
+    )]
+    pub radio_txpower: u8,
+
+    /// How many times other camps may relay a message sent from here (0 to 7).
+    #[arg(
+        long,
+        env = "FIELDMESH_RADIO_HOPS",
+        value_name = "HOPS",
+        default_value_t = mesh::radio::DEFAULT_HOP_LIMIT,
+        value_parser = clap::value_parser!(u8).range(0..=7)
+    )]
+    pub radio_hops: u8,
+
+    /// Largest radio frame in bytes; longer messages are split into up to 16 frames.
+    #[arg(
+        long,
+        env = "FIELDMESH_RADIO_FRAME_BYTES",
+        value_name = "BYTES",
+        default_value_t = mesh::radio::DEFAULT_FRAME_BYTES as u16,
+        value_parser = clap::value_parser!(u16).range(48..=255)
+    )]
+    pub radio_frame_bytes: u16,
+
+    /// The radio's over-the-air bitrate in bit/s, used to pace rebroadcasts and retries
+    /// (5470 is SF7 at 125 kHz; SF9 is about 1760, SF12 about 290).
+    #[arg(
+        long,
+        env = "FIELDMESH_RADIO_BITRATE",
+        value_name = "BPS",
+        default_value_t = 5470,
+        value_parser = clap::value_parser!(u32).range(50..=1_000_000)
+    )]
+    pub radio_bitrate: u32,
+
     /// Do not print the QR code of the app's address at start.
     #[arg(long, env = "FIELDMESH_NO_QR")]
     pub no_qr: bool,
@@ -134,6 +229,30 @@ pub enum TlsMode {
 }
 
 impl Config {
+    /// The radio bridge's settings, when a radio is configured.
+    pub fn radio(&self) -> Option<crate::radio::RadioConfig> {
+        use crate::radio::framing::{Protocol, RnodeSettings};
+        let path = self.radio.clone()?;
+        Some(crate::radio::RadioConfig {
+            path,
+            baud: self.radio_baud.unwrap_or(match self.radio_protocol {
+                Protocol::Kiss => 115_200,
+                Protocol::Line => 9600,
+            }),
+            protocol: self.radio_protocol,
+            rnode: self.radio_frequency.map(|frequency_hz| RnodeSettings {
+                frequency_hz,
+                bandwidth_hz: self.radio_bandwidth,
+                tx_power_dbm: self.radio_txpower,
+                spreading_factor: self.radio_sf,
+                coding_rate: self.radio_cr,
+            }),
+            frame_bytes: usize::from(self.radio_frame_bytes),
+            hop_limit: self.radio_hops,
+            bitrate_bps: self.radio_bitrate,
+        })
+    }
+
     /// The data directory: the flag, or the per-user default.
     pub fn data_dir(&self) -> PathBuf {
         self.data_dir.clone().unwrap_or_else(|| {

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use mesh::{Member, RoomId, SenderId, StoredMessage};
+use mesh::{Member, MessageId, RoomId, SenderId, StoredMessage};
 use tokio::sync::broadcast;
 
 /// How many events a slow follower may fall behind before it catches up from the store.
@@ -19,6 +19,8 @@ pub enum RoomEvent {
     Presence(Arc<Vec<Member>>),
     /// A member is typing.
     Typing(SenderId),
+    /// A message sent from here over the radio was heard relayed by another camp.
+    Relayed(MessageId),
 }
 
 /// Identifies one connection in the presence lists.
@@ -94,6 +96,11 @@ impl Hub {
             message.envelope.room,
             RoomEvent::Message(Arc::clone(message)),
         );
+    }
+
+    /// Tells a room's followers that the radio carried message `id`.
+    pub fn relayed(&self, room: RoomId, id: MessageId) {
+        self.send(room, RoomEvent::Relayed(id));
     }
 
     /// Tells a room's followers that `sender` is typing.

@@ -6,6 +6,7 @@ pub mod config;
 pub mod error;
 pub mod hub;
 pub mod landing;
+pub mod radio;
 pub mod site;
 pub mod store;
 pub mod tls;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub site: Arc<Site>,
     /// Join code and rate limits.
     pub access: Arc<access::Access>,
+    /// The LoRa radio bridge (a no-op without `--radio`).
+    pub radio: radio::Radio,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -96,10 +99,16 @@ impl AppState {
             None => None,
         };
         let access = access::Access::new(code);
+        let hub = Hub::default();
+        let radio = match config.radio() {
+            Some(radio) => radio::Radio::start(radio, store.clone(), hub.clone()),
+            None => radio::Radio::none(),
+        };
         let state = Self {
             leptos_options,
             store,
-            hub: Hub::default(),
+            hub,
+            radio,
             history_page: config.history_page,
             shutdown,
             site,

@@ -180,6 +180,17 @@ impl Store {
         Ok(results)
     }
 
+    /// Every room with at least one stored message.
+    pub fn rooms_blocking(&self) -> Result<Vec<RoomId>, ServerError> {
+        let conn = self.lock();
+        let mut query = conn.prepare_cached("SELECT DISTINCT room FROM messages")?;
+        let rooms = query
+            .query_map([], |row| row.get::<_, Vec<u8>>(0))?
+            .filter_map(|room| room.ok()?.try_into().ok().map(RoomId))
+            .collect();
+        Ok(rooms)
+    }
+
     /// Up to `limit` messages of `room` with a sequence number below `before` (all when
     /// `None`), oldest first, and whether older ones exist.
     pub fn page_before_blocking(

@@ -115,6 +115,10 @@ async fn serve_connection(socket: WebSocket, state: AppState, address: IpAddr) {
             store_id: session.state.store.id,
         })
         .await;
+    let mut radio = session.state.radio.status();
+    let mut radio_alive = true;
+    let radio_status = radio.borrow_and_update().clone();
+    session.send(ServerFrame::Radio(radio_status)).await;
     tracing::debug!(connection = session.id, "client connected");
 
     let mut stream = stream.ready_chunks(READ_BATCH);
@@ -137,6 +141,14 @@ async fn serve_connection(socket: WebSocket, state: AppState, address: IpAddr) {
                     break;
                 }
                 let _ = session.tx.send(Outbound::Ping).await;
+            }
+            changed = radio.changed(), if radio_alive => {
+                if changed.is_ok() {
+                    let status = radio.borrow_and_update().clone();
+                    session.send(ServerFrame::Radio(status)).await;
+                } else {
+                    radio_alive = false;
+                }
             }
             _ = shutdown.changed() => break,
         }
@@ -352,6 +364,12 @@ impl Session {
                 }
             }
             ClientFrame::Ping { nonce } => self.send(ServerFrame::Pong { nonce }).await,
+            ClientFrame::SendRadio { room, id, payload } => {
+                if let Err(error) = self.state.radio.send(room, id, payload) {
+                    self.refuse(ErrorCode::LimitReached, error.to_string(), Some(id))
+                        .await;
+                }
+            }
         }
     }
 
@@ -369,6 +387,7 @@ impl Session {
             previous.follower.abort();
         }
         let sender = member.sender;
+        self.state.radio.known_room(room);
         // Subscribe before reading the store so nothing stored in between is missed; the
         // follower skips what was already sent.
         let live = self.state.hub.join(room, self.id, member);
@@ -644,6 +663,7 @@ async fn follow_room(
             },
             Ok(RoomEvent::Typing(sender)) if sender != own => ServerFrame::Typing { room, sender },
             Ok(RoomEvent::Typing(_)) => continue,
+            Ok(RoomEvent::Relayed(id)) => ServerFrame::Relayed { room, id },
             Err(broadcast::error::RecvError::Lagged(missed)) => {
                 tracing::debug!(missed, "slow client catches up from the store");
                 let sent = send_stored_after(room, last_seq, &tx, &store, |messages, _| {
