@@ -806,6 +806,11 @@ impl Node {
         let mut actions = Vec::new();
         let mut given_up = Vec::new();
         let config = self.config.clone();
+        // Retries wait a random extra share of the contention window, so two nodes that
+        // collided once do not collide again on every retry.
+        let jitter: Vec<u64> = (0..8)
+            .map(|_| self.random_below(config.contention_window_ms()))
+            .collect();
         let mut due: Vec<(&FrameKey, &mut Seen)> = self
             .seen
             .iter_mut()
@@ -817,7 +822,8 @@ impl Node {
             .collect();
         // Oldest first, fragments in order.
         due.sort_by_key(|(key, seen)| (seen.at_ms, **key));
-        for (key, seen) in due {
+        for (n, (key, seen)) in due.into_iter().enumerate() {
+            let jitter = jitter[n % jitter.len()];
             match std::mem::replace(&mut seen.state, FrameState::Done) {
                 FrameState::Scheduled { packet, .. } => {
                     actions.push(Action::Transmit(packet.encode()));
@@ -826,7 +832,7 @@ impl Node {
                         continue;
                     }
                     seen.state = FrameState::Sent {
-                        retry_at_ms: now_ms + config.confirm_timeout_ms(0),
+                        retry_at_ms: now_ms + config.confirm_timeout_ms(0) + jitter,
                         tries: 0,
                         packet,
                     };
@@ -834,7 +840,7 @@ impl Node {
                 FrameState::Sent { tries, packet, .. } if tries < config.max_retries => {
                     actions.push(Action::Transmit(packet.encode()));
                     seen.state = FrameState::Sent {
-                        retry_at_ms: now_ms + config.confirm_timeout_ms(tries + 1),
+                        retry_at_ms: now_ms + config.confirm_timeout_ms(tries + 1) + jitter,
                         tries: tries + 1,
                         packet,
                     };

@@ -159,7 +159,10 @@ impl Client {
     pub async fn recv(&mut self) -> ServerFrame {
         loop {
             match self.recv_any().await {
-                ServerFrame::Presence { .. } | ServerFrame::Typing { .. } => continue,
+                ServerFrame::Presence { .. }
+                | ServerFrame::Typing { .. }
+                | ServerFrame::Radio(_)
+                | ServerFrame::Relayed { .. } => continue,
                 frame => return frame,
             }
         }
@@ -252,6 +255,38 @@ fn keys() -> std::sync::MutexGuard<'static, std::collections::HashMap<RoomId, Ro
     static KEYS: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<RoomId, RoomKey>>> =
         std::sync::OnceLock::new();
     KEYS.get_or_init(Default::default).lock().unwrap()
+}
+
+/// The public Emergency room, whose key every device knows.
+pub fn emergency_room() -> RoomId {
+    let key = RoomKey::emergency();
+    let id = key.room_id();
+    keys().insert(id, key);
+    id
+}
+
+/// A text message and its radio form, as a phone sends them to a server with a radio.
+pub fn radio_message(room: RoomId, author: &str, text: &str) -> (Envelope, ClientFrame) {
+    let envelope = text_message(room, author, text);
+    let key = keys().get(&room).cloned().expect("rooms come from room()");
+    let radio = mesh::radio::RadioMessage::seal(&key, envelope.id, 1_764_000_000, author, text);
+    let frame = ClientFrame::SendRadio {
+        room,
+        id: envelope.id,
+        payload: radio.payload,
+    };
+    (envelope, frame)
+}
+
+/// Opens a message that came over the radio and returns `(author, text)`.
+pub fn radio_text_of(envelope: &Envelope) -> (String, String) {
+    let key = keys()
+        .get(&envelope.room)
+        .cloned()
+        .expect("rooms come from room()");
+    let message = mesh::radio::RadioMessage::from_envelope(envelope).expect("a radio envelope");
+    let opened = message.open(&key).expect("radio messages open");
+    (opened.author, opened.text)
 }
 
 /// The id of a test room whose key is derived from `name` (real rooms have random keys).
