@@ -28,6 +28,20 @@ pub enum Delivery {
     Stored,
     /// The server refused it (or it could not be saved); one tap sends it again.
     Failed,
+    /// Stored, and another camp's radio was heard relaying it.
+    Relayed,
+    /// Someone else's message that came over the radio: sealed with the room key but not
+    /// signed, so its name is not confirmed.
+    ViaRadio,
+}
+
+/// The server's radio, for the radio line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RadioLine {
+    /// Connected and carrying messages.
+    pub ready: bool,
+    /// What the server says about it.
+    pub text: String,
 }
 
 /// Progress of a long sync step, for the connection bar.
@@ -147,6 +161,8 @@ pub struct ChatState {
     pub key_warning: RwSignal<Option<String>>,
     /// Someone wrote privately: `(their id, their name)`.
     pub direct_alert: RwSignal<Option<(String, String)>>,
+    /// The server's LoRa radio, when it has one.
+    pub radio: RwSignal<Option<RadioLine>>,
 }
 
 impl ChatState {
@@ -171,6 +187,7 @@ impl ChatState {
             roster: RwSignal::new(Vec::new()),
             key_warning: RwSignal::new(None),
             direct_alert: RwSignal::new(None),
+            radio: RwSignal::new(None),
         }
     }
 }

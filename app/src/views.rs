@@ -126,6 +126,7 @@ fn RoomView() -> impl IntoView {
             </Show>
             <KeyWarning/>
             <SyncBar/>
+            <RadioBar/>
             <Notice/>
             <MessageList/>
             <TypingLine/>
@@ -359,6 +360,24 @@ fn SyncBar() -> impl IntoView {
     .into_any()
 }
 
+/// The server's radio: shown only when it has one.
+#[component]
+fn RadioBar() -> impl IntoView {
+    let state = expect_context::<ChatClient>().state;
+    view! {
+        {move || state.radio.get().map(|radio| {
+            let label = if radio.ready { "📡 Radio on" } else { "📡 Radio off" };
+            view! {
+                <div class="radiobar" class:down=!radio.ready role="status" data-testid="radio-status">
+                    <strong>{label}</strong>
+                    " · "
+                    <span>{radio.text}</span>
+                </div>
+            }
+        })}
+    }
+}
+
 /// "Ben is typing…"
 #[component]
 fn TypingLine() -> impl IntoView {
@@ -518,8 +537,11 @@ fn MessageRow(message: ChatMessage) -> impl IntoView {
             };
             view! { <span class="state" data-testid="message-state">{label}</span> }.into_any()
         }
-        Delivery::Stored => {
+        Delivery::Stored | Delivery::ViaRadio => {
             view! { <span class="state" data-testid="message-state">"✓ stored on server"</span> }.into_any()
+        }
+        Delivery::Relayed => {
+            view! { <span class="state relayed" data-testid="message-state">"✓ stored · 📡 relayed by radio"</span> }.into_any()
         }
         Delivery::Failed => view! {
             <button class="state failed" data-testid="message-retry" on:click=move |_| client.retry(&id)>
@@ -533,6 +555,9 @@ fn MessageRow(message: ChatMessage) -> impl IntoView {
             <header>
                 <span class="author" data-testid="message-author">{message.author}</span>
                 <time>{message.time}</time>
+                {(message.delivery == Delivery::ViaRadio).then(|| view! {
+                    <span class="via-radio" title="Came over the radio from another camp; the name is not confirmed by a signature">"📡 via radio"</span>
+                })}
             </header>
             <p class="text" data-testid="message-text">{message.text}</p>
             {delivery}

@@ -63,6 +63,10 @@ pub(crate) enum RecordState {
     Queued,
     Stored,
     Failed,
+    /// Own message stored and heard relayed by another camp's radio.
+    Relayed,
+    /// Someone's message that came over the radio (room key only, no signature).
+    Radio,
 }
 
 /// An own message waiting for the server's acknowledgement.
@@ -76,6 +80,10 @@ pub(crate) struct OutboxRecord {
     /// The encoded envelope, sent as is.
     #[serde(with = "serde_bytes")]
     pub(crate) envelope: Vec<u8>,
+    /// Its radio form (see `mesh::radio`), for a server with a radio; empty when it is too
+    /// long for the radio. Older entries have none.
+    #[serde(default, with = "serde_bytes")]
+    pub(crate) radio: Vec<u8>,
     /// The server refused it; it waits for the person to retry.
     pub(crate) failed: bool,
 }
@@ -221,7 +229,12 @@ impl Db {
     }
 
     /// Puts an own message in the outbox and in the room, in one transaction.
-    pub(crate) async fn enqueue(&self, message: &MessageRecord, envelope: Vec<u8>) -> Result<()> {
+    pub(crate) async fn enqueue(
+        &self,
+        message: &MessageRecord,
+        envelope: Vec<u8>,
+        radio: Vec<u8>,
+    ) -> Result<()> {
         let tx = self
             .rexie
             .transaction(&[MESSAGES, OUTBOX], TransactionMode::ReadWrite)?;
@@ -229,6 +242,7 @@ impl Db {
             n: None,
             id: message.id.clone(),
             envelope,
+            radio,
             failed: false,
         };
         tx.store(OUTBOX)?.add(&to_js(&entry)?, None).await?;
@@ -294,6 +308,21 @@ impl Db {
         let room_store = tx.store(ROOMS)?;
         for room in rooms {
             room_store.put(&to_js(room)?, None).await?;
+        }
+        tx.done().await?;
+        Ok(())
+    }
+
+    /// Marks an own stored message as relayed by the radio.
+    pub(crate) async fn mark_relayed(&self, id: &str) -> Result<()> {
+        let tx = self
+            .rexie
+            .transaction(&[MESSAGES], TransactionMode::ReadWrite)?;
+        let messages = tx.store(MESSAGES)?;
+        if let Some(value) = messages.get(id.into()).await?.filter(|v| !v.is_undefined()) {
+            let mut record: MessageRecord = from_js(value)?;
+            record.state = RecordState::Relayed;
+            messages.put(&to_js(&record)?, None).await?;
         }
         tx.done().await?;
         Ok(())

@@ -14,17 +14,18 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use app::{
-    ChatActions, ChatClient, ChatMessage, ChatState, Connection, Delivery, RosterEntry, Session,
-    SyncProgress, SyncStep,
+    ChatActions, ChatClient, ChatMessage, ChatState, Connection, Delivery, RadioLine, RosterEntry,
+    Session, SyncProgress, SyncStep,
 };
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use mesh::body::{clean_display_name, PresenceCard};
 use mesh::crypto::{seal, sign_card, Draft, Identity, PublicIdentity, RoomKey};
+use mesh::radio::{RadioMessage, DEFAULT_FRAME_BYTES, MAX_FRAGMENTS};
 use mesh::wire::MAX_HISTORY_PAGE;
 use mesh::{
-    ClientFrame, Envelope, ErrorCode, Kind, Member, MessageId, RoomId, SenderId, ServerFrame,
-    StoredMessage, TextBody,
+    ClientFrame, Envelope, ErrorCode, Kind, Member, MessageId, RadioState, RoomId, SenderId,
+    ServerFrame, StoredMessage, TextBody,
 };
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -196,6 +197,9 @@ fn mark(name: &str) {
 /// Opens a stored message with the room key. `None` when it does not verify or decrypt: such
 /// a message is never shown, and never as from its claimed sender.
 fn record_of(stored: &StoredMessage, key: &RoomKey, room_hex: &str) -> Option<MessageRecord> {
+    if stored.envelope.kind == Kind::Radio {
+        return radio_record_of(stored, key, room_hex);
+    }
     let plaintext = match stored.envelope.open(key) {
         Ok(plaintext) => plaintext,
         Err(error) => {
@@ -208,6 +212,7 @@ fn record_of(stored: &StoredMessage, key: &RoomKey, room_hex: &str) -> Option<Me
             Ok(body) => (body.author, body.text),
             Err(_) => ("unknown".into(), "(this message could not be read)".into()),
         },
+        Kind::Radio => return None,
     };
     Some(MessageRecord {
         id: stored.envelope.id.to_string(),
@@ -221,6 +226,28 @@ fn record_of(stored: &StoredMessage, key: &RoomKey, room_hex: &str) -> Option<Me
         state: RecordState::Stored,
     })
 }
+
+/// Opens a message that came over the radio: sealed with the room key, not signed. A message
+/// this room's key does not open (another room with the same radio tag) is not shown.
+fn radio_record_of(stored: &StoredMessage, key: &RoomKey, room_hex: &str) -> Option<MessageRecord> {
+    let opened = RadioMessage::from_envelope(&stored.envelope)?
+        .open(key)
+        .ok()?;
+    Some(MessageRecord {
+        id: stored.envelope.id.to_string(),
+        room: room_hex.to_string(),
+        order: stored.seq as f64,
+        seq: Some(stored.seq as f64),
+        created_at: stored.envelope.created_at_ms as f64,
+        sender: RADIO_SENDER.to_string(),
+        author: clean_display_name(&opened.author).unwrap_or_else(|| "someone".into()),
+        text: opened.text,
+        state: RecordState::Radio,
+    })
+}
+
+/// The sender shown for radio messages: they carry no signing key.
+const RADIO_SENDER: &str = "radio";
 
 use mesh::hex::{decode as unhex, encode as hex};
 
@@ -752,6 +779,25 @@ impl Engine {
                 }
             }
             ServerFrame::Pong { .. } => {}
+            ServerFrame::Radio(status) => {
+                let line = (status.state != RadioState::Off).then(|| RadioLine {
+                    ready: status.state == RadioState::Ready,
+                    text: status.detail,
+                });
+                self.state.radio.set(line);
+            }
+            ServerFrame::Relayed { id, .. } => {
+                let id = id.to_string();
+                self.update_message(&id, |m| m.delivery = Delivery::Relayed);
+                if let Some(db) = self.db() {
+                    spawn_local(async move {
+                        // After the ack's own write: the store applies acks before this.
+                        if let Err(error) = db.mark_relayed(&id).await {
+                            leptos::logging::warn!("could not mark {id} relayed: {}", error.0);
+                        }
+                    });
+                }
+            }
         }
     }
 
@@ -925,12 +971,12 @@ impl Engine {
         self.show_outbox_progress();
         for entry in outbox.into_iter().filter(|e| !e.failed) {
             if !self.inner.borrow().acked.contains(&entry.id) {
-                self.send_queued(&entry.id, &entry.envelope);
+                self.send_queued(&entry.id, &entry.envelope, &entry.radio);
             }
         }
     }
 
-    fn send_queued(&self, id: &str, envelope: &[u8]) {
+    fn send_queued(&self, id: &str, envelope: &[u8], radio: &[u8]) {
         if self.inner.borrow().sent.contains(id) {
             return;
         }
@@ -938,8 +984,18 @@ impl Engine {
             leptos::logging::warn!("an outbox entry does not decode; leaving it");
             return;
         };
+        let (room, message) = (envelope.room, envelope.id);
         if self.send_frame(&ClientFrame::Publish(envelope)) {
             self.inner.borrow_mut().sent.insert(id.to_string());
+            // A server without a radio ignores this; one with a radio carries it to other
+            // camps (it never sees the text: the radio form is sealed here).
+            if !radio.is_empty() {
+                self.send_frame(&ClientFrame::SendRadio {
+                    room,
+                    id: message,
+                    payload: radio.to_vec(),
+                });
+            }
         }
     }
 
@@ -1270,6 +1326,8 @@ fn chat_message(record: &MessageRecord, own: Option<&str>) -> ChatMessage {
             RecordState::Queued => Delivery::Queued,
             RecordState::Stored => Delivery::Stored,
             RecordState::Failed => Delivery::Failed,
+            RecordState::Relayed => Delivery::Relayed,
+            RecordState::Radio => Delivery::ViaRadio,
         },
     }
 }
@@ -1391,6 +1449,19 @@ impl ChatActions for Actions {
         let bytes = envelope
             .encode()
             .map_err(|error| format!("Not sent: {error}."))?;
+        let radio = RadioMessage::seal(
+            &joined.key,
+            envelope.id,
+            (envelope.created_at_ms / 1000) as u32,
+            &body.author,
+            &body.text,
+        );
+        // Longer than the radio carries: it goes only to this server's phones.
+        let radio = if radio.frame_count(DEFAULT_FRAME_BYTES) <= MAX_FRAGMENTS {
+            radio.payload
+        } else {
+            Vec::new()
+        };
         let record = MessageRecord {
             id: envelope.id.to_string(),
             room: joined.record.id.clone(),
@@ -1422,7 +1493,7 @@ impl ChatActions for Actions {
         self.show_outbox_progress();
         let engine = Rc::clone(&self.0);
         spawn_local(async move {
-            match db.enqueue(&record, bytes).await {
+            match db.enqueue(&record, bytes, radio).await {
                 Ok(()) => engine.request_flush(),
                 Err(error) => {
                     {

@@ -739,8 +739,13 @@ impl Node {
                             seen.state = FrameState::Done;
                         }
                         // Our transmission was relayed onward: confirmed.
-                        FrameState::Sent { packet, .. } if matches!(packet, Packet::Data { hop_limit: sent, .. } if hop_limit < *sent) =>
-                        {
+                        FrameState::Sent {
+                            packet:
+                                Packet::Data {
+                                    hop_limit: sent, ..
+                                },
+                            ..
+                        } if hop_limit < *sent => {
                             seen.state = FrameState::Done;
                             self.confirmed(key, origin, &mut actions);
                         }

@@ -69,6 +69,8 @@ pub async fn upgrade(
         .on_upgrade(move |socket| serve_connection(socket, state, peer.ip()))
 }
 
+// Frames are moved once into a bounded queue; boxing each would cost more than the size.
+#[allow(clippy::large_enum_variant)]
 enum Outbound {
     Frame(ServerFrame),
     Ping,
