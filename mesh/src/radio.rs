@@ -709,6 +709,14 @@ impl Node {
         Ok(true)
     }
 
+    /// Forgets a message this node started, so [`Node::send`] sends it afresh (after it went
+    /// unconfirmed: the neighbours may have been away).
+    pub fn forget(&mut self, key: MessageKey) {
+        self.origin.remove(&key);
+        self.seen
+            .retain(|frame, seen| !(frame.message == key && seen.origin));
+    }
+
     /// Handles a frame heard on the radio.
     pub fn receive(&mut self, now_ms: u64, bytes: &[u8]) -> Result<Vec<Action>, RadioError> {
         let packet = Packet::decode(bytes)?;

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use mesh::{Envelope, RoomId, StoredMessage};
+use mesh::{Envelope, MessageId, RoomId, StoredMessage};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::error::ServerError;
@@ -31,7 +31,30 @@ const MIGRATIONS: &[&str] = &[
     "
     CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 ",
+    // Radio forms of published messages, kept until a neighbour confirms them so a restart
+    // or a long radio outage loses none.
+    "
+    CREATE TABLE radio_outbox (
+        id BLOB PRIMARY KEY CHECK (length(id) = 16),
+        room BLOB NOT NULL CHECK (length(room) = 16),
+        payload BLOB NOT NULL,
+        queued_at_ms INTEGER NOT NULL
+    );
+",
 ];
+
+/// A message waiting to be confirmed over the radio.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RadioPending {
+    /// The room.
+    pub room: RoomId,
+    /// The published message's id.
+    pub id: MessageId,
+    /// Its radio payload.
+    pub payload: Vec<u8>,
+    /// When it was queued (server clock, ms since the epoch).
+    pub queued_at_ms: u64,
+}
 
 /// Most bytes of message bodies one history page carries (it then says `has_more`).
 pub const MAX_PAGE_BYTES: usize = 256 * 1024;
@@ -178,6 +201,56 @@ impl Store {
             on_new(&stored.message);
         }
         Ok(results)
+    }
+
+    /// Keeps a radio form until it is confirmed; a second copy of the same id is ignored.
+    pub fn radio_enqueue_blocking(&self, pending: &RadioPending) -> Result<(), ServerError> {
+        self.lock().execute(
+            "INSERT OR IGNORE INTO radio_outbox (id, room, payload, queued_at_ms)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![
+                &pending.id.0[..],
+                &pending.room.0[..],
+                &pending.payload,
+                pending.queued_at_ms as i64
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets a radio form: confirmed, or given up.
+    pub fn radio_done_blocking(&self, id: MessageId) -> Result<(), ServerError> {
+        self.lock()
+            .execute("DELETE FROM radio_outbox WHERE id = ?1", [&id.0[..]])?;
+        Ok(())
+    }
+
+    /// Every radio form still waiting, oldest first.
+    pub fn radio_pending_blocking(&self) -> Result<Vec<RadioPending>, ServerError> {
+        let conn = self.lock();
+        let mut query = conn.prepare_cached(
+            "SELECT id, room, payload, queued_at_ms FROM radio_outbox ORDER BY queued_at_ms",
+        )?;
+        let rows = query
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, Vec<u8>>(0)?,
+                    row.get::<_, Vec<u8>>(1)?,
+                    row.get::<_, Vec<u8>>(2)?,
+                    row.get::<_, i64>(3)?,
+                ))
+            })?
+            .filter_map(|row| {
+                let (id, room, payload, queued_at_ms) = row.ok()?;
+                Some(RadioPending {
+                    id: MessageId(id.try_into().ok()?),
+                    room: RoomId(room.try_into().ok()?),
+                    payload,
+                    queued_at_ms: queued_at_ms.max(0) as u64,
+                })
+            })
+            .collect();
+        Ok(rows)
     }
 
     /// Every room with at least one stored message.

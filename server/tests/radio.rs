@@ -220,3 +220,43 @@ async fn with_a_fifth_of_all_frames_lost_every_message_still_arrives_once() {
     let back = collect_radio(&mut on_a, 1, Duration::from_secs(60)).await;
     assert_eq!(back, ["Got all five"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_written_while_the_radio_is_away_goes_out_when_it_is_back_even_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let room = emergency_room();
+    let radio_flags = |name: &str| {
+        vec![
+            "--radio".to_string(),
+            dir.path().join("radios").join(name).display().to_string(),
+            "--radio-bitrate".to_string(),
+            BITRATE.to_string(),
+        ]
+    };
+    let flags_a = radio_flags("A");
+    let flags_a: Vec<&str> = flags_a.iter().map(String::as_str).collect();
+    // No radio plugged in yet: the message is stored and waits.
+    let server_a = TestServer::start_with(&dir.path().join("data-A"), &flags_a);
+    let mut on_a = server_a.client().await;
+    on_a.join(room).await;
+    let (envelope, radio) = radio_message(room, "Ana", "Written before the radio came");
+    send(&mut on_a, &envelope, &radio).await;
+    drop(on_a);
+    server_a.stop();
+
+    // The radio is plugged in, the laptop restarted, and a neighbour listens.
+    let _sim = Simulator::start(
+        dir.path(),
+        &chain(0.0).replace("link B C\nlink C D\n", ""),
+        "kiss",
+    );
+    let server_a = TestServer::start_with(&dir.path().join("data-A"), &flags_a);
+    let flags_b = radio_flags("B");
+    let flags_b: Vec<&str> = flags_b.iter().map(String::as_str).collect();
+    let server_b = TestServer::start_with(&dir.path().join("data-B"), &flags_b);
+    let mut on_b = server_b.client().await;
+    on_b.join(room).await;
+    let got = collect_radio(&mut on_b, 1, Duration::from_secs(20)).await;
+    assert_eq!(got, ["Written before the radio came"]);
+    drop(server_a);
+}

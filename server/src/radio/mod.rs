@@ -31,8 +31,10 @@ use framing::{Protocol, RnodeSettings};
 const MAX_UNROUTED: usize = 256;
 /// How long an unroutable message is kept.
 const UNROUTED_FOR: Duration = Duration::from_secs(6 * 60 * 60);
-/// Messages waiting for the radio while it is unplugged.
-const MAX_WAITING: usize = 1024;
+/// A message no neighbour confirmed is sent again after this long…
+const RESEND_AFTER: Duration = Duration::from_secs(120);
+/// …until it has waited this long in all.
+const GIVE_UP_AFTER_MS: u64 = 24 * 60 * 60 * 1000;
 
 /// Everything the bridge needs to know.
 #[derive(Clone, Debug)]
@@ -130,7 +132,7 @@ impl Radio {
             rooms: HashMap::new(),
             origins: HashMap::new(),
             unrouted: VecDeque::new(),
-            waiting: VecDeque::new(),
+            resend: VecDeque::new(),
             status: status.clone(),
         };
         tokio::spawn(bridge.run(commands_rx, frames_in));
@@ -177,6 +179,13 @@ impl Radio {
     }
 }
 
+struct Origin {
+    room: RoomId,
+    id: MessageId,
+    message: RadioMessage,
+    queued_at_ms: u64,
+}
+
 struct Bridge {
     node: Node,
     store: Store,
@@ -185,10 +194,12 @@ struct Bridge {
     started: Instant,
     /// Rooms by their 4-byte radio tag.
     rooms: HashMap<[u8; 4], Vec<RoomId>>,
-    /// Messages sent from here, to tell their room when they are relayed.
-    origins: HashMap<MessageKey, (RoomId, MessageId)>,
+    /// Messages sent from here, until confirmed: their room, id and radio form, and when
+    /// they were queued.
+    origins: HashMap<MessageKey, Origin>,
     unrouted: VecDeque<(Instant, RadioMessage)>,
-    waiting: VecDeque<RadioMessage>,
+    /// Unconfirmed messages to send again, and when.
+    resend: VecDeque<(Instant, MessageKey)>,
     status: watch::Receiver<RadioStatus>,
 }
 
@@ -221,15 +232,38 @@ impl Bridge {
             }
             Err(error) => tracing::error!(%error, "could not list the stored rooms"),
         }
+        match self.store.run(|s| s.radio_pending_blocking()).await {
+            Ok(pending) => {
+                if !pending.is_empty() {
+                    tracing::info!(
+                        count = pending.len(),
+                        "radio messages from before the restart wait for the radio"
+                    );
+                }
+                for p in pending {
+                    let message = RadioMessage {
+                        key: MessageKey::of(p.room, p.id),
+                        payload: p.payload,
+                    };
+                    self.queue(p.room, p.id, message, p.queued_at_ms);
+                }
+            }
+            Err(error) => tracing::error!(%error, "could not read the radio outbox"),
+        }
         let mut status = self.status.clone();
         loop {
-            let wake = self
+            let node_wake = self
                 .node
                 .next_wakeup()
                 .map(|at| self.started + Duration::from_millis(at));
+            let resend_wake = self.resend.front().map(|(at, _)| *at);
+            let wake = match (node_wake, resend_wake) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             tokio::select! {
                 command = commands.recv() => match command {
-                    Some(Command::Send { room, id, message }) => self.send(room, id, message),
+                    Some(Command::Send { room, id, message }) => self.send(room, id, message).await,
                     Some(Command::Known(room)) => {
                         if self.learn(room) {
                             self.route_unrouted(room).await;
@@ -252,6 +286,7 @@ impl Bridge {
                     let now = self.now_ms();
                     let actions = self.node.poll(now);
                     self.act(actions).await;
+                    self.resend_due();
                 }
                 changed = status.changed() => {
                     if changed.is_err() {
@@ -259,27 +294,65 @@ impl Bridge {
                     }
                     let ready = status.borrow_and_update().state == RadioState::Ready;
                     if ready {
-                        while let Some(message) = self.waiting.pop_front() {
-                            self.start(message);
-                        }
+                        self.start_unsent();
                     }
                 }
             }
         }
     }
 
-    fn send(&mut self, room: RoomId, id: MessageId, message: RadioMessage) {
+    /// A phone's new radio message: kept in the store until confirmed, then queued.
+    async fn send(&mut self, room: RoomId, id: MessageId, message: RadioMessage) {
+        if self.origins.contains_key(&message.key) || self.node.has_seen(message.key) {
+            return; // a replayed outbox: already on its way
+        }
+        let pending = crate::store::RadioPending {
+            room,
+            id,
+            payload: message.payload.clone(),
+            queued_at_ms: crate::ws::now_ms(),
+        };
+        let queued_at_ms = pending.queued_at_ms;
+        if let Err(error) = self
+            .store
+            .run(move |s| s.radio_enqueue_blocking(&pending))
+            .await
+        {
+            tracing::error!(%error, "could not keep a radio message in the store");
+        }
+        self.queue(room, id, message, queued_at_ms);
+    }
+
+    fn queue(&mut self, room: RoomId, id: MessageId, message: RadioMessage, queued_at_ms: u64) {
         self.learn(room);
-        self.origins.insert(message.key, (room, id));
+        self.origins.insert(
+            message.key,
+            Origin {
+                room,
+                id,
+                message: message.clone(),
+                queued_at_ms,
+            },
+        );
+        // Otherwise it goes out when the radio is back (see `start_unsent`).
         if self.status.borrow().state == RadioState::Ready {
             self.start(message);
-        } else {
-            if self.waiting.len() >= MAX_WAITING {
-                self.waiting.pop_front();
-            }
-            if !self.waiting.iter().any(|m| m.key == message.key) {
-                self.waiting.push_back(message);
-            }
+        }
+    }
+
+    /// Starts, oldest first, every message of this server the relay does not carry yet: those
+    /// queued while the radio was away.
+    fn start_unsent(&mut self) {
+        let mut unsent: Vec<(u64, RadioMessage)> = self
+            .origins
+            .values()
+            .filter(|o| !self.node.has_seen(o.message.key))
+            .filter(|o| !self.resend.iter().any(|(_, key)| *key == o.message.key))
+            .map(|o| (o.queued_at_ms, o.message.clone()))
+            .collect();
+        unsent.sort_by_key(|(at, _)| *at);
+        for (_, message) in unsent {
+            self.start(message);
         }
     }
 
@@ -304,14 +377,52 @@ impl Bridge {
                 }
                 Action::Deliver(message) => self.deliver(message).await,
                 Action::Confirmed(key) => {
-                    if let Some((room, id)) = self.origins.remove(&key) {
-                        tracing::debug!(?id, "relayed by radio");
-                        self.hub.relayed(room, id);
+                    if let Some(origin) = self.origins.remove(&key) {
+                        tracing::debug!(id = ?origin.id, "relayed by radio");
+                        self.hub.relayed(origin.room, origin.id);
+                        self.forget_pending(origin.id).await;
                     }
                 }
                 Action::Unconfirmed(key) => {
-                    self.origins.remove(&key);
-                    tracing::warn!("no neighbour confirmed a radio message after every retry");
+                    let Some(origin) = self.origins.get(&key) else {
+                        continue;
+                    };
+                    if crate::ws::now_ms().saturating_sub(origin.queued_at_ms) > GIVE_UP_AFTER_MS {
+                        tracing::warn!(id = ?origin.id, "no camp confirmed a radio message in a day; giving up");
+                        let id = origin.id;
+                        self.origins.remove(&key);
+                        self.forget_pending(id).await;
+                    } else {
+                        tracing::info!(
+                            id = ?origin.id,
+                            "no neighbour confirmed a radio message; sending it again in {} s",
+                            RESEND_AFTER.as_secs()
+                        );
+                        self.resend.push_back((Instant::now() + RESEND_AFTER, key));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn forget_pending(&self, id: MessageId) {
+        if let Err(error) = self.store.run(move |s| s.radio_done_blocking(id)).await {
+            tracing::error!(%error, "could not update the radio outbox");
+        }
+    }
+
+    /// Sends again the unconfirmed messages whose wait is over.
+    fn resend_due(&mut self) {
+        let now = Instant::now();
+        while self.resend.front().is_some_and(|(at, _)| *at <= now) {
+            let Some((_, key)) = self.resend.pop_front() else {
+                break;
+            };
+            if let Some(origin) = self.origins.get(&key) {
+                let message = origin.message.clone();
+                self.node.forget(key);
+                if self.status.borrow().state == RadioState::Ready {
+                    self.start(message);
                 }
             }
         }
