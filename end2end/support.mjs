@@ -1,9 +1,9 @@
 // Shared parts of the browser tests: a real server process, Debian's chromium, page objects.
 import { spawn } from 'node:child_process';
 import { openSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
 
 const here = new URL('.', import.meta.url).pathname;
@@ -81,6 +81,50 @@ export class Server {
   async dispose() {
     await this.stop('SIGKILL');
     if (this.ownsDataDir) await rm(this.dataDir, { recursive: true, force: true });
+  }
+}
+
+/** The radio simulator next to the server binary, on a topology given as text. */
+export class RadioSim {
+  static async start(topology, { protocol = 'kiss' } = {}) {
+    const sim = new RadioSim();
+    sim.dir = await mkdtemp(join(tmpdir(), 'fieldmesh-radios-'));
+    const file = join(sim.dir, 'topology');
+    await writeFile(file, topology);
+    const bin = resolve(dirname(BIN), 'fieldmesh-radiosim');
+    sim.process = spawn(bin, ['--topology', file, '--dir', join(sim.dir, 'radios'), '--protocol', protocol], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    await new Promise((ok, fail) => {
+      let out = '';
+      const timer = setTimeout(() => fail(new Error(`simulator did not start: ${out}`)), 20_000);
+      sim.process.stdout.on('data', (chunk) => {
+        out += chunk;
+        if (out.includes('radios ready')) {
+          clearTimeout(timer);
+          ok();
+        }
+      });
+      sim.process.once('exit', (code) => fail(new Error(`simulator exited with ${code}: ${out}`)));
+    });
+    return sim;
+  }
+
+  /** The serial port of node `name`, for a server's --radio. */
+  port(name) {
+    return join(this.dir, 'radios', name);
+  }
+
+  async stop() {
+    if (!this.process || this.process.exitCode !== null) return;
+    const exited = new Promise((ok) => this.process.once('exit', ok));
+    this.process.kill('SIGKILL');
+    await exited;
+  }
+
+  async dispose() {
+    await this.stop();
+    await rm(this.dir, { recursive: true, force: true });
   }
 }
 

@@ -35,6 +35,41 @@ pub enum Delivery {
     ViaRadio,
 }
 
+/// This browser's own radio over Web Serial (Chromium on a computer or Android), for the
+/// radio panel.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WebRadio {
+    /// The browser has Web Serial at all.
+    pub supported: bool,
+    /// A port is open.
+    pub connected: bool,
+    /// What it is doing, for people: "connected", "configuring", "receiving", an error.
+    pub status: String,
+    /// `kiss` or `line`.
+    pub protocol: String,
+    /// Frames heard and sent, and frames or reads that failed.
+    pub frames_in: u64,
+    /// Frames sent.
+    pub frames_out: u64,
+    /// Garbage frames and read errors.
+    pub errors: u64,
+    /// The radio is lent to the server (lend mode) rather than used by this page alone.
+    pub lending: bool,
+    /// What the server said about lending.
+    pub lend_detail: Option<String>,
+}
+
+/// Radio settings the person picks before connecting.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RadioSettings {
+    /// `kiss` (RNode, KISS TNC) or `line` (DIY sketch).
+    pub protocol: String,
+    /// Serial speed.
+    pub baud: u32,
+    /// RNode: frequency in Hz; configures the RNode when set.
+    pub frequency_hz: Option<u32>,
+}
+
 /// The server's radio, for the radio line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RadioLine {
@@ -163,6 +198,8 @@ pub struct ChatState {
     pub direct_alert: RwSignal<Option<(String, String)>>,
     /// The server's LoRa radio, when it has one.
     pub radio: RwSignal<Option<RadioLine>>,
+    /// This browser's own radio.
+    pub web_radio: RwSignal<WebRadio>,
 }
 
 impl ChatState {
@@ -188,6 +225,7 @@ impl ChatState {
             key_warning: RwSignal::new(None),
             direct_alert: RwSignal::new(None),
             radio: RwSignal::new(None),
+            web_radio: RwSignal::new(WebRadio::default()),
         }
     }
 }
@@ -220,6 +258,12 @@ pub trait ChatActions {
     fn verify(&self, id: &str);
     /// Open the private conversation with a person (by id).
     fn open_direct(&self, id: &str);
+    /// Asks for a USB radio (Web Serial's port picker; needs a click) and connects to it.
+    fn radio_connect(&self, settings: RadioSettings);
+    /// Closes this browser's radio.
+    fn radio_disconnect(&self);
+    /// Lends this browser's radio to the server (`true`) or takes it back.
+    fn radio_lend(&self, lend: bool);
 }
 
 /// Handle the views use: the state and the actions. Cheap to copy.
@@ -296,6 +340,21 @@ impl ChatClient {
     /// See [`ChatActions::open_direct`].
     pub fn open_direct(&self, id: &str) {
         self.with_actions(|a| a.open_direct(id));
+    }
+
+    /// See [`ChatActions::radio_connect`].
+    pub fn radio_connect(&self, settings: RadioSettings) {
+        self.with_actions(|a| a.radio_connect(settings));
+    }
+
+    /// See [`ChatActions::radio_disconnect`].
+    pub fn radio_disconnect(&self) {
+        self.with_actions(|a| a.radio_disconnect());
+    }
+
+    /// See [`ChatActions::radio_lend`].
+    pub fn radio_lend(&self, lend: bool) {
+        self.with_actions(|a| a.radio_lend(lend));
     }
 
     /// See [`ChatActions::unlock`].

@@ -19,8 +19,8 @@ use leptos_router::{
 };
 
 pub use chat::{
-    ChatActions, ChatClient, ChatMessage, ChatState, Connection, Delivery, RadioLine, RosterEntry,
-    Session, SyncProgress, SyncStep,
+    ChatActions, ChatClient, ChatMessage, ChatState, Connection, Delivery, RadioLine,
+    RadioSettings, RosterEntry, Session, SyncProgress, SyncStep, WebRadio,
 };
 
 /// The HTML document the server sends for every page: head, hydration scripts and the app.

@@ -7,7 +7,7 @@ use leptos::{ev, html, prelude::*};
 use mesh::body::{MAX_DISPLAY_NAME_CHARS, MAX_TEXT_CHARS};
 use mesh::envelope::MAX_ROOM_NAME_CHARS;
 
-use crate::chat::{ChatClient, ChatMessage, Connection, Delivery, SyncStep};
+use crate::chat::{ChatClient, ChatMessage, Connection, Delivery, RadioSettings, SyncStep};
 
 /// Shows the join form until a room is chosen, then the room.
 #[component]
@@ -112,6 +112,7 @@ fn RoomView() -> impl IntoView {
                 <Show when=move || state.session.with(|s| s.as_ref().is_some_and(|s| !s.direct))>
                     <ShareButton/>
                 </Show>
+                <RadioButton/>
                 <ConnectionBadge/>
             </header>
             <Show when=move || state.session.with(|s| s.as_ref().is_some_and(|s| s.public))>
@@ -197,6 +198,111 @@ fn ShareButton() -> impl IntoView {
                     event_target::<leptos::web_sys::HtmlInputElement>(&event).select();
                 }/>
                 <button class="primary" data-testid="share-close" on:click=move |_| open.set(false)>"Done"</button>
+            </div>
+        </Show>
+    }
+}
+
+/// This browser's own USB radio (Web Serial): connect, settings, state, counters, lending.
+#[component]
+fn RadioButton() -> impl IntoView {
+    let client = expect_context::<ChatClient>();
+    let state = client.state;
+    let open = RwSignal::new(false);
+    let protocol = RwSignal::new("kiss".to_string());
+    let baud = RwSignal::new(String::new());
+    let frequency = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let radio = move || state.web_radio.get();
+    let connect = move |_| {
+        let baud_text = baud.get_untracked();
+        let default_baud = if protocol.get_untracked() == "line" {
+            9600
+        } else {
+            115_200
+        };
+        let baud_value = if baud_text.trim().is_empty() {
+            default_baud
+        } else {
+            match baud_text.trim().parse::<u32>() {
+                Ok(b) if (300..=4_000_000).contains(&b) => b,
+                _ => {
+                    return error.set(Some(
+                        "The speed is a number of baud, such as 115200.".into(),
+                    ))
+                }
+            }
+        };
+        let frequency_text = frequency.get_untracked();
+        let frequency_hz = if frequency_text.trim().is_empty() {
+            None
+        } else {
+            match frequency_text.trim().parse::<f64>() {
+                Ok(mhz) if (100.0..=1_000.0).contains(&mhz) => {
+                    Some((mhz * 1_000_000.0).round() as u32)
+                }
+                _ => return error.set(Some("The frequency is in MHz, such as 868.1.".into())),
+            }
+        };
+        error.set(None);
+        client.radio_connect(RadioSettings {
+            protocol: protocol.get_untracked(),
+            baud: baud_value,
+            frequency_hz,
+        });
+    };
+    view! {
+        <button class="ghost radio-button" class:on=move || radio().connected data-testid="radio-button"
+            aria-label="Radio" on:click=move |_| open.set(true)>
+            "📡"
+        </button>
+        <Show when=move || open.get()>
+            <div class="sheet radio-panel" role="dialog" aria-label="This device's radio" data-testid="radio-panel">
+                <h3>"Radio on this device"</h3>
+                {move || if !radio().supported {
+                    view! {
+                        <p class="hint" data-testid="radio-unsupported">
+                            "This browser cannot talk to a USB radio: Web Serial works in Chrome or Edge on a computer, not in Firefox, Safari or most phones. Your messages still travel through the server, and through its radio if it has one."
+                        </p>
+                    }.into_any()
+                } else if radio().connected {
+                    view! {
+                        <p data-testid="radio-state"><strong>{move || radio().status}</strong>" · "{move || radio().protocol}</p>
+                        <p class="hint" data-testid="radio-counters">
+                            {move || { let r = radio(); format!("{} frames heard · {} sent · {} errors", r.frames_in, r.frames_out, r.errors) }}
+                        </p>
+                        <label class="check">
+                            <input type="checkbox" data-testid="radio-lend" prop:checked=move || radio().lending
+                                prop:disabled=move || state.connection.get() != Connection::Online
+                                on:change=move |event| client.radio_lend(event_target_checked(&event))/>
+                            " Lend this radio to the server (its phones then reach the mesh through it)"
+                        </label>
+                        <p class="hint" data-testid="radio-lend-detail">{move || radio().lend_detail.unwrap_or_default()}</p>
+                        <button data-testid="radio-disconnect" on:click=move |_| client.radio_disconnect()>"Disconnect"</button>
+                    }.into_any()
+                } else {
+                    view! {
+                        <p class="hint">"Plug a LoRa radio into this device's USB port and connect it: messages then reach other camps over the radio even with no server here."</p>
+                        <p data-testid="radio-state">{move || radio().status}</p>
+                        <label>"Protocol "
+                            <select data-testid="radio-protocol" on:change=move |event| protocol.set(event_target_value(&event))>
+                                <option value="kiss" selected>"KISS (RNode, KISS TNC)"</option>
+                                <option value="line">"Lines (DIY sketch)"</option>
+                            </select>
+                        </label>
+                        <label>"Speed (baud) "
+                            <input inputmode="numeric" placeholder="115200 (KISS) / 9600 (lines)" data-testid="radio-baud"
+                                prop:value=baud on:input=move |event| baud.set(event_target_value(&event))/>
+                        </label>
+                        <label>"RNode frequency (MHz, optional) "
+                            <input inputmode="decimal" placeholder="868.1" data-testid="radio-frequency"
+                                prop:value=frequency on:input=move |event| frequency.set(event_target_value(&event))/>
+                        </label>
+                        <p class="error" role="alert">{move || error.get()}</p>
+                        <button class="primary" data-testid="radio-connect" on:click=connect>"Connect a radio"</button>
+                    }.into_any()
+                }}
+                <button data-testid="radio-close" on:click=move |_| open.set(false)>"Close"</button>
             </div>
         </Show>
     }

@@ -84,6 +84,9 @@ pub(crate) struct OutboxRecord {
     /// long for the radio. Older entries have none.
     #[serde(default, with = "serde_bytes")]
     pub(crate) radio: Vec<u8>,
+    /// A message heard over this device's radio, to upload (not an own message to publish).
+    #[serde(default)]
+    pub(crate) heard: bool,
     /// The server refused it; it waits for the person to retry.
     pub(crate) failed: bool,
 }
@@ -243,10 +246,42 @@ impl Db {
             id: message.id.clone(),
             envelope,
             radio,
+            heard: false,
             failed: false,
         };
         tx.store(OUTBOX)?.add(&to_js(&entry)?, None).await?;
         tx.store(MESSAGES)?.put(&to_js(message)?, None).await?;
+        tx.done().await?;
+        Ok(())
+    }
+
+    /// Keeps a message heard over this device's radio, and queues it for upload, in one
+    /// transaction. Heard twice, it is kept once.
+    pub(crate) async fn enqueue_heard(
+        &self,
+        message: &MessageRecord,
+        envelope: Vec<u8>,
+    ) -> Result<()> {
+        let tx = self
+            .rexie
+            .transaction(&[MESSAGES, OUTBOX], TransactionMode::ReadWrite)?;
+        let messages = tx.store(MESSAGES)?;
+        let known = messages
+            .get(message.id.as_str().into())
+            .await?
+            .is_some_and(|v| !v.is_undefined());
+        if !known {
+            let entry = OutboxRecord {
+                n: None,
+                id: message.id.clone(),
+                envelope,
+                radio: Vec::new(),
+                heard: true,
+                failed: false,
+            };
+            tx.store(OUTBOX)?.add(&to_js(&entry)?, None).await?;
+            messages.put(&to_js(message)?, None).await?;
+        }
         tx.done().await?;
         Ok(())
     }
@@ -296,7 +331,9 @@ impl Db {
                 .filter(|v| !v.is_undefined())
             {
                 let mut record: MessageRecord = from_js(value)?;
-                record.state = RecordState::Stored;
+                if record.state != RecordState::Radio {
+                    record.state = RecordState::Stored;
+                }
                 record.seq = Some(*seq);
                 record.order = *seq;
                 messages.put(&to_js(&record)?, None).await?;

@@ -32,6 +32,8 @@ use wasm_bindgen::JsCast;
 use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 
 use crate::db::{Db, MessageRecord, RecordState, RoomRecord, LOCAL_ORDER_BASE};
+
+mod radio;
 use crate::{device, pwa};
 
 /// First reconnect delay; doubles up to [`MAX_BACKOFF_MS`], with random jitter.
@@ -123,6 +125,8 @@ struct Inner {
     /// Private-conversation rooms with people seen, and whose they are (sender id hex).
     direct_rooms: HashMap<RoomId, String>,
     heartbeats: u32,
+    /// This browser's own radio (Web Serial).
+    radio: radio::RadioSide,
 }
 
 /// Someone this device has seen in a room.
@@ -354,6 +358,7 @@ impl Engine {
         mark("fieldmesh:ready");
 
         self.connect();
+        self.radio_init();
         let weak = Rc::downgrade(&self);
         let _ = set_interval_with_handle(
             move || {
@@ -435,6 +440,7 @@ impl Engine {
             inner.members.clear();
             inner.typing.clear();
         }
+        self.radio_on_disconnect();
         if let Err(error) = db.put_room(&record).await {
             self.notice(format!("Could not save the room: {}", error.0));
         }
@@ -786,6 +792,8 @@ impl Engine {
                 });
                 self.state.radio.set(line);
             }
+            ServerFrame::Lending { active, detail } => self.on_lending(active, detail),
+            ServerFrame::RadioFrame { frame } => self.on_radio_frame(frame),
             ServerFrame::Relayed { id, .. } => {
                 let id = id.to_string();
                 self.update_message(&id, |m| m.delivery = Delivery::Relayed);
@@ -919,6 +927,7 @@ impl Engine {
         self.state.connection.set(Connection::Online);
         self.send_join();
         self.request_flush();
+        self.radio_on_online();
     }
     /// Sends the outbox, in order, when connected. Every path that adds to the outbox comes
     /// here, so a new message never overtakes older ones still waiting.
@@ -971,12 +980,12 @@ impl Engine {
         self.show_outbox_progress();
         for entry in outbox.into_iter().filter(|e| !e.failed) {
             if !self.inner.borrow().acked.contains(&entry.id) {
-                self.send_queued(&entry.id, &entry.envelope, &entry.radio);
+                self.send_queued(&entry.id, &entry.envelope, &entry.radio, entry.heard);
             }
         }
     }
 
-    fn send_queued(&self, id: &str, envelope: &[u8], radio: &[u8]) {
+    fn send_queued(&self, id: &str, envelope: &[u8], radio: &[u8], heard: bool) {
         if self.inner.borrow().sent.contains(id) {
             return;
         }
@@ -985,6 +994,13 @@ impl Engine {
             return;
         };
         let (room, message) = (envelope.room, envelope.id);
+        if heard {
+            // Heard over this device's radio while no server was reachable: upload it.
+            if self.send_frame(&ClientFrame::RadioHeard(envelope)) {
+                self.inner.borrow_mut().sent.insert(id.to_string());
+            }
+            return;
+        }
         if self.send_frame(&ClientFrame::Publish(envelope)) {
             self.inner.borrow_mut().sent.insert(id.to_string());
             // A server without a radio ignores this; one with a radio carries it to other
@@ -1494,7 +1510,10 @@ impl ChatActions for Actions {
         let engine = Rc::clone(&self.0);
         spawn_local(async move {
             match db.enqueue(&record, bytes, radio).await {
-                Ok(()) => engine.request_flush(),
+                Ok(()) => {
+                    engine.request_flush();
+                    engine.radio_send_outbox().await;
+                }
                 Err(error) => {
                     {
                         let mut inner = engine.inner.borrow_mut();
@@ -1631,6 +1650,18 @@ impl ChatActions for Actions {
             self.state.key_warning.set(None);
             self.show_members();
         }
+    }
+
+    fn radio_connect(&self, settings: app::RadioSettings) {
+        Engine::radio_connect(&self.0, settings);
+    }
+
+    fn radio_disconnect(&self) {
+        Engine::radio_disconnect(&self.0);
+    }
+
+    fn radio_lend(&self, lend: bool) {
+        Engine::radio_lend(&self.0, lend);
     }
 
     fn unlock(&self, code: &str) -> Result<(), String> {

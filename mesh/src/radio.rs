@@ -530,7 +530,7 @@ impl Default for NodeConfig {
             hop_limit: DEFAULT_HOP_LIMIT,
             // LoRa SF7, 125 kHz, coding rate 4/5.
             bitrate_bps: 5470,
-            max_retries: 5,
+            max_retries: 8,
         }
     }
 }

@@ -3,6 +3,13 @@
 //! a partial frame waits for more bytes, garbage between frames is skipped, every length is
 //! bounded before anything grows, and a bad frame is dropped with a resync at the next
 //! delimiter.
+//!
+//! [`Framing`] puts these behind one interface per serial protocol ([`Kiss`], [`Line`]), used by
+//! the server's radio link and by the browser's Web Serial radio alike.
+
+use base64::Engine as _;
+
+use crate::radio::DEFAULT_FRAME_BYTES;
 
 /// KISS frame delimiter.
 pub const FEND: u8 = 0xC0;
@@ -203,6 +210,176 @@ impl LineDecoder {
             }
         }
         out
+    }
+}
+
+// ---- Framings: radio frames to serial bytes and back, one per protocol. ----
+
+/// RNode radio settings sent after opening a `kiss` port (only when a frequency is set: a
+/// plain KISS TNC reads these command bytes as its own settings).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RnodeSettings {
+    /// Centre frequency in Hz.
+    pub frequency_hz: u32,
+    /// Bandwidth in Hz.
+    pub bandwidth_hz: u32,
+    /// Transmit power in dBm.
+    pub tx_power_dbm: u8,
+    /// Spreading factor (7–12).
+    pub spreading_factor: u8,
+    /// Coding rate denominator (5–8 for 4/5–4/8).
+    pub coding_rate: u8,
+}
+
+/// One serial protocol: turns radio frames into serial bytes and back.
+pub trait Framing: Send {
+    /// The protocol's name, for the status line.
+    fn name(&self) -> &'static str;
+    /// What to write after opening the port.
+    fn configure(&self) -> Vec<Vec<u8>>;
+    /// The serial bytes for one radio frame.
+    fn encode(&self, frame: &[u8]) -> Vec<u8>;
+    /// Feeds serial bytes; returns the radio frames they complete. Garbage and oversize input
+    /// is skipped and counted in [`Framing::dropped`].
+    fn decode(&mut self, bytes: &[u8]) -> Vec<Vec<u8>>;
+    /// Largest radio frame this protocol carries.
+    fn max_frame(&self) -> usize;
+    /// Frames dropped as garbage so far.
+    fn dropped(&self) -> u64;
+}
+
+/// KISS: `FEND command payload FEND`, with FEND/FESC escaped.
+pub struct Kiss {
+    decoder: KissDecoder,
+    rnode: Option<RnodeSettings>,
+    dropped: u64,
+}
+
+impl Kiss {
+    /// A KISS framing; with `rnode`, the radio is configured on open.
+    pub fn new(rnode: Option<RnodeSettings>) -> Self {
+        Self {
+            // A LoRa frame is at most 255 bytes; one more for the command byte.
+            decoder: KissDecoder::new(crate::radio::MAX_FRAME_BYTES + 1),
+            rnode,
+            dropped: 0,
+        }
+    }
+}
+
+impl Framing for Kiss {
+    fn name(&self) -> &'static str {
+        "kiss"
+    }
+
+    fn configure(&self) -> Vec<Vec<u8>> {
+        self.rnode
+            .map(|r| {
+                rnode_configure(
+                    r.frequency_hz,
+                    r.bandwidth_hz,
+                    r.tx_power_dbm,
+                    r.spreading_factor,
+                    r.coding_rate,
+                )
+            })
+            .unwrap_or_default()
+    }
+
+    fn encode(&self, frame: &[u8]) -> Vec<u8> {
+        kiss_encode(CMD_DATA, frame)
+    }
+
+    fn decode(&mut self, bytes: &[u8]) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for frame in self.decoder.push(bytes) {
+            match frame {
+                // Data on port 0; RNode also reports its settings and signal figures with
+                // other command bytes, which carry no messages.
+                Ok(frame) if frame.command == CMD_DATA => out.push(frame.payload),
+                Ok(_) => {}
+                Err(_) => self.dropped += 1,
+            }
+        }
+        out
+    }
+
+    fn max_frame(&self) -> usize {
+        DEFAULT_FRAME_BYTES
+    }
+
+    fn dropped(&self) -> u64 {
+        self.dropped
+    }
+}
+
+/// Longest line read from a `line` radio: a base64 frame plus room for a debug message.
+pub const MAX_LINE_BYTES: usize = 512;
+
+/// Lines: each radio frame is one line of base64 text, which a DIY sketch sends over LoRa as
+/// it is. Lines that are not base64 (a sketch's debug output) are skipped.
+pub struct Line {
+    decoder: LineDecoder,
+    dropped: u64,
+}
+
+impl Line {
+    /// A line framing.
+    pub fn new() -> Self {
+        Self {
+            decoder: LineDecoder::new(MAX_LINE_BYTES),
+            dropped: 0,
+        }
+    }
+}
+
+impl Default for Line {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+const LINE_BASE64: base64::engine::GeneralPurpose =
+    base64::engine::general_purpose::STANDARD_NO_PAD;
+
+impl Framing for Line {
+    fn name(&self) -> &'static str {
+        "line"
+    }
+
+    fn configure(&self) -> Vec<Vec<u8>> {
+        Vec::new()
+    }
+
+    fn encode(&self, frame: &[u8]) -> Vec<u8> {
+        // A newline first ends whatever half line the radio may hold (noise, a reset), so
+        // the frame always starts a line of its own.
+        let mut line = vec![b'\n'];
+        line.extend(LINE_BASE64.encode(frame).into_bytes());
+        line.push(b'\n');
+        line
+    }
+
+    fn decode(&mut self, bytes: &[u8]) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for line in self.decoder.push(bytes) {
+            match line.map(|line| LINE_BASE64.decode(line.trim_ascii())) {
+                Ok(Ok(frame)) if !frame.is_empty() && frame.len() <= self.max_frame() => {
+                    out.push(frame)
+                }
+                _ => self.dropped += 1,
+            }
+        }
+        out
+    }
+
+    fn max_frame(&self) -> usize {
+        // The sketch sends the text line over the air: 233 text bytes carry 174 bytes.
+        DEFAULT_FRAME_BYTES * 3 / 4
+    }
+
+    fn dropped(&self) -> u64 {
+        self.dropped
     }
 }
 

@@ -98,7 +98,29 @@ pub enum ClientFrame {
         #[serde(with = "serde_bytes")]
         payload: Vec<u8>,
     },
+    /// Store a message this device heard over its own radio (Web Serial, direct mode) while
+    /// no server was reachable: a [`crate::Kind::Radio`] envelope made with
+    /// [`crate::radio::RadioMessage::to_envelope`]. Answered like a publish.
+    RadioHeard(Envelope),
+    /// Lend this page's radio to the server: it then sends [`ServerFrame::RadioFrame`]s to
+    /// transmit and expects [`ClientFrame::RadioFrame`]s heard. Answered with
+    /// [`ServerFrame::Lending`].
+    LendRadio {
+        /// Who lends, for the server's radio line (at most [`MAX_LENDER_LABEL_CHARS`]).
+        label: String,
+    },
+    /// Stop lending the radio.
+    StopLending,
+    /// A frame the lent radio heard (at most [`crate::radio::MAX_FRAME_BYTES`]).
+    RadioFrame {
+        /// The frame as heard.
+        #[serde(with = "serde_bytes")]
+        frame: Vec<u8>,
+    },
 }
+
+/// Longest label of a lent radio, in characters.
+pub const MAX_LENDER_LABEL_CHARS: usize = 64;
 
 /// A message as the server stored it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -220,6 +242,19 @@ pub enum ServerFrame {
     },
     /// The server's radio: sent after [`ServerFrame::Welcome`] and whenever it changes.
     Radio(RadioStatus),
+    /// Answer to [`ClientFrame::LendRadio`] (and sent when a lending ends).
+    Lending {
+        /// This page's radio is now the server's.
+        active: bool,
+        /// A sentence for people (why not, or what it does now).
+        detail: String,
+    },
+    /// A frame for the lent radio to transmit.
+    RadioFrame {
+        /// The frame to send.
+        #[serde(with = "serde_bytes")]
+        frame: Vec<u8>,
+    },
     /// A message went out over the radio and a neighbouring camp's radio was heard relaying
     /// or acknowledging it.
     Relayed {

@@ -100,10 +100,7 @@ impl AppState {
         };
         let access = access::Access::new(code);
         let hub = Hub::default();
-        let radio = match config.radio() {
-            Some(radio) => radio::Radio::start(radio, store.clone(), hub.clone()),
-            None => radio::Radio::none(),
-        };
+        let radio = radio::Radio::start(config.radio(), store.clone(), hub.clone());
         let state = Self {
             leptos_options,
             store,

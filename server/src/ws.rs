@@ -17,7 +17,9 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
-use mesh::wire::{MAX_HISTORY_PAGE, MAX_JOIN_CODE_CHARS, MAX_PRESENCE_BYTES};
+use mesh::wire::{
+    MAX_HISTORY_PAGE, MAX_JOIN_CODE_CHARS, MAX_LENDER_LABEL_CHARS, MAX_PRESENCE_BYTES,
+};
 use mesh::{
     ClientFrame, DecodeError, Envelope, ErrorCode, Member, MessageId, RoomId, SenderId,
     ServerFrame, StoredMessage, MAX_BODY_BYTES, MAX_FRAME_BYTES,
@@ -108,6 +110,7 @@ async fn serve_connection(socket: WebSocket, state: AppState, address: IpAddr) {
         address,
         unlocked: !code_required,
         publish_paused_until: None,
+        lease: None,
     };
     session
         .send(ServerFrame::Welcome {
@@ -144,6 +147,9 @@ async fn serve_connection(socket: WebSocket, state: AppState, address: IpAddr) {
                 }
                 let _ = session.tx.send(Outbound::Ping).await;
             }
+            Some(frame) = lent_radio_frame(&mut session.lease) => {
+                session.send(ServerFrame::RadioFrame { frame }).await;
+            }
             changed = radio.changed(), if radio_alive => {
                 if changed.is_ok() {
                     let status = radio.borrow_and_update().clone();
@@ -173,6 +179,8 @@ struct Session {
     /// every later publish is refused until then too, so messages are never stored out of the
     /// order they were sent in.
     publish_paused_until: Option<Instant>,
+    /// This page lends its radio to the server.
+    lease: Option<crate::radio::Lease>,
 }
 
 struct Following {
@@ -367,11 +375,55 @@ impl Session {
             }
             ClientFrame::Ping { nonce } => self.send(ServerFrame::Pong { nonce }).await,
             ClientFrame::SendRadio { room, id, payload } => {
+                // The message itself is stored (its own ack said so); only the radio copy is
+                // refused, so the error names no message id.
                 if let Err(error) = self.state.radio.send(room, id, payload) {
-                    self.refuse(ErrorCode::LimitReached, error.to_string(), Some(id))
-                        .await;
+                    let detail = format!("{error}; it reached this server's phones only");
+                    self.refuse(ErrorCode::LimitReached, detail, None).await;
                 }
             }
+            ClientFrame::RadioHeard(envelope) => self.radio_heard(envelope).await,
+            ClientFrame::LendRadio { label } => {
+                self.lease = None;
+                let label: String = label
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(MAX_LENDER_LABEL_CHARS)
+                    .collect();
+                let label = format!("{} ({})", label.trim(), self.address);
+                let answer = match self.state.radio.lend(&label) {
+                    Ok(lease) => {
+                        self.lease = Some(lease);
+                        ServerFrame::Lending {
+                            active: true,
+                            detail: "this server now sends and hears through your radio".into(),
+                        }
+                    }
+                    Err(detail) => ServerFrame::Lending {
+                        active: false,
+                        detail,
+                    },
+                };
+                self.send(answer).await;
+            }
+            ClientFrame::StopLending => {
+                if self.lease.take().is_some() {
+                    self.send(ServerFrame::Lending {
+                        active: false,
+                        detail: "you stopped lending your radio".into(),
+                    })
+                    .await;
+                }
+            }
+            ClientFrame::RadioFrame { frame } => match &self.lease {
+                Some(lease) => {
+                    lease.heard(frame);
+                }
+                None => {
+                    let detail = "this page does not lend its radio to the server".to_string();
+                    self.refuse(ErrorCode::LimitReached, detail, None).await;
+                }
+            },
         }
     }
 
@@ -441,6 +493,43 @@ impl Session {
                 last_typing: None,
             },
         );
+    }
+
+    /// Stores a message the device heard over its own radio while no server was reachable.
+    async fn radio_heard(&mut self, envelope: Envelope) {
+        let id = envelope.id;
+        let valid = envelope.body.len() <= mesh::radio::MAX_PAYLOAD_BYTES
+            && mesh::radio::RadioMessage::from_envelope(&envelope).is_some();
+        if !valid {
+            let detail = "not a radio message: it was not stored".to_string();
+            return self.refuse(ErrorCode::Malformed, detail, Some(id)).await;
+        }
+        if let Err(retry) = self
+            .state
+            .access
+            .limits
+            .publish(envelope.sender, self.address)
+        {
+            return self.rate_limited("messages", retry, Some(id)).await;
+        }
+        let hub = self.state.hub.clone();
+        let received_at_ms = now_ms();
+        let stored = self
+            .state
+            .store
+            .run(move |s| s.insert_blocking(&envelope, received_at_ms, |m| hub.publish(m)))
+            .await;
+        match stored {
+            Ok(stored) => {
+                self.send(ServerFrame::Ack {
+                    id,
+                    seq: stored.message.seq,
+                    duplicate: stored.duplicate,
+                })
+                .await
+            }
+            Err(error) => self.internal_error(error, Some(id)).await,
+        }
     }
 
     /// How long publishes stay paused on this connection, if they are.
@@ -687,6 +776,14 @@ async fn follow_room(
         if tx.send(Outbound::Frame(frame)).await.is_err() {
             return;
         }
+    }
+}
+
+/// The next frame for a lent radio to transmit; never, when this page lends none.
+async fn lent_radio_frame(lease: &mut Option<crate::radio::Lease>) -> Option<Vec<u8>> {
+    match lease {
+        Some(lease) => lease.down.recv().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -135,6 +135,7 @@ async fn contract(protocol: Protocol) {
     let dir = tempfile::tempdir().unwrap();
     let pty = PtyPair::start(dir.path());
     let (status_tx, mut status) = watch::channel(RadioStatus::off());
+    let status_tx = std::sync::Arc::new(status_tx);
     let (in_tx, mut frames_in) = mpsc::channel(16);
     let (frames_out, out_rx) = mpsc::channel(16);
     let link = tokio::spawn(link::run(

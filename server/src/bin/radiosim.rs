@@ -229,6 +229,19 @@ impl Sim {
         )
     }
 
+    /// Until when the channel sounds busy at `node` (listen before talk, as RNode firmware
+    /// does): the end of the frames it is hearing now, if any.
+    fn busy_until(&self, node: usize) -> Option<Instant> {
+        let now = Instant::now();
+        let air = self.air.lock().unwrap_or_else(|p| p.into_inner());
+        air.receiving
+            .get(&node)?
+            .iter()
+            .filter(|r| r.start <= now && now < r.end)
+            .map(|r| r.end)
+            .max()
+    }
+
     /// One node puts a frame on the air now; it reaches whoever hears it.
     fn transmit(self: &Arc<Self>, from: usize, frame: Vec<u8>) -> Duration {
         let airtime = self.airtime(frame.len());
@@ -403,11 +416,17 @@ async fn serve_host(
     }
 }
 
-/// Sends a node's queued frames one at a time, keeping its duty cycle.
+/// Sends a node's queued frames one at a time, keeping its duty cycle, after listening that
+/// nobody it hears is transmitting (then waiting a random part of a frame's airtime more).
+/// Nodes that do not hear each other can still collide at a third: the hidden terminal.
 async fn transmitter(sim: Arc<Sim>, node: usize, mut to_air: mpsc::Receiver<Vec<u8>>) {
     let mut next_allowed = Instant::now();
     while let Some(frame) = to_air.recv().await {
         tokio::time::sleep_until(next_allowed).await;
+        while let Some(busy) = sim.busy_until(node) {
+            let backoff = sim.airtime(frame.len()).mul_f64(sim.random());
+            tokio::time::sleep_until(busy + backoff).await;
+        }
         let airtime = sim.transmit(node, frame);
         tokio::time::sleep(airtime).await;
         let off = airtime.mul_f64(1.0 / sim.topology.duty_cycle - 1.0);

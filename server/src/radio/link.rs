@@ -27,7 +27,7 @@ pub struct LinkConfig {
 pub async fn run(
     config: LinkConfig,
     mut framing: Box<dyn Framing>,
-    status: watch::Sender<RadioStatus>,
+    status: std::sync::Arc<watch::Sender<RadioStatus>>,
     frames_in: mpsc::Sender<Vec<u8>>,
     mut frames_out: mpsc::Receiver<Vec<u8>>,
 ) {

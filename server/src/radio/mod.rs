@@ -14,6 +14,7 @@ pub mod link;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mesh::crypto::RoomKey;
@@ -33,6 +34,10 @@ const MAX_UNROUTED: usize = 256;
 const UNROUTED_FOR: Duration = Duration::from_secs(6 * 60 * 60);
 /// A message no neighbour confirmed is sent again after this long…
 const RESEND_AFTER: Duration = Duration::from_secs(120);
+/// Frames waiting for airtime, at most.
+const MAX_AIR_QUEUE: usize = 128;
+/// Pause between frames handed to the radio, beyond their airtime.
+const AIR_GAP: Duration = Duration::from_millis(30);
 /// …until it has waited this long in all.
 const GIVE_UP_AFTER_MS: u64 = 24 * 60 * 60 * 1000;
 
@@ -64,20 +69,69 @@ enum Command {
     Known(RoomId),
 }
 
-/// Handle to the radio bridge. Cheap to clone. Without a radio every call is a no-op.
+/// Handle to the radio bridge. Cheap to clone. The bridge runs even without a radio: a
+/// browser may lend one ([`Radio::lend`]), and radio forms wait in the store until then.
 #[derive(Clone)]
 pub struct Radio {
-    commands: Option<mpsc::Sender<Command>>,
+    commands: mpsc::Sender<Command>,
     status: watch::Receiver<RadioStatus>,
-    /// Keeps the status channel open when there is no radio task to own its sender.
-    _idle: Option<std::sync::Arc<watch::Sender<RadioStatus>>>,
+    status_tx: Arc<watch::Sender<RadioStatus>>,
+    /// The browser lending its radio, if one does.
+    lender: Arc<Mutex<Option<Lender>>>,
+    /// Frames heard, for the bridge (from the serial link or a lender).
+    frames_in: mpsc::Sender<Vec<u8>>,
+    /// A serial radio is configured (then nobody may lend one).
+    serial: bool,
+    /// Largest frame the radio sends (messages must fit in 16 of them).
+    frame_bytes: usize,
+}
+
+struct Lender {
+    lease: u64,
+    down: mpsc::Sender<Vec<u8>>,
+}
+
+/// A browser's radio, lent to this server while the lease lives: frames to transmit come out
+/// of [`Lease::down`], frames heard go in with [`Lease::heard`]. Dropping it (the page
+/// closed, or stopped lending) frees the radio link for another browser.
+pub struct Lease {
+    id: u64,
+    radio: Radio,
+    /// Frames the browser's radio is to transmit.
+    pub down: mpsc::Receiver<Vec<u8>>,
+}
+
+impl Lease {
+    /// Hands the bridge a frame the lent radio heard. `false` when it is over the size limit
+    /// or the bridge is busy (the frame is dropped, as a radio would).
+    pub fn heard(&self, frame: Vec<u8>) -> bool {
+        frame.len() <= mesh::radio::MAX_FRAME_BYTES && self.radio.frames_in.try_send(frame).is_ok()
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let mut lender = self.radio.lender.lock().unwrap_or_else(|p| p.into_inner());
+        if lender.as_ref().is_some_and(|l| l.lease == self.id) {
+            *lender = None;
+            tracing::info!("the lent radio went away");
+            self.radio.status_tx.send_replace(no_radio());
+        }
+    }
+}
+
+fn no_radio() -> RadioStatus {
+    RadioStatus {
+        state: RadioState::Off,
+        detail: "no radio; a browser with a USB radio can lend one".into(),
+    }
 }
 
 /// Why a radio send was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
-    /// The payload is over the radio limit.
-    #[error("the radio form is {0} bytes; the limit is {MAX_PAYLOAD_BYTES}")]
+    /// The payload does not fit in the most frames a message may have.
+    #[error("the message is too long for the radio ({0} bytes in its radio form)")]
     TooLarge(usize),
     /// The bridge is busy; the client may retry.
     #[error("the radio queue is full")]
@@ -85,62 +139,101 @@ pub enum SendError {
 }
 
 impl Radio {
-    /// No radio.
-    pub fn none() -> Self {
-        let (sender, status) = watch::channel(RadioStatus::off());
-        Self {
-            commands: None,
-            status,
-            _idle: Some(std::sync::Arc::new(sender)),
-        }
-    }
-
-    /// Starts the bridge and its serial link.
-    pub fn start(config: RadioConfig, store: Store, hub: Hub) -> Self {
-        let (status_tx, status) = watch::channel(RadioStatus {
-            state: RadioState::Connecting,
-            detail: format!("opening {}", config.path.display()),
-        });
-        let (commands, commands_rx) = mpsc::channel(256);
-        let (frames_in_tx, frames_in) = mpsc::channel(256);
-        let (frames_out, frames_out_rx) = mpsc::channel(256);
-        let framing = framing::framing(config.protocol, config.rnode);
-        let node_config = NodeConfig {
-            frame_bytes: config.frame_bytes.min(framing.max_frame()),
-            hop_limit: config.hop_limit.min(mesh::radio::MAX_HOP_LIMIT),
-            bitrate_bps: config.bitrate_bps,
-            ..NodeConfig::default()
-        };
-        tokio::spawn(link::run(
-            link::LinkConfig {
-                path: config.path.clone(),
-                baud: config.baud,
+    /// Starts the bridge, and the serial link when a radio is configured.
+    pub fn start(config: Option<RadioConfig>, store: Store, hub: Hub) -> Self {
+        let initial = match &config {
+            Some(config) => RadioStatus {
+                state: RadioState::Connecting,
+                detail: format!("opening {}", config.path.display()),
             },
-            framing,
-            status_tx,
-            frames_in_tx,
-            frames_out_rx,
-        ));
+            None => no_radio(),
+        };
+        let (status_tx, status) = watch::channel(initial);
+        let status_tx = Arc::new(status_tx);
+        let (commands, commands_rx) = mpsc::channel(256);
+        let (frames_in, frames_in_rx) = mpsc::channel(256);
+        let mut node_config = NodeConfig::default();
+        let mut serial_out = None;
+        if let Some(config) = &config {
+            let (frames_out, frames_out_rx) = mpsc::channel(256);
+            serial_out = Some(frames_out);
+            let framing = framing::framing(config.protocol, config.rnode);
+            node_config = NodeConfig {
+                frame_bytes: config.frame_bytes.min(framing.max_frame()),
+                hop_limit: config.hop_limit.min(mesh::radio::MAX_HOP_LIMIT),
+                bitrate_bps: config.bitrate_bps,
+                ..NodeConfig::default()
+            };
+            tokio::spawn(link::run(
+                link::LinkConfig {
+                    path: config.path.clone(),
+                    baud: config.baud,
+                },
+                framing,
+                Arc::clone(&status_tx),
+                frames_in.clone(),
+                frames_out_rx,
+            ));
+        }
+        let frame_bytes = node_config.frame_bytes;
+        let lender = Arc::new(Mutex::new(None));
         let mut seed = [0u8; 8];
         let _ = getrandom::fill(&mut seed);
         let bridge = Bridge {
             node: Node::new(node_config, u64::from_le_bytes(seed)),
             store,
             hub,
-            frames_out,
+            serial_out,
+            lender: Arc::clone(&lender),
             started: Instant::now(),
             rooms: HashMap::new(),
             origins: HashMap::new(),
             unrouted: VecDeque::new(),
             resend: VecDeque::new(),
+            air_queue: VecDeque::new(),
+            air_free_at: Instant::now(),
             status: status.clone(),
         };
-        tokio::spawn(bridge.run(commands_rx, frames_in));
+        tokio::spawn(bridge.run(commands_rx, frames_in_rx));
         Self {
-            commands: Some(commands),
+            commands,
             status,
-            _idle: None,
+            status_tx,
+            lender,
+            frames_in,
+            serial: config.is_some(),
+            frame_bytes,
         }
+    }
+
+    /// Takes a browser's radio as this server's radio link, unless the server has its own or
+    /// another browser lends one already.
+    pub fn lend(&self, label: &str) -> Result<Lease, String> {
+        static NEXT_LEASE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        if self.serial {
+            return Err("this server has its own radio; yours is not needed".into());
+        }
+        let mut lender = self.lender.lock().unwrap_or_else(|p| p.into_inner());
+        if lender.is_some() {
+            return Err("another browser lends its radio to this server already".into());
+        }
+        let id = NEXT_LEASE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (down_tx, down) = mpsc::channel(256);
+        *lender = Some(Lender {
+            lease: id,
+            down: down_tx,
+        });
+        drop(lender);
+        tracing::info!(%label, "a browser lends its radio");
+        self.status_tx.send_replace(RadioStatus {
+            state: RadioState::Ready,
+            detail: format!("radio lent by {label}"),
+        });
+        Ok(Lease {
+            id,
+            radio: self.clone(),
+            down,
+        })
     }
 
     /// The radio's state, to watch for changes.
@@ -148,24 +241,20 @@ impl Radio {
         self.status.clone()
     }
 
-    /// Whether a radio is configured.
-    pub fn enabled(&self) -> bool {
-        self.commands.is_some()
-    }
-
     /// Sends the radio form of the published message `id` in `room`.
     pub fn send(&self, room: RoomId, id: MessageId, payload: Vec<u8>) -> Result<(), SendError> {
-        let Some(commands) = &self.commands else {
-            return Ok(());
-        };
-        if payload.len() > MAX_PAYLOAD_BYTES {
-            return Err(SendError::TooLarge(payload.len()));
-        }
+        let len = payload.len();
         let message = RadioMessage {
             key: MessageKey::of(room, id),
             payload,
         };
-        commands
+        if len > MAX_PAYLOAD_BYTES
+            || len == 0
+            || message.frame_count(self.frame_bytes) > mesh::radio::MAX_FRAGMENTS
+        {
+            return Err(SendError::TooLarge(len));
+        }
+        self.commands
             .try_send(Command::Send { room, id, message })
             .map_err(|_| SendError::Busy)
     }
@@ -173,9 +262,7 @@ impl Radio {
     /// Tells the bridge a room exists here (a phone joined it), so radio messages for it can
     /// be stored.
     pub fn known_room(&self, room: RoomId) {
-        if let Some(commands) = &self.commands {
-            let _ = commands.try_send(Command::Known(room));
-        }
+        let _ = self.commands.try_send(Command::Known(room));
     }
 }
 
@@ -190,7 +277,10 @@ struct Bridge {
     node: Node,
     store: Store,
     hub: Hub,
-    frames_out: mpsc::Sender<Vec<u8>>,
+    /// Frames to transmit go to the serial link when there is one…
+    serial_out: Option<mpsc::Sender<Vec<u8>>>,
+    /// …or else to the browser lending its radio.
+    lender: Arc<Mutex<Option<Lender>>>,
     started: Instant,
     /// Rooms by their 4-byte radio tag.
     rooms: HashMap<[u8; 4], Vec<RoomId>>,
@@ -200,6 +290,10 @@ struct Bridge {
     unrouted: VecDeque<(Instant, RadioMessage)>,
     /// Unconfirmed messages to send again, and when.
     resend: VecDeque<(Instant, MessageKey)>,
+    /// Frames for the radio, paced by their airtime.
+    air_queue: VecDeque<Vec<u8>>,
+    /// When the radio is done with the frames handed to it.
+    air_free_at: Instant,
     status: watch::Receiver<RadioStatus>,
 }
 
@@ -240,7 +334,13 @@ impl Bridge {
                         "radio messages from before the restart wait for the radio"
                     );
                 }
+                let now = crate::ws::now_ms();
                 for p in pending {
+                    if now.saturating_sub(p.queued_at_ms) > GIVE_UP_AFTER_MS {
+                        // A day without any radio: too old to matter to anyone now.
+                        self.forget_pending(p.id).await;
+                        continue;
+                    }
                     let message = RadioMessage {
                         key: MessageKey::of(p.room, p.id),
                         payload: p.payload,
@@ -257,10 +357,11 @@ impl Bridge {
                 .next_wakeup()
                 .map(|at| self.started + Duration::from_millis(at));
             let resend_wake = self.resend.front().map(|(at, _)| *at);
-            let wake = match (node_wake, resend_wake) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let air_wake = (!self.air_queue.is_empty()).then_some(self.air_free_at);
+            let wake = [node_wake, resend_wake, air_wake]
+                .into_iter()
+                .flatten()
+                .min();
             tokio::select! {
                 command = commands.recv() => match command {
                     Some(Command::Send { room, id, message }) => self.send(room, id, message).await,
@@ -372,8 +473,11 @@ impl Bridge {
         for action in actions {
             match action {
                 Action::Transmit(frame) => {
-                    // The link drops frames while the radio is away; the node retries them.
-                    let _ = self.frames_out.try_send(frame);
+                    if self.air_queue.len() >= MAX_AIR_QUEUE {
+                        // More than the radio can send for a long while: the node retries.
+                        self.air_queue.pop_front();
+                    }
+                    self.air_queue.push_back(frame);
                 }
                 Action::Deliver(message) => self.deliver(message).await,
                 Action::Confirmed(key) => {
@@ -401,6 +505,31 @@ impl Bridge {
                         self.resend.push_back((Instant::now() + RESEND_AFTER, key));
                     }
                 }
+            }
+        }
+        self.pump();
+    }
+
+    /// Hands the radio the queued frames it can send now: one frame's airtime apart, so its
+    /// own small buffer never overflows and retries are not lost in it.
+    fn pump(&mut self) {
+        let now = Instant::now();
+        while self.air_free_at <= now {
+            let Some(frame) = self.air_queue.pop_front() else {
+                return;
+            };
+            let airtime = Duration::from_millis(self.node.config().airtime_ms(frame.len()));
+            self.air_free_at = now.max(self.air_free_at) + airtime + AIR_GAP;
+            // The link drops frames while the radio is away; the node retries them.
+            if let Some(serial) = &self.serial_out {
+                let _ = serial.try_send(frame);
+            } else if let Some(lender) = self
+                .lender
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+            {
+                let _ = lender.down.try_send(frame);
             }
         }
     }

@@ -1,0 +1,62 @@
+// Two camps whose laptops hear each other only by (simulated) LoRa radio: a phone at each camp
+// in the public Emergency room, in headless chromium.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { ChatPage, RadioSim, Server, launchBrowser } from '../support.mjs';
+
+let sim;
+let campA;
+let campB;
+let browser;
+
+before(async () => {
+  sim = await RadioSim.start('bitrate 20000\nduty-cycle 1\nlink A B latency=20\n');
+  const radio = (name) => ['--radio', sim.port(name), '--radio-bitrate', '20000'];
+  campA = await Server.start({ args: radio('A') });
+  campB = await Server.start({ args: radio('B') });
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await campA?.dispose();
+  await campB?.dispose();
+  await sim?.dispose();
+});
+
+test('a message crosses the radio to another camp, and the sender sees it relayed', async () => {
+  const ana = await ChatPage.open(await browser.newContext(), campA.url);
+  await ana.join('Ana', 'Emergency');
+  const ben = await ChatPage.open(await browser.newContext(), campB.url);
+  await ben.join('Ben', 'Emergency');
+  for (const chat of [ana, ben]) {
+    await chat.waitOnline();
+    await chat.byTestId('radio-status').getByText('📡 Radio on').waitFor();
+  }
+
+  await ana.send('Bridge out at km 12, use the north road');
+  const atB = ben.messageWithText('Bridge out at km 12, use the north road');
+  await atB.waitFor({ timeout: 20_000 });
+  await atB.getByText('📡 via radio').waitFor();
+  // Not signed over the radio: the name is shown as unconfirmed.
+  assert.equal(await atB.getByTestId('message-author').textContent(), 'Ana (unconfirmed)');
+  await ana
+    .messageWithText('Bridge out at km 12, use the north road')
+    .getByText('📡 relayed by radio')
+    .waitFor({ timeout: 20_000 });
+
+  await ben.send('Thanks, we will send the truck round');
+  await ana.messageWithText('Thanks, we will send the truck round').getByText('📡 via radio').waitFor({ timeout: 20_000 });
+  // Once each, after a reload too (the device store kept them).
+  await ben.page.reload();
+  await ben.messageWithText('Thanks, we will send the truck round').waitFor();
+  assert.equal(await ben.messageWithText('Bridge out at km 12, use the north road').count(), 1);
+
+  // The radio is pulled out: both apps say so.
+  await sim.stop();
+  for (const chat of [ana, ben]) {
+    await chat.byTestId('radio-status').getByText('📡 Radio off').waitFor({ timeout: 20_000 });
+  }
+  assert.deepEqual(ana.errors, []);
+  assert.deepEqual(ben.errors, []);
+});
