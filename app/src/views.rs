@@ -647,7 +647,7 @@ fn MessageRow(message: ChatMessage) -> impl IntoView {
             view! { <span class="state" data-testid="message-state">"✓ stored on server"</span> }.into_any()
         }
         Delivery::Relayed => {
-            view! { <span class="state relayed" data-testid="message-state">"✓ stored · 📡 relayed by radio"</span> }.into_any()
+            view! { <span class="state relayed" data-testid="message-state">"📡 relayed by radio"</span> }.into_any()
         }
         Delivery::Failed => view! {
             <button class="state failed" data-testid="message-retry" on:click=move |_| client.retry(&id)>

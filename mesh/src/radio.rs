@@ -584,6 +584,9 @@ enum FrameState {
 #[derive(Clone, Debug)]
 struct Seen {
     at_ms: u64,
+    /// Order of arrival at this node, so frames due together leave in the order they came
+    /// (a sender's messages in the order they were written).
+    order: u64,
     /// The hop limit it reached us with (`u8::MAX` for frames we started).
     heard_hop: u8,
     state: FrameState,
@@ -606,6 +609,8 @@ pub struct Node {
     /// Frames still unconfirmed per message this node started.
     origin: HashMap<MessageKey, usize>,
     rng: u64,
+    /// Frames remembered so far, for [`Seen::order`].
+    arrivals: u64,
 }
 
 /// Counters, for the UI and the figures.
@@ -627,6 +632,7 @@ impl Node {
             reassembler: Reassembler::new(64, 5 * 60 * 1000),
             origin: HashMap::new(),
             rng: seed | 1,
+            arrivals: 0,
         }
     }
 
@@ -659,7 +665,9 @@ impl Node {
         self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d) % bound.max(1)
     }
 
-    fn remember(&mut self, now_ms: u64, key: FrameKey, seen: Seen) {
+    fn remember(&mut self, now_ms: u64, key: FrameKey, mut seen: Seen) {
+        self.arrivals += 1;
+        seen.order = self.arrivals;
         self.seen.insert(key, seen);
         self.order.push_back((now_ms, key));
         while self.order.len() > SEEN_LIMIT
@@ -698,6 +706,7 @@ impl Node {
                 Seen {
                     at_ms: now_ms,
                     heard_hop: u8::MAX,
+                    order: 0,
                     state: FrameState::Scheduled {
                         at_ms: now_ms,
                         packet,
@@ -788,6 +797,7 @@ impl Node {
                         Seen {
                             at_ms: now_ms,
                             heard_hop: hop_limit,
+                            order: 0,
                             state,
                             origin: false,
                         },
@@ -834,7 +844,7 @@ impl Node {
             })
             .collect();
         // Oldest first, fragments in order.
-        due.sort_by_key(|(key, seen)| (seen.at_ms, **key));
+        due.sort_by_key(|(_, seen)| (seen.at_ms, seen.order));
         for (n, (key, seen)) in due.into_iter().enumerate() {
             let jitter = jitter[n % jitter.len()];
             match std::mem::replace(&mut seen.state, FrameState::Done) {
@@ -1128,6 +1138,28 @@ mod tests {
             .count();
         assert_eq!(data, 4);
         assert!(nodes.iter().all(|n| n.next_wakeup().is_none()));
+    }
+
+    #[test]
+    fn messages_sent_together_leave_in_the_order_they_were_written() {
+        let mut node = Node::new(NodeConfig::default(), 9);
+        // Ids in falling order, so any ordering by key would reverse them.
+        let messages: Vec<RadioMessage> = (0..3u8)
+            .map(|n| RadioMessage::seal(&key(), MessageId([200 - n; 16]), 1, "A", &format!("m{n}")))
+            .collect();
+        for message in &messages {
+            node.send(0, message).unwrap();
+        }
+        let sent: Vec<MessageKey> = node
+            .poll(0)
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::Transmit(bytes) => Some(Packet::decode(&bytes).unwrap().key().message),
+                _ => None,
+            })
+            .collect();
+        let written: Vec<MessageKey> = messages.iter().map(|m| m.key).collect();
+        assert_eq!(sent, written);
     }
 
     #[test]

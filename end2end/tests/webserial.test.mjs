@@ -1,0 +1,238 @@
+// The PWA drives a radio over Web Serial. Headless chromium cannot open a real port, so the
+// page gets a port object (addInitScript) whose streams this test connects to a pseudo-
+// terminal of the radio simulator: the page's radio is a node of the same simulated mesh as
+// the servers' radios.
+import assert from 'node:assert/strict';
+import { closeSync, constants, openSync, writeSync } from 'node:fs';
+import { ReadStream } from 'node:tty';
+import { after, before, test } from 'node:test';
+import { ChatPage, RadioSim, Server, launchBrowser } from '../support.mjs';
+
+const TOPOLOGY = 'bitrate 20000\nduty-cycle 1\nlink A B latency=20\n';
+const RADIO = ['--radio-bitrate', '20000'];
+
+let browser;
+before(async () => {
+  browser = await launchBrowser();
+});
+after(async () => {
+  await browser?.close();
+});
+
+/** The fake Web Serial API, in the page: one port, streams bridged to the test. */
+function fakeSerial() {
+  const port = {
+    readable: null,
+    writable: null,
+    async open(options) {
+      await window.__serialOpen(options.baudRate);
+      this.readable = new ReadableStream({
+        start(controller) {
+          window.__serialPush = (bytes) => controller.enqueue(new Uint8Array(bytes));
+          window.__serialFail = (message) => controller.error(new Error(message));
+        },
+      });
+      this.writable = new WritableStream({
+        write: (chunk) => window.__serialWrite(Array.from(chunk)),
+      });
+    },
+    async close() {
+      this.readable = null;
+      this.writable = null;
+      await window.__serialClose();
+    },
+    getInfo: () => ({ usbVendorId: 0x1a86, usbProductId: 0x55d4 }),
+  };
+  window.__serialGranted = false;
+  const serial = {
+    onconnect: null,
+    async requestPort() {
+      window.__serialGranted = true;
+      return port;
+    },
+    async getPorts() {
+      return window.__serialGranted || localStorage.getItem('granted') ? [port] : [];
+    },
+  };
+  Object.defineProperty(navigator, 'serial', { value: serial, configurable: true });
+}
+
+/** Connects a page's fake port to the simulator's pseudo-terminal at `path`. */
+async function plugRadio(page, path) {
+  const radio = { fd: null, stream: null, written: 0 };
+  await page.exposeFunction('__serialOpen', () => {
+    radio.fd = openSync(path, constants.O_RDWR | constants.O_NOCTTY | constants.O_NONBLOCK);
+    radio.stream = new ReadStream(radio.fd);
+    radio.stream.on('data', (chunk) => {
+      page.evaluate((bytes) => window.__serialPush?.(bytes), Array.from(chunk)).catch(() => {});
+    });
+    radio.stream.on('error', () => {});
+  });
+  await page.exposeFunction('__serialWrite', (bytes) => {
+    if (radio.fd === null) throw new Error('the radio is unplugged');
+    writeSync(radio.fd, Buffer.from(bytes));
+    radio.written += bytes.length;
+  });
+  await page.exposeFunction('__serialClose', () => unplugFd(radio));
+  return radio;
+}
+
+function unplugFd(radio) {
+  if (radio.stream) radio.stream.destroy();
+  radio.stream = null;
+  radio.fd = null; // closed by the stream
+}
+
+async function connectRadio(chat) {
+  await chat.byTestId('radio-button').click();
+  await chat.byTestId('radio-connect').click();
+  await chat.byTestId('radio-state').getByText('connected').or(chat.byTestId('radio-state').getByText('receiving')).waitFor();
+}
+
+async function openWithRadio(url, simPath) {
+  const context = await browser.newContext();
+  await context.addInitScript(fakeSerial);
+  const page = await context.newPage();
+  const radio = await plugRadio(page, simPath);
+  const chat = new ChatPage(page);
+  await page.goto(url);
+  return { chat, radio };
+}
+
+test('where there is no Web Serial, the radio panel says so', async () => {
+  const server = await Server.start();
+  try {
+    const context = await browser.newContext();
+    await context.addInitScript(() => {
+      Object.defineProperty(navigator, 'serial', { value: undefined, configurable: true });
+    });
+    const chat = await ChatPage.open(context, server.url);
+    await chat.join('Ana', 'Emergency');
+    await chat.byTestId('radio-button').click();
+    await chat.byTestId('radio-unsupported').getByText('Web Serial works in Chrome or Edge').waitFor();
+  } finally {
+    await server.dispose();
+  }
+});
+
+test('direct mode: with no server, the page reaches a far camp over its own radio, and syncs later', async () => {
+  const sim = await RadioSim.start(TOPOLOGY);
+  const home = await Server.start();
+  const far = await Server.start({ args: ['--radio', sim.port('B'), ...RADIO] });
+  try {
+    const { chat: ana } = await openWithRadio(home.url, sim.port('A'));
+    await ana.join('Ana', 'Emergency');
+    await ana.waitOnline();
+    const ben = await ChatPage.open(await browser.newContext(), far.url);
+    await ben.join('Ben', 'Emergency');
+    await ben.byTestId('radio-status').getByText('📡 Radio on').waitFor();
+
+    // The laptop at Ana's camp is gone; her browser has a radio.
+    await home.stop();
+    await ana.waitOffline();
+    await connectRadio(ana);
+    await ana.byTestId('radio-close').click();
+    await ana.send('Need water at the bridge');
+    const atBen = ben.messageWithText('Need water at the bridge');
+    await atBen.getByText('📡 via radio').waitFor({ timeout: 20_000 });
+    await ana.messageWithText('Need water at the bridge').getByText('📡 relayed by radio').waitFor({ timeout: 20_000 });
+
+    await ben.send('Truck leaves at noon');
+    await ana.messageWithText('Truck leaves at noon').getByText('📡 via radio').waitFor({ timeout: 20_000 });
+
+    // The laptop is back: both messages reach it from Ana's device, once each.
+    await home.restart();
+    await ana.waitSynced();
+    const cleo = await ChatPage.open(await browser.newContext(), home.url);
+    await cleo.join('Cleo', 'Emergency');
+    await cleo.messageWithText('Need water at the bridge').waitFor();
+    await cleo.messageWithText('Truck leaves at noon').waitFor();
+    assert.equal(await cleo.messageWithText('Truck leaves at noon').count(), 1);
+    assert.deepEqual(ana.errors, []);
+  } finally {
+    await home.dispose();
+    await far.dispose();
+    await sim.dispose();
+  }
+});
+
+test('lend mode: a server without a radio reaches a far camp through a page\'s radio', async () => {
+  const sim = await RadioSim.start(TOPOLOGY);
+  const home = await Server.start();
+  const far = await Server.start({ args: ['--radio', sim.port('B'), ...RADIO] });
+  try {
+    const { chat: ana } = await openWithRadio(home.url, sim.port('A'));
+    await ana.join('Ana', 'Emergency');
+    await ana.waitOnline();
+    await connectRadio(ana);
+    await ana.byTestId('radio-lend').check();
+    await ana.byTestId('radio-lend-detail').getByText('now sends and hears through your radio').waitFor();
+    await ana.byTestId('radio-close').click();
+
+    // Another phone at the camp, with no radio of its own, sees the server's radio: Ana's.
+    const cleo = await ChatPage.open(await browser.newContext(), home.url);
+    await cleo.join('Cleo', 'Emergency');
+    await cleo.byTestId('radio-status').getByText("radio lent by Ana's browser").waitFor();
+    const ben = await ChatPage.open(await browser.newContext(), far.url);
+    await ben.join('Ben', 'Emergency');
+
+    await cleo.send('Generator needs diesel');
+    await ben.messageWithText('Generator needs diesel').getByText('📡 via radio').waitFor({ timeout: 20_000 });
+    await cleo.messageWithText('Generator needs diesel').getByText('📡 relayed by radio').waitFor({ timeout: 20_000 });
+    await ben.send('Bringing 20 litres');
+    await cleo.messageWithText('Bringing 20 litres').getByText('📡 via radio').waitFor({ timeout: 20_000 });
+
+    // Ana closes her page: the server's radio is gone, cleanly, and another browser could
+    // lend one now.
+    await ana.page.context().close();
+    await cleo.byTestId('radio-status').waitFor({ state: 'detached', timeout: 20_000 });
+  } finally {
+    await home.dispose();
+    await far.dispose();
+    await sim.dispose();
+  }
+});
+
+test('unplugged mid-send and plugged back in: nothing lost, nothing twice', async () => {
+  const sim = await RadioSim.start(TOPOLOGY);
+  const home = await Server.start();
+  const far = await Server.start({ args: ['--radio', sim.port('B'), ...RADIO] });
+  try {
+    const { chat: ana, radio } = await openWithRadio(home.url, sim.port('A'));
+    await ana.join('Ana', 'Emergency');
+    await ana.waitOnline();
+    const ben = await ChatPage.open(await browser.newContext(), far.url);
+    await ben.join('Ben', 'Emergency');
+    await home.stop();
+    await ana.waitOffline();
+    await connectRadio(ana);
+
+    await ana.send('One: road blocked');
+    // Pulled out right after the first frame left.
+    while (radio.written === 0) await ana.page.waitForTimeout(10);
+    await ana.page.evaluate(() => window.__serialFail('device lost'));
+    unplugFd(radio);
+    await ana.byTestId('radio-state').getByText('radio lost').waitFor();
+    await ana.byTestId('radio-close').click();
+    await ana.send('Two: take the east road');
+    await ana.send('Three: bring blankets');
+    await ana.page.waitForTimeout(500);
+
+    // Plugged back in: the page reconnects by itself (a port it may use, no picker).
+    await ana.page.evaluate(() => navigator.serial.onconnect?.());
+    for (const text of ['One: road blocked', 'Two: take the east road', 'Three: bring blankets']) {
+      await ben.messageWithText(text).waitFor({ timeout: 30_000 });
+    }
+    await ana.page.waitForTimeout(2000);
+    for (const text of ['One: road blocked', 'Two: take the east road', 'Three: bring blankets']) {
+      assert.equal(await ben.messageWithText(text).count(), 1, `${text} once`);
+    }
+    // Radio keeps no global order (a frame lost once arrives after the next one), so the
+    // far side holds exactly these three, each once.
+    assert.deepEqual((await ben.texts()).sort(), ['One: road blocked', 'Three: bring blankets', 'Two: take the east road']);
+  } finally {
+    await home.dispose();
+    await far.dispose();
+    await sim.dispose();
+  }
+});
