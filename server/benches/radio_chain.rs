@@ -147,6 +147,8 @@ async fn run(loss: f64, count: usize) -> Run {
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
     // D's phone counts arrivals, A's counts "relayed by radio" notices, all the while.
+    let arrived = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let arrivals = std::sync::Arc::clone(&arrived);
     let counting_d = tokio::spawn(async move {
         let mut seen = HashSet::new();
         let mut duplicates = 0;
@@ -157,6 +159,7 @@ async fn run(loss: f64, count: usize) -> Run {
                 {
                     duplicates += 1;
                 }
+                arrivals.store(seen.len(), std::sync::atomic::Ordering::Relaxed);
             }
         }
         (seen.len(), duplicates)
@@ -181,21 +184,25 @@ async fn run(loss: f64, count: usize) -> Run {
         // LoRa (each is four transmissions, and B and C hear three of them).
         tokio::time::sleep(Duration::from_millis(3000)).await;
     }
-    // Wait until every message is confirmed at A, or a minute passes without progress.
-    let mut last = (0, Instant::now());
+    // Wait until every message reached D and was confirmed at A, or a minute and a half
+    // passes without either moving (relays retry for about a minute).
+    let mut last = ((0, 0), Instant::now());
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let now = confirmed.load(std::sync::atomic::Ordering::Relaxed);
+        let now = (
+            confirmed.load(std::sync::atomic::Ordering::Relaxed),
+            arrived.load(std::sync::atomic::Ordering::Relaxed),
+        );
         if now != last.0 {
             last = (now, Instant::now());
         }
-        if now >= count || last.1.elapsed() > Duration::from_secs(60) {
+        if (now.0 >= count && now.1 >= count) || last.1.elapsed() > Duration::from_secs(90) {
             break;
         }
     }
     let elapsed = started.elapsed();
-    // Let the last relays and acknowledgements settle, then read the counters.
-    tokio::time::sleep(Duration::from_secs(15)).await;
+    // Let the last acknowledgements settle, then read the counters.
+    tokio::time::sleep(Duration::from_secs(5)).await;
     drop(to_d);
     drop(servers);
     let (delivered, duplicates) = counting_d.await.unwrap();
