@@ -218,17 +218,37 @@ fn record_of(stored: &StoredMessage, key: &RoomKey, room_hex: &str) -> Option<Me
         },
         Kind::Radio => return None,
     };
-    Some(MessageRecord {
+    let sender = stored.envelope.sender.to_string();
+    Some(stored_record(
+        stored,
+        room_hex,
+        sender,
+        author,
+        text,
+        RecordState::Stored,
+    ))
+}
+
+/// The device's record of a stored message, once opened.
+fn stored_record(
+    stored: &StoredMessage,
+    room_hex: &str,
+    sender: String,
+    author: String,
+    text: String,
+    state: RecordState,
+) -> MessageRecord {
+    MessageRecord {
         id: stored.envelope.id.to_string(),
         room: room_hex.to_string(),
         order: stored.seq as f64,
         seq: Some(stored.seq as f64),
         created_at: stored.envelope.created_at_ms as f64,
-        sender: stored.envelope.sender.to_string(),
+        sender,
         author,
         text,
-        state: RecordState::Stored,
-    })
+        state,
+    }
 }
 
 /// Opens a message that came over the radio: sealed with the room key, not signed. A message
@@ -237,17 +257,15 @@ fn radio_record_of(stored: &StoredMessage, key: &RoomKey, room_hex: &str) -> Opt
     let opened = RadioMessage::from_envelope(&stored.envelope)?
         .open(key)
         .ok()?;
-    Some(MessageRecord {
-        id: stored.envelope.id.to_string(),
-        room: room_hex.to_string(),
-        order: stored.seq as f64,
-        seq: Some(stored.seq as f64),
-        created_at: stored.envelope.created_at_ms as f64,
-        sender: RADIO_SENDER.to_string(),
-        author: clean_display_name(&opened.author).unwrap_or_else(|| "someone".into()),
-        text: opened.text,
-        state: RecordState::Radio,
-    })
+    let author = clean_display_name(&opened.author).unwrap_or_else(|| "someone".into());
+    Some(stored_record(
+        stored,
+        room_hex,
+        RADIO_SENDER.to_string(),
+        author,
+        opened.text,
+        RecordState::Radio,
+    ))
 }
 
 /// The sender shown for radio messages: they carry no signing key.

@@ -142,9 +142,19 @@ async fn relayed(client: &mut Client, id: MessageId) -> bool {
     false
 }
 
-async fn chain_round_trip(protocol: &str) {
+/// A running chain A–D and a phone in the Emergency room at each end, radios ready.
+struct Chain {
+    _dir: tempfile::TempDir,
+    _sim: Simulator,
+    servers: Vec<TestServer>,
+    room: mesh::RoomId,
+    on_a: Client,
+    on_d: Client,
+}
+
+async fn start_chain(loss: f64, protocol: &str) -> Chain {
     let dir = tempfile::tempdir().unwrap();
-    let _sim = Simulator::start(dir.path(), &chain(0.0), protocol);
+    let sim = Simulator::start(dir.path(), &chain(loss), protocol);
     let servers = start_servers(dir.path(), protocol);
     let room = emergency_room();
     let mut on_a = servers[0].client().await;
@@ -153,6 +163,25 @@ async fn chain_round_trip(protocol: &str) {
     radio_ready(&mut on_d).await;
     on_a.join(room).await;
     on_d.join(room).await;
+    Chain {
+        _dir: dir,
+        _sim: sim,
+        servers,
+        room,
+        on_a,
+        on_d,
+    }
+}
+
+async fn chain_round_trip(protocol: &str) {
+    let Chain {
+        _dir,
+        _sim,
+        servers,
+        room,
+        mut on_a,
+        mut on_d,
+    } = start_chain(0.0, protocol).await;
 
     let (hello, hello_radio) = radio_message(room, "Ana", "Water at camp A, 40 litres");
     send(&mut on_a, &hello, &hello_radio).await;
@@ -193,16 +222,15 @@ async fn line_radios_carry_a_message_from_a_to_d_and_the_reply_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_fifth_of_all_frames_lost_every_message_still_arrives_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let _sim = Simulator::start(dir.path(), &chain(0.2), "kiss");
-    let servers = start_servers(dir.path(), "kiss");
-    let room = emergency_room();
-    let mut on_a = servers[0].client().await;
-    let mut on_d = servers[3].client().await;
-    radio_ready(&mut on_a).await;
-    radio_ready(&mut on_d).await;
-    on_a.join(room).await;
-    on_d.join(room).await;
+    let Chain {
+        _dir,
+        _sim,
+        room,
+        mut on_a,
+        mut on_d,
+        // Bound so the servers live until the end of the test.
+        servers: _servers,
+    } = start_chain(0.2, "kiss").await;
     let mut sent = Vec::new();
     for n in 0..5 {
         let text = format!("Status {n} from A: all well");
