@@ -256,12 +256,12 @@ impl Db {
     }
 
     /// Keeps a message heard over this device's radio, and queues it for upload, in one
-    /// transaction. Heard twice, it is kept once.
+    /// transaction. Heard twice, it is kept once: `false` when it was already here.
     pub(crate) async fn enqueue_heard(
         &self,
         message: &MessageRecord,
         envelope: Vec<u8>,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let tx = self
             .rexie
             .transaction(&[MESSAGES, OUTBOX], TransactionMode::ReadWrite)?;
@@ -283,7 +283,7 @@ impl Db {
             messages.put(&to_js(message)?, None).await?;
         }
         tx.done().await?;
-        Ok(())
+        Ok(!known)
     }
 
     /// The whole outbox, in the order it was written.

@@ -21,7 +21,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use mesh::body::{clean_display_name, PresenceCard};
 use mesh::crypto::{seal, sign_card, Draft, Identity, PublicIdentity, RoomKey};
-use mesh::radio::{RadioMessage, DEFAULT_FRAME_BYTES, MAX_FRAGMENTS};
+use mesh::radio::{RadioMessage, DEFAULT_FRAME_BYTES};
 use mesh::wire::MAX_HISTORY_PAGE;
 use mesh::{
     ClientFrame, Envelope, ErrorCode, Kind, Member, MessageId, RadioState, RoomId, SenderId,
@@ -458,7 +458,6 @@ impl Engine {
             inner.members.clear();
             inner.typing.clear();
         }
-        self.radio_on_disconnect();
         if let Err(error) = db.put_room(&record).await {
             self.notice(format!("Could not save the room: {}", error.0));
         }
@@ -567,6 +566,7 @@ impl Engine {
             inner.members.clear();
             inner.typing.clear();
         }
+        self.radio_on_disconnect();
         self.state.connection.set(Connection::Offline);
         self.state.progress.set(None);
         self.state.members.set(Vec::new());
@@ -812,18 +812,7 @@ impl Engine {
             }
             ServerFrame::Lending { active, detail } => self.on_lending(active, detail),
             ServerFrame::RadioFrame { frame } => self.on_radio_frame(frame),
-            ServerFrame::Relayed { id, .. } => {
-                let id = id.to_string();
-                self.update_message(&id, |m| m.delivery = Delivery::Relayed);
-                if let Some(db) = self.db() {
-                    spawn_local(async move {
-                        // After the ack's own write: the store applies acks before this.
-                        if let Err(error) = db.mark_relayed(&id).await {
-                            leptos::logging::warn!("could not mark {id} relayed: {}", error.0);
-                        }
-                    });
-                }
-            }
+            ServerFrame::Relayed { id, .. } => self.mark_relayed(id.to_string()),
         }
     }
 
@@ -1337,6 +1326,18 @@ impl Engine {
         }
     }
 
+    /// Shows and keeps an own message as relayed by a radio (the server's or this page's).
+    fn mark_relayed(&self, id: String) {
+        self.update_message(&id, |m| m.delivery = Delivery::Relayed);
+        if let Some(db) = self.db() {
+            spawn_local(async move {
+                if let Err(error) = db.mark_relayed(&id).await {
+                    leptos::logging::warn!("could not mark {id} relayed: {}", error.0);
+                }
+            });
+        }
+    }
+
     fn update_message(&self, id: &str, change: impl FnOnce(&mut ChatMessage)) {
         self.state.messages.update(|list| {
             if let Some(message) = list.iter_mut().find(|m| m.id == id) {
@@ -1491,7 +1492,7 @@ impl ChatActions for Actions {
             &body.text,
         );
         // Longer than the radio carries: it goes only to this server's phones.
-        let radio = if radio.frame_count(DEFAULT_FRAME_BYTES) <= MAX_FRAGMENTS {
+        let radio = if radio.fits(DEFAULT_FRAME_BYTES) {
             radio.payload
         } else {
             Vec::new()

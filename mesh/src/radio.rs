@@ -114,10 +114,9 @@ impl MessageKey {
     /// The radio key of an envelope id in a room.
     pub fn of(room: RoomId, id: MessageId) -> Self {
         let mut key = Self {
-            room: [0; 4],
+            room: Self::room_tag(room),
             id: [0; 6],
         };
-        key.room.copy_from_slice(&room.0[..4]);
         key.id.copy_from_slice(&id.0[..6]);
         key
     }
@@ -125,6 +124,13 @@ impl MessageKey {
     /// Whether `room` has this room tag.
     pub fn is_in(&self, room: RoomId) -> bool {
         room.0[..4] == self.room
+    }
+
+    /// The 4-byte tag of `room` on the radio.
+    pub fn room_tag(room: RoomId) -> [u8; 4] {
+        let mut tag = [0u8; 4];
+        tag.copy_from_slice(&room.0[..4]);
+        tag
     }
 
     /// The envelope id a receiving server stores this message under. Fixed per message, so
@@ -368,6 +374,11 @@ impl RadioMessage {
                 .map_err(|_| RadioError::Malformed("text is not UTF-8"))?,
             sent_at_s,
         })
+    }
+
+    /// Whether the message fits in the most frames a message may have, at `frame_bytes`.
+    pub fn fits(&self, frame_bytes: usize) -> bool {
+        !self.payload.is_empty() && self.frame_count(frame_bytes) <= MAX_FRAGMENTS
     }
 
     /// How many frames of `frame_bytes` this message needs.

@@ -179,7 +179,7 @@ pub struct Config {
         env = "FIELDMESH_RADIO_HOPS",
         value_name = "HOPS",
         default_value_t = mesh::radio::DEFAULT_HOP_LIMIT,
-        value_parser = clap::value_parser!(u8).range(0..=7)
+        value_parser = clap::value_parser!(u8).range(0..=i64::from(mesh::radio::MAX_HOP_LIMIT))
     )]
     pub radio_hops: u8,
 
@@ -189,7 +189,8 @@ pub struct Config {
         env = "FIELDMESH_RADIO_FRAME_BYTES",
         value_name = "BYTES",
         default_value_t = mesh::radio::DEFAULT_FRAME_BYTES as u16,
-        value_parser = clap::value_parser!(u16).range(48..=255)
+        value_parser = clap::value_parser!(u16)
+            .range(mesh::radio::MIN_FRAME_BYTES as i64..=mesh::radio::MAX_FRAME_BYTES as i64)
     )]
     pub radio_frame_bytes: u16,
 

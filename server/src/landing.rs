@@ -123,33 +123,33 @@ The installed app opens even without any connection.</p>
 }
 
 async fn ca_der(State(landing): State<Arc<Landing>>) -> Response {
-    match &landing.ca_der {
-        Some(der) => (
-            [
-                (header::CONTENT_TYPE, "application/x-x509-ca-cert"),
-                (
-                    header::CONTENT_DISPOSITION,
-                    "attachment; filename=\"fieldmesh-ca.crt\"",
-                ),
-            ],
-            der.clone(),
-        )
-            .into_response(),
-        None => Redirect::to("/").into_response(),
-    }
+    download(
+        landing.ca_der.clone(),
+        "application/x-x509-ca-cert",
+        "fieldmesh-ca.crt",
+    )
 }
 
 async fn ca_pem(State(landing): State<Arc<Landing>>) -> Response {
-    match &landing.ca_pem {
-        Some(pem) => (
+    download(
+        landing.ca_pem.clone(),
+        "application/x-pem-file",
+        "fieldmesh-ca.pem",
+    )
+}
+
+/// The authority's certificate as a download, or back to the landing page when there is none.
+fn download(body: Option<impl IntoResponse>, content_type: &str, file: &str) -> Response {
+    match body {
+        Some(body) => (
             [
-                (header::CONTENT_TYPE, "application/x-pem-file"),
+                (header::CONTENT_TYPE, content_type.to_string()),
                 (
                     header::CONTENT_DISPOSITION,
-                    "attachment; filename=\"fieldmesh-ca.pem\"",
+                    format!("attachment; filename=\"{file}\""),
                 ),
             ],
-            pem.clone(),
+            body,
         )
             .into_response(),
         None => Redirect::to("/").into_response(),

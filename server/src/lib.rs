@@ -115,6 +115,13 @@ impl AppState {
     }
 }
 
+/// Milliseconds since the Unix epoch by this machine's clock.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// The whole app: the page, its files, and the WebSocket.
 pub fn app(state: AppState) -> Router {
     let routes = generate_route_list(app::App);

@@ -65,12 +65,7 @@ impl Site {
             hash.update((bytes.len() as u64).to_le_bytes());
             hash.update(bytes);
         }
-        let build_id: String = hash
-            .finalize()
-            .iter()
-            .take(8)
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let build_id = mesh::hex::encode(&hash.finalize()[..8]);
         let assets = files
             .into_iter()
             .map(|(path, bytes)| {
@@ -156,11 +151,7 @@ impl Asset {
                 .expect("writing to a Vec cannot fail");
             Arc::from(encoder.finish().expect("writing to a Vec cannot fail"))
         });
-        let etag: String = Sha256::digest(&bytes)
-            .iter()
-            .take(12)
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let etag = mesh::hex::encode(&Sha256::digest(&bytes)[..12]);
         Self {
             bytes: Arc::from(bytes),
             gzip,

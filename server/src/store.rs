@@ -349,7 +349,7 @@ impl Store {
     ) -> Result<(), ServerError> {
         self.lock().execute(
             "INSERT OR REPLACE INTO device_tokens (token_hash, epoch, device, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
-            params![token_hash, epoch, &device.0[..], crate::ws::now_ms() as i64],
+            params![token_hash, epoch, &device.0[..], crate::now_ms() as i64],
         )?;
         Ok(())
     }

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
@@ -513,7 +513,7 @@ impl Session {
             return self.rate_limited("messages", retry, Some(id)).await;
         }
         let hub = self.state.hub.clone();
-        let received_at_ms = now_ms();
+        let received_at_ms = crate::now_ms();
         let stored = self
             .state
             .store
@@ -583,6 +583,7 @@ impl Session {
             return;
         }
         // Signatures are checked with public keys only: the server never sees plaintext.
+        let ids: Vec<MessageId> = envelopes.iter().map(|e| e.id).collect();
         let checked = tokio::task::spawn_blocking(move || {
             envelopes
                 .into_iter()
@@ -594,8 +595,16 @@ impl Session {
                 })
                 .collect::<Vec<_>>()
         })
-        .await
-        .unwrap_or_default();
+        .await;
+        let Ok(checked) = checked else {
+            // The check itself failed: say so for each message, so the phone keeps and retries
+            // them instead of waiting for an answer that never comes.
+            tracing::error!("checking signatures failed");
+            for id in ids {
+                self.internal_error_quiet(Some(id)).await;
+            }
+            return;
+        };
         let mut valid = Vec::with_capacity(checked.len());
         for (signed, envelope) in checked {
             if envelope.body.len() > MAX_BODY_BYTES {
@@ -629,7 +638,7 @@ impl Session {
             return;
         }
         let hub = self.state.hub.clone();
-        let received_at_ms = now_ms();
+        let received_at_ms = crate::now_ms();
         let ids: Vec<MessageId> = valid.iter().map(|e| e.id).collect();
         let stored = self
             .state
@@ -785,13 +794,6 @@ async fn lent_radio_frame(lease: &mut Option<crate::radio::Lease>) -> Option<Vec
         Some(lease) => lease.down.recv().await,
         None => std::future::pending().await,
     }
-}
-
-/// Milliseconds since the Unix epoch by this machine's clock.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]

@@ -407,12 +407,7 @@ impl Engine {
                 Action::Confirmed(key) => {
                     let id = self.inner.borrow_mut().radio.own.remove(&key);
                     if let Some(id) = id {
-                        self.update_message(&id, |m| m.delivery = Delivery::Relayed);
-                        if let Some(db) = self.db() {
-                            spawn_local(async move {
-                                let _ = db.mark_relayed(&id).await;
-                            });
-                        }
+                        self.mark_relayed(id);
                     }
                 }
                 Action::Unconfirmed(key) => {
@@ -524,8 +519,12 @@ impl Engine {
         record.seq = None;
         record.order = LOCAL_ORDER_BASE + record.created_at;
         let Ok(bytes) = envelope.encode() else { return };
-        if let Err(error) = db.enqueue_heard(&record, bytes).await {
-            return self.notice(format!("Could not keep a radio message: {}", error.0));
+        match db.enqueue_heard(&record, bytes).await {
+            Ok(true) => {}
+            Ok(false) => return, // heard before: already kept and queued
+            Err(error) => {
+                return self.notice(format!("Could not keep a radio message: {}", error.0))
+            }
         }
         let joined = self.inner.borrow().joined.as_ref().map(|j| j.id);
         if joined == Some(room) {

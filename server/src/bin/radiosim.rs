@@ -350,7 +350,7 @@ impl Sim {
 }
 
 /// Largest frame a simulated radio accepts from its host (LoRa's 255-byte limit).
-const MAX_AIR_FRAME: usize = 255;
+const MAX_AIR_FRAME: usize = mesh::radio::MAX_FRAME_BYTES;
 /// Frames a node queues for the air before it drops new ones.
 const TX_QUEUE: usize = 64;
 

@@ -40,6 +40,13 @@ const MAX_AIR_QUEUE: usize = 128;
 const AIR_GAP: Duration = Duration::from_millis(30);
 /// …until it has waited this long in all.
 const GIVE_UP_AFTER_MS: u64 = 24 * 60 * 60 * 1000;
+/// How often messages past that day are dropped, also those that never went out.
+const EXPIRE_EVERY: Duration = Duration::from_secs(10 * 60);
+
+/// Whether a radio message queued at `queued_at_ms` has waited too long to matter now.
+fn expired(queued_at_ms: u64) -> bool {
+    crate::now_ms().saturating_sub(queued_at_ms) > GIVE_UP_AFTER_MS
+}
 
 /// Everything the bridge needs to know.
 #[derive(Clone, Debug)]
@@ -248,10 +255,7 @@ impl Radio {
             key: MessageKey::of(room, id),
             payload,
         };
-        if len > MAX_PAYLOAD_BYTES
-            || len == 0
-            || message.frame_count(self.frame_bytes) > mesh::radio::MAX_FRAGMENTS
-        {
+        if len > MAX_PAYLOAD_BYTES || !message.fits(self.frame_bytes) {
             return Err(SendError::TooLarge(len));
         }
         self.commands
@@ -303,7 +307,7 @@ impl Bridge {
     }
 
     fn learn(&mut self, room: RoomId) -> bool {
-        let tag = MessageKey::of(room, MessageId([0; 16])).room;
+        let tag = MessageKey::room_tag(room);
         let rooms = self.rooms.entry(tag).or_default();
         if rooms.contains(&room) {
             return false;
@@ -334,9 +338,8 @@ impl Bridge {
                         "radio messages from before the restart wait for the radio"
                     );
                 }
-                let now = crate::ws::now_ms();
                 for p in pending {
-                    if now.saturating_sub(p.queued_at_ms) > GIVE_UP_AFTER_MS {
+                    if expired(p.queued_at_ms) {
                         // A day without any radio: too old to matter to anyone now.
                         self.forget_pending(p.id).await;
                         continue;
@@ -351,6 +354,7 @@ impl Bridge {
             Err(error) => tracing::error!(%error, "could not read the radio outbox"),
         }
         let mut status = self.status.clone();
+        let mut expire = tokio::time::interval(EXPIRE_EVERY);
         loop {
             let node_wake = self
                 .node
@@ -389,6 +393,7 @@ impl Bridge {
                     self.act(actions).await;
                     self.resend_due();
                 }
+                _ = expire.tick() => self.expire_origins().await,
                 changed = status.changed() => {
                     if changed.is_err() {
                         return;
@@ -411,7 +416,7 @@ impl Bridge {
             room,
             id,
             payload: message.payload.clone(),
-            queued_at_ms: crate::ws::now_ms(),
+            queued_at_ms: crate::now_ms(),
         };
         let queued_at_ms = pending.queued_at_ms;
         if let Err(error) = self
@@ -491,7 +496,7 @@ impl Bridge {
                     let Some(origin) = self.origins.get(&key) else {
                         continue;
                     };
-                    if crate::ws::now_ms().saturating_sub(origin.queued_at_ms) > GIVE_UP_AFTER_MS {
+                    if expired(origin.queued_at_ms) {
                         tracing::warn!(id = ?origin.id, "no camp confirmed a radio message in a day; giving up");
                         let id = origin.id;
                         self.origins.remove(&key);
@@ -530,6 +535,22 @@ impl Bridge {
                 .as_ref()
             {
                 let _ = lender.down.try_send(frame);
+            }
+        }
+    }
+
+    /// Drops the messages of this server that waited a day, sent or not (with no radio, or
+    /// none lent, they never go out and would otherwise pile up).
+    async fn expire_origins(&mut self) {
+        let old: Vec<MessageKey> = self
+            .origins
+            .iter()
+            .filter(|(_, o)| expired(o.queued_at_ms))
+            .map(|(key, _)| *key)
+            .collect();
+        for key in old {
+            if let Some(origin) = self.origins.remove(&key) {
+                self.forget_pending(origin.id).await;
             }
         }
     }
@@ -593,7 +614,7 @@ impl Bridge {
     async fn store_message(&self, room: RoomId, message: &RadioMessage) {
         let envelope = message.to_envelope(room);
         let hub = self.hub.clone();
-        let received_at_ms = crate::ws::now_ms();
+        let received_at_ms = crate::now_ms();
         let stored = self
             .store
             .run(move |s| s.insert_blocking(&envelope, received_at_ms, |m| hub.publish(m)))
