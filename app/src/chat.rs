@@ -4,6 +4,7 @@
 use std::rc::Rc;
 
 use leptos::prelude::*;
+use mesh::serial::Protocol;
 
 /// Whether the page can reach its server right now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,8 +46,8 @@ pub struct WebRadio {
     pub connected: bool,
     /// What it is doing, for people: "connected", "configuring", "receiving", an error.
     pub status: String,
-    /// `kiss` or `line`.
-    pub protocol: String,
+    /// The serial protocol it speaks.
+    pub protocol: Protocol,
     /// Frames heard and sent, and frames or reads that failed.
     pub frames_in: u64,
     /// Frames sent.
@@ -62,8 +63,8 @@ pub struct WebRadio {
 /// Radio settings the person picks before connecting.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RadioSettings {
-    /// `kiss` (RNode, KISS TNC) or `line` (DIY sketch).
-    pub protocol: String,
+    /// The serial protocol the radio speaks.
+    pub protocol: Protocol,
     /// Serial speed.
     pub baud: u32,
     /// RNode: frequency in Hz; configures the RNode when set.

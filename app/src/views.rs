@@ -6,6 +6,7 @@
 use leptos::{ev, html, prelude::*};
 use mesh::body::{MAX_DISPLAY_NAME_CHARS, MAX_TEXT_CHARS};
 use mesh::envelope::MAX_ROOM_NAME_CHARS;
+use mesh::serial::Protocol;
 
 use crate::chat::{ChatClient, ChatMessage, Connection, Delivery, RadioSettings, SyncStep};
 
@@ -209,18 +210,19 @@ fn RadioButton() -> impl IntoView {
     let client = expect_context::<ChatClient>();
     let state = client.state;
     let open = RwSignal::new(false);
-    let protocol = RwSignal::new("kiss".to_string());
+    let protocol = RwSignal::new(Protocol::default());
     let baud = RwSignal::new(String::new());
     let frequency = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
     let radio = move || state.web_radio.get();
+    let baud_hint = || {
+        Protocol::ALL
+            .map(|p| format!("{} ({})", p.default_baud(), p.name()))
+            .join(" / ")
+    };
     let connect = move |_| {
         let baud_text = baud.get_untracked();
-        let default_baud = if protocol.get_untracked() == "line" {
-            9600
-        } else {
-            115_200
-        };
+        let default_baud = protocol.get_untracked().default_baud();
         let baud_value = if baud_text.trim().is_empty() {
             default_baud
         } else {
@@ -267,7 +269,7 @@ fn RadioButton() -> impl IntoView {
                     }.into_any()
                 } else if radio().connected {
                     view! {
-                        <p data-testid="radio-state"><strong>{move || radio().status}</strong>" · "{move || radio().protocol}</p>
+                        <p data-testid="radio-state"><strong>{move || radio().status}</strong>" · "{move || radio().protocol.name()}</p>
                         <p class="hint" data-testid="radio-counters">
                             {move || { let r = radio(); format!("{} frames heard · {} sent · {} errors", r.frames_in, r.frames_out, r.errors) }}
                         </p>
@@ -285,13 +287,18 @@ fn RadioButton() -> impl IntoView {
                         <p class="hint">"Plug a LoRa radio into this device's USB port and connect it: messages then reach other camps over the radio even with no server here."</p>
                         <p data-testid="radio-state">{move || radio().status}</p>
                         <label>"Protocol "
-                            <select data-testid="radio-protocol" on:change=move |event| protocol.set(event_target_value(&event))>
-                                <option value="kiss" selected>"KISS (RNode, KISS TNC)"</option>
-                                <option value="line">"Lines (DIY sketch)"</option>
+                            <select data-testid="radio-protocol" on:change=move |event| {
+                                if let Ok(chosen) = event_target_value(&event).parse() {
+                                    protocol.set(chosen);
+                                }
+                            }>
+                                {Protocol::ALL.map(|p| view! {
+                                    <option value=p.name() selected=p == Protocol::default()>{p.label()}</option>
+                                })}
                             </select>
                         </label>
                         <label>"Speed (baud) "
-                            <input inputmode="numeric" placeholder="115200 (KISS) / 9600 (lines)" data-testid="radio-baud"
+                            <input inputmode="numeric" placeholder=baud_hint data-testid="radio-baud"
                                 prop:value=baud on:input=move |event| baud.set(event_target_value(&event))/>
                         </label>
                         <label>"RNode frequency (MHz, optional) "

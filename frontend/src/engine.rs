@@ -19,8 +19,9 @@ use app::{
 };
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use mesh::body::{clean_display_name, PresenceCard};
-use mesh::crypto::{seal, sign_card, Draft, Identity, PublicIdentity, RoomKey};
+use mesh::body::clean_display_name;
+use mesh::crypto::{seal, Draft, Identity, PublicIdentity, RoomKey};
+use mesh::presence::PresenceCard;
 use mesh::radio::{RadioMessage, DEFAULT_FRAME_BYTES};
 use mesh::wire::MAX_HISTORY_PAGE;
 use mesh::{
@@ -273,28 +274,9 @@ const RADIO_SENDER: &str = "radio";
 
 use mesh::hex::{decode as unhex, encode as hex};
 
-/// Opens a member's presence card. `None` when it is not sealed with this room's key or names
-/// other keys than the member's own.
+/// Opens a member's presence card with the current room's key.
 fn card_of(joined: &Joined, member: &Member) -> Option<PresenceCard> {
-    let plaintext = joined
-        .key
-        .decrypt(&card_context(joined.id, member.sender), &member.card)
-        .ok()?;
-    let card = PresenceCard::decode(&plaintext).ok()?;
-    // Signed by the key it names, for this room: nobody can attach their own agreement key
-    // (and so read private messages) or a name to someone else's identity.
-    if card.identity.sender() != member.sender || !card.verify(joined.id) {
-        return None;
-    }
-    let name = clean_display_name(&card.name)?;
-    Some(PresenceCard { name, ..card })
-}
-
-/// Associated data binding a presence card to its room and member.
-fn card_context(room: RoomId, sender: SenderId) -> Vec<u8> {
-    let mut context = room.0.to_vec();
-    context.extend_from_slice(&sender.0);
-    context
+    PresenceCard::open(&joined.key, member)
 }
 
 impl Engine {
@@ -656,20 +638,15 @@ impl Engine {
                 return;
             };
             // The card is sealed with the room key: the server relays it without reading it.
-            let card = sign_card(identity, joined.id, &inner.name);
-            let Ok(card) = card.encode() else { return };
-            let sender = identity.sender();
+            let Ok(member) =
+                PresenceCard::seal(identity, &joined.key, &inner.name, device::random_bytes())
+            else {
+                return;
+            };
             ClientFrame::Join {
                 room: joined.id,
                 after_seq: joined.record.cursor.map(|c| c as u64),
-                member: Member {
-                    sender,
-                    card: joined.key.encrypt(
-                        device::random_bytes(),
-                        &card_context(joined.id, sender),
-                        &card,
-                    ),
-                },
+                member,
             }
         };
         self.inner.borrow_mut().catch_up_count = 0;

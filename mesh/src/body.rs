@@ -64,32 +64,6 @@ impl TextBody {
     }
 }
 
-/// What a room member shows the others, sealed with the room key (the server sees only
-/// ciphertext): their display name and public keys, signed by their own signing key so nobody
-/// else can attach another agreement key (and so read their private messages) or name to it.
-/// Made and checked with [`crate::crypto::sign_card`] and [`PresenceCard::verify`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PresenceCard {
-    /// Display name.
-    pub name: String,
-    /// The member's public keys (the signing key is also their sender id).
-    pub identity: crate::crypto::PublicIdentity,
-    /// The member's Ed25519 signature over room, keys and name.
-    pub signature: crate::Signature,
-}
-
-impl PresenceCard {
-    /// Encodes the card for sealing.
-    pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
-        encode_versioned(TEXT_BODY_VERSION, self, MAX_BODY_BYTES)
-    }
-
-    /// Decodes an opened card.
-    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        decode_versioned(TEXT_BODY_VERSION, bytes, MAX_BODY_BYTES)
-    }
-}
-
 /// A display name as it will be shown: trimmed, inner whitespace collapsed, control characters
 /// removed. `None` when nothing is left or it is too long.
 pub fn clean_display_name(name: &str) -> Option<String> {

@@ -146,39 +146,6 @@ impl Identity {
     }
 }
 
-const CARD_DOMAIN: &[u8] = b"fieldmesh/presence-card/v1\0";
-
-fn card_bytes(room: RoomId, identity: &PublicIdentity, name: &str) -> Vec<u8> {
-    let mut bytes = CARD_DOMAIN.to_vec();
-    bytes.extend_from_slice(&room.0);
-    bytes.extend_from_slice(&identity.signing);
-    bytes.extend_from_slice(&identity.agreement);
-    bytes.extend_from_slice(name.as_bytes());
-    bytes
-}
-
-/// A presence card for `room`: `identity`'s name and public keys, signed by it.
-pub fn sign_card(identity: &Identity, room: RoomId, name: &str) -> crate::body::PresenceCard {
-    let public = identity.public();
-    crate::body::PresenceCard {
-        name: name.to_string(),
-        identity: public,
-        signature: identity.sign(&card_bytes(room, &public, name)),
-    }
-}
-
-impl crate::body::PresenceCard {
-    /// Whether the card was signed for `room` by the signing key it names.
-    pub fn verify(&self, room: RoomId) -> bool {
-        let Ok(key) = VerifyingKey::from_bytes(&self.identity.signing) else {
-            return false;
-        };
-        let signature = ed25519_dalek::Signature::from_bytes(&self.signature.0);
-        key.verify_strict(&card_bytes(room, &self.identity, &self.name), &signature)
-            .is_ok()
-    }
-}
-
 /// A device's public keys.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PublicIdentity {
@@ -506,27 +473,6 @@ mod tests {
             agreement: [0; 32],
         };
         assert_eq!(ana.dm_key(&bogus), None);
-    }
-
-    #[test]
-    fn presence_cards_are_bound_to_room_keys_and_name() {
-        let ana = identity(1);
-        let room = RoomId([1; 16]);
-        let card = sign_card(&ana, room, "Ana");
-        assert!(card.verify(room));
-        assert!(!card.verify(RoomId([2; 16])), "another room");
-        let mut renamed = card.clone();
-        renamed.name = "Ben".into();
-        assert!(!renamed.verify(room), "another name");
-        let mut swapped = card.clone();
-        swapped.identity.agreement = identity(9).public().agreement;
-        assert!(
-            !swapped.verify(room),
-            "another agreement key: the DM attack"
-        );
-        let mut stolen = card;
-        stolen.identity.signing = identity(2).public().signing;
-        assert!(!stolen.verify(room), "someone else's signing key");
     }
 
     #[test]

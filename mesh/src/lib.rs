@@ -2,8 +2,9 @@
 //!
 //! Everything the browser, the server, the radio bridge and the tests must agree on lives here,
 //! as plain data types and pure functions over bytes: the message [`Envelope`], the WebSocket
-//! frames ([`ClientFrame`], [`ServerFrame`]), the body formats and the end-to-end encryption
-//! ([`crypto`]). No I/O and no async runtime,
+//! frames ([`ClientFrame`], [`ServerFrame`]), the body formats, presence cards ([`presence`]),
+//! the end-to-end encryption ([`crypto`]), the radio form of messages with its relay node and
+//! driver ([`radio`]) and the serial framings of radios ([`serial`]). No I/O and no async runtime,
 //! so the crate builds for `wasm32-unknown-unknown`, for the server and for fuzzers alike.
 #![warn(missing_docs, unreachable_pub)]
 
@@ -13,6 +14,7 @@ pub mod crypto;
 pub mod envelope;
 mod error;
 pub mod hex;
+pub mod presence;
 pub mod radio;
 pub mod serial;
 pub mod wire;

@@ -368,7 +368,40 @@ mod tests {
             },
             ClientFrame::Authenticate { token: [9; 32] },
             ClientFrame::Ping { nonce: u64::MAX },
+            ClientFrame::SendRadio {
+                room: RoomId([4; 16]),
+                id: MessageId([5; 16]),
+                payload: vec![0xa5; crate::radio::MAX_PAYLOAD_BYTES],
+            },
+            ClientFrame::RadioHeard(envelope(40)),
+            ClientFrame::LendRadio {
+                label: "Ana's browser ✓".into(),
+            },
+            ClientFrame::StopLending,
+            ClientFrame::RadioFrame {
+                frame: vec![0xc0; crate::radio::MAX_FRAME_BYTES],
+            },
         ];
+        // Every variant is here: this match stops compiling when one is added.
+        let covered: std::collections::HashSet<&str> = frames
+            .iter()
+            .map(|frame| match frame {
+                ClientFrame::Join { .. } => "join",
+                ClientFrame::Typing { .. } => "typing",
+                ClientFrame::Leave { .. } => "leave",
+                ClientFrame::Publish(_) => "publish",
+                ClientFrame::History { .. } => "history",
+                ClientFrame::Unlock { .. } => "unlock",
+                ClientFrame::Authenticate { .. } => "authenticate",
+                ClientFrame::Ping { .. } => "ping",
+                ClientFrame::SendRadio { .. } => "send radio",
+                ClientFrame::RadioHeard(_) => "radio heard",
+                ClientFrame::LendRadio { .. } => "lend radio",
+                ClientFrame::StopLending => "stop lending",
+                ClientFrame::RadioFrame { .. } => "radio frame",
+            })
+            .collect();
+        assert_eq!(covered.len(), frames.len(), "one of each variant");
         for frame in frames {
             assert_eq!(
                 ClientFrame::decode(&frame.encode().unwrap()).unwrap(),
@@ -426,7 +459,43 @@ mod tests {
                 retry_after_ms: Some(1500),
             },
             ServerFrame::Pong { nonce: 3 },
+            ServerFrame::Radio(RadioStatus {
+                state: RadioState::Unplugged,
+                detail: "radio at /dev/ttyUSB0 went away".into(),
+            }),
+            ServerFrame::Lending {
+                active: true,
+                detail: "this server now sends and hears through your radio".into(),
+            },
+            ServerFrame::RadioFrame {
+                frame: vec![0xdb; crate::radio::MAX_FRAME_BYTES],
+            },
+            ServerFrame::Relayed {
+                room: RoomId([4; 16]),
+                id: MessageId([6; 16]),
+            },
         ];
+        // Every variant is here: this match stops compiling when one is added.
+        let covered: std::collections::HashSet<&str> = frames
+            .iter()
+            .map(|frame| match frame {
+                ServerFrame::Welcome { .. } => "welcome",
+                ServerFrame::Access { .. } => "access",
+                ServerFrame::History { .. } => "history",
+                ServerFrame::CatchUp { .. } => "catch-up",
+                ServerFrame::Message(_) => "message",
+                ServerFrame::Presence { .. } => "presence",
+                ServerFrame::Typing { .. } => "typing",
+                ServerFrame::Ack { .. } => "ack",
+                ServerFrame::Error { .. } => "error",
+                ServerFrame::Pong { .. } => "pong",
+                ServerFrame::Radio(_) => "radio",
+                ServerFrame::Lending { .. } => "lending",
+                ServerFrame::RadioFrame { .. } => "radio frame",
+                ServerFrame::Relayed { .. } => "relayed",
+            })
+            .collect();
+        assert_eq!(covered.len(), frames.len(), "one of each variant");
         for frame in frames {
             assert_eq!(
                 ServerFrame::decode(&frame.encode().unwrap()).unwrap(),

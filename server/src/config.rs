@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use clap::builder::TypedValueParser as _;
 use clap::{Parser, ValueEnum};
 
 /// FieldMesh: offline-first chat for the field.
@@ -120,11 +121,14 @@ pub struct Config {
     #[arg(
         long,
         env = "FIELDMESH_RADIO_PROTOCOL",
-        value_enum,
         value_name = "PROTOCOL",
-        default_value = "kiss"
+        default_value = "kiss",
+        value_parser = clap::builder::PossibleValuesParser::new(
+            mesh::serial::Protocol::ALL.map(|p| p.name())
+        )
+        .try_map(|name| name.parse::<mesh::serial::Protocol>())
     )]
-    pub radio_protocol: crate::radio::framing::Protocol,
+    pub radio_protocol: mesh::serial::Protocol,
 
     /// Serial speed. Default: 115200 for kiss, 9600 for line.
     #[arg(long, env = "FIELDMESH_RADIO_BAUD", value_name = "BAUD")]
@@ -140,7 +144,7 @@ pub struct Config {
         long,
         env = "FIELDMESH_RADIO_BANDWIDTH",
         value_name = "HZ",
-        default_value_t = 125_000
+        default_value_t = mesh::serial::DEFAULT_BANDWIDTH_HZ
     )]
     pub radio_bandwidth: u32,
 
@@ -149,7 +153,7 @@ pub struct Config {
         long,
         env = "FIELDMESH_RADIO_SF",
         value_name = "SF",
-        default_value_t = 9,
+        default_value_t = mesh::serial::DEFAULT_SPREADING_FACTOR,
         value_parser = clap::value_parser!(u8).range(7..=12)
     )]
     pub radio_sf: u8,
@@ -159,7 +163,7 @@ pub struct Config {
         long,
         env = "FIELDMESH_RADIO_CR",
         value_name = "CR",
-        default_value_t = 5,
+        default_value_t = mesh::serial::DEFAULT_CODING_RATE,
         value_parser = clap::value_parser!(u8).range(5..=8)
     )]
     pub radio_cr: u8,
@@ -169,7 +173,7 @@ pub struct Config {
         long,
         env = "FIELDMESH_RADIO_TXPOWER",
         value_name = "DBM",
-        default_value_t = 14
+        default_value_t = mesh::serial::DEFAULT_TX_POWER_DBM
     )]
     pub radio_txpower: u8,
 
@@ -200,7 +204,7 @@ pub struct Config {
         long,
         env = "FIELDMESH_RADIO_BITRATE",
         value_name = "BPS",
-        default_value_t = 5470,
+        default_value_t = mesh::radio::DEFAULT_BITRATE_BPS,
         value_parser = clap::value_parser!(u32).range(50..=1_000_000)
     )]
     pub radio_bitrate: u32,
@@ -232,14 +236,13 @@ pub enum TlsMode {
 impl Config {
     /// The radio bridge's settings, when a radio is configured.
     pub fn radio(&self) -> Option<crate::radio::RadioConfig> {
-        use crate::radio::framing::{Protocol, RnodeSettings};
+        use mesh::serial::RnodeSettings;
         let path = self.radio.clone()?;
         Some(crate::radio::RadioConfig {
             path,
-            baud: self.radio_baud.unwrap_or(match self.radio_protocol {
-                Protocol::Kiss => 115_200,
-                Protocol::Line => 9600,
-            }),
+            baud: self
+                .radio_baud
+                .unwrap_or(self.radio_protocol.default_baud()),
             protocol: self.radio_protocol,
             rnode: self.radio_frequency.map(|frequency_hz| RnodeSettings {
                 frequency_hz,

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use mesh::serial::Protocol;
 use mesh::serial::{kiss_encode, KissDecoder, LineDecoder, CMD_DATA};
 use mesh::{RadioState, RadioStatus};
-use server::radio::framing::{framing, Protocol};
 use server::radio::link::{self, LinkConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
@@ -82,7 +82,7 @@ impl Device {
         let mut bytes = b"\xff\x13 rx noise\n".to_vec();
         bytes.extend(match self.protocol {
             Protocol::Kiss => kiss_encode(CMD_DATA, frame),
-            Protocol::Line => framing(Protocol::Line, None).encode(frame),
+            Protocol::Line => Protocol::Line.framing(None).encode(frame),
         });
         self.port.write_all(&bytes).await.unwrap();
     }
@@ -105,7 +105,7 @@ impl Device {
                     .map(|f| f.payload)
                     .collect(),
                 Protocol::Line => {
-                    let mut line = framing(Protocol::Line, None);
+                    let mut line = Protocol::Line.framing(None);
                     self.lines
                         .push(&buffer[..n])
                         .into_iter()
@@ -143,7 +143,7 @@ async fn contract(protocol: Protocol) {
             path: dir.path().join("host"),
             baud: 115_200,
         },
-        framing(protocol, None),
+        protocol.framing(None),
         status_tx,
         in_tx,
         out_rx,

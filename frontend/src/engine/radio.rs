@@ -11,28 +11,24 @@
 //! streams the test connects to the radio simulator) works like a real one.
 
 use js_sys::{Array, Function, Promise, Reflect, Uint8Array};
-use mesh::radio::{Action, MessageKey, Node, NodeConfig};
-use mesh::serial::{Framing, Kiss, Line, RnodeSettings};
+use mesh::radio::{Driver, DriverConfig, Event, MessageKey, NodeConfig, OwnMessage};
+use mesh::serial::{Framing, RnodeSettings};
 use wasm_bindgen_futures::JsFuture;
 
 use super::*;
 use app::{RadioSettings, WebRadio};
 
-/// A message no neighbour confirmed is sent again after this long.
-const RESEND_AFTER_MS: u32 = 120_000;
-
 /// The radio side of the engine.
 pub(super) struct RadioSide {
     link: Option<Link>,
-    node: Node,
+    /// The same radio driver as the server's: relay node, airtime pacing, resends, give-up.
+    driver: Driver,
     /// Bumped on every connect and disconnect, so a read loop of an old port stops.
     generation: u32,
     /// The person wants the radio lent to the server (kept across reconnects).
     want_lend: bool,
     /// The server accepted the lending on the current connection.
     lending: bool,
-    /// Own messages on the radio: their key, and their id (hex) for the delivery state.
-    own: HashMap<MessageKey, String>,
     /// The node's next timer, if one is set.
     timer_at: Option<u64>,
 }
@@ -49,11 +45,10 @@ impl Default for RadioSide {
         let seed = u64::from_le_bytes(device::random_bytes());
         Self {
             link: None,
-            node: Node::new(NodeConfig::default(), seed),
+            driver: Driver::new(DriverConfig::default(), seed),
             generation: 0,
             want_lend: false,
             lending: false,
-            own: HashMap::new(),
             timer_at: None,
         }
     }
@@ -181,19 +176,9 @@ impl Engine {
                 });
             }
         }
-        let framing: Box<dyn Framing> = if settings.protocol == "line" {
-            Box::new(Line::new())
-        } else {
-            Box::new(Kiss::new(settings.frequency_hz.map(|frequency_hz| {
-                RnodeSettings {
-                    frequency_hz,
-                    bandwidth_hz: 125_000,
-                    tx_power_dbm: 14,
-                    spreading_factor: 9,
-                    coding_rate: 5,
-                }
-            })))
-        };
+        let framing: Box<dyn Framing> = settings
+            .protocol
+            .framing(settings.frequency_hz.map(RnodeSettings::new));
         let writer =
             Reflect::get(&port, &"writable".into()).and_then(|w| call(&w, "getWriter", &[]));
         let writer = match writer {
@@ -220,10 +205,13 @@ impl Engine {
             let mut inner = self.inner.borrow_mut();
             let radio = &mut inner.radio;
             radio.generation += 1;
-            radio.node = Node::new(
-                NodeConfig {
-                    frame_bytes,
-                    ..NodeConfig::default()
+            radio.driver = Driver::new(
+                DriverConfig {
+                    node: NodeConfig {
+                        frame_bytes,
+                        ..NodeConfig::default()
+                    },
+                    ..DriverConfig::default()
                 },
                 u64::from_le_bytes(device::random_bytes()),
             );
@@ -242,12 +230,15 @@ impl Engine {
         }
         self.set_radio(|r| {
             r.connected = true;
-            r.protocol = settings.protocol.clone();
+            r.protocol = settings.protocol;
             r.status = "connected".into();
         });
         mark("fieldmesh:radio-connected");
         if self.inner.borrow().radio.want_lend {
             self.radio_lend(true);
+        } else {
+            let events = self.inner.borrow_mut().radio.driver.link_up(now_ms());
+            self.radio_act(events);
         }
         spawn_local(Rc::clone(self).radio_read(generation));
         self.radio_send_outbox().await;
@@ -315,6 +306,7 @@ impl Engine {
             }
             inner.radio.link = None;
             inner.radio.generation += 1;
+            inner.radio.driver.link_down();
         }
         if self.inner.borrow().radio.lending {
             self.send_frame(&ClientFrame::StopLending);
@@ -331,6 +323,7 @@ impl Engine {
         let link = {
             let mut inner = self.inner.borrow_mut();
             inner.radio.generation += 1;
+            inner.radio.driver.link_down();
             inner.radio.link.take()
         };
         if let Some(link) = link {
@@ -392,45 +385,36 @@ impl Engine {
             self.send_frame(&ClientFrame::RadioFrame { frame });
             return;
         }
-        let actions = self.inner.borrow_mut().radio.node.receive(now_ms(), &frame);
-        match actions {
-            Ok(actions) => self.radio_act(actions),
+        let events = self
+            .inner
+            .borrow_mut()
+            .radio
+            .driver
+            .receive(now_ms(), &frame);
+        match events {
+            Ok(events) => self.radio_act(events),
             Err(_) => self.set_radio(|r| r.errors += 1),
         }
     }
 
-    fn radio_act(self: &Rc<Self>, actions: Vec<Action>) {
-        for action in actions {
-            match action {
-                Action::Transmit(frame) => self.radio_write(&frame),
-                Action::Deliver(message) => spawn_local(Rc::clone(self).radio_store(message)),
-                Action::Confirmed(key) => {
-                    let id = self.inner.borrow_mut().radio.own.remove(&key);
-                    if let Some(id) = id {
-                        self.mark_relayed(id);
-                    }
-                }
-                Action::Unconfirmed(key) => {
-                    // Nobody heard it: try again later; it also stays in the outbox.
-                    let weak = Rc::downgrade(self);
-                    let _ = set_timeout_with_handle(
-                        move || {
-                            if let Some(engine) = weak.upgrade() {
-                                engine.inner.borrow_mut().radio.node.forget(key);
-                                spawn_local(async move { engine.radio_send_outbox().await });
-                            }
-                        },
-                        Duration::from_millis(u64::from(RESEND_AFTER_MS)),
-                    );
+    fn radio_act(self: &Rc<Self>, events: Vec<Event>) {
+        for event in events {
+            match event {
+                Event::Transmit(frame) => self.radio_write(&frame),
+                Event::Heard(message) => spawn_local(Rc::clone(self).radio_store(message)),
+                Event::Relayed(own) => self.mark_relayed(own.id.to_string()),
+                // It stays in the outbox for a server; only the radio stops trying.
+                Event::GaveUp(own) => {
+                    leptos::logging::warn!("no camp confirmed radio message {} in a day", own.id)
                 }
             }
         }
         self.radio_schedule();
     }
 
-    /// Sets a timer for the node's next retry or rebroadcast.
+    /// Sets a timer for the driver's next frame, retry, rebroadcast or resend.
     fn radio_schedule(self: &Rc<Self>) {
-        let next = self.inner.borrow().radio.node.next_wakeup();
+        let next = self.inner.borrow().radio.driver.next_wakeup();
         let Some(at) = next else { return };
         {
             let mut inner = self.inner.borrow_mut();
@@ -448,44 +432,42 @@ impl Engine {
             move || {
                 if let Some(engine) = weak.upgrade() {
                     engine.inner.borrow_mut().radio.timer_at = None;
-                    let actions = engine.inner.borrow_mut().radio.node.poll(now_ms());
-                    engine.radio_act(actions);
+                    let events = engine.inner.borrow_mut().radio.driver.poll(now_ms());
+                    engine.radio_act(events);
                 }
             },
             Duration::from_millis(at.saturating_sub(now_ms())),
         );
     }
 
-    /// Direct mode: sends over the radio every message of the outbox with a radio form that
-    /// the node does not carry yet (after a connect, a reconnect, or a message written).
+    /// Direct mode: hands the driver every message of the outbox with a radio form (after a
+    /// connect, a reconnect, or a message written); it carries each once, and starts them
+    /// while the radio is connected and not lent.
     pub(super) async fn radio_send_outbox(self: &Rc<Self>) {
-        {
-            let inner = self.inner.borrow();
-            if inner.radio.link.is_none() || inner.radio.lending {
-                return;
-            }
+        if self.inner.borrow().radio.link.is_none() {
+            return;
         }
         let Some(db) = self.db() else { return };
         let Ok(outbox) = db.outbox().await else {
             return;
         };
-        let mut actions = Vec::new();
         for entry in outbox.iter().filter(|e| !e.radio.is_empty() && !e.heard) {
             let Ok(envelope) = Envelope::decode(&entry.envelope) else {
                 continue;
             };
-            let key = MessageKey::of(envelope.room, envelope.id);
-            let message = mesh::radio::RadioMessage {
-                key,
-                payload: entry.radio.clone(),
+            let own = OwnMessage {
+                room: envelope.room,
+                id: envelope.id,
+                message: mesh::radio::RadioMessage {
+                    key: MessageKey::of(envelope.room, envelope.id),
+                    payload: entry.radio.clone(),
+                },
+                queued_at_ms: envelope.created_at_ms,
             };
-            let mut inner = self.inner.borrow_mut();
-            if let Ok(true) = inner.radio.node.send(now_ms(), &message) {
-                inner.radio.own.insert(key, entry.id.clone());
-            }
+            let _ = self.inner.borrow_mut().radio.driver.queue(now_ms(), own);
         }
-        actions.extend(self.inner.borrow_mut().radio.node.poll(now_ms()));
-        self.radio_act(actions);
+        let events = self.inner.borrow_mut().radio.driver.poll(now_ms());
+        self.radio_act(events);
     }
 
     /// Direct mode: a whole message heard. Stored on the device in the room it opens in, and
@@ -564,18 +546,19 @@ impl Engine {
                 r.lending = false;
                 r.lend_detail = None;
             });
-            spawn_local({
-                let engine = Rc::clone(self);
-                async move { engine.radio_send_outbox().await }
-            });
+            self.radio_resume();
         }
     }
 
     /// The server's answer about lending.
     pub(super) fn on_lending(self: &Rc<Self>, active: bool, detail: String) {
         self.inner.borrow_mut().radio.lending = active;
-        if !active {
+        if active {
+            // The server's driver carries the radio now; this page's waits.
+            self.inner.borrow_mut().radio.driver.link_down();
+        } else {
             self.inner.borrow_mut().radio.want_lend = false;
+            self.radio_resume();
         }
         self.set_radio(|r| {
             r.lending = active;
@@ -599,9 +582,19 @@ impl Engine {
                 r.lend_detail =
                     Some("the server is away; the radio works on its own meanwhile".into());
             });
-            let engine = Rc::clone(self);
-            spawn_local(async move { engine.radio_send_outbox().await });
+            self.radio_resume();
         }
+    }
+
+    /// The page drives its radio itself again (lending ended): the driver's link is up.
+    fn radio_resume(self: &Rc<Self>) {
+        if self.inner.borrow().radio.link.is_none() {
+            return;
+        }
+        let events = self.inner.borrow_mut().radio.driver.link_up(now_ms());
+        self.radio_act(events);
+        let engine = Rc::clone(self);
+        spawn_local(async move { engine.radio_send_outbox().await });
     }
 
     /// The server connection is ready: lend again if the person wanted to.
@@ -619,7 +612,7 @@ impl Engine {
 fn settings_text(settings: &RadioSettings) -> String {
     format!(
         "{}\t{}\t{}",
-        settings.protocol,
+        settings.protocol.name(),
         settings.baud,
         settings
             .frequency_hz
@@ -630,7 +623,7 @@ fn settings_text(settings: &RadioSettings) -> String {
 
 fn parse_settings(text: &str) -> Option<RadioSettings> {
     let mut parts = text.split('\t');
-    let protocol = parts.next()?.to_string();
+    let protocol = parts.next()?.parse().ok()?;
     let baud = parts.next()?.parse().ok()?;
     let frequency_hz = parts.next().and_then(|f| f.parse().ok());
     Some(RadioSettings {

@@ -31,9 +31,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use clap::builder::TypedValueParser as _;
 use clap::Parser;
+use mesh::serial::Protocol;
 use mesh::serial::{kiss_encode, KissDecoder, LineDecoder, CMD_DATA};
-use server::radio::framing::Protocol;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -56,7 +57,12 @@ struct Args {
     #[arg(long, value_name = "DIR")]
     dir: PathBuf,
     /// What the simulated radios speak on their serial side.
-    #[arg(long, value_enum, default_value = "kiss")]
+    #[arg(
+        long,
+        default_value = "kiss",
+        value_parser = clap::builder::PossibleValuesParser::new(Protocol::ALL.map(|p| p.name()))
+            .try_map(|name| name.parse::<Protocol>())
+    )]
     protocol: Protocol,
     /// Seed for loss decisions (the same seed and traffic give the same losses).
     #[arg(long, default_value_t = 1)]

@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 use tokio_serial::SerialPortBuilderExt;
 
-use super::framing::Framing;
+use mesh::serial::Framing;
 
 /// How often a missing radio is looked for again.
 pub const REOPEN_EVERY: Duration = Duration::from_millis(1000);
@@ -73,9 +73,13 @@ pub async fn run(
         if failed.is_none() {
             set(
                 RadioState::Ready,
-                format!("{} radio on {path} at {} baud", framing.name(), config.baud),
+                format!(
+                    "{} radio on {path} at {} baud",
+                    framing.protocol(),
+                    config.baud
+                ),
             );
-            tracing::info!(%path, protocol = framing.name(), "radio connected");
+            tracing::info!(%path, protocol = %framing.protocol(), "radio connected");
             let mut buffer = vec![0u8; 1024];
             failed = loop {
                 tokio::select! {

@@ -3,13 +3,14 @@
 //!
 //! Phones publish a message as usual and hand the server its radio form too
 //! ([`mesh::ClientFrame::SendRadio`]; only they hold the room key). The bridge gives it to the
-//! relay node ([`mesh::radio::Node`]: dedupe, hop limit, managed flooding, retries), whose
-//! frames the [`link`] writes in the chosen [`framing`]. Frames heard go back through the
+//! radio driver ([`mesh::radio::Driver`]: the relay node with dedupe, hop limit, managed
+//! flooding and retries; airtime pacing; resends with growing pauses and a give-up after a
+//! day), whose frames the [`link`] writes in the chosen [`mesh::serial::Framing`], or a
+//! browser lending its radio carries. Frames heard go back through the
 //! node; each whole new message is stored as a [`mesh::Kind::Radio`] envelope and handed to
 //! the room's followers, exactly as a published one. When a neighbour is heard relaying or
 //! acknowledging a message, its room's followers get [`mesh::ServerFrame::Relayed`].
 
-pub mod framing;
 pub mod link;
 
 use std::collections::{HashMap, VecDeque};
@@ -18,35 +19,23 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mesh::crypto::RoomKey;
-use mesh::radio::{Action, MessageKey, Node, NodeConfig, RadioMessage, MAX_PAYLOAD_BYTES};
+use mesh::radio::{
+    Driver, DriverConfig, Event, MessageKey, NodeConfig, OwnMessage, RadioMessage,
+    MAX_PAYLOAD_BYTES,
+};
+use mesh::serial::{Protocol, RnodeSettings};
 use mesh::{MessageId, RadioState, RadioStatus, RoomId};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::hub::Hub;
 use crate::store::Store;
-use framing::{Protocol, RnodeSettings};
 
 /// Messages from the radio for a room this server does not know yet, kept until a phone
 /// joins it. Bounded; the oldest go first.
 const MAX_UNROUTED: usize = 256;
 /// How long an unroutable message is kept.
 const UNROUTED_FOR: Duration = Duration::from_secs(6 * 60 * 60);
-/// A message no neighbour confirmed is sent again after this long…
-const RESEND_AFTER: Duration = Duration::from_secs(120);
-/// Frames waiting for airtime, at most.
-const MAX_AIR_QUEUE: usize = 128;
-/// Pause between frames handed to the radio, beyond their airtime.
-const AIR_GAP: Duration = Duration::from_millis(30);
-/// …until it has waited this long in all.
-const GIVE_UP_AFTER_MS: u64 = 24 * 60 * 60 * 1000;
-/// How often messages past that day are dropped, also those that never went out.
-const EXPIRE_EVERY: Duration = Duration::from_secs(10 * 60);
-
-/// Whether a radio message queued at `queued_at_ms` has waited too long to matter now.
-fn expired(queued_at_ms: u64) -> bool {
-    crate::now_ms().saturating_sub(queued_at_ms) > GIVE_UP_AFTER_MS
-}
 
 /// Everything the bridge needs to know.
 #[derive(Clone, Debug)]
@@ -164,7 +153,7 @@ impl Radio {
         if let Some(config) = &config {
             let (frames_out, frames_out_rx) = mpsc::channel(256);
             serial_out = Some(frames_out);
-            let framing = framing::framing(config.protocol, config.rnode);
+            let framing = config.protocol.framing(config.rnode);
             node_config = NodeConfig {
                 frame_bytes: config.frame_bytes.min(framing.max_frame()),
                 hop_limit: config.hop_limit.min(mesh::radio::MAX_HOP_LIMIT),
@@ -186,19 +175,18 @@ impl Radio {
         let lender = Arc::new(Mutex::new(None));
         let mut seed = [0u8; 8];
         let _ = getrandom::fill(&mut seed);
+        let driver_config = DriverConfig {
+            node: node_config,
+            ..DriverConfig::default()
+        };
         let bridge = Bridge {
-            node: Node::new(node_config, u64::from_le_bytes(seed)),
+            driver: Driver::new(driver_config, u64::from_le_bytes(seed)),
             store,
             hub,
             serial_out,
             lender: Arc::clone(&lender),
-            started: Instant::now(),
             rooms: HashMap::new(),
-            origins: HashMap::new(),
             unrouted: VecDeque::new(),
-            resend: VecDeque::new(),
-            air_queue: VecDeque::new(),
-            air_free_at: Instant::now(),
             status: status.clone(),
         };
         tokio::spawn(bridge.run(commands_rx, frames_in_rx));
@@ -270,42 +258,21 @@ impl Radio {
     }
 }
 
-struct Origin {
-    room: RoomId,
-    id: MessageId,
-    message: RadioMessage,
-    queued_at_ms: u64,
-}
-
 struct Bridge {
-    node: Node,
+    driver: Driver,
     store: Store,
     hub: Hub,
     /// Frames to transmit go to the serial link when there is one…
     serial_out: Option<mpsc::Sender<Vec<u8>>>,
     /// …or else to the browser lending its radio.
     lender: Arc<Mutex<Option<Lender>>>,
-    started: Instant,
     /// Rooms by their 4-byte radio tag.
     rooms: HashMap<[u8; 4], Vec<RoomId>>,
-    /// Messages sent from here, until confirmed: their room, id and radio form, and when
-    /// they were queued.
-    origins: HashMap<MessageKey, Origin>,
     unrouted: VecDeque<(Instant, RadioMessage)>,
-    /// Unconfirmed messages to send again, and when.
-    resend: VecDeque<(Instant, MessageKey)>,
-    /// Frames for the radio, paced by their airtime.
-    air_queue: VecDeque<Vec<u8>>,
-    /// When the radio is done with the frames handed to it.
-    air_free_at: Instant,
     status: watch::Receiver<RadioStatus>,
 }
 
 impl Bridge {
-    fn now_ms(&self) -> u64 {
-        self.started.elapsed().as_millis() as u64
-    }
-
     fn learn(&mut self, room: RoomId) -> bool {
         let tag = MessageKey::room_tag(room);
         let rooms = self.rooms.entry(tag).or_default();
@@ -339,36 +306,39 @@ impl Bridge {
                     );
                 }
                 for p in pending {
-                    if expired(p.queued_at_ms) {
-                        // A day without any radio: too old to matter to anyone now.
-                        self.forget_pending(p.id).await;
-                        continue;
-                    }
-                    let message = RadioMessage {
-                        key: MessageKey::of(p.room, p.id),
-                        payload: p.payload,
+                    // Those older than a day are given up at the first poll.
+                    let own = OwnMessage {
+                        room: p.room,
+                        id: p.id,
+                        message: RadioMessage {
+                            key: MessageKey::of(p.room, p.id),
+                            payload: p.payload,
+                        },
+                        queued_at_ms: p.queued_at_ms,
                     };
-                    self.queue(p.room, p.id, message, p.queued_at_ms);
+                    self.queue(own).await;
                 }
             }
             Err(error) => tracing::error!(%error, "could not read the radio outbox"),
         }
         let mut status = self.status.clone();
-        let mut expire = tokio::time::interval(EXPIRE_EVERY);
+        if status.borrow_and_update().state == RadioState::Ready {
+            let events = self.driver.link_up(crate::now_ms());
+            self.act(events).await;
+        }
         loop {
-            let node_wake = self
-                .node
-                .next_wakeup()
-                .map(|at| self.started + Duration::from_millis(at));
-            let resend_wake = self.resend.front().map(|(at, _)| *at);
-            let air_wake = (!self.air_queue.is_empty()).then_some(self.air_free_at);
-            let wake = [node_wake, resend_wake, air_wake]
-                .into_iter()
-                .flatten()
-                .min();
+            // The driver's clock is the wall clock (radio messages are kept across restarts).
+            let wake = self.driver.next_wakeup().map(|at| {
+                Instant::now() + Duration::from_millis(at.saturating_sub(crate::now_ms()))
+            });
             tokio::select! {
                 command = commands.recv() => match command {
-                    Some(Command::Send { room, id, message }) => self.send(room, id, message).await,
+                    Some(Command::Send { room, id, message }) => {
+                        let own = OwnMessage { room, id, message, queued_at_ms: crate::now_ms() };
+                        if self.queue(own.clone()).await {
+                            self.keep(own).await;
+                        }
+                    }
                     Some(Command::Known(room)) => {
                         if self.learn(room) {
                             self.route_unrouted(room).await;
@@ -377,48 +347,58 @@ impl Bridge {
                     None => return,
                 },
                 frame = frames_in.recv() => match frame {
-                    Some(frame) => {
-                        let now = self.now_ms();
-                        match self.node.receive(now, &frame) {
-                            Ok(actions) => self.act(actions).await,
-                            Err(error) => tracing::debug!(%error, "radio frame dropped"),
-                        }
-                    }
+                    Some(frame) => match self.driver.receive(crate::now_ms(), &frame) {
+                        Ok(events) => self.act(events).await,
+                        Err(error) => tracing::debug!(%error, "radio frame dropped"),
+                    },
                     None => return,
                 },
                 _ = async { tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)).await },
                     if wake.is_some() => {
-                    let now = self.now_ms();
-                    let actions = self.node.poll(now);
-                    self.act(actions).await;
-                    self.resend_due();
+                    let events = self.driver.poll(crate::now_ms());
+                    self.act(events).await;
                 }
-                _ = expire.tick() => self.expire_origins().await,
                 changed = status.changed() => {
                     if changed.is_err() {
                         return;
                     }
                     let ready = status.borrow_and_update().state == RadioState::Ready;
-                    if ready {
-                        self.start_unsent();
+                    match (ready, self.driver.is_link_up()) {
+                        (true, false) => {
+                            let events = self.driver.link_up(crate::now_ms());
+                            self.act(events).await;
+                        }
+                        (false, true) => self.driver.link_down(),
+                        _ => {}
                     }
                 }
             }
         }
     }
 
-    /// A phone's new radio message: kept in the store until confirmed, then queued.
-    async fn send(&mut self, room: RoomId, id: MessageId, message: RadioMessage) {
-        if self.origins.contains_key(&message.key) || self.node.has_seen(message.key) {
-            return; // a replayed outbox: already on its way
+    /// Hands a message of this server to the driver; `false` when it carries it already (a
+    /// replayed outbox) or it can never go out.
+    async fn queue(&mut self, own: OwnMessage) -> bool {
+        self.learn(own.room);
+        let id = own.id;
+        match self.driver.queue(crate::now_ms(), own) {
+            Ok(new) => new,
+            Err(error) => {
+                tracing::warn!(%error, "message not sent over the radio");
+                self.forget_pending(id).await;
+                false
+            }
         }
+    }
+
+    /// Keeps a phone's new radio message in the store until a neighbour confirms it.
+    async fn keep(&self, own: OwnMessage) {
         let pending = crate::store::RadioPending {
-            room,
-            id,
-            payload: message.payload.clone(),
-            queued_at_ms: crate::now_ms(),
+            room: own.room,
+            id: own.id,
+            payload: own.message.payload,
+            queued_at_ms: own.queued_at_ms,
         };
-        let queued_at_ms = pending.queued_at_ms;
         if let Err(error) = self
             .store
             .run(move |s| s.radio_enqueue_blocking(&pending))
@@ -426,155 +406,44 @@ impl Bridge {
         {
             tracing::error!(%error, "could not keep a radio message in the store");
         }
-        self.queue(room, id, message, queued_at_ms);
     }
 
-    fn queue(&mut self, room: RoomId, id: MessageId, message: RadioMessage, queued_at_ms: u64) {
-        self.learn(room);
-        self.origins.insert(
-            message.key,
-            Origin {
-                room,
-                id,
-                message: message.clone(),
-                queued_at_ms,
-            },
-        );
-        // Otherwise it goes out when the radio is back (see `start_unsent`).
-        if self.status.borrow().state == RadioState::Ready {
-            self.start(message);
-        }
-    }
-
-    /// Starts, oldest first, every message of this server the relay does not carry yet: those
-    /// queued while the radio was away.
-    fn start_unsent(&mut self) {
-        let mut unsent: Vec<(u64, RadioMessage)> = self
-            .origins
-            .values()
-            .filter(|o| !self.node.has_seen(o.message.key))
-            .filter(|o| !self.resend.iter().any(|(_, key)| *key == o.message.key))
-            .map(|o| (o.queued_at_ms, o.message.clone()))
-            .collect();
-        unsent.sort_by_key(|(at, _)| *at);
-        for (_, message) in unsent {
-            self.start(message);
-        }
-    }
-
-    fn start(&mut self, message: RadioMessage) {
-        let now = self.now_ms();
-        match self.node.send(now, &message) {
-            Ok(true) => tracing::debug!(
-                frames = message.frame_count(self.node.config().frame_bytes),
-                "radio send"
-            ),
-            Ok(false) => {}
-            Err(error) => tracing::warn!(%error, "message not sent over the radio"),
-        }
-    }
-
-    async fn act(&mut self, actions: Vec<Action>) {
-        for action in actions {
-            match action {
-                Action::Transmit(frame) => {
-                    if self.air_queue.len() >= MAX_AIR_QUEUE {
-                        // More than the radio can send for a long while: the node retries.
-                        self.air_queue.pop_front();
-                    }
-                    self.air_queue.push_back(frame);
+    async fn act(&mut self, events: Vec<Event>) {
+        for event in events {
+            match event {
+                Event::Transmit(frame) => self.transmit(frame),
+                Event::Heard(message) => self.deliver(message).await,
+                Event::Relayed(own) => {
+                    tracing::debug!(id = ?own.id, "relayed by radio");
+                    self.hub.relayed(own.room, own.id);
+                    self.forget_pending(own.id).await;
                 }
-                Action::Deliver(message) => self.deliver(message).await,
-                Action::Confirmed(key) => {
-                    if let Some(origin) = self.origins.remove(&key) {
-                        tracing::debug!(id = ?origin.id, "relayed by radio");
-                        self.hub.relayed(origin.room, origin.id);
-                        self.forget_pending(origin.id).await;
-                    }
-                }
-                Action::Unconfirmed(key) => {
-                    let Some(origin) = self.origins.get(&key) else {
-                        continue;
-                    };
-                    if expired(origin.queued_at_ms) {
-                        tracing::warn!(id = ?origin.id, "no camp confirmed a radio message in a day; giving up");
-                        let id = origin.id;
-                        self.origins.remove(&key);
-                        self.forget_pending(id).await;
-                    } else {
-                        tracing::info!(
-                            id = ?origin.id,
-                            "no neighbour confirmed a radio message; sending it again in {} s",
-                            RESEND_AFTER.as_secs()
-                        );
-                        self.resend.push_back((Instant::now() + RESEND_AFTER, key));
-                    }
+                Event::GaveUp(own) => {
+                    tracing::warn!(id = ?own.id, "no camp confirmed a radio message in a day; giving up");
+                    self.forget_pending(own.id).await;
                 }
             }
         }
-        self.pump();
     }
 
-    /// Hands the radio the queued frames it can send now: one frame's airtime apart, so its
-    /// own small buffer never overflows and retries are not lost in it.
-    fn pump(&mut self) {
-        let now = Instant::now();
-        while self.air_free_at <= now {
-            let Some(frame) = self.air_queue.pop_front() else {
-                return;
-            };
-            let airtime = Duration::from_millis(self.node.config().airtime_ms(frame.len()));
-            self.air_free_at = now.max(self.air_free_at) + airtime + AIR_GAP;
-            // The link drops frames while the radio is away; the node retries them.
-            if let Some(serial) = &self.serial_out {
-                let _ = serial.try_send(frame);
-            } else if let Some(lender) = self
-                .lender
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .as_ref()
-            {
-                let _ = lender.down.try_send(frame);
-            }
-        }
-    }
-
-    /// Drops the messages of this server that waited a day, sent or not (with no radio, or
-    /// none lent, they never go out and would otherwise pile up).
-    async fn expire_origins(&mut self) {
-        let old: Vec<MessageKey> = self
-            .origins
-            .iter()
-            .filter(|(_, o)| expired(o.queued_at_ms))
-            .map(|(key, _)| *key)
-            .collect();
-        for key in old {
-            if let Some(origin) = self.origins.remove(&key) {
-                self.forget_pending(origin.id).await;
-            }
+    /// Hands a frame to the radio link. The link drops frames while the radio is away; the
+    /// driver retries what mattered.
+    fn transmit(&self, frame: Vec<u8>) {
+        if let Some(serial) = &self.serial_out {
+            let _ = serial.try_send(frame);
+        } else if let Some(lender) = self
+            .lender
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            let _ = lender.down.try_send(frame);
         }
     }
 
     async fn forget_pending(&self, id: MessageId) {
         if let Err(error) = self.store.run(move |s| s.radio_done_blocking(id)).await {
             tracing::error!(%error, "could not update the radio outbox");
-        }
-    }
-
-    /// Sends again the unconfirmed messages whose wait is over.
-    fn resend_due(&mut self) {
-        let now = Instant::now();
-        while self.resend.front().is_some_and(|(at, _)| *at <= now) {
-            let Some((_, key)) = self.resend.pop_front() else {
-                break;
-            };
-            if let Some(origin) = self.origins.get(&key) {
-                let message = origin.message.clone();
-                self.node.forget(key);
-                if self.status.borrow().state == RadioState::Ready {
-                    self.start(message);
-                }
-            }
         }
     }
 

@@ -1,15 +1,8 @@
-//! Serial framing for radios (issue 6 groundwork): KISS (as RNode firmware and KISS TNCs speak
-//! it) and newline-delimited lines (the DIY ESP32 sketch). Pure byte-in, frames-out decoders:
-//! a partial frame waits for more bytes, garbage between frames is skipped, every length is
-//! bounded before anything grows, and a bad frame is dropped with a resync at the next
-//! delimiter.
-//!
-//! [`Framing`] puts these behind one interface per serial protocol ([`Kiss`], [`Line`]), used by
-//! the server's radio link and by the browser's Web Serial radio alike.
+//! KISS, as RNode firmware and KISS TNCs speak it: `FEND command payload FEND`, with FEND and
+//! FESC escaped inside.
 
-use base64::Engine as _;
-
-use crate::radio::DEFAULT_FRAME_BYTES;
+use super::{FrameError, Framing, Protocol, RnodeSettings};
+use crate::radio::{DEFAULT_FRAME_BYTES, MAX_FRAME_BYTES};
 
 /// KISS frame delimiter.
 pub const FEND: u8 = 0xC0;
@@ -46,17 +39,6 @@ pub struct KissFrame {
     pub command: u8,
     /// Unescaped payload.
     pub payload: Vec<u8>,
-}
-
-/// Why a frame was dropped. The decoder has already resynchronised; the caller counts it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum FrameError {
-    /// Longer than the limit: dropped up to the next delimiter.
-    #[error("frame longer than {0} bytes")]
-    TooLong(usize),
-    /// An escape byte followed by something that is not an escaped delimiter.
-    #[error("bad escape sequence")]
-    BadEscape,
 }
 
 /// Escapes `payload` into a KISS frame with `command`.
@@ -104,6 +86,11 @@ pub struct KissDecoder {
 }
 
 impl KissDecoder {
+    /// Bytes held for a frame not complete yet (never more than the limit).
+    pub fn buffered(&self) -> usize {
+        self.buffer.len()
+    }
+
     /// A decoder that drops frames with more than `max_payload` bytes (command byte included).
     pub fn new(max_payload: usize) -> Self {
         Self {
@@ -165,89 +152,6 @@ impl KissDecoder {
     }
 }
 
-/// Streaming decoder of newline-delimited lines (`\n`, with an optional `\r` before it).
-#[derive(Debug)]
-pub struct LineDecoder {
-    max_line: usize,
-    buffer: Vec<u8>,
-    skipping: bool,
-}
-
-impl LineDecoder {
-    /// A decoder that drops lines longer than `max_line` bytes.
-    pub fn new(max_line: usize) -> Self {
-        Self {
-            max_line,
-            buffer: Vec::new(),
-            skipping: false,
-        }
-    }
-
-    /// Feeds bytes; returns each non-empty line completed (or dropped) by them.
-    pub fn push(&mut self, bytes: &[u8]) -> Vec<Result<Vec<u8>, FrameError>> {
-        let mut out = Vec::new();
-        for &byte in bytes {
-            if byte == b'\n' {
-                if !self.skipping {
-                    let mut line = std::mem::take(&mut self.buffer);
-                    if line.last() == Some(&b'\r') {
-                        line.pop();
-                    }
-                    if !line.is_empty() {
-                        out.push(Ok(line));
-                    }
-                }
-                self.buffer.clear();
-                self.skipping = false;
-            } else if !self.skipping {
-                if self.buffer.len() >= self.max_line {
-                    self.skipping = true;
-                    self.buffer.clear();
-                    out.push(Err(FrameError::TooLong(self.max_line)));
-                } else {
-                    self.buffer.push(byte);
-                }
-            }
-        }
-        out
-    }
-}
-
-// ---- Framings: radio frames to serial bytes and back, one per protocol. ----
-
-/// RNode radio settings sent after opening a `kiss` port (only when a frequency is set: a
-/// plain KISS TNC reads these command bytes as its own settings).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RnodeSettings {
-    /// Centre frequency in Hz.
-    pub frequency_hz: u32,
-    /// Bandwidth in Hz.
-    pub bandwidth_hz: u32,
-    /// Transmit power in dBm.
-    pub tx_power_dbm: u8,
-    /// Spreading factor (7–12).
-    pub spreading_factor: u8,
-    /// Coding rate denominator (5–8 for 4/5–4/8).
-    pub coding_rate: u8,
-}
-
-/// One serial protocol: turns radio frames into serial bytes and back.
-pub trait Framing: Send {
-    /// The protocol's name, for the status line.
-    fn name(&self) -> &'static str;
-    /// What to write after opening the port.
-    fn configure(&self) -> Vec<Vec<u8>>;
-    /// The serial bytes for one radio frame.
-    fn encode(&self, frame: &[u8]) -> Vec<u8>;
-    /// Feeds serial bytes; returns the radio frames they complete. Garbage and oversize input
-    /// is skipped and counted in [`Framing::dropped`].
-    fn decode(&mut self, bytes: &[u8]) -> Vec<Vec<u8>>;
-    /// Largest radio frame this protocol carries.
-    fn max_frame(&self) -> usize;
-    /// Frames dropped as garbage so far.
-    fn dropped(&self) -> u64;
-}
-
 /// KISS: `FEND command payload FEND`, with FEND/FESC escaped.
 pub struct Kiss {
     decoder: KissDecoder,
@@ -260,7 +164,7 @@ impl Kiss {
     pub fn new(rnode: Option<RnodeSettings>) -> Self {
         Self {
             // A LoRa frame is at most 255 bytes; one more for the command byte.
-            decoder: KissDecoder::new(crate::radio::MAX_FRAME_BYTES + 1),
+            decoder: KissDecoder::new(MAX_FRAME_BYTES + 1),
             rnode,
             dropped: 0,
         }
@@ -268,8 +172,8 @@ impl Kiss {
 }
 
 impl Framing for Kiss {
-    fn name(&self) -> &'static str {
-        "kiss"
+    fn protocol(&self) -> Protocol {
+        Protocol::Kiss
     }
 
     fn configure(&self) -> Vec<Vec<u8>> {
@@ -306,76 +210,6 @@ impl Framing for Kiss {
 
     fn max_frame(&self) -> usize {
         DEFAULT_FRAME_BYTES
-    }
-
-    fn dropped(&self) -> u64 {
-        self.dropped
-    }
-}
-
-/// Longest line read from a `line` radio: a base64 frame plus room for a debug message.
-pub const MAX_LINE_BYTES: usize = 512;
-
-/// Lines: each radio frame is one line of base64 text, which a DIY sketch sends over LoRa as
-/// it is. Lines that are not base64 (a sketch's debug output) are skipped.
-pub struct Line {
-    decoder: LineDecoder,
-    dropped: u64,
-}
-
-impl Line {
-    /// A line framing.
-    pub fn new() -> Self {
-        Self {
-            decoder: LineDecoder::new(MAX_LINE_BYTES),
-            dropped: 0,
-        }
-    }
-}
-
-impl Default for Line {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-const LINE_BASE64: base64::engine::GeneralPurpose =
-    base64::engine::general_purpose::STANDARD_NO_PAD;
-
-impl Framing for Line {
-    fn name(&self) -> &'static str {
-        "line"
-    }
-
-    fn configure(&self) -> Vec<Vec<u8>> {
-        Vec::new()
-    }
-
-    fn encode(&self, frame: &[u8]) -> Vec<u8> {
-        // A newline first ends whatever half line the radio may hold (noise, a reset), so
-        // the frame always starts a line of its own.
-        let mut line = vec![b'\n'];
-        line.extend(LINE_BASE64.encode(frame).into_bytes());
-        line.push(b'\n');
-        line
-    }
-
-    fn decode(&mut self, bytes: &[u8]) -> Vec<Vec<u8>> {
-        let mut out = Vec::new();
-        for line in self.decoder.push(bytes) {
-            match line.map(|line| LINE_BASE64.decode(line.trim_ascii())) {
-                Ok(Ok(frame)) if !frame.is_empty() && frame.len() <= self.max_frame() => {
-                    out.push(frame)
-                }
-                _ => self.dropped += 1,
-            }
-        }
-        out
-    }
-
-    fn max_frame(&self) -> usize {
-        // The sketch sends the text line over the air: 233 text bytes carry 174 bytes.
-        DEFAULT_FRAME_BYTES * 3 / 4
     }
 
     fn dropped(&self) -> u64 {
@@ -474,18 +308,22 @@ mod tests {
     }
 
     #[test]
-    fn lines_split_on_newlines_drop_carriage_returns_and_bound_their_length() {
-        let mut decoder = LineDecoder::new(8);
-        assert!(decoder.push(b"hel").is_empty());
-        let got = decoder.push(b"lo\r\n\nabcdefghijk\nok\n");
-        assert_eq!(
-            got,
-            [
-                Ok(b"hello".to_vec()),
-                Err(FrameError::TooLong(8)),
-                Ok(b"ok".to_vec())
-            ]
-        );
+    fn kiss_escapes_delimiters_and_skips_other_commands() {
+        let mut kiss = Kiss::new(None);
+        let bytes = kiss.encode(&[0xC0, 0xDB, 1]);
+        assert_eq!(bytes, vec![0xC0, 0, 0xDB, 0xDC, 0xDB, 0xDD, 1, 0xC0]);
+        let mut stream = kiss_encode(0x23, &[1, 2]); // an RNode signal report
+        stream.extend(&bytes);
+        assert_eq!(kiss.decode(&stream), vec![vec![0xC0, 0xDB, 1]]);
+    }
+
+    #[test]
+    fn kiss_configures_an_rnode_only_when_asked() {
+        assert!(Kiss::new(None).configure().is_empty());
+        let frames = Kiss::new(Some(RnodeSettings::new(868_100_000))).configure();
+        assert_eq!(frames.len(), 6);
+        assert_eq!(frames[0], kiss_encode(0x01, &868_100_000u32.to_be_bytes()));
+        assert_eq!(frames[5], kiss_encode(0x06, &[1]));
     }
 
     #[test]
@@ -493,7 +331,7 @@ mod tests {
         // A small deterministic fuzz: every byte value in many arrangements.
         let mut state = 0x2545_f491_4f6c_dd1du64;
         let mut kiss = KissDecoder::new(32);
-        let mut lines = LineDecoder::new(32);
+        let mut lines = crate::serial::LineDecoder::new(32);
         for _ in 0..20_000 {
             state ^= state << 13;
             state ^= state >> 7;
@@ -505,7 +343,7 @@ mod tests {
             for line in lines.push(&chunk).into_iter().flatten() {
                 assert!(line.len() <= 32);
             }
-            assert!(kiss.buffer.len() <= 32 && lines.buffer.len() <= 32);
+            assert!(kiss.buffered() <= 32 && lines.buffered() <= 32);
         }
     }
 }

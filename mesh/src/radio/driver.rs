@@ -1,0 +1,612 @@
+//! The radio driver: everything between a relay [`Node`] and a radio link, without I/O, so the
+//! server's bridge and the page's Web Serial radio behave the same.
+//!
+//! It keeps this side's own messages until a neighbour confirms them (sending them again with
+//! growing pauses, and giving up after a day), starts them only while a link is up (oldest
+//! first when it comes back), and paces the frames it hands the link by their airtime, so a
+//! radio's small buffer never overflows and retries are not lost in it. Time comes in as a
+//! parameter (milliseconds by any clock that only moves forward; a clock that steps back is
+//! held where it was).
+
+use std::collections::{HashMap, VecDeque};
+
+use super::node::{Action, Node, NodeConfig};
+use super::packet::MessageKey;
+use super::{RadioError, RadioMessage};
+use crate::envelope::{MessageId, RoomId};
+
+/// First pause before an unconfirmed message is sent again.
+pub const RESEND_AFTER_MS: u64 = 2 * 60 * 1000;
+/// The pause doubles after each unconfirmed round, up to this.
+pub const MAX_RESEND_AFTER_MS: u64 = 32 * 60 * 1000;
+/// A message of this side is dropped when no neighbour confirmed it within this long of being
+/// written (sent or not: with no radio for a day it matters to nobody any more).
+pub const GIVE_UP_AFTER_MS: u64 = 24 * 60 * 60 * 1000;
+/// Pause between frames handed to the radio, beyond their airtime.
+pub const AIR_GAP_MS: u64 = 30;
+/// Bytes of frames waiting for airtime, at most (128 full frames).
+pub const MAX_AIR_QUEUE_BYTES: usize = 128 * super::MAX_FRAME_BYTES;
+
+/// The driver's timing and limits.
+#[derive(Clone, Debug)]
+pub struct DriverConfig {
+    /// The relay node's settings (frame size, hop limit, bitrate, retries).
+    pub node: NodeConfig,
+    /// First pause before an unconfirmed message goes again.
+    pub resend_after_ms: u64,
+    /// Longest pause between rounds.
+    pub max_resend_after_ms: u64,
+    /// Give up on a message this long after it was written.
+    pub give_up_after_ms: u64,
+    /// Pause between frames beyond their airtime.
+    pub air_gap_ms: u64,
+    /// Most bytes waiting for airtime; the oldest frame goes when more arrive (the node
+    /// retries what mattered).
+    pub max_air_queue_bytes: usize,
+}
+
+impl Default for DriverConfig {
+    fn default() -> Self {
+        Self {
+            node: NodeConfig::default(),
+            resend_after_ms: RESEND_AFTER_MS,
+            max_resend_after_ms: MAX_RESEND_AFTER_MS,
+            give_up_after_ms: GIVE_UP_AFTER_MS,
+            air_gap_ms: AIR_GAP_MS,
+            max_air_queue_bytes: MAX_AIR_QUEUE_BYTES,
+        }
+    }
+}
+
+/// A message written on this side, to carry over the radio.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OwnMessage {
+    /// Its room.
+    pub room: RoomId,
+    /// Its envelope id.
+    pub id: MessageId,
+    /// Its radio form.
+    pub message: RadioMessage,
+    /// When it was written (by the same clock as the driver's time).
+    pub queued_at_ms: u64,
+}
+
+/// What the driver asks its owner to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// Write this frame to the radio link now.
+    Transmit(Vec<u8>),
+    /// A whole message was heard for the first time: store and show it.
+    Heard(RadioMessage),
+    /// A neighbour confirmed a message of this side: it is on its way to other camps.
+    Relayed(OwnMessage),
+    /// Nobody confirmed a message of this side within the give-up time: stop keeping it.
+    GaveUp(OwnMessage),
+}
+
+/// Counters for the radio panel and the figures.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DriverStats {
+    /// Messages of this side not confirmed yet.
+    pub own_waiting: usize,
+    /// Frames waiting for airtime.
+    pub air_queue: usize,
+    /// Frames dropped because the link was down or the air queue was full.
+    pub frames_dropped: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Round {
+    /// Waiting for a link to start on.
+    Waiting,
+    /// The node carries it.
+    OnAir,
+    /// Unconfirmed after a round; goes again at this time.
+    ResendAt(u64),
+}
+
+#[derive(Debug)]
+struct Own {
+    message: OwnMessage,
+    round: Round,
+    /// Rounds that went unconfirmed.
+    rounds: u32,
+    /// Order written, for oldest-first starts.
+    order: u64,
+}
+
+/// The radio driver. Feed it messages to send ([`Driver::queue`]), frames heard
+/// ([`Driver::receive`]) and the link's state ([`Driver::link_up`], [`Driver::link_down`]); call
+/// [`Driver::poll`] at [`Driver::next_wakeup`]; carry out the [`Event`]s it returns.
+#[derive(Debug)]
+pub struct Driver {
+    config: DriverConfig,
+    node: Node,
+    own: HashMap<MessageKey, Own>,
+    written: u64,
+    link_up: bool,
+    air_queue: VecDeque<Vec<u8>>,
+    air_queue_bytes: usize,
+    /// When the radio is done with the frames handed to it.
+    air_free_at: u64,
+    now: u64,
+    dropped: u64,
+}
+
+impl Driver {
+    /// A driver with `config`; `seed` seeds the node's jitter.
+    pub fn new(config: DriverConfig, seed: u64) -> Self {
+        Self {
+            node: Node::new(config.node.clone(), seed),
+            config,
+            own: HashMap::new(),
+            written: 0,
+            link_up: false,
+            air_queue: VecDeque::new(),
+            air_queue_bytes: 0,
+            air_free_at: 0,
+            now: 0,
+            dropped: 0,
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &DriverConfig {
+        &self.config
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> DriverStats {
+        DriverStats {
+            own_waiting: self.own.len(),
+            air_queue: self.air_queue.len(),
+            frames_dropped: self.dropped,
+        }
+    }
+
+    /// Whether a link is up.
+    pub fn is_link_up(&self) -> bool {
+        self.link_up
+    }
+
+    /// Whether `key` is a message of this side still waiting for confirmation.
+    pub fn is_waiting(&self, key: MessageKey) -> bool {
+        self.own.contains_key(&key)
+    }
+
+    fn clock(&mut self, now_ms: u64) -> u64 {
+        self.now = self.now.max(now_ms);
+        self.now
+    }
+
+    /// Takes a message of this side. `Ok(false)` when it is already carried (an outbox
+    /// replayed after a reconnect or a restart goes out once). It starts at once when a link
+    /// is up, else when one comes up.
+    pub fn queue(&mut self, now_ms: u64, message: OwnMessage) -> Result<bool, RadioError> {
+        let now = self.clock(now_ms);
+        let key = message.message.key;
+        if self.own.contains_key(&key) || self.node.has_seen(key) {
+            return Ok(false);
+        }
+        // Refuse what can never go out before keeping it.
+        message
+            .message
+            .fragments(self.config.node.hop_limit, self.config.node.frame_bytes)?;
+        self.written += 1;
+        self.own.insert(
+            key,
+            Own {
+                message,
+                round: Round::Waiting,
+                rounds: 0,
+                order: self.written,
+            },
+        );
+        if self.link_up {
+            // Its frames leave at the next poll, paced with the rest.
+            self.start(now, key, &mut Vec::new());
+        }
+        Ok(true)
+    }
+
+    /// A link came up: start, oldest first, every message of this side that waits for one.
+    pub fn link_up(&mut self, now_ms: u64) -> Vec<Event> {
+        let now = self.clock(now_ms);
+        self.link_up = true;
+        let mut waiting: Vec<(u64, MessageKey)> = self
+            .own
+            .iter()
+            .filter(|(_, own)| own.round == Round::Waiting)
+            .map(|(key, own)| (own.order, *key))
+            .collect();
+        waiting.sort();
+        let mut events = Vec::new();
+        for (_, key) in waiting {
+            self.start(now, key, &mut events);
+        }
+        self.finish(now, events)
+    }
+
+    /// The link went away: frames waiting for airtime are dropped (the node retries them),
+    /// and nothing new starts until a link is up again.
+    pub fn link_down(&mut self) {
+        self.link_up = false;
+        self.dropped += self.air_queue.len() as u64;
+        self.air_queue.clear();
+        self.air_queue_bytes = 0;
+    }
+
+    /// A frame the link heard.
+    pub fn receive(&mut self, now_ms: u64, frame: &[u8]) -> Result<Vec<Event>, RadioError> {
+        let now = self.clock(now_ms);
+        let actions = self.node.receive(now, frame)?;
+        let events = self.act(now, actions);
+        Ok(self.finish(now, events))
+    }
+
+    /// Does what is due at `now_ms`: rebroadcasts, retries, resends, give-ups, paced frames.
+    pub fn poll(&mut self, now_ms: u64) -> Vec<Event> {
+        let now = self.clock(now_ms);
+        let actions = self.node.poll(now);
+        let mut events = self.act(now, actions);
+        let due: Vec<MessageKey> = self
+            .own
+            .iter()
+            .filter(|(_, own)| matches!(own.round, Round::ResendAt(at) if at <= now))
+            .map(|(key, _)| *key)
+            .collect();
+        for key in due {
+            self.node.forget(key);
+            if let Some(own) = self.own.get_mut(&key) {
+                own.round = Round::Waiting;
+            }
+            if self.link_up {
+                self.start(now, key, &mut events);
+            }
+        }
+        let expired: Vec<MessageKey> = self
+            .own
+            .iter()
+            .filter(|(_, own)| self.expired(now, own))
+            .map(|(key, _)| *key)
+            .collect();
+        for key in expired {
+            self.node.forget(key);
+            if let Some(own) = self.own.remove(&key) {
+                events.push(Event::GaveUp(own.message));
+            }
+        }
+        self.finish(now, events)
+    }
+
+    /// When [`Driver::poll`] next has something to do.
+    pub fn next_wakeup(&self) -> Option<u64> {
+        let node = self.node.next_wakeup();
+        let air = (!self.air_queue.is_empty()).then_some(self.air_free_at);
+        let own = self
+            .own
+            .values()
+            .map(|own| {
+                let give_up = own
+                    .message
+                    .queued_at_ms
+                    .saturating_add(self.config.give_up_after_ms)
+                    .saturating_add(1);
+                match own.round {
+                    Round::ResendAt(at) => at.min(give_up),
+                    _ => give_up,
+                }
+            })
+            .min();
+        [node, air, own].into_iter().flatten().min()
+    }
+
+    fn expired(&self, now: u64, own: &Own) -> bool {
+        now.saturating_sub(own.message.queued_at_ms) > self.config.give_up_after_ms
+    }
+
+    fn start(&mut self, now: u64, key: MessageKey, events: &mut Vec<Event>) {
+        let Some(own) = self.own.get_mut(&key) else {
+            return;
+        };
+        match self.node.send(now, &own.message.message) {
+            Ok(true) => own.round = Round::OnAir,
+            // The node still remembers it from an earlier round: it is on the air already.
+            Ok(false) => own.round = Round::OnAir,
+            Err(_) => {
+                // Cannot happen for a message `queue` accepted; never keep it forever.
+                if let Some(own) = self.own.remove(&key) {
+                    events.push(Event::GaveUp(own.message));
+                }
+            }
+        }
+    }
+
+    fn act(&mut self, now: u64, actions: Vec<Action>) -> Vec<Event> {
+        let mut events = Vec::new();
+        for action in actions {
+            match action {
+                Action::Transmit(frame) => self.onto_air(frame),
+                Action::Deliver(message) => events.push(Event::Heard(message)),
+                Action::Confirmed(key) => {
+                    if let Some(own) = self.own.remove(&key) {
+                        events.push(Event::Relayed(own.message));
+                    }
+                }
+                Action::Unconfirmed(key) => {
+                    let pause = self.resend_pause(key);
+                    if let Some(own) = self.own.get_mut(&key) {
+                        own.rounds += 1;
+                        own.round = Round::ResendAt(now + pause);
+                    }
+                }
+            }
+        }
+        events
+    }
+
+    /// The pause before the next round of `key`: doubling from the first, up to the longest.
+    fn resend_pause(&self, key: MessageKey) -> u64 {
+        let rounds = self.own.get(&key).map_or(0, |own| own.rounds).min(20);
+        self.config
+            .resend_after_ms
+            .saturating_mul(1u64 << rounds)
+            .min(self.config.max_resend_after_ms)
+    }
+
+    fn onto_air(&mut self, frame: Vec<u8>) {
+        if !self.link_up {
+            self.dropped += 1;
+            return;
+        }
+        self.air_queue_bytes += frame.len();
+        self.air_queue.push_back(frame);
+        while self.air_queue_bytes > self.config.max_air_queue_bytes {
+            // More than the radio can send for a long while: the node retries what mattered.
+            let Some(old) = self.air_queue.pop_front() else {
+                break;
+            };
+            self.air_queue_bytes -= old.len();
+            self.dropped += 1;
+        }
+    }
+
+    /// Adds the frames the radio can take now: one frame's airtime (and a gap) apart.
+    fn finish(&mut self, now: u64, mut events: Vec<Event>) -> Vec<Event> {
+        while self.air_free_at <= now {
+            let Some(frame) = self.air_queue.pop_front() else {
+                break;
+            };
+            self.air_queue_bytes -= frame.len();
+            let airtime = self.config.node.airtime_ms(frame.len());
+            self.air_free_at = now.max(self.air_free_at) + airtime + self.config.air_gap_ms;
+            events.push(Event::Transmit(frame));
+        }
+        events
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::radio::test_support::key;
+    use crate::radio::Packet;
+
+    fn own(n: u8, at: u64) -> OwnMessage {
+        let id = MessageId([n; 16]);
+        let message = RadioMessage::seal(&key(), id, 1, "Ana", &format!("message {n}"));
+        OwnMessage {
+            room: key().room_id(),
+            id,
+            message,
+            queued_at_ms: at,
+        }
+    }
+
+    fn frames(events: &[Event]) -> Vec<Packet> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Transmit(bytes) => Some(Packet::decode(bytes).unwrap()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Runs the driver alone (nobody answers) until `until`, returning when each frame left.
+    fn run_alone(driver: &mut Driver, from: u64, until: u64) -> Vec<(u64, Event)> {
+        let mut log = Vec::new();
+        let mut now = from;
+        while let Some(at) = driver.next_wakeup() {
+            if at > until {
+                break;
+            }
+            now = at.max(now);
+            for event in driver.poll(now) {
+                log.push((now, event));
+            }
+        }
+        log
+    }
+
+    #[test]
+    fn nothing_starts_without_a_link_and_everything_starts_oldest_first_when_one_comes() {
+        let mut driver = Driver::new(DriverConfig::default(), 1);
+        for n in [9, 3, 7] {
+            assert!(driver.queue(0, own(n, 0)).unwrap());
+        }
+        assert!(driver.poll(10).is_empty(), "no link: nothing on the air");
+        let mut sent = frames(&driver.link_up(20));
+        for (_, event) in run_alone(&mut driver, 20, 5_000) {
+            sent.extend(frames(&[event]));
+        }
+        let order: Vec<u8> = sent.iter().map(|p| p.key().message.id[0]).collect();
+        assert_eq!(&order[..3], &[9, 3, 7], "in the order they were written");
+    }
+
+    #[test]
+    fn a_replayed_outbox_goes_out_once() {
+        let mut driver = Driver::new(DriverConfig::default(), 1);
+        driver.link_up(0);
+        assert!(driver.queue(0, own(1, 0)).unwrap());
+        assert!(!driver.queue(5, own(1, 0)).unwrap());
+        assert_eq!(driver.stats().own_waiting, 1);
+    }
+
+    #[test]
+    fn frames_leave_one_airtime_apart() {
+        let mut driver = Driver::new(DriverConfig::default(), 1);
+        driver.link_up(0);
+        for n in 0..5 {
+            driver.queue(0, own(n, 0)).unwrap();
+        }
+        let log = run_alone(&mut driver, 0, 10_000);
+        let times: Vec<(u64, usize)> = log
+            .iter()
+            .filter_map(|(at, e)| match e {
+                Event::Transmit(bytes) => Some((*at, bytes.len())),
+                _ => None,
+            })
+            .take(5)
+            .collect();
+        assert_eq!(times.len(), 5);
+        for pair in times.windows(2) {
+            let airtime = driver.config().node.airtime_ms(pair[0].1);
+            assert!(
+                pair[1].0 - pair[0].0 >= airtime + AIR_GAP_MS,
+                "{pair:?} closer than airtime {airtime} ms"
+            );
+        }
+    }
+
+    #[test]
+    fn unconfirmed_messages_go_again_with_growing_pauses_and_are_given_up_after_a_day() {
+        let config = DriverConfig::default();
+        let mut driver = Driver::new(config.clone(), 1);
+        driver.link_up(0);
+        driver.queue(0, own(1, 0)).unwrap();
+        let log = run_alone(&mut driver, 0, 2 * GIVE_UP_AFTER_MS);
+        // The first frame of each round: a round starts after the node's retries ran out.
+        let tries = 1 + u64::from(config.node.max_retries);
+        let sent: Vec<u64> = log
+            .iter()
+            .filter(|(_, e)| matches!(e, Event::Transmit(_)))
+            .map(|(at, _)| *at)
+            .collect();
+        let starts: Vec<u64> = sent.iter().step_by(tries as usize).copied().collect();
+        let pauses: Vec<u64> = starts.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(pauses.len() > 5, "several rounds in a day: {pauses:?}");
+        // Retries within a round wait a random extra share of the contention window.
+        for pair in pauses.windows(2) {
+            assert!(
+                pair[1] + 10_000 >= pair[0],
+                "pauses never shrink: {pauses:?}"
+            );
+        }
+        let longest = pauses.iter().max().unwrap();
+        // A round lasts the node's retries (under two minutes) plus the pause.
+        assert!(
+            *longest <= MAX_RESEND_AFTER_MS + 120_000,
+            "capped: {pauses:?}"
+        );
+        assert!(*longest > 4 * RESEND_AFTER_MS, "growing: {pauses:?}");
+        let gave_up: Vec<u64> = log
+            .iter()
+            .filter(|(_, e)| matches!(e, Event::GaveUp(m) if m.id == MessageId([1; 16])))
+            .map(|(at, _)| *at)
+            .collect();
+        assert_eq!(gave_up.len(), 1);
+        assert!(gave_up[0] > GIVE_UP_AFTER_MS && gave_up[0] <= GIVE_UP_AFTER_MS + 1);
+        assert!(
+            sent.iter().all(|at| *at <= GIVE_UP_AFTER_MS),
+            "silence after"
+        );
+        assert_eq!(driver.next_wakeup(), None);
+        assert_eq!(driver.stats().own_waiting, 0);
+    }
+
+    #[test]
+    fn a_message_that_never_found_a_link_is_given_up_too() {
+        let mut driver = Driver::new(DriverConfig::default(), 1);
+        driver.queue(0, own(1, 0)).unwrap();
+        let log = run_alone(&mut driver, 0, 2 * GIVE_UP_AFTER_MS);
+        assert!(matches!(log.as_slice(), [(_, Event::GaveUp(_))]));
+        // A message older than a day (kept across a restart) is given up at once.
+        driver.queue(GIVE_UP_AFTER_MS * 3, own(2, 0)).unwrap();
+        let events = driver.poll(GIVE_UP_AFTER_MS * 3);
+        assert!(matches!(events.as_slice(), [Event::GaveUp(m)] if m.id == MessageId([2; 16])));
+    }
+
+    #[test]
+    fn a_confirmation_names_the_message_and_its_room() {
+        let mut a = Driver::new(DriverConfig::default(), 1);
+        let mut b = Driver::new(DriverConfig::default(), 2);
+        a.link_up(0);
+        b.link_up(0);
+        let message = own(4, 0);
+        a.queue(0, message.clone()).unwrap();
+        let mut now = 0;
+        let mut relayed = None;
+        let mut heard = None;
+        // Two radios that hear each other; frames arrive 50 ms after they leave.
+        let mut air: Vec<(u64, bool, Vec<u8>)> = Vec::new();
+        while now < 60_000 && relayed.is_none() {
+            for (to_b, driver) in [(true, &mut a), (false, &mut b)] {
+                let mut events = driver.poll(now);
+                let arriving = air
+                    .iter()
+                    .filter(|(at, from_a, _)| *at == now && *from_a != to_b);
+                for (_, _, bytes) in arriving {
+                    events.extend(driver.receive(now, bytes).unwrap());
+                }
+                for event in events {
+                    match event {
+                        Event::Transmit(bytes) => air.push((now + 50, to_b, bytes)),
+                        Event::Relayed(m) => relayed = Some(m),
+                        Event::Heard(m) => heard = Some(m),
+                        Event::GaveUp(_) => panic!("nothing is given up here"),
+                    }
+                }
+            }
+            now += 1;
+        }
+        assert_eq!(relayed, Some(message.clone()));
+        assert_eq!(heard, Some(message.message));
+        assert_eq!(a.stats().own_waiting, 0);
+    }
+
+    #[test]
+    fn the_air_queue_is_bounded_in_bytes_and_a_lost_link_drops_it() {
+        let config = DriverConfig {
+            max_air_queue_bytes: 600,
+            ..DriverConfig::default()
+        };
+        let mut driver = Driver::new(config, 1);
+        driver.link_up(0);
+        for n in 0..20 {
+            driver.queue(0, own(n, 0)).unwrap();
+        }
+        let first = driver.poll(0);
+        assert_eq!(frames(&first).len(), 1, "one frame now, the rest paced");
+        assert!(driver.air_queue_bytes <= 600);
+        assert!(driver.stats().frames_dropped > 0);
+        driver.link_down();
+        assert_eq!(driver.stats().air_queue, 0);
+        assert!(
+            frames(&driver.poll(100_000)).is_empty(),
+            "nothing while down"
+        );
+    }
+
+    #[test]
+    fn a_clock_that_steps_back_is_held() {
+        let mut driver = Driver::new(DriverConfig::default(), 1);
+        let now = 10_000_000;
+        driver.link_up(now);
+        driver.queue(now, own(1, now)).unwrap();
+        assert_eq!(frames(&driver.poll(now)).len(), 1);
+        // The wall clock jumps an hour back: no burst of retries, no early give-up.
+        assert!(driver.poll(now - 3_600_000).is_empty());
+        assert_eq!(driver.stats().own_waiting, 1);
+    }
+}
