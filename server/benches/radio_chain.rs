@@ -9,18 +9,18 @@
 mod support;
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
+use mesh::serial::Protocol;
 use mesh::{ClientFrame, Kind, ServerFrame};
+use support::camps::Camps;
 use support::*;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
-const BITRATE: u32 = 5470;
+/// LoRa at SF7, 125 kHz: the speed the relay's timing is designed for.
+const BITRATE: u32 = mesh::radio::DEFAULT_BITRATE_BPS;
 
 struct Run {
     sent: usize,
@@ -33,47 +33,6 @@ struct Run {
     elapsed: Duration,
     /// The simulator's per-node counters.
     stats: String,
-}
-
-fn simulator(dir: &Path, loss: f64) -> Child {
-    let topology = format!(
-        "bitrate {BITRATE}\nduty-cycle 1\ndefault loss={loss} latency=20\nlink A B\nlink B C\nlink C D\n"
-    );
-    std::fs::write(dir.join("topology"), topology).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fieldmesh-radiosim"))
-        .arg("--topology")
-        .arg(dir.join("topology"))
-        .arg("--dir")
-        .arg(dir.join("radios"))
-        .args(["--seed", "11"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the simulator starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    while !lines
-        .next()
-        .expect("simulator output")
-        .unwrap()
-        .contains("radios ready")
-    {}
-    std::thread::spawn(move || for _ in lines {});
-    child
-}
-
-/// Sums the simulator's counters over every node: (frames, bytes, airtime ms).
-fn air_totals(dir: &Path) -> (u64, u64, u64) {
-    let text = std::fs::read_to_string(dir.join("radios").join("stats")).unwrap_or_default();
-    text.lines()
-        .skip(1)
-        .filter_map(|line| {
-            let fields: Vec<u64> = line
-                .split_whitespace()
-                .skip(1)
-                .filter_map(|f| f.parse().ok())
-                .collect();
-            Some((*fields.first()?, *fields.get(1)?, *fields.get(2)?))
-        })
-        .fold((0, 0, 0), |a, b| (a.0 + b.0, a.1 + b.1, a.2 + b.2))
 }
 
 /// A phone that reads all the time (a bench must never stall the server's writer): frames to
@@ -121,26 +80,10 @@ async fn phone(
 }
 
 async fn run(loss: f64, count: usize) -> Run {
-    let dir = tempfile::tempdir().unwrap();
-    let mut sim = simulator(dir.path(), loss);
-    let servers: Vec<TestServer> = ["A", "B", "C", "D"]
-        .iter()
-        .map(|name| {
-            let radio = dir.path().join("radios").join(name);
-            TestServer::start_with(
-                &dir.path().join(format!("data-{name}")),
-                &[
-                    "--radio",
-                    radio.to_str().unwrap(),
-                    "--radio-bitrate",
-                    &BITRATE.to_string(),
-                ],
-            )
-        })
-        .collect();
+    let camps = Camps::chain(Protocol::Kiss, BITRATE, loss, 11);
     let room = emergency_room();
-    let (to_a, mut from_a) = phone(&servers[0].addr).await;
-    let (to_d, mut from_d) = phone(&servers[3].addr).await;
+    let (to_a, mut from_a) = phone(&camps.server("A").addr).await;
+    let (to_d, mut from_d) = phone(&camps.server("D").addr).await;
     to_a.send(join_frame(room, None, "Ana")).unwrap();
     to_d.send(join_frame(room, None, "Dev")).unwrap();
     // Let every radio open before the clock starts.
@@ -203,23 +146,21 @@ async fn run(loss: f64, count: usize) -> Run {
     let elapsed = started.elapsed();
     // Let the last acknowledgements settle, then read the counters.
     tokio::time::sleep(Duration::from_secs(5)).await;
+    let radios = camps.radios.as_ref().expect("the chain has radios");
+    let totals = radios.totals();
+    let stats = radios.stats_table();
     drop(to_d);
-    drop(servers);
+    drop(camps);
     let (delivered, duplicates) = counting_d.await.unwrap();
     let confirmed = confirmed.load(std::sync::atomic::Ordering::Relaxed);
-    let (frames, bytes, airtime_ms) = air_totals(dir.path());
-    let stats =
-        std::fs::read_to_string(dir.path().join("radios").join("stats")).unwrap_or_default();
-    let _ = sim.kill();
-    let _ = sim.wait();
     Run {
         sent: count,
         delivered,
         duplicates,
         confirmed,
-        frames,
-        airtime_ms,
-        bytes,
+        frames: totals.frames,
+        airtime_ms: totals.airtime_ms,
+        bytes: totals.bytes,
         elapsed,
         stats,
     }

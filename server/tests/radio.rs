@@ -1,100 +1,19 @@
-//! Four real servers, A to D, each on a simulated radio (`fieldmesh-radiosim`, real
+//! Four real servers, A to D, each on a simulated radio (`radiosim`, real
 //! pseudo-terminals) in a chain where each hears only its neighbours. A phone on A writes to
 //! a phone on D, which must get it exactly once, and D's reply must come back, also with a
 //! fifth of every link's frames lost.
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use mesh::serial::Protocol;
 use mesh::{ClientFrame, Envelope, Kind, MessageId, ServerFrame};
+use support::camps::{chain_topology, Camps};
 use support::*;
 
-/// A running radio simulator. Killed when dropped.
-struct Simulator {
-    child: Child,
-}
-
-impl Simulator {
-    fn start(dir: &Path, topology: &str, protocol: &str) -> Self {
-        let file = dir.join("topology");
-        std::fs::write(&file, topology).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_fieldmesh-radiosim"))
-            .arg("--topology")
-            .arg(&file)
-            .arg("--dir")
-            .arg(dir.join("radios"))
-            .args(["--protocol", protocol, "--seed", "7"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the simulator starts");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        loop {
-            let line = lines.next().expect("simulator output").unwrap();
-            if line.contains("radios ready") {
-                break;
-            }
-        }
-        std::thread::spawn(move || for _ in lines {});
-        Self { child }
-    }
-}
-
-impl Drop for Simulator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-const BITRATE: &str = "20000";
-
-fn chain(loss: f64) -> String {
-    format!(
-        "bitrate {BITRATE}\nduty-cycle 1\ndefault loss={loss} latency=10\n\
-         link A B\nlink B C\nlink C D\n"
-    )
-}
-
-fn start_servers(dir: &Path, protocol: &str) -> Vec<TestServer> {
-    ["A", "B", "C", "D"]
-        .iter()
-        .map(|name| {
-            let data = dir.join(format!("data-{name}"));
-            let radio = dir.join("radios").join(name);
-            TestServer::start_with(
-                &data,
-                &[
-                    "--radio",
-                    radio.to_str().unwrap(),
-                    "--radio-protocol",
-                    protocol,
-                    "--radio-bitrate",
-                    BITRATE,
-                ],
-            )
-        })
-        .collect()
-}
-
-/// Waits until every client's radio reports it is ready.
-async fn radio_ready(client: &mut Client) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let frame = tokio::time::timeout_at(deadline, client.recv_any())
-            .await
-            .expect("the radio became ready in time");
-        if let ServerFrame::Radio(status) = frame {
-            if status.state == mesh::RadioState::Ready {
-                return;
-            }
-        }
-    }
-}
+/// Fast radios, so the tests take seconds.
+const BITRATE: u32 = 20_000;
 
 /// Sends a message and its radio form from `client`, waiting for the store's ack.
 async fn send(client: &mut Client, envelope: &Envelope, radio: &ClientFrame) {
@@ -144,40 +63,30 @@ async fn relayed(client: &mut Client, id: MessageId) -> bool {
 
 /// A running chain A–D and a phone in the Emergency room at each end, radios ready.
 struct Chain {
-    _dir: tempfile::TempDir,
-    _sim: Simulator,
-    servers: Vec<TestServer>,
+    camps: Camps,
     room: mesh::RoomId,
     on_a: Client,
     on_d: Client,
 }
 
-async fn start_chain(loss: f64, protocol: &str) -> Chain {
-    let dir = tempfile::tempdir().unwrap();
-    let sim = Simulator::start(dir.path(), &chain(loss), protocol);
-    let servers = start_servers(dir.path(), protocol);
+async fn start_chain(loss: f64, protocol: Protocol) -> Chain {
+    let camps = Camps::chain(protocol, BITRATE, loss, 7);
     let room = emergency_room();
-    let mut on_a = servers[0].client().await;
-    let mut on_d = servers[3].client().await;
-    radio_ready(&mut on_a).await;
-    radio_ready(&mut on_d).await;
+    let mut on_a = camps.phone("A").await;
+    let mut on_d = camps.phone("D").await;
     on_a.join(room).await;
     on_d.join(room).await;
     Chain {
-        _dir: dir,
-        _sim: sim,
-        servers,
+        camps,
         room,
         on_a,
         on_d,
     }
 }
 
-async fn chain_round_trip(protocol: &str) {
+async fn chain_round_trip(protocol: Protocol) {
     let Chain {
-        _dir,
-        _sim,
-        servers,
+        camps,
         room,
         mut on_a,
         mut on_d,
@@ -198,7 +107,7 @@ async fn chain_round_trip(protocol: &str) {
     let extra = collect_radio(&mut on_d, 1, Duration::from_secs(3)).await;
     assert!(extra.is_empty(), "D got a message twice: {extra:?}");
     // B and C stored it too, once, so their own phones see it.
-    let mut on_b = servers[1].client().await;
+    let mut on_b = camps.server("B").client().await;
     let (history, _) = on_b.join(room).await;
     let texts: Vec<String> = history
         .iter()
@@ -212,25 +121,23 @@ async fn chain_round_trip(protocol: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kiss_radios_carry_a_message_from_a_to_d_and_the_reply_back() {
-    chain_round_trip("kiss").await;
+    chain_round_trip(Protocol::Kiss).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn line_radios_carry_a_message_from_a_to_d_and_the_reply_back() {
-    chain_round_trip("line").await;
+    chain_round_trip(Protocol::Line).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_fifth_of_all_frames_lost_every_message_still_arrives_once() {
     let Chain {
-        _dir,
-        _sim,
+        // Bound so the servers live until the end of the test.
+        camps: _camps,
         room,
         mut on_a,
         mut on_d,
-        // Bound so the servers live until the end of the test.
-        servers: _servers,
-    } = start_chain(0.2, "kiss").await;
+    } = start_chain(0.2, Protocol::Kiss).await;
     let mut sent = Vec::new();
     for n in 0..5 {
         let text = format!("Status {n} from A: all well");
@@ -251,40 +158,22 @@ async fn with_a_fifth_of_all_frames_lost_every_message_still_arrives_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_written_while_the_radio_is_away_goes_out_when_it_is_back_even_after_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
+    let mut camps = Camps::new(Protocol::Kiss, BITRATE);
     let room = emergency_room();
-    let radio_flags = |name: &str| {
-        vec![
-            "--radio".to_string(),
-            dir.path().join("radios").join(name).display().to_string(),
-            "--radio-bitrate".to_string(),
-            BITRATE.to_string(),
-        ]
-    };
-    let flags_a = radio_flags("A");
-    let flags_a: Vec<&str> = flags_a.iter().map(String::as_str).collect();
     // No radio plugged in yet: the message is stored and waits.
-    let server_a = TestServer::start_with(&dir.path().join("data-A"), &flags_a);
-    let mut on_a = server_a.client().await;
+    let mut on_a = camps.start("A").client().await;
     on_a.join(room).await;
     let (envelope, radio) = radio_message(room, "Ana", "Written before the radio came");
     send(&mut on_a, &envelope, &radio).await;
     drop(on_a);
-    server_a.stop();
+    camps.stop("A");
 
     // The radio is plugged in, the laptop restarted, and a neighbour listens.
-    let _sim = Simulator::start(
-        dir.path(),
-        &chain(0.0).replace("link B C\nlink C D\n", ""),
-        "kiss",
-    );
-    let server_a = TestServer::start_with(&dir.path().join("data-A"), &flags_a);
-    let flags_b = radio_flags("B");
-    let flags_b: Vec<&str> = flags_b.iter().map(String::as_str).collect();
-    let server_b = TestServer::start_with(&dir.path().join("data-B"), &flags_b);
-    let mut on_b = server_b.client().await;
+    let two_camps = chain_topology(BITRATE, 0.0).replace("link B C\nlink C D\n", "");
+    camps.start_radios(&two_camps, 7);
+    camps.start("A");
+    let mut on_b = camps.start("B").client().await;
     on_b.join(room).await;
     let got = collect_radio(&mut on_b, 1, Duration::from_secs(20)).await;
     assert_eq!(got, ["Written before the radio came"]);
-    drop(server_a);
 }

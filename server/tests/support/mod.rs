@@ -2,6 +2,8 @@
 //! WebSocket clients speaking the real protocol.
 #![allow(dead_code)] // each test file uses a different part of the harness
 
+pub mod camps;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,5 +1,5 @@
-//! `fieldmesh-radiosim`: simulated ESP32 LoRa radios for trying FieldMesh's mesh without
-//! hardware, and for its tests.
+//! Simulated ESP32 LoRa radios for trying FieldMesh's mesh without hardware, and for its
+//! tests and benchmarks (`fieldmesh-radiosim` is the command; [`Radios`] runs it in-process).
 //!
 //! Each node of a topology file gets a pseudo-terminal that speaks the device side of a
 //! radio protocol (`kiss` like RNode firmware, or `line` like the DIY sketch); a FieldMesh
@@ -20,169 +20,166 @@
 //! node F                # a node that hears nobody
 //! ```
 //!
-//! Run `fieldmesh-radiosim --topology chain.topology --dir /tmp/radios`, then start one server
-//! per node with `--radio /tmp/radios/A` and so on. Counters are written to `DIR/stats` every
-//! half second.
+//! Run `fieldmesh-radiosim --topology chain.topology --dir /tmp/radios` (or
+//! `cargo run -p radiosim -- …`), then start one server per node with `--radio /tmp/radios/A`
+//! and so on. Counters are written to `DIR/stats` every half second.
 
-use std::collections::{BTreeMap, HashMap};
+#![warn(missing_docs, unreachable_pub)]
+
+mod topology;
+
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{bail, Context};
-use clap::builder::TypedValueParser as _;
-use clap::Parser;
-use mesh::serial::Protocol;
-use mesh::serial::{kiss_encode, KissDecoder, LineDecoder, CMD_DATA};
+use anyhow::Context;
+use mesh::serial::{kiss_encode, KissDecoder, LineDecoder, Protocol, CMD_DATA};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_serial::SerialStream;
 
-/// Simulated LoRa radios on pseudo-terminals.
-#[derive(Debug, Parser)]
-#[command(
-    name = "fieldmesh-radiosim",
-    version,
-    about,
-    long_about,
-    max_term_width = 100
-)]
-struct Args {
-    /// The topology file: nodes, links, loss, latency, bitrate, duty cycle.
-    #[arg(long, value_name = "FILE")]
-    topology: PathBuf,
-    /// Folder for one link per node (DIR/A → /dev/pts/N) and the `stats` file.
-    #[arg(long, value_name = "DIR")]
-    dir: PathBuf,
-    /// What the simulated radios speak on their serial side.
-    #[arg(
-        long,
-        default_value = "kiss",
-        value_parser = clap::builder::PossibleValuesParser::new(Protocol::ALL.map(|p| p.name()))
-            .try_map(|name| name.parse::<Protocol>())
-    )]
-    protocol: Protocol,
-    /// Seed for loss decisions (the same seed and traffic give the same losses).
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
+pub use topology::{parse_topology, LinkSpec, Topology};
+
+/// Simulated radios, running on the current tokio runtime until dropped.
+pub struct Radios {
+    /// Each node's name and the path of its serial port (a link to a pseudo-terminal).
+    pub ports: Vec<(String, PathBuf)>,
+    sim: Arc<Sim>,
+    stats: PathBuf,
+    tasks: Vec<JoinHandle<()>>,
+    /// The simulator keeps the pseudo-terminals' host ends open so they stay up between
+    /// server runs; it never reads from them.
+    _hosts: Vec<SerialStream>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq)]
-struct LinkSpec {
-    loss: f64,
-    latency: Duration,
+/// Frames, bytes and airtime sent by every node together.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AirTotals {
+    /// Frames put on the air.
+    pub frames: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Their airtime in milliseconds.
+    pub airtime_ms: u64,
 }
 
-#[derive(Debug)]
-struct Topology {
-    bitrate_bps: u32,
-    duty_cycle: f64,
-    nodes: Vec<String>,
-    /// Who hears whom: `links[from][to]`.
-    links: BTreeMap<String, BTreeMap<String, LinkSpec>>,
-}
-
-fn parse_topology(text: &str) -> anyhow::Result<Topology> {
-    let mut topology = Topology {
-        bitrate_bps: 5470,
-        duty_cycle: 1.0,
-        nodes: Vec::new(),
-        links: BTreeMap::new(),
-    };
-    let mut default = LinkSpec {
-        loss: 0.0,
-        latency: Duration::from_millis(20),
-    };
-    let add_node = |nodes: &mut Vec<String>, name: &str| -> anyhow::Result<()> {
-        if name.is_empty()
-            || name.len() > 32
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            bail!("node names are 1 to 32 letters, digits, '-' or '_': {name:?}");
+impl Radios {
+    /// Makes one pseudo-terminal per node in `dir` (`dir/NAME`) speaking `protocol` on the
+    /// device side, and starts the air between them. `seed` makes losses repeatable.
+    pub fn start(
+        topology: Topology,
+        dir: &Path,
+        protocol: Protocol,
+        seed: u64,
+    ) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let mut devices = Vec::new();
+        let mut hosts = Vec::new();
+        let mut ports = Vec::new();
+        let mut to_host_rx = Vec::new();
+        let mut to_host = Vec::new();
+        for name in &topology.nodes {
+            let (device, host) = SerialStream::pair().context("cannot open a pseudo-terminal")?;
+            let host_path =
+                tokio_serial::SerialPort::name(&host).context("the pseudo-terminal has no name")?;
+            let link = dir.join(name);
+            let _ = std::fs::remove_file(&link);
+            std::os::unix::fs::symlink(&host_path, &link)
+                .with_context(|| format!("cannot link {}", link.display()))?;
+            ports.push((name.clone(), link));
+            devices.push(device);
+            hosts.push(host);
+            let (tx, rx) = mpsc::channel(256);
+            to_host.push(tx);
+            to_host_rx.push(rx);
         }
-        if !nodes.iter().any(|n| n == name) {
-            nodes.push(name.to_string());
+        let sim = Arc::new(Sim {
+            counters: topology.nodes.iter().map(|_| Counters::default()).collect(),
+            protocol,
+            air: Mutex::new(Air::default()),
+            to_host,
+            rng: Mutex::new(seed.max(1)),
+            topology,
+        });
+        let mut tasks = Vec::new();
+        for (node, (device, to_host)) in devices.into_iter().zip(to_host_rx).enumerate() {
+            let (to_air, air_rx) = mpsc::channel(TX_QUEUE);
+            tasks.push(tokio::spawn(serve_host(
+                Arc::clone(&sim),
+                node,
+                device,
+                to_host,
+                to_air,
+            )));
+            tasks.push(tokio::spawn(transmitter(Arc::clone(&sim), node, air_rx)));
         }
-        Ok(())
-    };
-    for (number, raw) in text.lines().enumerate() {
-        let line = raw.split('#').next().unwrap_or("").trim();
-        if line.is_empty() {
-            continue;
-        }
-        let context = || format!("line {}: {raw:?}", number + 1);
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let spec = |options: &[&str], base: LinkSpec| -> anyhow::Result<LinkSpec> {
-            let mut spec = base;
-            for option in options {
-                let (key, value) = option
-                    .split_once('=')
-                    .with_context(|| format!("expected key=value, got {option:?}"))?;
-                match key {
-                    "loss" => {
-                        spec.loss = value.parse().context("loss is a number from 0 to 1")?;
-                        if !(0.0..=1.0).contains(&spec.loss) {
-                            bail!("loss is a number from 0 to 1");
-                        }
-                    }
-                    "latency" => {
-                        let ms: u64 = value
-                            .trim_end_matches("ms")
-                            .parse()
-                            .context("latency is in milliseconds")?;
-                        spec.latency = Duration::from_millis(ms.min(60_000));
-                    }
-                    other => bail!("unknown link option {other:?}"),
+        let stats = dir.join("stats");
+        let writer = {
+            let (sim, stats) = (Arc::clone(&sim), stats.clone());
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_millis(500));
+                loop {
+                    every.tick().await;
+                    sim.write_stats(&stats);
                 }
-            }
-            Ok(spec)
+            })
         };
-        match words.as_slice() {
-            ["bitrate", value] => {
-                topology.bitrate_bps = value.parse().with_context(context)?;
-                if !(50..=1_000_000).contains(&topology.bitrate_bps) {
-                    bail!("{}: bitrate is 50 to 1000000 bit/s", context());
-                }
-            }
-            ["duty-cycle", value] => {
-                topology.duty_cycle = value.parse().with_context(context)?;
-                if !(0.001..=1.0).contains(&topology.duty_cycle) {
-                    bail!("{}: duty-cycle is 0.001 to 1", context());
-                }
-            }
-            ["default", options @ ..] => default = spec(options, default).with_context(context)?,
-            ["node", name] => add_node(&mut topology.nodes, name).with_context(context)?,
-            ["link", a, ">", b, options @ ..] | ["link", a, b, options @ ..] => {
-                let one_way = words.get(2) == Some(&">");
-                let spec = spec(options, default).with_context(context)?;
-                add_node(&mut topology.nodes, a).with_context(context)?;
-                add_node(&mut topology.nodes, b).with_context(context)?;
-                if a == b {
-                    bail!("{}: a node does not link to itself", context());
-                }
-                let mut link = |from: &str, to: &str| {
-                    topology
-                        .links
-                        .entry(from.to_string())
-                        .or_default()
-                        .insert(to.to_string(), spec);
-                };
-                link(a, b);
-                if !one_way {
-                    link(b, a);
-                }
-            }
-            _ => bail!("{}: not understood", context()),
+        tasks.push(writer);
+        Ok(Self {
+            ports,
+            sim,
+            stats,
+            tasks,
+            _hosts: hosts,
+        })
+    }
+
+    /// The serial port path of node `name`.
+    pub fn port(&self, name: &str) -> Option<&Path> {
+        self.ports
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, path)| path.as_path())
+    }
+
+    /// The topology being simulated.
+    pub fn topology(&self) -> &Topology {
+        &self.sim.topology
+    }
+
+    /// What every node sent so far.
+    pub fn totals(&self) -> AirTotals {
+        self.sim
+            .counters
+            .iter()
+            .fold(AirTotals::default(), |t, c| AirTotals {
+                frames: t.frames + c.frames_sent.load(Ordering::Relaxed),
+                bytes: t.bytes + c.bytes_sent.load(Ordering::Relaxed),
+                airtime_ms: t.airtime_ms + c.airtime_ms.load(Ordering::Relaxed),
+            })
+    }
+
+    /// Each node's counters as a table (also written to `DIR/stats` twice a second).
+    pub fn stats_table(&self) -> String {
+        self.sim.stats_table()
+    }
+
+    /// Writes the counters now.
+    pub fn write_stats(&self) {
+        self.sim.write_stats(&self.stats);
+    }
+}
+
+impl Drop for Radios {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
         }
     }
-    if topology.nodes.is_empty() {
-        bail!("the topology has no nodes");
-    }
-    Ok(topology)
 }
 
 /// Counters of one node.
@@ -334,6 +331,13 @@ impl Sim {
     }
 
     fn write_stats(&self, path: &Path) {
+        let temporary = path.with_extension("tmp");
+        if std::fs::write(&temporary, self.stats_table()).is_ok() {
+            let _ = std::fs::rename(temporary, path);
+        }
+    }
+
+    fn stats_table(&self) -> String {
         let mut text =
             String::from("node frames_sent bytes_sent airtime_ms heard lost collided queue_full\n");
         for (name, c) in self.topology.nodes.iter().zip(&self.counters) {
@@ -348,10 +352,7 @@ impl Sim {
                 c.queue_full.load(Ordering::Relaxed),
             ));
         }
-        let temporary = path.with_extension("tmp");
-        if std::fs::write(&temporary, text).is_ok() {
-            let _ = std::fs::rename(temporary, path);
-        }
+        text
     }
 }
 
@@ -437,104 +438,5 @@ async fn transmitter(sim: Arc<Sim>, node: usize, mut to_air: mpsc::Receiver<Vec<
         tokio::time::sleep(airtime).await;
         let off = airtime.mul_f64(1.0 / sim.topology.duty_cycle - 1.0);
         next_allowed = Instant::now() + off;
-    }
-}
-
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    let text = std::fs::read_to_string(&args.topology)
-        .with_context(|| format!("cannot read {}", args.topology.display()))?;
-    let topology = parse_topology(&text)?;
-    std::fs::create_dir_all(&args.dir)
-        .with_context(|| format!("cannot create {}", args.dir.display()))?;
-    let mut ports = Vec::new();
-    let mut to_host_rx = Vec::new();
-    let mut to_host = Vec::new();
-    for name in &topology.nodes {
-        let (master, slave) = SerialStream::pair().context("cannot open a pseudo-terminal")?;
-        let slave_path =
-            tokio_serial::SerialPort::name(&slave).context("the pseudo-terminal has no name")?;
-        let link = args.dir.join(name);
-        let _ = std::fs::remove_file(&link);
-        std::os::unix::fs::symlink(&slave_path, &link)
-            .with_context(|| format!("cannot link {}", link.display()))?;
-        println!("{name} {} -> {slave_path}", link.display());
-        ports.push((master, slave));
-        let (tx, rx) = mpsc::channel(256);
-        to_host.push(tx);
-        to_host_rx.push(rx);
-    }
-    let sim = Arc::new(Sim {
-        counters: topology.nodes.iter().map(|_| Counters::default()).collect(),
-        protocol: args.protocol,
-        air: Mutex::new(Air::default()),
-        to_host,
-        rng: Mutex::new(args.seed.max(1)),
-        topology,
-    });
-    let mut slaves = Vec::new();
-    for (node, ((master, slave), to_host)) in ports.into_iter().zip(to_host_rx).enumerate() {
-        // The simulator keeps its own slave handle open so the pseudo-terminal stays up
-        // between server runs; it never reads from it.
-        slaves.push(slave);
-        let (to_air, air_rx) = mpsc::channel(TX_QUEUE);
-        tokio::spawn(serve_host(Arc::clone(&sim), node, master, to_host, to_air));
-        tokio::spawn(transmitter(Arc::clone(&sim), node, air_rx));
-    }
-    println!(
-        "{} radios ready ({:?}, {} bit/s, duty cycle {}); Ctrl-C stops",
-        sim.topology.nodes.len(),
-        args.protocol,
-        sim.topology.bitrate_bps,
-        sim.topology.duty_cycle
-    );
-    let stats = args.dir.join("stats");
-    let mut every = tokio::time::interval(Duration::from_millis(500));
-    loop {
-        tokio::select! {
-            _ = every.tick() => sim.write_stats(&stats),
-            _ = tokio::signal::ctrl_c() => break,
-        }
-    }
-    sim.write_stats(&stats);
-    drop(slaves);
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn topology_files_parse_with_defaults_and_one_way_links() {
-        let topology = parse_topology(
-            "bitrate 1000\nduty-cycle 0.1\ndefault loss=0.2\nlink A B\nlink B > C latency=5ms\nnode D # alone\n",
-        )
-        .unwrap();
-        assert_eq!(topology.nodes, ["A", "B", "C", "D"]);
-        assert_eq!(topology.bitrate_bps, 1000);
-        assert_eq!(topology.links["A"]["B"].loss, 0.2);
-        assert_eq!(topology.links["B"]["A"].loss, 0.2);
-        assert_eq!(topology.links["B"]["C"].latency, Duration::from_millis(5));
-        assert!(!topology.links.contains_key("C"));
-    }
-
-    #[test]
-    fn bad_topology_lines_say_where() {
-        for bad in [
-            "link A",
-            "link A A",
-            "bitrate fast",
-            "link A B loss=2",
-            "node ../x",
-            "",
-            "frob",
-        ] {
-            let error = parse_topology(bad).unwrap_err();
-            assert!(!format!("{error:#}").is_empty());
-        }
-        let error = parse_topology("node A\nlink A B loss=x").unwrap_err();
-        assert!(format!("{error:#}").contains("line 2"));
     }
 }
