@@ -632,8 +632,7 @@ fn MessageList() -> impl IntoView {
     .into_any()
 }
 
-/// Pixels as `f64`: web-sys's scroll offsets are `f64` under `web_sys_unstable_apis` (our wasm
-/// build) and `i32` without it (the native build).
+/// Pixels as `f64`, whatever integer or float type web-sys gives scroll offsets in.
 fn px(value: impl Into<f64>) -> f64 {
     value.into()
 }

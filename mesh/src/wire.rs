@@ -298,6 +298,17 @@ impl RadioStatus {
 }
 
 impl ClientFrame {
+    /// Whether a server asking for its join code answers this frame before the device
+    /// unlocked: only liveness checks and the unlock itself.
+    pub fn allowed_before_unlock(&self) -> bool {
+        matches!(
+            self,
+            ClientFrame::Ping { .. }
+                | ClientFrame::Unlock { .. }
+                | ClientFrame::Authenticate { .. }
+        )
+    }
+
     /// Encodes the frame for a binary WebSocket message.
     pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
         encode_versioned(WIRE_VERSION, self, MAX_FRAME_BYTES)

@@ -7,6 +7,7 @@ pub mod error;
 pub mod hub;
 pub mod landing;
 pub mod radio;
+pub mod serve;
 pub mod site;
 pub mod store;
 pub mod tls;

@@ -11,7 +11,11 @@
 //! the room's followers, exactly as a published one. When a neighbour is heard relaying or
 //! acknowledging a message, its room's followers get [`mesh::ServerFrame::Relayed`].
 
+mod lend;
 pub mod link;
+
+use lend::Lender;
+pub use lend::{Lease, Lending};
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -82,41 +86,7 @@ pub struct Radio {
     frame_bytes: usize,
 }
 
-struct Lender {
-    lease: u64,
-    down: mpsc::Sender<Vec<u8>>,
-}
-
-/// A browser's radio, lent to this server while the lease lives: frames to transmit come out
-/// of [`Lease::down`], frames heard go in with [`Lease::heard`]. Dropping it (the page
-/// closed, or stopped lending) frees the radio link for another browser.
-pub struct Lease {
-    id: u64,
-    radio: Radio,
-    /// Frames the browser's radio is to transmit.
-    pub down: mpsc::Receiver<Vec<u8>>,
-}
-
-impl Lease {
-    /// Hands the bridge a frame the lent radio heard. `false` when it is over the size limit
-    /// or the bridge is busy (the frame is dropped, as a radio would).
-    pub fn heard(&self, frame: Vec<u8>) -> bool {
-        frame.len() <= mesh::radio::MAX_FRAME_BYTES && self.radio.frames_in.try_send(frame).is_ok()
-    }
-}
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        let mut lender = self.radio.lender.lock().unwrap_or_else(|p| p.into_inner());
-        if lender.as_ref().is_some_and(|l| l.lease == self.id) {
-            *lender = None;
-            tracing::info!("the lent radio went away");
-            self.radio.status_tx.send_replace(no_radio());
-        }
-    }
-}
-
-fn no_radio() -> RadioStatus {
+pub(crate) fn no_radio() -> RadioStatus {
     RadioStatus {
         state: RadioState::Off,
         detail: "no radio; a browser with a USB radio can lend one".into(),
@@ -199,36 +169,6 @@ impl Radio {
             serial: config.is_some(),
             frame_bytes,
         }
-    }
-
-    /// Takes a browser's radio as this server's radio link, unless the server has its own or
-    /// another browser lends one already.
-    pub fn lend(&self, label: &str) -> Result<Lease, String> {
-        static NEXT_LEASE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-        if self.serial {
-            return Err("this server has its own radio; yours is not needed".into());
-        }
-        let mut lender = self.lender.lock().unwrap_or_else(|p| p.into_inner());
-        if lender.is_some() {
-            return Err("another browser lends its radio to this server already".into());
-        }
-        let id = NEXT_LEASE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (down_tx, down) = mpsc::channel(256);
-        *lender = Some(Lender {
-            lease: id,
-            down: down_tx,
-        });
-        drop(lender);
-        tracing::info!(%label, "a browser lends its radio");
-        self.status_tx.send_replace(RadioStatus {
-            state: RadioState::Ready,
-            detail: format!("radio lent by {label}"),
-        });
-        Ok(Lease {
-            id,
-            radio: self.clone(),
-            down,
-        })
     }
 
     /// The radio's state, to watch for changes.

@@ -1,0 +1,180 @@
+//! Serving: the app's listener (HTTPS with the local certificate authority, or plain HTTP),
+//! the plain-HTTP landing page beside it, the addresses and QR code people need, and a
+//! graceful stop on SIGTERM or Ctrl+C.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum_server::tls_rustls::RustlsConfig;
+use axum_server::Handle;
+
+use crate::config::TlsMode;
+use crate::landing::{self, Landing};
+use crate::{app, tls, AppState, Config};
+
+/// How long open connections get to finish after SIGTERM before the process exits.
+const GRACE: Duration = Duration::from_secs(10);
+
+/// Serves `state` as `config` says until SIGTERM or Ctrl+C, then lets open requests finish
+/// and sends `true` on `shutdown` so WebSockets close.
+pub async fn serve(
+    config: &Config,
+    state: AppState,
+    data_dir: &Path,
+    shutdown: tokio::sync::watch::Sender<bool>,
+) -> anyhow::Result<()> {
+    let listener = std::net::TcpListener::bind(config.listen)
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let address = listener.local_addr()?;
+    let access = Arc::clone(&state.access);
+    tokio::spawn(async move {
+        let mut every_minute = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            every_minute.tick().await;
+            access.limits.forget_idle();
+        }
+    });
+    if state.access.code.is_some() {
+        println!("A join code is required before a device may read or send.");
+    }
+    let app_handle: Handle<SocketAddr> = Handle::new();
+    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
+
+    let tls = match (config.tls, &config.tls_cert, &config.tls_key) {
+        (_, Some(cert), Some(key)) => Some(tls::from_files(cert, key)?),
+        (TlsMode::LocalCa, _, _) => {
+            let names = tls::certificate_names(&config.hostnames);
+            Some(tls::local_ca(&data_dir.join("tls"), &names)?)
+        }
+        (TlsMode::Off, _, _) => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let app_urls = urls(scheme, address, &config.hostnames);
+
+    let mut servers = tokio::task::JoinSet::new();
+    let mut handles = vec![app_handle.clone()];
+    match &tls {
+        Some(setup) => {
+            let server = axum_server::from_tcp_rustls(
+                listener,
+                RustlsConfig::from_config(Arc::clone(&setup.config)),
+            )?;
+            servers.spawn(server.handle(app_handle).serve(service));
+            let landing_listener = std::net::TcpListener::bind(config.http_listen)
+                .with_context(|| format!("cannot listen on {}", config.http_listen))?;
+            let landing_address = landing_listener.local_addr()?;
+            let landing = Arc::new(Landing {
+                app_urls: app_urls.clone(),
+                ca_der: setup.ca_der.clone(),
+                ca_pem: setup.ca_pem.clone(),
+                ca_fingerprint: setup.ca_fingerprint.clone(),
+            });
+            let landing_handle = Handle::new();
+            handles.push(landing_handle.clone());
+            let landing_app = landing::router(landing).into_make_service();
+            servers.spawn(
+                axum_server::from_tcp(landing_listener)?
+                    .handle(landing_handle)
+                    .serve(landing_app),
+            );
+            for url in urls("http", landing_address, &config.hostnames)
+                .iter()
+                .take(1)
+            {
+                println!("Phones start here (installs the certificate): {url}");
+            }
+            if let Some(fingerprint) = &setup.ca_fingerprint {
+                println!("Certificate fingerprint (SHA-256): {fingerprint}");
+            }
+        }
+        None => {
+            servers.spawn(
+                axum_server::from_tcp(listener)?
+                    .handle(app_handle)
+                    .serve(service),
+            );
+        }
+    }
+    for url in app_urls.iter().skip(1) {
+        println!("Also at: {url}");
+    }
+    tracing::info!(%address, data_dir = %data_dir.display(), "listening");
+    if !config.no_qr {
+        if let Some(code) = app_urls
+            .iter()
+            .find(|u| !u.contains("localhost"))
+            .and_then(|u| terminal_qr(u))
+        {
+            println!("{code}");
+        }
+    }
+    // Tests and scripts read this line to find the address.
+    println!("FieldMesh is ready: open {}", app_urls[0]);
+
+    tokio::select! {
+        _ = wait_for_signal() => {}
+        Some(result) = servers.join_next() => {
+            result.context("server task failed")?.context("server failed")?;
+        }
+    }
+    tracing::info!("shutting down: finishing open requests");
+    let _ = shutdown.send(true);
+    for handle in &handles {
+        handle.graceful_shutdown(Some(GRACE));
+    }
+    while servers.join_next().await.is_some() {}
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The addresses people can open: the bound one, or every LAN address and host name when
+/// bound to all interfaces (the first is the one to show and scan).
+fn urls(scheme: &str, address: SocketAddr, hostnames: &[String]) -> Vec<String> {
+    let port = address.port();
+    let format = |host: &str| format!("{scheme}://{host}:{port}/");
+    if !address.ip().is_unspecified() {
+        let host = match address.ip() {
+            IpAddr::V6(v6) => format!("[{v6}]"),
+            IpAddr::V4(v4) => v4.to_string(),
+        };
+        return vec![format(&host)];
+    }
+    let mut urls: Vec<String> = tls::lan_addresses()
+        .into_iter()
+        .filter(|ip| ip.is_ipv4())
+        .map(|ip| format(&ip.to_string()))
+        .collect();
+    urls.extend(hostnames.iter().map(|name| format(name)));
+    urls.push(format("localhost"));
+    urls
+}
+
+/// A QR code drawn with Unicode half blocks, light on dark so terminals show it scannable.
+fn terminal_qr(text: &str) -> Option<String> {
+    let code = qrcode::QrCode::new(text.as_bytes()).ok()?;
+    Some(
+        code.render::<qrcode::render::unicode::Dense1x2>()
+            .dark_color(qrcode::render::unicode::Dense1x2::Light)
+            .light_color(qrcode::render::unicode::Dense1x2::Dark)
+            .quiet_zone(true)
+            .build(),
+    )
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler cannot fail on unix");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,296 @@
+//! Following rooms: joining (a first page of history, or catching up from a cursor), the
+//! live follower that forwards a room's events, history pages, leaving, and typing notices.
+
+use std::time::Instant;
+
+use mesh::wire::{MAX_HISTORY_PAGE, MAX_PRESENCE_BYTES};
+use mesh::{ErrorCode, Member, RoomId, SenderId, ServerFrame, StoredMessage};
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::AbortHandle;
+
+use super::{Outbound, Session, MAX_ROOMS_PER_CONNECTION, TYPING_EVERY};
+use crate::hub::{Hub, RoomEvent};
+use crate::store::Store;
+
+/// A room this connection follows.
+pub(super) struct Following {
+    pub(super) follower: AbortHandle,
+    sender: SenderId,
+    last_typing: Option<Instant>,
+}
+
+impl Session {
+    pub(super) async fn join(&mut self, room: RoomId, after_seq: Option<u64>, member: Member) {
+        if !self.rooms.contains_key(&room) && self.rooms.len() >= MAX_ROOMS_PER_CONNECTION {
+            let detail =
+                format!("one connection can follow at most {MAX_ROOMS_PER_CONNECTION} rooms");
+            return self.refuse(ErrorCode::LimitReached, detail, None).await;
+        }
+        if member.card.len() > MAX_PRESENCE_BYTES {
+            let detail = format!("a presence card may hold at most {MAX_PRESENCE_BYTES} bytes");
+            return self.refuse(ErrorCode::LimitReached, detail, None).await;
+        }
+        if let Some(previous) = self.rooms.remove(&room) {
+            previous.follower.abort();
+        }
+        let sender = member.sender;
+        self.state.radio.known_room(room);
+        // Subscribe before reading the store so nothing stored in between is missed; the
+        // follower skips what was already sent.
+        let live = self.state.hub.join(room, self.id, member);
+        let last_seq = match after_seq {
+            None => {
+                let page = self.state.history_page;
+                match self
+                    .state
+                    .store
+                    .run(move |s| s.page_before_blocking(room, None, page))
+                    .await
+                {
+                    Ok((messages, has_more)) => {
+                        let last = messages.last().map_or(0, |m| m.seq);
+                        self.send(ServerFrame::History {
+                            room,
+                            messages,
+                            has_more,
+                        })
+                        .await;
+                        Some(last)
+                    }
+                    Err(error) => {
+                        self.internal_error(error, None).await;
+                        None
+                    }
+                }
+            }
+            Some(cursor) => catch_up(room, cursor, &self.tx, &self.state.store).await,
+        };
+        let Some(last_seq) = last_seq else {
+            self.state.hub.leave(room, self.id);
+            return;
+        };
+        let follower = tokio::spawn(follow_room(
+            room,
+            sender,
+            live,
+            self.tx.clone(),
+            self.state.store.clone(),
+            self.state.hub.clone(),
+            last_seq,
+        ));
+        self.rooms.insert(
+            room,
+            Following {
+                follower: follower.abort_handle(),
+                sender,
+                last_typing: None,
+            },
+        );
+    }
+
+    pub(super) fn leave(&mut self, room: RoomId) {
+        if let Some(following) = self.rooms.remove(&room) {
+            following.follower.abort();
+            self.state.hub.leave(room, self.id);
+        }
+    }
+
+    pub(super) async fn history(&mut self, room: RoomId, before_seq: u64, limit: u16) {
+        let limit = limit.clamp(1, MAX_HISTORY_PAGE);
+        match self
+            .state
+            .store
+            .run(move |s| s.page_before_blocking(room, Some(before_seq), limit))
+            .await
+        {
+            Ok((messages, has_more)) => {
+                self.send(ServerFrame::History {
+                    room,
+                    messages,
+                    has_more,
+                })
+                .await
+            }
+            Err(error) => self.internal_error(error, None).await,
+        }
+    }
+
+    /// Relays a typing notice to the room, at most every [`TYPING_EVERY`] per room.
+    pub(super) fn typing(&mut self, room: RoomId) {
+        let hub = self.state.hub.clone();
+        if let Some(following) = self.rooms.get_mut(&room) {
+            if following
+                .last_typing
+                .is_none_or(|at| at.elapsed() >= TYPING_EVERY)
+            {
+                following.last_typing = Some(Instant::now());
+                hub.typing(room, following.sender);
+            }
+        }
+    }
+}
+
+/// Sends every message of `room` after `cursor` in [`ServerFrame::CatchUp`] batches and returns
+/// the last sequence number sent (or `cursor`), or `None` when the store failed.
+async fn catch_up(
+    room: RoomId,
+    cursor: u64,
+    tx: &mpsc::Sender<Outbound>,
+    store: &Store,
+) -> Option<u64> {
+    send_stored_after(room, cursor, tx, store, |messages, done| {
+        vec![ServerFrame::CatchUp {
+            room,
+            messages,
+            done,
+        }]
+    })
+    .await
+}
+
+/// Reads the messages of `room` after `cursor` from the store a page at a time and sends them
+/// as `frames` shapes each page (`true` on the last). Returns the last sequence number sent (or
+/// `cursor`), or `None` when the store failed or the client went away.
+async fn send_stored_after(
+    room: RoomId,
+    mut cursor: u64,
+    tx: &mpsc::Sender<Outbound>,
+    store: &Store,
+    mut frames: impl FnMut(Vec<StoredMessage>, bool) -> Vec<ServerFrame>,
+) -> Option<u64> {
+    loop {
+        let after = cursor;
+        let batch = match store
+            .run(move |s| s.after_blocking(room, after, MAX_HISTORY_PAGE))
+            .await
+        {
+            Ok(batch) => batch,
+            Err(error) => {
+                tracing::error!(%error, "catch-up read failed");
+                return None;
+            }
+        };
+        let done = batch.len() < usize::from(MAX_HISTORY_PAGE);
+        cursor = batch.last().map_or(cursor, |m| m.seq);
+        for frame in frames(batch, done) {
+            if tx.send(Outbound::Frame(frame)).await.is_err() {
+                return None;
+            }
+        }
+        if done {
+            return Some(cursor);
+        }
+    }
+}
+
+/// Forwards a room's events to one client, messages in sequence order. A client too slow for
+/// the live backlog catches up from the store, so it never misses a message.
+async fn follow_room(
+    room: RoomId,
+    own: SenderId,
+    mut live: broadcast::Receiver<RoomEvent>,
+    tx: mpsc::Sender<Outbound>,
+    store: Store,
+    hub: Hub,
+    mut last_seq: u64,
+) {
+    loop {
+        let frame = match live.recv().await {
+            Ok(RoomEvent::Message(message)) => {
+                if message.seq <= last_seq {
+                    continue;
+                }
+                last_seq = message.seq;
+                ServerFrame::Message((*message).clone())
+            }
+            Ok(RoomEvent::Presence(members)) => ServerFrame::Presence {
+                room,
+                members: members.to_vec(),
+            },
+            Ok(RoomEvent::Typing(sender)) if sender != own => ServerFrame::Typing { room, sender },
+            Ok(RoomEvent::Typing(_)) => continue,
+            Ok(RoomEvent::Relayed(id)) => ServerFrame::Relayed { room, id },
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::debug!(missed, "slow client catches up from the store");
+                let sent = send_stored_after(room, last_seq, &tx, &store, |messages, _| {
+                    messages.into_iter().map(ServerFrame::Message).collect()
+                })
+                .await;
+                match sent {
+                    Some(seq) => last_seq = seq,
+                    None => return,
+                }
+                // A presence change may have been among the missed events.
+                ServerFrame::Presence {
+                    room,
+                    members: hub.members(room),
+                }
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        if tx.send(Outbound::Frame(frame)).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use mesh::{Envelope, Kind, MessageId};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_lagging_follower_catches_up_from_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let room = RoomId([1; 16]);
+        // A live backlog of 4 and an outbound queue of 1: the follower falls behind at once.
+        let (live_tx, live_rx) = broadcast::channel(4);
+        let (tx, mut rx) = mpsc::channel(1);
+        let follower = tokio::spawn(follow_room(
+            room,
+            SenderId([9; 32]),
+            live_rx,
+            tx,
+            store.clone(),
+            Hub::default(),
+            0,
+        ));
+        for n in 0..60u8 {
+            let envelope = Envelope {
+                id: MessageId([n; 16]),
+                room,
+                sender: SenderId([0; 32]),
+                created_at_ms: 0,
+                kind: Kind::Text,
+                nonce: [0; 24],
+                signature: mesh::Signature([0; 64]),
+                body: vec![n],
+            };
+            store
+                .insert_blocking(&envelope, 0, |message| {
+                    let _ = live_tx.send(RoomEvent::Message(Arc::clone(message)));
+                })
+                .unwrap();
+        }
+        let mut seen = Vec::new();
+        while seen.len() < 60 {
+            match tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv()).await {
+                Ok(Some(Outbound::Frame(ServerFrame::Message(message)))) => {
+                    seen.push(message.envelope.body[0])
+                }
+                Ok(Some(Outbound::Frame(ServerFrame::Presence { .. }))) => {}
+                _ => panic!("expected a message"),
+            }
+        }
+        assert_eq!(
+            seen,
+            (0..60).collect::<Vec<u8>>(),
+            "every message once, in order"
+        );
+        follower.abort();
+    }
+}

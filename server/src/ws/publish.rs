@@ -1,0 +1,156 @@
+//! The publish pipeline: cheap checks first (size, rate), then signatures (off the async
+//! threads), then one transaction for every publish that arrived together, then an ack each.
+
+use std::time::{Duration, Instant};
+
+use mesh::{Envelope, ErrorCode, MessageId, RoomId, ServerFrame, MAX_BODY_BYTES};
+
+use super::Session;
+use crate::access::RetryAfter;
+
+impl Session {
+    pub(super) async fn publish(&mut self, envelopes: Vec<Envelope>) {
+        if envelopes.is_empty() {
+            return;
+        }
+        // Cheap checks first: size and rate; then signatures, with public keys only (the
+        // server never sees plaintext), off the async threads.
+        let mut sized = Vec::with_capacity(envelopes.len());
+        for envelope in envelopes {
+            if envelope.body.len() > MAX_BODY_BYTES {
+                let detail = format!(
+                    "message body of {} bytes refused: the limit is {MAX_BODY_BYTES}",
+                    envelope.body.len()
+                );
+                self.refuse(ErrorCode::BodyTooLarge, detail, Some(envelope.id))
+                    .await;
+            } else {
+                sized.push(envelope);
+            }
+        }
+        let ids: Vec<MessageId> = sized.iter().map(|e| e.id).collect();
+        let checked = tokio::task::spawn_blocking(move || {
+            sized
+                .into_iter()
+                .map(|e| (e.verify_signature().is_ok(), e))
+                .collect::<Vec<_>>()
+        })
+        .await;
+        let Ok(checked) = checked else {
+            // The check itself failed: say so for each message, so the phone keeps and retries
+            // them instead of waiting for an answer that never comes.
+            tracing::error!("checking signatures failed");
+            for id in ids {
+                self.internal_error_quiet(Some(id)).await;
+            }
+            return;
+        };
+        let mut valid = Vec::with_capacity(checked.len());
+        for (signed, envelope) in checked {
+            if !signed {
+                let detail = "the message's signature does not match its sender; it was not stored";
+                self.refuse(ErrorCode::BadSignature, detail.into(), Some(envelope.id))
+                    .await;
+            } else if let Some(retry) = self.publish_pause() {
+                self.rate_limited("messages", retry, Some(envelope.id))
+                    .await;
+            } else if let Err(retry) = self
+                .state
+                .access
+                .limits
+                .publish(envelope.sender, self.address)
+            {
+                self.publish_paused_until = Some(Instant::now() + retry.0);
+                self.rate_limited("messages", retry, Some(envelope.id))
+                    .await;
+            } else {
+                valid.push(envelope);
+            }
+        }
+        if valid.is_empty() {
+            return;
+        }
+        let hub = self.state.hub.clone();
+        let received_at_ms = crate::now_ms();
+        let ids: Vec<MessageId> = valid.iter().map(|e| e.id).collect();
+        let stored = self
+            .state
+            .store
+            .run(move |s| {
+                s.insert_many_blocking(&valid, received_at_ms, |message| hub.publish(message))
+            })
+            .await;
+        match stored {
+            Ok(stored) => {
+                for (id, stored) in ids.into_iter().zip(stored) {
+                    self.send(ServerFrame::Ack {
+                        id,
+                        seq: stored.message.seq,
+                        duplicate: stored.duplicate,
+                    })
+                    .await;
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, count = ids.len(), "storing messages failed");
+                self.publish_paused_until = Some(Instant::now() + Duration::from_secs(2));
+                for id in ids {
+                    self.internal_error_quiet(Some(id)).await;
+                }
+            }
+        }
+    }
+
+    /// Stores a message the device heard over its own radio while no server was reachable.
+    pub(super) async fn radio_heard(&mut self, envelope: Envelope) {
+        let id = envelope.id;
+        let valid = envelope.body.len() <= mesh::radio::MAX_PAYLOAD_BYTES
+            && mesh::radio::RadioMessage::from_envelope(&envelope).is_some();
+        if !valid {
+            let detail = "not a radio message: it was not stored".to_string();
+            return self.refuse(ErrorCode::Malformed, detail, Some(id)).await;
+        }
+        if let Err(retry) = self
+            .state
+            .access
+            .limits
+            .publish(envelope.sender, self.address)
+        {
+            return self.rate_limited("messages", retry, Some(id)).await;
+        }
+        let hub = self.state.hub.clone();
+        let received_at_ms = crate::now_ms();
+        let stored = self
+            .state
+            .store
+            .run(move |s| s.insert_blocking(&envelope, received_at_ms, |m| hub.publish(m)))
+            .await;
+        match stored {
+            Ok(stored) => {
+                self.send(ServerFrame::Ack {
+                    id,
+                    seq: stored.message.seq,
+                    duplicate: stored.duplicate,
+                })
+                .await
+            }
+            Err(error) => self.internal_error(error, Some(id)).await,
+        }
+    }
+
+    /// How long publishes stay paused on this connection, if they are.
+    fn publish_pause(&self) -> Option<RetryAfter> {
+        let until = self.publish_paused_until?;
+        until.checked_duration_since(Instant::now()).map(RetryAfter)
+    }
+
+    /// Carries a published message's radio form over the radio, when there is one.
+    pub(super) async fn send_radio(&mut self, room: RoomId, id: MessageId, payload: Vec<u8>) {
+        // The message itself is stored (its own ack said so); only the radio copy is refused,
+        // so the error names no message id.
+        if let Err(error) = self.state.radio.send(room, id, payload) {
+            let detail = format!("{error}; it reached this server's phones only");
+            self.refuse(ErrorCode::LimitReached, detail, None).await;
+        }
+    }
+}
