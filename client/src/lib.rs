@@ -1,0 +1,19 @@
+//! The decisions of a FieldMesh client, as plain types: no browser, no runtime, no I/O. The
+//! page's engine (`frontend`) owns one of each and carries out what they decide; native unit
+//! tests here pin every rule down.
+//!
+//! - [`outbox`]: which outbox entries go out on the current connection, what an
+//!   acknowledgement or a refusal does, and the progress bar's figures.
+//! - [`delivery`]: an own message's state, which only moves forward.
+//! - [`cursor`]: the per-room sync cursor (what to ask for after a reconnect).
+//! - [`people`]: contacts, trust on first use, key changes, verification.
+//! - [`connection`]: reconnect backoff with jitter and the silence limit.
+//! - [`session`]: which key a room name opens (public room, invite, known room, new room).
+#![warn(missing_docs, unreachable_pub)]
+
+pub mod connection;
+pub mod cursor;
+pub mod delivery;
+pub mod outbox;
+pub mod people;
+pub mod session;
