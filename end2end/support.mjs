@@ -205,7 +205,9 @@ export class ChatPage {
     await this.page.waitForFunction(
       () =>
         !document.querySelector('[data-testid=sync-status]') &&
-        ![...document.querySelectorAll('[data-testid=message-state]')].some((s) => s.textContent !== '✓ stored on server'),
+        // Stored, or further: relayed by radio (a state never moves back).
+        [...document.querySelectorAll('[data-testid=message-state]')].every((s) =>
+          ['✓ stored on server', '📡 relayed by radio'].includes(s.textContent)),
       null,
       { timeout },
     );

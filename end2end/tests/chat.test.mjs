@@ -141,3 +141,31 @@ test('a room invite shows as a QR code and its link brings the next phone into t
   await ana.send('welcome Ben');
   await ben.messageWithText('welcome Ben').waitFor();
 });
+
+test('a message sent online is written on the device twice: queued, then stored (its echo costs nothing)', async () => {
+  const context = await browser.newContext();
+  // Count the device store's write transactions by the object stores they touch.
+  await context.addInitScript(() => {
+    window.__writes = [];
+    const open = IDBDatabase.prototype.transaction;
+    IDBDatabase.prototype.transaction = function (stores, mode, ...rest) {
+      if (mode === 'readwrite') window.__writes.push([].concat(stores).sort().join('+'));
+      return open.call(this, stores, mode, ...rest);
+    };
+  });
+  const eve = await ChatPage.open(context, server.url);
+  await eve.join('Eve', 'Camp Echo');
+  await eve.waitOnline();
+  await eve.send('warming up');
+  await eve.messageWithText('warming up').getByText('✓ stored').waitFor();
+  await eve.page.waitForTimeout(500);
+  const before = await eve.page.evaluate(() => window.__writes.length);
+  await eve.send('one write to queue it, one to store it');
+  await eve.messageWithText('one write to queue it, one to store it').getByText('✓ stored').waitFor();
+  // The server's copy of the message comes back too; it must not cost another write.
+  await eve.page.waitForTimeout(1000);
+  const writes = await eve.page.evaluate((n) => window.__writes.slice(n), before);
+  const messageWrites = writes.filter((stores) => stores.includes('messages'));
+  assert.deepEqual(messageWrites.length, 2, `writes: ${JSON.stringify(writes)}`);
+  assert.deepEqual(await eve.texts(), ['warming up', 'one write to queue it, one to store it']);
+});

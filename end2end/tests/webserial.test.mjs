@@ -157,6 +157,8 @@ test('direct mode: with no server, the page reaches a far camp over its own radi
     // The laptop is back: both messages reach it from Ana's device, once each.
     await home.restart();
     await ana.waitSynced();
+    // Stored on the server now, and still shown as relayed: a state never moves back.
+    await ana.messageWithText('Need water at the bridge').getByText('📡 relayed by radio').waitFor();
     const cleo = await ChatPage.open(await browser.newContext(), home.url);
     await cleo.join('Cleo', 'Emergency');
     await cleo.messageWithText('Need water at the bridge').waitFor();

@@ -4,6 +4,7 @@
 //! Writes that must agree (an outbox entry and its message; an acknowledgement and the
 //! message's new state; received messages and the room cursor) share one transaction.
 
+use client::delivery::Delivery;
 use rexie::{Direction, Index, KeyRange, ObjectStore, Rexie, TransactionMode};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use wasm_bindgen::JsValue;
@@ -56,7 +57,8 @@ pub(crate) struct MessageRecord {
     pub(crate) state: RecordState,
 }
 
-/// Delivery state of a stored record.
+/// Delivery state of a stored record, as kept in the store. It moves only as
+/// [`Delivery`] allows: forward.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum RecordState {
@@ -67,6 +69,37 @@ pub(crate) enum RecordState {
     Relayed,
     /// Someone's message that came over the radio (room key only, no signature).
     Radio,
+}
+
+impl From<RecordState> for Delivery {
+    fn from(state: RecordState) -> Self {
+        match state {
+            RecordState::Queued => Delivery::Queued,
+            RecordState::Stored => Delivery::Stored,
+            RecordState::Failed => Delivery::Failed,
+            RecordState::Relayed => Delivery::Relayed,
+            RecordState::Radio => Delivery::Radio,
+        }
+    }
+}
+
+impl From<Delivery> for RecordState {
+    fn from(state: Delivery) -> Self {
+        match state {
+            Delivery::Queued => RecordState::Queued,
+            Delivery::Stored => RecordState::Stored,
+            Delivery::Failed => RecordState::Failed,
+            Delivery::Relayed => RecordState::Relayed,
+            Delivery::Radio => RecordState::Radio,
+        }
+    }
+}
+
+impl RecordState {
+    /// Moves the state as `step` says (see [`Delivery`]).
+    fn step(self, step: impl FnOnce(Delivery) -> Delivery) -> Self {
+        step(self.into()).into()
+    }
 }
 
 /// An own message waiting for the server's acknowledgement.
@@ -297,13 +330,15 @@ impl Db {
 
     /// Records what the server did: acknowledgements `(id, seq)` leave the outbox and mark
     /// their messages stored; `refused` ids are marked failed (and kept for a retry);
-    /// `received` messages are stored; `cursors` move rooms' sync cursors. One transaction.
+    /// `received` messages are stored (an own one, sent by `own`, never loses state it had);
+    /// `rooms` move rooms' sync cursors. One transaction.
     pub(crate) async fn apply(
         &self,
         acks: &[(String, f64)],
         refused: &[String],
         received: &[MessageRecord],
         rooms: &[RoomRecord],
+        own: &str,
     ) -> Result<()> {
         let tx = self
             .rexie
@@ -312,7 +347,20 @@ impl Db {
         let outbox = tx.store(OUTBOX)?;
         let by_id = outbox.index("id")?;
         for record in received {
-            messages.put(&to_js(record)?, None).await?;
+            // An own message already held here keeps its state if it got further (an echo
+            // after the radio relayed it must not move it back to "stored").
+            let mut record = record.clone();
+            if record.sender == own {
+                if let Some(held) = messages
+                    .get(record.id.as_str().into())
+                    .await?
+                    .filter(|v| !v.is_undefined())
+                {
+                    let held: MessageRecord = from_js(held)?;
+                    record.state = held.state.step(|d| d.merge(record.state.into()));
+                }
+            }
+            messages.put(&to_js(&record)?, None).await?;
         }
         for (id, seq) in acks {
             if let Some(entry) = by_id
@@ -331,9 +379,7 @@ impl Db {
                 .filter(|v| !v.is_undefined())
             {
                 let mut record: MessageRecord = from_js(value)?;
-                if record.state != RecordState::Radio {
-                    record.state = RecordState::Stored;
-                }
+                record.state = record.state.step(Delivery::stored);
                 record.seq = Some(*seq);
                 record.order = *seq;
                 messages.put(&to_js(&record)?, None).await?;
@@ -358,7 +404,7 @@ impl Db {
         let messages = tx.store(MESSAGES)?;
         if let Some(value) = messages.get(id.into()).await?.filter(|v| !v.is_undefined()) {
             let mut record: MessageRecord = from_js(value)?;
-            record.state = RecordState::Relayed;
+            record.state = record.state.step(Delivery::relayed);
             messages.put(&to_js(&record)?, None).await?;
         }
         tx.done().await?;
@@ -398,9 +444,9 @@ impl Db {
         if let Some(value) = messages.get(id.into()).await?.filter(|v| !v.is_undefined()) {
             let mut record: MessageRecord = from_js(value)?;
             record.state = if failed {
-                RecordState::Failed
+                record.state.step(Delivery::refused)
             } else {
-                RecordState::Queued
+                record.state.step(Delivery::retried)
             };
             messages.put(&to_js(&record)?, None).await?;
         }

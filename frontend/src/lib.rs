@@ -1,4 +1,4 @@
-//! FieldMesh in the browser: the hydrate entry point and the connection to the server.
+//! FieldMesh in the browser: the hydrate entry point, the device store and the sync engine.
 #![warn(missing_docs, unreachable_pub)]
 // Leptos view types nest deeply; hydrating the whole app needs a deeper query limit.
 #![recursion_limit = "256"]

@@ -28,6 +28,7 @@
 //! write one under another name. Readers show them as "via radio" and never as verified.
 
 pub mod driver;
+pub mod link;
 pub mod message;
 pub mod node;
 pub mod packet;

@@ -1,0 +1,81 @@
+//! The actions the views call, each handed to the part it belongs to.
+
+use std::rc::Rc;
+
+use app::{ChatActions, RadioSettings};
+use leptos::prelude::*;
+use mesh::ClientFrame;
+
+use super::Engine;
+use crate::pwa;
+
+/// The engine as the views see it.
+pub(super) struct Actions(pub(super) Rc<Engine>);
+
+impl ChatActions for Actions {
+    fn join(&self, name: &str, room: &str) -> Result<(), String> {
+        self.0.session.join(&self.0, name, room)
+    }
+
+    fn leave(&self) {
+        self.0.session.leave(&self.0);
+    }
+
+    fn send(&self, text: &str) -> Result<(), String> {
+        self.0.outbox.write(&self.0, text)
+    }
+
+    fn load_older(&self) {
+        self.0.inbox.load_older(&self.0);
+    }
+
+    fn retry(&self, id: &str) {
+        self.0.outbox.retry(&self.0, id.to_string());
+    }
+
+    fn typing(&self) {
+        self.0.people.send_typing(&self.0);
+    }
+
+    fn apply_update(&self) {
+        pwa::apply_update();
+    }
+
+    fn unlock(&self, code: &str) -> Result<(), String> {
+        let code = code.trim();
+        if code.is_empty() {
+            return Err("Enter the join code.".into());
+        }
+        let Some(device) = self.0.session.sender() else {
+            return Err("The app is still starting; try again in a moment.".into());
+        };
+        if !self.0.connection.send(&ClientFrame::Unlock {
+            code: code.to_string(),
+            device,
+        }) {
+            return Err("The server is not reachable right now; try again when it is.".into());
+        }
+        self.0.state.code_error.set(None);
+        Ok(())
+    }
+
+    fn verify(&self, id: &str) {
+        self.0.people.verify(&self.0, id);
+    }
+
+    fn open_direct(&self, id: &str) {
+        self.0.session.open_direct(&self.0, id);
+    }
+
+    fn radio_connect(&self, settings: RadioSettings) {
+        self.0.radio.connect(&self.0, settings);
+    }
+
+    fn radio_disconnect(&self) {
+        self.0.radio.disconnect(&self.0);
+    }
+
+    fn radio_lend(&self, lend: bool) {
+        self.0.radio.lend(&self.0, lend);
+    }
+}

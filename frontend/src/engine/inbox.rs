@@ -1,0 +1,433 @@
+//! What arrives, and the one way to the screen. Received messages are stored before they are
+//! shown, and the room's cursor moves in the same transaction, so after a reconnect only what
+//! is missing travels. Every change to the room in the store (a message written, heard,
+//! acknowledged, refused, relayed, received) announces itself here, and the list follows by
+//! reading the newest messages from the store: nothing is pushed onto the screen beside it.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use app::{ChatMessage, Delivery as Shown, SyncProgress, SyncStep};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use mesh::body::clean_display_name;
+use mesh::crypto::RoomKey;
+use mesh::radio::RadioMessage;
+use mesh::wire::MAX_HISTORY_PAGE;
+use mesh::{ClientFrame, Kind, MessageId, RoomId, StoredMessage, TextBody};
+
+use super::{mark, Engine};
+use crate::db::{MessageRecord, RecordState};
+use crate::device;
+
+/// Messages the list shows at first, and how many more each "load older" adds.
+pub(super) const WINDOW_STEP: u32 = 100;
+/// The sender shown for radio messages: they carry no signing key.
+pub(super) const RADIO_SENDER: &str = "radio";
+
+/// The inbox part.
+#[derive(Default)]
+pub(super) struct Inbox {
+    state: RefCell<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// How many of the newest messages the list shows.
+    window: u32,
+    /// Received in the current catch-up.
+    catch_up_count: usize,
+    // Waiting for the next store transaction:
+    acks: Vec<(String, f64)>,
+    refused: Vec<String>,
+    received: Vec<MessageRecord>,
+    /// The room's cursor moved (written with the next transaction, or alone by the heartbeat).
+    room_dirty: bool,
+    /// The heartbeat asks for a cursor that moved alone to be written.
+    cursor_due: bool,
+    persisting: bool,
+    /// A reload of the list is running; `reload_again` asks it for one more.
+    reloading: bool,
+    reload_again: bool,
+}
+
+impl Inbox {
+    /// A room was entered: the list starts at its first window.
+    pub(super) fn reset_window(&self) {
+        let mut state = self.state.borrow_mut();
+        state.window = WINDOW_STEP;
+        state.catch_up_count = 0;
+    }
+
+    /// A join was sent: a catch-up starts counting.
+    pub(super) fn joining(&self) {
+        self.state.borrow_mut().catch_up_count = 0;
+    }
+
+    pub(super) fn on_history(
+        &self,
+        engine: &Rc<Engine>,
+        room: RoomId,
+        messages: Vec<StoredMessage>,
+        has_more: bool,
+    ) {
+        let seqs: Vec<u64> = messages.iter().map(|m| m.seq).collect();
+        if engine
+            .session
+            .with_sync(room, |sync| sync.on_history(&seqs, has_more))
+            .is_none()
+        {
+            return;
+        }
+        self.receive(engine, room, &messages);
+        engine.state.loading_older.set(false);
+    }
+
+    pub(super) fn on_catch_up(
+        &self,
+        engine: &Rc<Engine>,
+        room: RoomId,
+        messages: Vec<StoredMessage>,
+        done: bool,
+    ) {
+        if !engine.session.is_current(room) {
+            return;
+        }
+        let count = {
+            let mut state = self.state.borrow_mut();
+            state.catch_up_count += messages.len();
+            state.catch_up_count
+        };
+        engine.state.progress.set((!done).then_some(SyncProgress {
+            what: SyncStep::Receiving,
+            done: count,
+            total: 0,
+        }));
+        self.receive(engine, room, &messages);
+    }
+
+    /// A new message in a followed room. A copy of this device's own message in flight is its
+    /// acknowledgement: it is recorded once (by whichever of the two comes first), and
+    /// otherwise only moves the cursor.
+    pub(super) fn on_message(&self, engine: &Rc<Engine>, message: StoredMessage) {
+        let room = message.envelope.room;
+        if !engine.session.is_current(room) {
+            return;
+        }
+        if engine.outbox.is_own(&message.envelope.id) {
+            engine
+                .outbox
+                .on_stored(engine, message.envelope.id, message.seq);
+            if engine
+                .session
+                .with_sync(room, |sync| sync.on_messages([message.seq]))
+                == Some(true)
+            {
+                self.state.borrow_mut().room_dirty = true;
+            }
+            return;
+        }
+        self.receive(engine, room, std::slice::from_ref(&message));
+    }
+
+    /// Queues received messages for the store and moves the cursor past them.
+    fn receive(&self, engine: &Rc<Engine>, room: RoomId, messages: &[StoredMessage]) {
+        let Some((key, room_hex)) = engine.session.room_key(room) else {
+            return;
+        };
+        engine.session.with_sync(room, |sync| {
+            sync.on_messages(messages.iter().map(|m| m.seq))
+        });
+        {
+            let mut state = self.state.borrow_mut();
+            state.received.extend(
+                messages
+                    .iter()
+                    .filter_map(|m| record_of(m, &key, &room_hex)),
+            );
+            state.room_dirty = true;
+        }
+        self.schedule_persist(engine);
+    }
+
+    /// The server stored an own message: its record becomes stored, its outbox entry goes.
+    pub(super) fn ack(&self, engine: &Rc<Engine>, id: MessageId, seq: u64) {
+        self.state
+            .borrow_mut()
+            .acks
+            .push((id.to_string(), seq as f64));
+        self.schedule_persist(engine);
+    }
+
+    /// The server refused an own message for good: it waits, failed, for a retry.
+    pub(super) fn refuse(&self, engine: &Rc<Engine>, id: MessageId) {
+        self.state.borrow_mut().refused.push(id.to_string());
+        self.schedule_persist(engine);
+    }
+
+    /// The heartbeat writes a cursor that moved alone (an own message's copy), without
+    /// touching the messages or the list.
+    pub(super) fn heartbeat(&self, engine: &Rc<Engine>) {
+        let due = {
+            let mut state = self.state.borrow_mut();
+            state.cursor_due = state.room_dirty;
+            state.cursor_due
+        };
+        if due {
+            self.schedule_persist(engine);
+        }
+    }
+
+    /// Writes what arrived to the store, one transaction at a time, gathering whatever arrives
+    /// meanwhile into the next; then the list follows.
+    fn schedule_persist(&self, engine: &Rc<Engine>) {
+        if std::mem::replace(&mut self.state.borrow_mut().persisting, true) {
+            return;
+        }
+        let engine = Rc::clone(engine);
+        spawn_local(async move {
+            loop {
+                let (acks, refused, received, room, messages_changed) = {
+                    let mut state = engine.inbox.state.borrow_mut();
+                    let acks = std::mem::take(&mut state.acks);
+                    let refused = std::mem::take(&mut state.refused);
+                    let received = std::mem::take(&mut state.received);
+                    let messages_changed =
+                        !(acks.is_empty() && refused.is_empty() && received.is_empty());
+                    // A cursor that moved alone waits for the next write or the heartbeat.
+                    let with_room = messages_changed || std::mem::take(&mut state.cursor_due);
+                    let room = (with_room && std::mem::take(&mut state.room_dirty))
+                        .then(|| engine.session.room_record())
+                        .flatten();
+                    (acks, refused, received, room, messages_changed)
+                };
+                if !messages_changed && room.is_none() {
+                    break;
+                }
+                let Some(db) = engine.db() else { break };
+                let own = engine.session.sender_hex();
+                let written = if messages_changed {
+                    db.apply(&acks, &refused, &received, room.as_slice(), &own)
+                        .await
+                } else if let Some(room) = &room {
+                    // Only the cursor moved: the room alone.
+                    db.put_room(room).await
+                } else {
+                    Ok(())
+                };
+                match written {
+                    Ok(()) => {
+                        // Their outbox entries are gone now: nothing left to guard.
+                        engine.outbox.forgotten(
+                            acks.iter()
+                                .filter_map(|(id, _)| mesh::hex::decode::<16>(id).map(MessageId)),
+                        );
+                    }
+                    Err(error) => engine.notice(format!(
+                        "Could not save messages on this device: {}",
+                        error.0
+                    )),
+                }
+                if messages_changed {
+                    engine.inbox.changed(&engine);
+                }
+            }
+            engine.inbox.state.borrow_mut().persisting = false;
+        });
+    }
+
+    /// The room changed in the store: the list follows (reloads coalesce).
+    pub(super) fn changed(&self, engine: &Rc<Engine>) {
+        {
+            let mut state = self.state.borrow_mut();
+            if state.reloading {
+                state.reload_again = true;
+                return;
+            }
+            state.reloading = true;
+        }
+        let engine = Rc::clone(engine);
+        spawn_local(async move {
+            loop {
+                engine.inbox.refresh(&engine).await;
+                let mut state = engine.inbox.state.borrow_mut();
+                if !std::mem::take(&mut state.reload_again) {
+                    state.reloading = false;
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Shows the newest messages of the room from the store.
+    pub(super) async fn refresh(&self, engine: &Rc<Engine>) {
+        let Some(db) = engine.db() else { return };
+        let Some((room, server_has_older)) = engine.session.current_view() else {
+            return;
+        };
+        let window = self.state.borrow().window;
+        mark("fieldmesh:list-reload");
+        match db.newest(&room, window).await {
+            Ok((records, more_here)) => {
+                // The person may have left or switched rooms while the store answered.
+                if engine.session.current_view().map(|(r, _)| r) != Some(room) {
+                    return;
+                }
+                let own = engine.session.sender_hex();
+                let messages: Vec<ChatMessage> = records
+                    .iter()
+                    .map(|r| engine.people.chat_message(r, &own))
+                    .collect();
+                engine.state.messages.set(messages);
+                engine.state.has_older.set(more_here || server_has_older);
+            }
+            Err(error) => engine.notice(format!("Could not read messages: {}", error.0)),
+        }
+    }
+
+    /// Shows and keeps an own message as relayed by a radio (the server's or this page's).
+    pub(super) fn mark_relayed(&self, engine: &Rc<Engine>, id: MessageId) {
+        let Some(db) = engine.db() else { return };
+        let engine = Rc::clone(engine);
+        spawn_local(async move {
+            match db.mark_relayed(&id.to_string()).await {
+                Ok(()) => engine.inbox.changed(&engine),
+                Err(error) => {
+                    leptos::logging::warn!("could not mark {id} relayed: {}", error.0)
+                }
+            }
+        });
+    }
+
+    /// "Load older": a bigger window from the device, and older pages from the server when
+    /// the device holds no more.
+    pub(super) fn load_older(&self, engine: &Rc<Engine>) {
+        let engine = Rc::clone(engine);
+        spawn_local(async move {
+            let Some(db) = engine.db() else { return };
+            let Some((room, room_hex, server_has_older)) = engine.session.current_room() else {
+                return;
+            };
+            let window = {
+                let mut state = engine.inbox.state.borrow_mut();
+                state.window += WINDOW_STEP;
+                state.window
+            };
+            let held = db
+                .newest(&room_hex, window)
+                .await
+                .map(|(records, _)| records.len())
+                .unwrap_or(0);
+            if (held as u32) < window && server_has_older {
+                let before = db.oldest_seq(&room_hex).await.ok().flatten();
+                let frame = ClientFrame::History {
+                    room,
+                    before_seq: before.map_or(u64::MAX, |s| s as u64),
+                    limit: MAX_HISTORY_PAGE / 2,
+                };
+                if engine.connection.send(&frame) {
+                    engine.state.loading_older.set(true);
+                } else {
+                    engine.notice("Older messages load when the server is reachable.");
+                }
+            }
+            engine.inbox.changed(&engine);
+        });
+    }
+}
+
+/// Opens a stored message with the room key. `None` when it does not verify or decrypt: such
+/// a message is never shown, and never as from its claimed sender.
+pub(super) fn record_of(
+    stored: &StoredMessage,
+    key: &RoomKey,
+    room_hex: &str,
+) -> Option<MessageRecord> {
+    if stored.envelope.kind == Kind::Radio {
+        return radio_record_of(stored, key, room_hex);
+    }
+    let plaintext = match stored.envelope.open(key) {
+        Ok(plaintext) => plaintext,
+        Err(error) => {
+            leptos::logging::warn!("dropping message {}: {error}", stored.envelope.id);
+            return None;
+        }
+    };
+    let (author, text) = match TextBody::decode(&plaintext) {
+        Ok(body) => (body.author, body.text),
+        Err(_) => ("unknown".into(), "(this message could not be read)".into()),
+    };
+    let sender = stored.envelope.sender.to_string();
+    Some(stored_record(
+        stored,
+        room_hex,
+        sender,
+        author,
+        text,
+        RecordState::Stored,
+    ))
+}
+
+/// Opens a message that came over the radio: sealed with the room key, not signed. A message
+/// this room's key does not open (another room with the same radio tag) is not shown.
+pub(super) fn radio_record_of(
+    stored: &StoredMessage,
+    key: &RoomKey,
+    room_hex: &str,
+) -> Option<MessageRecord> {
+    let opened = RadioMessage::from_envelope(&stored.envelope)?
+        .open(key)
+        .ok()?;
+    let author = clean_display_name(&opened.author).unwrap_or_else(|| "someone".into());
+    Some(stored_record(
+        stored,
+        room_hex,
+        RADIO_SENDER.to_string(),
+        author,
+        opened.text,
+        RecordState::Radio,
+    ))
+}
+
+/// The device's record of a stored message, once opened.
+fn stored_record(
+    stored: &StoredMessage,
+    room_hex: &str,
+    sender: String,
+    author: String,
+    text: String,
+    state: RecordState,
+) -> MessageRecord {
+    MessageRecord {
+        id: stored.envelope.id.to_string(),
+        room: room_hex.to_string(),
+        order: stored.seq as f64,
+        seq: Some(stored.seq as f64),
+        created_at: stored.envelope.created_at_ms as f64,
+        sender,
+        author,
+        text,
+        state,
+    }
+}
+
+/// A record as the views show it; `author` is the name to show.
+pub(super) fn chat_message(record: &MessageRecord, own: &str, author: String) -> ChatMessage {
+    ChatMessage {
+        id: record.id.clone(),
+        author,
+        sender: record.sender.clone(),
+        text: record.text.clone(),
+        time: device::format_time(record.created_at as u64),
+        seq: record.seq.map(|s| s as u64),
+        created_at_ms: record.created_at as u64,
+        own: own == record.sender,
+        delivery: match record.state {
+            RecordState::Queued => Shown::Queued,
+            RecordState::Stored => Shown::Stored,
+            RecordState::Failed => Shown::Failed,
+            RecordState::Relayed => Shown::Relayed,
+            RecordState::Radio => Shown::ViaRadio,
+        },
+    }
+}

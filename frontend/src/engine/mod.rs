@@ -1,0 +1,227 @@
+//! The sync engine: the bridge between this device's store (IndexedDB), the server (one
+//! WebSocket), this browser's own radio (Web Serial) and the reactive [`ChatState`] the views
+//! read. It is a set of small parts, each owning its state; the decisions inside them are the
+//! plain types of the `client` crate and `mesh`, tested natively:
+//!
+//! - [`connection`]: the WebSocket (gloo-net), reconnect backoff, heartbeat, the join code.
+//! - [`outbox`]: what is written goes to the outbox first and out, in order, once per
+//!   connection; acknowledgements and refusals.
+//! - [`inbox`]: what arrives is stored before it is shown; the one way to the screen (the
+//!   store changes, then the list reloads from it).
+//! - [`people`]: presence, typing, contacts and trust, private-conversation alerts.
+//! - [`session`]: who this device is, which room it is in, with which key.
+//! - [`radio`]: this browser's radio, driven by the same `mesh` driver as the server's.
+
+mod actions;
+mod connection;
+mod inbox;
+mod outbox;
+mod people;
+mod radio;
+mod session;
+mod webserial;
+
+use std::cell::OnceCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use app::{ChatClient, ChatState, RadioLine};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use mesh::{RadioState, ServerFrame};
+
+use crate::db::Db;
+use crate::pwa;
+
+/// How often the engine checks the connection is alive.
+const HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// Makes the engine and starts it once the page has hydrated.
+pub(crate) fn start() -> ChatClient {
+    let state = ChatState::new();
+    let engine = Rc::new(Engine {
+        state,
+        db: OnceCell::new(),
+        connection: connection::Connection::default(),
+        outbox: outbox::Outbox::default(),
+        inbox: inbox::Inbox::default(),
+        people: people::People::default(),
+        session: session::Session::default(),
+        radio: radio::Radio::default(),
+    });
+    let actions: Rc<dyn app::ChatActions> = Rc::new(actions::Actions(Rc::clone(&engine)));
+    // Runs after hydration: the first frame must match the server's shell.
+    spawn_local(Rc::clone(&engine).init());
+    ChatClient::new(state, actions)
+}
+
+/// The engine: the reactive state, the store, and the parts.
+pub(crate) struct Engine {
+    state: ChatState,
+    db: OnceCell<Rc<Db>>,
+    connection: connection::Connection,
+    outbox: outbox::Outbox,
+    inbox: inbox::Inbox,
+    people: people::People,
+    session: session::Session,
+    radio: radio::Radio,
+}
+
+/// Marks a moment for benchmarks and the browser's performance tools.
+fn mark(name: &str) {
+    if let Some(performance) = web_sys::window().and_then(|w| w.performance()) {
+        let _ = performance.mark(name);
+    }
+}
+
+impl Engine {
+    fn db(&self) -> Option<Rc<Db>> {
+        self.db.get().cloned()
+    }
+
+    fn notice(&self, text: impl Into<String>) {
+        self.state.notice.set(Some(text.into()));
+    }
+
+    async fn init(self: Rc<Self>) {
+        let db = match Db::open().await {
+            Ok(db) => Rc::new(db),
+            Err(error) => {
+                return self.notice(format!(
+                    "This browser will not let FieldMesh keep messages on the device ({}). \
+                     Leave private browsing or free some space, then reload.",
+                    error.0
+                ));
+            }
+        };
+        let _ = self.db.set(Rc::clone(&db));
+        spawn_local(pwa::persist_storage());
+        spawn_local(pwa::register(self.state));
+
+        self.session.load(&self, &db).await;
+        self.people.load(&db).await;
+        self.outbox.load(&self, &db).await;
+        self.session.resume(&self, &db).await;
+        if let Some(window) = web_sys::window() {
+            let _ = js_sys::Reflect::set(&window, &"__fieldmeshReady".into(), &true.into());
+        }
+        mark("fieldmesh:ready");
+
+        self.connection.connect(&self);
+        self.radio.init(&self);
+        let weak = Rc::downgrade(&self);
+        let _ = set_interval_with_handle(
+            move || {
+                if let Some(engine) = weak.upgrade() {
+                    engine.heartbeat();
+                }
+            },
+            HEARTBEAT,
+        );
+        // Come back at once when the phone regains its network or the app its screen.
+        for event in ["online", "visibilitychange", "focus"] {
+            let weak = Rc::downgrade(&self);
+            let handle = window_event_listener_untyped(event, move |_| {
+                if let Some(engine) = weak.upgrade() {
+                    engine.connection.connect_now(&engine);
+                }
+            });
+            std::mem::forget(handle);
+        }
+        // The device says its network is gone: do not wait for the heartbeat to notice.
+        let weak = Rc::downgrade(&self);
+        let handle = window_event_listener_untyped("offline", move |_| {
+            if let Some(engine) = weak.upgrade() {
+                engine.connection.drop_connection(&engine);
+            }
+        });
+        std::mem::forget(handle);
+    }
+
+    fn heartbeat(self: &Rc<Self>) {
+        if !self.connection.heartbeat(self) {
+            return;
+        }
+        self.people.heartbeat(self);
+        self.inbox.heartbeat(self);
+    }
+
+    /// The server connection ended (or died): everything that lived on it ends too.
+    fn on_disconnect(self: &Rc<Self>) {
+        self.outbox.on_disconnect(self);
+        self.people.on_disconnect(self);
+        self.radio.on_disconnect(self);
+    }
+
+    /// The server lets this device read and send: join the room and send the outbox.
+    fn on_unlocked(self: &Rc<Self>) {
+        self.session.send_join(self);
+        self.outbox.request_flush(self);
+        self.radio.on_online(self);
+    }
+
+    /// One frame from the server, to the part it concerns.
+    fn on_frame(self: &Rc<Self>, frame: ServerFrame) {
+        match frame {
+            ServerFrame::Welcome {
+                code_required,
+                store_id,
+                ..
+            } => self.connection.on_welcome(self, code_required, store_id),
+            ServerFrame::Access { token } => self.connection.on_access(self, token),
+            ServerFrame::History {
+                room,
+                messages,
+                has_more,
+            } => {
+                if self.session.is_current(room) {
+                    self.inbox.on_history(self, room, messages, has_more);
+                } else {
+                    self.people
+                        .on_direct_probe(self, room, messages.into_iter().last());
+                }
+            }
+            ServerFrame::CatchUp {
+                room,
+                messages,
+                done,
+            } => self.inbox.on_catch_up(self, room, messages, done),
+            ServerFrame::Message(message) => self.inbox.on_message(self, message),
+            ServerFrame::Ack { id, seq, .. } => {
+                self.outbox.on_stored(self, id, seq);
+            }
+            ServerFrame::Error {
+                code,
+                detail,
+                id,
+                retry_after_ms,
+            } => match id {
+                Some(id) => self
+                    .outbox
+                    .on_refused(self, id, code, detail, retry_after_ms),
+                None => self.connection.on_error(self, code, detail, retry_after_ms),
+            },
+            ServerFrame::Presence { room, members } => {
+                if self.session.is_current(room) {
+                    self.people.on_presence(self, members);
+                }
+            }
+            ServerFrame::Typing { room, sender } => {
+                if self.session.is_current(room) {
+                    self.people.on_typing(self, sender);
+                }
+            }
+            ServerFrame::Pong { .. } => {}
+            ServerFrame::Radio(status) => {
+                let line = (status.state != RadioState::Off).then(|| RadioLine {
+                    ready: status.state == RadioState::Ready,
+                    text: status.detail,
+                });
+                self.state.radio.set(line);
+            }
+            ServerFrame::Lending { active, detail } => self.radio.on_lending(self, active, detail),
+            ServerFrame::RadioFrame { frame } => self.radio.on_server_frame(self, frame),
+            ServerFrame::Relayed { id, .. } => self.inbox.mark_relayed(self, id),
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! The people around: who is in the room (their sealed presence cards), who is typing, the
+//! contacts this device keeps with trust on first use ([`client::people`]), and alerts when
+//! someone wrote privately.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+use std::time::Duration;
+
+use app::{ChatMessage, RosterEntry};
+use client::people::Contacts;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use mesh::crypto::PublicIdentity;
+use mesh::presence::PresenceCard;
+use mesh::{ClientFrame, Member, RoomId, SenderId, StoredMessage};
+
+use super::inbox::chat_message;
+use super::Engine;
+use crate::db::{Db, MessageRecord};
+
+/// A typing notice is sent at most this often, and shown this long.
+const TYPING_SEND_EVERY_MS: f64 = 2_500.0;
+const TYPING_SHOW_MS: f64 = 4_000.0;
+/// Private conversations are checked for news every this many heartbeats.
+const PROBE_EVERY: u32 = 3;
+
+/// The people part.
+#[derive(Default)]
+pub(super) struct People {
+    state: RefCell<State>,
+}
+
+#[derive(Default)]
+struct State {
+    contacts: Contacts,
+    members: Vec<Member>,
+    typing: HashMap<SenderId, f64>,
+    last_typing_sent_ms: f64,
+    /// Private-conversation rooms with people seen, and whose they are (sender id hex).
+    direct_rooms: HashMap<RoomId, String>,
+    heartbeats: u32,
+}
+
+impl People {
+    pub(super) async fn load(&self, db: &Db) {
+        let text = db
+            .setting("contacts")
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        self.state.borrow_mut().contacts = Contacts::parse(&text);
+    }
+
+    /// A room was entered or left: nobody is known to be there yet.
+    pub(super) fn entered_room(&self, engine: &Rc<Engine>) {
+        {
+            let mut state = self.state.borrow_mut();
+            state.members.clear();
+            state.typing.clear();
+        }
+        engine.state.members.set(Vec::new());
+        engine.state.typing.set(Vec::new());
+    }
+
+    pub(super) fn on_disconnect(&self, engine: &Rc<Engine>) {
+        self.entered_room(engine);
+    }
+
+    pub(super) fn heartbeat(&self, engine: &Rc<Engine>) {
+        self.expire_typing(engine);
+        let probe = {
+            let mut state = self.state.borrow_mut();
+            state.heartbeats = state.heartbeats.wrapping_add(1);
+            state.heartbeats % PROBE_EVERY == 0
+        };
+        if probe {
+            self.check_direct(engine);
+        }
+    }
+
+    pub(super) fn on_presence(&self, engine: &Rc<Engine>, members: Vec<Member>) {
+        self.state.borrow_mut().members = members;
+        self.show_members(engine);
+    }
+
+    fn show_members(&self, engine: &Rc<Engine>) {
+        let Some((key, _)) = engine
+            .session
+            .current_room()
+            .and_then(|(room, _, _)| engine.session.room_key(room))
+        else {
+            return;
+        };
+        let own = engine.session.sender();
+        let identity = engine.session.identity();
+        let mut names = Vec::new();
+        let mut roster = Vec::new();
+        let mut warning = None;
+        let contacts_changed = {
+            let state = &mut *self.state.borrow_mut();
+            let mut seen = HashSet::new();
+            for member in state.members.iter().filter(|m| seen.insert(m.sender)) {
+                let Some(card) = PresenceCard::open(&key, member) else {
+                    names.push("someone unknown".to_string());
+                    continue;
+                };
+                let you = Some(member.sender) == own;
+                let person = state.contacts.observe(&card, you);
+                // Where this person's private conversation with us lives, to look for news.
+                if let (false, Some(identity)) = (you, identity.as_ref()) {
+                    if let Some(key) = identity.dm_key(&card.identity) {
+                        state.direct_rooms.insert(key.room_id(), person.id.clone());
+                    }
+                }
+                if person.warning.is_some() {
+                    warning = person.warning.clone();
+                }
+                names.push(if you {
+                    format!("{} (you)", person.name)
+                } else {
+                    person.name.clone()
+                });
+                roster.push(RosterEntry {
+                    id: person.id,
+                    name: person.name,
+                    code: person.code,
+                    verified: person.verified,
+                    keys_changed: person.keys_changed,
+                    you,
+                });
+            }
+            state.contacts.take_changed()
+        };
+        engine.state.members.set(names);
+        engine.state.roster.set(roster);
+        if warning.is_some() {
+            engine.state.key_warning.set(warning);
+        }
+        if contacts_changed {
+            self.save_contacts(engine);
+            // Names on messages come from contacts: the list follows.
+            engine.inbox.changed(engine);
+        }
+        self.check_direct(engine);
+    }
+
+    pub(super) fn on_typing(&self, engine: &Rc<Engine>, sender: SenderId) {
+        self.state
+            .borrow_mut()
+            .typing
+            .insert(sender, js_sys::Date::now() + TYPING_SHOW_MS);
+        self.expire_typing(engine);
+        let weak = Rc::downgrade(engine);
+        set_timeout(
+            move || {
+                if let Some(engine) = weak.upgrade() {
+                    engine.people.expire_typing(&engine);
+                }
+            },
+            Duration::from_millis(TYPING_SHOW_MS as u64 + 50),
+        );
+    }
+
+    fn expire_typing(&self, engine: &Rc<Engine>) {
+        let Some((key, _)) = engine
+            .session
+            .current_room()
+            .and_then(|(room, _, _)| engine.session.room_key(room))
+        else {
+            return;
+        };
+        let now = js_sys::Date::now();
+        let names = {
+            let state = &mut *self.state.borrow_mut();
+            state.typing.retain(|_, until| *until > now);
+            state
+                .typing
+                .keys()
+                .filter_map(|sender| state.members.iter().find(|m| m.sender == *sender))
+                .filter_map(|m| PresenceCard::open(&key, m))
+                .map(|card| card.name)
+                .collect::<Vec<_>>()
+        };
+        if engine.state.typing.with_untracked(|shown| *shown != names) {
+            engine.state.typing.set(names);
+        }
+    }
+
+    /// The person types: the room hears it, at most every 2.5 s.
+    pub(super) fn send_typing(&self, engine: &Rc<Engine>) {
+        let now = js_sys::Date::now();
+        {
+            let mut state = self.state.borrow_mut();
+            if now - state.last_typing_sent_ms < TYPING_SEND_EVERY_MS {
+                return;
+            }
+            state.last_typing_sent_ms = now;
+        }
+        if let Some((room, _, _)) = engine.session.current_room() {
+            engine.connection.send(&ClientFrame::Typing { room });
+        }
+    }
+
+    /// Asks the server for the newest message of each private conversation with the people
+    /// around, to tell the person when someone wrote to them privately.
+    fn check_direct(&self, engine: &Rc<Engine>) {
+        let current = engine.session.current_room().map(|(room, _, _)| room);
+        let rooms: Vec<RoomId> = self
+            .state
+            .borrow()
+            .direct_rooms
+            .keys()
+            .copied()
+            .filter(|room| Some(*room) != current)
+            .collect();
+        for room in rooms {
+            engine.connection.send(&ClientFrame::History {
+                room,
+                before_seq: u64::MAX,
+                limit: 1,
+            });
+        }
+    }
+
+    /// The answer to [`People::check_direct`] for one conversation.
+    pub(super) fn on_direct_probe(
+        &self,
+        engine: &Rc<Engine>,
+        room: RoomId,
+        newest: Option<StoredMessage>,
+    ) {
+        let (peer, name) = {
+            let state = self.state.borrow();
+            let Some(peer) = state.direct_rooms.get(&room).cloned() else {
+                return;
+            };
+            let name = state.contacts.get(&peer).map(|c| c.name.clone());
+            (peer, name)
+        };
+        let Some(message) = newest else { return };
+        if Some(message.envelope.sender) == engine.session.sender() {
+            return;
+        }
+        let engine = Rc::clone(engine);
+        spawn_local(async move {
+            let Some(db) = engine.db() else { return };
+            // Already read up to there on this device?
+            let read_up_to = db
+                .room(&room.to_string())
+                .await
+                .ok()
+                .flatten()
+                .and_then(|r| r.cursor);
+            if read_up_to.is_none_or(|cursor| cursor < message.seq as f64) {
+                engine
+                    .state
+                    .direct_alert
+                    .set(Some((peer, name.unwrap_or_else(|| "Someone".into()))));
+            }
+        });
+    }
+
+    /// A record as the list shows it, with the author's name from their signed card when this
+    /// device knows them.
+    pub(super) fn chat_message(&self, record: &MessageRecord, own: &str) -> ChatMessage {
+        let author = if record.sender == own {
+            record.author.clone()
+        } else {
+            self.state
+                .borrow()
+                .contacts
+                .label(&record.author, &record.sender)
+        };
+        chat_message(record, own, author)
+    }
+
+    /// The person compared safety codes with `id`.
+    pub(super) fn verify(&self, engine: &Rc<Engine>, id: &str) {
+        if self.state.borrow_mut().contacts.verify(id) {
+            self.state.borrow_mut().contacts.take_changed();
+            self.save_contacts(engine);
+            engine.state.key_warning.set(None);
+            self.show_members(engine);
+        }
+    }
+
+    /// A contact's public keys and name.
+    pub(super) fn public_of(&self, id: &str) -> Option<(PublicIdentity, String)> {
+        let state = self.state.borrow();
+        let contact = state.contacts.get(id)?;
+        Some((contact.public()?, contact.name.clone()))
+    }
+
+    fn save_contacts(&self, engine: &Rc<Engine>) {
+        let text = self.state.borrow().contacts.to_text();
+        if let Some(db) = engine.db() {
+            spawn_local(async move {
+                let _ = db.set_setting("contacts", Some(&text)).await;
+            });
+        }
+    }
+}

@@ -1,0 +1,367 @@
+//! Who this device is and which room it is in: its keys (made on first start, kept on the
+//! device), its display name, and the room with its key and sync cursor. Which key a typed
+//! room name opens is decided by [`client::session`].
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use app::Session as Shown;
+use client::cursor::RoomSync;
+use client::session::{choose_room, clean_room_name};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use mesh::body::clean_display_name;
+use mesh::crypto::{Identity, RoomKey};
+use mesh::hex::{decode as unhex, encode as hex};
+use mesh::presence::PresenceCard;
+use mesh::{ClientFrame, RoomId, SenderId};
+use wasm_bindgen::JsValue;
+
+use super::{mark, Engine};
+use crate::db::{Db, RoomRecord};
+use crate::device;
+
+/// The session part.
+#[derive(Default)]
+pub(super) struct Session {
+    state: RefCell<State>,
+}
+
+#[derive(Default)]
+struct State {
+    identity: Option<Rc<Identity>>,
+    name: String,
+    joined: Option<Joined>,
+}
+
+/// The room the person is in.
+#[derive(Clone)]
+pub(super) struct Joined {
+    pub(super) id: RoomId,
+    pub(super) key: RoomKey,
+    /// The room id in hex, as the store keys it.
+    pub(super) room_hex: String,
+    record: RoomRecord,
+    sync: RoomSync,
+}
+
+impl Joined {
+    fn record(&self) -> RoomRecord {
+        RoomRecord {
+            cursor: self.sync.cursor.map(|c| c as f64),
+            server: self.sync.server.clone(),
+            server_has_older: self.sync.server_has_older,
+            ..self.record.clone()
+        }
+    }
+}
+
+impl Session {
+    /// This device's keys (made from 64 random bytes on first start) and name.
+    pub(super) async fn load(&self, engine: &Rc<Engine>, db: &Db) {
+        let stored_seed = db.setting("identity").await.ok().flatten();
+        let identity = match stored_seed.as_deref().and_then(unhex::<64>) {
+            Some(seed) => Identity::from_seed(&seed),
+            None => {
+                let identity = Identity::from_seed(&device::random_bytes());
+                let seed = hex(identity.to_seed().as_slice());
+                if let Err(error) = db.set_setting("identity", Some(&seed)).await {
+                    engine.notice(format!("Could not save this device's keys: {}", error.0));
+                }
+                identity
+            }
+        };
+        engine.state.own_code.set(identity.public().safety_code());
+        let name = db.setting("name").await.ok().flatten().unwrap_or_default();
+        engine.state.last_name.set(name.clone());
+        let mut state = self.state.borrow_mut();
+        state.identity = Some(Rc::new(identity));
+        state.name = name;
+    }
+
+    /// Goes back into the room the person was in.
+    pub(super) async fn resume(&self, engine: &Rc<Engine>, db: &Db) {
+        let name = self.state.borrow().name.clone();
+        let Some(room) = db.setting("room").await.ok().flatten() else {
+            return;
+        };
+        let Some(record) = db.room(&room).await.ok().flatten() else {
+            return;
+        };
+        if name.is_empty() {
+            return;
+        }
+        if let Some(key) = unhex::<32>(&record.key).map(RoomKey::from_bytes) {
+            self.enter_room(
+                engine,
+                &name,
+                &record.name,
+                key,
+                record.public,
+                record.direct,
+            )
+            .await;
+        }
+    }
+
+    pub(super) fn identity(&self) -> Option<Rc<Identity>> {
+        self.state.borrow().identity.clone()
+    }
+
+    pub(super) fn sender(&self) -> Option<SenderId> {
+        self.state.borrow().identity.as_ref().map(|i| i.sender())
+    }
+
+    /// This device's sender id in hex ("" before its keys are loaded).
+    pub(super) fn sender_hex(&self) -> String {
+        self.sender().map(|s| s.to_string()).unwrap_or_default()
+    }
+
+    pub(super) fn name(&self) -> String {
+        self.state.borrow().name.clone()
+    }
+
+    pub(super) fn is_current(&self, room: RoomId) -> bool {
+        self.state
+            .borrow()
+            .joined
+            .as_ref()
+            .is_some_and(|j| j.id == room)
+    }
+
+    /// The current room: its id, its id in hex, and whether the server has older messages.
+    pub(super) fn current_room(&self) -> Option<(RoomId, String, bool)> {
+        let state = self.state.borrow();
+        let joined = state.joined.as_ref()?;
+        Some((
+            joined.id,
+            joined.room_hex.clone(),
+            joined.sync.server_has_older,
+        ))
+    }
+
+    /// What the list shows: the current room's id in hex, and whether the server has older.
+    pub(super) fn current_view(&self) -> Option<(String, bool)> {
+        self.current_room().map(|(_, hex, older)| (hex, older))
+    }
+
+    /// The key and hex id of `room`, when it is the current one.
+    pub(super) fn room_key(&self, room: RoomId) -> Option<(RoomKey, String)> {
+        let state = self.state.borrow();
+        let joined = state.joined.as_ref().filter(|j| j.id == room)?;
+        Some((joined.key.clone(), joined.room_hex.clone()))
+    }
+
+    /// Applies `change` to the current room's sync when `room` is it.
+    pub(super) fn with_sync<T>(
+        &self,
+        room: RoomId,
+        change: impl FnOnce(&mut RoomSync) -> T,
+    ) -> Option<T> {
+        let mut state = self.state.borrow_mut();
+        let joined = state.joined.as_mut().filter(|j| j.id == room)?;
+        Some(change(&mut joined.sync))
+    }
+
+    /// The current room as the store keeps it.
+    pub(super) fn room_record(&self) -> Option<RoomRecord> {
+        self.state.borrow().joined.as_ref().map(Joined::record)
+    }
+
+    /// Who writes, in which room, with which keys.
+    pub(super) fn writer(&self) -> Option<(String, Joined, Rc<Identity>)> {
+        let state = self.state.borrow();
+        Some((
+            state.name.clone(),
+            state.joined.clone()?,
+            Rc::clone(state.identity.as_ref()?),
+        ))
+    }
+
+    pub(super) async fn enter_room(
+        &self,
+        engine: &Rc<Engine>,
+        name: &str,
+        room_name: &str,
+        key: RoomKey,
+        public: bool,
+        direct: bool,
+    ) {
+        let Some(db) = engine.db() else { return };
+        let id = key.room_id();
+        let hex_id = id.to_string();
+        let record = match db.room(&hex_id).await {
+            Ok(Some(record)) => record,
+            _ => RoomRecord {
+                id: hex_id.clone(),
+                name: room_name.to_string(),
+                cursor: None,
+                server_has_older: false,
+                key: hex(key.as_bytes()),
+                public,
+                direct,
+                server: String::new(),
+            },
+        };
+        if let Err(error) = db.set_setting("room", Some(&hex_id)).await {
+            engine.notice(format!("Could not remember the room: {}", error.0));
+        }
+        let invite = app::invite::fragment(&record.name, &record.key);
+        let previous = {
+            let state = self.state.borrow();
+            state
+                .joined
+                .as_ref()
+                .map(|j| j.id)
+                .filter(|room| *room != id)
+        };
+        if let Some(room) = previous {
+            engine.connection.send(&ClientFrame::Leave { room });
+        }
+        let sync = RoomSync {
+            cursor: record.cursor.map(|c| c as u64),
+            server: record.server.clone(),
+            server_has_older: record.server_has_older,
+        };
+        {
+            let mut state = self.state.borrow_mut();
+            state.name = name.to_string();
+            state.joined = Some(Joined {
+                id,
+                key,
+                room_hex: hex_id,
+                record: record.clone(),
+                sync,
+            });
+        }
+        engine.inbox.reset_window();
+        engine.people.entered_room(engine);
+        if let Err(error) = db.put_room(&record).await {
+            engine.notice(format!("Could not save the room: {}", error.0));
+        }
+        engine.state.session.set(Some(Shown {
+            name: name.to_string(),
+            room: record.name.clone(),
+            invite,
+            public: record.public,
+            direct: record.direct,
+        }));
+        engine.inbox.refresh(engine).await;
+        mark("fieldmesh:room-rendered");
+        self.send_join(engine);
+    }
+
+    /// Joins the current room on the server: presence card, and the cursor to catch up from.
+    pub(super) fn send_join(&self, engine: &Rc<Engine>) {
+        if !engine.connection.is_ready() {
+            return;
+        }
+        let store_id = engine.connection.store_id();
+        let frame = {
+            let mut state = self.state.borrow_mut();
+            let state = &mut *state;
+            let (Some(joined), Some(identity)) = (state.joined.as_mut(), &state.identity) else {
+                return;
+            };
+            // A cursor counts in one server store: after the server's database was replaced
+            // (or this is another server), start the room over so nothing is skipped.
+            joined.sync.on_store(&store_id);
+            // The card is sealed with the room key: the server relays it without reading it.
+            let Ok(member) =
+                PresenceCard::seal(identity, &joined.key, &state.name, device::random_bytes())
+            else {
+                return;
+            };
+            ClientFrame::Join {
+                room: joined.id,
+                after_seq: joined.sync.cursor,
+                member,
+            }
+        };
+        engine.inbox.joining();
+        engine.connection.send(&frame);
+    }
+
+    /// The join form: a display name and a room name.
+    pub(super) fn join(&self, engine: &Rc<Engine>, name: &str, room: &str) -> Result<(), String> {
+        let name = clean_display_name(name)
+            .ok_or_else(|| "Choose a display name of 1 to 40 characters.".to_string())?;
+        let room_name = clean_room_name(room)?;
+        let Some(db) = engine.db() else {
+            return Err("This browser cannot keep messages on the device; see the notice.".into());
+        };
+        // The invite this page was opened with, if it names this room.
+        let invite_key = web_sys::window()
+            .and_then(|w| w.location().hash().ok())
+            .as_deref()
+            .and_then(app::invite::parse)
+            .filter(|invite| invite.room == room_name)
+            .and_then(|invite| invite.key)
+            .as_deref()
+            .and_then(unhex::<32>);
+        let engine = Rc::clone(engine);
+        spawn_local(async move {
+            if let Err(error) = db.set_setting("name", Some(&name)).await {
+                engine.notice(format!("Could not remember your name: {}", error.0));
+            }
+            let known = db
+                .rooms()
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .find(|r| r.name == room_name && !r.direct)
+                .and_then(|r| Some((unhex::<32>(&r.key)?, r.public)));
+            let room = choose_room(&room_name, invite_key, known, device::random_bytes());
+            // The key must not linger in the address bar or the history.
+            if let Some(history) = web_sys::window().and_then(|w| w.history().ok()) {
+                let _ = history.replace_state_with_url(&JsValue::NULL, "", Some("/"));
+            }
+            engine.state.last_name.set(name.clone());
+            engine.state.notice.set(None);
+            engine
+                .session
+                .enter_room(&engine, &name, &room.name, room.key, room.public, false)
+                .await;
+        });
+        Ok(())
+    }
+
+    pub(super) fn leave(&self, engine: &Rc<Engine>) {
+        let joined = self.state.borrow_mut().joined.take();
+        if let Some(joined) = joined {
+            engine
+                .connection
+                .send(&ClientFrame::Leave { room: joined.id });
+        }
+        if let Some(db) = engine.db() {
+            spawn_local(async move {
+                let _ = db.set_setting("room", None).await;
+            });
+        }
+        engine.people.entered_room(engine);
+        engine.state.session.set(None);
+        engine.state.messages.set(Vec::new());
+        engine.state.notice.set(None);
+    }
+
+    /// Opens the private conversation with contact `id`.
+    pub(super) fn open_direct(&self, engine: &Rc<Engine>, id: &str) {
+        let (Some((peer, peer_name)), Some(identity)) =
+            (engine.people.public_of(id), self.identity())
+        else {
+            return engine.notice("That person is not known on this device yet.");
+        };
+        engine.state.direct_alert.set(None);
+        let Some(key) = identity.dm_key(&peer) else {
+            return engine.notice("That person's keys cannot make a private conversation.");
+        };
+        let name = self.name();
+        let engine = Rc::clone(engine);
+        spawn_local(async move {
+            engine
+                .session
+                .enter_room(&engine, &name, &peer_name, key, false, true)
+                .await;
+        });
+    }
+}
