@@ -1,26 +1,44 @@
-//! The transport contract, run against every serial protocol over a real pseudo-terminal
-//! pair made by socat: frames go both ways intact, garbage from the device is skipped, and a
-//! radio that is unplugged (socat killed) and plugged back in (socat restarted on the same
-//! path) is reopened by itself.
+//! The radio link contract (`mesh::radio::contract`) against the server's two links: the
+//! serial link over a real pseudo-terminal pair made by socat, for every serial protocol
+//! (unplugged by killing socat, plugged back in by starting it again on the same path), and
+//! the lent browser radio, driven through the same calls the page's WebSocket session makes
+//! (the WebSocket itself is covered by the browser test of lend mode). The page's own Web
+//! Serial port runs the same contract in headless Chromium (`frontend/tests`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mesh::serial::Protocol;
-use mesh::serial::{kiss_encode, KissDecoder, LineDecoder, CMD_DATA};
-use mesh::{RadioState, RadioStatus};
+use mesh::radio::contract::{self, Radio};
+use mesh::radio::link::{FrameSink, LinkEvent, LinkEvents};
+use mesh::serial::{Framing, Protocol};
+use server::radio::channel::ChannelLink;
 use server::radio::link::{self, LinkConfig};
+use server::radio::{lease, Lease};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio_serial::{SerialPortBuilderExt, SerialStream};
 
-const WAIT: Duration = Duration::from_secs(10);
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Runs the contract, failing with the step it stopped at when it takes too long.
+async fn run_contract<L: FrameSink + LinkEvents, R: Radio>(
+    name: &str,
+    link: &mut L,
+    radio: &mut R,
+) {
+    let step = Arc::new(Mutex::new(""));
+    let progress = Arc::clone(&step);
+    let run = contract::check(link, radio, move |s| *progress.lock().unwrap() = s);
+    if tokio::time::timeout(WAIT, run).await.is_err() {
+        panic!("{name}: timed out at \"{}\"", step.lock().unwrap());
+    }
+}
 
 /// Two linked pseudo-terminals: `host` for the server, `device` for the test's radio.
 struct PtyPair {
     child: Child,
-    device: PathBuf,
 }
 
 impl PtyPair {
@@ -39,13 +57,7 @@ impl PtyPair {
             assert!(std::time::Instant::now() < deadline, "socat made its ptys");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Self { child, device }
-    }
-
-    /// Pulls the radio out: the ptys disappear.
-    fn unplug(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        Self { child }
     }
 }
 
@@ -56,134 +68,181 @@ impl Drop for PtyPair {
     }
 }
 
-/// The device end, speaking `protocol` as a radio would.
-struct Device {
-    port: SerialStream,
+/// A radio on the device end of a pty, speaking `protocol` as a radio would.
+struct SerialRadio {
+    dir: PathBuf,
     protocol: Protocol,
-    kiss: KissDecoder,
-    lines: LineDecoder,
+    pty: Option<PtyPair>,
+    port: Option<SerialStream>,
+    framing: Box<dyn Framing>,
 }
 
-impl Device {
-    fn open(path: &Path, protocol: Protocol) -> Self {
-        let port = tokio_serial::new(path.to_str().unwrap(), 115_200)
+impl SerialRadio {
+    fn start(dir: &Path, protocol: Protocol) -> Self {
+        let mut radio = Self {
+            dir: dir.to_path_buf(),
+            protocol,
+            pty: None,
+            port: None,
+            framing: protocol.framing(None),
+        };
+        radio.plug();
+        radio
+    }
+
+    fn plug(&mut self) {
+        self.pty = Some(PtyPair::start(&self.dir));
+        let port = tokio_serial::new(self.dir.join("device").to_str().unwrap(), 115_200)
             .open_native_async()
             .expect("the device end opens");
-        Self {
-            port,
-            protocol,
-            kiss: KissDecoder::new(512),
-            lines: LineDecoder::new(512),
-        }
+        self.port = Some(port);
+        self.framing = self.protocol.framing(None);
     }
 
-    /// Hands the host a frame heard over the air, with some line noise before it.
+    async fn write(&mut self, bytes: &[u8]) {
+        self.port.as_mut().unwrap().write_all(bytes).await.unwrap();
+    }
+}
+
+impl Radio for SerialRadio {
     async fn hear(&mut self, frame: &[u8]) {
-        let mut bytes = b"\xff\x13 rx noise\n".to_vec();
-        bytes.extend(match self.protocol {
-            Protocol::Kiss => kiss_encode(CMD_DATA, frame),
-            Protocol::Line => Protocol::Line.framing(None).encode(frame),
-        });
-        self.port.write_all(&bytes).await.unwrap();
+        let bytes = self.framing.encode(frame);
+        self.write(&bytes).await;
     }
 
-    /// The next frame the host asked to transmit.
+    async fn babble(&mut self) {
+        self.write(b"boot: rst:0x1 (POWERON)\r\n\xff\xfe noise \n")
+            .await;
+    }
+
+    async fn hear_oversize(&mut self) {
+        let bytes = self.framing.encode(&[0x41; 4000]);
+        self.write(&bytes).await;
+    }
+
     async fn transmitted(&mut self) -> Vec<u8> {
         let mut buffer = [0u8; 512];
         loop {
-            let n = tokio::time::timeout(WAIT, self.port.read(&mut buffer))
-                .await
-                .expect("the host wrote a frame in time")
-                .unwrap();
-            let frames: Vec<Vec<u8>> = match self.protocol {
-                Protocol::Kiss => self
-                    .kiss
-                    .push(&buffer[..n])
-                    .into_iter()
-                    .flatten()
-                    .filter(|f| f.command == CMD_DATA)
-                    .map(|f| f.payload)
-                    .collect(),
-                Protocol::Line => {
-                    let mut line = Protocol::Line.framing(None);
-                    self.lines
-                        .push(&buffer[..n])
-                        .into_iter()
-                        .flatten()
-                        .flat_map(|mut l| {
-                            l.push(b'\n');
-                            line.decode(&l)
-                        })
-                        .collect()
-                }
-            };
-            if let Some(frame) = frames.into_iter().next() {
+            let n = self.port.as_mut().unwrap().read(&mut buffer).await.unwrap();
+            if let Some(frame) = self.framing.decode(&buffer[..n]).into_iter().next() {
                 return frame;
             }
         }
     }
+
+    async fn unplug(&mut self) {
+        self.port = None;
+        self.pty = None;
+    }
+
+    async fn replug(&mut self) {
+        self.plug();
+    }
 }
 
-async fn wait_for(status: &mut watch::Receiver<RadioStatus>, state: RadioState) {
-    tokio::time::timeout(WAIT, status.wait_for(|s| s.state == state))
-        .await
-        .unwrap_or_else(|_| panic!("radio reached {state:?} in time"))
-        .unwrap();
-}
-
-async fn contract(protocol: Protocol) {
+async fn serial_contract(protocol: Protocol) {
     let dir = tempfile::tempdir().unwrap();
-    let pty = PtyPair::start(dir.path());
-    let (status_tx, mut status) = watch::channel(RadioStatus::off());
-    let status_tx = std::sync::Arc::new(status_tx);
-    let (in_tx, mut frames_in) = mpsc::channel(16);
-    let (frames_out, out_rx) = mpsc::channel(16);
-    let link = tokio::spawn(link::run(
+    let mut radio = SerialRadio::start(dir.path(), protocol);
+    let mut link = link::open(
         LinkConfig {
             path: dir.path().join("host"),
             baud: 115_200,
         },
         protocol.framing(None),
-        status_tx,
-        in_tx,
-        out_rx,
-    ));
-    wait_for(&mut status, RadioState::Ready).await;
-    let mut device = Device::open(&pty.device, protocol);
-
-    // Host to radio, and radio to host, with bytes that need escaping.
-    let frame: Vec<u8> = (0..=170u8).map(|i| i.wrapping_mul(37) | 0xC0).collect();
-    frames_out.send(frame.clone()).await.unwrap();
-    assert_eq!(device.transmitted().await, frame);
-    device.hear(&frame[..100]).await;
-    let heard = tokio::time::timeout(WAIT, frames_in.recv()).await.unwrap();
-    assert_eq!(heard.unwrap(), &frame[..100]);
-
-    // Unplugged: the link says so, and keeps looking.
-    drop(device);
-    pty.unplug();
-    wait_for(&mut status, RadioState::Unplugged).await;
-
-    // Plugged back in on the same path: reopened by itself, and frames flow again.
-    let pty = PtyPair::start(dir.path());
-    wait_for(&mut status, RadioState::Ready).await;
-    let mut device = Device::open(&pty.device, protocol);
-    device.hear(b"after the replug").await;
-    let heard = tokio::time::timeout(WAIT, frames_in.recv()).await.unwrap();
-    assert_eq!(heard.unwrap(), b"after the replug");
-    frames_out.send(b"still here".to_vec()).await.unwrap();
-    assert_eq!(device.transmitted().await, b"still here");
-
-    drop(frames_out);
-    tokio::time::timeout(WAIT, link).await.unwrap().unwrap();
+    );
+    run_contract(protocol.name(), &mut link, &mut radio).await;
 }
 
 #[tokio::test]
-async fn kiss_link_keeps_the_transport_contract_over_a_real_pty() {
-    contract(Protocol::Kiss).await;
+async fn the_kiss_serial_link_keeps_the_link_contract_over_a_real_pty() {
+    serial_contract(Protocol::Kiss).await;
 }
 
 #[tokio::test]
-async fn line_link_keeps_the_transport_contract_over_a_real_pty() {
-    contract(Protocol::Line).await;
+async fn the_line_serial_link_keeps_the_link_contract_over_a_real_pty() {
+    serial_contract(Protocol::Line).await;
+}
+
+/// The bridge's side of lending: one link per lease, the next one once the page lends again.
+struct LentHost {
+    link: ChannelLink,
+    next: mpsc::UnboundedReceiver<ChannelLink>,
+    ended: bool,
+}
+
+impl FrameSink for LentHost {
+    fn transmit(&mut self, frame: &[u8]) -> bool {
+        self.link.transmit(frame)
+    }
+}
+
+impl LinkEvents for LentHost {
+    async fn next_event(&mut self) -> Option<LinkEvent> {
+        if std::mem::take(&mut self.ended) {
+            self.link = self.next.recv().await?;
+        }
+        match self.link.next_event().await {
+            Some(event) => Some(event),
+            None => {
+                // The lease ended: the lender is gone until a page lends again.
+                self.ended = true;
+                Some(LinkEvent::Down("the lending page went away".into()))
+            }
+        }
+    }
+}
+
+/// The page lending its radio, as its WebSocket session drives the lease.
+struct LentRadio {
+    lease: Option<Lease>,
+    lender: Arc<Mutex<Option<u64>>>,
+    next: mpsc::UnboundedSender<ChannelLink>,
+}
+
+impl Radio for LentRadio {
+    async fn hear(&mut self, frame: &[u8]) {
+        assert!(self.lease.as_ref().unwrap().heard(frame.to_vec()));
+    }
+
+    async fn babble(&mut self) {
+        // The WebSocket refuses bytes that are no frame at all; what reaches the lease is at
+        // worst an empty frame.
+        assert!(!self.lease.as_ref().unwrap().heard(Vec::new()));
+    }
+
+    async fn hear_oversize(&mut self) {
+        assert!(!self.lease.as_ref().unwrap().heard(vec![0x41; 4000]));
+    }
+
+    async fn transmitted(&mut self) -> Vec<u8> {
+        self.lease.as_mut().unwrap().transmitted().await.unwrap()
+    }
+
+    async fn unplug(&mut self) {
+        self.lease = None;
+    }
+
+    async fn replug(&mut self) {
+        let (link, lease) = lease("Ana's browser", Arc::clone(&self.lender));
+        self.next.send(link).unwrap();
+        self.lease = Some(lease);
+    }
+}
+
+#[tokio::test]
+async fn the_lent_browser_radio_keeps_the_link_contract() {
+    let lender = Arc::new(Mutex::new(None));
+    let (link, first) = lease("Ana's browser", Arc::clone(&lender));
+    let (next, next_rx) = mpsc::unbounded_channel();
+    let mut host = LentHost {
+        link,
+        next: next_rx,
+        ended: false,
+    };
+    let mut radio = LentRadio {
+        lease: Some(first),
+        lender,
+        next,
+    };
+    run_contract("lent", &mut host, &mut radio).await;
 }

@@ -27,6 +27,8 @@
 //! Radio messages are authenticated by the room key only: anyone holding the room key could
 //! write one under another name. Readers show them as "via radio" and never as verified.
 
+#[cfg(feature = "contract")]
+pub mod contract;
 pub mod driver;
 pub mod link;
 pub mod message;

@@ -1,45 +1,48 @@
 //! Lending: a browser's Web Serial radio as this server's radio link, one browser at a time,
 //! for as long as its page keeps the lease.
 
+use mesh::radio::link::LinkEvent;
 use mesh::wire::MAX_LENDER_LABEL_CHARS;
-use mesh::{RadioState, RadioStatus, ServerFrame};
-use tokio::sync::mpsc;
+use mesh::ServerFrame;
 
-use super::{no_radio, Radio};
+use super::channel::{channel_link, ChannelLink, LinkEnd};
+use super::{Command, Radio};
 
-/// Frames waiting for the lent radio, at most (each at most 255 bytes).
-const LENT_QUEUE: usize = 256;
-
-pub(super) struct Lender {
-    lease: u64,
-    pub(super) down: mpsc::Sender<Vec<u8>>,
-}
-
-/// A browser's radio, lent to this server while the lease lives: frames to transmit come out
-/// of [`Lease::down`], frames heard go in with [`Lease::heard`]. Dropping it (the page
-/// closed, or stopped lending) frees the radio link for another browser.
+/// A browser's radio, lent to this server while the lease lives: the radio's side of the
+/// bridge's link. Frames to transmit come out of [`Lease::transmitted`], frames heard go in
+/// with [`Lease::heard`]. Dropping it (the page closed, or stopped lending) ends the link and
+/// frees the radio for another browser.
 pub struct Lease {
     id: u64,
-    radio: Radio,
-    /// Frames the browser's radio is to transmit.
-    pub down: mpsc::Receiver<Vec<u8>>,
+    lender: std::sync::Arc<std::sync::Mutex<Option<u64>>>,
+    end: LinkEnd,
 }
 
 impl Lease {
-    /// Hands the bridge a frame the lent radio heard. `false` when it is over the size limit
-    /// or the bridge is busy (the frame is dropped, as a radio would).
+    /// Hands the bridge a frame the lent radio heard. A frame over the size limit is dropped
+    /// (and counted as noise), as a radio would; so is one the bridge has no room for.
     pub fn heard(&self, frame: Vec<u8>) -> bool {
-        frame.len() <= mesh::radio::MAX_FRAME_BYTES && self.radio.frames_in.try_send(frame).is_ok()
+        let event = if frame.is_empty() || frame.len() > mesh::radio::MAX_FRAME_BYTES {
+            LinkEvent::Noise(1)
+        } else {
+            LinkEvent::Frame(frame)
+        };
+        let frame = matches!(event, LinkEvent::Frame(_));
+        self.end.events.try_send(event).is_ok() && frame
+    }
+
+    /// The next frame the bridge wants the lent radio to transmit.
+    pub async fn transmitted(&mut self) -> Option<Vec<u8>> {
+        self.end.frames.recv().await
     }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        let mut lender = self.radio.lender.lock().unwrap_or_else(|p| p.into_inner());
-        if lender.as_ref().is_some_and(|l| l.lease == self.id) {
+        let mut lender = self.lender.lock().unwrap_or_else(|p| p.into_inner());
+        if *lender == Some(self.id) {
             *lender = None;
             tracing::info!("the lent radio went away");
-            self.radio.status_tx.send_replace(no_radio());
         }
     }
 }
@@ -48,7 +51,6 @@ impl Radio {
     /// Takes a browser's radio as this server's radio link, unless the server has its own or
     /// another browser lends one already.
     pub fn lend(&self, label: &str) -> Result<Lease, String> {
-        static NEXT_LEASE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         if self.serial {
             return Err("this server has its own radio; yours is not needed".into());
         }
@@ -56,24 +58,33 @@ impl Radio {
         if lender.is_some() {
             return Err("another browser lends its radio to this server already".into());
         }
-        let id = NEXT_LEASE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (down_tx, down) = mpsc::channel(LENT_QUEUE);
-        *lender = Some(Lender {
-            lease: id,
-            down: down_tx,
-        });
+        let (link, lease) = lease(label, std::sync::Arc::clone(&self.lender));
+        *lender = Some(lease.id);
+        // Unlocked before the lease may be dropped: its drop takes the lock.
         drop(lender);
+        if self.commands.try_send(Command::Attach(link)).is_err() {
+            return Err("the radio is busy; try again in a moment".into());
+        }
         tracing::info!(%label, "a browser lends its radio");
-        self.status_tx.send_replace(RadioStatus {
-            state: RadioState::Ready,
-            detail: format!("radio lent by {label}"),
-        });
-        Ok(Lease {
-            id,
-            radio: self.clone(),
-            down,
-        })
+        Ok(lease)
     }
+}
+
+/// A lent radio's link: the bridge's side, and the lease the page's connection holds. Its
+/// first event says the radio is up, lent by `label`. `lender` is the slot that names the
+/// current lease (cleared when this one ends).
+pub fn lease(
+    label: &str,
+    lender: std::sync::Arc<std::sync::Mutex<Option<u64>>>,
+) -> (ChannelLink, Lease) {
+    static NEXT_LEASE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let (link, end) = channel_link();
+    // A new channel has room for its first event.
+    let _ = end
+        .events
+        .try_send(LinkEvent::Up(format!("radio lent by {label}")));
+    let id = NEXT_LEASE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    (link, Lease { id, lender, end })
 }
 
 /// One connection's side of lending: the lease while it lends, and the answers it owes.
@@ -130,7 +141,7 @@ impl Lending {
     /// The next frame for the lent radio to transmit; never, when this page lends none.
     pub async fn next_frame(&mut self) -> Option<Vec<u8>> {
         match &mut self.lease {
-            Some(lease) => lease.down.recv().await,
+            Some(lease) => lease.transmitted().await,
             None => std::future::pending().await,
         }
     }

@@ -11,11 +11,11 @@
 //! the room's followers, exactly as a published one. When a neighbour is heard relaying or
 //! acknowledging a message, its room's followers get [`mesh::ServerFrame::Relayed`].
 
+pub mod channel;
 mod lend;
 pub mod link;
 
-use lend::Lender;
-pub use lend::{Lease, Lending};
+pub use lend::{lease, Lease, Lending};
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mesh::crypto::RoomKey;
+use mesh::radio::link::{FrameSink, LinkEvent, LinkEvents};
 use mesh::radio::{
     Driver, DriverConfig, Event, MessageKey, NodeConfig, OwnMessage, RadioMessage,
     MAX_PAYLOAD_BYTES,
@@ -67,6 +68,8 @@ enum Command {
         message: RadioMessage,
     },
     Known(RoomId),
+    /// A browser lends its radio: this is the link now.
+    Attach(channel::ChannelLink),
 }
 
 /// Handle to the radio bridge. Cheap to clone. The bridge runs even without a radio: a
@@ -75,11 +78,8 @@ enum Command {
 pub struct Radio {
     commands: mpsc::Sender<Command>,
     status: watch::Receiver<RadioStatus>,
-    status_tx: Arc<watch::Sender<RadioStatus>>,
-    /// The browser lending its radio, if one does.
-    lender: Arc<Mutex<Option<Lender>>>,
-    /// Frames heard, for the bridge (from the serial link or a lender).
-    frames_in: mpsc::Sender<Vec<u8>>,
+    /// The lease of the browser lending its radio, if one does.
+    lender: Arc<Mutex<Option<u64>>>,
     /// A serial radio is configured (then nobody may lend one).
     serial: bool,
     /// Largest frame the radio sends (messages must fit in 16 of them).
@@ -115,14 +115,10 @@ impl Radio {
             None => no_radio(),
         };
         let (status_tx, status) = watch::channel(initial);
-        let status_tx = Arc::new(status_tx);
         let (commands, commands_rx) = mpsc::channel(256);
-        let (frames_in, frames_in_rx) = mpsc::channel(256);
         let mut node_config = NodeConfig::default();
-        let mut serial_out = None;
+        let mut link = None;
         if let Some(config) = &config {
-            let (frames_out, frames_out_rx) = mpsc::channel(256);
-            serial_out = Some(frames_out);
             let framing = config.protocol.framing(config.rnode);
             node_config = NodeConfig {
                 frame_bytes: config.frame_bytes.min(framing.max_frame()),
@@ -130,19 +126,15 @@ impl Radio {
                 bitrate_bps: config.bitrate_bps,
                 ..NodeConfig::default()
             };
-            tokio::spawn(link::run(
+            link = Some(link::open(
                 link::LinkConfig {
                     path: config.path.clone(),
                     baud: config.baud,
                 },
                 framing,
-                Arc::clone(&status_tx),
-                frames_in.clone(),
-                frames_out_rx,
             ));
         }
         let frame_bytes = node_config.frame_bytes;
-        let lender = Arc::new(Mutex::new(None));
         let mut seed = [0u8; 8];
         let _ = getrandom::fill(&mut seed);
         let driver_config = DriverConfig {
@@ -153,19 +145,17 @@ impl Radio {
             driver: Driver::new(driver_config, u64::from_le_bytes(seed)),
             store,
             hub,
-            serial_out,
-            lender: Arc::clone(&lender),
+            serial: config.is_some(),
+            link,
+            status: status_tx,
             rooms: HashMap::new(),
             unrouted: VecDeque::new(),
-            status: status.clone(),
         };
-        tokio::spawn(bridge.run(commands_rx, frames_in_rx));
+        tokio::spawn(bridge.run(commands_rx));
         Self {
             commands,
             status,
-            status_tx,
-            lender,
-            frames_in,
+            lender: Arc::new(Mutex::new(None)),
             serial: config.is_some(),
             frame_bytes,
         }
@@ -202,14 +192,22 @@ struct Bridge {
     driver: Driver,
     store: Store,
     hub: Hub,
-    /// Frames to transmit go to the serial link when there is one…
-    serial_out: Option<mpsc::Sender<Vec<u8>>>,
-    /// …or else to the browser lending its radio.
-    lender: Arc<Mutex<Option<Lender>>>,
+    /// The radio is on a serial port (else a browser may lend one).
+    serial: bool,
+    /// The radio link: the serial port's, or a lending browser's.
+    link: Option<channel::ChannelLink>,
+    status: watch::Sender<RadioStatus>,
     /// Rooms by their 4-byte radio tag.
     rooms: HashMap<[u8; 4], Vec<RoomId>>,
     unrouted: VecDeque<(Instant, RadioMessage)>,
-    status: watch::Receiver<RadioStatus>,
+}
+
+/// The next event of the link; never, when there is none.
+async fn next_event(link: &mut Option<channel::ChannelLink>) -> Option<LinkEvent> {
+    match link {
+        Some(link) => link.next_event().await,
+        None => std::future::pending().await,
+    }
 }
 
 impl Bridge {
@@ -223,11 +221,7 @@ impl Bridge {
         true
     }
 
-    async fn run(
-        mut self,
-        mut commands: mpsc::Receiver<Command>,
-        mut frames_in: mpsc::Receiver<Vec<u8>>,
-    ) {
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         self.learn(RoomKey::emergency().room_id());
         match self.store.run(|s| s.rooms_blocking()).await {
             Ok(rooms) => {
@@ -261,11 +255,6 @@ impl Bridge {
             }
             Err(error) => tracing::error!(%error, "could not read the radio outbox"),
         }
-        let mut status = self.status.clone();
-        if status.borrow_and_update().state == RadioState::Ready {
-            let events = self.driver.link_up(crate::now_ms());
-            self.act(events).await;
-        }
         loop {
             // The driver's clock is the wall clock (radio messages are kept across restarts).
             let wake = self.driver.next_wakeup().map(|at| {
@@ -284,34 +273,56 @@ impl Bridge {
                             self.route_unrouted(room).await;
                         }
                     }
+                    Some(Command::Attach(link)) => {
+                        self.driver.link_down();
+                        self.link = Some(link);
+                    }
                     None => return,
                 },
-                frame = frames_in.recv() => match frame {
-                    Some(frame) => match self.driver.receive(crate::now_ms(), &frame) {
-                        Ok(events) => self.act(events).await,
-                        Err(error) => tracing::debug!(%error, "radio frame dropped"),
-                    },
-                    None => return,
-                },
+                event = next_event(&mut self.link) => self.on_link(event).await,
                 _ = async { tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)).await },
                     if wake.is_some() => {
                     let events = self.driver.poll(crate::now_ms());
                     self.act(events).await;
                 }
-                changed = status.changed() => {
-                    if changed.is_err() {
-                        return;
+            }
+        }
+    }
+
+    /// What the radio link says.
+    async fn on_link(&mut self, event: Option<LinkEvent>) {
+        match event {
+            Some(LinkEvent::Up(detail)) => {
+                self.status.send_replace(RadioStatus {
+                    state: RadioState::Ready,
+                    detail,
+                });
+                let events = self.driver.link_up(crate::now_ms());
+                self.act(events).await;
+            }
+            Some(LinkEvent::Frame(frame)) => match self.driver.receive(crate::now_ms(), &frame) {
+                Ok(events) => self.act(events).await,
+                Err(error) => tracing::debug!(%error, "radio frame dropped"),
+            },
+            Some(LinkEvent::Noise(count)) => tracing::debug!(count, "radio noise skipped"),
+            Some(LinkEvent::Down(reason)) => {
+                self.driver.link_down();
+                let status = if self.serial {
+                    RadioStatus {
+                        state: RadioState::Unplugged,
+                        detail: reason,
                     }
-                    let ready = status.borrow_and_update().state == RadioState::Ready;
-                    match (ready, self.driver.is_link_up()) {
-                        (true, false) => {
-                            let events = self.driver.link_up(crate::now_ms());
-                            self.act(events).await;
-                        }
-                        (false, true) => self.driver.link_down(),
-                        _ => {}
-                    }
-                }
+                } else {
+                    no_radio()
+                };
+                self.status.send_replace(status);
+            }
+            None => {
+                // The lending browser went away (or the serial task ended).
+                tracing::info!("the radio link closed");
+                self.link = None;
+                self.driver.link_down();
+                self.status.send_replace(no_radio());
             }
         }
     }
@@ -368,16 +379,9 @@ impl Bridge {
 
     /// Hands a frame to the radio link. The link drops frames while the radio is away; the
     /// driver retries what mattered.
-    fn transmit(&self, frame: Vec<u8>) {
-        if let Some(serial) = &self.serial_out {
-            let _ = serial.try_send(frame);
-        } else if let Some(lender) = self
-            .lender
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-        {
-            let _ = lender.down.try_send(frame);
+    fn transmit(&mut self, frame: Vec<u8>) {
+        if let Some(link) = &mut self.link {
+            link.transmit(&frame);
         }
     }
 
