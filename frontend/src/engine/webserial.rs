@@ -60,6 +60,8 @@ pub(super) struct PortReader {
     framing: Box<dyn Framing>,
     /// Frames decoded but not handed out yet.
     pending: std::collections::VecDeque<Vec<u8>>,
+    /// The link said it is up (the first event of every opened port).
+    announced: bool,
     closed: bool,
 }
 
@@ -110,6 +112,7 @@ pub(super) async fn open(port: JsValue, settings: &RadioSettings) -> Result<Port
             reader: Some(reader),
             framing,
             pending: Default::default(),
+            announced: false,
             closed: false,
         },
         port,
@@ -137,6 +140,9 @@ impl FrameSink for PortWriter {
 
 impl LinkEvents for PortReader {
     async fn next_event(&mut self) -> Option<LinkEvent> {
+        if !std::mem::replace(&mut self.announced, true) {
+            return Some(LinkEvent::Up("serial port open".into()));
+        }
         loop {
             if let Some(frame) = self.pending.pop_front() {
                 return Some(LinkEvent::Frame(frame));
@@ -197,5 +203,188 @@ impl PortReader {
     /// The port it reads.
     pub(super) fn port(&self) -> JsValue {
         self.port.clone()
+    }
+}
+
+/// The link contract (`mesh::radio::contract`) against this port code in headless Chromium,
+/// with a port object the test controls (no USB radio can be plugged in here; the object has
+/// the streams of a real `SerialPort`, as the browser tests inject it).
+#[cfg(all(test, target_arch = "wasm32"))]
+mod tests {
+    use std::collections::VecDeque;
+
+    use futures::channel::mpsc;
+    use futures::StreamExt;
+    use mesh::radio::contract::{check, Radio};
+    use mesh::serial::Protocol;
+    use wasm_bindgen::prelude::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    use super::*;
+
+    wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+    #[wasm_bindgen(inline_js = r#"
+        export function fake_port() {
+            const device = { written: [], waiters: [], controller: null };
+            const port = {
+                readable: null,
+                writable: null,
+                async open() {
+                    port.readable = new ReadableStream({ start(c) { device.controller = c; } });
+                    port.writable = new WritableStream({
+                        write(chunk) {
+                            device.written.push(...chunk);
+                            device.waiters.splice(0).forEach((wake) => wake());
+                        },
+                    });
+                },
+                async close() {},
+            };
+            return [port, device];
+        }
+        export function device_send(device, bytes) { device.controller.enqueue(bytes); }
+        export function device_unplug(device) {
+            device.controller.error(new DOMException('The device has been lost.', 'NetworkError'));
+        }
+        export function device_written(device) {
+            return new Promise((ok) => {
+                const take = () => { const out = new Uint8Array(device.written); device.written = []; ok(out); };
+                if (device.written.length) take(); else device.waiters.push(take);
+            });
+        }
+    "#)]
+    extern "C" {
+        fn fake_port() -> js_sys::Array;
+        fn device_send(device: &JsValue, bytes: Uint8Array);
+        fn device_unplug(device: &JsValue);
+        fn device_written(device: &JsValue) -> Promise;
+    }
+
+    fn settings(protocol: Protocol) -> RadioSettings {
+        RadioSettings {
+            protocol,
+            baud: protocol.default_baud(),
+            frequency_hz: None,
+        }
+    }
+
+    /// What the page holds: the open port's halves, and the next port once it is replugged
+    /// (the engine reopens a radio plugged back in the same way).
+    struct PageLink {
+        writer: PortWriter,
+        reader: PortReader,
+        next: mpsc::UnboundedReceiver<Port>,
+        ended: bool,
+    }
+
+    impl FrameSink for PageLink {
+        fn transmit(&mut self, frame: &[u8]) -> bool {
+            !self.ended && self.writer.transmit(frame)
+        }
+    }
+
+    impl LinkEvents for PageLink {
+        async fn next_event(&mut self) -> Option<LinkEvent> {
+            if self.ended {
+                let port = self.next.next().await?;
+                self.writer = port.writer;
+                self.reader = port.reader;
+                self.ended = false;
+            }
+            let event = self.reader.next_event().await;
+            if matches!(event, Some(LinkEvent::Down(_)) | None) {
+                self.ended = true;
+            }
+            event
+        }
+    }
+
+    struct FakeRadio {
+        protocol: Protocol,
+        device: JsValue,
+        framing: Box<dyn Framing>,
+        heard: VecDeque<Vec<u8>>,
+        next: mpsc::UnboundedSender<Port>,
+    }
+
+    async fn plug(protocol: Protocol) -> (Port, JsValue) {
+        let pair = fake_port();
+        let port = open(pair.get(0), &settings(protocol))
+            .await
+            .expect("the fake port opens");
+        (port, pair.get(1))
+    }
+
+    impl Radio for FakeRadio {
+        async fn hear(&mut self, frame: &[u8]) {
+            device_send(
+                &self.device,
+                Uint8Array::from(self.framing.encode(frame).as_slice()),
+            );
+        }
+
+        async fn babble(&mut self) {
+            device_send(
+                &self.device,
+                Uint8Array::from(&b"boot: rst:0x1\r\n\xff\xfe noise \n"[..]),
+            );
+        }
+
+        async fn hear_oversize(&mut self) {
+            let bytes = self.framing.encode(&[0x41; 4000]);
+            device_send(&self.device, Uint8Array::from(bytes.as_slice()));
+        }
+
+        async fn transmitted(&mut self) -> Vec<u8> {
+            loop {
+                if let Some(frame) = self.heard.pop_front() {
+                    return frame;
+                }
+                let bytes = JsFuture::from(device_written(&self.device)).await.unwrap();
+                let frames = self.framing.decode(&Uint8Array::new(&bytes).to_vec());
+                self.heard.extend(frames);
+            }
+        }
+
+        async fn unplug(&mut self) {
+            device_unplug(&self.device);
+        }
+
+        async fn replug(&mut self) {
+            let (port, device) = plug(self.protocol).await;
+            self.device = device;
+            self.framing = self.protocol.framing(None);
+            self.next.unbounded_send(port).unwrap();
+        }
+    }
+
+    async fn contract(protocol: Protocol) {
+        let (port, device) = plug(protocol).await;
+        let (next, next_rx) = mpsc::unbounded();
+        let mut link = PageLink {
+            writer: port.writer,
+            reader: port.reader,
+            next: next_rx,
+            ended: false,
+        };
+        let mut radio = FakeRadio {
+            protocol,
+            device,
+            framing: protocol.framing(None),
+            heard: VecDeque::new(),
+            next,
+        };
+        check(&mut link, &mut radio, |_| {}).await;
+    }
+
+    #[wasm_bindgen_test]
+    async fn the_web_serial_port_keeps_the_link_contract_with_kiss() {
+        contract(Protocol::Kiss).await;
+    }
+
+    #[wasm_bindgen_test]
+    async fn the_web_serial_port_keeps_the_link_contract_with_lines() {
+        contract(Protocol::Line).await;
     }
 }
