@@ -1,0 +1,168 @@
+//! The message list (newest at the bottom, older on request) and the composer.
+// `#[component]` turns each function into a public props struct and function; crate-private
+// components are still reported as unreachable `pub` items.
+#![allow(unreachable_pub)]
+
+use leptos::{ev, html, prelude::*};
+use mesh::body::MAX_TEXT_CHARS;
+
+use crate::chat::{ChatClient, ChatMessage, Connection, Delivery};
+
+#[component]
+pub(super) fn MessageList() -> impl IntoView {
+    let client = expect_context::<ChatClient>();
+    let state = client.state;
+    let list = NodeRef::<html::Div>::new();
+    let last_count = StoredValue::new(0usize);
+
+    // Keep the newest message in view when new ones arrive, unless the person has scrolled up
+    // to read older ones (or older ones were just prepended).
+    Effect::new(move |_| {
+        let count = state.messages.with(Vec::len);
+        let Some(element) = list.get() else { return };
+        let previous = last_count.get_value();
+        last_count.set_value(count);
+        let near_bottom =
+            px(element.scroll_height()) - px(element.scroll_top()) - px(element.client_height())
+                < 160.0;
+        if count > previous
+            && (near_bottom || previous == 0)
+            && !state.loading_older.get_untracked()
+        {
+            element.scroll_to_with_x_and_y(0.0, px(element.scroll_height()));
+        }
+    });
+
+    view! {
+        <div class="messages" node_ref=list data-testid="message-list" aria-live="polite">
+            <Show when=move || state.has_older.get()>
+                <button
+                    class="older"
+                    data-testid="load-older"
+                    disabled=move || state.loading_older.get()
+                    on:click=move |_| client.load_older()
+                >
+                    {move || if state.loading_older.get() { "Loading…" } else { "Load older messages" }}
+                </button>
+            </Show>
+            <Show when=move || state.messages.with(Vec::is_empty)>
+                <p class="empty">"No messages yet. Say hello."</p>
+            </Show>
+            <For
+                each=move || state.messages.get()
+                key=|message| (message.id.clone(), message.delivery, message.author.clone())
+                children=move |message| view! { <MessageRow message/> }
+            />
+        </div>
+    }
+    .into_any()
+}
+
+/// Pixels as `f64`, whatever integer or float type web-sys gives scroll offsets in.
+pub(super) fn px(value: impl Into<f64>) -> f64 {
+    value.into()
+}
+
+#[component]
+pub(super) fn MessageRow(message: ChatMessage) -> impl IntoView {
+    let client = expect_context::<ChatClient>();
+    let id = message.id.clone();
+    let state = client.state;
+    let delivery = message.own.then(|| match message.delivery {
+        Delivery::Queued => {
+            let label = move || {
+                if state.connection.get() == Connection::Online { "sending…" } else { "queued" }
+            };
+            view! { <span class="state" data-testid="message-state">{label}</span> }.into_any()
+        }
+        Delivery::Stored | Delivery::ViaRadio => {
+            view! { <span class="state" data-testid="message-state">"✓ stored on server"</span> }.into_any()
+        }
+        Delivery::Relayed => {
+            view! { <span class="state relayed" data-testid="message-state">"📡 relayed by radio"</span> }.into_any()
+        }
+        Delivery::Failed => view! {
+            <button class="state failed" data-testid="message-retry" on:click=move |_| client.retry(&id)>
+                "failed · tap to retry"
+            </button>
+        }
+        .into_any(),
+    });
+    view! {
+        <article class="message" class:own=message.own data-testid="message" data-id=message.id.clone()>
+            <header>
+                <span class="author" data-testid="message-author">{message.author}</span>
+                <time>{message.time}</time>
+                {(message.delivery == Delivery::ViaRadio).then(|| view! {
+                    <span class="via-radio" title="Came over the radio from another camp; the name is not confirmed by a signature">"📡 via radio"</span>
+                })}
+            </header>
+            <p class="text" data-testid="message-text">{message.text}</p>
+            {delivery}
+        </article>
+    }
+}
+
+#[component]
+pub(super) fn Composer() -> impl IntoView {
+    let client = expect_context::<ChatClient>();
+    let draft = RwSignal::new(String::new());
+    let input = NodeRef::<html::Textarea>::new();
+
+    let send = move || {
+        let text = draft.get_untracked();
+        if text.trim().is_empty() {
+            return;
+        }
+        match client.send(&text) {
+            Ok(()) => {
+                draft.set(String::new());
+                client.state.notice.set(None);
+            }
+            Err(message) => client.state.notice.set(Some(message)),
+        }
+        if let Some(input) = input.get() {
+            let _ = input.focus();
+        }
+    };
+    let on_key = move |event: ev::KeyboardEvent| {
+        // Enter sends, Shift+Enter makes a new line; never while an input method composes.
+        if event.key() == "Enter" && !event.shift_key() && !event.is_composing() {
+            event.prevent_default();
+            send();
+        }
+    };
+    let remaining = move || MAX_TEXT_CHARS as i64 - draft.with(|d| d.chars().count()) as i64;
+
+    view! {
+        <form class="composer" on:submit=move |event: ev::SubmitEvent| { event.prevent_default(); send(); }>
+            <textarea
+                node_ref=input
+                data-testid="composer-input"
+                rows="1"
+                placeholder="Message"
+                aria-label="Message"
+                enterkeyhint="send"
+                prop:value=move || draft.get()
+                on:input=move |event| {
+                    draft.set(event_target_value(&event));
+                    client.typing();
+                }
+                on:keydown=on_key
+            ></textarea>
+            <Show when=move || { remaining() < 200 }>
+                <span class="counter" class:over=move || { remaining() < 0 }>{remaining}</span>
+            </Show>
+            <button
+                type="submit"
+                class="primary send"
+                data-testid="composer-send"
+                disabled=move || draft.with(|d| d.trim().is_empty())
+                aria-label="Send"
+            >
+                "Send"
+            </button>
+        </form>
+    }
+    .into_any()
+}

@@ -1,0 +1,232 @@
+//! The screens: join form and room, and the parts of the room (status bars, sheets, the
+//! message list and composer) in the modules below.
+// `#[component]` turns each function into a public props struct and function; crate-private
+// components are still reported as unreachable `pub` items.
+#![allow(unreachable_pub)]
+
+mod bars;
+mod messages;
+mod sheets;
+
+use leptos::{ev, prelude::*};
+use mesh::body::MAX_DISPLAY_NAME_CHARS;
+use mesh::envelope::MAX_ROOM_NAME_CHARS;
+
+use crate::chat::ChatClient;
+use bars::{ConnectionBadge, DirectAlert, KeyWarning, Presence, RadioBar, SyncBar, TypingLine};
+use messages::{Composer, MessageList};
+use sheets::{RadioButton, ShareButton};
+
+/// Shows the join form until a room is chosen, then the room.
+#[component]
+pub fn ChatScreen() -> impl IntoView {
+    let client = expect_context::<ChatClient>();
+    let in_room = move || client.state.session.with(Option::is_some);
+    view! {
+        <main class="screen">
+            <UpdateBanner/>
+            <CodeGate/>
+            <DirectAlert/>
+            <Show when=in_room fallback=JoinForm>
+                <RoomView/>
+            </Show>
+        </main>
+    }
+}
+
+#[component]
+fn JoinForm() -> impl IntoView {
+    let client = expect_context::<ChatClient>();
+    // Prefilled with the name used last time (known once the browser has loaded it).
+    let name = RwSignal::new(client.state.last_name.get_untracked());
+    let room = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    // An invite link names the room in its fragment: fill it in (in the browser only).
+    Effect::new(move |_| {
+        if let Some(invite) = window()
+            .location()
+            .hash()
+            .ok()
+            .as_deref()
+            .and_then(crate::invite::parse)
+        {
+            room.set(invite.room);
+        }
+    });
+
+    let submit = move |event: ev::SubmitEvent| {
+        event.prevent_default();
+        match client.join(&name.get_untracked(), &room.get_untracked()) {
+            Ok(()) => error.set(None),
+            Err(message) => error.set(Some(message)),
+        }
+    };
+
+    view! {
+        <form class="join" on:submit=submit data-testid="join-form">
+            <header class="join-header">
+                <h1>"FieldMesh"</h1>
+                <p>"Chat that keeps working when the network does not."</p>
+            </header>
+            <label for="join-name">"Your name"</label>
+            <input
+                id="join-name"
+                data-testid="join-name"
+                type="text"
+                autocomplete="nickname"
+                required
+                maxlength=MAX_DISPLAY_NAME_CHARS
+                placeholder="How others see you"
+                prop:value=move || name.get()
+                on:input=move |event| name.set(event_target_value(&event))
+            />
+            <label for="join-room">"Room"</label>
+            <input
+                id="join-room"
+                data-testid="join-room"
+                type="text"
+                autocomplete="off"
+                autocapitalize="none"
+                required
+                maxlength=MAX_ROOM_NAME_CHARS
+                placeholder="For example: camp north"
+                prop:value=move || room.get()
+                on:input=move |event| room.set(event_target_value(&event))
+            />
+            <p class="hint">"Anyone who types the same room name joins the same room."</p>
+            <p class="error" role="alert" data-testid="join-error">{move || error.get()}</p>
+            <button type="submit" class="primary" data-testid="join-submit">"Join room"</button>
+        </form>
+    }
+    .into_any()
+}
+
+#[component]
+fn RoomView() -> impl IntoView {
+    let client = expect_context::<ChatClient>();
+    let state = client.state;
+    let room_name = move || state.session.with(|s| s.as_ref().map(|s| s.room.clone()));
+
+    view! {
+        <section class="room">
+            <header class="room-bar">
+                <button class="ghost" on:click=move |_| client.leave() data-testid="leave" aria-label="Leave room">
+                    "‹"
+                </button>
+                <div class="room-heading">
+                    <h2 data-testid="room-title">{room_name}</h2>
+                    <Presence/>
+                </div>
+                <Show when=move || state.session.with(|s| s.as_ref().is_some_and(|s| !s.direct))>
+                    <ShareButton/>
+                </Show>
+                <RadioButton/>
+                <ConnectionBadge/>
+            </header>
+            <Show when=move || state.session.with(|s| s.as_ref().is_some_and(|s| s.public))>
+                <p class="public" data-testid="public-room">
+                    "Public room: anyone can read it. Do not share private details here."
+                </p>
+            </Show>
+            <Show when=move || state.session.with(|s| s.as_ref().is_some_and(|s| s.direct))>
+                <p class="direct" data-testid="direct-room">
+                    "Private conversation: only the two of you can read it."
+                </p>
+            </Show>
+            <KeyWarning/>
+            <SyncBar/>
+            <RadioBar/>
+            <Notice/>
+            <MessageList/>
+            <TypingLine/>
+            <Composer/>
+        </section>
+    }
+    .into_any()
+}
+
+/// The server's join code, asked for when the server wants it. Messages written meanwhile
+/// stay queued on the device.
+#[component]
+fn CodeGate() -> impl IntoView {
+    let client = expect_context::<ChatClient>();
+    let state = client.state;
+    let code = RwSignal::new(String::new());
+    let local_error = RwSignal::new(None::<String>);
+    let submit = move |event: ev::SubmitEvent| {
+        event.prevent_default();
+        match client.unlock(&code.get_untracked()) {
+            Ok(()) => {
+                local_error.set(None);
+                code.set(String::new());
+            }
+            Err(message) => local_error.set(Some(message)),
+        }
+    };
+    let error = move || local_error.get().or_else(|| state.code_error.get());
+    view! {
+        <Show when=move || state.code_needed.get()>
+            <form class="gate" on:submit=submit data-testid="code-gate">
+                <label for="join-code">"This FieldMesh asks for a join code"</label>
+                <p class="hint">"Ask the person running it. Messages you write meanwhile wait on this device."</p>
+                <div class="gate-row">
+                    <input
+                        id="join-code"
+                        data-testid="code-input"
+                        type="text"
+                        autocomplete="off"
+                        autocapitalize="none"
+                        maxlength="64"
+                        placeholder="Join code"
+                        prop:value=move || code.get()
+                        on:input=move |event| code.set(event_target_value(&event))
+                    />
+                    <button type="submit" class="primary" data-testid="code-submit">"Unlock"</button>
+                </div>
+                <p class="error" role="alert" data-testid="code-error">{error}</p>
+            </form>
+        </Show>
+    }
+}
+
+/// A new release is ready: reload into it when the person chooses (a draft is never lost to
+/// an automatic reload).
+#[component]
+fn UpdateBanner() -> impl IntoView {
+    let client = expect_context::<ChatClient>();
+    view! {
+        <Show when=move || client.state.update_ready.get()>
+            <div class="update" role="status" data-testid="update-ready">
+                <span>"A new version of FieldMesh is ready."</span>
+                <button class="primary" data-testid="apply-update" on:click=move |_| client.apply_update()>
+                    "Reload"
+                </button>
+            </div>
+        </Show>
+    }
+}
+
+#[component]
+fn Notice() -> impl IntoView {
+    let state = expect_context::<ChatClient>().state;
+    view! {
+        <Show when=move || state.notice.with(Option::is_some)>
+            <div class="notice" role="alert" data-testid="notice">
+                <span>{move || state.notice.get()}</span>
+                <button class="ghost" on:click=move |_| state.notice.set(None) aria-label="Dismiss">
+                    "×"
+                </button>
+            </div>
+        </Show>
+    }
+}
+
+/// Shown for any path but `/`.
+#[component]
+pub fn NotFound() -> impl IntoView {
+    view! {
+        <main class="screen">
+            <p class="empty">"Nothing here. " <a href="/">"Open FieldMesh"</a></p>
+        </main>
+    }
+}

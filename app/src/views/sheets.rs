@@ -1,0 +1,234 @@
+//! The sheets a room opens: the invite (QR code and link), this device's radio, and the
+//! people in the room with their safety codes.
+// `#[component]` turns each function into a public props struct and function; crate-private
+// components are still reported as unreachable `pub` items.
+#![allow(unreachable_pub)]
+
+use leptos::prelude::*;
+use mesh::serial::Protocol;
+
+use crate::chat::{ChatClient, Connection, RadioSettings};
+
+/// A QR code as SVG markup: only rectangles drawn from the text's bits, never the text itself.
+pub(super) fn qr_svg(text: &str) -> String {
+    qrcode::QrCode::new(text.as_bytes())
+        .map(|code| {
+            code.render::<qrcode::render::svg::Color<'_>>()
+                .min_dimensions(240, 240)
+                .dark_color(qrcode::render::svg::Color("#000000"))
+                .light_color(qrcode::render::svg::Color("#ffffff"))
+                .build()
+        })
+        .unwrap_or_default()
+}
+
+/// Shows a QR code and link that bring the next phone to this server and room.
+#[component]
+pub(super) fn ShareButton() -> impl IntoView {
+    let state = expect_context::<ChatClient>().state;
+    let open = RwSignal::new(false);
+    let link = move || {
+        let origin = window().location().origin().unwrap_or_default();
+        let invite = state
+            .session
+            .with(|s| s.as_ref().map(|s| s.invite.clone()))
+            .unwrap_or_default();
+        format!("{origin}/#{invite}")
+    };
+    view! {
+        <button class="ghost share" data-testid="share" aria-label="Invite someone" on:click=move |_| open.set(true)>
+            "⇪"
+        </button>
+        <Show when=move || open.get()>
+            <div class="sheet" role="dialog" aria-label="Invite someone" data-testid="share-sheet">
+                <h3>"Invite someone"</h3>
+                <p class="hint">"Let them scan this with their camera. It opens FieldMesh on this server, in this room. The link holds the room's key: whoever has it can read the room."</p>
+                <div class="qr" data-testid="invite-qr" inner_html=move || qr_svg(&link())></div>
+                <input class="link" readonly data-testid="invite-link" prop:value=link on:focus=move |event| {
+                    event_target::<leptos::web_sys::HtmlInputElement>(&event).select();
+                }/>
+                <button class="primary" data-testid="share-close" on:click=move |_| open.set(false)>"Done"</button>
+            </div>
+        </Show>
+    }
+}
+
+/// This browser's own USB radio (Web Serial): connect, settings, state, counters, lending.
+#[component]
+pub(super) fn RadioButton() -> impl IntoView {
+    let client = expect_context::<ChatClient>();
+    let state = client.state;
+    let open = RwSignal::new(false);
+    let protocol = RwSignal::new(Protocol::default());
+    let baud = RwSignal::new(String::new());
+    let frequency = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let radio = move || state.web_radio.get();
+    let baud_hint = || {
+        Protocol::ALL
+            .map(|p| format!("{} ({})", p.default_baud(), p.name()))
+            .join(" / ")
+    };
+    let connect = move |_| {
+        let baud_text = baud.get_untracked();
+        let default_baud = protocol.get_untracked().default_baud();
+        let baud_value = if baud_text.trim().is_empty() {
+            default_baud
+        } else {
+            match baud_text.trim().parse::<u32>() {
+                Ok(b) if (300..=4_000_000).contains(&b) => b,
+                _ => {
+                    return error.set(Some(
+                        "The speed is a number of baud, such as 115200.".into(),
+                    ))
+                }
+            }
+        };
+        let frequency_text = frequency.get_untracked();
+        let frequency_hz = if frequency_text.trim().is_empty() {
+            None
+        } else {
+            match frequency_text.trim().parse::<f64>() {
+                Ok(mhz) if (100.0..=1_000.0).contains(&mhz) => {
+                    Some((mhz * 1_000_000.0).round() as u32)
+                }
+                _ => return error.set(Some("The frequency is in MHz, such as 868.1.".into())),
+            }
+        };
+        error.set(None);
+        client.radio_connect(RadioSettings {
+            protocol: protocol.get_untracked(),
+            baud: baud_value,
+            frequency_hz,
+        });
+    };
+    view! {
+        <button class="ghost radio-button" class:on=move || radio().connected data-testid="radio-button"
+            aria-label="Radio" on:click=move |_| open.set(true)>
+            "📡"
+        </button>
+        <Show when=move || open.get()>
+            <div class="sheet radio-panel" role="dialog" aria-label="This device's radio" data-testid="radio-panel">
+                <h3>"Radio on this device"</h3>
+                {move || if !radio().supported {
+                    view! {
+                        <p class="hint" data-testid="radio-unsupported">
+                            "This browser cannot talk to a USB radio: Web Serial works in Chrome or Edge on a computer, not in Firefox, Safari or most phones. Your messages still travel through the server, and through its radio if it has one."
+                        </p>
+                    }.into_any()
+                } else if radio().connected {
+                    view! {
+                        <p data-testid="radio-state"><strong>{move || radio().status}</strong>" · "{move || radio().protocol.name()}</p>
+                        <p class="hint" data-testid="radio-counters">
+                            {move || { let r = radio(); format!("{} frames heard · {} sent · {} errors", r.frames_in, r.frames_out, r.errors) }}
+                        </p>
+                        <label class="check">
+                            <input type="checkbox" data-testid="radio-lend" prop:checked=move || radio().lending
+                                prop:disabled=move || state.connection.get() != Connection::Online
+                                on:change=move |event| client.radio_lend(event_target_checked(&event))/>
+                            " Lend this radio to the server (its phones then reach the mesh through it)"
+                        </label>
+                        <p class="hint" data-testid="radio-lend-detail">{move || radio().lend_detail.unwrap_or_default()}</p>
+                        <button data-testid="radio-disconnect" on:click=move |_| client.radio_disconnect()>"Disconnect"</button>
+                    }.into_any()
+                } else {
+                    view! {
+                        <p class="hint">"Plug a LoRa radio into this device's USB port and connect it: messages then reach other camps over the radio even with no server here."</p>
+                        <p data-testid="radio-state">{move || radio().status}</p>
+                        <label>"Protocol "
+                            <select data-testid="radio-protocol" on:change=move |event| {
+                                if let Ok(chosen) = event_target_value(&event).parse() {
+                                    protocol.set(chosen);
+                                }
+                            }>
+                                {Protocol::ALL.map(|p| view! {
+                                    <option value=p.name() selected=p == Protocol::default()>{p.label()}</option>
+                                })}
+                            </select>
+                        </label>
+                        <label>"Speed (baud) "
+                            <input inputmode="numeric" placeholder=baud_hint data-testid="radio-baud"
+                                prop:value=baud on:input=move |event| baud.set(event_target_value(&event))/>
+                        </label>
+                        <label>"RNode frequency (MHz, optional) "
+                            <input inputmode="decimal" placeholder="868.1" data-testid="radio-frequency"
+                                prop:value=frequency on:input=move |event| frequency.set(event_target_value(&event))/>
+                        </label>
+                        <p class="error" role="alert">{move || error.get()}</p>
+                        <button class="primary" data-testid="radio-connect" on:click=connect>"Connect a radio"</button>
+                    }.into_any()
+                }}
+                <button data-testid="radio-close" on:click=move |_| open.set(false)>"Close"</button>
+            </div>
+        </Show>
+    }
+}
+
+/// Everyone in the room with their safety codes; compare a code with the person's own phone
+/// and mark them verified.
+#[component]
+pub(super) fn Roster(open: RwSignal<bool>) -> impl IntoView {
+    let client = expect_context::<ChatClient>();
+    let state = client.state;
+    view! {
+        <Show when=move || open.get()>
+            <div class="sheet roster" role="dialog" aria-label="People in this room" data-testid="roster">
+                <h3>"People here"</h3>
+                <p class="hint">
+                    "Your safety code: " <b data-testid="own-code">{move || state.own_code.get()}</b>
+                    <br/>
+                    "Ask each person to read their code from their own phone. If it matches, mark them verified."
+                </p>
+                <ul class="people">
+                    <For
+                        each=move || state.roster.get()
+                        key=|entry| (entry.id.clone(), entry.verified, entry.keys_changed)
+                        children=move |entry| {
+                            let id = entry.id.clone();
+                            view! {
+                                <li class:changed=entry.keys_changed data-testid="roster-entry">
+                                    <span class="who">
+                                        <b data-testid="roster-name">{entry.name.clone()}</b>
+                                        {entry.you.then_some(" (you)")}
+                                        {entry.verified.then_some(view! { <span class="verified" data-testid="verified">" ✓ verified"</span> })}
+                                        {entry.keys_changed.then_some(view! { <span class="warn">" ⚠ new keys"</span> })}
+                                    </span>
+                                    <code data-testid="roster-code">{entry.code.clone()}</code>
+                                    {(!entry.you && !entry.verified).then(|| {
+                                        let id = id.clone();
+                                        view! {
+                                            <button class="ghost small" data-testid="mark-verified" on:click=move |_| client.verify(&id)>
+                                                "Codes match: mark verified"
+                                            </button>
+                                        }
+                                    })}
+                                    {(!entry.you).then(|| view! {
+                                        <button class="ghost small" data-testid="message-privately" on:click=move |_| {
+                                            open.set(false);
+                                            client.open_direct(&id);
+                                        }>
+                                            "Message privately"
+                                        </button>
+                                    })}
+                                </li>
+                            }
+                        }
+                    />
+                </ul>
+                <button class="primary" data-testid="roster-close" on:click=move |_| open.set(false)>"Done"</button>
+            </div>
+        </Show>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qr_codes_are_svg_without_the_text() {
+        let svg = qr_svg("https://x/#room=<script>");
+        assert!(svg.starts_with("<?xml") || svg.starts_with("<svg"));
+        assert!(!svg.contains("<script>"));
+    }
+}

@@ -1,0 +1,223 @@
+//! The driver alone and in pairs: pacing, resends with growing pauses, give-ups, bounds.
+
+use super::*;
+use crate::radio::test_support::key;
+use crate::radio::Packet;
+
+fn own(n: u8, at: u64) -> OwnMessage {
+    let id = MessageId([n; 16]);
+    let message = RadioMessage::seal(&key(), id, 1, "Ana", &format!("message {n}"));
+    OwnMessage {
+        room: key().room_id(),
+        id,
+        message,
+        queued_at_ms: at,
+    }
+}
+
+fn frames(events: &[Event]) -> Vec<Packet> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Transmit(bytes) => Some(Packet::decode(bytes).unwrap()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Runs the driver alone (nobody answers) until `until`, returning when each frame left.
+fn run_alone(driver: &mut Driver, from: u64, until: u64) -> Vec<(u64, Event)> {
+    let mut log = Vec::new();
+    let mut now = from;
+    while let Some(at) = driver.next_wakeup() {
+        if at > until {
+            break;
+        }
+        now = at.max(now);
+        for event in driver.poll(now) {
+            log.push((now, event));
+        }
+    }
+    log
+}
+
+#[test]
+fn nothing_starts_without_a_link_and_everything_starts_oldest_first_when_one_comes() {
+    let mut driver = Driver::new(DriverConfig::default(), 1);
+    for n in [9, 3, 7] {
+        assert!(driver.queue(0, own(n, 0)).unwrap());
+    }
+    assert!(driver.poll(10).is_empty(), "no link: nothing on the air");
+    let mut sent = frames(&driver.link_up(20));
+    for (_, event) in run_alone(&mut driver, 20, 5_000) {
+        sent.extend(frames(&[event]));
+    }
+    let order: Vec<u8> = sent.iter().map(|p| p.key().message.id[0]).collect();
+    assert_eq!(&order[..3], &[9, 3, 7], "in the order they were written");
+}
+
+#[test]
+fn a_replayed_outbox_goes_out_once() {
+    let mut driver = Driver::new(DriverConfig::default(), 1);
+    driver.link_up(0);
+    assert!(driver.queue(0, own(1, 0)).unwrap());
+    assert!(!driver.queue(5, own(1, 0)).unwrap());
+    assert_eq!(driver.stats().own_waiting, 1);
+}
+
+#[test]
+fn frames_leave_one_airtime_apart() {
+    let mut driver = Driver::new(DriverConfig::default(), 1);
+    driver.link_up(0);
+    for n in 0..5 {
+        driver.queue(0, own(n, 0)).unwrap();
+    }
+    let log = run_alone(&mut driver, 0, 10_000);
+    let times: Vec<(u64, usize)> = log
+        .iter()
+        .filter_map(|(at, e)| match e {
+            Event::Transmit(bytes) => Some((*at, bytes.len())),
+            _ => None,
+        })
+        .take(5)
+        .collect();
+    assert_eq!(times.len(), 5);
+    for pair in times.windows(2) {
+        let airtime = driver.config().node.airtime_ms(pair[0].1);
+        assert!(
+            pair[1].0 - pair[0].0 >= airtime + AIR_GAP_MS,
+            "{pair:?} closer than airtime {airtime} ms"
+        );
+    }
+}
+
+#[test]
+fn unconfirmed_messages_go_again_with_growing_pauses_and_are_given_up_after_a_day() {
+    let config = DriverConfig::default();
+    let mut driver = Driver::new(config.clone(), 1);
+    driver.link_up(0);
+    driver.queue(0, own(1, 0)).unwrap();
+    let log = run_alone(&mut driver, 0, 2 * GIVE_UP_AFTER_MS);
+    // The first frame of each round: a round starts after the node's retries ran out.
+    let tries = 1 + u64::from(config.node.max_retries);
+    let sent: Vec<u64> = log
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::Transmit(_)))
+        .map(|(at, _)| *at)
+        .collect();
+    let starts: Vec<u64> = sent.iter().step_by(tries as usize).copied().collect();
+    let pauses: Vec<u64> = starts.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(pauses.len() > 5, "several rounds in a day: {pauses:?}");
+    // Retries within a round wait a random extra share of the contention window.
+    for pair in pauses.windows(2) {
+        assert!(
+            pair[1] + 10_000 >= pair[0],
+            "pauses never shrink: {pauses:?}"
+        );
+    }
+    let longest = pauses.iter().max().unwrap();
+    // A round lasts the node's retries (under two minutes) plus the pause.
+    assert!(
+        *longest <= MAX_RESEND_AFTER_MS + 120_000,
+        "capped: {pauses:?}"
+    );
+    assert!(*longest > 4 * RESEND_AFTER_MS, "growing: {pauses:?}");
+    let gave_up: Vec<u64> = log
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::GaveUp(m) if m.id == MessageId([1; 16])))
+        .map(|(at, _)| *at)
+        .collect();
+    assert_eq!(gave_up.len(), 1);
+    assert!(gave_up[0] > GIVE_UP_AFTER_MS && gave_up[0] <= GIVE_UP_AFTER_MS + 1);
+    assert!(
+        sent.iter().all(|at| *at <= GIVE_UP_AFTER_MS),
+        "silence after"
+    );
+    assert_eq!(driver.next_wakeup(), None);
+    assert_eq!(driver.stats().own_waiting, 0);
+}
+
+#[test]
+fn a_message_that_never_found_a_link_is_given_up_too() {
+    let mut driver = Driver::new(DriverConfig::default(), 1);
+    driver.queue(0, own(1, 0)).unwrap();
+    let log = run_alone(&mut driver, 0, 2 * GIVE_UP_AFTER_MS);
+    assert!(matches!(log.as_slice(), [(_, Event::GaveUp(_))]));
+    // A message older than a day (kept across a restart) is given up at once.
+    driver.queue(GIVE_UP_AFTER_MS * 3, own(2, 0)).unwrap();
+    let events = driver.poll(GIVE_UP_AFTER_MS * 3);
+    assert!(matches!(events.as_slice(), [Event::GaveUp(m)] if m.id == MessageId([2; 16])));
+}
+
+#[test]
+fn a_confirmation_names_the_message_and_its_room() {
+    let mut a = Driver::new(DriverConfig::default(), 1);
+    let mut b = Driver::new(DriverConfig::default(), 2);
+    a.link_up(0);
+    b.link_up(0);
+    let message = own(4, 0);
+    a.queue(0, message.clone()).unwrap();
+    let mut now = 0;
+    let mut relayed = None;
+    let mut heard = None;
+    // Two radios that hear each other; frames arrive 50 ms after they leave.
+    let mut air: Vec<(u64, bool, Vec<u8>)> = Vec::new();
+    while now < 60_000 && relayed.is_none() {
+        for (to_b, driver) in [(true, &mut a), (false, &mut b)] {
+            let mut events = driver.poll(now);
+            let arriving = air
+                .iter()
+                .filter(|(at, from_a, _)| *at == now && *from_a != to_b);
+            for (_, _, bytes) in arriving {
+                events.extend(driver.receive(now, bytes).unwrap());
+            }
+            for event in events {
+                match event {
+                    Event::Transmit(bytes) => air.push((now + 50, to_b, bytes)),
+                    Event::Relayed(m) => relayed = Some(m),
+                    Event::Heard(m) => heard = Some(m),
+                    Event::GaveUp(_) => panic!("nothing is given up here"),
+                }
+            }
+        }
+        now += 1;
+    }
+    assert_eq!(relayed, Some(message.clone()));
+    assert_eq!(heard, Some(message.message));
+    assert_eq!(a.stats().own_waiting, 0);
+}
+
+#[test]
+fn the_air_queue_is_bounded_in_bytes_and_a_lost_link_drops_it() {
+    let config = DriverConfig {
+        max_air_queue_bytes: 600,
+        ..DriverConfig::default()
+    };
+    let mut driver = Driver::new(config, 1);
+    driver.link_up(0);
+    for n in 0..20 {
+        driver.queue(0, own(n, 0)).unwrap();
+    }
+    let first = driver.poll(0);
+    assert_eq!(frames(&first).len(), 1, "one frame now, the rest paced");
+    assert!(driver.air_queue_bytes <= 600);
+    assert!(driver.stats().frames_dropped > 0);
+    driver.link_down();
+    assert_eq!(driver.stats().air_queue, 0);
+    assert!(
+        frames(&driver.poll(100_000)).is_empty(),
+        "nothing while down"
+    );
+}
+
+#[test]
+fn a_clock_that_steps_back_is_held() {
+    let mut driver = Driver::new(DriverConfig::default(), 1);
+    let now = 10_000_000;
+    driver.link_up(now);
+    driver.queue(now, own(1, now)).unwrap();
+    assert_eq!(frames(&driver.poll(now)).len(), 1);
+    // The wall clock jumps an hour back: no burst of retries, no early give-up.
+    assert!(driver.poll(now - 3_600_000).is_empty());
+    assert_eq!(driver.stats().own_waiting, 1);
+}
