@@ -122,7 +122,7 @@ pub struct Config {
         long,
         env = "FIELDMESH_RADIO_PROTOCOL",
         value_name = "PROTOCOL",
-        default_value = "kiss",
+        default_value_t = mesh::serial::Protocol::default(),
         value_parser = clap::builder::PossibleValuesParser::new(
             mesh::serial::Protocol::ALL.map(|p| p.name())
         )

@@ -66,7 +66,7 @@ pub(super) fn RadioButton() -> impl IntoView {
     let radio = move || state.web_radio.get();
     let baud_hint = || {
         Protocol::ALL
-            .map(|p| format!("{} ({})", p.default_baud(), p.name()))
+            .map(|p| format!("{} ({})", p.default_baud(), p.short_label()))
             .join(" / ")
     };
     let connect = move |_| {
@@ -78,9 +78,10 @@ pub(super) fn RadioButton() -> impl IntoView {
             match baud_text.trim().parse::<u32>() {
                 Ok(b) if (300..=4_000_000).contains(&b) => b,
                 _ => {
-                    return error.set(Some(
-                        "The speed is a number of baud, such as 115200.".into(),
-                    ))
+                    return error.set(Some(format!(
+                        "The speed is a number of baud, such as {}.",
+                        Protocol::default().default_baud()
+                    )))
                 }
             }
         };

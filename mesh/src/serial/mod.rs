@@ -56,6 +56,14 @@ impl Protocol {
         }
     }
 
+    /// How people call it in a sentence: "KISS" or "lines".
+    pub fn short_label(self) -> &'static str {
+        match self {
+            Protocol::Kiss => "KISS",
+            Protocol::Line => "lines",
+        }
+    }
+
     /// The usual serial speed of radios speaking it.
     pub fn default_baud(self) -> u32 {
         match self {

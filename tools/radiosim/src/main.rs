@@ -27,7 +27,7 @@ struct Args {
     /// What the simulated radios speak on their serial side.
     #[arg(
         long,
-        default_value = "kiss",
+        default_value_t = mesh::serial::Protocol::default(),
         value_parser = clap::builder::PossibleValuesParser::new(Protocol::ALL.map(|p| p.name()))
             .try_map(|name| name.parse::<Protocol>())
     )]

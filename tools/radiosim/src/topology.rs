@@ -30,7 +30,7 @@ pub struct Topology {
 /// Reads a topology file (see the crate documentation); errors name the line.
 pub fn parse_topology(text: &str) -> anyhow::Result<Topology> {
     let mut topology = Topology {
-        bitrate_bps: 5470,
+        bitrate_bps: mesh::radio::DEFAULT_BITRATE_BPS,
         duty_cycle: 1.0,
         nodes: Vec::new(),
         links: BTreeMap::new(),
