@@ -80,7 +80,11 @@ export class Server {
 
   async dispose() {
     await this.stop('SIGKILL');
-    if (this.ownsDataDir) await rm(this.dataDir, { recursive: true, force: true });
+    if (this.ownsDataDir) {
+      await rm(this.dataDir, { recursive: true, force: true });
+      // The certificate authority lives beside the data folder.
+      await rm(`${this.dataDir}-ca`, { recursive: true, force: true });
+    }
   }
 }
 

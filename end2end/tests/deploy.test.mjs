@@ -2,6 +2,9 @@
 // landing page, the join code, and the one binary serving the app from an empty folder.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { createServer } from 'node:https';
 import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -61,6 +64,56 @@ test('over HTTPS on a LAN host name, a phone that installed the CA gets the offl
     await server.dispose();
     await stranger.dispose();
     await rm(home, { recursive: true, force: true });
+  }
+});
+
+/** A certificate for `name`, signed with the FieldMesh CA in `caDir` (as whoever holds its key could). */
+function certificateFrom(caDir, dir, name) {
+  const file = (ext) => join(dir, `${name}.${ext}`);
+  execFileSync('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
+    '-nodes', '-keyout', file('key'), '-subj', `/CN=${name}`, '-out', file('csr')], { stdio: 'ignore' });
+  writeFileSync(file('ext'), `subjectAltName=DNS:${name}\nextendedKeyUsage=serverAuth\n`);
+  execFileSync('openssl', ['x509', '-req', '-in', file('csr'), '-CA', join(caDir, 'fieldmesh-ca.crt'),
+    '-CAkey', join(caDir, 'fieldmesh-ca.key'), '-CAserial', file('srl'), '-CAcreateserial', '-days', '30',
+    '-extfile', file('ext'), '-out', file('crt')], { stdio: 'ignore' });
+  return { key: file('key'), cert: file('crt') };
+}
+
+/** An HTTPS page on loopback with `files`' certificate; resolves to its port. */
+async function httpsPage(files) {
+  const server = createServer(
+    { key: await readFile(files.key), cert: await readFile(files.cert) },
+    (_, response) => response.end('<title>served</title>'),
+  );
+  await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
+  return server;
+}
+
+test('the certificate authority vouches only for local names: one made with its key for a public site is refused', async () => {
+  const server = await Server.start({ tls: true });
+  const work = await mkdtemp(join(tmpdir(), 'fieldmesh-forge-'));
+  const caDir = `${server.dataDir}-ca`;
+  const pages = [];
+  let browser;
+  try {
+    const local = await httpsPage(certificateFrom(caDir, work, 'camp.local'));
+    const forged = await httpsPage(certificateFrom(caDir, work, 'www.example.com'));
+    pages.push(local, forged);
+    browser = await launchBrowser({
+      home: await homeTrusting(join(caDir, 'fieldmesh-ca.crt')),
+      args: ['--host-resolver-rules=MAP camp.local 127.0.0.1, MAP www.example.com 127.0.0.1'],
+    });
+    const page = await (await browser.newContext()).newPage();
+    // A local name: trusted, so the set-up is sound.
+    await page.goto(`https://camp.local:${local.address().port}/`);
+    assert.equal(await page.title(), 'served');
+    // A public name, signed with the same key: refused by the CA's name constraints.
+    await assert.rejects(page.goto(`https://www.example.com:${forged.address().port}/`), /ERR_CERT/);
+  } finally {
+    await browser?.close();
+    for (const page of pages) page.close();
+    await server.dispose();
+    await rm(work, { recursive: true, force: true });
   }
 });
 

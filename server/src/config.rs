@@ -70,6 +70,18 @@ pub struct Config {
     )]
     pub tls_key: Option<PathBuf>,
 
+    /// Let the local certificate authority vouch for any name, not only private and local
+    /// addresses and names (and --hostname): only for camps on public address space. A phone
+    /// that installs such an authority trusts whoever holds its key for every website.
+    #[arg(long, env = "FIELDMESH_TLS_CA_UNCONSTRAINED")]
+    pub tls_ca_unconstrained: bool,
+
+    /// Folder of the local certificate authority (its key signs what phones trust), kept apart
+    /// from the data folder so a backup of the messages does not copy it. Default: beside the
+    /// data folder, with "-ca" added to its name (~/.local/share/fieldmesh-ca on Linux).
+    #[arg(long, env = "FIELDMESH_TLS_CA_DIR", value_name = "DIR")]
+    pub tls_ca_dir: Option<PathBuf>,
+
     /// Extra host names for the certificate (for example fieldmesh.local); repeat the flag or
     /// separate with commas. localhost and this machine's addresses are always included.
     #[arg(
@@ -255,6 +267,32 @@ impl Config {
             hop_limit: self.radio_hops,
             bitrate_bps: self.radio_bitrate,
         })
+    }
+
+    /// The local certificate authority's folder: the flag, or beside the data folder.
+    pub fn ca_dir(&self) -> PathBuf {
+        self.tls_ca_dir.clone().unwrap_or_else(|| {
+            let data = self.data_dir();
+            let name = data
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "fieldmesh".into());
+            data.with_file_name(format!("{name}-ca"))
+        })
+    }
+
+    /// What the local certificate authority may vouch for.
+    pub fn ca_scope(&self) -> crate::tls::CaScope {
+        if self.tls_ca_unconstrained {
+            return crate::tls::CaScope::Unconstrained;
+        }
+        crate::tls::CaScope::Local(
+            self.hostnames
+                .iter()
+                .map(|name| name.trim().to_lowercase())
+                .filter(|name| !name.is_empty())
+                .collect(),
+        )
     }
 
     /// The data directory: the flag, or the per-user default.

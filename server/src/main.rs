@@ -7,6 +7,9 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Every file the server makes (database, journal, keys, passes) is its user's alone.
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let config = Config::parse();
     let filter = EnvFilter::try_new(&config.log).context("--log is not a valid filter")?;
     tracing_subscriber::fmt()

@@ -43,16 +43,43 @@ pub async fn serve(
     let app_handle: Handle<SocketAddr> = Handle::new();
     let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
 
+    // With the local CA, phones can use only the addresses and names it may vouch for.
+    let mut reachable: Box<dyn Fn(&str) -> bool> = Box::new(|_| true);
     let tls = match (config.tls, &config.tls_cert, &config.tls_key) {
         (_, Some(cert), Some(key)) => Some(tls::from_files(cert, key)?),
         (TlsMode::LocalCa, _, _) => {
             let names = tls::certificate_names(&config.hostnames);
-            Some(tls::local_ca(&data_dir.join("tls"), &names)?)
+            let scope = config.ca_scope();
+            for name in names.iter().filter(|n| !scope.permits(n)) {
+                tracing::warn!(
+                    %name,
+                    "not a private or local address or name: phones cannot reach the app there \
+                     with FieldMesh's certificate authority (see --tls-ca-unconstrained)"
+                );
+            }
+            reachable = Box::new(move |host| scope.permits(host));
+            // Where the CA was kept before it moved out of the data folder: retired.
+            let old = data_dir.join("tls");
+            Some(tls::local_ca(
+                &config.ca_dir(),
+                Some(&old),
+                &names,
+                &config.ca_scope(),
+            )?)
         }
         (TlsMode::Off, _, _) => None,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let app_urls = urls(scheme, address, &config.hostnames);
+    let every_url = urls(scheme, address, &config.hostnames);
+    let mut app_urls: Vec<String> = every_url
+        .iter()
+        .filter(|url| url_host(url).is_none_or(&reachable))
+        .cloned()
+        .collect();
+    if app_urls.is_empty() {
+        // Bound to a public address only: say where it listens, even if phones will balk.
+        app_urls = every_url;
+    }
 
     let mut servers = tokio::task::JoinSet::new();
     let mut handles = vec![app_handle.clone()];
@@ -150,6 +177,13 @@ fn urls(scheme: &str, address: SocketAddr, hostnames: &[String]) -> Vec<String> 
     urls.extend(hostnames.iter().map(|name| format(name)));
     urls.push(format("localhost"));
     urls
+}
+
+/// The host of one of [`urls`]' addresses.
+fn url_host(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let host = rest.rsplit_once(':')?.0;
+    Some(host.trim_start_matches('[').trim_end_matches(']'))
 }
 
 /// A QR code drawn with Unicode half blocks, light on dark so terminals show it scannable.

@@ -86,6 +86,17 @@ impl Store {
             context: format!("cannot create the data directory {}", data_dir.display()),
             source,
         })?;
+        // Only the server's user may read the messages, the passes and the join code's hash.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700)).map_err(
+                |source| ServerError::Io {
+                    context: format!("cannot protect the data directory {}", data_dir.display()),
+                    source,
+                },
+            )?;
+        }
         let conn = Connection::open(data_dir.join("messages.sqlite3"))?;
         // WAL lets readers work beside the writer; synchronous=FULL makes every acknowledged
         // message survive a power cut, which matters more here than write speed.

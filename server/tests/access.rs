@@ -177,3 +177,36 @@ async fn a_device_pass_works_until_the_code_changes_and_only_a_hash_is_stored() 
     phone.send(&ClientFrame::Authenticate { token }).await;
     assert!(is_error(&phone.recv().await, ErrorCode::WrongCode));
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_data_folder_and_every_file_in_it_are_the_servers_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = TestServer::start_with(&data, &["--join-code", CODE]);
+    // A message on disk: the database, its journal and the join code's hash all exist.
+    let mut client = server.client().await;
+    client
+        .send(&ClientFrame::Unlock {
+            code: CODE.into(),
+            device: device(1),
+        })
+        .await;
+    assert!(matches!(client.recv().await, ServerFrame::Access { .. }));
+    client
+        .publish(&text_message(room("private"), "Ana", "kept private"))
+        .await;
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700, "the data folder");
+    let files: Vec<_> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|f| f.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
+    assert!(files.len() >= 3, "database, journal, join code: {files:?}");
+    for file in files {
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
+}
