@@ -108,9 +108,15 @@ pub struct Config {
         long,
         env = "FIELDMESH_JOIN_CODE",
         value_name = "CODE",
-        hide_env_values = true
+        hide_env_values = true,
+        conflicts_with = "join_code_file"
     )]
     pub join_code: Option<String>,
+
+    /// Reads the join code from this file (its first line) instead: a code given with
+    /// --join-code shows in the process list to everyone on the machine.
+    #[arg(long, env = "FIELDMESH_JOIN_CODE_FILE", value_name = "FILE")]
+    pub join_code_file: Option<PathBuf>,
 
     /// How many of a room's newest messages a phone receives when it first joins (1 to 200).
     #[arg(
@@ -267,6 +273,25 @@ impl Config {
             hop_limit: self.radio_hops,
             bitrate_bps: self.radio_bitrate,
         })
+    }
+
+    /// The join code: the flag's, or the first line of the file. `Ok(None)` when none is set.
+    pub fn join_code(&self) -> Result<Option<String>, crate::ServerError> {
+        let code = match (&self.join_code, &self.join_code_file) {
+            (Some(code), _) => code.clone(),
+            (None, Some(file)) => std::fs::read_to_string(file)
+                .map_err(|source| crate::ServerError::Io {
+                    context: format!("cannot read the join code from {}", file.display()),
+                    source,
+                })?
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+            (None, None) => return Ok(None),
+        };
+        let code = code.trim();
+        Ok((!code.is_empty()).then(|| code.to_string()))
     }
 
     /// The local certificate authority's folder: the flag, or beside the data folder.

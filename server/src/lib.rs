@@ -90,13 +90,8 @@ impl AppState {
             .site_addr(config.listen)
             .build();
         let (shutdown_tx, shutdown) = watch::channel(false);
-        let code = match config
-            .join_code
-            .as_deref()
-            .map(str::trim)
-            .filter(|c| !c.is_empty())
-        {
-            Some(code) => Some(access::JoinCode::set_up(code, data_dir)?),
+        let code = match config.join_code()? {
+            Some(code) => Some(access::JoinCode::set_up(&code, data_dir)?),
             None => None,
         };
         let access = access::Access::new(code);

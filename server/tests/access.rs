@@ -210,3 +210,40 @@ async fn the_data_folder_and_every_file_in_it_are_the_servers_alone() {
         assert_eq!(mode(&file), 0o600, "{}", file.display());
     }
 }
+
+#[tokio::test]
+async fn a_join_code_from_a_file_works_and_never_shows_in_the_process_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("join-code");
+    std::fs::write(&file, format!("{CODE}\n")).unwrap();
+    let server = TestServer::start_with(
+        &dir.path().join("data"),
+        &["--join-code-file", file.to_str().unwrap()],
+    );
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", server.pid())).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&cmdline).contains(CODE),
+        "the code is not on the command line"
+    );
+    let mut client = server.client().await;
+    client
+        .send(&ClientFrame::Unlock {
+            code: "wrong".into(),
+            device: device(1),
+        })
+        .await;
+    assert!(matches!(
+        client.recv().await,
+        ServerFrame::Error {
+            code: ErrorCode::WrongCode,
+            ..
+        }
+    ));
+    client
+        .send(&ClientFrame::Unlock {
+            code: CODE.into(),
+            device: device(1),
+        })
+        .await;
+    assert!(matches!(client.recv().await, ServerFrame::Access { .. }));
+}

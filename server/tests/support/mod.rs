@@ -73,6 +73,11 @@ impl TestServer {
         }
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Stops the server with SIGTERM and waits for it to exit.
     pub fn stop(mut self) {
         let _ = Command::new("kill")
