@@ -199,6 +199,13 @@ export class ChatPage {
     await this.waitConnection('online', timeout);
   }
 
+  /** Enters the server's join code when it asks for one, and waits until online. */
+  async unlock(code) {
+    await this.byTestId('code-input').fill(code);
+    await this.byTestId('code-submit').click();
+    await this.waitOnline();
+  }
+
   async waitOffline() {
     await this.waitConnection('offline');
   }

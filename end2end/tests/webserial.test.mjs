@@ -104,13 +104,18 @@ async function openWithRadio(url, simPath) {
  * radio of node A, and "far" (a server with the radio of node B) where Ben chats. Both are
  * in the Emergency room and Ana is online when `body` runs.
  */
-async function withCamps(body) {
+/** The home camp's join code, where lending is allowed. */
+const CODE = 'lend with care';
+
+async function withCamps(body, { code } = {}) {
   const sim = await RadioSim.start(TOPOLOGY);
-  const home = await Server.start();
+  // Lending needs the operator's leave and a join code.
+  const home = await Server.start({ args: code ? ['--radio-lend', '--join-code', code] : [] });
   const far = await Server.start({ args: ['--radio', sim.port('B'), ...RADIO] });
   try {
     const { chat: ana, radio } = await openWithRadio(home.url, sim.port('A'));
     await ana.join('Ana', 'Emergency');
+    if (code) await ana.unlock(code);
     await ana.waitOnline();
     const ben = await ChatPage.open(await browser.newContext(), far.url);
     await ben.join('Ben', 'Emergency');
@@ -175,9 +180,11 @@ test('lend mode: a server without a radio reaches a far camp through a page\'s r
     await ana.byTestId('radio-lend-detail').getByText('now sends and hears through your radio').waitFor();
     await ana.byTestId('radio-close').click();
 
-    // Another phone at the camp, with no radio of its own, sees the server's radio: Ana's.
+    // Another phone at the camp, with no radio of its own, sees the server's radio (Ana's)
+    // once it entered the code.
     const cleo = await ChatPage.open(await browser.newContext(), home.url);
     await cleo.join('Cleo', 'Emergency');
+    await cleo.unlock(CODE);
     await cleo.byTestId('radio-status').getByText("radio lent by Ana's browser").waitFor();
 
     await cleo.send('Generator needs diesel');
@@ -190,7 +197,7 @@ test('lend mode: a server without a radio reaches a far camp through a page\'s r
     // lend one now.
     await ana.page.context().close();
     await cleo.byTestId('radio-status').waitFor({ state: 'detached', timeout: 20_000 });
-  });
+  }, { code: CODE });
 });
 
 test('unplugged mid-send and plugged back in: nothing lost, nothing twice', async () => {

@@ -227,6 +227,12 @@ pub struct Config {
     )]
     pub radio_bitrate: u32,
 
+    /// Let a browser with a USB radio (Web Serial) lend it to this server when the server has
+    /// none. Needs --join-code: only a device that entered it may lend, since the lender
+    /// carries every radio frame of the camp.
+    #[arg(long, env = "FIELDMESH_RADIO_LEND")]
+    pub radio_lend: bool,
+
     /// Do not print the QR code of the app's address at start.
     #[arg(long, env = "FIELDMESH_NO_QR")]
     pub no_qr: bool,

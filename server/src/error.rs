@@ -24,6 +24,9 @@ pub enum ServerError {
     /// failure.
     #[error("background task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// The configuration asks for something unsafe or impossible; the sentence says what.
+    #[error("{0}")]
+    Refused(String),
     /// Reading or writing a file failed (the data directory, mostly).
     #[error("{context}: {source}")]
     Io {

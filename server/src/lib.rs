@@ -90,13 +90,26 @@ impl AppState {
             .site_addr(config.listen)
             .build();
         let (shutdown_tx, shutdown) = watch::channel(false);
-        let code = match config.join_code()? {
+        let join_code = config.join_code()?;
+        if config.radio_lend && join_code.is_none() {
+            return Err(ServerError::Refused(
+                "--radio-lend needs --join-code (or --join-code-file): otherwise anyone on the \
+                 network could become this camp's radio"
+                    .into(),
+            ));
+        }
+        let code = match join_code {
             Some(code) => Some(access::JoinCode::set_up(&code, data_dir)?),
             None => None,
         };
         let access = access::Access::new(code);
         let hub = Hub::default();
-        let radio = radio::Radio::start(config.radio(), store.clone(), hub.clone());
+        let radio = radio::Radio::start(
+            config.radio(),
+            config.radio_lend,
+            store.clone(),
+            hub.clone(),
+        );
         let state = Self {
             leptos_options,
             store,

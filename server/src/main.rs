@@ -18,8 +18,12 @@ async fn main() -> anyhow::Result<()> {
         .init();
 
     let data_dir = config.data_dir();
-    let (state, shutdown) = AppState::new(&config, &data_dir)
-        .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?;
+    let (state, shutdown) = AppState::new(&config, &data_dir).with_context(|| {
+        format!(
+            "cannot start with the data directory {}",
+            data_dir.display()
+        )
+    })?;
     if !state.site.has_app() {
         tracing::warn!(
             "this binary has no web app built in: build it with `./x run` or `./x build`"

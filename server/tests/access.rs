@@ -247,3 +247,99 @@ async fn a_join_code_from_a_file_works_and_never_shows_in_the_process_list() {
         .await;
     assert!(matches!(client.recv().await, ServerFrame::Access { .. }));
 }
+
+/// The next frames within a short while, all of them.
+async fn frames_for(client: &mut Client, time: std::time::Duration) -> Vec<ServerFrame> {
+    let mut frames = Vec::new();
+    while let Ok(Some(frame)) = tokio::time::timeout(time, client.next_frame()).await {
+        frames.push(frame);
+    }
+    frames
+}
+
+#[tokio::test]
+async fn a_stranger_on_the_network_cannot_become_the_camps_radio() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path());
+    let mut client = server.client().await;
+    client
+        .send(&ClientFrame::LendRadio {
+            label: "totally the camp radio".into(),
+        })
+        .await;
+    let frames = frames_for(&mut client, std::time::Duration::from_millis(500)).await;
+    let answer = frames
+        .iter()
+        .find_map(|f| match f {
+            ServerFrame::Lending { active, detail } => Some((*active, detail.clone())),
+            _ => None,
+        })
+        .expect("an answer");
+    assert!(!answer.0, "not lent");
+    assert!(answer.1.contains("--radio-lend"), "{}", answer.1);
+}
+
+#[tokio::test]
+async fn with_lending_allowed_only_a_device_that_entered_the_code_may_lend_or_see_the_radio() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(dir.path(), &["--join-code", CODE, "--radio-lend"]);
+    let mut client = server.client().await;
+    client
+        .send(&ClientFrame::LendRadio {
+            label: "Eve".into(),
+        })
+        .await;
+    let locked = frames_for(&mut client, std::time::Duration::from_millis(500)).await;
+    assert!(
+        !locked.iter().any(|f| matches!(f, ServerFrame::Radio(_))),
+        "no radio status before the code: {locked:?}"
+    );
+    assert!(locked.iter().any(|f| matches!(
+        f,
+        ServerFrame::Error {
+            code: ErrorCode::CodeRequired,
+            ..
+        }
+    )));
+    assert!(!locked
+        .iter()
+        .any(|f| matches!(f, ServerFrame::Lending { active: true, .. })));
+
+    client
+        .send(&ClientFrame::Unlock {
+            code: CODE.into(),
+            device: device(3),
+        })
+        .await;
+    client
+        .send(&ClientFrame::LendRadio {
+            label: "Ana".into(),
+        })
+        .await;
+    let unlocked = frames_for(&mut client, std::time::Duration::from_millis(500)).await;
+    assert!(unlocked.iter().any(|f| matches!(f, ServerFrame::Radio(_))));
+    assert!(unlocked
+        .iter()
+        .any(|f| matches!(f, ServerFrame::Lending { active: true, .. })));
+}
+
+#[test]
+fn lending_without_a_join_code_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_fieldmesh"))
+        .args([
+            "--tls",
+            "off",
+            "--no-qr",
+            "--listen",
+            "127.0.0.1:0",
+            "--radio-lend",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("--radio-lend needs --join-code"), "{said}");
+}

@@ -54,6 +54,12 @@ impl Radio {
         if self.serial {
             return Err("this server has its own radio; yours is not needed".into());
         }
+        if !self.lend_allowed {
+            return Err(
+                "this server does not take lent radios; its operator can allow it (--radio-lend)"
+                    .into(),
+            );
+        }
         let mut lender = self.lender.lock().unwrap_or_else(|p| p.into_inner());
         if lender.is_some() {
             return Err("another browser lends its radio to this server already".into());

@@ -80,6 +80,8 @@ pub struct Radio {
     status: watch::Receiver<RadioStatus>,
     /// The lease of the browser lending its radio, if one does.
     lender: Arc<Mutex<Option<u64>>>,
+    /// The operator lets browsers lend their radio (`--radio-lend`).
+    lend_allowed: bool,
     /// A serial radio is configured (then nobody may lend one).
     serial: bool,
     /// Largest frame the radio sends (messages must fit in 16 of them).
@@ -106,7 +108,7 @@ pub enum SendError {
 
 impl Radio {
     /// Starts the bridge, and the serial link when a radio is configured.
-    pub fn start(config: Option<RadioConfig>, store: Store, hub: Hub) -> Self {
+    pub fn start(config: Option<RadioConfig>, lend_allowed: bool, store: Store, hub: Hub) -> Self {
         let initial = match &config {
             Some(config) => RadioStatus {
                 state: RadioState::Connecting,
@@ -156,6 +158,7 @@ impl Radio {
             commands,
             status,
             lender: Arc::new(Mutex::new(None)),
+            lend_allowed,
             serial: config.is_some(),
             frame_bytes,
         }

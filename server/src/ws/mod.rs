@@ -121,10 +121,14 @@ async fn serve_connection(socket: WebSocket, state: AppState, address: IpAddr) {
             store_id: session.state.store.id,
         })
         .await;
+    // The radio's state (who lends it, from where) is for devices that may read: those that
+    // entered the join code, or everyone when there is none.
     let mut radio = session.state.radio.status();
     let mut radio_alive = true;
-    let radio_status = radio.borrow_and_update().clone();
-    session.send(ServerFrame::Radio(radio_status)).await;
+    if session.unlocked {
+        let status = radio.borrow_and_update().clone();
+        session.send(ServerFrame::Radio(status)).await;
+    }
     tracing::debug!(connection = session.id, "client connected");
 
     let mut stream = stream.ready_chunks(READ_BATCH);
@@ -135,8 +139,13 @@ async fn serve_connection(socket: WebSocket, state: AppState, address: IpAddr) {
             incoming = stream.next() => match incoming {
                 Some(items) => {
                     last_heard = Instant::now();
+                    let was_unlocked = session.unlocked;
                     if session.handle_batch(items).await.is_break() {
                         break;
+                    }
+                    if session.unlocked && !was_unlocked {
+                        let status = radio.borrow_and_update().clone();
+                        session.send(ServerFrame::Radio(status)).await;
                     }
                 }
                 None => break,
@@ -154,7 +163,9 @@ async fn serve_connection(socket: WebSocket, state: AppState, address: IpAddr) {
             changed = radio.changed(), if radio_alive => {
                 if changed.is_ok() {
                     let status = radio.borrow_and_update().clone();
-                    session.send(ServerFrame::Radio(status)).await;
+                    if session.unlocked {
+                        session.send(ServerFrame::Radio(status)).await;
+                    }
                 } else {
                     radio_alive = false;
                 }
