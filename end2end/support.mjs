@@ -170,8 +170,19 @@ export class ChatPage {
 
   static async open(context, url) {
     const chat = new ChatPage(await context.newPage());
+    // Every Content-Security-Policy violation is kept for the tests to look at.
+    await chat.page.addInitScript(() => {
+      window.__cspViolations = [];
+      document.addEventListener('securitypolicyviolation', (e) =>
+        window.__cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
+    });
     await chat.page.goto(url);
     return chat;
+  }
+
+  /** What the page's Content-Security-Policy blocked so far. */
+  async cspViolations() {
+    return this.page.evaluate(() => window.__cspViolations ?? []);
   }
 
   byTestId(id) {

@@ -199,6 +199,9 @@ pub struct ChatState {
     pub direct_alert: RwSignal<Option<(String, String)>>,
     /// The server's LoRa radio, when it has one.
     pub radio: RwSignal<Option<RadioLine>>,
+    /// The room named by the invite link this page was opened with (its key was taken out of
+    /// the address bar at once), to fill in the join form.
+    pub invite_room: RwSignal<Option<String>>,
     /// This browser's own radio.
     pub web_radio: RwSignal<WebRadio>,
 }
@@ -226,6 +229,7 @@ impl ChatState {
             key_warning: RwSignal::new(None),
             direct_alert: RwSignal::new(None),
             radio: RwSignal::new(None),
+            invite_room: RwSignal::new(None),
             web_radio: RwSignal::new(WebRadio::default()),
         }
     }

@@ -23,8 +23,36 @@ pub use chat::{
     RadioSettings, RosterEntry, Session, SyncProgress, SyncStep, WebRadio,
 };
 
+/// The page's Content-Security-Policy: its own scripts (the inline hydration script by this
+/// response's nonce) and Wasm, its own connections, nothing framed, nothing framing it.
+/// Inline style attributes stay allowed (the progress bar sets its width).
+pub fn content_security_policy(nonce: &str) -> String {
+    format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
+         style-src 'self'; style-src-attr 'unsafe-inline'; img-src 'self' data: blob:; \
+         connect-src 'self'; worker-src 'self'; manifest-src 'self'; object-src 'none'; \
+         base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+}
+
+/// Sends the page's policy with this response's nonce (on the server only).
+#[cfg(feature = "ssr")]
+fn send_content_security_policy() {
+    use leptos_axum::ResponseOptions;
+    let (Some(nonce), Some(response)) =
+        (leptos::nonce::use_nonce(), use_context::<ResponseOptions>())
+    else {
+        return;
+    };
+    if let Ok(policy) = content_security_policy(&nonce.to_string()).parse() {
+        response.insert_header(http::header::CONTENT_SECURITY_POLICY, policy);
+    }
+}
+
 /// The HTML document the server sends for every page: head, hydration scripts and the app.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    send_content_security_policy();
     view! {
         <!DOCTYPE html>
         <html lang="en">

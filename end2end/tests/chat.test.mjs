@@ -42,6 +42,8 @@ test('two people in one room see each other, and markup stays text', async () =>
   }
   assert.deepEqual(await ana.texts(), ['water at the school', markup]);
   assert.deepEqual(await ben.texts(), ['water at the school', markup]);
+  // The app runs whole under its Content-Security-Policy.
+  for (const chat of [ana, ben]) assert.deepEqual(await chat.cspViolations(), []);
 });
 
 test('a reloaded page shows the room history and people in other rooms see none of it', async () => {
@@ -134,6 +136,14 @@ test('a room invite shows as a QR code and its link brings the next phone into t
   await ana.byTestId('share-close').click();
   assert.equal(await ana.byTestId('share-sheet').count(), 0);
 
+  // The key leaves the address bar (and the history) as soon as the app runs, before the
+  // join form is even submitted.
+  const benPage = await ChatPage.open(await browser.newContext(), link);
+  await benPage.ready();
+  await benPage.page.waitForFunction(() => document.querySelector('[data-testid=join-room]')?.value === 'Camp Invite');
+  // Replaced, not pushed: the history entry of the link no longer holds the key either.
+  assert.equal(new URL(benPage.page.url()).hash, '', 'the key is gone before the join');
+  await benPage.page.close();
   const ben = await ChatPage.acceptInvite(await browser.newContext(), link, 'Ben');
   assert.equal(await ben.byTestId('room-title').textContent(), 'Camp Invite');
   assert.equal(new URL(ben.page.url()).hash, '', 'the key does not stay in the address bar');

@@ -22,14 +22,19 @@ pub struct Landing {
     pub ca_fingerprint: Option<String>,
 }
 
+/// The landing page's policy: its own inline style and QR code, nothing else.
+const LANDING_POLICY: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; frame-ancestors 'none'";
+
 /// The landing site's routes.
 pub fn router(landing: Arc<Landing>) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/", get(page))
         .route("/fieldmesh-ca.crt", get(ca_der))
         .route("/fieldmesh-ca.pem", get(ca_pem))
         .fallback(|| async { Redirect::to("/") })
-        .with_state(landing)
+        .with_state(landing);
+    crate::protective_headers(router, LANDING_POLICY)
 }
 
 fn escape(text: &str) -> String {

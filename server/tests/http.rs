@@ -235,3 +235,50 @@ async fn the_certificate_downloads_in_both_forms_and_only_when_there_is_one() {
     let none = get(&landing(false), "/fieldmesh-ca.crt", &[]).await;
     assert!(none.status().is_redirection());
 }
+
+#[tokio::test]
+async fn no_site_can_frame_the_app_and_only_its_own_scripts_run() {
+    let app = test_app();
+    let page = get(&app.router, "/", &[]).await;
+    let policy = header_of(&page, header::CONTENT_SECURITY_POLICY).to_string();
+    assert_eq!(header_of(&page, header::X_CONTENT_TYPE_OPTIONS), "nosniff");
+    assert_eq!(header_of(&page, header::X_FRAME_OPTIONS), "DENY");
+    assert_eq!(header_of(&page, header::REFERRER_POLICY), "no-referrer");
+    let html = text(page).await;
+    // The inline hydration script runs by this response's nonce, and nothing else inline.
+    let nonce = html
+        .split("nonce=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the hydration script has a nonce");
+    assert!(policy.contains(&format!("'nonce-{nonce}'")), "{policy}");
+    assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+    assert!(policy.contains("'wasm-unsafe-eval'"), "{policy}");
+    let scripts = policy
+        .split(';')
+        .find(|d| d.trim().starts_with("script-src"))
+        .unwrap();
+    assert!(!scripts.contains("unsafe-inline"), "{scripts}");
+    // Another response, another nonce.
+    let again = get(&app.router, "/", &[]).await;
+    assert_ne!(header_of(&again, header::CONTENT_SECURITY_POLICY), policy);
+
+    for path in ["/pkg/fieldmesh.css", "/sw.js", "/healthz", "/nope"] {
+        let response = get(&app.router, path, &[]).await;
+        assert_eq!(
+            header_of(&response, header::X_CONTENT_TYPE_OPTIONS),
+            "nosniff",
+            "{path}"
+        );
+        assert!(
+            header_of(&response, header::CONTENT_SECURITY_POLICY)
+                .contains("frame-ancestors 'none'"),
+            "{path}"
+        );
+    }
+    let landing_page = get(&landing(true), "/", &[]).await;
+    assert_eq!(header_of(&landing_page, header::X_FRAME_OPTIONS), "DENY");
+    assert!(
+        header_of(&landing_page, header::CONTENT_SECURITY_POLICY).contains("default-src 'none'")
+    );
+}

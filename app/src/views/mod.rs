@@ -41,16 +41,10 @@ fn JoinForm() -> impl IntoView {
     let name = RwSignal::new(client.state.last_name.get_untracked());
     let room = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
-    // An invite link names the room in its fragment: fill it in (in the browser only).
+    // An invite link named the room: fill it in (in the browser only).
     Effect::new(move |_| {
-        if let Some(invite) = window()
-            .location()
-            .hash()
-            .ok()
-            .as_deref()
-            .and_then(crate::invite::parse)
-        {
-            room.set(invite.room);
+        if let Some(invited) = client.state.invite_room.get() {
+            room.set(invited);
         }
     });
 

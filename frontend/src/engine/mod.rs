@@ -49,6 +49,7 @@ pub(crate) fn start() -> ChatClient {
         session: session::Session::default(),
         radio: radio::Radio::default(),
     });
+    engine.session.take_invite(&engine);
     let actions: Rc<dyn app::ChatActions> = Rc::new(actions::Actions(Rc::clone(&engine)));
     // Runs after hydration: the first frame must match the server's shell.
     spawn_local(Rc::clone(&engine).init());

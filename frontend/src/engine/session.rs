@@ -32,6 +32,8 @@ struct State {
     identity: Option<Rc<Identity>>,
     name: String,
     joined: Option<Joined>,
+    /// The invite this page was opened with: its room name and key.
+    invite: Option<(String, [u8; 32])>,
 }
 
 /// The room the person is in.
@@ -57,6 +59,31 @@ impl Joined {
 }
 
 impl Session {
+    /// Takes the invite out of the address bar at once (the room key must not linger there,
+    /// in the history, or in a screenshot), keeping it for the join form.
+    pub(super) fn take_invite(&self, engine: &Engine) {
+        let Some(window) = web_sys::window() else {
+            return;
+        };
+        let Some(invite) = window
+            .location()
+            .hash()
+            .ok()
+            .as_deref()
+            .and_then(app::invite::parse)
+        else {
+            return;
+        };
+        let path = window.location().pathname().unwrap_or_else(|_| "/".into());
+        if let Ok(history) = window.history() {
+            let _ = history.replace_state_with_url(&JsValue::NULL, "", Some(&path));
+        }
+        if let Some(key) = invite.key.as_deref().and_then(unhex::<32>) {
+            self.state.borrow_mut().invite = Some((invite.room.clone(), key));
+        }
+        engine.state.invite_room.set(Some(invite.room));
+    }
+
     /// This device's keys (made from 64 random bytes on first start) and name.
     pub(super) async fn load(&self, engine: &Rc<Engine>, db: &Db) {
         let stored_seed = db.setting("identity").await.ok().flatten();
@@ -291,14 +318,13 @@ impl Session {
             return Err("This browser cannot keep messages on the device; see the notice.".into());
         };
         // The invite this page was opened with, if it names this room.
-        let invite_key = web_sys::window()
-            .and_then(|w| w.location().hash().ok())
-            .as_deref()
-            .and_then(app::invite::parse)
-            .filter(|invite| invite.room == room_name)
-            .and_then(|invite| invite.key)
-            .as_deref()
-            .and_then(unhex::<32>);
+        let invite_key = self
+            .state
+            .borrow()
+            .invite
+            .as_ref()
+            .filter(|(room, _)| *room == room_name)
+            .map(|(_, key)| *key);
         let engine = Rc::clone(engine);
         spawn_local(async move {
             if let Err(error) = db.set_setting("name", Some(&name)).await {
@@ -312,10 +338,6 @@ impl Session {
                 .find(|r| r.name == room_name && !r.direct)
                 .and_then(|r| Some((unhex::<32>(&r.key)?, r.public)));
             let room = choose_room(&room_name, invite_key, known, device::random_bytes());
-            // The key must not linger in the address bar or the history.
-            if let Some(history) = web_sys::window().and_then(|w| w.history().ok()) {
-                let _ = history.replace_state_with_url(&JsValue::NULL, "", Some("/"));
-            }
             engine.state.last_name.set(name.clone());
             engine.state.notice.set(None);
             engine
