@@ -319,3 +319,40 @@ async fn forged_and_altered_messages_are_refused_with_a_clear_error_and_not_stor
     let (history, _) = server.client().await.join(camp).await;
     assert!(history.is_empty(), "nothing forged or altered was stored");
 }
+
+#[tokio::test]
+async fn a_flood_of_forgeries_is_rate_limited_before_any_signature_is_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path());
+    let camp = room("flood");
+    let mut mallory = server.client().await;
+    // One forgery, reused with fresh ids: each would cost the server a signature check.
+    let mut forged = text_message(camp, "Mallory", "noise");
+    forged.sender = support::identity("Ana").sender();
+    const SENT: usize = 2_300;
+    for n in 0..SENT {
+        let mut envelope = forged.clone();
+        envelope.id.0[..8].copy_from_slice(&(n as u64).to_le_bytes());
+        mallory.send(&ClientFrame::Publish(envelope)).await;
+    }
+    let (mut bad_signature, mut rate_limited) = (0, 0);
+    while bad_signature + rate_limited < SENT {
+        match mallory.recv().await {
+            ServerFrame::Error {
+                code: ErrorCode::BadSignature,
+                ..
+            } => bad_signature += 1,
+            ServerFrame::Error {
+                code: ErrorCode::RateLimited,
+                ..
+            } => rate_limited += 1,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+    // The burst allowance (2,000) pays for checks; everything past it is refused unchecked.
+    assert!(bad_signature <= 2_000 + 40, "{bad_signature} checked");
+    assert!(
+        rate_limited >= SENT - 2_040,
+        "{rate_limited} refused by rate"
+    );
+}

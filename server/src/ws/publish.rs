@@ -13,9 +13,10 @@ impl Session {
         if envelopes.is_empty() {
             return;
         }
-        // Cheap checks first: size and rate; then signatures, with public keys only (the
-        // server never sees plaintext), off the async threads.
-        let mut sized = Vec::with_capacity(envelopes.len());
+        // Cheap checks first: size, then rate (a flood of refused messages must not buy a
+        // signature check each); then signatures, with public keys only (the server never sees
+        // plaintext), off the async threads.
+        let mut allowed = Vec::with_capacity(envelopes.len());
         for envelope in envelopes {
             if envelope.body.len() > MAX_BODY_BYTES {
                 let detail = format!(
@@ -24,13 +25,25 @@ impl Session {
                 );
                 self.refuse(ErrorCode::BodyTooLarge, detail, Some(envelope.id))
                     .await;
+            } else if let Some(retry) = self.publish_pause() {
+                self.rate_limited("messages", retry, Some(envelope.id))
+                    .await;
+            } else if let Err(retry) = self
+                .state
+                .access
+                .limits
+                .publish(envelope.sender, self.address)
+            {
+                self.publish_paused_until = Some(Instant::now() + retry.0);
+                self.rate_limited("messages", retry, Some(envelope.id))
+                    .await;
             } else {
-                sized.push(envelope);
+                allowed.push(envelope);
             }
         }
-        let ids: Vec<MessageId> = sized.iter().map(|e| e.id).collect();
+        let ids: Vec<MessageId> = allowed.iter().map(|e| e.id).collect();
         let checked = tokio::task::spawn_blocking(move || {
-            sized
+            allowed
                 .into_iter()
                 .map(|e| (e.verify_signature().is_ok(), e))
                 .collect::<Vec<_>>()
@@ -47,24 +60,12 @@ impl Session {
         };
         let mut valid = Vec::with_capacity(checked.len());
         for (signed, envelope) in checked {
-            if !signed {
+            if signed {
+                valid.push(envelope);
+            } else {
                 let detail = "the message's signature does not match its sender; it was not stored";
                 self.refuse(ErrorCode::BadSignature, detail.into(), Some(envelope.id))
                     .await;
-            } else if let Some(retry) = self.publish_pause() {
-                self.rate_limited("messages", retry, Some(envelope.id))
-                    .await;
-            } else if let Err(retry) = self
-                .state
-                .access
-                .limits
-                .publish(envelope.sender, self.address)
-            {
-                self.publish_paused_until = Some(Instant::now() + retry.0);
-                self.rate_limited("messages", retry, Some(envelope.id))
-                    .await;
-            } else {
-                valid.push(envelope);
             }
         }
         if valid.is_empty() {
