@@ -177,3 +177,39 @@ async fn a_message_written_while_the_radio_is_away_goes_out_when_it_is_back_even
     let got = collect_radio(&mut on_b, 1, Duration::from_secs(20)).await;
     assert_eq!(got, ["Written before the radio came"]);
 }
+
+#[tokio::test]
+async fn radio_forms_of_messages_never_published_are_refused_and_never_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path());
+    let room = emergency_room();
+    let mut mallory = server.client().await;
+    mallory.join(room).await;
+    for n in 0..50u8 {
+        let (_, radio) = radio_message(room, "Mallory", &format!("ghost {n}"));
+        mallory.send(&radio).await;
+        match mallory.recv().await {
+            ServerFrame::Error {
+                code: mesh::ErrorCode::LimitReached,
+                detail,
+                ..
+            } => assert!(detail.contains("published"), "{detail}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+    // A real message's radio form is taken and kept until a radio carries it.
+    let (envelope, radio) = radio_message(room, "Ana", "real");
+    send(&mut mallory, &envelope, &radio).await;
+    let kept = || {
+        let db = rusqlite::Connection::open(dir.path().join("messages.sqlite3")).unwrap();
+        db.query_row("SELECT COUNT(*) FROM radio_outbox", [], |row| {
+            row.get::<_, i64>(0)
+        })
+        .unwrap()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while kept() == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(kept(), 1, "only the published message's radio form");
+}

@@ -112,6 +112,7 @@ async fn serve_connection(socket: WebSocket, state: AppState, address: IpAddr) {
         unlocked: !code_required,
         publish_paused_until: None,
         lending: Lending::default(),
+        published: publish::Published::default(),
     };
     session
         .send(ServerFrame::Welcome {
@@ -193,6 +194,8 @@ struct Session {
     publish_paused_until: Option<Instant>,
     /// This page's radio, when it lends it to the server.
     lending: Lending,
+    /// Messages this connection published lately: their radio forms may follow.
+    published: publish::Published,
 }
 
 impl Drop for Session {

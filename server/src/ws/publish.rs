@@ -84,6 +84,7 @@ impl Session {
         match stored {
             Ok(stored) => {
                 for (id, stored) in ids.into_iter().zip(stored) {
+                    self.published.insert(stored.message.envelope.room, id);
                     self.send(ServerFrame::Ack {
                         id,
                         seq: stored.message.seq,
@@ -145,13 +146,48 @@ impl Session {
         until.checked_duration_since(Instant::now()).map(RetryAfter)
     }
 
-    /// Carries a published message's radio form over the radio, when there is one.
+    /// Carries a published message's radio form over the radio, when there is one: only for
+    /// a message this connection published, so nobody can fill the radio outbox with forms
+    /// of messages that do not exist.
     pub(super) async fn send_radio(&mut self, room: RoomId, id: MessageId, payload: Vec<u8>) {
+        if !self.published.contains(room, id) {
+            let detail = "a radio form is sent right after its message is published".to_string();
+            return self.refuse(ErrorCode::LimitReached, detail, None).await;
+        }
         // The message itself is stored (its own ack said so); only the radio copy is refused,
         // so the error names no message id.
         if let Err(error) = self.state.radio.send(room, id, payload) {
             let detail = format!("{error}; it reached this server's phones only");
             self.refuse(ErrorCode::LimitReached, detail, None).await;
         }
+    }
+}
+
+/// The messages a connection published lately (at most [`Published::MAX`]), whose radio
+/// forms it may hand the server.
+#[derive(Default)]
+pub(super) struct Published {
+    order: std::collections::VecDeque<(RoomId, MessageId)>,
+    known: std::collections::HashSet<(RoomId, MessageId)>,
+}
+
+impl Published {
+    /// Enough for a whole outbox sent again after a reconnect.
+    const MAX: usize = 4096;
+
+    fn insert(&mut self, room: RoomId, id: MessageId) {
+        if !self.known.insert((room, id)) {
+            return;
+        }
+        self.order.push_back((room, id));
+        if self.order.len() > Self::MAX {
+            if let Some(old) = self.order.pop_front() {
+                self.known.remove(&old);
+            }
+        }
+    }
+
+    fn contains(&self, room: RoomId, id: MessageId) -> bool {
+        self.known.contains(&(room, id))
     }
 }
