@@ -2,6 +2,7 @@
 //! flagged when a known name turns up with other keys, and verified once two people compared
 //! safety codes.
 
+use mesh::body::name_key;
 use mesh::crypto::PublicIdentity;
 use mesh::hex::{decode as unhex, encode as hex};
 use mesh::presence::PresenceCard;
@@ -109,12 +110,14 @@ impl Contacts {
     pub fn observe(&mut self, card: &PresenceCard, you: bool) -> Seen {
         let id = hex(&card.identity.signing);
         let agreement = hex(&card.identity.agreement);
-        // A name seen before with other keys may be someone else using that name.
+        // A name seen before with other keys may be someone else using that name, or one a
+        // reader would take for it (look-alike letters, hidden characters, accents).
+        let key = name_key(&card.name);
         let name_taken = !you
             && self
                 .list
                 .iter()
-                .any(|c| c.name.eq_ignore_ascii_case(&card.name) && c.id != id);
+                .any(|c| c.id != id && name_key(&c.name) == key);
         let mut warning = None;
         let verified = match self.list.iter_mut().find(|c| c.id == id) {
             Some(contact) => {
@@ -233,6 +236,22 @@ mod tests {
             !contacts.verify(&"11".repeat(32)),
             "unknown people cannot be verified"
         );
+    }
+
+    #[test]
+    fn a_look_alike_name_with_other_keys_is_flagged_too() {
+        for lookalike in [
+            "\u{0410}na",
+            "Ana\u{200B}",
+            "\u{202E}Ana",
+            "Ana\u{0301}",
+            "ＡＮＡ",
+        ] {
+            let mut contacts = Contacts::default();
+            contacts.observe(&card(1, "Ana"), false);
+            let seen = contacts.observe(&card(2, lookalike), false);
+            assert!(seen.keys_changed, "{lookalike:?} passed as a new name");
+        }
     }
 
     #[test]

@@ -64,17 +64,65 @@ impl TextBody {
     }
 }
 
-/// A display name as it will be shown: trimmed, inner whitespace collapsed, control characters
-/// removed. `None` when nothing is left or it is too long.
+/// A display name as it will be shown: NFKC-normalised (so look-alike compatibility forms
+/// become plain letters), with control, format and bidirectional-override characters removed
+/// (a zero-width space or a right-to-left override cannot hide in a name), inner whitespace
+/// collapsed and the edges trimmed. `None` when nothing is left or it is too long.
 pub fn clean_display_name(name: &str) -> Option<String> {
-    let cleaned = name
-        .split_whitespace()
-        .map(|word| word.chars().filter(|c| !c.is_control()).collect::<String>())
-        .filter(|word| !word.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ");
+    use unicode_normalization::UnicodeNormalization;
+    let normalised: String = name.nfkc().filter(|c| !is_hidden(*c)).collect();
+    let cleaned = normalised.split_whitespace().collect::<Vec<_>>().join(" ");
     let chars = cleaned.chars().count();
     (chars > 0 && chars <= MAX_DISPLAY_NAME_CHARS).then_some(cleaned)
+}
+
+/// Characters that change how text runs or joins but show nothing of their own: controls,
+/// zero-width spaces and joiners, bidirectional marks, overrides and isolates, and other
+/// default-ignorable code points.
+fn is_hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{034F}'
+                | '\u{061C}'
+                | '\u{115F}'..='\u{1160}'
+                | '\u{17B4}'..='\u{17B5}'
+                | '\u{180B}'..='\u{180F}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{206F}'
+                | '\u{3164}'
+                | '\u{FE00}'..='\u{FE0F}'
+                | '\u{FEFF}'
+                | '\u{FFA0}'
+                | '\u{FFF0}'..='\u{FFF8}'
+                | '\u{1D173}'..='\u{1D17A}'
+                | '\u{E0000}'..='\u{E0FFF}'
+        )
+}
+
+/// What a name looks like, for telling whether two names could be taken for each other: its
+/// confusable skeleton (Unicode TS #39: a Cyrillic "А" is a Latin "A"), without combining marks
+/// and case. Two names with the same key are one name to a reader.
+pub fn name_key(name: &str) -> String {
+    let cleaned = clean_display_name(name).unwrap_or_default();
+    unicode_security::confusable_detection::skeleton(&cleaned)
+        .filter(|c| !is_combining_mark(*c))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Combining marks (accents that stack on the letter before), by their blocks.
+fn is_combining_mark(c: char) -> bool {
+    matches!(
+        c,
+        '\u{0300}'..='\u{036F}'
+            | '\u{1AB0}'..='\u{1AFF}'
+            | '\u{1DC0}'..='\u{1DFF}'
+            | '\u{20D0}'..='\u{20FF}'
+            | '\u{FE20}'..='\u{FE2F}'
+    )
 }
 
 #[cfg(test)]
@@ -100,6 +148,41 @@ mod tests {
             .encode()
             .is_ok());
         assert_eq!(TextBody::new("  ", "hi"), Err(TextError::BadName));
+    }
+
+    #[test]
+    fn hidden_characters_and_compatibility_forms_leave_names() {
+        assert_eq!(clean_display_name("Ana\u{200B}"), Some("Ana".into()));
+        assert_eq!(clean_display_name("\u{202E}anA"), Some("anA".into()));
+        assert_eq!(
+            clean_display_name("Ａｎａ"),
+            Some("Ana".into()),
+            "fullwidth letters"
+        );
+        assert_eq!(
+            clean_display_name("\u{2066}\u{200D}"),
+            None,
+            "nothing visible"
+        );
+    }
+
+    #[test]
+    fn names_a_reader_would_take_for_each_other_share_a_key() {
+        let ana = name_key("Ana");
+        for lookalike in [
+            "ana",
+            "ANA",
+            "\u{0410}na",         // Cyrillic capital A
+            "An\u{0430}",         // Cyrillic small a
+            "Ana\u{200B}",        // zero-width space
+            "\u{202E}Ana",        // right-to-left override
+            "An\u{0061}\u{0301}", // a combining accent
+            "Ａｎａ",             // fullwidth
+        ] {
+            assert_eq!(name_key(lookalike), ana, "{lookalike:?}");
+        }
+        assert_ne!(name_key("Ben"), ana);
+        assert_ne!(name_key("Anna"), ana);
     }
 
     #[test]
