@@ -158,6 +158,8 @@ pub enum ErrorCode {
     RateLimited,
     /// The message's signature does not match its sender's key; it was not stored.
     BadSignature,
+    /// Another message with this id is stored in this room; this one was not stored.
+    IdConflict,
 }
 
 /// What a server sends.

@@ -41,6 +41,23 @@ const MIGRATIONS: &[&str] = &[
         queued_at_ms INTEGER NOT NULL
     );
 ",
+    // Ids are unique per room, not server-wide: a message published in one room cannot squat
+    // the id of a message of another room.
+    "
+    CREATE TABLE messages_by_room_id (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id BLOB NOT NULL CHECK (length(id) = 16),
+        room BLOB NOT NULL CHECK (length(room) = 16),
+        received_at_ms INTEGER NOT NULL,
+        envelope BLOB NOT NULL,
+        UNIQUE (room, id)
+    );
+    INSERT INTO messages_by_room_id (seq, id, room, received_at_ms, envelope)
+        SELECT seq, id, room, received_at_ms, envelope FROM messages;
+    DROP TABLE messages;
+    ALTER TABLE messages_by_room_id RENAME TO messages;
+    CREATE INDEX messages_by_room ON messages (room, seq);
+",
 ];
 
 /// A message waiting to be confirmed over the radio.
@@ -64,10 +81,13 @@ const ENVELOPE_HEADER_ALLOWANCE: usize = 200;
 /// Result of storing a message.
 #[derive(Debug, Clone)]
 pub struct Stored {
-    /// The message as stored (the first copy, when it was a duplicate).
+    /// The message as stored (the first copy, when it was a duplicate or a conflict).
     pub message: Arc<StoredMessage>,
-    /// True when the id was already stored and nothing changed.
+    /// True when the id was already stored in the room and nothing changed.
     pub duplicate: bool,
+    /// True when the room holds another message under this id: this one was not stored, and
+    /// must not be acknowledged as if it were.
+    pub conflict: bool,
 }
 
 /// Handle to the message database. Cheap to clone; all clones share one connection, so writes
@@ -168,10 +188,10 @@ impl Store {
         {
             let mut insert = tx.prepare_cached(
                 "INSERT INTO messages (id, room, received_at_ms, envelope) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (id) DO NOTHING RETURNING seq",
+                 ON CONFLICT (room, id) DO NOTHING RETURNING seq",
             )?;
             let mut existing = tx.prepare_cached(
-                "SELECT seq, received_at_ms, envelope FROM messages WHERE id = ?1",
+                "SELECT seq, received_at_ms, envelope FROM messages WHERE room = ?1 AND id = ?2",
             )?;
             for (envelope, bytes) in envelopes.iter().zip(&encoded) {
                 let inserted: Option<i64> = insert
@@ -193,14 +213,22 @@ impl Store {
                             envelope: envelope.clone(),
                         }),
                         duplicate: false,
+                        conflict: false,
                     },
                     None => {
                         let message = existing
-                            .query_row([&envelope.id.0[..]], row_to_message)?
+                            .query_row(
+                                params![&envelope.room.0[..], &envelope.id.0[..]],
+                                row_to_message,
+                            )?
                             .map_err(ServerError::CorruptRow)?;
+                        // The same message again is a duplicate; another one under its id is
+                        // a conflict, never taken for it.
+                        let same = message.envelope == *envelope;
                         Stored {
                             message: Arc::new(message),
-                            duplicate: true,
+                            duplicate: same,
+                            conflict: !same,
                         }
                     }
                 };
@@ -208,7 +236,10 @@ impl Store {
             }
         }
         tx.commit()?;
-        for stored in results.iter().filter(|stored| !stored.duplicate) {
+        for stored in results
+            .iter()
+            .filter(|stored| !stored.duplicate && !stored.conflict)
+        {
             on_new(&stored.message);
         }
         Ok(results)
@@ -463,6 +494,63 @@ mod tests {
         assert_eq!(again.message.received_at_ms, 10);
         assert_eq!(told, 1);
         assert_eq!(store.count_blocking().unwrap(), 1);
+    }
+
+    #[test]
+    fn ids_are_unique_per_room_and_another_message_under_a_stored_id_is_a_conflict() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (here, there) = (RoomId([5; 16]), RoomId([6; 16]));
+        let first = store
+            .insert_blocking(&envelope(1, here), 10, |_| {})
+            .unwrap();
+        // The same id in another room is another message.
+        let other_room = store
+            .insert_blocking(&envelope(1, there), 11, |_| {})
+            .unwrap();
+        assert!(!other_room.duplicate && !other_room.conflict);
+        assert_ne!(other_room.message.seq, first.message.seq);
+        // Other bytes under a stored id in the same room: a conflict, not stored.
+        let mut squatter = envelope(1, here);
+        squatter.body = b"not the same".to_vec();
+        let mut told = 0;
+        let conflict = store.insert_blocking(&squatter, 12, |_| told += 1).unwrap();
+        assert!(conflict.conflict && !conflict.duplicate);
+        assert_eq!(told, 0, "nobody is told of it");
+        assert_eq!(
+            conflict.message.envelope,
+            envelope(1, here),
+            "the first stays"
+        );
+        assert_eq!(store.count_blocking().unwrap(), 2);
+    }
+
+    #[test]
+    fn a_database_of_server_wide_ids_moves_to_ids_per_room_keeping_every_message() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // A database as the release before made it.
+            let conn = Connection::open(dir.path().join("messages.sqlite3")).unwrap();
+            for migration in &MIGRATIONS[..4] {
+                conn.execute_batch(migration).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 4).unwrap();
+            for n in 1..=3u8 {
+                let bytes = envelope(n, RoomId([5; 16])).encode().unwrap();
+                conn.execute(
+                    "INSERT INTO messages (id, room, received_at_ms, envelope) VALUES (?1, ?2, 7, ?3)",
+                    params![&[n; 16][..], &[5u8; 16][..], bytes],
+                )
+                .unwrap();
+            }
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.count_blocking().unwrap(), 3);
+        let next = store
+            .insert_blocking(&envelope(1, RoomId([6; 16])), 8, |_| {})
+            .unwrap();
+        assert!(!next.conflict && !next.duplicate);
+        assert_eq!(next.message.seq, 4, "sequence numbers carry on");
     }
 
     #[test]

@@ -356,3 +356,38 @@ async fn a_flood_of_forgeries_is_rate_limited_before_any_signature_is_checked() 
         "{rate_limited} refused by rate"
     );
 }
+
+#[tokio::test]
+async fn a_message_id_squatted_in_another_room_does_not_hide_the_real_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path());
+    let (camp, elsewhere) = (room("camp squat"), room("elsewhere squat"));
+    let mut ben = server.client().await;
+    ben.join(camp).await;
+    let real = text_message(camp, "Ana", "the bridge is out");
+    // Mallory learned the id and stores his own message under it first, in another room.
+    let mut mallory = server.client().await;
+    let squat = support::text_message_with_id(elsewhere, "Mallory", "mine now", real.id);
+    assert!(!mallory.publish(&squat).await.1, "stored as his own");
+    // Ana's message is stored and delivered, not taken for a duplicate.
+    let mut ana = server.client().await;
+    let (_, duplicate) = ana.publish(&real).await;
+    assert!(!duplicate, "stored as new");
+    loop {
+        if let ServerFrame::Message(message) = ben.recv().await {
+            assert_eq!(message.envelope, real);
+            break;
+        }
+    }
+    // Other bytes under Ana's id in her own room are refused, never acknowledged.
+    let other = support::text_message_with_id(camp, "Mallory", "a different text", real.id);
+    mallory.send(&ClientFrame::Publish(other)).await;
+    match mallory.recv().await {
+        ServerFrame::Error {
+            code: ErrorCode::IdConflict,
+            id: Some(id),
+            ..
+        } => assert_eq!(id, real.id),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+}

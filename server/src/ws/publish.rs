@@ -84,6 +84,10 @@ impl Session {
         match stored {
             Ok(stored) => {
                 for (id, stored) in ids.into_iter().zip(stored) {
+                    if stored.conflict {
+                        self.id_conflict(id).await;
+                        continue;
+                    }
                     self.published.insert(stored.message.envelope.room, id);
                     self.send(ServerFrame::Ack {
                         id,
@@ -128,6 +132,7 @@ impl Session {
             .run(move |s| s.insert_blocking(&envelope, received_at_ms, |m| hub.publish(m)))
             .await;
         match stored {
+            Ok(stored) if stored.conflict => self.id_conflict(id).await,
             Ok(stored) => {
                 self.send(ServerFrame::Ack {
                     id,
@@ -144,6 +149,13 @@ impl Session {
     fn publish_pause(&self) -> Option<RetryAfter> {
         let until = self.publish_paused_until?;
         until.checked_duration_since(Instant::now()).map(RetryAfter)
+    }
+
+    /// Another message of the room has this id: this one was not stored, and is not
+    /// acknowledged as if it were.
+    async fn id_conflict(&self, id: MessageId) {
+        let detail = "another message of this room has this id; this one was not stored".into();
+        self.refuse(ErrorCode::IdConflict, detail, Some(id)).await;
     }
 
     /// Carries a published message's radio form over the radio, when there is one: only for

@@ -315,10 +315,15 @@ pub fn identity(author: &str) -> Identity {
 
 /// A text message with a random id, sealed for `room` and signed by `author`.
 pub fn text_message(room: RoomId, author: &str, text: &str) -> Envelope {
+    text_message_with_id(room, author, text, MessageId(rand_bytes()))
+}
+
+/// A signed, sealed text message under a chosen id.
+pub fn text_message_with_id(room: RoomId, author: &str, text: &str, id: MessageId) -> Envelope {
     let key = keys().get(&room).cloned().expect("rooms come from room()");
     let body = TextBody::new(author, text).unwrap().encode().unwrap();
     let draft = Draft {
-        id: MessageId(rand_bytes()),
+        id,
         created_at_ms: 1_764_000_000_000,
         kind: Kind::Text,
         plaintext: &body,
