@@ -32,6 +32,47 @@ const CONNECTS_PER_ADDRESS: (u32, Duration) = (30, Duration::from_millis(500));
 /// Messages per device and per address: an outbox of 2,000 drains at once, then 20 a second.
 const PUBLISHES: (u32, Duration) = (2000, Duration::from_millis(50));
 
+/// Room requests per connection (join, leave, history pages, lending): 64 at once, then 8 a
+/// second: a page's start and its private-conversation checks, but no flood of presence.
+const ROOM_REQUESTS: (u32, Duration) = (64, Duration::from_millis(125));
+/// Frames heard by a lent radio per connection: 200 at once, then 50 a second (more than any
+/// LoRa radio hears).
+const LENT_FRAMES: (u32, Duration) = (200, Duration::from_millis(20));
+
+/// One connection's own allowances, for the frames that cost the server (and the room)
+/// work: each frame past them is refused with the time to wait.
+pub struct ConnectionLimits {
+    room_requests: governor::DefaultDirectRateLimiter,
+    lent_frames: governor::DefaultDirectRateLimiter,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            room_requests: RateLimiter::direct(quota(ROOM_REQUESTS)),
+            lent_frames: RateLimiter::direct(quota(LENT_FRAMES)),
+        }
+    }
+}
+
+fn direct_check(limiter: &governor::DefaultDirectRateLimiter) -> Result<(), RetryAfter> {
+    limiter
+        .check()
+        .map_err(|not_until| RetryAfter(not_until.wait_time_from(DefaultClock::default().now())))
+}
+
+impl ConnectionLimits {
+    /// A join, leave, history page or lending request.
+    pub fn room_request(&self) -> Result<(), RetryAfter> {
+        direct_check(&self.room_requests)
+    }
+
+    /// A frame the lent radio heard.
+    pub fn lent_frame(&self) -> Result<(), RetryAfter> {
+        direct_check(&self.lent_frames)
+    }
+}
+
 fn quota((burst, every): (u32, Duration)) -> Quota {
     Quota::with_period(every)
         .expect("periods are non-zero")

@@ -343,3 +343,44 @@ fn lending_without_a_join_code_is_refused_at_start() {
     let said = String::from_utf8_lossy(&output.stderr);
     assert!(said.contains("--radio-lend needs --join-code"), "{said}");
 }
+
+#[tokio::test]
+async fn a_flood_of_joins_does_not_flood_the_room_with_presence() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path());
+    let camp = room("presence flood");
+    let mut follower = server.client().await;
+    follower.join(camp).await;
+    let mut mallory = server.client().await;
+    const JOINS: usize = 2_000;
+    for n in 0..JOINS {
+        mallory
+            .send(&join_frame(camp, None, &format!("Mallory {n}")))
+            .await;
+    }
+    // Mallory hears why most of them were not done.
+    let mut refused = 0;
+    while let Ok(Some(frame)) =
+        tokio::time::timeout(std::time::Duration::from_secs(2), mallory.next_frame()).await
+    {
+        if matches!(
+            frame,
+            ServerFrame::Error {
+                code: ErrorCode::RateLimited,
+                ..
+            }
+        ) {
+            refused += 1;
+        }
+    }
+    let presence = frames_for(&mut follower, std::time::Duration::from_secs(1))
+        .await
+        .into_iter()
+        .filter(|f| matches!(f, ServerFrame::Presence { .. }))
+        .count();
+    assert!(refused >= JOINS - 100, "{refused} joins refused");
+    assert!(
+        presence <= 100,
+        "the room heard {presence} presence updates"
+    );
+}

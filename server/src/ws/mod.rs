@@ -113,6 +113,7 @@ async fn serve_connection(socket: WebSocket, state: AppState, address: IpAddr) {
         publish_paused_until: None,
         lending: Lending::default(),
         published: publish::Published::default(),
+        limits: crate::access::ConnectionLimits::default(),
     };
     session
         .send(ServerFrame::Welcome {
@@ -196,6 +197,8 @@ struct Session {
     lending: Lending,
     /// Messages this connection published lately: their radio forms may follow.
     published: publish::Published,
+    /// This connection's allowances for room requests and lent radio frames.
+    limits: crate::access::ConnectionLimits,
 }
 
 impl Drop for Session {
@@ -316,8 +319,21 @@ impl Session {
         self.refuse(ErrorCode::CodeRequired, detail, id).await;
     }
 
-    /// Does what one frame asks (the join code gate is already passed).
+    /// Does what one frame asks (the join code gate is already passed), within this
+    /// connection's allowances.
     async fn handle(&mut self, frame: ClientFrame) {
+        let allowance = match &frame {
+            ClientFrame::Join { .. }
+            | ClientFrame::Leave { .. }
+            | ClientFrame::History { .. }
+            | ClientFrame::LendRadio { .. }
+            | ClientFrame::StopLending => Some(("room requests", self.limits.room_request())),
+            ClientFrame::RadioFrame { .. } => Some(("radio frames", self.limits.lent_frame())),
+            _ => None,
+        };
+        if let Some((what, Err(retry))) = allowance {
+            return self.rate_limited(what, retry, None).await;
+        }
         match frame {
             ClientFrame::Unlock { code, device } => self.unlock(code, device).await,
             ClientFrame::Authenticate { token } => self.authenticate(token).await,
