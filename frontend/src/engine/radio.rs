@@ -442,7 +442,6 @@ async fn read(engine: Rc<Engine>, mut reader: PortReader, generation: u32) {
             LinkEvent::Down(why) => return lost(&engine, generation, &why),
         }
     }
-    let _ = reader.port();
 }
 
 /// The port failed or was unplugged: messages stay in the outbox for the reconnect.

@@ -55,7 +55,6 @@ pub(super) struct PortWriter {
 
 /// The reading half of an open port.
 pub(super) struct PortReader {
-    port: JsValue,
     reader: Option<JsValue>,
     framing: Box<dyn Framing>,
     /// Frames decoded but not handed out yet.
@@ -108,7 +107,6 @@ pub(super) async fn open(port: JsValue, settings: &RadioSettings) -> Result<Port
             failed: 0,
         },
         reader: PortReader {
-            port: port.clone(),
             reader: Some(reader),
             framing,
             pending: Default::default(),
@@ -198,11 +196,6 @@ impl PortReader {
     /// The stream reader, for closing.
     pub(super) fn stream_reader(&self) -> Option<JsValue> {
         self.reader.clone()
-    }
-
-    /// The port it reads.
-    pub(super) fn port(&self) -> JsValue {
-        self.port.clone()
     }
 }
 
