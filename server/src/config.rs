@@ -317,13 +317,7 @@ impl Config {
         if self.tls_ca_unconstrained {
             return crate::tls::CaScope::Unconstrained;
         }
-        crate::tls::CaScope::Local(
-            self.hostnames
-                .iter()
-                .map(|name| name.trim().to_lowercase())
-                .filter(|name| !name.is_empty())
-                .collect(),
-        )
+        crate::tls::CaScope::Local(crate::tls::clean_hostnames(&self.hostnames))
     }
 
     /// The data directory: the flag, or the per-user default.

@@ -44,12 +44,14 @@ pub async fn serve(
     let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
 
     // With the local CA, phones can use only the addresses and names it may vouch for.
-    let mut reachable: Box<dyn Fn(&str) -> bool> = Box::new(|_| true);
+    let scope = match (config.tls, &config.tls_cert) {
+        (TlsMode::LocalCa, None) => config.ca_scope(),
+        _ => tls::CaScope::Unconstrained,
+    };
     let tls = match (config.tls, &config.tls_cert, &config.tls_key) {
         (_, Some(cert), Some(key)) => Some(tls::from_files(cert, key)?),
         (TlsMode::LocalCa, _, _) => {
             let names = tls::certificate_names(&config.hostnames);
-            let scope = config.ca_scope();
             for name in names.iter().filter(|n| !scope.permits(n)) {
                 tracing::warn!(
                     %name,
@@ -57,15 +59,9 @@ pub async fn serve(
                      with FieldMesh's certificate authority (see --tls-ca-unconstrained)"
                 );
             }
-            reachable = Box::new(move |host| scope.permits(host));
             // Where the CA was kept before it moved out of the data folder: retired.
             let old = data_dir.join("tls");
-            Some(tls::local_ca(
-                &config.ca_dir(),
-                Some(&old),
-                &names,
-                &config.ca_scope(),
-            )?)
+            Some(tls::local_ca(&config.ca_dir(), Some(&old), &names, &scope)?)
         }
         (TlsMode::Off, _, _) => None,
     };
@@ -73,7 +69,7 @@ pub async fn serve(
     let every_url = urls(scheme, address, &config.hostnames);
     let mut app_urls: Vec<String> = every_url
         .iter()
-        .filter(|url| url_host(url).is_none_or(&reachable))
+        .filter(|url| url_host(url).is_none_or(|host| scope.permits(host)))
         .cloned()
         .collect();
     if app_urls.is_empty() {

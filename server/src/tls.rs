@@ -153,14 +153,18 @@ pub fn certificate_names(hostnames: &[String]) -> BTreeSet<String> {
         .iter()
         .map(|s| s.to_string())
         .collect();
-    names.extend(
-        hostnames
-            .iter()
-            .map(|name| name.trim().to_lowercase())
-            .filter(|n| !n.is_empty()),
-    );
+    names.extend(clean_hostnames(hostnames));
     names.extend(lan_addresses().iter().map(IpAddr::to_string));
     names
+}
+
+/// The operator's host names as certificates carry them: trimmed, lower case, none empty.
+pub fn clean_hostnames(hostnames: &[String]) -> BTreeSet<String> {
+    hostnames
+        .iter()
+        .map(|name| name.trim().to_lowercase())
+        .filter(|name| !name.is_empty())
+        .collect()
 }
 
 /// This machine's non-loopback addresses (where phones can reach it).

@@ -187,13 +187,10 @@ async fn the_data_folder_and_every_file_in_it_are_the_servers_alone() {
     let server = TestServer::start_with(&data, &["--join-code", CODE]);
     // A message on disk: the database, its journal and the join code's hash all exist.
     let mut client = server.client().await;
-    client
-        .send(&ClientFrame::Unlock {
-            code: CODE.into(),
-            device: device(1),
-        })
-        .await;
-    assert!(matches!(client.recv().await, ServerFrame::Access { .. }));
+    assert!(matches!(
+        unlock(&mut client, CODE, device(1)).await,
+        ServerFrame::Access { .. }
+    ));
     client
         .publish(&text_message(room("private"), "Ana", "kept private"))
         .await;
@@ -226,26 +223,12 @@ async fn a_join_code_from_a_file_works_and_never_shows_in_the_process_list() {
         "the code is not on the command line"
     );
     let mut client = server.client().await;
-    client
-        .send(&ClientFrame::Unlock {
-            code: "wrong".into(),
-            device: device(1),
-        })
-        .await;
+    let wrong = unlock(&mut client, "wrong", device(1)).await;
+    assert!(is_error(&wrong, ErrorCode::WrongCode));
     assert!(matches!(
-        client.recv().await,
-        ServerFrame::Error {
-            code: ErrorCode::WrongCode,
-            ..
-        }
+        unlock(&mut client, CODE, device(1)).await,
+        ServerFrame::Access { .. }
     ));
-    client
-        .send(&ClientFrame::Unlock {
-            code: CODE.into(),
-            device: device(1),
-        })
-        .await;
-    assert!(matches!(client.recv().await, ServerFrame::Access { .. }));
 }
 
 /// The next frames within a short while, all of them.
@@ -294,23 +277,15 @@ async fn with_lending_allowed_only_a_device_that_entered_the_code_may_lend_or_se
         !locked.iter().any(|f| matches!(f, ServerFrame::Radio(_))),
         "no radio status before the code: {locked:?}"
     );
-    assert!(locked.iter().any(|f| matches!(
-        f,
-        ServerFrame::Error {
-            code: ErrorCode::CodeRequired,
-            ..
-        }
-    )));
+    assert!(locked.iter().any(|f| is_error(f, ErrorCode::CodeRequired)));
     assert!(!locked
         .iter()
         .any(|f| matches!(f, ServerFrame::Lending { active: true, .. })));
 
-    client
-        .send(&ClientFrame::Unlock {
-            code: CODE.into(),
-            device: device(3),
-        })
-        .await;
+    assert!(matches!(
+        unlock(&mut client, CODE, device(3)).await,
+        ServerFrame::Access { .. }
+    ));
     client
         .send(&ClientFrame::LendRadio {
             label: "Ana".into(),
@@ -363,13 +338,7 @@ async fn a_flood_of_joins_does_not_flood_the_room_with_presence() {
     while let Ok(Some(frame)) =
         tokio::time::timeout(std::time::Duration::from_secs(2), mallory.next_frame()).await
     {
-        if matches!(
-            frame,
-            ServerFrame::Error {
-                code: ErrorCode::RateLimited,
-                ..
-            }
-        ) {
+        if is_error(&frame, ErrorCode::RateLimited) {
             refused += 1;
         }
     }

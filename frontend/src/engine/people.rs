@@ -86,11 +86,7 @@ impl People {
     }
 
     fn show_members(&self, engine: &Rc<Engine>) {
-        let Some((key, _)) = engine
-            .session
-            .current_room()
-            .and_then(|(room, _, _)| engine.session.room_key(room))
-        else {
+        let Some(key) = engine.session.current_key() else {
             return;
         };
         let own = engine.session.sender();
@@ -164,11 +160,7 @@ impl People {
     }
 
     fn expire_typing(&self, engine: &Rc<Engine>) {
-        let Some((key, _)) = engine
-            .session
-            .current_room()
-            .and_then(|(room, _, _)| engine.session.room_key(room))
-        else {
+        let Some(key) = engine.session.current_key() else {
             return;
         };
         let now = js_sys::Date::now();

@@ -172,6 +172,11 @@ impl Session {
         self.current_room().map(|(_, hex, older)| (hex, older))
     }
 
+    /// The current room's key.
+    pub(super) fn current_key(&self) -> Option<RoomKey> {
+        self.state.borrow().joined.as_ref().map(|j| j.key.clone())
+    }
+
     /// The key and hex id of `room`, when it is the current one.
     pub(super) fn room_key(&self, room: RoomId) -> Option<(RoomKey, String)> {
         let state = self.state.borrow();
