@@ -21,7 +21,18 @@ async function installedChat(context, server, name, room) {
   await chat.join(name, room);
   await chat.waitOnline();
   await chat.waitControlled();
+  await joinedOnServer(chat);
   return chat;
+}
+
+/**
+ * Waits until the server answered the page's join: its presence (relayed after the room's
+ * first page) names the person. A page stopped before that has no cursor in the room yet and
+ * starts over from the newest page, as it should; the tests here want the room followed.
+ */
+async function joinedOnServer(chat) {
+  await chat.page.waitForFunction(() =>
+    /\byou\b/.test(document.querySelector('[data-testid=presence]')?.textContent ?? ''));
 }
 
 /** Joins through an invite link and waits until the app works offline. */
@@ -29,6 +40,7 @@ async function acceptedChat(context, link, name) {
   const chat = await ChatPage.acceptInvite(context, link, name);
   await chat.waitOnline();
   await chat.waitControlled();
+  await joinedOnServer(chat);
   return chat;
 }
 
