@@ -117,6 +117,19 @@ pub enum ClientFrame {
         #[serde(with = "serde_bytes")]
         frame: Vec<u8>,
     },
+    /// Send this camp's receipt for a message heard over the radio (made with
+    /// [`crate::radio::RadioMessage::seal_receipt`]: only a holder of the room key can). Every
+    /// phone of the camp makes the same id, and the server sends each once. Not answered;
+    /// ignored without a radio.
+    SendReceipt {
+        /// The room of the message.
+        room: RoomId,
+        /// The receipt's id (its first 6 bytes are its radio id).
+        id: MessageId,
+        /// The receipt's radio payload, at most [`crate::radio::MAX_PAYLOAD_BYTES`].
+        #[serde(with = "serde_bytes")]
+        payload: Vec<u8>,
+    },
 }
 
 /// Longest label of a lent radio, in characters.
@@ -265,6 +278,15 @@ pub enum ServerFrame {
         /// The message.
         id: MessageId,
     },
+    /// This camp, for devices that may read (sent after unlocking): its name, which goes in
+    /// radio receipts, and the mesh network key, which a page driving its own radio (Web
+    /// Serial) needs to be heard by the camps.
+    Camp {
+        /// The camp's name.
+        name: String,
+        /// The mesh network key, when this server carries radio frames.
+        network_key: Option<[u8; crate::radio::network::NETWORK_KEY_BYTES]>,
+    },
 }
 
 /// What the server's radio is doing.
@@ -394,6 +416,11 @@ mod tests {
             ClientFrame::RadioFrame {
                 frame: vec![0xc0; crate::radio::MAX_FRAME_BYTES],
             },
+            ClientFrame::SendReceipt {
+                room: RoomId([4; 16]),
+                id: MessageId([5; 16]),
+                payload: vec![0xa5; crate::radio::MAX_PAYLOAD_BYTES],
+            },
         ];
         // Every variant is here: this match stops compiling when one is added.
         let covered: std::collections::HashSet<&str> = frames
@@ -412,6 +439,7 @@ mod tests {
                 ClientFrame::LendRadio { .. } => "lend radio",
                 ClientFrame::StopLending => "stop lending",
                 ClientFrame::RadioFrame { .. } => "radio frame",
+                ClientFrame::SendReceipt { .. } => "send receipt",
             })
             .collect();
         assert_eq!(covered.len(), frames.len(), "one of each variant");
@@ -487,6 +515,10 @@ mod tests {
                 room: RoomId([4; 16]),
                 id: MessageId([6; 16]),
             },
+            ServerFrame::Camp {
+                name: "North camp".into(),
+                network_key: Some([8; 16]),
+            },
         ];
         // Every variant is here: this match stops compiling when one is added.
         let covered: std::collections::HashSet<&str> = frames
@@ -506,6 +538,7 @@ mod tests {
                 ServerFrame::Lending { .. } => "lending",
                 ServerFrame::RadioFrame { .. } => "radio frame",
                 ServerFrame::Relayed { .. } => "relayed",
+                ServerFrame::Camp { .. } => "camp",
             })
             .collect();
         assert_eq!(covered.len(), frames.len(), "one of each variant");

@@ -39,11 +39,16 @@ const ROOM_REQUESTS: (u32, Duration) = (64, Duration::from_millis(125));
 /// LoRa radio hears).
 const LENT_FRAMES: (u32, Duration) = (200, Duration::from_millis(20));
 
+/// Radio receipts per connection: 100 at once (a page catching up on the radio), then 5 a
+/// second; past that they are dropped (a receipt is best effort).
+const RECEIPTS: (u32, Duration) = (100, Duration::from_millis(200));
+
 /// One connection's own allowances, for the frames that cost the server (and the room)
 /// work: each frame past them is refused with the time to wait.
 pub struct ConnectionLimits {
     room_requests: governor::DefaultDirectRateLimiter,
     lent_frames: governor::DefaultDirectRateLimiter,
+    receipts: governor::DefaultDirectRateLimiter,
 }
 
 impl Default for ConnectionLimits {
@@ -51,6 +56,7 @@ impl Default for ConnectionLimits {
         Self {
             room_requests: RateLimiter::direct(quota(ROOM_REQUESTS)),
             lent_frames: RateLimiter::direct(quota(LENT_FRAMES)),
+            receipts: RateLimiter::direct(quota(RECEIPTS)),
         }
     }
 }
@@ -71,9 +77,14 @@ impl ConnectionLimits {
     pub fn lent_frame(&self) -> Result<(), RetryAfter> {
         direct_check(&self.lent_frames)
     }
+
+    /// A radio receipt to send.
+    pub fn receipt(&self) -> Result<(), RetryAfter> {
+        direct_check(&self.receipts)
+    }
 }
 
-fn quota((burst, every): (u32, Duration)) -> Quota {
+pub(crate) fn quota((burst, every): (u32, Duration)) -> Quota {
     Quota::with_period(every)
         .expect("periods are non-zero")
         .allow_burst(NonZeroU32::new(burst).expect("bursts are non-zero"))

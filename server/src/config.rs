@@ -227,6 +227,31 @@ pub struct Config {
     )]
     pub radio_bitrate: u32,
 
+    /// The mesh network key, as its 12 words (or "open" for the open mesh everyone can join).
+    /// Every camp of one mesh needs the same key; frames without it are ignored. Default: the
+    /// key in the data folder, made when a radio is first configured (see --show-radio-key).
+    /// Shows in `ps`: prefer --radio-network-key-file or the environment variable.
+    #[arg(long, env = "FIELDMESH_RADIO_NETWORK_KEY", value_name = "WORDS")]
+    pub radio_network_key: Option<String>,
+
+    /// Read the mesh network key (12 words, or "open") from the first line of this file.
+    #[arg(
+        long,
+        env = "FIELDMESH_RADIO_NETWORK_KEY_FILE",
+        value_name = "FILE",
+        conflicts_with = "radio_network_key"
+    )]
+    pub radio_network_key_file: Option<PathBuf>,
+
+    /// Print the mesh network key as words and a QR code, for the other camps, and exit.
+    #[arg(long)]
+    pub show_radio_key: bool,
+
+    /// This camp's name, as other camps see it in "delivered to" receipts (at most 24 bytes
+    /// go over the radio). Default: this machine's host name.
+    #[arg(long, env = "FIELDMESH_CAMP_NAME", value_name = "NAME")]
+    pub camp_name: Option<String>,
+
     /// Let a browser with a USB radio (Web Serial) lend it to this server when the server has
     /// none. Needs --join-code: only a device that entered it may lend, since the lender
     /// carries every radio frame of the camp.
@@ -298,6 +323,27 @@ impl Config {
         };
         let code = code.trim();
         Ok((!code.is_empty()).then(|| code.to_string()))
+    }
+
+    /// Whether this server carries radio frames (its own radio, or a lent one).
+    pub fn uses_radio(&self) -> bool {
+        self.radio.is_some() || self.radio_lend
+    }
+
+    /// The camp's name: the flag, or the host name.
+    pub fn camp_name(&self) -> String {
+        let name = self
+            .camp_name
+            .clone()
+            .or_else(|| {
+                rustix::system::uname()
+                    .nodename()
+                    .to_str()
+                    .ok()
+                    .map(str::to_string)
+            })
+            .unwrap_or_default();
+        mesh::body::clean_display_name(&name).unwrap_or_else(|| "FieldMesh camp".into())
     }
 
     /// The local certificate authority's folder: the flag, or beside the data folder.

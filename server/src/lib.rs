@@ -104,12 +104,12 @@ impl AppState {
         };
         let access = access::Access::new(code);
         let hub = Hub::default();
-        let radio = radio::Radio::start(
-            config.radio(),
-            config.radio_lend,
-            store.clone(),
-            hub.clone(),
-        );
+        let options = radio::RadioOptions {
+            lend_allowed: config.radio_lend,
+            network: radio::network::load(config, data_dir)?,
+            camp: config.camp_name(),
+        };
+        let radio = radio::Radio::start(config.radio(), options, store.clone(), hub.clone());
         let state = Self {
             leptos_options,
             store,

@@ -18,6 +18,12 @@ async fn main() -> anyhow::Result<()> {
         .init();
 
     let data_dir = config.data_dir();
+    if config.show_radio_key {
+        let key = server::radio::network::load(&config, &data_dir)?
+            .expect("a key is made when asked to show one");
+        print!("{}", server::radio::network::show(&key));
+        return Ok(());
+    }
     let (state, shutdown) = AppState::new(&config, &data_dir).with_context(|| {
         format!(
             "cannot start with the data directory {}",

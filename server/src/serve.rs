@@ -183,7 +183,7 @@ fn url_host(url: &str) -> Option<&str> {
 }
 
 /// A QR code drawn with Unicode half blocks, light on dark so terminals show it scannable.
-fn terminal_qr(text: &str) -> Option<String> {
+pub(crate) fn terminal_qr(text: &str) -> Option<String> {
     let code = qrcode::QrCode::new(text.as_bytes()).ok()?;
     Some(
         code.render::<qrcode::render::unicode::Dense1x2>()

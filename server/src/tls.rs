@@ -454,7 +454,7 @@ fn pem_to_der(pem: &str) -> Result<Vec<u8>, ServerError> {
         .map_err(|e| tls_error(format!("certificate is not PEM: {e}")))
 }
 
-fn write_private(path: &Path, contents: &str) -> Result<(), ServerError> {
+pub(crate) fn write_private(path: &Path, contents: &str) -> Result<(), ServerError> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);

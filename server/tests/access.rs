@@ -353,3 +353,194 @@ async fn a_flood_of_joins_does_not_flood_the_room_with_presence() {
         "the room heard {presence} presence updates"
     );
 }
+
+/// The mesh network key the lending tests' server uses.
+fn mesh_key() -> mesh::radio::NetworkKey {
+    mesh::radio::NetworkKey::from_bytes([0x42; 16])
+}
+
+fn count(dir: &std::path::Path, sql: &str) -> i64 {
+    let db = rusqlite::Connection::open(dir.join("messages.sqlite3")).unwrap();
+    db.query_row(sql, [], |row| row.get(0)).unwrap()
+}
+
+/// Waits until `sql` counts `want` rows, or 5 s pass; returns the last count.
+async fn settle(dir: &std::path::Path, sql: &str, want: i64) -> i64 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let got = count(dir, sql);
+        if got == want || std::time::Instant::now() > deadline {
+            return got;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+const OUTBOX: &str = "SELECT COUNT(*) FROM radio_outbox";
+
+#[tokio::test]
+async fn a_lender_without_the_network_key_can_neither_confirm_nor_inject_anything() {
+    use mesh::radio::{FrameKey, Packet, RadioMessage};
+    let dir = tempfile::tempdir().unwrap();
+    let words = mesh_key().to_words();
+    let server = TestServer::start_with(
+        dir.path(),
+        &[
+            "--join-code",
+            CODE,
+            "--radio-lend",
+            "--radio-network-key",
+            &words,
+            "--radio-bitrate",
+            "20000",
+        ],
+    );
+    let room = support::emergency_room();
+    // Mallory entered the camp's code and lends a radio: she sees every outgoing frame.
+    let mut mallory = server.client().await;
+    unlock(&mut mallory, CODE, device(7)).await;
+    mallory
+        .send(&ClientFrame::LendRadio {
+            label: "Mallory".into(),
+        })
+        .await;
+    let mut ana = server.client().await;
+    unlock(&mut ana, CODE, device(8)).await;
+    ana.join(room).await;
+    let (envelope, radio) = support::radio_message(room, "Ana", "we need insulin");
+    ana.publish(&envelope).await;
+    ana.send(&radio).await;
+    assert_eq!(settle(dir.path(), OUTBOX, 1).await, 1);
+    let heard = loop {
+        if let ServerFrame::RadioFrame { frame } = mallory.recv_any().await {
+            break frame;
+        }
+    };
+    // Her acknowledgement of the heard frame, without the key: tagged under a key of hers.
+    let Ok(Packet::Data {
+        key,
+        count: fragments,
+        hop_limit,
+        ..
+    }) = Packet::decode(&heard[..heard.len() - mesh::radio::FRAME_TAG_BYTES])
+    else {
+        panic!("a data frame")
+    };
+    let ack = Packet::Ack {
+        key,
+        count: fragments,
+        hop_limit,
+    };
+    let now = server::now_ms();
+    let own_key = mesh::radio::NetworkKey::from_bytes([0x66; 16]);
+    for forged in [ack.seal(&own_key, now), ack.encode()] {
+        mallory
+            .send(&ClientFrame::RadioFrame { frame: forged })
+            .await;
+    }
+    // 3,000 junk frames with the Emergency room's tag (as many as her allowance lets through).
+    let tag = mesh::radio::MessageKey::room_tag(room);
+    for n in 0..3_000u32 {
+        let junk = Packet::Data {
+            hop_limit: 3,
+            key: FrameKey {
+                message: mesh::radio::MessageKey {
+                    room: tag,
+                    id: [n as u8, (n >> 8) as u8, 0, 0, 0, 1],
+                },
+                index: 0,
+            },
+            count: 1,
+            chunk: vec![n as u8; 60],
+        };
+        mallory
+            .send(&ClientFrame::RadioFrame {
+                frame: junk.seal(&own_key, now),
+            })
+            .await;
+    }
+    let quiet = frames_for(&mut ana, std::time::Duration::from_millis(1500)).await;
+    assert!(
+        !quiet
+            .iter()
+            .any(|f| matches!(f, ServerFrame::Relayed { .. })),
+        "no 'relayed by radio' from a forged acknowledgement"
+    );
+    assert!(
+        !quiet.iter().any(|f| matches!(
+            f,
+            ServerFrame::Message(stored) if stored.envelope.kind == mesh::Kind::Radio
+        )),
+        "no junk stored"
+    );
+    assert_eq!(
+        count(dir.path(), OUTBOX),
+        1,
+        "still waiting for a real camp"
+    );
+    assert_eq!(
+        count(dir.path(), "SELECT COUNT(*) FROM messages"),
+        1,
+        "only Ana's message is stored"
+    );
+
+    // The same frames made with the mesh's key are a real camp's: they count.
+    let real_ack = ack.seal(&mesh_key(), server::now_ms());
+    mallory
+        .send(&ClientFrame::RadioFrame { frame: real_ack })
+        .await;
+    let from_afar = RadioMessage::seal(
+        &mesh::crypto::RoomKey::emergency(),
+        mesh::MessageId([77; 16]),
+        1_764_000_000,
+        "Far camp",
+        "bridge is down",
+    );
+    for fragment in from_afar.fragments(3, 233).unwrap() {
+        mallory
+            .send(&ClientFrame::RadioFrame {
+                frame: fragment.seal(&mesh_key(), server::now_ms()),
+            })
+            .await;
+    }
+    let later = frames_for(&mut ana, std::time::Duration::from_millis(1500)).await;
+    assert!(later
+        .iter()
+        .any(|f| matches!(f, ServerFrame::Relayed { id, .. } if *id == envelope.id)));
+    assert!(later.iter().any(|f| matches!(
+        f,
+        ServerFrame::Message(stored) if stored.envelope.kind == mesh::Kind::Radio
+    )));
+    assert_eq!(settle(dir.path(), OUTBOX, 0).await, 0);
+}
+
+#[tokio::test]
+async fn the_camp_name_and_network_key_go_only_to_devices_that_entered_the_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let words = mesh_key().to_words();
+    let server = TestServer::start_with(
+        dir.path(),
+        &[
+            "--join-code",
+            CODE,
+            "--radio-lend",
+            "--radio-network-key",
+            &words,
+            "--camp-name",
+            "North\u{200b} camp",
+        ],
+    );
+    let mut client = server.client().await;
+    let locked = frames_for(&mut client, std::time::Duration::from_millis(300)).await;
+    assert!(!locked.iter().any(|f| matches!(f, ServerFrame::Camp { .. })));
+    unlock(&mut client, CODE, device(9)).await;
+    let unlocked = frames_for(&mut client, std::time::Duration::from_millis(300)).await;
+    assert!(
+        unlocked.iter().any(|f| matches!(
+            f,
+            ServerFrame::Camp { name, network_key: Some(key) }
+                if name == "North camp" && *key == mesh_key().to_bytes()
+        )),
+        "{unlocked:?}"
+    );
+}

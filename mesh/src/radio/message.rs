@@ -5,15 +5,21 @@ use chacha20poly1305::XNonce;
 
 use super::packet::{FrameKey, MessageKey, Packet};
 use super::{
-    RadioError, HEADER_BYTES, MAX_FRAGMENTS, MAX_FRAME_BYTES, MAX_HOP_LIMIT, MAX_RADIO_NAME_BYTES,
+    RadioError, FRAMING_BYTES, MAX_FRAGMENTS, MAX_FRAME_BYTES, MAX_HOP_LIMIT, MAX_RADIO_NAME_BYTES,
     MIN_FRAME_BYTES, RADIO_VERSION, TIME_BYTES,
 };
+use sha2::{Digest, Sha256};
+
 use crate::crypto::{RoomKey, NONCE_BYTES, TAG_BYTES};
 use crate::envelope::{Kind, MessageId, RoomId, SenderId, Signature};
 use crate::Envelope;
 
 const RADIO_KEY_INFO: &[u8] = b"fieldmesh/radio-key/v1";
 const NONCE_PREFIX: &[u8; 4] = b"FMr1";
+const RECEIPT_ID_DOMAIN: &[u8] = b"fieldmesh/radio-receipt-id/v1\0";
+const ENVELOPE_ID_DOMAIN: &[u8] = b"fieldmesh/radio-envelope-id/v2\0";
+/// Set in the first sealed byte (beside the name's length) of a receipt.
+const RECEIPT_FLAG: u8 = 0x80;
 
 /// A whole message as the radio carries it: who it is, and its payload (send time, then the
 /// sealed name and text).
@@ -34,6 +40,9 @@ pub struct RadioText {
     pub text: String,
     /// When it was sent, in Unix seconds by the sender's clock.
     pub sent_at_s: u32,
+    /// For a receipt: the radio id of the message it confirms (then `author` is the camp
+    /// that has it, and `text` is empty).
+    pub receipt_for: Option<[u8; 6]>,
 }
 
 fn nonce(key: &MessageKey, sent_at_s: u32) -> [u8; NONCE_BYTES] {
@@ -67,18 +76,56 @@ impl RadioMessage {
     /// Seals `author` and `text` for `key`'s room under the envelope id `id` (the same message
     /// the sender stores and publishes, so the radio copy is known by the same id).
     pub fn seal(key: &RoomKey, id: MessageId, sent_at_s: u32, author: &str, text: &str) -> Self {
-        let message = MessageKey::of(key.room_id(), id);
         let author = radio_name(author);
         let mut plaintext = Vec::with_capacity(1 + author.len() + text.len());
         plaintext.push(author.len() as u8);
         plaintext.extend_from_slice(author.as_bytes());
         plaintext.extend_from_slice(text.as_bytes());
+        Self::seal_plaintext(
+            key,
+            MessageKey::of(key.room_id(), id),
+            sent_at_s,
+            &plaintext,
+        )
+    }
+
+    /// A receipt from `camp` for the message `of` in `key`'s room: proof, from a holder of the
+    /// room key, that the message reached that camp. Every phone of one camp makes the same
+    /// radio id for it, so the camp's radio sends it once however many phones read the message.
+    pub fn seal_receipt(key: &RoomKey, of: MessageKey, sent_at_s: u32, camp: &str) -> Self {
+        let camp = radio_name(camp);
+        let digest = Sha256::new()
+            .chain_update(RECEIPT_ID_DOMAIN)
+            .chain_update(key.room_id().0)
+            .chain_update(of.id)
+            .chain_update(camp.as_bytes())
+            .finalize();
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&digest[..16]);
+        let mut plaintext = Vec::with_capacity(1 + camp.len() + of.id.len());
+        plaintext.push(RECEIPT_FLAG | camp.len() as u8);
+        plaintext.extend_from_slice(camp.as_bytes());
+        plaintext.extend_from_slice(&of.id);
+        Self::seal_plaintext(
+            key,
+            MessageKey::of(key.room_id(), MessageId(id)),
+            sent_at_s,
+            &plaintext,
+        )
+    }
+
+    fn seal_plaintext(
+        key: &RoomKey,
+        message: MessageKey,
+        sent_at_s: u32,
+        plaintext: &[u8],
+    ) -> Self {
         let sealed = key
             .derived_cipher(RADIO_KEY_INFO)
             .encrypt(
                 XNonce::from_slice(&nonce(&message, sent_at_s)),
                 Payload {
-                    msg: &plaintext,
+                    msg: plaintext,
                     aad: &associated(&message, sent_at_s),
                 },
             )
@@ -113,18 +160,31 @@ impl RadioMessage {
                 },
             )
             .map_err(|_| RadioError::Undecryptable)?;
-        let (&name_len, rest) = plaintext.split_first().ok_or(RadioError::Undecryptable)?;
-        let name_len = usize::from(name_len);
+        let (&first, rest) = plaintext.split_first().ok_or(RadioError::Undecryptable)?;
+        let name_len = usize::from(first & !RECEIPT_FLAG);
         if name_len > rest.len().min(MAX_RADIO_NAME_BYTES) {
             return Err(RadioError::Malformed("author name length"));
         }
         let (author, text) = rest.split_at(name_len);
+        let author = String::from_utf8(author.to_vec())
+            .map_err(|_| RadioError::Malformed("author name is not UTF-8"))?;
+        if first & RECEIPT_FLAG != 0 {
+            let of: [u8; 6] = text
+                .try_into()
+                .map_err(|_| RadioError::Malformed("receipt of another length"))?;
+            return Ok(RadioText {
+                author,
+                text: String::new(),
+                sent_at_s,
+                receipt_for: Some(of),
+            });
+        }
         Ok(RadioText {
-            author: String::from_utf8(author.to_vec())
-                .map_err(|_| RadioError::Malformed("author name is not UTF-8"))?,
+            author,
             text: String::from_utf8(text.to_vec())
                 .map_err(|_| RadioError::Malformed("text is not UTF-8"))?,
             sent_at_s,
+            receipt_for: None,
         })
     }
 
@@ -137,12 +197,12 @@ impl RadioMessage {
     pub fn frame_count(&self, frame_bytes: usize) -> usize {
         self.payload
             .len()
-            .div_ceil(frame_bytes.clamp(MIN_FRAME_BYTES, MAX_FRAME_BYTES) - HEADER_BYTES)
+            .div_ceil(frame_bytes.clamp(MIN_FRAME_BYTES, MAX_FRAME_BYTES) - FRAMING_BYTES)
     }
 
     /// Splits the message into data frames of at most `frame_bytes` bytes.
     pub fn fragments(&self, hop_limit: u8, frame_bytes: usize) -> Result<Vec<Packet>, RadioError> {
-        let chunk_bytes = frame_bytes.clamp(MIN_FRAME_BYTES, MAX_FRAME_BYTES) - HEADER_BYTES;
+        let chunk_bytes = frame_bytes.clamp(MIN_FRAME_BYTES, MAX_FRAME_BYTES) - FRAMING_BYTES;
         let max = MAX_FRAGMENTS * chunk_bytes;
         if self.payload.is_empty() || self.payload.len() > max {
             return Err(RadioError::MessageTooLong {
@@ -167,11 +227,27 @@ impl RadioMessage {
             .collect())
     }
 
+    /// The envelope id a receiving server stores this message under: the radio id, the room
+    /// tag and a hash of the payload. The same message is stored once however often it is
+    /// heard, and a frame that squats a heard id with other bytes is another message, so it
+    /// cannot hide the real one.
+    pub fn envelope_id(&self) -> MessageId {
+        let digest = Sha256::new()
+            .chain_update(ENVELOPE_ID_DOMAIN)
+            .chain_update(&self.payload)
+            .finalize();
+        let mut id = [0u8; 16];
+        id[..6].copy_from_slice(&self.key.id);
+        id[6..10].copy_from_slice(&self.key.room);
+        id[10..].copy_from_slice(&digest[..6]);
+        MessageId(id)
+    }
+
     /// The envelope a server stores and hands to its clients for a message that came from
     /// the radio: kind [`Kind::Radio`], the radio payload as body, no signature.
     pub fn to_envelope(&self, room: RoomId) -> Envelope {
         Envelope {
-            id: self.key.envelope_id(),
+            id: self.envelope_id(),
             room,
             sender: SenderId([0; 32]),
             created_at_ms: u64::from(self.sent_at_s().unwrap_or(0)) * 1000,
@@ -187,11 +263,11 @@ impl RadioMessage {
         if envelope.kind != Kind::Radio {
             return None;
         }
-        let key = MessageKey::of(envelope.room, envelope.id);
-        (key.envelope_id() == envelope.id).then(|| Self {
-            key,
+        let message = Self {
+            key: MessageKey::of(envelope.room, envelope.id),
             payload: envelope.body.clone(),
-        })
+        };
+        (message.envelope_id() == envelope.id).then_some(message)
     }
 }
 
@@ -199,21 +275,23 @@ impl RadioMessage {
 mod tests {
     use super::*;
     use crate::radio::test_support::{key, text};
-    use crate::radio::{DEFAULT_FRAME_BYTES, DEFAULT_HOP_LIMIT, MESSAGE_OVERHEAD_BYTES};
+    use crate::radio::{
+        NetworkKey, DEFAULT_FRAME_BYTES, DEFAULT_HOP_LIMIT, MESSAGE_OVERHEAD_BYTES,
+    };
 
     #[test]
-    fn a_200_character_message_fits_one_frame_with_32_bytes_of_overhead() {
+    fn a_190_character_message_fits_one_frame_with_40_bytes_of_overhead() {
         let message =
-            RadioMessage::seal(&key(), MessageId([1; 16]), 1_800_000_000, "Ana", &text(197));
+            RadioMessage::seal(&key(), MessageId([1; 16]), 1_800_000_000, "Ana", &text(189));
         let frames = message
             .fragments(DEFAULT_HOP_LIMIT, DEFAULT_FRAME_BYTES)
             .unwrap();
         assert_eq!(frames.len(), 1);
-        let bytes = frames[0].encode();
-        assert_eq!(MESSAGE_OVERHEAD_BYTES, 32);
-        assert_eq!(bytes.len(), MESSAGE_OVERHEAD_BYTES + 1 + 3 + 197);
+        let bytes = frames[0].seal(&NetworkKey::open_mesh(), 0);
+        assert_eq!(MESSAGE_OVERHEAD_BYTES, 40);
+        assert_eq!(bytes.len(), MESSAGE_OVERHEAD_BYTES + 1 + 3 + 189);
         assert!(bytes.len() <= DEFAULT_FRAME_BYTES);
-        let no_name = RadioMessage::seal(&key(), MessageId([1; 16]), 1, "", &text(200));
+        let no_name = RadioMessage::seal(&key(), MessageId([1; 16]), 1, "", &text(192));
         assert_eq!(no_name.frame_count(DEFAULT_FRAME_BYTES), 1);
     }
 
@@ -244,6 +322,47 @@ mod tests {
         let message = RadioMessage::seal(&key(), MessageId([3; 16]), 1, &name, "hi");
         let opened = message.open(&key()).unwrap();
         assert_eq!(opened.author, "é".repeat(12));
+    }
+
+    #[test]
+    fn receipts_name_the_camp_and_the_message_and_need_the_room_key() {
+        let message = RadioMessage::seal(&key(), MessageId([4; 16]), 10, "Ana", "water at 5");
+        let receipt = RadioMessage::seal_receipt(&key(), message.key, 20, "North camp");
+        let opened = receipt.open(&key()).unwrap();
+        assert_eq!(opened.author, "North camp");
+        assert_eq!(opened.receipt_for, Some(message.key.id));
+        assert_eq!(opened.text, "");
+        assert_eq!(message.open(&key()).unwrap().receipt_for, None);
+        // Every phone of the camp makes the same radio id, so the camp sends one receipt.
+        let again = RadioMessage::seal_receipt(&key(), message.key, 99, "North camp");
+        assert_eq!(again.key, receipt.key);
+        assert_ne!(
+            RadioMessage::seal_receipt(&key(), message.key, 20, "South camp").key,
+            receipt.key
+        );
+        // Only the room key makes or opens one.
+        let other = RoomKey::from_bytes([8; 32]);
+        assert!(receipt.open(&other).is_err());
+        assert_ne!(
+            RadioMessage::seal_receipt(&other, message.key, 20, "North camp").key,
+            receipt.key
+        );
+    }
+
+    #[test]
+    fn a_squatted_radio_id_is_another_envelope() {
+        let room_key = key();
+        let real = RadioMessage::seal(&room_key, MessageId([5; 16]), 1, "A", "real");
+        let squat = RadioMessage {
+            key: real.key,
+            payload: vec![0; 40],
+        };
+        assert_ne!(real.envelope_id(), squat.envelope_id());
+        assert_eq!(real.envelope_id().0[..6], real.key.id);
+        // An envelope whose id does not match its body is not taken as a radio message.
+        let mut envelope = real.to_envelope(room_key.room_id());
+        envelope.body = squat.payload.clone();
+        assert_eq!(RadioMessage::from_envelope(&envelope), None);
     }
 
     #[test]

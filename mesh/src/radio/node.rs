@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use super::network::NetworkKey;
 use super::packet::{FrameKey, MessageKey, Packet};
 use super::reassembly::Reassembler;
 use super::{
@@ -19,6 +20,9 @@ pub struct NodeConfig {
     pub bitrate_bps: u32,
     /// Retries of an unconfirmed frame.
     pub max_retries: u8,
+    /// The mesh's network key: frames without its tag are refused, and every frame sent
+    /// carries it.
+    pub network: NetworkKey,
 }
 
 impl Default for NodeConfig {
@@ -29,6 +33,7 @@ impl Default for NodeConfig {
             // LoRa SF7, 125 kHz, coding rate 4/5.
             bitrate_bps: DEFAULT_BITRATE_BPS,
             max_retries: 8,
+            network: NetworkKey::open_mesh(),
         }
     }
 }
@@ -109,6 +114,9 @@ pub struct Node {
     rng: u64,
     /// Frames remembered so far, for [`Seen::order`].
     arrivals: u64,
+    unauthenticated: u64,
+    skewed: u64,
+    last_skew_minutes: i64,
 }
 
 /// Counters, for the UI and the figures.
@@ -118,6 +126,12 @@ pub struct NodeStats {
     pub remembered: usize,
     /// Messages being reassembled.
     pub partial: usize,
+    /// Frames refused because their network tag was wrong (another mesh, or forged).
+    pub unauthenticated: u64,
+    /// Frames refused because they were tagged for another time.
+    pub skewed: u64,
+    /// How far off the last such frame's clock was, in minutes (negative: behind ours).
+    pub last_skew_minutes: i64,
 }
 
 impl Node {
@@ -131,6 +145,9 @@ impl Node {
             origin: HashMap::new(),
             rng: seed | 1,
             arrivals: 0,
+            unauthenticated: 0,
+            skewed: 0,
+            last_skew_minutes: 0,
         }
     }
 
@@ -144,6 +161,9 @@ impl Node {
         NodeStats {
             remembered: self.seen.len(),
             partial: self.reassembler.pending(),
+            unauthenticated: self.unauthenticated,
+            skewed: self.skewed,
+            last_skew_minutes: self.last_skew_minutes,
         }
     }
 
@@ -224,9 +244,25 @@ impl Node {
             .retain(|frame, seen| !(frame.message == key && seen.origin));
     }
 
-    /// Handles a frame heard on the radio.
+    /// Handles a frame heard on the radio. A frame without this mesh's tag for the current
+    /// time is refused before anything else: it changes no state (no dedupe entry, no
+    /// reassembly slot, no confirmation, no relay).
     pub fn receive(&mut self, now_ms: u64, bytes: &[u8]) -> Result<Vec<Action>, RadioError> {
-        let packet = Packet::decode(bytes)?;
+        let packet = match Packet::open(&self.config.network, now_ms, bytes) {
+            Ok(packet) => packet,
+            Err(error) => {
+                match error {
+                    RadioError::ClockSkew { minutes } => {
+                        self.skewed += 1;
+                        self.last_skew_minutes = minutes;
+                    }
+                    RadioError::Unauthenticated => self.unauthenticated += 1,
+                    _ => {}
+                }
+                return Err(error);
+            }
+        };
+        let network = self.config.network.clone();
         let mut actions = Vec::new();
         let key = packet.key();
         match packet {
@@ -244,81 +280,85 @@ impl Node {
                 }
             }
             Packet::Data {
-                hop_limit,
+                hop_limit: heard,
                 count,
                 chunk,
                 ..
-            } => match self.seen.get_mut(&key) {
-                Some(seen) => {
-                    let origin = seen.origin;
-                    let heard_hop = seen.heard_hop;
-                    match &seen.state {
-                        // A neighbour relayed it first: ours would add nothing here.
-                        FrameState::Scheduled { .. } if !origin && hop_limit < heard_hop => {
-                            seen.state = FrameState::Done;
+            } => {
+                // A frame may travel no further than this mesh allows, whatever it says.
+                let hop_limit = heard.min(self.config.hop_limit);
+                match self.seen.get_mut(&key) {
+                    Some(seen) => {
+                        let origin = seen.origin;
+                        let heard_hop = seen.heard_hop;
+                        match &seen.state {
+                            // A neighbour relayed it first: ours would add nothing here.
+                            FrameState::Scheduled { .. } if !origin && hop_limit < heard_hop => {
+                                seen.state = FrameState::Done;
+                            }
+                            // Our transmission was relayed onward: confirmed.
+                            FrameState::Sent {
+                                packet:
+                                    Packet::Data {
+                                        hop_limit: sent, ..
+                                    },
+                                ..
+                            } if hop_limit < *sent => {
+                                seen.state = FrameState::Done;
+                                self.confirmed(key, origin, &mut actions);
+                            }
+                            // The sender upstream retries: it did not hear us; tell it we have it.
+                            FrameState::Sent { .. } | FrameState::Done
+                                if !origin && hop_limit >= heard_hop =>
+                            {
+                                let ack = Packet::Ack {
+                                    key,
+                                    count,
+                                    hop_limit: heard,
+                                };
+                                actions.push(Action::Transmit(ack.seal(&network, now_ms)));
+                            }
+                            _ => {}
                         }
-                        // Our transmission was relayed onward: confirmed.
-                        FrameState::Sent {
-                            packet:
-                                Packet::Data {
-                                    hop_limit: sent, ..
+                    }
+                    None => {
+                        let state = if hop_limit > 0 {
+                            let delay = self.random_below(self.config.contention_window_ms());
+                            FrameState::Scheduled {
+                                at_ms: now_ms + delay,
+                                packet: Packet::Data {
+                                    hop_limit: hop_limit - 1,
+                                    key,
+                                    count,
+                                    chunk: chunk.clone(),
                                 },
-                            ..
-                        } if hop_limit < *sent => {
-                            seen.state = FrameState::Done;
-                            self.confirmed(key, origin, &mut actions);
-                        }
-                        // The sender upstream retries: it did not hear us; tell it we have it.
-                        FrameState::Sent { .. } | FrameState::Done
-                            if !origin && hop_limit >= heard_hop =>
-                        {
+                            }
+                        } else {
                             let ack = Packet::Ack {
                                 key,
                                 count,
-                                hop_limit,
+                                hop_limit: heard,
                             };
-                            actions.push(Action::Transmit(ack.encode()));
-                        }
-                        _ => {}
-                    }
-                }
-                None => {
-                    let state = if hop_limit > 0 {
-                        let delay = self.random_below(self.config.contention_window_ms());
-                        FrameState::Scheduled {
-                            at_ms: now_ms + delay,
-                            packet: Packet::Data {
-                                hop_limit: hop_limit - 1,
-                                key,
-                                count,
-                                chunk: chunk.clone(),
-                            },
-                        }
-                    } else {
-                        let ack = Packet::Ack {
-                            key,
-                            count,
-                            hop_limit: 0,
+                            actions.push(Action::Transmit(ack.seal(&network, now_ms)));
+                            FrameState::Done
                         };
-                        actions.push(Action::Transmit(ack.encode()));
-                        FrameState::Done
-                    };
-                    self.remember(
-                        now_ms,
-                        key,
-                        Seen {
-                            at_ms: now_ms,
-                            heard_hop: hop_limit,
-                            order: 0,
-                            state,
-                            origin: false,
-                        },
-                    );
-                    if let Some(message) = self.reassembler.push(now_ms, key, count, &chunk) {
-                        actions.push(Action::Deliver(message));
+                        self.remember(
+                            now_ms,
+                            key,
+                            Seen {
+                                at_ms: now_ms,
+                                heard_hop: hop_limit,
+                                order: 0,
+                                state,
+                                origin: false,
+                            },
+                        );
+                        if let Some(message) = self.reassembler.push(now_ms, key, count, &chunk) {
+                            actions.push(Action::Deliver(message));
+                        }
                     }
                 }
-            },
+            }
         }
         Ok(actions)
     }
@@ -361,7 +401,7 @@ impl Node {
             let jitter = jitter[n % jitter.len()];
             match std::mem::replace(&mut seen.state, FrameState::Done) {
                 FrameState::Scheduled { packet, .. } => {
-                    actions.push(Action::Transmit(packet.encode()));
+                    actions.push(Action::Transmit(packet.seal(&config.network, now_ms)));
                     // A last-hop rebroadcast is relayed by nobody: nothing can confirm it.
                     if !seen.origin && matches!(packet, Packet::Data { hop_limit: 0, .. }) {
                         continue;
@@ -373,7 +413,7 @@ impl Node {
                     };
                 }
                 FrameState::Sent { tries, packet, .. } if tries < config.max_retries => {
-                    actions.push(Action::Transmit(packet.encode()));
+                    actions.push(Action::Transmit(packet.seal(&config.network, now_ms)));
                     seen.state = FrameState::Sent {
                         retry_at_ms: now_ms + config.confirm_timeout_ms(tries + 1) + jitter,
                         tries: tries + 1,

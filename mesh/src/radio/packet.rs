@@ -1,12 +1,13 @@
 //! A radio frame on the air: its 12-byte header and what follows (see the module above).
 
-use super::{RadioError, HEADER_BYTES, MAX_FRAME_BYTES, MAX_HOP_LIMIT, RADIO_VERSION};
+use super::network::NetworkKey;
+use super::{
+    RadioError, FRAME_TAG_BYTES, HEADER_BYTES, MAX_FRAME_BYTES, MAX_HOP_LIMIT, RADIO_VERSION,
+};
 use crate::envelope::{MessageId, RoomId};
 
 const TYPE_DATA: u8 = 0;
 const TYPE_ACK: u8 = 1;
-/// Marks envelope ids made from a radio message id (bytes 10..16 of the id).
-const RADIO_ID_MARK: &[u8; 6] = b"radio\x01";
 
 /// Identifies one message on the radio: its room tag and its 6-byte id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -38,16 +39,6 @@ impl MessageKey {
         let mut tag = [0u8; 4];
         tag.copy_from_slice(&room.0[..4]);
         tag
-    }
-
-    /// The envelope id a receiving server stores this message under. Fixed per message, so
-    /// every server and every retry stores it once.
-    pub fn envelope_id(&self) -> MessageId {
-        let mut id = [0u8; 16];
-        id[..6].copy_from_slice(&self.id);
-        id[6..10].copy_from_slice(&self.room);
-        id[10..].copy_from_slice(RADIO_ID_MARK);
-        MessageId(id)
     }
 }
 
@@ -96,7 +87,24 @@ impl Packet {
         }
     }
 
-    /// The bytes on the air.
+    /// The bytes on the air: the frame and its tag under `network` for the time `now_ms`
+    /// (wall-clock milliseconds).
+    pub fn seal(&self, network: &NetworkKey, now_ms: u64) -> Vec<u8> {
+        network.seal(now_ms, self.encode())
+    }
+
+    /// Reads a frame heard on the air: its network tag first, then every field.
+    pub fn open(network: &NetworkKey, now_ms: u64, bytes: &[u8]) -> Result<Self, RadioError> {
+        if bytes.len() > MAX_FRAME_BYTES {
+            return Err(RadioError::TooLarge {
+                len: bytes.len(),
+                max: MAX_FRAME_BYTES,
+            });
+        }
+        Self::decode(network.open(now_ms, bytes)?)
+    }
+
+    /// The frame without its network tag.
     pub fn encode(&self) -> Vec<u8> {
         let (kind, hop_limit, key, count, chunk) = match self {
             Packet::Data {
@@ -120,12 +128,12 @@ impl Packet {
         out
     }
 
-    /// Reads a frame, checking every field; never panics.
+    /// Reads a frame without its network tag, checking every field; never panics.
     pub fn decode(bytes: &[u8]) -> Result<Self, RadioError> {
-        if bytes.len() > MAX_FRAME_BYTES {
+        if bytes.len() > MAX_FRAME_BYTES - FRAME_TAG_BYTES {
             return Err(RadioError::TooLarge {
                 len: bytes.len(),
-                max: MAX_FRAME_BYTES,
+                max: MAX_FRAME_BYTES - FRAME_TAG_BYTES,
             });
         }
         if bytes.len() < HEADER_BYTES {
@@ -192,8 +200,8 @@ mod tests {
             Err(RadioError::TooLarge { .. })
         ));
         let mut bad = bytes.clone();
-        bad[0] = 0x80 | (bad[0] & 0x3f);
-        assert_eq!(Packet::decode(&bad), Err(RadioError::UnknownVersion(2)));
+        bad[0] = 0x40 | (bad[0] & 0x3f);
+        assert_eq!(Packet::decode(&bad), Err(RadioError::UnknownVersion(1)));
         let mut bad = bytes.clone();
         bad[11] = 0x20; // index 2 of 1
         assert!(matches!(

@@ -108,7 +108,7 @@ mod tests {
         let long = text(1500);
         let message = RadioMessage::seal(&key(), MessageId([4; 16]), 9, "Bo", &long);
         let mut frames = message.fragments(3, DEFAULT_FRAME_BYTES).unwrap();
-        assert_eq!(frames.len(), 7);
+        assert_eq!(frames.len(), 8);
         frames.reverse();
         let mut reassembler = Reassembler::new(4, 1000);
         let mut out = None;

@@ -14,6 +14,7 @@
 pub mod channel;
 mod lend;
 pub mod link;
+pub mod network;
 
 pub use lend::{lease, Lease, Lending};
 
@@ -22,10 +23,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use governor::RateLimiter;
 use mesh::crypto::RoomKey;
 use mesh::radio::link::{FrameSink, LinkEvent, LinkEvents};
 use mesh::radio::{
-    Driver, DriverConfig, Event, MessageKey, NodeConfig, OwnMessage, RadioMessage,
+    Driver, DriverConfig, Event, MessageKey, NetworkKey, NodeConfig, OwnMessage, RadioMessage,
     MAX_PAYLOAD_BYTES,
 };
 use mesh::serial::{Protocol, RnodeSettings};
@@ -61,6 +63,23 @@ pub struct RadioConfig {
     pub bitrate_bps: u32,
 }
 
+/// What the bridge needs beside a serial radio's settings.
+#[derive(Clone, Debug, Default)]
+pub struct RadioOptions {
+    /// The operator lets browsers lend their radio (`--radio-lend`).
+    pub lend_allowed: bool,
+    /// The mesh network key (see [`network`]); `None` when this server carries no radio
+    /// frames.
+    pub network: Option<NetworkKey>,
+    /// This camp's name, for receipts.
+    pub camp: String,
+}
+
+/// Radio messages stored per room (by radio tag): 300 at once (a camp's backlog after an
+/// outage), then one a second. Far more than a LoRa channel carries to one room; it bounds
+/// what a holder of the network key can pour into a room's history.
+const HEARD_PER_ROOM: (u32, Duration) = (300, Duration::from_secs(1));
+
 enum Command {
     Send {
         room: RoomId,
@@ -68,6 +87,11 @@ enum Command {
         message: RadioMessage,
     },
     Known(RoomId),
+    /// A phone's receipt for a message heard: sent once, not kept across restarts.
+    Receipt {
+        room: RoomId,
+        message: RadioMessage,
+    },
     /// A browser lends its radio: this is the link now.
     Attach(channel::ChannelLink),
 }
@@ -86,6 +110,8 @@ pub struct Radio {
     serial: bool,
     /// Largest frame the radio sends (messages must fit in 16 of them).
     frame_bytes: usize,
+    /// The camp's name and mesh network key, for devices that may read.
+    camp: mesh::ServerFrame,
 }
 
 pub(crate) fn no_radio() -> RadioStatus {
@@ -108,7 +134,13 @@ pub enum SendError {
 
 impl Radio {
     /// Starts the bridge, and the serial link when a radio is configured.
-    pub fn start(config: Option<RadioConfig>, lend_allowed: bool, store: Store, hub: Hub) -> Self {
+    pub fn start(
+        config: Option<RadioConfig>,
+        options: RadioOptions,
+        store: Store,
+        hub: Hub,
+    ) -> Self {
+        let network = options.network.clone().unwrap_or_default();
         let initial = match &config {
             Some(config) => RadioStatus {
                 state: RadioState::Connecting,
@@ -118,7 +150,10 @@ impl Radio {
         };
         let (status_tx, status) = watch::channel(initial);
         let (commands, commands_rx) = mpsc::channel(256);
-        let mut node_config = NodeConfig::default();
+        let mut node_config = NodeConfig {
+            network,
+            ..NodeConfig::default()
+        };
         let mut link = None;
         if let Some(config) = &config {
             let framing = config.protocol.framing(config.rnode);
@@ -126,7 +161,7 @@ impl Radio {
                 frame_bytes: config.frame_bytes.min(framing.max_frame()),
                 hop_limit: config.hop_limit.min(mesh::radio::MAX_HOP_LIMIT),
                 bitrate_bps: config.bitrate_bps,
-                ..NodeConfig::default()
+                ..node_config
             };
             link = Some(link::open(
                 link::LinkConfig {
@@ -152,16 +187,27 @@ impl Radio {
             status: status_tx,
             rooms: HashMap::new(),
             unrouted: VecDeque::new(),
+            heard_per_room: RateLimiter::keyed(crate::access::quota(HEARD_PER_ROOM)),
+            link_detail: String::new(),
         };
         tokio::spawn(bridge.run(commands_rx));
         Self {
             commands,
             status,
             lender: Arc::new(Mutex::new(None)),
-            lend_allowed,
+            lend_allowed: options.lend_allowed,
             serial: config.is_some(),
             frame_bytes,
+            camp: mesh::ServerFrame::Camp {
+                name: options.camp,
+                network_key: options.network.map(|key| key.to_bytes()),
+            },
         }
+    }
+
+    /// The camp's name and mesh network key, for a device that may read.
+    pub fn camp(&self) -> mesh::ServerFrame {
+        self.camp.clone()
     }
 
     /// The radio's state, to watch for changes.
@@ -184,6 +230,26 @@ impl Radio {
             .map_err(|_| SendError::Busy)
     }
 
+    /// Sends a phone's receipt for a message heard over the radio (see
+    /// [`RadioMessage::seal_receipt`]). Best effort: dropped when the bridge is busy.
+    pub fn send_receipt(
+        &self,
+        room: RoomId,
+        id: MessageId,
+        payload: Vec<u8>,
+    ) -> Result<(), SendError> {
+        let message = RadioMessage {
+            key: MessageKey::of(room, id),
+            payload,
+        };
+        if message.payload.len() > MAX_PAYLOAD_BYTES || !message.fits(self.frame_bytes) {
+            return Err(SendError::TooLarge(message.payload.len()));
+        }
+        self.commands
+            .try_send(Command::Receipt { room, message })
+            .map_err(|_| SendError::Busy)
+    }
+
     /// Tells the bridge a room exists here (a phone joined it), so radio messages for it can
     /// be stored.
     pub fn known_room(&self, room: RoomId) {
@@ -203,6 +269,10 @@ struct Bridge {
     /// Rooms by their 4-byte radio tag.
     rooms: HashMap<[u8; 4], Vec<RoomId>>,
     unrouted: VecDeque<(Instant, RadioMessage)>,
+    /// How many radio messages each room (by tag) may still store now.
+    heard_per_room: governor::DefaultKeyedRateLimiter<[u8; 4]>,
+    /// What the link said when it came up, for the status line.
+    link_detail: String,
 }
 
 /// The next event of the link; never, when there is none.
@@ -271,6 +341,15 @@ impl Bridge {
                             self.keep(own).await;
                         }
                     }
+                    Some(Command::Receipt { room, message }) => {
+                        let own = OwnMessage {
+                            room,
+                            id: message.envelope_id(),
+                            message,
+                            queued_at_ms: crate::now_ms(),
+                        };
+                        self.queue(own).await;
+                    }
                     Some(Command::Known(room)) => {
                         if self.learn(room) {
                             self.route_unrouted(room).await;
@@ -296,6 +375,7 @@ impl Bridge {
     async fn on_link(&mut self, event: Option<LinkEvent>) {
         match event {
             Some(LinkEvent::Up(detail)) => {
+                self.link_detail = detail.clone();
                 self.status.send_replace(RadioStatus {
                     state: RadioState::Ready,
                     detail,
@@ -305,6 +385,7 @@ impl Bridge {
             }
             Some(LinkEvent::Frame(frame)) => match self.driver.receive(crate::now_ms(), &frame) {
                 Ok(events) => self.act(events).await,
+                Err(mesh::radio::RadioError::ClockSkew { minutes }) => self.clock_skew(minutes),
                 Err(error) => tracing::debug!(%error, "radio frame dropped"),
             },
             Some(LinkEvent::Noise(count)) => tracing::debug!(count, "radio noise skipped"),
@@ -328,6 +409,29 @@ impl Bridge {
                 self.status.send_replace(no_radio());
             }
         }
+    }
+
+    /// A camp of this mesh is heard with a clock far from ours: say so on the radio line,
+    /// since until one of the clocks is set right the two camps do not hear each other.
+    fn clock_skew(&mut self, minutes: i64) {
+        let detail = format!(
+            "{}; a camp's radio is heard with a clock {} minutes {} this one: until the \
+             clocks agree (within 10 minutes) its messages are refused",
+            self.link_detail,
+            minutes.unsigned_abs(),
+            if minutes < 0 { "behind" } else { "ahead of" }
+        );
+        tracing::warn!(
+            minutes,
+            "radio frames from a clock far from ours are refused"
+        );
+        self.status.send_if_modified(|status| {
+            let changed = status.state == RadioState::Ready && status.detail != detail;
+            if changed {
+                status.detail = detail;
+            }
+            changed
+        });
     }
 
     /// Hands a message of this server to the driver; `false` when it carries it already (a
@@ -428,6 +532,10 @@ impl Bridge {
     }
 
     async fn store_message(&self, room: RoomId, message: &RadioMessage) {
+        if self.heard_per_room.check_key(&message.key.room).is_err() {
+            tracing::warn!("a room gets more radio messages than a radio carries; dropped one");
+            return;
+        }
         let envelope = message.to_envelope(room);
         let hub = self.hub.clone();
         let received_at_ms = crate::now_ms();

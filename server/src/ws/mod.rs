@@ -130,6 +130,7 @@ async fn serve_connection(socket: WebSocket, state: AppState, address: IpAddr) {
     if session.unlocked {
         let status = radio.borrow_and_update().clone();
         session.send(ServerFrame::Radio(status)).await;
+        session.send(session.state.radio.camp()).await;
     }
     tracing::debug!(connection = session.id, "client connected");
 
@@ -148,6 +149,7 @@ async fn serve_connection(socket: WebSocket, state: AppState, address: IpAddr) {
                     if session.unlocked && !was_unlocked {
                         let status = radio.borrow_and_update().clone();
                         session.send(ServerFrame::Radio(status)).await;
+                        session.send(session.state.radio.camp()).await;
                     }
                 }
                 None => break,
@@ -367,6 +369,15 @@ impl Session {
             ClientFrame::RadioFrame { frame } => {
                 if let Err(detail) = self.lending.heard(frame) {
                     self.refuse(ErrorCode::LimitReached, detail, None).await;
+                }
+            }
+            ClientFrame::SendReceipt { room, id, payload } => {
+                // Best effort and unanswered: only for a room this connection follows, within
+                // its allowance.
+                if self.rooms.contains_key(&room) && self.limits.receipt().is_ok() {
+                    if let Err(error) = self.state.radio.send_receipt(room, id, payload) {
+                        tracing::debug!(%error, "a radio receipt was not sent");
+                    }
                 }
             }
         }

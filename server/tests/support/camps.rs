@@ -79,6 +79,8 @@ impl Camps {
                 self.protocol.name(),
                 "--radio-bitrate",
                 &bitrate,
+                "--radio-network-key",
+                &mesh::radio::NetworkKey::from_bytes(*b"camps share this").to_words(),
             ],
         );
         self.servers.insert(name.to_string(), server);

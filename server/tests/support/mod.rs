@@ -169,6 +169,7 @@ impl Client {
                 ServerFrame::Presence { .. }
                 | ServerFrame::Typing { .. }
                 | ServerFrame::Radio(_)
+                | ServerFrame::Camp { .. }
                 | ServerFrame::Relayed { .. } => continue,
                 frame => return frame,
             }

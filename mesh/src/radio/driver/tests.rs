@@ -1,7 +1,7 @@
 //! The driver alone and in pairs: pacing, resends with growing pauses, give-ups, bounds.
 
 use super::*;
-use crate::radio::test_support::key;
+use crate::radio::test_support::{key, unsealed};
 use crate::radio::Packet;
 
 fn own(n: u8, at: u64) -> OwnMessage {
@@ -19,7 +19,7 @@ fn frames(events: &[Event]) -> Vec<Packet> {
     events
         .iter()
         .filter_map(|e| match e {
-            Event::Transmit(bytes) => Some(Packet::decode(bytes).unwrap()),
+            Event::Transmit(bytes) => Some(unsealed(bytes).unwrap()),
             _ => None,
         })
         .collect()

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use super::*;
 use crate::envelope::MessageId;
-use crate::radio::test_support::key;
+use crate::radio::test_support::{key, unsealed};
 
 /// Nodes in a line, each hearing only its neighbours, with a perfect channel.
 fn run_chain(nodes: &mut [Node], start: RadioMessage, steps: u64) -> Vec<Vec<Action>> {
@@ -57,7 +57,9 @@ fn a_message_floods_a_chain_once_and_the_origin_hears_it_confirmed() {
     let data = log
         .iter()
         .flatten()
-        .filter(|a| matches!(a, Action::Transmit(b) if matches!(Packet::decode(b), Ok(Packet::Data { .. }))))
+        .filter(
+            |a| matches!(a, Action::Transmit(b) if matches!(unsealed(b), Ok(Packet::Data { .. }))),
+        )
         .count();
     assert_eq!(data, 4);
     assert!(nodes.iter().all(|n| n.next_wakeup().is_none()));
@@ -77,7 +79,7 @@ fn messages_sent_together_leave_in_the_order_they_were_written() {
         .poll(0)
         .into_iter()
         .filter_map(|a| match a {
-            Action::Transmit(bytes) => Some(Packet::decode(&bytes).unwrap().key().message),
+            Action::Transmit(bytes) => Some(unsealed(&bytes).unwrap().key().message),
             _ => None,
         })
         .collect();
@@ -145,18 +147,22 @@ fn an_ack_confirms_only_the_copy_it_answers_and_a_known_frame_is_acknowledged() 
         panic!("B acknowledges")
     };
     assert!(matches!(
-        Packet::decode(ack),
+        unsealed(ack),
         Ok(Packet::Ack { hop_limit: 0, .. })
     ));
     assert!(matches!(&replies[1], Action::Deliver(_)));
     // B hears the same frame again (A did not hear the ack): it acks, no delivery.
     assert_eq!(b.receive(2, &hop0).unwrap().len(), 1);
     // An acknowledgement of another copy (hop limit 3, for a node upstream) is not A's.
-    let mut other = Packet::decode(ack).unwrap();
+    let mut other = unsealed(ack).unwrap();
     if let Packet::Ack { hop_limit, .. } = &mut other {
         *hop_limit = 3;
     }
-    assert_eq!(a.receive(3, &other.encode()).unwrap(), vec![]);
+    assert_eq!(
+        a.receive(3, &other.seal(&NetworkKey::open_mesh(), 3))
+            .unwrap(),
+        vec![]
+    );
     assert_eq!(
         a.receive(4, ack).unwrap(),
         vec![Action::Confirmed(message.key)]
@@ -231,4 +237,228 @@ fn with_a_fifth_of_frames_lost_on_every_link_every_message_crosses_the_chain() {
     // An acknowledgement meant for the node upstream once confirmed a relay further
     // along too, and a few messages in a hundred died at the last hop.
     assert_eq!(lossy_chain(0.2, 300), 300);
+}
+
+// What someone with a radio and no network key tried (issue 12). Every probe below changed a
+// node's state before frames carried a network tag.
+
+fn mesh_config() -> NodeConfig {
+    NodeConfig {
+        network: NetworkKey::from_bytes([0x5a; 16]),
+        ..NodeConfig::default()
+    }
+}
+
+/// A frame as an outsider makes it: right format, tagged under a key of their own.
+fn forged(packet: &Packet, now_ms: u64) -> Vec<u8> {
+    packet.seal(&NetworkKey::from_bytes([0x66; 16]), now_ms)
+}
+
+fn first_transmit(actions: Vec<Action>) -> Vec<u8> {
+    actions
+        .into_iter()
+        .find_map(|a| match a {
+            Action::Transmit(bytes) => Some(bytes),
+            _ => None,
+        })
+        .expect("a frame goes out")
+}
+
+#[test]
+fn a_forged_acknowledgement_of_a_heard_frame_confirms_nothing() {
+    let mut a = Node::new(mesh_config(), 1);
+    let message = RadioMessage::seal(&key(), MessageId([20; 16]), 1, "A", "help");
+    a.send(0, &message).unwrap();
+    let heard = unsealed(&first_transmit(a.poll(0))).unwrap();
+    let Packet::Data {
+        key: frame,
+        count,
+        hop_limit,
+        ..
+    } = heard
+    else {
+        panic!("a data frame")
+    };
+    let ack = Packet::Ack {
+        key: frame,
+        count,
+        hop_limit,
+    };
+    assert_eq!(
+        a.receive(10, &forged(&ack, 10)),
+        Err(RadioError::Unauthenticated)
+    );
+    // An unsealed acknowledgement (the old format) fails the tag too.
+    assert!(a.receive(11, &ack.encode()).is_err());
+    // A still retries: the message is not taken as confirmed.
+    let wake = a.next_wakeup().expect("a retry is due");
+    assert!(a
+        .poll(wake)
+        .iter()
+        .any(|a| matches!(a, Action::Transmit(_))));
+    assert_eq!(a.stats().unauthenticated, 2);
+}
+
+#[test]
+fn forged_frames_leave_no_trace_and_the_genuine_message_still_arrives() {
+    let mut a = Node::new(mesh_config(), 1);
+    let mut b = Node::new(mesh_config(), 2);
+    // A three-fragment message.
+    let message = RadioMessage::seal(&key(), MessageId([21; 16]), 1, "A", &"x".repeat(500));
+    a.send(0, &message).unwrap();
+    let genuine: Vec<Vec<u8>> = a
+        .poll(0)
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::Transmit(bytes) => Some(bytes),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(genuine.len(), 3);
+    // Squatting the heard id with other bytes, another fragment count, 64 fake partial
+    // messages, and 2,000 junk frames meant to flush the dedupe memory.
+    let squat = Packet::Data {
+        hop_limit: 3,
+        key: FrameKey {
+            message: message.key,
+            index: 0,
+        },
+        count: 3,
+        chunk: vec![0; 100],
+    };
+    let recount = Packet::Data {
+        hop_limit: 3,
+        key: FrameKey {
+            message: message.key,
+            index: 1,
+        },
+        count: 2,
+        chunk: vec![1; 100],
+    };
+    let mut attacks = vec![forged(&squat, 1), forged(&recount, 1)];
+    for n in 0..64u8 {
+        attacks.push(forged(
+            &Packet::Data {
+                hop_limit: 3,
+                key: FrameKey {
+                    message: MessageKey {
+                        room: message.key.room,
+                        id: [n; 6],
+                    },
+                    index: 0,
+                },
+                count: 2,
+                chunk: vec![n; 50],
+            },
+            1,
+        ));
+    }
+    for n in 0..2_000u32 {
+        let mut junk = n.to_be_bytes().repeat(10);
+        junk[0] = 0x80 | 3;
+        attacks.push(junk);
+    }
+    for bytes in &attacks {
+        assert!(b.receive(1, bytes).is_err());
+    }
+    assert_eq!(
+        b.stats(),
+        NodeStats {
+            unauthenticated: attacks.len() as u64 - b.stats().skewed,
+            ..NodeStats::default()
+        },
+        "no dedupe entry, no reassembly slot"
+    );
+    assert_eq!(b.next_wakeup(), None, "nothing to relay");
+    // The genuine fragments arrive afterwards and make the message.
+    let delivered: Vec<Action> = genuine
+        .iter()
+        .flat_map(|bytes| b.receive(2, bytes).unwrap())
+        .filter(|a| matches!(a, Action::Deliver(_)))
+        .collect();
+    assert_eq!(delivered, vec![Action::Deliver(message)]);
+}
+
+#[test]
+fn an_old_frame_replayed_after_the_dedupe_memory_turned_over_is_refused() {
+    let mut a = Node::new(mesh_config(), 1);
+    let mut b = Node::new(mesh_config(), 2);
+    let message = RadioMessage::seal(&key(), MessageId([22; 16]), 1, "A", "once");
+    let start = 1_800_000_000_000;
+    a.send(start, &message).unwrap();
+    let recorded = first_transmit(a.poll(start));
+    assert!(b
+        .receive(start, &recorded)
+        .unwrap()
+        .contains(&Action::Deliver(message.clone())));
+    // Forty minutes on, the dedupe memory (30 minutes) has forgotten it.
+    let later = start + 40 * 60 * 1000;
+    b.poll(later);
+    b.remember(
+        later,
+        FrameKey {
+            message: MessageKey {
+                room: [9; 4],
+                id: [9; 6],
+            },
+            index: 0,
+        },
+        Seen {
+            at_ms: later,
+            order: 0,
+            heard_hop: 0,
+            state: FrameState::Done,
+            origin: false,
+        },
+    );
+    assert!(!b.has_seen(message.key), "the memory turned over");
+    assert!(matches!(
+        b.receive(later, &recorded),
+        Err(RadioError::ClockSkew { .. })
+    ));
+    assert_eq!(b.stats().skewed, 1);
+    assert_eq!(b.next_wakeup(), None, "not rebroadcast again");
+}
+
+#[test]
+fn a_frame_is_relayed_no_further_than_this_mesh_allows() {
+    let mut insider = Node::new(
+        NodeConfig {
+            hop_limit: 7,
+            ..mesh_config()
+        },
+        1,
+    );
+    let mut b = Node::new(mesh_config(), 2);
+    assert_eq!(b.config().hop_limit, 3);
+    let message = RadioMessage::seal(&key(), MessageId([23; 16]), 1, "A", "far");
+    insider.send(0, &message).unwrap();
+    let sent = first_transmit(insider.poll(0));
+    assert!(matches!(
+        unsealed(&sent),
+        Ok(Packet::Data { hop_limit: 7, .. })
+    ));
+    b.receive(0, &sent).unwrap();
+    let wake = b.next_wakeup().unwrap();
+    let relayed = first_transmit(b.poll(wake));
+    assert!(matches!(
+        unsealed(&relayed),
+        Ok(Packet::Data { hop_limit: 2, .. })
+    ));
+    // The relay's copy still confirms the insider's frame (it is lower than what it sent).
+    assert!(insider
+        .receive(wake, &relayed)
+        .unwrap()
+        .contains(&Action::Confirmed(message.key)));
+}
+
+#[test]
+fn camps_of_different_meshes_do_not_hear_each_other() {
+    let mut a = Node::new(mesh_config(), 1);
+    let mut stranger = Node::new(NodeConfig::default(), 2);
+    let message = RadioMessage::seal(&key(), MessageId([24; 16]), 1, "A", "private mesh");
+    a.send(0, &message).unwrap();
+    let sent = first_transmit(a.poll(0));
+    assert_eq!(stranger.receive(0, &sent), Err(RadioError::Unauthenticated));
+    assert_eq!(stranger.stats().remembered, 0);
 }
