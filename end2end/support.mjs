@@ -8,6 +8,8 @@ import { chromium } from 'playwright-core';
 
 const here = new URL('.', import.meta.url).pathname;
 const BIN = process.env.FIELDMESH_BIN ?? resolve(here, '../target/debug/fieldmesh');
+/** The mesh network key of the tests' camps, as its 12 words (`NetworkKey::from_bytes(*b"end2end test key")`). */
+export const MESH_WORDS = 'grace industry arrive skull town awake spice purpose injury addict sun vendor';
 const SITE = process.env.FIELDMESH_SITE_ROOT ?? resolve(here, '../target/site');
 
 /** A FieldMesh server process on a free loopback port with its own data directory. */
@@ -49,7 +51,12 @@ export class Server {
     this.process = spawn(
       BIN,
       [...tls, '--no-qr', '--listen', `127.0.0.1:${this.port}`, '--data-dir', this.dataDir, ...log, ...site, ...this.args],
-      { stdio: ['ignore', 'pipe', stderr], cwd: this.cwd },
+      {
+        stdio: ['ignore', 'pipe', stderr],
+        cwd: this.cwd,
+        // Every camp of the tests is on one mesh (a test may give another key in its args).
+        env: { FIELDMESH_RADIO_NETWORK_KEY: MESH_WORDS, ...process.env },
+      },
     );
     this.url = await new Promise((ok, fail) => {
       let out = '';
@@ -227,9 +234,12 @@ export class ChatPage {
     await this.page.waitForFunction(
       () =>
         !document.querySelector('[data-testid=sync-status]') &&
-        // Stored, or further: relayed by radio (a state never moves back).
-        [...document.querySelectorAll('[data-testid=message-state]')].every((s) =>
-          ['✓ stored on server', '📡 relayed by radio'].includes(s.textContent)),
+        // Stored, or further: relayed by radio, delivered to a camp (a state never moves back).
+        [...document.querySelectorAll('[data-testid=message-state]')].every(
+          (s) =>
+            ['✓ stored on server', '📡 relayed by radio'].includes(s.textContent) ||
+            s.textContent.startsWith('✓✓ delivered to '),
+        ),
       null,
       { timeout },
     );

@@ -58,6 +58,12 @@ pub struct WebRadio {
     pub lending: bool,
     /// What the server said about lending.
     pub lend_detail: Option<String>,
+    /// The mesh network key this camp's server gave (12 words), to fill in for direct mode.
+    pub camp_key_words: Option<String>,
+    /// The mesh the connected radio is on, for people: "key 1a2b-3c4d" or "the open mesh".
+    pub mesh: String,
+    /// Frames heard from a clock far from this device's, in minutes (negative: behind), if any.
+    pub clock_skew_minutes: Option<i64>,
 }
 
 /// Radio settings the person picks before connecting.
@@ -69,6 +75,8 @@ pub struct RadioSettings {
     pub baud: u32,
     /// RNode: frequency in Hz; configures the RNode when set.
     pub frequency_hz: Option<u32>,
+    /// The mesh network key (see `mesh::radio::network`).
+    pub network_key: [u8; mesh::radio::network::NETWORK_KEY_BYTES],
 }
 
 /// The server's radio, for the radio line.
@@ -122,6 +130,8 @@ pub struct ChatMessage {
     pub own: bool,
     /// Delivery state (meaningful for own messages).
     pub delivery: Delivery,
+    /// Camps whose phones confirmed (by radio receipt, with the room key) they have it.
+    pub delivered_to: Vec<String>,
 }
 
 /// Someone in the room, as the roster shows them.

@@ -11,7 +11,7 @@ let browser;
 
 before(async () => {
   sim = await RadioSim.start('bitrate 20000\nduty-cycle 1\nlink A B latency=20\n');
-  const radio = (name) => ['--radio', sim.port(name), '--radio-bitrate', '20000'];
+  const radio = (name) => ['--radio', sim.port(name), '--radio-bitrate', '20000', '--camp-name', `Camp ${name}`];
   campA = await Server.start({ args: radio('A') });
   campB = await Server.start({ args: radio('B') });
   browser = await launchBrowser();
@@ -40,9 +40,10 @@ test('a message crosses the radio to another camp, and the sender sees it relaye
   await atB.getByText('📡 via radio').waitFor();
   // Not signed over the radio: the name is shown as unconfirmed.
   assert.equal(await atB.getByTestId('message-author').textContent(), 'Ana (unconfirmed)');
+  // Ben's phone opened it with the room key and said so over the radio: more than a relay.
   await ana
     .messageWithText('Bridge out at km 12, use the north road')
-    .getByText('📡 relayed by radio')
+    .getByText('✓✓ delivered to Camp B')
     .waitFor({ timeout: 20_000 });
 
   await ben.send('Thanks, we will send the truck round');

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { closeSync, constants, openSync, writeSync } from 'node:fs';
 import { ReadStream } from 'node:tty';
 import { after, before, test } from 'node:test';
-import { ChatPage, RadioSim, Server, launchBrowser } from '../support.mjs';
+import { ChatPage, MESH_WORDS, RadioSim, Server, launchBrowser } from '../support.mjs';
 
 const TOPOLOGY = 'bitrate 20000\nduty-cycle 1\nlink A B latency=20\n';
 const RADIO = ['--radio-bitrate', '20000'];
@@ -111,7 +111,7 @@ async function withCamps(body, { code } = {}) {
   const sim = await RadioSim.start(TOPOLOGY);
   // Lending needs the operator's leave and a join code.
   const home = await Server.start({ args: code ? ['--radio-lend', '--join-code', code] : [] });
-  const far = await Server.start({ args: ['--radio', sim.port('B'), ...RADIO] });
+  const far = await Server.start({ args: ['--radio', sim.port('B'), ...RADIO, '--camp-name', 'Far camp'] });
   try {
     const { chat: ana, radio } = await openWithRadio(home.url, sim.port('A'));
     await ana.join('Ana', 'Emergency');
@@ -149,12 +149,23 @@ test('direct mode: with no server, the page reaches a far camp over its own radi
     // The laptop at Ana's camp is gone; her browser has a radio.
     await home.stop();
     await ana.waitOffline();
+    // The mesh key came from her camp's server while it was there; a mistyped one is caught.
+    await ana.byTestId('radio-button').click();
+    const key = ana.byTestId('radio-network-key');
+    assert.equal((await key.inputValue()).trim(), MESH_WORDS);
+    await key.fill(MESH_WORDS.replace('grace', 'graze'));
+    await ana.byTestId('radio-connect').click();
+    await ana.page.getByText('That is not a network key').waitFor();
+    await key.fill(MESH_WORDS.toUpperCase());
+    await ana.byTestId('radio-close').click();
     await connectRadio(ana);
+    assert.match(await ana.byTestId('radio-mesh').textContent(), /^mesh key [0-9a-f]{4}-[0-9a-f]{4}$/);
     await ana.byTestId('radio-close').click();
     await ana.send('Need water at the bridge');
     const atBen = ben.messageWithText('Need water at the bridge');
     await atBen.getByText('📡 via radio').waitFor({ timeout: 20_000 });
-    await ana.messageWithText('Need water at the bridge').getByText('📡 relayed by radio').waitFor({ timeout: 20_000 });
+    // Ben's phone at the far camp opened it and its camp's receipt came back over the radio.
+    await ana.messageWithText('Need water at the bridge').getByText('✓✓ delivered to Far camp').waitFor({ timeout: 20_000 });
 
     await ben.send('Truck leaves at noon');
     await ana.messageWithText('Truck leaves at noon').getByText('📡 via radio').waitFor({ timeout: 20_000 });
@@ -162,8 +173,8 @@ test('direct mode: with no server, the page reaches a far camp over its own radi
     // The laptop is back: both messages reach it from Ana's device, once each.
     await home.restart();
     await ana.waitSynced();
-    // Stored on the server now, and still shown as relayed: a state never moves back.
-    await ana.messageWithText('Need water at the bridge').getByText('📡 relayed by radio').waitFor();
+    // Stored on the server now, and still shown as delivered: a state never moves back.
+    await ana.messageWithText('Need water at the bridge').getByText('✓✓ delivered to Far camp').waitFor();
     const cleo = await ChatPage.open(await browser.newContext(), home.url);
     await cleo.join('Cleo', 'Emergency');
     await cleo.messageWithText('Need water at the bridge').waitFor();
@@ -189,7 +200,7 @@ test('lend mode: a server without a radio reaches a far camp through a page\'s r
 
     await cleo.send('Generator needs diesel');
     await ben.messageWithText('Generator needs diesel').getByText('📡 via radio').waitFor({ timeout: 20_000 });
-    await cleo.messageWithText('Generator needs diesel').getByText('📡 relayed by radio').waitFor({ timeout: 20_000 });
+    await cleo.messageWithText('Generator needs diesel').getByText('✓✓ delivered to Far camp').waitFor({ timeout: 20_000 });
     await ben.send('Bringing 20 litres');
     await cleo.messageWithText('Bringing 20 litres').getByText('📡 via radio').waitFor({ timeout: 20_000 });
 

@@ -55,6 +55,9 @@ pub(crate) struct MessageRecord {
     pub(crate) author: String,
     pub(crate) text: String,
     pub(crate) state: RecordState,
+    /// Camps whose phones sent a radio receipt for it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) camps: Vec<String>,
 }
 
 /// Delivery state of a stored record, as kept in the store. It moves only as
@@ -358,6 +361,7 @@ impl Db {
                 {
                     let held: MessageRecord = from_js(held)?;
                     record.state = held.state.step(|d| d.merge(record.state.into()));
+                    record.camps = held.camps;
                 }
             }
             messages.put(&to_js(&record)?, None).await?;
@@ -409,6 +413,39 @@ impl Db {
         }
         tx.done().await?;
         Ok(())
+    }
+
+    /// Notes that `camp` has the message of `room` whose id starts with the 6 bytes `prefix`
+    /// (a radio receipt names only those). Returns whether a record changed.
+    pub(crate) async fn mark_delivered(
+        &self,
+        room: &str,
+        prefix: &str,
+        camp: &str,
+    ) -> Result<bool> {
+        let tx = self
+            .rexie
+            .transaction(&[MESSAGES], TransactionMode::ReadWrite)?;
+        let messages = tx.store(MESSAGES)?;
+        // Ids are lower-case hex: every id with this prefix sorts before the prefix and "g".
+        let range = KeyRange::bound(
+            &prefix.into(),
+            &format!("{prefix}g").into(),
+            Some(false),
+            Some(true),
+        )
+        .map_err(|error| DbError(format!("{error:?}")))?;
+        let mut changed = false;
+        for value in messages.get_all(Some(range), Some(8)).await? {
+            let mut record: MessageRecord = from_js(value)?;
+            if record.room == room && !record.camps.iter().any(|c| c == camp) {
+                record.camps.push(camp.to_string());
+                messages.put(&to_js(&record)?, None).await?;
+                changed = true;
+            }
+        }
+        tx.done().await?;
+        Ok(changed)
     }
 
     /// Marks a failed message as queued again and returns its envelope.

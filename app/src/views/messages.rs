@@ -50,7 +50,12 @@ pub(super) fn MessageList() -> impl IntoView {
             </Show>
             <For
                 each=move || state.messages.get()
-                key=|message| (message.id.clone(), message.delivery, message.author.clone())
+                key=|message| (
+                    message.id.clone(),
+                    message.delivery,
+                    message.author.clone(),
+                    message.delivered_to.len(),
+                )
                 children=move |message| view! { <MessageRow message/> }
             />
         </div>
@@ -68,7 +73,15 @@ pub(super) fn MessageRow(message: ChatMessage) -> impl IntoView {
     let client = expect_context::<ChatClient>();
     let id = message.id.clone();
     let state = client.state;
+    let delivered_to = message.delivered_to.join(", ");
     let delivery = message.own.then(|| match message.delivery {
+        _ if !delivered_to.is_empty() => view! {
+            <span class="state delivered" data-testid="message-state"
+                title="A phone in each of these camps opened it with the room key and said so over the radio">
+                {format!("✓✓ delivered to {delivered_to}")}
+            </span>
+        }
+        .into_any(),
         Delivery::Queued => {
             let label = move || {
                 if state.connection.get() == Connection::Online { "sending…" } else { "queued" }

@@ -5,6 +5,7 @@
 #![allow(unreachable_pub)]
 
 use leptos::prelude::*;
+use mesh::radio::NetworkKey;
 use mesh::serial::Protocol;
 
 use crate::chat::{ChatClient, Connection, RadioSettings};
@@ -62,8 +63,18 @@ pub(super) fn RadioButton() -> impl IntoView {
     let protocol = RwSignal::new(Protocol::default());
     let baud = RwSignal::new(String::new());
     let frequency = RwSignal::new(String::new());
+    let mesh_words = RwSignal::new(None::<String>);
+    let open_mesh = RwSignal::new(false);
+    let show_key = RwSignal::new(false);
     let error = RwSignal::new(None::<String>);
     let radio = move || state.web_radio.get();
+    // What the person typed, or else the key this camp's server gave.
+    let words = move || {
+        mesh_words
+            .get()
+            .or_else(|| state.web_radio.with(|r| r.camp_key_words.clone()))
+            .unwrap_or_default()
+    };
     let baud_hint = || {
         Protocol::ALL
             .map(|p| format!("{} ({})", p.default_baud(), p.short_label()))
@@ -96,12 +107,40 @@ pub(super) fn RadioButton() -> impl IntoView {
                 _ => return error.set(Some("The frequency is in MHz, such as 868.1.".into())),
             }
         };
+        let network_key = if open_mesh.get_untracked() {
+            NetworkKey::open_mesh()
+        } else {
+            let typed = words();
+            if typed.trim().is_empty() {
+                return error.set(Some(
+                    "Type your mesh's 12-word network key (a camp's operator has it), or choose the open mesh.".into(),
+                ));
+            }
+            match NetworkKey::from_words(&typed) {
+                Ok(key) => key,
+                Err(_) => {
+                    return error.set(Some(
+                        "That is not a network key: it is 12 words from the list, and one of these is mistyped or missing.".into(),
+                    ))
+                }
+            }
+        };
         error.set(None);
         client.radio_connect(RadioSettings {
             protocol: protocol.get_untracked(),
             baud: baud_value,
             frequency_hz,
+            network_key: network_key.to_bytes(),
         });
+    };
+    let skew = move || {
+        radio().clock_skew_minutes.map(|minutes| {
+            format!(
+                "A radio is heard whose clock is {} minutes {} this device's: its frames are refused until the clocks agree within 10 minutes. Check the time on both.",
+                minutes.unsigned_abs(),
+                if minutes < 0 { "behind" } else { "ahead of" }
+            )
+        })
     };
     view! {
         <button class="ghost radio-button" class:on=move || radio().connected data-testid="radio-button"
@@ -119,7 +158,8 @@ pub(super) fn RadioButton() -> impl IntoView {
                     }.into_any()
                 } else if radio().connected {
                     view! {
-                        <p data-testid="radio-state"><strong>{move || radio().status}</strong>" · "{move || radio().protocol.name()}</p>
+                        <p data-testid="radio-state"><strong>{move || radio().status}</strong>" · "{move || radio().protocol.name()}" · "<span data-testid="radio-mesh">{move || radio().mesh}</span></p>
+                        <p class="error" role="alert" data-testid="radio-skew">{skew}</p>
                         <p class="hint" data-testid="radio-counters">
                             {move || { let r = radio(); format!("{} frames heard · {} sent · {} errors", r.frames_in, r.frames_out, r.errors) }}
                         </p>
@@ -155,10 +195,37 @@ pub(super) fn RadioButton() -> impl IntoView {
                             <input inputmode="decimal" placeholder="868.1" data-testid="radio-frequency"
                                 prop:value=frequency on:input=move |event| frequency.set(event_target_value(&event))/>
                         </label>
+                        <label>"Mesh network key (12 words) "
+                            <textarea class="words" rows="2" autocomplete="off" autocapitalize="none" spellcheck="false"
+                                placeholder="the 12 words from a camp's operator" data-testid="radio-network-key"
+                                prop:disabled=move || open_mesh.get()
+                                prop:value=words on:input=move |event| mesh_words.set(Some(event_target_value(&event)))></textarea>
+                        </label>
+                        <p class="hint">{move || if state.web_radio.with(|r| r.camp_key_words.is_some()) && mesh_words.get().is_none() {
+                            "Filled in from your camp's server."
+                        } else {
+                            "Every camp of one mesh uses the same key; frames without it are ignored."
+                        }}</p>
+                        <label class="check">
+                            <input type="checkbox" data-testid="radio-open-mesh" prop:checked=move || open_mesh.get()
+                                on:change=move |event| open_mesh.set(event_target_checked(&event))/>
+                            " Use the open mesh instead (reaches any FieldMesh camp, but strangers' frames get in too)"
+                        </label>
                         <p class="error" role="alert">{move || error.get()}</p>
                         <button class="primary" data-testid="radio-connect" on:click=connect>"Connect a radio"</button>
                     }.into_any()
                 }}
+                {move || state.web_radio.with(|r| r.camp_key_words.clone()).map(|camp_words| view! {
+                    <details class="mesh-key" prop:open=move || show_key.get()
+                        on:toggle=move |event| show_key.set(event_target::<leptos::web_sys::HtmlDetailsElement>(&event).open())>
+                        <summary data-testid="radio-show-key">"Give the mesh network key to another camp"</summary>
+                        <p class="hint">"Read these words out, or let their operator scan the code. Whoever has them can send on your mesh."</p>
+                        <p class="words" data-testid="radio-key-words"><code>{camp_words.clone()}</code></p>
+                        <Show when=move || show_key.get()>
+                            <div class="qr" data-testid="radio-key-qr" inner_html={let w = camp_words.clone(); move || qr_svg(&w)}></div>
+                        </Show>
+                    </details>
+                })}
                 <button data-testid="radio-close" on:click=move |_| open.set(false)>"Close"</button>
             </div>
         </Show>

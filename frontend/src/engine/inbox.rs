@@ -148,6 +148,7 @@ impl Inbox {
             state.room_dirty = true;
         }
         self.schedule_persist(engine);
+        engine.radio.receipts(engine, room, &key, messages);
     }
 
     /// The server stored an own message: its record becomes stored, its outbox entry goes.
@@ -377,7 +378,8 @@ pub(super) fn radio_record_of(
 ) -> Option<MessageRecord> {
     let opened = RadioMessage::from_envelope(&stored.envelope)?
         .open(key)
-        .ok()?;
+        .ok()
+        .filter(|opened| opened.receipt_for.is_none())?;
     let author = clean_display_name(&opened.author).unwrap_or_else(|| "someone".into());
     Some(stored_record(
         stored,
@@ -408,6 +410,7 @@ fn stored_record(
         author,
         text,
         state,
+        camps: Vec::new(),
     }
 }
 
@@ -429,5 +432,6 @@ pub(super) fn chat_message(record: &MessageRecord, own: &str, author: String) ->
             RecordState::Relayed => Shown::Relayed,
             RecordState::Radio => Shown::ViaRadio,
         },
+        delivered_to: record.camps.clone(),
     }
 }

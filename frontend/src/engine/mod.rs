@@ -102,6 +102,7 @@ impl Engine {
         self.session.load(&self, &db).await;
         self.people.load(&db).await;
         self.outbox.load(&self, &db).await;
+        self.radio.load_camp_key(&self).await;
         self.session.resume(&self, &db).await;
         if let Some(window) = web_sys::window() {
             let _ = js_sys::Reflect::set(&window, &"__fieldmeshReady".into(), &true.into());
@@ -223,6 +224,7 @@ impl Engine {
             ServerFrame::Lending { active, detail } => self.radio.on_lending(self, active, detail),
             ServerFrame::RadioFrame { frame } => self.radio.on_server_frame(self, frame),
             ServerFrame::Relayed { id, .. } => self.inbox.mark_relayed(self, id),
+            ServerFrame::Camp { name, network_key } => self.radio.on_camp(self, name, network_key),
         }
     }
 }

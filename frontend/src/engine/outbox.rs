@@ -224,6 +224,7 @@ impl Outbox {
             author: body.author,
             text: body.text,
             state: RecordState::Queued,
+            camps: Vec::new(),
         };
         let db = engine
             .db()

@@ -19,8 +19,11 @@ use leptos::task::spawn_local;
 use mesh::crypto::RoomKey;
 use mesh::hex::{decode as unhex, encode as hex};
 use mesh::radio::link::{FrameSink, LinkEvent, LinkEvents};
-use mesh::radio::{Driver, DriverConfig, Event, MessageKey, NodeConfig, OwnMessage, RadioMessage};
-use mesh::{ClientFrame, Envelope, StoredMessage};
+use mesh::radio::{
+    Driver, DriverConfig, Event, MessageKey, NetworkKey, NodeConfig, OwnMessage, RadioError,
+    RadioMessage,
+};
+use mesh::{ClientFrame, Envelope, Kind, MessageId, RoomId, StoredMessage};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -48,7 +51,15 @@ struct State {
     lending: bool,
     /// The driver's next timer, if one is set.
     timer_at: Option<u64>,
+    /// This camp's name, from its server: what this device's receipts say.
+    camp: Option<String>,
 }
+
+/// A radio message is answered with a receipt when the server stored it this recently (older
+/// ones are history: their senders heard from this camp long ago, or gave up).
+const RECEIPT_WITHIN_MS: u64 = 10 * 60 * 1000;
+/// The setting that keeps the mesh network key this device was last given.
+const NETWORK_KEY_SETTING: &str = "network-key";
 
 struct Link {
     port: JsValue,
@@ -69,6 +80,7 @@ impl Default for Radio {
                 want_lend: false,
                 lending: false,
                 timer_at: None,
+                camp: None,
             }),
         }
     }
@@ -170,6 +182,90 @@ impl Radio {
             });
             self.resume(engine);
         }
+    }
+
+    /// The camp's name and mesh network key, from its server: receipts name the camp, and
+    /// direct mode uses the key (kept for when no server is reachable).
+    pub(super) fn on_camp(
+        &self,
+        engine: &Rc<Engine>,
+        name: String,
+        key: Option<[u8; mesh::radio::network::NETWORK_KEY_BYTES]>,
+    ) {
+        self.state.borrow_mut().camp = Some(name);
+        let Some(key) = key.map(NetworkKey::from_bytes) else {
+            return;
+        };
+        let words = key.to_words();
+        show(engine, |r| r.camp_key_words = Some(words.clone()));
+        if let Some(db) = engine.db() {
+            spawn_local(async move {
+                let _ = db.set_setting(NETWORK_KEY_SETTING, Some(&words)).await;
+            });
+        }
+    }
+
+    /// Shows the network key this device was last given, to fill in for direct mode.
+    pub(super) async fn load_camp_key(&self, engine: &Rc<Engine>) {
+        let Some(db) = engine.db() else { return };
+        if let Ok(Some(words)) = db.setting(NETWORK_KEY_SETTING).await {
+            show(engine, |r| {
+                r.camp_key_words.get_or_insert(words);
+            });
+        }
+    }
+
+    /// Messages arrived from the server in `room`: a receipt from another camp marks the
+    /// message it names as delivered there; a message that came over the radio to this camp
+    /// lately is answered with this camp's receipt (the server sends each camp's once).
+    pub(super) fn receipts(
+        &self,
+        engine: &Rc<Engine>,
+        room: RoomId,
+        key: &RoomKey,
+        messages: &[StoredMessage],
+    ) {
+        let camp = self.state.borrow().camp.clone();
+        let now = now_ms();
+        for stored in messages.iter().filter(|m| m.envelope.kind == Kind::Radio) {
+            let Some(message) = RadioMessage::from_envelope(&stored.envelope) else {
+                continue;
+            };
+            let Ok(opened) = message.open(key) else {
+                continue;
+            };
+            match (opened.receipt_for, &camp) {
+                (Some(of), _) => self.delivered(engine, room, of, opened.author),
+                (None, Some(camp)) if now.abs_diff(stored.received_at_ms) < RECEIPT_WITHIN_MS => {
+                    let receipt =
+                        RadioMessage::seal_receipt(key, message.key, (now / 1000) as u32, camp);
+                    let mut id = [0u8; 16];
+                    id[..6].copy_from_slice(&receipt.key.id);
+                    engine.connection.send(&ClientFrame::SendReceipt {
+                        room,
+                        id: MessageId(id),
+                        payload: receipt.payload,
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// A receipt: `camp` has the message of `room` whose radio id is `of`.
+    fn delivered(&self, engine: &Rc<Engine>, room: RoomId, of: [u8; 6], camp: String) {
+        let Some(db) = engine.db() else { return };
+        let Some(camp) = mesh::body::clean_display_name(&camp) else {
+            return;
+        };
+        let engine = Rc::clone(engine);
+        spawn_local(async move {
+            match db.mark_delivered(&hex(&room.0), &hex(&of), &camp).await {
+                Ok(true) if engine.session.is_current(room) => engine.inbox.changed(&engine),
+                Ok(_) => {}
+                Err(error) => leptos::logging::warn!("could not note a receipt: {}", error.0),
+            }
+        });
     }
 
     /// The server's answer about lending.
@@ -291,6 +387,10 @@ impl Radio {
         let events = self.state.borrow_mut().driver.receive(now_ms(), &frame);
         match events {
             Ok(events) => act(engine, events),
+            Err(RadioError::ClockSkew { minutes }) => show(engine, |r| {
+                r.errors += 1;
+                r.clock_skew_minutes = Some(minutes);
+            }),
             Err(_) => show(engine, |r| r.errors += 1),
         }
     }
@@ -394,6 +494,7 @@ async fn open(engine: Rc<Engine>, port: JsValue, settings: RadioSettings) {
             DriverConfig {
                 node: NodeConfig {
                     frame_bytes: max_frame,
+                    network: NetworkKey::from_bytes(settings.network_key),
                     ..NodeConfig::default()
                 },
                 ..DriverConfig::default()
@@ -412,10 +513,17 @@ async fn open(engine: Rc<Engine>, port: JsValue, settings: RadioSettings) {
             .set_setting("radio", Some(&settings_text(&settings)))
             .await;
     }
+    let network = NetworkKey::from_bytes(settings.network_key);
     show(&engine, |r| {
         r.connected = true;
         r.protocol = settings.protocol;
         r.status = "connected".into();
+        r.clock_skew_minutes = None;
+        r.mesh = if network.is_open_mesh() {
+            "the open mesh".into()
+        } else {
+            format!("mesh key {}", network.fingerprint())
+        };
     });
     mark("fieldmesh:radio-connected");
     let want_lend = engine.radio.state.borrow().want_lend;
@@ -490,13 +598,19 @@ async fn store_heard(engine: Rc<Engine>, message: RadioMessage) {
                 .filter_map(|r| unhex::<32>(&r.key).map(RoomKey::from_bytes)),
         );
     }
-    let Some(key) = keys
-        .into_iter()
-        .find(|k| message.key.is_in(k.room_id()) && message.open(k).is_ok())
-    else {
+    let Some((key, opened)) = keys.into_iter().find_map(|k| {
+        let opened = message
+            .key
+            .is_in(k.room_id())
+            .then(|| message.open(&k).ok())??;
+        Some((k, opened))
+    }) else {
         return; // a room this device does not read
     };
     let room = key.room_id();
+    if let Some(of) = opened.receipt_for {
+        return engine.radio.delivered(&engine, room, of, opened.author);
+    }
     let envelope = message.to_envelope(room);
     let stored = StoredMessage {
         seq: 0,
@@ -523,13 +637,14 @@ async fn store_heard(engine: Rc<Engine>, message: RadioMessage) {
 
 fn settings_text(settings: &RadioSettings) -> String {
     format!(
-        "{}\t{}\t{}",
+        "{}\t{}\t{}\t{}",
         settings.protocol.name(),
         settings.baud,
         settings
             .frequency_hz
             .map(|f| f.to_string())
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        hex(&settings.network_key)
     )
 }
 
@@ -538,9 +653,13 @@ fn parse_settings(text: &str) -> Option<RadioSettings> {
     let protocol = parts.next()?.parse().ok()?;
     let baud = parts.next()?.parse().ok()?;
     let frequency_hz = parts.next().and_then(|f| f.parse().ok());
+    // Settings saved before radio frames carried a network key have none: the person picks
+    // one again.
+    let network_key = unhex(parts.next()?)?;
     Some(RadioSettings {
         protocol,
         baud,
         frequency_hz,
+        network_key,
     })
 }

@@ -259,6 +259,7 @@ mod tests {
             protocol,
             baud: protocol.default_baud(),
             frequency_hz: None,
+            network_key: [0; 16],
         }
     }
 
