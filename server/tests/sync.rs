@@ -222,3 +222,77 @@ async fn presence_follows_joins_and_disconnects_and_typing_reaches_the_others() 
         }
     }
 }
+
+/// Resident memory of process `pid` in MiB.
+fn rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    kib / 1024
+}
+
+#[tokio::test]
+async fn clients_that_page_history_and_never_read_cost_bounded_memory_and_are_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path());
+    let camp = room("camp");
+    let mut writer = server.client().await;
+    let text = "x".repeat(3_900);
+    for _ in 0..800 {
+        writer
+            .send(&ClientFrame::Publish(text_message(camp, "Ana", &text)))
+            .await;
+    }
+    let mut acks = 0;
+    while acks < 800 {
+        if let ServerFrame::Ack { .. } = writer.recv().await {
+            acks += 1;
+        }
+    }
+    drop(writer);
+    let before = rss_mib(server.pid());
+    // Eight clients ask for every history page they may, and never read an answer.
+    let mut lurkers = Vec::new();
+    for _ in 0..8 {
+        let mut lurker = server.client().await;
+        lurker.send(&join_frame(camp, None, "Lurker")).await;
+        for _ in 0..64 {
+            lurker
+                .send(&ClientFrame::History {
+                    room: camp,
+                    before_seq: u64::MAX,
+                    limit: mesh::wire::MAX_HISTORY_PAGE,
+                })
+                .await;
+        }
+        lurkers.push(lurker);
+    }
+    let mut peak = before;
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(8) {
+        peak = peak.max(rss_mib(server.pid()));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    eprintln!("server memory: {before} MiB before the lurkers, {peak} MiB at most with them");
+    assert!(
+        peak < 100,
+        "the server grew from {before} MiB to {peak} MiB for clients that do not read"
+    );
+    // The server gives up on them (a send or a write waited too long) and closes them; what
+    // they had buffered drains as they finally read.
+    for mut lurker in lurkers {
+        let closed = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+            while lurker.next_frame().await.is_some() {}
+        })
+        .await;
+        assert!(closed.is_ok(), "a client that stopped reading is closed");
+    }
+    // Everyone else is served all along.
+    let mut reader = server.client().await;
+    let (page, _) = reader.join(camp).await;
+    assert!(!page.is_empty());
+}

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use mesh::wire::{MAX_HISTORY_PAGE, MAX_PRESENCE_BYTES};
 use mesh::{ErrorCode, Member, RoomId, SenderId, ServerFrame, StoredMessage};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 use tokio::task::AbortHandle;
 
 use super::{Outbound, Session, MAX_ROOMS_PER_CONNECTION, TYPING_EVERY};
@@ -132,12 +132,7 @@ impl Session {
 
 /// Sends every message of `room` after `cursor` in [`ServerFrame::CatchUp`] batches and returns
 /// the last sequence number sent (or `cursor`), or `None` when the store failed.
-async fn catch_up(
-    room: RoomId,
-    cursor: u64,
-    tx: &mpsc::Sender<Outbound>,
-    store: &Store,
-) -> Option<u64> {
+async fn catch_up(room: RoomId, cursor: u64, tx: &Outbound, store: &Store) -> Option<u64> {
     send_stored_after(room, cursor, tx, store, |messages, done| {
         vec![ServerFrame::CatchUp {
             room,
@@ -154,7 +149,7 @@ async fn catch_up(
 async fn send_stored_after(
     room: RoomId,
     mut cursor: u64,
-    tx: &mpsc::Sender<Outbound>,
+    tx: &Outbound,
     store: &Store,
     mut frames: impl FnMut(Vec<StoredMessage>, bool) -> Vec<ServerFrame>,
 ) -> Option<u64> {
@@ -173,7 +168,7 @@ async fn send_stored_after(
         let done = batch.len() < usize::from(MAX_HISTORY_PAGE);
         cursor = batch.last().map_or(cursor, |m| m.seq);
         for frame in frames(batch, done) {
-            if tx.send(Outbound::Frame(frame)).await.is_err() {
+            if tx.frame(&frame).await.is_err() {
                 return None;
             }
         }
@@ -189,7 +184,7 @@ async fn follow_room(
     room: RoomId,
     own: SenderId,
     mut live: broadcast::Receiver<RoomEvent>,
-    tx: mpsc::Sender<Outbound>,
+    tx: Outbound,
     store: Store,
     hub: Hub,
     mut last_seq: u64,
@@ -228,7 +223,7 @@ async fn follow_room(
             }
             Err(broadcast::error::RecvError::Closed) => return,
         };
-        if tx.send(Outbound::Frame(frame)).await.is_err() {
+        if tx.frame(&frame).await.is_err() {
             return;
         }
     }
@@ -247,9 +242,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let room = RoomId([1; 16]);
-        // A live backlog of 4 and an outbound queue of 1: the follower falls behind at once.
+        // A live backlog of 4 and an outbound queue of one frame: the follower falls behind
+        // at once.
         let (live_tx, live_rx) = broadcast::channel(4);
-        let (tx, mut rx) = mpsc::channel(1);
+        let (tx, mut rx) = Outbound::new(1);
         let follower = tokio::spawn(follow_room(
             room,
             SenderId([9; 32]),
@@ -278,12 +274,17 @@ mod tests {
         }
         let mut seen = Vec::new();
         while seen.len() < 60 {
-            match tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv()).await {
-                Ok(Some(Outbound::Frame(ServerFrame::Message(message)))) => {
-                    seen.push(message.envelope.body[0])
-                }
-                Ok(Some(Outbound::Frame(ServerFrame::Presence { .. }))) => {}
-                _ => panic!("expected a message"),
+            let queued = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
+                .await
+                .expect("a frame in time")
+                .expect("the queue is open");
+            let axum::extract::ws::Message::Binary(bytes) = queued.message else {
+                panic!("a binary frame")
+            };
+            match ServerFrame::decode(&bytes).unwrap() {
+                ServerFrame::Message(message) => seen.push(message.envelope.body[0]),
+                ServerFrame::Presence { .. } => {}
+                other => panic!("expected a message, got {other:?}"),
             }
         }
         assert_eq!(

@@ -8,6 +8,7 @@
 //! lets a phone's outbox of a thousand messages drain in about a second.
 
 mod follow;
+mod outbound;
 mod publish;
 mod unlock;
 
@@ -20,26 +21,24 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use mesh::{
     ClientFrame, DecodeError, ErrorCode, MessageId, RoomId, ServerFrame, MAX_BODY_BYTES,
     MAX_FRAME_BYTES,
 };
-use tokio::sync::mpsc;
 
 use crate::access::RetryAfter;
 use crate::hub::ConnectionId;
 use crate::radio::Lending;
 use crate::AppState;
 use follow::Following;
+use outbound::Outbound;
 
 /// Frames larger than this close the connection at the transport level (close code 1009);
 /// frames between [`MAX_FRAME_BYTES`] and this are refused with an error frame.
 pub const TRANSPORT_MAX_BYTES: usize = 64 * 1024;
 /// Rooms one connection may follow at once.
 pub const MAX_ROOMS_PER_CONNECTION: usize = 32;
-/// Frames queued for a slow client before its room followers wait (and later catch up).
-pub(crate) const OUTBOUND_QUEUE: usize = 256;
 /// Most frames read and handled as one batch (publishes among them share a transaction).
 const READ_BATCH: usize = 128;
 /// The server pings a quiet client this often...
@@ -72,34 +71,10 @@ pub async fn upgrade(
         .on_upgrade(move |socket| serve_connection(socket, state, peer.ip()))
 }
 
-// Frames are moved once into a bounded queue; boxing each would cost more than the size.
-#[allow(clippy::large_enum_variant)]
-enum Outbound {
-    Frame(ServerFrame),
-    Ping,
-}
-
 async fn serve_connection(socket: WebSocket, state: AppState, address: IpAddr) {
-    let (mut sink, stream) = socket.split();
-    let (tx, mut rx) = mpsc::channel::<Outbound>(OUTBOUND_QUEUE);
-    let writer = tokio::spawn(async move {
-        while let Some(outbound) = rx.recv().await {
-            let message = match outbound {
-                Outbound::Ping => Message::Ping(Vec::new().into()),
-                Outbound::Frame(frame) => match frame.encode() {
-                    Ok(bytes) => Message::Binary(bytes.into()),
-                    Err(error) => {
-                        tracing::error!(%error, "dropping a server frame over the limit");
-                        continue;
-                    }
-                },
-            };
-            if sink.send(message).await.is_err() {
-                break;
-            }
-        }
-        let _ = sink.close().await;
-    });
+    let (sink, stream) = socket.split();
+    let (tx, rx) = Outbound::new(outbound::BUDGET_BYTES);
+    let writer = tokio::spawn(outbound::write(sink, rx, tx.clone()));
 
     let mut shutdown = state.shutdown.clone();
     let code_required = state.access.code.is_some();
@@ -159,7 +134,11 @@ async fn serve_connection(socket: WebSocket, state: AppState, address: IpAddr) {
                     tracing::debug!(connection = session.id, "client silent too long; closing");
                     break;
                 }
-                let _ = session.tx.send(Outbound::Ping).await;
+                session.tx.ping();
+            }
+            _ = session.tx.stuck() => {
+                tracing::debug!(connection = session.id, "client stopped reading; closing");
+                break;
             }
             Some(frame) = session.lending.next_frame() => {
                 session.send(ServerFrame::RadioFrame { frame }).await;
@@ -185,7 +164,7 @@ async fn serve_connection(socket: WebSocket, state: AppState, address: IpAddr) {
 struct Session {
     id: ConnectionId,
     state: AppState,
-    tx: mpsc::Sender<Outbound>,
+    tx: Outbound,
     rooms: HashMap<RoomId, Following>,
     /// The client's network address, for rate limits.
     address: IpAddr,
@@ -215,9 +194,9 @@ impl Drop for Session {
 
 impl Session {
     async fn send(&self, frame: ServerFrame) {
-        // A closed channel means the writer stopped because the client went away; the read
-        // loop notices on its next read.
-        let _ = self.tx.send(Outbound::Frame(frame)).await;
+        // A client that went away or stopped reading is closed by the read loop, which
+        // watches for it.
+        let _ = self.tx.frame(&frame).await;
     }
 
     async fn refuse(&self, code: ErrorCode, detail: String, id: Option<MessageId>) {
