@@ -258,6 +258,25 @@ pub struct Config {
     #[arg(long, env = "FIELDMESH_RADIO_LEND")]
     pub radio_lend: bool,
 
+    /// Most connections open at once (the app, WebSockets and the landing page together); the
+    /// server also raises its open-file limit to fit them when the system lets it.
+    #[arg(
+        long,
+        env = "FIELDMESH_MAX_CONNECTIONS",
+        value_name = "COUNT",
+        default_value_t = crate::admit::MAX_CONNECTIONS
+    )]
+    pub max_connections: usize,
+
+    /// Most connections open at once from one network address.
+    #[arg(
+        long,
+        env = "FIELDMESH_MAX_CONNECTIONS_PER_ADDRESS",
+        value_name = "COUNT",
+        default_value_t = crate::admit::MAX_CONNECTIONS_PER_ADDRESS
+    )]
+    pub max_connections_per_address: usize,
+
     /// Do not print the QR code of the app's address at start.
     #[arg(long, env = "FIELDMESH_NO_QR")]
     pub no_qr: bool,

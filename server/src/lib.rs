@@ -2,6 +2,7 @@
 //! between connected clients.
 
 pub mod access;
+pub mod admit;
 pub mod config;
 pub mod error;
 pub mod hub;

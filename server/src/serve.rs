@@ -40,6 +40,11 @@ pub async fn serve(
     if state.access.code.is_some() {
         println!("A join code is required before a device may read or send.");
     }
+    let admission = crate::admit::Admission::new(
+        crate::admit::open_file_room(config.max_connections),
+        config.max_connections_per_address,
+    );
+    let admit = crate::admit::Admit(admission);
     let app_handle: Handle<SocketAddr> = Handle::new();
     let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
 
@@ -84,8 +89,9 @@ pub async fn serve(
             let server = axum_server::from_tcp_rustls(
                 listener,
                 RustlsConfig::from_config(Arc::clone(&setup.config)),
-            )?;
-            servers.spawn(server.handle(app_handle).serve(service));
+            )?
+            .map(|tls| tls.acceptor(admit.clone()));
+            servers.spawn(bounded(server).handle(app_handle).serve(service));
             let landing_listener = std::net::TcpListener::bind(config.http_listen)
                 .with_context(|| format!("cannot listen on {}", config.http_listen))?;
             let landing_address = landing_listener.local_addr()?;
@@ -99,7 +105,7 @@ pub async fn serve(
             handles.push(landing_handle.clone());
             let landing_app = landing::router(landing).into_make_service();
             servers.spawn(
-                axum_server::from_tcp(landing_listener)?
+                bounded(axum_server::from_tcp(landing_listener)?.acceptor(admit.clone()))
                     .handle(landing_handle)
                     .serve(landing_app),
             );
@@ -115,7 +121,7 @@ pub async fn serve(
         }
         None => {
             servers.spawn(
-                axum_server::from_tcp(listener)?
+                bounded(axum_server::from_tcp(listener)?.acceptor(admit.clone()))
                     .handle(app_handle)
                     .serve(service),
             );
@@ -151,6 +157,18 @@ pub async fn serve(
     while servers.join_next().await.is_some() {}
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A listener's time limits: a client sends its first request, and every request's headers,
+/// within [`crate::admit::HEADER_TIMEOUT`], or the connection closes.
+fn bounded<A: axum_server::Address, Acc>(
+    mut server: axum_server::Server<A, Acc>,
+) -> axum_server::Server<A, Acc> {
+    server
+        .http_builder()
+        .http1()
+        .header_read_timeout(crate::admit::HEADER_TIMEOUT);
+    server.first_request_timeout(crate::admit::HEADER_TIMEOUT)
 }
 
 /// The addresses people can open: the bound one, or every LAN address and host name when

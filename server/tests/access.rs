@@ -544,3 +544,89 @@ async fn the_camp_name_and_network_key_go_only_to_devices_that_entered_the_code(
         "{unlocked:?}"
     );
 }
+
+/// Raises this test process's open-file limit, so it can hold as many sockets as the attack.
+fn allow_open_files(count: u64) {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    let target = count.min(limit.maximum.unwrap_or(u64::MAX));
+    if limit.current.is_some_and(|current| current < target) {
+        limit.current = Some(target);
+        setrlimit(Resource::Nofile, limit).unwrap();
+    }
+}
+
+/// Sends a plain GET from `source` and returns how long the answer took and its status line.
+async fn get_from(addr: &str, source: Ipv4Addr, path: &str) -> (std::time::Duration, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let started = std::time::Instant::now();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind((source, 0).into()).unwrap();
+    let mut stream = socket.connect(addr.parse().unwrap()).await.unwrap();
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    let text = String::from_utf8_lossy(&answer);
+    (
+        started.elapsed(),
+        text.lines().next().unwrap_or_default().to_string(),
+    )
+}
+
+#[tokio::test]
+async fn half_sent_requests_neither_lock_others_out_nor_stay_open() {
+    use tokio::io::AsyncWriteExt;
+    allow_open_files(4096);
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path());
+    // One address opens 1,100 connections and sends half a request on each.
+    let attacker = Ipv4Addr::new(127, 0, 0, 2);
+    let mut held = Vec::new();
+    for _ in 0..1_100 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind((attacker, 0).into()).unwrap();
+        let Ok(mut stream) = socket.connect(server.addr.parse().unwrap()).await else {
+            continue;
+        };
+        let _ = stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .await;
+        held.push(stream);
+    }
+    // Everyone else is still served, at once.
+    let (took, status) = get_from(&server.addr, Ipv4Addr::LOCALHOST, "/healthz").await;
+    assert!(status.contains("200"), "{status}");
+    assert!(
+        took < std::time::Duration::from_secs(1),
+        "/healthz took {took:?}"
+    );
+    // The server closes what is over one address's share at once, and the rest once their
+    // headers are late.
+    let kept = still_open(&mut held).await;
+    assert!(
+        kept <= server::admit::MAX_CONNECTIONS_PER_ADDRESS,
+        "{kept} half-open connections from one address kept"
+    );
+    tokio::time::sleep(server::admit::HEADER_TIMEOUT + std::time::Duration::from_secs(2)).await;
+    assert_eq!(still_open(&mut held).await, 0);
+}
+
+/// How many of `streams` the server has not closed (nothing to read, no end of stream).
+async fn still_open(streams: &mut [tokio::net::TcpStream]) -> usize {
+    use tokio::io::AsyncReadExt;
+    let mut open = 0;
+    for stream in streams.iter_mut() {
+        let mut byte = [0u8; 1];
+        let read =
+            tokio::time::timeout(std::time::Duration::from_millis(2), stream.read(&mut byte)).await;
+        if read.is_err() {
+            open += 1;
+        }
+    }
+    open
+}
