@@ -201,7 +201,12 @@ mod tests {
     use super::*;
 
     fn card(seed: u8, name: &str) -> PresenceCard {
-        PresenceCard::sign(&Identity::from_seed(&[seed; 64]), RoomId([1; 16]), name)
+        PresenceCard::sign(
+            &Identity::from_seed(&[seed; 64]),
+            RoomId([1; 16]),
+            &[0; 32],
+            name,
+        )
     }
 
     #[test]

@@ -41,6 +41,41 @@ const ROOM_ID_DOMAIN: &[u8] = b"fieldmesh/room-id/v1\0";
 const DM_KEY_INFO: &[u8] = b"fieldmesh/dm-key/v1";
 const SAFETY_DOMAIN: &[u8] = b"fieldmesh/safety-code/v1\0";
 const EMERGENCY_DOMAIN: &[u8] = b"fieldmesh/emergency-room/v1";
+const ROOM_ACCESS_INFO: &[u8] = b"fieldmesh/room-access/v1";
+const ROOM_PROOF_DOMAIN: &[u8] = b"fieldmesh/room-proof/v1\0";
+
+/// Proof that a connection holds a room's key, for the server, which never learns the key: a
+/// signature over the connection's challenge by the room's *access key*, an Ed25519 key made
+/// from the room key. The server keeps each room's access key (the first one proven for the
+/// room, or computed for the public Emergency room) and lets only connections that prove it
+/// follow the room, page its history or see who is in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomProof {
+    /// The room's access key (public).
+    pub access: [u8; 32],
+    /// Its signature over the room and the connection's challenge.
+    pub signature: Signature,
+}
+
+fn proof_bytes(room: RoomId, challenge: &[u8; 32]) -> Vec<u8> {
+    let mut bytes = ROOM_PROOF_DOMAIN.to_vec();
+    bytes.extend_from_slice(&room.0);
+    bytes.extend_from_slice(challenge);
+    bytes
+}
+
+impl RoomProof {
+    /// Whether this proves the room's access key `access` for `room` on the connection whose
+    /// challenge is `challenge`.
+    pub fn verify(&self, room: RoomId, challenge: &[u8; 32]) -> bool {
+        let Ok(key) = VerifyingKey::from_bytes(&self.access) else {
+            return false;
+        };
+        let signature = ed25519_dalek::Signature::from_bytes(&self.signature.0);
+        key.verify_strict(&proof_bytes(room, challenge), &signature)
+            .is_ok()
+    }
+}
 
 /// Why a message could not be sealed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -217,6 +252,32 @@ impl RoomKey {
 
     fn cipher(&self) -> XChaCha20Poly1305 {
         self.derived_cipher(MESSAGE_KEY_INFO)
+    }
+
+    fn access_signing_key(&self) -> SigningKey {
+        let mut seed = Zeroizing::new([0u8; 32]);
+        Hkdf::<Sha256>::new(None, self.0.as_slice())
+            .expand(ROOM_ACCESS_INFO, seed.as_mut_slice())
+            .expect("32 bytes is a valid HKDF-SHA256 output length");
+        SigningKey::from_bytes(&seed)
+    }
+
+    /// The room's access key (public), which the server checks proofs against.
+    pub fn access_key(&self) -> [u8; 32] {
+        self.access_signing_key().verifying_key().to_bytes()
+    }
+
+    /// Proves, on the connection whose challenge is `challenge`, that this device holds the key.
+    pub fn prove(&self, challenge: &[u8; 32]) -> RoomProof {
+        let signing = self.access_signing_key();
+        RoomProof {
+            access: signing.verifying_key().to_bytes(),
+            signature: Signature(
+                signing
+                    .sign(&proof_bytes(self.room_id(), challenge))
+                    .to_bytes(),
+            ),
+        }
     }
 
     /// An XChaCha20-Poly1305 cipher under a subkey of the room key, one per use (`info`).
@@ -401,6 +462,24 @@ mod tests {
         let key = RoomKey::from_bytes([9; 32]);
         let envelope = seal(&ana, &key, draft(b"water at the school"), [5; NONCE_BYTES]).unwrap();
         (ana, key, envelope)
+    }
+
+    #[test]
+    fn room_proofs_need_the_key_and_hold_for_one_room_and_one_challenge() {
+        let key = RoomKey::from_bytes([3; 32]);
+        let room = key.room_id();
+        let proof = key.prove(&[1; 32]);
+        assert!(proof.verify(room, &[1; 32]));
+        assert_eq!(proof.access, key.access_key());
+        // Another connection's challenge, another room: no.
+        assert!(!proof.verify(room, &[2; 32]));
+        assert!(!proof.verify(RoomKey::from_bytes([4; 32]).room_id(), &[1; 32]));
+        // Someone without the key who knows the room id makes a proof of their own key only.
+        let stranger = RoomKey::from_bytes([5; 32]);
+        let mut forged = stranger.prove(&[1; 32]);
+        assert_ne!(forged.access, key.access_key());
+        forged.access = key.access_key();
+        assert!(!forged.verify(room, &[1; 32]));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{decode_versioned, encode_versioned};
+use crate::crypto::RoomProof;
 use crate::{DecodeError, EncodeError, Envelope, MessageId, RoomId, SenderId, MAX_ENVELOPE_BYTES};
 
 /// Format version of every frame (its first byte).
@@ -23,6 +24,10 @@ pub const MAX_PRESENCE_BYTES: usize = 512;
 pub struct Member {
     /// The member's device.
     pub sender: SenderId,
+    /// The challenge of the connection the member joined on (see [`ServerFrame::Welcome`]):
+    /// the sealed card is signed over it, so a card replayed on another connection does not
+    /// pass for the member.
+    pub challenge: [u8; 32],
     /// What the member shows others (their display name, encoded by the client; the server
     /// never interprets it). At most [`MAX_PRESENCE_BYTES`].
     #[serde(with = "serde_bytes")]
@@ -43,6 +48,8 @@ pub enum ClientFrame {
         after_seq: Option<u64>,
         /// Who is joining, for the presence list.
         member: Member,
+        /// That this device holds the room key (the server lets nobody else follow the room).
+        proof: RoomProof,
     },
     /// The person is typing in a room (sent at most every few seconds while they type).
     Typing {
@@ -65,6 +72,8 @@ pub enum ClientFrame {
         before_seq: u64,
         /// How many messages at most (capped at [`MAX_HISTORY_PAGE`]).
         limit: u16,
+        /// That this device holds the room key.
+        proof: RoomProof,
     },
     /// Unlock this device with the operator's join code. Answered with [`ServerFrame::Access`]
     /// carrying a device token to present on later connections.
@@ -173,6 +182,8 @@ pub enum ErrorCode {
     BadSignature,
     /// Another message with this id is stored in this room; this one was not stored.
     IdConflict,
+    /// The room proof did not show the room's key: nothing of the room was sent.
+    RoomKeyRequired,
 }
 
 /// What a server sends.
@@ -189,6 +200,8 @@ pub enum ServerFrame {
         /// Identifies this server's message store. Sequence numbers and cursors only mean
         /// something within one store: a client that sees another id starts its cursors over.
         store_id: [u8; 16],
+        /// Fresh for this connection: room proofs and presence cards are made for it.
+        challenge: [u8; 32],
     },
     /// Answer to [`ClientFrame::Unlock`] and [`ClientFrame::Authenticate`]: the device may now
     /// read and send.
@@ -382,8 +395,10 @@ mod tests {
                 after_seq: Some(9),
                 member: Member {
                     sender: SenderId([1; 32]),
+                    challenge: [2; 32],
                     card: b"Ana".to_vec(),
                 },
+                proof: crate::crypto::RoomKey::from_bytes([3; 32]).prove(&[2; 32]),
             },
             ClientFrame::Typing {
                 room: RoomId([4; 16]),
@@ -396,6 +411,7 @@ mod tests {
                 room: RoomId([4; 16]),
                 before_seq: 99,
                 limit: 50,
+                proof: crate::crypto::RoomKey::from_bytes([3; 32]).prove(&[2; 32]),
             },
             ClientFrame::Unlock {
                 code: "river-stone-42".into(),
@@ -464,6 +480,7 @@ mod tests {
                 max_body_bytes: 2,
                 code_required: true,
                 store_id: [3; 16],
+                challenge: [4; 32],
             },
             ServerFrame::Access { token: [7; 32] },
             ServerFrame::History {
@@ -481,6 +498,7 @@ mod tests {
                 room: RoomId([4; 16]),
                 members: vec![Member {
                     sender: SenderId([1; 32]),
+                    challenge: [2; 32],
                     card: vec![0; MAX_PRESENCE_BYTES],
                 }],
             },

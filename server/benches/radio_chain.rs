@@ -42,11 +42,19 @@ async fn phone(
 ) -> (
     mpsc::UnboundedSender<ClientFrame>,
     mpsc::UnboundedReceiver<ServerFrame>,
+    [u8; 32],
 ) {
     let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
         .await
         .expect("websocket connects");
     let (mut sink, mut stream) = ws.split();
+    let challenge = loop {
+        if let Some(Ok(Message::Binary(bytes))) = stream.next().await {
+            if let Ok(ServerFrame::Welcome { challenge, .. }) = ServerFrame::decode(&bytes) {
+                break challenge;
+            }
+        }
+    };
     let (to_server, mut outgoing) = mpsc::unbounded_channel::<ClientFrame>();
     let (incoming, from_server) = mpsc::unbounded_channel();
     tokio::spawn(async move {
@@ -76,16 +84,18 @@ async fn phone(
             }
         }
     });
-    (to_server, from_server)
+    (to_server, from_server, challenge)
 }
 
 async fn run(loss: f64, count: usize) -> Run {
     let camps = Camps::chain(Protocol::Kiss, BITRATE, loss, 11);
     let room = emergency_room();
-    let (to_a, mut from_a) = phone(&camps.server("A").addr).await;
-    let (to_d, mut from_d) = phone(&camps.server("D").addr).await;
-    to_a.send(join_frame(room, None, "Ana")).unwrap();
-    to_d.send(join_frame(room, None, "Dev")).unwrap();
+    let (to_a, mut from_a, challenge_a) = phone(&camps.server("A").addr).await;
+    let (to_d, mut from_d, challenge_d) = phone(&camps.server("D").addr).await;
+    to_a.send(join_frame(room, None, "Ana", challenge_a))
+        .unwrap();
+    to_d.send(join_frame(room, None, "Dev", challenge_d))
+        .unwrap();
     // Let every radio open before the clock starts.
     tokio::time::sleep(Duration::from_millis(1500)).await;
 

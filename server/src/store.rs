@@ -58,6 +58,14 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE messages_by_room_id RENAME TO messages;
     CREATE INDEX messages_by_room ON messages (room, seq);
 ",
+    // Each room's access key: only a connection that proves it (and so holds the room key)
+    // may follow the room, page its history or see who is in it.
+    "
+    CREATE TABLE room_access (
+        room BLOB PRIMARY KEY CHECK (length(room) = 16),
+        access BLOB NOT NULL CHECK (length(access) = 32)
+    );
+",
 ];
 
 /// A message waiting to be confirmed over the radio.
@@ -258,6 +266,27 @@ impl Store {
             ],
         )?;
         Ok(())
+    }
+
+    /// The access key of `room`: the one kept, or `access` when the room has none yet (the
+    /// first device to prove a key for a room sets it; room ids are random, so nobody knows
+    /// a new room's id before its first member joins).
+    pub fn room_access_blocking(
+        &self,
+        room: RoomId,
+        access: [u8; 32],
+    ) -> Result<[u8; 32], ServerError> {
+        let conn = self.lock();
+        conn.execute(
+            "INSERT OR IGNORE INTO room_access (room, access) VALUES (?1, ?2)",
+            (&room.0[..], &access[..]),
+        )?;
+        let kept: Vec<u8> = conn.query_row(
+            "SELECT access FROM room_access WHERE room = ?1",
+            [&room.0[..]],
+            |row| row.get(0),
+        )?;
+        Ok(kept.try_into().unwrap_or([0; 32]))
     }
 
     /// Forgets a radio form: confirmed, or given up.

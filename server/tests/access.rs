@@ -5,7 +5,7 @@ mod support;
 use std::net::Ipv4Addr;
 
 use mesh::{ClientFrame, ErrorCode, SenderId, ServerFrame};
-use support::{join_frame, room, text_message, Client, TestServer};
+use support::{room, text_message, Client, TestServer};
 
 const CODE: &str = "river stone 42";
 
@@ -40,7 +40,9 @@ async fn without_the_code_nothing_can_be_read_or_sent() {
         }
     ));
 
-    stranger.send(&join_frame(room("camp"), None, "Eve")).await;
+    stranger
+        .send(&stranger.join_frame(room("camp"), None, "Eve"))
+        .await;
     assert!(is_error(&stranger.recv().await, ErrorCode::CodeRequired));
     let message = text_message(room("camp"), "Eve", "let me in");
     stranger.send(&ClientFrame::Publish(message.clone())).await;
@@ -49,11 +51,7 @@ async fn without_the_code_nothing_can_be_read_or_sent() {
         ServerFrame::Error { code: ErrorCode::CodeRequired, id: Some(id), .. } if id == message.id
     ));
     stranger
-        .send(&ClientFrame::History {
-            room: room("camp"),
-            before_seq: u64::MAX,
-            limit: 10,
-        })
+        .send(&stranger.history_frame(room("camp"), u64::MAX, 10))
         .await;
     assert!(is_error(&stranger.recv().await, ErrorCode::CodeRequired));
 }
@@ -330,7 +328,7 @@ async fn a_flood_of_joins_does_not_flood_the_room_with_presence() {
     const JOINS: usize = 2_000;
     for n in 0..JOINS {
         mallory
-            .send(&join_frame(camp, None, &format!("Mallory {n}")))
+            .send(&mallory.join_frame(camp, None, &format!("Mallory {n}")))
             .await;
     }
     // Mallory hears why most of them were not done.
@@ -629,4 +627,59 @@ async fn still_open(streams: &mut [tokio::net::TcpStream]) -> usize {
         }
     }
     open
+}
+
+#[tokio::test]
+async fn a_stranger_who_knows_a_room_id_can_neither_follow_page_nor_see_who_is_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path());
+    let camp = room("camp");
+    let mut ana = server.client().await;
+    ana.join(camp).await;
+    ana.publish(&text_message(camp, "Ana", "meet at the school"))
+        .await;
+    let ana_join = ana.join_frame(camp, None, "Ana");
+
+    let mut eve = server.client().await;
+    // Her own key's proof, Ana's proof and card replayed, and a history request without the
+    // key: all refused, and nothing of the room reaches her.
+    let stranger = mesh::crypto::RoomKey::from_bytes([0xee; 32]);
+    let ClientFrame::Join { member, proof, .. } = eve.join_frame(camp, None, "Eve") else {
+        unreachable!()
+    };
+    let own_key = ClientFrame::Join {
+        room: camp,
+        after_seq: None,
+        member,
+        proof: mesh::crypto::RoomProof {
+            access: stranger.access_key(),
+            ..stranger.prove(&eve.challenge)
+        },
+    };
+    assert_ne!(proof.access, stranger.access_key());
+    let history = ClientFrame::History {
+        room: camp,
+        before_seq: u64::MAX,
+        limit: 50,
+        proof: stranger.prove(&eve.challenge),
+    };
+    for frame in [own_key, ana_join, history] {
+        eve.send(&frame).await;
+        assert!(
+            is_error(&eve.recv().await, ErrorCode::RoomKeyRequired),
+            "{frame:?}"
+        );
+    }
+    ana.publish(&text_message(camp, "Ana", "second")).await;
+    let seen = frames_for(&mut eve, std::time::Duration::from_millis(500)).await;
+    assert!(
+        !seen.iter().any(|f| matches!(
+            f,
+            ServerFrame::Presence { .. } | ServerFrame::Message(_) | ServerFrame::History { .. }
+        )),
+        "{seen:?}"
+    );
+    // With the key, the same connection gets in.
+    let (page, _) = eve.join(camp).await;
+    assert_eq!(page.len(), 2);
 }

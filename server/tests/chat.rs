@@ -113,11 +113,7 @@ async fn history_pages_backwards_to_the_first_message() {
     assert_eq!(shown.len(), 50, "the default page on join");
     while has_more {
         reader
-            .send(&ClientFrame::History {
-                room: camp,
-                before_seq: shown[0].seq,
-                limit: 40,
-            })
+            .send(&reader.history_frame(camp, shown[0].seq, 40))
             .await;
         let ServerFrame::History {
             messages,
@@ -268,7 +264,7 @@ async fn sigterm_during_a_burst_exits_cleanly_and_every_acknowledged_message_sur
     let server = TestServer::start(dir.path());
     let mut reader = server.client().await;
     reader
-        .send(&support::join_frame(camp, Some(0), "reader"))
+        .send(&reader.join_frame(camp, Some(0), "reader"))
         .await;
     let mut stored = 0;
     loop {

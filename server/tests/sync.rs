@@ -4,7 +4,7 @@
 mod support;
 
 use mesh::{ClientFrame, ServerFrame, StoredMessage};
-use support::{join_frame, room, text_message, text_of, Client, TestServer};
+use support::{room, text_message, text_of, Client, TestServer};
 
 /// Reads catch-up batches until `done`, returning the messages and the batch sizes.
 async fn read_catch_up(client: &mut Client) -> (Vec<StoredMessage>, Vec<usize>) {
@@ -46,7 +46,7 @@ async fn a_cursor_brings_only_the_missing_messages_then_live_ones() {
 
     let mut reader = server.client().await;
     reader
-        .send(&join_frame(camp, Some(seqs[3]), "reader"))
+        .send(&reader.join_frame(camp, Some(seqs[3]), "reader"))
         .await;
     let (missing, _) = read_catch_up(&mut reader).await;
     let texts: Vec<String> = missing.iter().map(|m| text_of(&m.envelope)).collect();
@@ -84,7 +84,9 @@ async fn a_long_absence_catches_up_in_bounded_batches() {
     }
 
     let mut reader = server.client().await;
-    reader.send(&join_frame(camp, Some(0), "reader")).await;
+    reader
+        .send(&reader.join_frame(camp, Some(0), "reader"))
+        .await;
     let (all, sizes) = read_catch_up(&mut reader).await;
     assert_eq!(sizes, [200, 200, 50]);
     let texts: Vec<String> = all.iter().map(|m| text_of(&m.envelope)).collect();
@@ -162,9 +164,9 @@ async fn presence_follows_joins_and_disconnects_and_typing_reaches_the_others() 
     let camp = room("camp");
 
     let mut ana = server.client().await;
-    ana.send(&join_frame(camp, None, "Ana")).await;
+    ana.send(&ana.join_frame(camp, None, "Ana")).await;
     let mut ben = server.client().await;
-    let ben_join = join_frame(camp, None, "Ben");
+    let ben_join = ben.join_frame(camp, None, "Ben");
     let ClientFrame::Join {
         member: ben_member, ..
     } = &ben_join
@@ -259,14 +261,10 @@ async fn clients_that_page_history_and_never_read_cost_bounded_memory_and_are_dr
     let mut lurkers = Vec::new();
     for _ in 0..8 {
         let mut lurker = server.client().await;
-        lurker.send(&join_frame(camp, None, "Lurker")).await;
+        lurker.send(&lurker.join_frame(camp, None, "Lurker")).await;
         for _ in 0..64 {
             lurker
-                .send(&ClientFrame::History {
-                    room: camp,
-                    before_seq: u64::MAX,
-                    limit: mesh::wire::MAX_HISTORY_PAGE,
-                })
+                .send(&lurker.history_frame(camp, u64::MAX, mesh::wire::MAX_HISTORY_PAGE))
                 .await;
         }
         lurkers.push(lurker);

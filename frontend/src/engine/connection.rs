@@ -42,6 +42,8 @@ struct State {
     last_heard_ms: f64,
     /// The current server's store id (hex), from its welcome.
     store_id: String,
+    /// This connection's challenge: room proofs and presence cards are made for it.
+    challenge: [u8; 32],
 }
 
 fn socket_url() -> Option<String> {
@@ -64,6 +66,11 @@ impl Connection {
     /// The current server's store id (hex), once welcomed.
     pub(super) fn store_id(&self) -> String {
         self.state.borrow().store_id.clone()
+    }
+
+    /// This connection's challenge (see [`mesh::ServerFrame::Welcome`]).
+    pub(super) fn challenge(&self) -> [u8; 32] {
+        self.state.borrow().challenge
     }
 
     /// Sends a frame if the server is there. Anything that must arrive is in the outbox and
@@ -217,9 +224,16 @@ impl Connection {
         true
     }
 
-    pub(super) fn on_welcome(&self, engine: &Rc<Engine>, code_required: bool, store_id: [u8; 16]) {
+    pub(super) fn on_welcome(
+        &self,
+        engine: &Rc<Engine>,
+        code_required: bool,
+        store_id: [u8; 16],
+        challenge: [u8; 32],
+    ) {
         {
             let mut state = self.state.borrow_mut();
+            state.challenge = challenge;
             state.online = true;
             state.unlocked = false;
             state.backoff.reset();

@@ -321,10 +321,14 @@ impl Inbox {
                 .unwrap_or(0);
             if (held as u32) < window && server_has_older {
                 let before = db.oldest_seq(&room_hex).await.ok().flatten();
+                let Some((key, _)) = engine.session.room_key(room) else {
+                    return;
+                };
                 let frame = ClientFrame::History {
                     room,
                     before_seq: before.map_or(u64::MAX, |s| s as u64),
                     limit: MAX_HISTORY_PAGE / 2,
+                    proof: key.prove(&engine.connection.challenge()),
                 };
                 if engine.connection.send(&frame) {
                     engine.state.loading_older.set(true);

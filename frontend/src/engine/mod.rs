@@ -168,8 +168,11 @@ impl Engine {
             ServerFrame::Welcome {
                 code_required,
                 store_id,
+                challenge,
                 ..
-            } => self.connection.on_welcome(self, code_required, store_id),
+            } => self
+                .connection
+                .on_welcome(self, code_required, store_id, challenge),
             ServerFrame::Access { token } => self.connection.on_access(self, token),
             ServerFrame::History {
                 room,

@@ -11,7 +11,7 @@ use app::{ChatMessage, RosterEntry};
 use client::people::Contacts;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use mesh::crypto::PublicIdentity;
+use mesh::crypto::{PublicIdentity, RoomKey};
 use mesh::presence::PresenceCard;
 use mesh::{ClientFrame, Member, RoomId, SenderId, StoredMessage};
 
@@ -38,7 +38,8 @@ struct State {
     typing: HashMap<SenderId, f64>,
     last_typing_sent_ms: f64,
     /// Private-conversation rooms with people seen, and whose they are (sender id hex).
-    direct_rooms: HashMap<RoomId, String>,
+    /// Private conversations with the people around: the person's id and the room key.
+    direct_rooms: HashMap<RoomId, (String, RoomKey)>,
     heartbeats: u32,
 }
 
@@ -107,7 +108,9 @@ impl People {
                 // Where this person's private conversation with us lives, to look for news.
                 if let (false, Some(identity)) = (you, identity.as_ref()) {
                     if let Some(key) = identity.dm_key(&card.identity) {
-                        state.direct_rooms.insert(key.room_id(), person.id.clone());
+                        state
+                            .direct_rooms
+                            .insert(key.room_id(), (person.id.clone(), key));
                     }
                 }
                 if person.warning.is_some() {
@@ -199,20 +202,22 @@ impl People {
     /// around, to tell the person when someone wrote to them privately.
     fn check_direct(&self, engine: &Rc<Engine>) {
         let current = engine.session.current_room().map(|(room, _, _)| room);
-        let rooms: Vec<RoomId> = self
+        let challenge = engine.connection.challenge();
+        let probes: Vec<ClientFrame> = self
             .state
             .borrow()
             .direct_rooms
-            .keys()
-            .copied()
-            .filter(|room| Some(*room) != current)
-            .collect();
-        for room in rooms {
-            engine.connection.send(&ClientFrame::History {
-                room,
+            .iter()
+            .filter(|(room, _)| Some(**room) != current)
+            .map(|(room, (_, key))| ClientFrame::History {
+                room: *room,
                 before_seq: u64::MAX,
                 limit: 1,
-            });
+                proof: key.prove(&challenge),
+            })
+            .collect();
+        for probe in probes {
+            engine.connection.send(&probe);
         }
     }
 
@@ -225,7 +230,7 @@ impl People {
     ) {
         let (peer, name) = {
             let state = self.state.borrow();
-            let Some(peer) = state.direct_rooms.get(&room).cloned() else {
+            let Some(peer) = state.direct_rooms.get(&room).map(|(peer, _)| peer.clone()) else {
                 return;
             };
             let name = state.contacts.get(&peer).map(|c| c.name.clone());

@@ -289,6 +289,7 @@ impl Session {
             return;
         }
         let store_id = engine.connection.store_id();
+        let challenge = engine.connection.challenge();
         let frame = {
             let mut state = self.state.borrow_mut();
             let state = &mut *state;
@@ -299,15 +300,20 @@ impl Session {
             // (or this is another server), start the room over so nothing is skipped.
             joined.sync.on_store(&store_id);
             // The card is sealed with the room key: the server relays it without reading it.
-            let Ok(member) =
-                PresenceCard::seal(identity, &joined.key, &state.name, device::random_bytes())
-            else {
+            let Ok(member) = PresenceCard::seal(
+                identity,
+                &joined.key,
+                challenge,
+                &state.name,
+                device::random_bytes(),
+            ) else {
                 return;
             };
             ClientFrame::Join {
                 room: joined.id,
                 after_seq: joined.sync.cursor,
                 member,
+                proof: joined.key.prove(&challenge),
             }
         };
         engine.inbox.joining();

@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use mesh::crypto::{RoomKey, RoomProof};
 use mesh::wire::{MAX_HISTORY_PAGE, MAX_PRESENCE_BYTES};
 use mesh::{ErrorCode, Member, RoomId, SenderId, ServerFrame, StoredMessage};
 use tokio::sync::broadcast;
@@ -19,8 +20,72 @@ pub(super) struct Following {
     last_typing: Option<Instant>,
 }
 
+/// Rooms one connection keeps as proven (more than it may follow, for history probes).
+const MAX_PROVEN: usize = 4 * MAX_ROOMS_PER_CONNECTION;
+
 impl Session {
-    pub(super) async fn join(&mut self, room: RoomId, after_seq: Option<u64>, member: Member) {
+    /// Whether `proof` shows, on this connection, the key of `room`: its signature is over
+    /// this connection's challenge, by the room's access key (the one kept for the room, or
+    /// the Emergency room's, which everyone can compute). Refuses the request when not.
+    async fn proven(&mut self, room: RoomId, proof: &RoomProof) -> bool {
+        if self.proven.contains(&room) {
+            return true;
+        }
+        let mut ok = proof.verify(room, &self.challenge);
+        if ok {
+            let emergency = RoomKey::emergency();
+            ok = if room == emergency.room_id() {
+                proof.access == emergency.access_key()
+            } else {
+                let access = proof.access;
+                match self
+                    .state
+                    .store
+                    .run(move |s| s.room_access_blocking(room, access))
+                    .await
+                {
+                    Ok(kept) => kept == access,
+                    Err(error) => {
+                        self.internal_error(error, None).await;
+                        return false;
+                    }
+                }
+            };
+        }
+        if !ok {
+            tracing::info!(
+                connection = self.id,
+                "a room request without the room's key"
+            );
+            self.refuse(
+                ErrorCode::RoomKeyRequired,
+                "this room's key is needed to follow it, read it or see who is in it".into(),
+                None,
+            )
+            .await;
+            return false;
+        }
+        if self.proven.len() >= MAX_PROVEN {
+            self.proven.clear();
+        }
+        self.proven.insert(room);
+        true
+    }
+
+    pub(super) async fn join(
+        &mut self,
+        room: RoomId,
+        after_seq: Option<u64>,
+        member: Member,
+        proof: RoomProof,
+    ) {
+        if !self.proven(room, &proof).await {
+            return;
+        }
+        if member.challenge != self.challenge {
+            let detail = "a presence card is made for the connection it joins on".to_string();
+            return self.refuse(ErrorCode::LimitReached, detail, None).await;
+        }
         if !self.rooms.contains_key(&room) && self.rooms.len() >= MAX_ROOMS_PER_CONNECTION {
             let detail =
                 format!("one connection can follow at most {MAX_ROOMS_PER_CONNECTION} rooms");
@@ -95,7 +160,16 @@ impl Session {
         }
     }
 
-    pub(super) async fn history(&mut self, room: RoomId, before_seq: u64, limit: u16) {
+    pub(super) async fn history(
+        &mut self,
+        room: RoomId,
+        before_seq: u64,
+        limit: u16,
+        proof: RoomProof,
+    ) {
+        if !self.proven(room, &proof).await {
+            return;
+        }
         let limit = limit.clamp(1, MAX_HISTORY_PAGE);
         match self
             .state
@@ -274,7 +348,7 @@ mod tests {
         }
         let mut seen = Vec::new();
         while seen.len() < 60 {
-            let queued = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
+            let queued = tokio::time::timeout(std::time::Duration::from_secs(5), rx.next())
                 .await
                 .expect("a frame in time")
                 .expect("the queue is open");

@@ -74,12 +74,19 @@ pub async fn upgrade(
 async fn serve_connection(socket: WebSocket, state: AppState, address: IpAddr) {
     let (sink, stream) = socket.split();
     let (tx, rx) = Outbound::new(outbound::BUDGET_BYTES);
-    let writer = tokio::spawn(outbound::write(sink, rx, tx.clone()));
+    let writer = tokio::spawn(outbound::write(sink, rx));
 
     let mut shutdown = state.shutdown.clone();
     let code_required = state.access.code.is_some();
+    let mut challenge = [0u8; 32];
+    if getrandom::fill(&mut challenge).is_err() {
+        tracing::error!("no randomness for a connection challenge; closing it");
+        return;
+    }
     let mut session = Session {
         id: NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed),
+        challenge,
+        proven: std::collections::HashSet::new(),
         state,
         tx,
         rooms: HashMap::new(),
@@ -96,6 +103,7 @@ async fn serve_connection(socket: WebSocket, state: AppState, address: IpAddr) {
             max_body_bytes: MAX_BODY_BYTES as u32,
             code_required,
             store_id: session.state.store.id,
+            challenge: session.challenge,
         })
         .await;
     // The radio's state (who lends it, from where) is for devices that may read: those that
@@ -163,6 +171,10 @@ async fn serve_connection(socket: WebSocket, state: AppState, address: IpAddr) {
 /// One connected client: where its frames go and which rooms it follows.
 struct Session {
     id: ConnectionId,
+    /// Fresh for this connection: room proofs and presence cards are made for it.
+    challenge: [u8; 32],
+    /// Rooms this connection proved it holds the key of.
+    proven: std::collections::HashSet<RoomId>,
     state: AppState,
     tx: Outbound,
     rooms: HashMap<RoomId, Following>,
@@ -322,14 +334,16 @@ impl Session {
                 room,
                 after_seq,
                 member,
-            } => self.join(room, after_seq, member).await,
+                proof,
+            } => self.join(room, after_seq, member, proof).await,
             ClientFrame::Leave { room } => self.leave(room),
             ClientFrame::Publish(envelope) => self.publish(vec![envelope]).await,
             ClientFrame::History {
                 room,
                 before_seq,
                 limit,
-            } => self.history(room, before_seq, limit).await,
+                proof,
+            } => self.history(room, before_seq, limit, proof).await,
             ClientFrame::Typing { room } => self.typing(room),
             ClientFrame::Ping { nonce } => self.send(ServerFrame::Pong { nonce }).await,
             ClientFrame::SendRadio { room, id, payload } => {

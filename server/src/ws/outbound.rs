@@ -39,22 +39,54 @@ pub(crate) enum SendError {
 #[derive(Clone)]
 pub(crate) struct Outbound {
     tx: mpsc::Sender<Queued>,
-    budget: Arc<Semaphore>,
     budget_bytes: usize,
+    state: Shared,
+}
+
+/// What the senders and the writer share.
+#[derive(Clone)]
+struct Shared {
+    budget: Arc<Semaphore>,
     stuck: Arc<(AtomicBool, Notify)>,
 }
 
+impl Shared {
+    fn mark_stuck(&self) {
+        self.stuck.0.store(true, Ordering::Release);
+        self.stuck.1.notify_waiters();
+        // Senders waiting for room give up at once.
+        self.budget.close();
+    }
+}
+
+/// The receiving half: what [`write`] drains. It holds no sender, so the queue closes (and
+/// the writer ends) when the session and its followers are gone.
+pub(crate) struct Writer {
+    rx: mpsc::Receiver<Queued>,
+    state: Shared,
+}
+
+impl Writer {
+    /// The next frame to write.
+    pub(crate) async fn next(&mut self) -> Option<Queued> {
+        self.rx.recv().await
+    }
+}
+
 impl Outbound {
-    /// A queue of at most `budget_bytes`, and the receiver the writer drains.
-    pub(crate) fn new(budget_bytes: usize) -> (Self, mpsc::Receiver<Queued>) {
+    /// A queue of at most `budget_bytes`, and the half the writer drains.
+    pub(crate) fn new(budget_bytes: usize) -> (Self, Writer) {
         let (tx, rx) = mpsc::channel(QUEUE_FRAMES);
-        let outbound = Self {
-            tx,
+        let state = Shared {
             budget: Arc::new(Semaphore::new(budget_bytes)),
-            budget_bytes,
             stuck: Arc::new((AtomicBool::new(false), Notify::new())),
         };
-        (outbound, rx)
+        let outbound = Self {
+            tx,
+            budget_bytes,
+            state: state.clone(),
+        };
+        (outbound, Writer { rx, state })
     }
 
     /// Queues `frame`, waiting at most [`SEND_TIMEOUT`] for room.
@@ -68,7 +100,7 @@ impl Outbound {
         };
         let cost = bytes.len().clamp(1, self.budget_bytes) as u32;
         let queued = async {
-            let permit = Arc::clone(&self.budget)
+            let permit = Arc::clone(&self.state.budget)
                 .acquire_many_owned(cost)
                 .await
                 .map_err(|_| SendError::Closed)?;
@@ -100,22 +132,19 @@ impl Outbound {
         });
     }
 
-    /// The client stopped reading (or its writer failed): the connection should close.
-    pub(crate) fn mark_stuck(&self) {
-        self.stuck.0.store(true, Ordering::Release);
-        self.stuck.1.notify_waiters();
-        // Senders waiting for room give up at once.
-        self.budget.close();
+    /// The client stopped reading: the connection should close.
+    fn mark_stuck(&self) {
+        self.state.mark_stuck();
     }
 
     fn is_stuck(&self) -> bool {
-        self.stuck.0.load(Ordering::Acquire)
+        self.state.stuck.0.load(Ordering::Acquire)
     }
 
-    /// Resolves once the connection is marked stuck.
+    /// Resolves once the connection is marked stuck (or its writer failed).
     pub(crate) async fn stuck(&self) {
         loop {
-            let notified = self.stuck.1.notified();
+            let notified = self.state.stuck.1.notified();
             if self.is_stuck() {
                 return;
             }
@@ -126,12 +155,12 @@ impl Outbound {
 
 /// Writes queued frames to the socket until the queue closes, the socket fails, or a write
 /// takes longer than [`WRITE_TIMEOUT`].
-pub(crate) async fn write<S>(mut sink: S, mut rx: mpsc::Receiver<Queued>, outbound: Outbound)
+pub(crate) async fn write<S>(mut sink: S, mut writer: Writer)
 where
     S: futures::Sink<Message> + Unpin,
 {
     use futures::SinkExt;
-    while let Some(queued) = rx.recv().await {
+    while let Some(queued) = writer.next().await {
         match tokio::time::timeout(WRITE_TIMEOUT, sink.send(queued.message)).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => break,
@@ -141,7 +170,7 @@ where
             }
         }
     }
-    outbound.mark_stuck();
+    writer.state.mark_stuck();
     let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.close()).await;
 }
 
@@ -172,7 +201,7 @@ mod tests {
             .expect("marked stuck");
         // What was queued is still there to drain (or drop), and no more.
         let mut queued = 0;
-        while rx.try_recv().is_ok() {
+        while rx.rx.try_recv().is_ok() {
             queued += 1;
         }
         assert_eq!(queued, 9);
@@ -186,10 +215,10 @@ mod tests {
         let big = tokio::spawn(async move { sender.frame(&page(50_000)).await });
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert!(!big.is_finished(), "waits for the queue to drain");
-        drop(rx.recv().await.expect("the first frame"));
+        drop(rx.next().await.expect("the first frame"));
         assert_eq!(big.await.unwrap(), Ok(()));
         assert!(
-            matches!(rx.recv().await, Some(Queued { message: Message::Binary(b), .. }) if b.len() > 50_000)
+            matches!(rx.next().await, Some(Queued { message: Message::Binary(b), .. }) if b.len() > 50_000)
         );
     }
 }

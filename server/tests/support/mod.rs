@@ -106,6 +106,8 @@ impl Drop for TestServer {
 /// A WebSocket client speaking the FieldMesh wire protocol.
 pub struct Client {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// This connection's challenge, from the server's welcome.
+    pub challenge: [u8; 32],
 }
 
 impl Client {
@@ -113,8 +115,14 @@ impl Client {
         let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
             .await
             .expect("websocket connects");
-        let mut client = Self { ws };
-        assert!(matches!(client.recv().await, ServerFrame::Welcome { .. }));
+        let mut client = Self {
+            ws,
+            challenge: [0; 32],
+        };
+        match client.recv().await {
+            ServerFrame::Welcome { challenge, .. } => client.challenge = challenge,
+            other => panic!("expected a welcome, got {other:?}"),
+        }
         client
     }
 
@@ -133,8 +141,14 @@ impl Client {
         )
         .await
         .expect("websocket connects");
-        let mut client = Self { ws };
+        let mut client = Self {
+            ws,
+            challenge: [0; 32],
+        };
         let welcome = client.recv_any().await;
+        if let ServerFrame::Welcome { challenge, .. } = &welcome {
+            client.challenge = *challenge;
+        }
         (client, welcome)
     }
 
@@ -218,7 +232,7 @@ impl Client {
 
     /// Joins a room without a cursor and returns the history page the server answers with.
     pub async fn join(&mut self, room: RoomId) -> (Vec<mesh::StoredMessage>, bool) {
-        self.send(&join_frame(room, None, "tester")).await;
+        self.send(&self.join_frame(room, None, "tester")).await;
         match self.recv().await {
             ServerFrame::History {
                 room: got,
@@ -244,8 +258,40 @@ impl Client {
     }
 }
 
-/// A join frame for a member called `name` (the card is the name's bytes).
-pub fn join_frame(room: RoomId, after_seq: Option<u64>, name: &str) -> ClientFrame {
+impl Client {
+    /// A join frame for a member called `name` on this connection (the card is the name's
+    /// bytes), with the proof of the room's key.
+    pub fn join_frame(&self, room: RoomId, after_seq: Option<u64>, name: &str) -> ClientFrame {
+        join_frame(room, after_seq, name, self.challenge)
+    }
+
+    /// A history request on this connection, with the proof of the room's key.
+    pub fn history_frame(&self, room: RoomId, before_seq: u64, limit: u16) -> ClientFrame {
+        ClientFrame::History {
+            room,
+            before_seq,
+            limit,
+            proof: proof(room, &self.challenge),
+        }
+    }
+}
+
+/// The proof of `room`'s key for the connection whose challenge is `challenge`.
+pub fn proof(room: RoomId, challenge: &[u8; 32]) -> mesh::crypto::RoomProof {
+    keys()
+        .get(&room)
+        .expect("rooms come from room()")
+        .prove(challenge)
+}
+
+/// A join frame for a member called `name` (the card is the name's bytes) on the connection
+/// whose challenge is `challenge`.
+pub fn join_frame(
+    room: RoomId,
+    after_seq: Option<u64>,
+    name: &str,
+    challenge: [u8; 32],
+) -> ClientFrame {
     let mut sender = [0u8; 32];
     sender[..16].copy_from_slice(&rand_bytes());
     ClientFrame::Join {
@@ -253,8 +299,10 @@ pub fn join_frame(room: RoomId, after_seq: Option<u64>, name: &str) -> ClientFra
         after_seq,
         member: Member {
             sender: SenderId(sender),
+            challenge,
             card: name.as_bytes().to_vec(),
         },
+        proof: proof(room, &challenge),
     }
 }
 
