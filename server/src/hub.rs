@@ -3,12 +3,20 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use mesh::{Member, MessageId, RoomId, SenderId, StoredMessage};
 use tokio::sync::broadcast;
 
 /// How many events a slow follower may fall behind before it catches up from the store.
 const ROOM_BACKLOG: usize = 256;
+/// Presence changes of a room are gathered for this long and sent as one list, so people
+/// coming and going (or a script joining in a loop) cost the room a few lists a second at
+/// most, not one per change.
+pub const PRESENCE_EVERY: Duration = Duration::from_millis(250);
+/// Most members a room's presence list shows (everyone beyond still follows the room). A
+/// camp of 500 phones, each in a few tabs, stays below it.
+pub const MAX_LISTED_MEMBERS: usize = 2_000;
 
 /// Something that happened in a room, for its followers.
 #[derive(Clone, Debug)]
@@ -29,6 +37,10 @@ pub type ConnectionId = u64;
 struct Room {
     events: broadcast::Sender<RoomEvent>,
     members: Vec<(ConnectionId, Member)>,
+    /// Followers beyond [`MAX_LISTED_MEMBERS`], not in the list.
+    unlisted: usize,
+    /// A presence list is due (sent once [`PRESENCE_EVERY`] has passed).
+    presence_due: bool,
 }
 
 impl Room {
@@ -43,12 +55,27 @@ impl Room {
 }
 
 /// The rooms that have followers right now. Cheap to clone.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Hub {
     rooms: Arc<Mutex<HashMap<RoomId, Room>>>,
+    max_listed: usize,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self::with_max_listed(MAX_LISTED_MEMBERS)
+    }
 }
 
 impl Hub {
+    /// A hub whose presence lists show at most `max_listed` members.
+    pub fn with_max_listed(max_listed: usize) -> Self {
+        Self {
+            rooms: Arc::default(),
+            max_listed,
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<RoomId, Room>> {
         // Nothing in here can be left half-updated by a panic; keep serving.
         self.rooms
@@ -68,12 +95,40 @@ impl Hub {
         let entry = rooms.entry(room).or_insert_with(|| Room {
             events: broadcast::channel(ROOM_BACKLOG).0,
             members: Vec::new(),
+            unlisted: 0,
+            presence_due: false,
         });
+        let was_listed = entry.members.len();
         entry.members.retain(|(id, _)| *id != connection);
-        entry.members.push((connection, member));
+        if entry.members.len() < self.max_listed {
+            entry.members.push((connection, member));
+        } else if entry.members.len() == was_listed {
+            entry.unlisted += 1;
+            tracing::info!(
+                listed = entry.members.len(),
+                "a room's presence list is full; a new follower is not listed"
+            );
+        }
         let receiver = entry.events.subscribe();
-        let _ = entry.events.send(RoomEvent::Presence(entry.member_list()));
+        self.presence_changed(room, entry);
         receiver
+    }
+
+    /// Sends the room's list once [`PRESENCE_EVERY`] has passed, with every change until
+    /// then.
+    fn presence_changed(&self, room: RoomId, entry: &mut Room) {
+        if std::mem::replace(&mut entry.presence_due, true) {
+            return;
+        }
+        let hub = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(PRESENCE_EVERY).await;
+            let mut rooms = hub.lock();
+            if let Some(entry) = rooms.get_mut(&room) {
+                entry.presence_due = false;
+                let _ = entry.events.send(RoomEvent::Presence(entry.member_list()));
+            }
+        });
     }
 
     /// Stops `connection` following `room`, telling the others; forgets empty rooms.
@@ -82,11 +137,15 @@ impl Hub {
         let Some(entry) = rooms.get_mut(&room) else {
             return;
         };
+        let listed = entry.members.len();
         entry.members.retain(|(id, _)| *id != connection);
-        if entry.members.is_empty() {
+        if entry.members.len() == listed {
+            entry.unlisted = entry.unlisted.saturating_sub(1);
+        }
+        if entry.members.is_empty() && entry.unlisted == 0 {
             rooms.remove(&room);
         } else {
-            let _ = entry.events.send(RoomEvent::Presence(entry.member_list()));
+            self.presence_changed(room, entry);
         }
     }
 
@@ -125,5 +184,47 @@ impl Hub {
     /// Number of rooms with at least one follower.
     pub fn room_count(&self) -> usize {
         self.lock().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(n: u8) -> Member {
+        Member {
+            sender: SenderId([n; 32]),
+            challenge: [0; 32],
+            card: vec![n],
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn presence_changes_are_gathered_and_lists_are_capped() {
+        let hub = Hub::with_max_listed(3);
+        let room = RoomId([1; 16]);
+        let mut first = hub.join(room, 1, member(1));
+        // Ten more join within one period: the room hears one list, of at most three.
+        for n in 2..=11 {
+            let _ = hub.join(room, u64::from(n), member(n));
+        }
+        tokio::time::sleep(PRESENCE_EVERY * 2).await;
+        let mut lists = Vec::new();
+        while let Ok(event) = first.try_recv() {
+            if let RoomEvent::Presence(members) = event {
+                lists.push(members.len());
+            }
+        }
+        assert_eq!(lists, vec![3]);
+        assert_eq!(hub.members(room).len(), 3);
+        // The listed leave; the unlisted still keep the room alive.
+        for n in 1..=3 {
+            hub.leave(room, n);
+        }
+        assert_eq!(hub.room_count(), 1);
+        for n in 4..=11 {
+            hub.leave(room, n);
+        }
+        assert_eq!(hub.room_count(), 0);
     }
 }
