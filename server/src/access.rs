@@ -32,6 +32,16 @@ const CONNECTS_PER_ADDRESS: (u32, Duration) = (30, Duration::from_millis(500));
 /// Messages per device and per address: an outbox of 2,000 drains at once, then 20 a second.
 const PUBLISHES: (u32, Duration) = (2000, Duration::from_millis(50));
 
+/// Messages to the public Emergency room, which anyone can write to, per device: 20 at once,
+/// then one every 15 seconds; and per address (several phones may share one): 60, then one
+/// every 5 seconds. A person posting news keeps well within it; one sender cannot bury the
+/// room (a joining phone's first page is 50 messages).
+const PUBLIC_PER_DEVICE: (u32, Duration) = (20, Duration::from_secs(15));
+const PUBLIC_PER_ADDRESS: (u32, Duration) = (60, Duration::from_secs(5));
+/// Bytes one device may store a day, in all rooms: 32 MiB (about 2,000 of the largest
+/// messages; a person's text is a few hundred kilobytes a day), refilling steadily.
+pub const DEVICE_BYTES_PER_DAY: u32 = 32 * 1024 * 1024;
+
 /// Room requests per connection (join, leave, history pages, lending): 64 at once, then 8 a
 /// second: a page's start and its private-conversation checks, but no flood of presence.
 const ROOM_REQUESTS: (u32, Duration) = (64, Duration::from_millis(125));
@@ -97,6 +107,9 @@ pub struct Limits {
     connect_by_address: DefaultKeyedRateLimiter<IpAddr>,
     publish_by_device: DefaultKeyedRateLimiter<(SenderId, IpAddr)>,
     publish_by_address: DefaultKeyedRateLimiter<IpAddr>,
+    public_by_device: DefaultKeyedRateLimiter<SenderId>,
+    public_by_address: DefaultKeyedRateLimiter<IpAddr>,
+    bytes_by_device: DefaultKeyedRateLimiter<SenderId>,
 }
 
 /// The key an address is limited under: IPv4 as is, IPv6 by its /64 (one device can hold a
@@ -145,6 +158,13 @@ impl Default for Limits {
             connect_by_address: RateLimiter::keyed(quota(CONNECTS_PER_ADDRESS)),
             publish_by_device: RateLimiter::keyed(quota(PUBLISHES)),
             publish_by_address: RateLimiter::keyed(quota(PUBLISHES)),
+            public_by_device: RateLimiter::keyed(quota(PUBLIC_PER_DEVICE)),
+            public_by_address: RateLimiter::keyed(quota(PUBLIC_PER_ADDRESS)),
+            bytes_by_device: RateLimiter::keyed(
+                Quota::with_period(Duration::from_secs(24 * 60 * 60) / DEVICE_BYTES_PER_DAY)
+                    .expect("a day per byte allowance is non-zero")
+                    .allow_burst(NonZeroU32::new(DEVICE_BYTES_PER_DAY).expect("non-zero")),
+            ),
         }
     }
 }
@@ -172,8 +192,30 @@ impl Limits {
         check(&self.publish_by_device, &(device, address))
     }
 
+    /// A message of `bytes` from `device` at `address` to the public room.
+    pub fn public_room(&self, device: SenderId, address: IpAddr) -> Result<(), RetryAfter> {
+        check(&self.public_by_address, &network(address))?;
+        check(&self.public_by_device, &device)
+    }
+
+    /// `bytes` more stored for `device`; `Err` when its daily allowance is used up.
+    pub fn device_bytes(&self, device: SenderId, bytes: usize) -> Result<(), RetryAfter> {
+        let cells =
+            NonZeroU32::new(bytes.clamp(1, u32::MAX as usize) as u32).expect("at least one byte");
+        match self.bytes_by_device.check_key_n(&device, cells) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => Err(RetryAfter(
+                not_until.wait_time_from(DefaultClock::default().now()),
+            )),
+            Err(_) => Err(RetryAfter(Duration::from_secs(24 * 60 * 60))),
+        }
+    }
+
     /// Forgets keys whose allowance is full again, so memory stays bounded.
     pub fn forget_idle(&self) {
+        self.public_by_device.retain_recent();
+        self.public_by_address.retain_recent();
+        self.bytes_by_device.retain_recent();
         self.unlock_by_device.retain_recent();
         self.unlock_by_address.retain_recent();
         self.connect_by_address.retain_recent();

@@ -128,6 +128,27 @@ pub struct Config {
     )]
     pub history_page: u16,
 
+    /// Most megabytes of messages one room may hold; past it, new messages to the room are
+    /// refused with a reason (raise it, or set --retention-days).
+    #[arg(
+        long,
+        env = "FIELDMESH_ROOM_QUOTA_MB",
+        value_name = "MB",
+        default_value_t = 1024,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub room_quota_mb: u32,
+
+    /// Delete messages this many days after they were stored (checked every hour). 0 keeps
+    /// them all.
+    #[arg(
+        long,
+        env = "FIELDMESH_RETENTION_DAYS",
+        value_name = "DAYS",
+        default_value_t = 0
+    )]
+    pub retention_days: u32,
+
     /// Serial port of a LoRa radio (for example /dev/ttyUSB0 or /dev/serial/by-id/…). Messages
     /// then also travel to and from other camps over the radio. The port is reopened by
     /// itself when the radio is unplugged and plugged back in.

@@ -42,6 +42,8 @@ pub struct AppState {
     pub hub: Hub,
     /// Messages sent on join.
     pub history_page: u16,
+    /// Most bytes of messages one room may hold (`--room-quota-mb`).
+    pub room_quota_bytes: u64,
     /// Turns `true` when the server is shutting down; connections close.
     pub shutdown: watch::Receiver<bool>,
     /// The web app's files.
@@ -117,6 +119,7 @@ impl AppState {
             hub,
             radio,
             history_page: config.history_page,
+            room_quota_bytes: u64::from(config.room_quota_mb) * 1024 * 1024,
             shutdown,
             site,
             access,

@@ -29,6 +29,25 @@ pub async fn serve(
     let listener = std::net::TcpListener::bind(config.listen)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let address = listener.local_addr()?;
+    if config.retention_days > 0 {
+        let store = state.store.clone();
+        let keep_for = u64::from(config.retention_days) * 24 * 60 * 60 * 1000;
+        tokio::spawn(async move {
+            let mut every_hour = tokio::time::interval(Duration::from_secs(60 * 60));
+            loop {
+                every_hour.tick().await;
+                let cutoff = crate::now_ms().saturating_sub(keep_for);
+                match store
+                    .run(move |s| s.forget_older_than_blocking(cutoff))
+                    .await
+                {
+                    Ok(0) => {}
+                    Ok(count) => tracing::info!(count, "messages past the retention deleted"),
+                    Err(error) => tracing::error!(%error, "deleting old messages failed"),
+                }
+            }
+        });
+    }
     let access = Arc::clone(&state.access);
     tokio::spawn(async move {
         let mut every_minute = tokio::time::interval(Duration::from_secs(60));

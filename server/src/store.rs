@@ -1,5 +1,6 @@
 //! The durable message store: one SQLite file in WAL mode, idempotent by message id.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -105,6 +106,8 @@ pub struct Store {
     conn: Arc<Mutex<Connection>>,
     /// Random id made when the database was created (see [`mesh::ServerFrame::Welcome`]).
     pub id: [u8; 16],
+    /// Bytes stored per room, for the rooms asked about so far (kept up to date on insert).
+    sizes: Arc<Mutex<HashMap<RoomId, u64>>>,
 }
 
 impl Store {
@@ -153,7 +156,42 @@ impl Store {
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             id,
+            sizes: Arc::default(),
         })
+    }
+
+    fn sizes(&self) -> MutexGuard<'_, HashMap<RoomId, u64>> {
+        self.sizes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Bytes of the messages stored in `room`.
+    pub fn room_bytes_blocking(&self, room: RoomId) -> Result<u64, ServerError> {
+        if let Some(bytes) = self.sizes().get(&room) {
+            return Ok(*bytes);
+        }
+        let conn = self.lock();
+        let bytes: i64 = conn.query_row(
+            "SELECT COALESCE(SUM(length(envelope)), 0) FROM messages WHERE room = ?1",
+            [&room.0[..]],
+            |row| row.get(0),
+        )?;
+        let bytes = bytes.max(0) as u64;
+        self.sizes().insert(room, bytes);
+        Ok(bytes)
+    }
+
+    /// Deletes the messages received before `cutoff_ms` (the operator's retention), and
+    /// returns how many went.
+    pub fn forget_older_than_blocking(&self, cutoff_ms: u64) -> Result<usize, ServerError> {
+        let conn = self.lock();
+        let deleted = conn.execute(
+            "DELETE FROM messages WHERE received_at_ms < ?1",
+            [cutoff_ms as i64],
+        )?;
+        if deleted > 0 {
+            self.sizes().clear();
+        }
+        Ok(deleted)
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -244,6 +282,16 @@ impl Store {
             }
         }
         tx.commit()?;
+        {
+            let mut sizes = self.sizes();
+            for ((stored, envelope), bytes) in results.iter().zip(envelopes).zip(&encoded) {
+                if !stored.duplicate && !stored.conflict {
+                    if let Some(size) = sizes.get_mut(&envelope.room) {
+                        *size += bytes.len() as u64;
+                    }
+                }
+            }
+        }
         for stored in results
             .iter()
             .filter(|stored| !stored.duplicate && !stored.conflict)
@@ -503,6 +551,35 @@ mod tests {
             signature: mesh::Signature([0; 64]),
             body: vec![n; 8],
         }
+    }
+
+    #[test]
+    fn room_sizes_follow_inserts_and_the_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (a, b) = (RoomId([1; 16]), RoomId([2; 16]));
+        store
+            .insert_blocking(&envelope(1, a), 1_000, |_| {})
+            .unwrap();
+        let one = store.room_bytes_blocking(a).unwrap();
+        assert!(one > 8);
+        assert_eq!(store.room_bytes_blocking(b).unwrap(), 0);
+        // Kept up to date on insert (a duplicate adds nothing), per room.
+        store
+            .insert_blocking(&envelope(2, a), 5_000, |_| {})
+            .unwrap();
+        store
+            .insert_blocking(&envelope(2, a), 6_000, |_| {})
+            .unwrap();
+        store
+            .insert_blocking(&envelope(3, b), 9_000, |_| {})
+            .unwrap();
+        assert_eq!(store.room_bytes_blocking(a).unwrap(), 2 * one);
+        assert_eq!(store.room_bytes_blocking(b).unwrap(), one);
+        // The retention deletes what was received before the cutoff, and the sizes follow.
+        assert_eq!(store.forget_older_than_blocking(5_000).unwrap(), 1);
+        assert_eq!(store.room_bytes_blocking(a).unwrap(), one);
+        assert_eq!(store.count_blocking().unwrap(), 2);
     }
 
     #[test]

@@ -683,3 +683,60 @@ async fn a_stranger_who_knows_a_room_id_can_neither_follow_page_nor_see_who_is_t
     let (page, _) = eve.join(camp).await;
     assert_eq!(page.len(), 2);
 }
+
+#[tokio::test]
+async fn one_sender_cannot_bury_the_public_room_and_a_full_room_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(dir.path(), &["--room-quota-mb", "1"]);
+    let public = support::emergency_room();
+    let mut mallory = server.client().await;
+    for n in 0..2_100 {
+        mallory
+            .send(&ClientFrame::Publish(text_message(
+                public,
+                "Mallory",
+                &format!("junk {n}"),
+            )))
+            .await;
+    }
+    let answers = frames_for(&mut mallory, std::time::Duration::from_millis(1500)).await;
+    let stored = answers
+        .iter()
+        .filter(|f| matches!(f, ServerFrame::Ack { .. }))
+        .count();
+    assert!(stored <= 25, "{stored} junk messages stored");
+    // Ben's news still shows on a joining phone's first page.
+    let mut ben = server.client().await;
+    ben.publish(&text_message(public, "Ben", "water at the school"))
+        .await;
+    let mut newcomer = server.client().await;
+    let (page, _) = newcomer.join(public).await;
+    assert!(page
+        .iter()
+        .any(|m| support::text_of(&m.envelope) == "water at the school"));
+
+    // A room at its quota refuses more, saying why; other rooms carry on.
+    let camp = room("full camp");
+    let text = "x".repeat(3_900);
+    let mut refused = None;
+    for _ in 0..400 {
+        let envelope = text_message(camp, "Ana", &text);
+        ben.send(&ClientFrame::Publish(envelope)).await;
+        match ben.recv().await {
+            ServerFrame::Ack { .. } | ServerFrame::Message(_) => {}
+            ServerFrame::Error {
+                code: ErrorCode::LimitReached,
+                detail,
+                ..
+            } => {
+                refused = Some(detail);
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let detail = refused.expect("the room filled up");
+    assert!(detail.contains("--room-quota-mb"), "{detail}");
+    ben.publish(&text_message(room("another camp"), "Ana", "still fine"))
+        .await;
+}

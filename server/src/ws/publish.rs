@@ -17,6 +17,7 @@ impl Session {
         // signature check each); then signatures, with public keys only (the server never sees
         // plaintext), off the async threads.
         let mut allowed = Vec::with_capacity(envelopes.len());
+        let public = mesh::crypto::RoomKey::emergency().room_id();
         for envelope in envelopes {
             if envelope.body.len() > MAX_BODY_BYTES {
                 let detail = format!(
@@ -36,6 +37,19 @@ impl Session {
             {
                 self.publish_paused_until = Some(Instant::now() + retry.0);
                 self.rate_limited("messages", retry, Some(envelope.id))
+                    .await;
+            } else if let Err(retry) = self.public_room_allowance(&envelope, public) {
+                self.publish_paused_until = Some(Instant::now() + retry.0);
+                self.rate_limited("messages to the public room", retry, Some(envelope.id))
+                    .await;
+            } else if let Err(retry) = self
+                .state
+                .access
+                .limits
+                .device_bytes(envelope.sender, envelope.body.len())
+            {
+                self.publish_paused_until = Some(Instant::now() + retry.0);
+                self.rate_limited("bytes from this device today", retry, Some(envelope.id))
                     .await;
             } else {
                 allowed.push(envelope);
@@ -68,6 +82,7 @@ impl Session {
                     .await;
             }
         }
+        let valid = self.within_room_quota(valid).await;
         if valid.is_empty() {
             return;
         }
@@ -143,6 +158,58 @@ impl Session {
             }
             Err(error) => self.internal_error(error, Some(id)).await,
         }
+    }
+
+    /// The envelopes whose rooms have room for them; the others are refused with a reason.
+    async fn within_room_quota(&self, envelopes: Vec<Envelope>) -> Vec<Envelope> {
+        let quota = self.state.room_quota_bytes;
+        let rooms: std::collections::BTreeSet<RoomId> = envelopes.iter().map(|e| e.room).collect();
+        let sizes = self
+            .state
+            .store
+            .run(move |s| {
+                rooms
+                    .into_iter()
+                    .map(|room| Ok((room, s.room_bytes_blocking(room)?)))
+                    .collect::<Result<std::collections::HashMap<_, _>, crate::error::ServerError>>()
+            })
+            .await;
+        let mut sizes = match sizes {
+            Ok(sizes) => sizes,
+            Err(error) => {
+                tracing::error!(%error, "could not read room sizes");
+                return envelopes;
+            }
+        };
+        let mut kept = Vec::with_capacity(envelopes.len());
+        for envelope in envelopes {
+            let size = sizes.entry(envelope.room).or_default();
+            let bytes = envelope.body.len() as u64 + 256;
+            if *size + bytes > quota {
+                let detail = format!(
+                    "this room holds its limit of {} MB of messages; the server's operator can \
+                     raise it (--room-quota-mb) or let old messages go (--retention-days)",
+                    quota / (1024 * 1024)
+                );
+                self.refuse(ErrorCode::LimitReached, detail, Some(envelope.id))
+                    .await;
+            } else {
+                *size += bytes;
+                kept.push(envelope);
+            }
+        }
+        kept
+    }
+
+    /// The public room's own allowance, for a message to it.
+    fn public_room_allowance(&self, envelope: &Envelope, public: RoomId) -> Result<(), RetryAfter> {
+        if envelope.room != public {
+            return Ok(());
+        }
+        self.state
+            .access
+            .limits
+            .public_room(envelope.sender, self.address)
     }
 
     /// How long publishes stay paused on this connection, if they are.
