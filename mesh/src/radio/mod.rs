@@ -10,7 +10,7 @@
 //!
 //! | bytes | field |
 //! |---|---|
-//! | 1 | `version:2 · type:2 · reserved:1 · hop limit:3` |
+//! | 1 | `version:2 · type:2 · catch-up:1 · hop limit:3` |
 //! | 6 | message id (the first 6 bytes of the envelope id; random) |
 //! | 4 | room tag (the first 4 bytes of the room id) |
 //! | 1 | `fragment index:4 · fragment count − 1:4` |
@@ -25,6 +25,13 @@
 //! Per-message overhead in one frame: 12 header + 4 time + 16 room tag + 8 network tag = 40
 //! bytes, plus the author's name inside the ciphertext (1 length byte + up to
 //! [`MAX_RADIO_NAME_BYTES`]).
+//!
+//! Besides data and acknowledgements there is a third frame type, the *summary* (the first
+//! byte, a salt, a send time and a 128-byte Bloom filter of the message keys a node holds;
+//! see [`Packet::Summary`]): every node sends one about once a minute while the mesh is
+//! busy, and a neighbour that holds a message the summary lacks sends it again, as data frames
+//! with the catch-up bit set (kept, not flooded). A camp that missed every neighbour's copy,
+//! or was off for a while, catches up this way, oldest first, a few messages per summary.
 //!
 //! Radio messages are authenticated by the room key only: anyone holding the room key could
 //! write one under another name. Readers show them as "via radio" and never as verified. A

@@ -23,6 +23,11 @@ pub struct NodeConfig {
     /// The mesh's network key: frames without its tag are refused, and every frame sent
     /// carries it.
     pub network: NetworkKey,
+    /// Retries of a frame this node relays (fewer than its own: neighbours that miss a relay
+    /// catch up from summaries).
+    pub max_relay_retries: u8,
+    /// How often the node sends a summary of the messages it holds (0: never).
+    pub summary_every_ms: u64,
 }
 
 impl Default for NodeConfig {
@@ -34,6 +39,8 @@ impl Default for NodeConfig {
             bitrate_bps: DEFAULT_BITRATE_BPS,
             max_retries: 8,
             network: NetworkKey::open_mesh(),
+            max_relay_retries: 2,
+            summary_every_ms: SUMMARY_EVERY_MS,
         }
     }
 }
@@ -99,6 +106,21 @@ struct Seen {
 /// How many frames the node remembers for dedupe, and for how long.
 const SEEN_LIMIT: usize = 8192;
 const SEEN_TTL_MS: u64 = 30 * 60 * 1000;
+/// A node sends a summary of what it holds about this often (with a random share more or
+/// less), while the mesh around it is active.
+pub const SUMMARY_EVERY_MS: u64 = 60 * 1000;
+/// Messages are kept for catch-up, and the mesh counts as active, this long.
+pub const CATCH_UP_WINDOW_MS: u64 = 2 * 60 * 60 * 1000;
+/// Most messages (and bytes of them) kept for catch-up.
+const KEPT_LIMIT: usize = 2048;
+const KEPT_BYTES: usize = 512 * 1024;
+/// Most message keys one summary holds (the newest by send time).
+const SUMMARY_KEYS: usize = 200;
+/// Most messages sent in answer to one summary (oldest first): a camp back after an hour
+/// catches up a few messages a minute per neighbour, within its duty cycle.
+const CATCH_UP_PER_SUMMARY: usize = 8;
+/// Most frames waiting in the delayed queue (catch-up and acknowledgements).
+const DELAYED_LIMIT: usize = 128;
 
 /// A relay node: the managed-flooding state machine, without I/O. Feed it frames heard and
 /// messages to send, call [`Node::poll`] at [`Node::next_wakeup`], and carry out the
@@ -117,6 +139,23 @@ pub struct Node {
     unauthenticated: u64,
     skewed: u64,
     last_skew_minutes: i64,
+    /// Whole messages held for catch-up, and when each came.
+    /// With each, the hops it may still travel from here by catch-up (its range).
+    kept: HashMap<MessageKey, (RadioMessage, u8)>,
+    kept_order: VecDeque<(u64, MessageKey)>,
+    kept_bytes: usize,
+    /// Frames that go out after a random delay: acknowledgements, and catch-up for a
+    /// neighbour (with the message, so another neighbour's copy can cancel it).
+    delayed: Vec<(u64, Option<MessageKey>, Packet)>,
+    /// The next summary, while the mesh is active.
+    next_summary_ms: Option<u64>,
+    /// The mesh around counts as active until then (a message frame was heard or sent).
+    active_until_ms: u64,
+    /// A neighbour's summary was heard while this node was quiet: answer with one summary
+    /// of its own (so a camp back from an outage gets what it missed).
+    summary_once: bool,
+    /// When this node last sent a summary: never more than one per period.
+    last_summary_ms: Option<u64>,
 }
 
 /// Counters, for the UI and the figures.
@@ -148,7 +187,144 @@ impl Node {
             unauthenticated: 0,
             skewed: 0,
             last_skew_minutes: 0,
+            kept: HashMap::new(),
+            kept_order: VecDeque::new(),
+            kept_bytes: 0,
+            delayed: Vec::new(),
+            next_summary_ms: None,
+            active_until_ms: 0,
+            summary_once: false,
+            last_summary_ms: None,
         }
+    }
+
+    /// Keeps a whole message for catch-up (bounded in count, bytes and time), with the hops
+    /// it may still travel from here.
+    fn keep(&mut self, now_ms: u64, message: &RadioMessage, hops: u8) {
+        if let Some((_, kept_hops)) = self.kept.get_mut(&message.key) {
+            *kept_hops = (*kept_hops).max(hops);
+            return;
+        }
+        self.kept_bytes += message.payload.len();
+        self.kept.insert(message.key, (message.clone(), hops));
+        self.kept_order.push_back((now_ms, message.key));
+        self.expire_kept(now_ms);
+    }
+
+    fn expire_kept(&mut self, now_ms: u64) {
+        while let Some(&(at, key)) = self.kept_order.front() {
+            // Kept a while past the window neighbours offer messages in, so clocks a little
+            // apart never offer back one just forgotten.
+            let old = now_ms.saturating_sub(at) > CATCH_UP_WINDOW_MS + SEEN_TTL_MS;
+            if !old && self.kept.len() <= KEPT_LIMIT && self.kept_bytes <= KEPT_BYTES {
+                break;
+            }
+            self.kept_order.pop_front();
+            if let Some((message, _)) = self.kept.remove(&key) {
+                self.kept_bytes -= message.payload.len();
+            }
+        }
+    }
+
+    /// The mesh is active (a message frame was heard or sent): summaries go out for a while.
+    fn active(&mut self, now_ms: u64) {
+        self.active_until_ms = now_ms + CATCH_UP_WINDOW_MS;
+        if self.config.summary_every_ms > 0 && self.next_summary_ms.is_none() {
+            let delay = self.random_below(self.config.summary_every_ms);
+            self.next_summary_ms = Some(now_ms + delay);
+        }
+    }
+
+    /// Queues `packet` to go out after a random share of the contention window.
+    fn delay(&mut self, now_ms: u64, message: Option<MessageKey>, packet: Packet) {
+        if self.delayed.len() >= DELAYED_LIMIT {
+            return;
+        }
+        let at = now_ms + self.random_below(self.config.contention_window_ms());
+        self.delayed.push((at, message, packet));
+    }
+
+    /// A neighbour's summary: send it (oldest first, a few at a time) the messages it lacks.
+    /// Returns whether it seems to hold messages this node lacks (more than this node holds
+    /// since the same time).
+    fn answer_summary(&mut self, now_ms: u64, summary: &Packet) -> bool {
+        let Packet::Summary { since_s, count, .. } = summary else {
+            return false;
+        };
+        let held_since = self
+            .kept
+            .values()
+            .filter(|(m, _)| m.sent_at_s().is_some_and(|sent| sent >= *since_s))
+            .count();
+        let queued: Vec<MessageKey> = self.delayed.iter().filter_map(|(_, m, _)| *m).collect();
+        // Only messages whose range reaches past this node are offered.
+        let mut missing: Vec<(u32, MessageKey)> = self
+            .kept
+            .values()
+            .filter(|(_, hops)| *hops > 0)
+            .filter_map(|(m, _)| Some((m.sent_at_s()?, m.key)))
+            .filter(|(sent, key)| {
+                *sent >= *since_s && !summary.summary_holds(key) && !queued.contains(key)
+            })
+            .collect();
+        missing.sort();
+        // One random start for the batch, then the frames in order, oldest first.
+        let mut at = now_ms + self.random_below(self.config.contention_window_ms());
+        for (_, key) in missing.into_iter().take(CATCH_UP_PER_SUMMARY) {
+            let Some((message, hops)) = self.kept.get(&key) else {
+                continue;
+            };
+            // Catch-up frames are not flooded; they carry what is left of the range, for the
+            // neighbour's own offers.
+            let hops = hops - 1;
+            let Ok(frames) = message.fragments(hops, self.config.frame_bytes) else {
+                continue;
+            };
+            for frame in frames {
+                let Packet::Data {
+                    hop_limit,
+                    key: frame_key,
+                    count,
+                    chunk,
+                } = frame
+                else {
+                    continue;
+                };
+                let catch_up = Packet::CatchUp {
+                    hop_limit,
+                    key: frame_key,
+                    count,
+                    chunk,
+                };
+                if self.delayed.len() < DELAYED_LIMIT {
+                    let airtime = self.config.airtime_ms(catch_up.encode().len());
+                    self.delayed.push((at, Some(key), catch_up));
+                    at += airtime + 1;
+                }
+            }
+        }
+        usize::from(*count) > held_since
+    }
+
+    /// The summary of what this node holds: the newest messages by send time.
+    fn summary(&mut self, now_ms: u64) -> Packet {
+        let mut held: Vec<(u32, MessageKey)> = self
+            .kept
+            .values()
+            .filter_map(|(m, _)| Some((m.sent_at_s()?, m.key)))
+            .collect();
+        held.sort_by(|a, b| b.cmp(a));
+        // The filter must hold every message sent since `since_s`: when more than fit, start
+        // after the send time of the first that does not (and all sent in that second).
+        let since_s = match held.get(SUMMARY_KEYS) {
+            Some(&(first_left_out, _)) => {
+                held.retain(|(sent, _)| *sent > first_left_out);
+                first_left_out.saturating_add(1)
+            }
+            None => ((now_ms.saturating_sub(CATCH_UP_WINDOW_MS)) / 1000) as u32,
+        };
+        let salt = self.random_below(u64::from(u16::MAX) + 1) as u16;
+        Packet::summary(salt, since_s, held.iter().map(|(_, key)| key))
     }
 
     /// The node's settings.
@@ -216,8 +392,11 @@ impl Node {
         }
         let packets = message.fragments(self.config.hop_limit, self.config.frame_bytes)?;
         self.origin.insert(message.key, packets.len());
+        // This node's own message may be offered as far as its first hop would carry it.
+        self.keep(now_ms, message, self.config.hop_limit.saturating_add(1));
+        self.active(now_ms);
         for packet in packets {
-            let key = packet.key();
+            let Some(key) = packet.key() else { continue };
             self.remember(
                 now_ms,
                 key,
@@ -262,10 +441,64 @@ impl Node {
                 return Err(error);
             }
         };
-        let network = self.config.network.clone();
         let mut actions = Vec::new();
-        let key = packet.key();
+        // Acknowledgements go out after a random delay, so neighbours that cannot hear each
+        // other do not answer at the same moment.
+        let mut acks = Vec::new();
+        let Some(key) = packet.key() else {
+            let they_hold_more = self.answer_summary(now_ms, &packet);
+            // Summaries do not keep the mesh active (or two nodes would talk for ever), but a
+            // quiet node that seems to lack messages answers one with its own, once.
+            let rested = self
+                .last_summary_ms
+                .is_none_or(|at| now_ms >= at + self.config.summary_every_ms);
+            if they_hold_more
+                && rested
+                && now_ms >= self.active_until_ms
+                && self.config.summary_every_ms > 0
+            {
+                self.summary_once = true;
+                let at = now_ms + self.random_below(self.config.contention_window_ms());
+                self.next_summary_ms = Some(self.next_summary_ms.map_or(at, |t| t.min(at)));
+            }
+            return Ok(actions);
+        };
+        self.active(now_ms);
         match packet {
+            Packet::Summary { .. } => {}
+            Packet::CatchUp {
+                hop_limit,
+                count,
+                chunk,
+                ..
+            } => {
+                // Someone else already caught the neighbour up with this frame.
+                self.delayed.retain(|(_, message, packet)| {
+                    !(message.is_some() && packet.key() == Some(key))
+                });
+                let hops = hop_limit.min(self.config.hop_limit);
+                if self.seen.contains_key(&key) || self.kept.contains_key(&key.message) {
+                    if let Some((_, kept_hops)) = self.kept.get_mut(&key.message) {
+                        *kept_hops = (*kept_hops).max(hops);
+                    }
+                } else {
+                    self.remember(
+                        now_ms,
+                        key,
+                        Seen {
+                            at_ms: now_ms,
+                            heard_hop: hops,
+                            order: 0,
+                            state: FrameState::Done,
+                            origin: false,
+                        },
+                    );
+                    if let Some(message) = self.reassembler.push(now_ms, key, count, &chunk) {
+                        self.keep(now_ms, &message, hops);
+                        actions.push(Action::Deliver(message));
+                    }
+                }
+            }
             Packet::Ack { hop_limit, .. } => {
                 if let Some(seen) = self.seen.get_mut(&key) {
                     if matches!(
@@ -287,8 +520,16 @@ impl Node {
             } => {
                 // A frame may travel no further than this mesh allows, whatever it says.
                 let hop_limit = heard.min(self.config.hop_limit);
+                // Another neighbour already sent this frame to the one that lacked it.
+                self.delayed.retain(|(_, message, packet)| {
+                    !(message.is_some() && packet.key() == Some(key))
+                });
                 match self.seen.get_mut(&key) {
                     Some(seen) => {
+                        // A copy that came a shorter way leaves the message more range here.
+                        if let Some((_, kept_hops)) = self.kept.get_mut(&key.message) {
+                            *kept_hops = (*kept_hops).max(hop_limit);
+                        }
                         let origin = seen.origin;
                         let heard_hop = seen.heard_hop;
                         match &seen.state {
@@ -311,15 +552,29 @@ impl Node {
                             FrameState::Sent { .. } | FrameState::Done
                                 if !origin && hop_limit >= heard_hop =>
                             {
-                                let ack = Packet::Ack {
+                                acks.push(Packet::Ack {
                                     key,
                                     count,
                                     hop_limit: heard,
-                                };
-                                actions.push(Action::Transmit(ack.seal(&network, now_ms)));
+                                });
                             }
                             _ => {}
                         }
+                    }
+                    // A message this node holds whole (it heard it before its dedupe memory
+                    // forgot, or made it): nothing to deliver or relay again.
+                    None if self.kept.contains_key(&key.message) => {
+                        self.remember(
+                            now_ms,
+                            key,
+                            Seen {
+                                at_ms: now_ms,
+                                heard_hop: hop_limit,
+                                order: 0,
+                                state: FrameState::Done,
+                                origin: false,
+                            },
+                        );
                     }
                     None => {
                         let state = if hop_limit > 0 {
@@ -334,12 +589,11 @@ impl Node {
                                 },
                             }
                         } else {
-                            let ack = Packet::Ack {
+                            acks.push(Packet::Ack {
                                 key,
                                 count,
                                 hop_limit: heard,
-                            };
-                            actions.push(Action::Transmit(ack.seal(&network, now_ms)));
+                            });
                             FrameState::Done
                         };
                         self.remember(
@@ -354,11 +608,15 @@ impl Node {
                             },
                         );
                         if let Some(message) = self.reassembler.push(now_ms, key, count, &chunk) {
+                            self.keep(now_ms, &message, hop_limit);
                             actions.push(Action::Deliver(message));
                         }
                     }
                 }
             }
+        }
+        for ack in acks {
+            self.delay(now_ms, None, ack);
         }
         Ok(actions)
     }
@@ -376,9 +634,33 @@ impl Node {
         }
     }
 
-    /// Sends what is due at `now_ms`: scheduled rebroadcasts and retries.
+    /// Sends what is due at `now_ms`: scheduled rebroadcasts and retries, delayed
+    /// acknowledgements and catch-up, and the summary.
     pub fn poll(&mut self, now_ms: u64) -> Vec<Action> {
         let mut actions = Vec::new();
+        let network = self.config.network.clone();
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.delayed)
+            .into_iter()
+            .partition(|(at, _, _)| *at <= now_ms);
+        self.delayed = later;
+        let mut due = due;
+        due.sort_by_key(|(at, _, _)| *at);
+        for (_, _, packet) in due {
+            actions.push(Action::Transmit(packet.seal(&network, now_ms)));
+        }
+        if self.next_summary_ms.is_some_and(|at| at <= now_ms) {
+            self.expire_kept(now_ms);
+            let active = now_ms < self.active_until_ms;
+            if active || std::mem::take(&mut self.summary_once) {
+                let summary = self.summary(now_ms);
+                actions.push(Action::Transmit(summary.seal(&network, now_ms)));
+                self.last_summary_ms = Some(now_ms);
+            }
+            self.next_summary_ms = active.then(|| {
+                let every = self.config.summary_every_ms;
+                now_ms + every / 2 + self.random_below(every)
+            });
+        }
         let mut given_up = Vec::new();
         let config = self.config.clone();
         // Retries wait a random extra share of the contention window, so two nodes that
@@ -412,7 +694,14 @@ impl Node {
                         packet,
                     };
                 }
-                FrameState::Sent { tries, packet, .. } if tries < config.max_retries => {
+                FrameState::Sent { tries, packet, .. }
+                    if tries
+                        < if seen.origin {
+                            config.max_retries
+                        } else {
+                            config.max_relay_retries
+                        } =>
+                {
                     actions.push(Action::Transmit(packet.seal(&config.network, now_ms)));
                     seen.state = FrameState::Sent {
                         retry_at_ms: now_ms + config.confirm_timeout_ms(tries + 1) + jitter,
@@ -445,6 +734,8 @@ impl Node {
                 FrameState::Sent { retry_at_ms, .. } => Some(retry_at_ms),
                 FrameState::Done => None,
             })
+            .chain(self.delayed.iter().map(|(at, _, _)| *at))
+            .chain(self.next_summary_ms)
             .min()
     }
 }

@@ -4,6 +4,14 @@ use super::*;
 use crate::radio::test_support::{key, unsealed};
 use crate::radio::Packet;
 
+/// The driver's settings with the node's summaries off: these tests follow one message's
+/// frames (catch-up has tests of its own).
+fn quiet() -> DriverConfig {
+    let mut config = DriverConfig::default();
+    config.node.summary_every_ms = 0;
+    config
+}
+
 fn own(n: u8, at: u64) -> OwnMessage {
     let id = MessageId([n; 16]);
     let message = RadioMessage::seal(&key(), id, 1, "Ana", &format!("message {n}"));
@@ -43,7 +51,7 @@ fn run_alone(driver: &mut Driver, from: u64, until: u64) -> Vec<(u64, Event)> {
 
 #[test]
 fn nothing_starts_without_a_link_and_everything_starts_oldest_first_when_one_comes() {
-    let mut driver = Driver::new(DriverConfig::default(), 1);
+    let mut driver = Driver::new(quiet(), 1);
     for n in [9, 3, 7] {
         assert!(driver.queue(0, own(n, 0)).unwrap());
     }
@@ -52,13 +60,16 @@ fn nothing_starts_without_a_link_and_everything_starts_oldest_first_when_one_com
     for (_, event) in run_alone(&mut driver, 20, 5_000) {
         sent.extend(frames(&[event]));
     }
-    let order: Vec<u8> = sent.iter().map(|p| p.key().message.id[0]).collect();
+    let order: Vec<u8> = sent
+        .iter()
+        .map(|p| p.key().unwrap().message.id[0])
+        .collect();
     assert_eq!(&order[..3], &[9, 3, 7], "in the order they were written");
 }
 
 #[test]
 fn a_replayed_outbox_goes_out_once() {
-    let mut driver = Driver::new(DriverConfig::default(), 1);
+    let mut driver = Driver::new(quiet(), 1);
     driver.link_up(0);
     assert!(driver.queue(0, own(1, 0)).unwrap());
     assert!(!driver.queue(5, own(1, 0)).unwrap());
@@ -67,7 +78,7 @@ fn a_replayed_outbox_goes_out_once() {
 
 #[test]
 fn frames_leave_one_airtime_apart() {
-    let mut driver = Driver::new(DriverConfig::default(), 1);
+    let mut driver = Driver::new(quiet(), 1);
     driver.link_up(0);
     for n in 0..5 {
         driver.queue(0, own(n, 0)).unwrap();
@@ -93,7 +104,7 @@ fn frames_leave_one_airtime_apart() {
 
 #[test]
 fn unconfirmed_messages_go_again_with_growing_pauses_and_are_given_up_after_a_day() {
-    let config = DriverConfig::default();
+    let config = quiet();
     let mut driver = Driver::new(config.clone(), 1);
     driver.link_up(0);
     driver.queue(0, own(1, 0)).unwrap();
@@ -139,7 +150,7 @@ fn unconfirmed_messages_go_again_with_growing_pauses_and_are_given_up_after_a_da
 
 #[test]
 fn a_message_that_never_found_a_link_is_given_up_too() {
-    let mut driver = Driver::new(DriverConfig::default(), 1);
+    let mut driver = Driver::new(quiet(), 1);
     driver.queue(0, own(1, 0)).unwrap();
     let log = run_alone(&mut driver, 0, 2 * GIVE_UP_AFTER_MS);
     assert!(matches!(log.as_slice(), [(_, Event::GaveUp(_))]));
@@ -151,8 +162,8 @@ fn a_message_that_never_found_a_link_is_given_up_too() {
 
 #[test]
 fn a_confirmation_names_the_message_and_its_room() {
-    let mut a = Driver::new(DriverConfig::default(), 1);
-    let mut b = Driver::new(DriverConfig::default(), 2);
+    let mut a = Driver::new(quiet(), 1);
+    let mut b = Driver::new(quiet(), 2);
     a.link_up(0);
     b.link_up(0);
     let message = own(4, 0);
@@ -191,7 +202,7 @@ fn a_confirmation_names_the_message_and_its_room() {
 fn the_air_queue_is_bounded_in_bytes_and_a_lost_link_drops_it() {
     let config = DriverConfig {
         max_air_queue_bytes: 600,
-        ..DriverConfig::default()
+        ..quiet()
     };
     let mut driver = Driver::new(config, 1);
     driver.link_up(0);
@@ -212,7 +223,7 @@ fn the_air_queue_is_bounded_in_bytes_and_a_lost_link_drops_it() {
 
 #[test]
 fn a_clock_that_steps_back_is_held() {
-    let mut driver = Driver::new(DriverConfig::default(), 1);
+    let mut driver = Driver::new(quiet(), 1);
     let now = 10_000_000;
     driver.link_up(now);
     driver.queue(now, own(1, now)).unwrap();
