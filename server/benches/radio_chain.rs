@@ -1,6 +1,9 @@
-//! Radio figures for a four-camp chain A–B–C–D on the simulator (each camp hears only its
-//! neighbours), at LoRa SF7/125 kHz speed: frames and airtime per delivered message, and the
-//! share of messages that arrive, with clean links and with 20% of frames lost on every link.
+//! Radio figures on the simulator at LoRa SF7/125 kHz speed, with clean links and with 20% of
+//! frames lost on every link: a four-camp chain A–B–C–D (each camp hears only its
+//! neighbours), and a ladder of ten camps with loops (A–E over F–J, linked across; hop limit 7,
+//! three camps sending). Per run: the share of messages that arrive (per camp on the ladder),
+//! duplicates, frames and airtime per delivered (message, camp) pair, collisions, and how long
+//! the last camp waited for each message.
 //!
 //! `cargo bench -p server --bench radio_chain` (or `./x bench`). FIELDMESH_BENCH_MESSAGES
 //! sets how many messages each run sends (default 200).
@@ -14,7 +17,7 @@ use std::time::{Duration, Instant};
 use futures::{SinkExt, StreamExt};
 use mesh::serial::Protocol;
 use mesh::{ClientFrame, Kind, ServerFrame};
-use support::camps::Camps;
+use support::camps::{ladder_topology, Camps};
 use support::*;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
@@ -89,7 +92,9 @@ async fn phone(
 
 async fn run(loss: f64, count: usize) -> Run {
     let camps = Camps::chain(Protocol::Kiss, BITRATE, loss, 11);
-    let room = emergency_room();
+    // A camps' coordination room (the public Emergency room limits each sender to a message
+    // every 15 s after the first 20, which a status every 3 s would meet).
+    let room = room("camps");
     let (to_a, mut from_a, challenge_a) = phone(&camps.server("A").addr).await;
     let (to_d, mut from_d, challenge_d) = phone(&camps.server("D").addr).await;
     to_a.send(join_frame(room, None, "Ana", challenge_a))
@@ -176,6 +181,123 @@ async fn run(loss: f64, count: usize) -> Run {
     }
 }
 
+/// The ladder: ten camps, hop limit 7, camps A, E and H each sending in turn, one message every
+/// 3 s in all. Returns the printed report.
+async fn run_ladder(loss: f64, count: usize) -> String {
+    const NAMES: [&str; 10] = ["A", "B", "C", "D", "E", "F", "G", "H", "I", "J"];
+    const SENDERS: [usize; 3] = [0, 4, 7];
+    let mut camps = Camps::new(Protocol::Kiss, BITRATE);
+    camps.start_radios(&ladder_topology(BITRATE, loss), 17);
+    for name in NAMES {
+        camps.start_with(name, &["--radio-hops", "7"]);
+    }
+    // A camps' coordination room (the public Emergency room limits each sender to a message
+    // every 15 s after the first 20, which a status every 3 s would meet).
+    let room = room("camps");
+    let mut phones = Vec::new();
+    for name in NAMES {
+        let (to, from, challenge) = phone(&camps.server(name).addr).await;
+        to.send(join_frame(room, None, name, challenge)).unwrap();
+        phones.push((to, from));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Each camp's phone notes when each radio message first arrived, and repeats.
+    let started = Instant::now();
+    let mut counters = Vec::new();
+    let mut senders = Vec::new();
+    for (to, mut from) in phones {
+        senders.push(to);
+        counters.push(tokio::spawn(async move {
+            let mut first = std::collections::HashMap::new();
+            let mut duplicates = 0;
+            while let Some(frame) = from.recv().await {
+                if let ServerFrame::Message(stored) = frame {
+                    if stored.envelope.kind == Kind::Radio {
+                        let text = radio_text_of(&stored.envelope).1;
+                        if first.insert(text, started.elapsed()).is_some() {
+                            duplicates += 1;
+                        }
+                    }
+                }
+            }
+            (first, duplicates)
+        }));
+    }
+    let mut sent_at = Vec::new();
+    for n in 0..count {
+        let from = SENDERS[n % SENDERS.len()];
+        let text = format!("Status {n:03} from camp {}: water ok", NAMES[from]);
+        let (envelope, radio) = radio_message(room, NAMES[from], &text);
+        senders[from].send(ClientFrame::Publish(envelope)).unwrap();
+        senders[from].send(radio).unwrap();
+        sent_at.push((text, from, started.elapsed()));
+        tokio::time::sleep(Duration::from_millis(3000)).await;
+    }
+    // Catch-up runs about once a minute: give it a few rounds.
+    tokio::time::sleep(Duration::from_secs(240)).await;
+    let radios = camps.radios.as_ref().expect("the ladder has radios");
+    let totals = radios.totals();
+    let stats = radios.stats_table();
+    drop(senders);
+    drop(camps);
+    let mut report = stats;
+    let mut pairs = 0usize;
+    let mut per_camp = Vec::new();
+    let mut waits = Vec::new();
+    let mut duplicates = 0;
+    let mut results = Vec::new();
+    for counter in counters {
+        results.push(counter.await.unwrap());
+    }
+    for (camp, (first, dups)) in results.iter().enumerate() {
+        duplicates += dups;
+        let expected: Vec<&(String, usize, Duration)> = sent_at
+            .iter()
+            .filter(|(_, from, _)| *from != camp)
+            .collect();
+        let got = expected
+            .iter()
+            .filter(|(text, _, _)| first.contains_key(text))
+            .count();
+        pairs += got;
+        per_camp.push(format!(
+            "{} {:.0}%",
+            NAMES[camp],
+            got as f64 * 100.0 / expected.len().max(1) as f64
+        ));
+    }
+    for (text, from, at) in &sent_at {
+        let last = results
+            .iter()
+            .enumerate()
+            .filter(|(camp, _)| camp != from)
+            .map(|(_, (first, _))| first.get(text).map(|t| t.saturating_sub(*at)))
+            .collect::<Option<Vec<_>>>()
+            .and_then(|times| times.into_iter().max());
+        if let Some(last) = last {
+            waits.push(last.as_secs_f64());
+        }
+    }
+    waits.sort_by(f64::total_cmp);
+    let all = count * (NAMES.len() - 1);
+    let per = |x: u64| x as f64 / pairs.max(1) as f64;
+    report.push_str(&format!(
+        "ladder of 10, hop limit 7, {BITRATE} bit/s, loss {:>3.0}% per link: {pairs}/{all} \
+         (message, camp) pairs ({:.1}%), {duplicates} duplicates shown; per camp: {}; {:.2} \
+         frames and {:.0} ms airtime per delivered pair; the last camp had a message after \
+         {:.1} s (median), {:.1} s (slowest of the {} that reached every camp)\n",
+        loss * 100.0,
+        pairs as f64 * 100.0 / all as f64,
+        per_camp.join(", "),
+        per(totals.frames),
+        per(totals.airtime_ms),
+        waits.get(waits.len() / 2).copied().unwrap_or(f64::NAN),
+        waits.last().copied().unwrap_or(f64::NAN),
+        waits.len(),
+    ));
+    report
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let count: usize = std::env::var("FIELDMESH_BENCH_MESSAGES")
@@ -187,14 +309,20 @@ async fn main() {
         unreachable!()
     };
     println!(
-        "radio form: {} B fixed overhead per message (12 header + 4 time + 16 tag), +1+name; \
-         a 57-character message by \"Ana\" is a {}-byte frame",
+        "radio form: {} B fixed overhead per message (12 header + 4 time + 16 room-key tag + \
+         8 network tag), +1+name; a 57-character message by \"Ana\" is a {}-byte frame",
         mesh::radio::MESSAGE_OVERHEAD_BYTES,
-        payload.len() + mesh::radio::HEADER_BYTES
+        payload.len() + mesh::radio::FRAMING_BYTES
     );
     // Both channels at once: they are separate simulations, and the machine is mostly idle.
-    let (clean, lossy) = tokio::join!(run(0.0, count), run(0.2, count));
-    for (loss, r) in [(0.0, clean), (0.2, lossy)] {
+    let chain = std::env::var("FIELDMESH_BENCH_CHAIN").as_deref() != Ok("0");
+    let runs = if chain {
+        let (clean, lossy) = tokio::join!(run(0.0, count), run(0.2, count));
+        vec![(0.0, clean), (0.2, lossy)]
+    } else {
+        Vec::new()
+    };
+    for (loss, r) in runs {
         print!("{}", r.stats);
         let per = |x: u64| x as f64 / r.delivered.max(1) as f64;
         println!(
@@ -212,5 +340,9 @@ async fn main() {
             per(r.bytes),
             r.elapsed.as_secs_f64()
         );
+    }
+    if std::env::var("FIELDMESH_BENCH_LADDER").as_deref() != Ok("0") {
+        let (clean, lossy) = tokio::join!(run_ladder(0.0, count), run_ladder(0.2, count));
+        print!("{clean}{lossy}");
     }
 }

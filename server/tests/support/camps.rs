@@ -21,6 +21,30 @@ pub struct Camps {
     bitrate: u32,
 }
 
+/// Ten camps in two lines of five, neighbours linked across (A–E over F–J), every frame lost
+/// with probability `loss` on every link.
+pub fn ladder_topology(bitrate: u32, loss: f64) -> String {
+    let mut topology = format!("bitrate {bitrate}\nduty-cycle 1\ndefault loss={loss} latency=10\n");
+    for (a, b) in [
+        ("A", "B"),
+        ("B", "C"),
+        ("C", "D"),
+        ("D", "E"),
+        ("F", "G"),
+        ("G", "H"),
+        ("H", "I"),
+        ("I", "J"),
+        ("A", "F"),
+        ("B", "G"),
+        ("C", "H"),
+        ("D", "I"),
+        ("E", "J"),
+    ] {
+        topology.push_str(&format!("link {a} {b}\n"));
+    }
+    topology
+}
+
 /// Four camps in a line, each hearing only its neighbours, every frame lost with probability
 /// `loss` on every link.
 pub fn chain_topology(bitrate: u32, loss: f64) -> String {
@@ -68,21 +92,26 @@ impl Camps {
     /// Starts (or restarts) the server of camp `name` on its radio port, which need not exist
     /// yet: the server looks for it every second.
     pub fn start(&mut self, name: &str) -> &TestServer {
+        self.start_with(name, &[])
+    }
+
+    /// [`Camps::start`] with more server arguments.
+    pub fn start_with(&mut self, name: &str, extra: &[&str]) -> &TestServer {
         let radio = self.dir.path().join("radios").join(name);
         let bitrate = self.bitrate.to_string();
-        let server = TestServer::start_with(
-            &self.dir.path().join(format!("data-{name}")),
-            &[
-                "--radio",
-                radio.to_str().unwrap(),
-                "--radio-protocol",
-                self.protocol.name(),
-                "--radio-bitrate",
-                &bitrate,
-                "--radio-network-key",
-                &mesh::radio::NetworkKey::from_bytes(*b"camps share this").to_words(),
-            ],
-        );
+        let key = mesh::radio::NetworkKey::from_bytes(*b"camps share this").to_words();
+        let mut args = vec![
+            "--radio",
+            radio.to_str().unwrap(),
+            "--radio-protocol",
+            self.protocol.name(),
+            "--radio-bitrate",
+            &bitrate,
+            "--radio-network-key",
+            &key,
+        ];
+        args.extend_from_slice(extra);
+        let server = TestServer::start_with(&self.dir.path().join(format!("data-{name}")), &args);
         self.servers.insert(name.to_string(), server);
         &self.servers[name]
     }

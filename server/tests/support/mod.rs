@@ -325,7 +325,12 @@ pub fn emergency_room() -> RoomId {
 pub fn radio_message(room: RoomId, author: &str, text: &str) -> (Envelope, ClientFrame) {
     let envelope = text_message(room, author, text);
     let key = keys().get(&room).cloned().expect("rooms come from room()");
-    let radio = mesh::radio::RadioMessage::seal(&key, envelope.id, 1_764_000_000, author, text);
+    // Sent now, as a phone would: catch-up offers only messages of the last two hours.
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as u32;
+    let radio = mesh::radio::RadioMessage::seal(&key, envelope.id, now_s, author, text);
     let frame = ClientFrame::SendRadio {
         room,
         id: envelope.id,
