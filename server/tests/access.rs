@@ -376,23 +376,25 @@ async fn settle(dir: &std::path::Path, sql: &str, want: i64) -> i64 {
 
 const OUTBOX: &str = "SELECT COUNT(*) FROM radio_outbox";
 
+/// A server that lets devices that entered the code lend a radio, on the tests' mesh key.
+fn lending_server(dir: &std::path::Path, extra: &[&str]) -> TestServer {
+    let words = mesh_key().to_words();
+    let mut args = vec![
+        "--join-code",
+        CODE,
+        "--radio-lend",
+        "--radio-network-key",
+        &words,
+    ];
+    args.extend_from_slice(extra);
+    TestServer::start_with(dir, &args)
+}
+
 #[tokio::test]
 async fn a_lender_without_the_network_key_can_neither_confirm_nor_inject_anything() {
     use mesh::radio::{FrameKey, Packet, RadioMessage};
     let dir = tempfile::tempdir().unwrap();
-    let words = mesh_key().to_words();
-    let server = TestServer::start_with(
-        dir.path(),
-        &[
-            "--join-code",
-            CODE,
-            "--radio-lend",
-            "--radio-network-key",
-            &words,
-            "--radio-bitrate",
-            "20000",
-        ],
-    );
+    let server = lending_server(dir.path(), &["--radio-bitrate", "20000"]);
     let room = support::emergency_room();
     // Mallory entered the camp's code and lends a radio: she sees every outgoing frame.
     let mut mallory = server.client().await;
@@ -515,19 +517,7 @@ async fn a_lender_without_the_network_key_can_neither_confirm_nor_inject_anythin
 #[tokio::test]
 async fn the_camp_name_and_network_key_go_only_to_devices_that_entered_the_code() {
     let dir = tempfile::tempdir().unwrap();
-    let words = mesh_key().to_words();
-    let server = TestServer::start_with(
-        dir.path(),
-        &[
-            "--join-code",
-            CODE,
-            "--radio-lend",
-            "--radio-network-key",
-            &words,
-            "--camp-name",
-            "North\u{200b} camp",
-        ],
-    );
+    let server = lending_server(dir.path(), &["--camp-name", "North\u{200b} camp"]);
     let mut client = server.client().await;
     let locked = frames_for(&mut client, std::time::Duration::from_millis(300)).await;
     assert!(!locked.iter().any(|f| matches!(f, ServerFrame::Camp { .. })));

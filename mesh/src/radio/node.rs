@@ -359,6 +359,18 @@ impl Node {
         self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d) % bound.max(1)
     }
 
+    /// Remembers a frame heard with `heard_hop` hops left, in `state`.
+    fn remember_heard(&mut self, now_ms: u64, key: FrameKey, heard_hop: u8, state: FrameState) {
+        let seen = Seen {
+            at_ms: now_ms,
+            heard_hop,
+            order: 0,
+            state,
+            origin: false,
+        };
+        self.remember(now_ms, key, seen);
+    }
+
     fn remember(&mut self, now_ms: u64, key: FrameKey, mut seen: Seen) {
         self.arrivals += 1;
         seen.order = self.arrivals;
@@ -482,17 +494,7 @@ impl Node {
                         *kept_hops = (*kept_hops).max(hops);
                     }
                 } else {
-                    self.remember(
-                        now_ms,
-                        key,
-                        Seen {
-                            at_ms: now_ms,
-                            heard_hop: hops,
-                            order: 0,
-                            state: FrameState::Done,
-                            origin: false,
-                        },
-                    );
+                    self.remember_heard(now_ms, key, hops, FrameState::Done);
                     if let Some(message) = self.reassembler.push(now_ms, key, count, &chunk) {
                         self.keep(now_ms, &message, hops);
                         actions.push(Action::Deliver(message));
@@ -564,17 +566,7 @@ impl Node {
                     // A message this node holds whole (it heard it before its dedupe memory
                     // forgot, or made it): nothing to deliver or relay again.
                     None if self.kept.contains_key(&key.message) => {
-                        self.remember(
-                            now_ms,
-                            key,
-                            Seen {
-                                at_ms: now_ms,
-                                heard_hop: hop_limit,
-                                order: 0,
-                                state: FrameState::Done,
-                                origin: false,
-                            },
-                        );
+                        self.remember_heard(now_ms, key, hop_limit, FrameState::Done);
                     }
                     None => {
                         let state = if hop_limit > 0 {
@@ -596,17 +588,7 @@ impl Node {
                             });
                             FrameState::Done
                         };
-                        self.remember(
-                            now_ms,
-                            key,
-                            Seen {
-                                at_ms: now_ms,
-                                heard_hop: hop_limit,
-                                order: 0,
-                                state,
-                                origin: false,
-                            },
-                        );
+                        self.remember_heard(now_ms, key, hop_limit, state);
                         if let Some(message) = self.reassembler.push(now_ms, key, count, &chunk) {
                             self.keep(now_ms, &message, hop_limit);
                             actions.push(Action::Deliver(message));
