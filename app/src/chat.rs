@@ -286,7 +286,9 @@ pub trait ChatActions {
 pub struct ChatClient {
     /// State to read.
     pub state: ChatState,
-    actions: StoredValue<Option<Rc<dyn ChatActions>>, LocalStorage>,
+    /// `None` on the server: a thread-local value made there could be dropped on another
+    /// worker thread when the page's render finishes, which panics.
+    actions: Option<StoredValue<Rc<dyn ChatActions>, LocalStorage>>,
 }
 
 impl ChatClient {
@@ -294,7 +296,7 @@ impl ChatClient {
     pub fn new(state: ChatState, actions: Rc<dyn ChatActions>) -> Self {
         Self {
             state,
-            actions: StoredValue::new_local(Some(actions)),
+            actions: Some(StoredValue::new_local(actions)),
         }
     }
 
@@ -302,12 +304,13 @@ impl ChatClient {
     pub fn inert() -> Self {
         Self {
             state: ChatState::new(),
-            actions: StoredValue::new_local(None),
+            actions: None,
         }
     }
 
     fn with_actions<T>(&self, f: impl FnOnce(&dyn ChatActions) -> T) -> Option<T> {
-        self.actions.with_value(|actions| actions.as_deref().map(f))
+        self.actions
+            .and_then(|actions| actions.try_with_value(|actions| f(actions.as_ref())))
     }
 
     /// See [`ChatActions::join`].

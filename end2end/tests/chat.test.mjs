@@ -26,7 +26,11 @@ test('two people in one room see each other, and markup stays text', async () =>
   await ana.send('water at the school');
   await ben.messageWithText('water at the school').waitFor();
   await ana.messageWithText('water at the school').getByText('✓ stored').waitFor();
-  assert.equal(await ben.messageWithText('water at the school').getByTestId('message-author').textContent(), 'Ana');
+  // Confirmed by Ana's signed presence card, which may come a moment after the message
+  // (presence lists are gathered for 250 ms).
+  const author = ben.messageWithText('water at the school').getByTestId('message-author');
+  await author.getByText('Ana', { exact: true }).waitFor();
+  assert.equal(await author.textContent(), 'Ana');
 
   const markup = '<img src=x onerror=alert(1)>';
   await ben.send(markup);
