@@ -1,12 +1,14 @@
 //! Radio figures on the simulator at LoRa SF7/125 kHz speed, with clean links and with 20% of
 //! frames lost on every link: a four-camp chain A–B–C–D (each camp hears only its
-//! neighbours), and a ladder of ten camps with loops (A–E over F–J, linked across; hop limit 7,
-//! three camps sending). Per run: the share of messages that arrive (per camp on the ladder),
-//! duplicates, frames and airtime per delivered (message, camp) pair, collisions, and how long
-//! the last camp waited for each message.
+//! neighbours), and two meshes with loops, hop limit 7, three camps sending: a ladder of ten
+//! camps (A–E over F–J, linked across) and a grid of twelve (three rows of four). Per run: the
+//! share of messages that arrive (per camp on the meshes), duplicates, frames and airtime per
+//! delivered (message, camp) pair, collisions, and how long the last camp waited for each
+//! message.
 //!
 //! `cargo bench -p server --bench radio_chain` (or `./x bench`). FIELDMESH_BENCH_MESSAGES
-//! sets how many messages each run sends (default 200).
+//! sets how many messages each run sends (default 200); FIELDMESH_BENCH_CHAIN=0,
+//! FIELDMESH_BENCH_LADDER=0 and FIELDMESH_BENCH_GRID=0 skip a topology.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -17,7 +19,7 @@ use std::time::{Duration, Instant};
 use futures::{SinkExt, StreamExt};
 use mesh::serial::Protocol;
 use mesh::{ClientFrame, Kind, ServerFrame};
-use support::camps::{ladder_topology, Camps};
+use support::camps::{grid_topology, ladder_topology, Camps};
 use support::*;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
@@ -181,21 +183,50 @@ async fn run(loss: f64, count: usize) -> Run {
     }
 }
 
-/// The ladder: ten camps, hop limit 7, camps A, E and H each sending in turn, one message every
-/// 3 s in all. Returns the printed report.
-async fn run_ladder(loss: f64, count: usize) -> String {
-    const NAMES: [&str; 10] = ["A", "B", "C", "D", "E", "F", "G", "H", "I", "J"];
-    const SENDERS: [usize; 3] = [0, 4, 7];
+/// A mesh with loops.
+struct Mesh {
+    /// As the report names it.
+    name: &'static str,
+    /// The simulator's topology for a loss per link.
+    topology: fn(u32, f64) -> String,
+    /// Its camps, named A, B, C and on.
+    camps: usize,
+    /// The camps that send, each in turn.
+    senders: &'static [usize],
+}
+
+/// Two lines of five camps, linked across; A, E and H send.
+const LADDER: Mesh = Mesh {
+    name: "ladder of 10",
+    topology: ladder_topology,
+    camps: 10,
+    senders: &[0, 4, 7],
+};
+
+/// Three rows of four camps; A, L and F send.
+const GRID: Mesh = Mesh {
+    name: "grid of 12",
+    topology: grid_topology,
+    camps: 12,
+    senders: &[0, 11, 5],
+};
+
+/// A mesh of real servers on the simulator, hop limit 7, its senders each sending in turn, one
+/// message every 3 s in all. Returns the printed report.
+async fn run_mesh(mesh: &Mesh, loss: f64, count: usize) -> String {
+    const ALL: [&str; 12] = ["A", "B", "C", "D", "E", "F", "G", "H", "I", "J", "K", "L"];
+    let names = &ALL[..mesh.camps];
+    let senders_at = mesh.senders;
     let mut camps = Camps::new(Protocol::Kiss, BITRATE);
-    camps.start_radios(&ladder_topology(BITRATE, loss), 17);
-    for name in NAMES {
+    camps.start_radios(&(mesh.topology)(BITRATE, loss), 17);
+    for name in names {
         camps.start_with(name, &["--radio-hops", "7"]);
     }
     // A camps' coordination room (the public Emergency room limits each sender to a message
     // every 15 s after the first 20, which a status every 3 s would meet).
     let room = room("camps");
     let mut phones = Vec::new();
-    for name in NAMES {
+    for name in names {
         let (to, from, challenge) = phone(&camps.server(name).addr).await;
         to.send(join_frame(room, None, name, challenge)).unwrap();
         phones.push((to, from));
@@ -225,9 +256,9 @@ async fn run_ladder(loss: f64, count: usize) -> String {
     }
     let mut sent_at = Vec::new();
     for n in 0..count {
-        let from = SENDERS[n % SENDERS.len()];
-        let text = format!("Status {n:03} from camp {}: water ok", NAMES[from]);
-        let (envelope, radio) = radio_message(room, NAMES[from], &text);
+        let from = senders_at[n % senders_at.len()];
+        let text = format!("Status {n:03} from camp {}: water ok", names[from]);
+        let (envelope, radio) = radio_message(room, names[from], &text);
         senders[from].send(ClientFrame::Publish(envelope)).unwrap();
         senders[from].send(radio).unwrap();
         sent_at.push((text, from, started.elapsed()));
@@ -235,7 +266,7 @@ async fn run_ladder(loss: f64, count: usize) -> String {
     }
     // Catch-up runs about once a minute: give it a few rounds.
     tokio::time::sleep(Duration::from_secs(240)).await;
-    let radios = camps.radios.as_ref().expect("the ladder has radios");
+    let radios = camps.radios.as_ref().expect("the mesh has radios");
     let totals = radios.totals();
     let stats = radios.stats_table();
     drop(senders);
@@ -262,7 +293,7 @@ async fn run_ladder(loss: f64, count: usize) -> String {
         pairs += got;
         per_camp.push(format!(
             "{} {:.0}%",
-            NAMES[camp],
+            names[camp],
             got as f64 * 100.0 / expected.len().max(1) as f64
         ));
     }
@@ -279,18 +310,23 @@ async fn run_ladder(loss: f64, count: usize) -> String {
         }
     }
     waits.sort_by(f64::total_cmp);
-    let all = count * (NAMES.len() - 1);
+    let all = count * (names.len() - 1);
     let per = |x: u64| x as f64 / pairs.max(1) as f64;
+    let receptions = totals.heard + totals.collided;
     report.push_str(&format!(
-        "ladder of 10, hop limit 7, {BITRATE} bit/s, loss {:>3.0}% per link: {pairs}/{all} \
+        "{}, hop limit 7, {BITRATE} bit/s, loss {:>3.0}% per link: {pairs}/{all} \
          (message, camp) pairs ({:.1}%), {duplicates} duplicates shown; per camp: {}; {:.2} \
-         frames and {:.0} ms airtime per delivered pair; the last camp had a message after \
-         {:.1} s (median), {:.1} s (slowest of the {} that reached every camp)\n",
+         frames and {:.0} ms airtime per delivered pair; {} of {receptions} receptions \
+         collided ({:.1}%); the last camp had a message after {:.1} s (median), {:.1} s \
+         (slowest of the {} that reached every camp)\n",
+        mesh.name,
         loss * 100.0,
         pairs as f64 * 100.0 / all as f64,
         per_camp.join(", "),
         per(totals.frames),
         per(totals.airtime_ms),
+        totals.collided,
+        totals.collided as f64 * 100.0 / receptions.max(1) as f64,
         waits.get(waits.len() / 2).copied().unwrap_or(f64::NAN),
         waits.last().copied().unwrap_or(f64::NAN),
         waits.len(),
@@ -341,8 +377,14 @@ async fn main() {
             r.elapsed.as_secs_f64()
         );
     }
-    if std::env::var("FIELDMESH_BENCH_LADDER").as_deref() != Ok("0") {
-        let (clean, lossy) = tokio::join!(run_ladder(0.0, count), run_ladder(0.2, count));
-        print!("{clean}{lossy}");
+    for (mesh, switch) in [
+        (LADDER, "FIELDMESH_BENCH_LADDER"),
+        (GRID, "FIELDMESH_BENCH_GRID"),
+    ] {
+        if std::env::var(switch).as_deref() != Ok("0") {
+            let (clean, lossy) =
+                tokio::join!(run_mesh(&mesh, 0.0, count), run_mesh(&mesh, 0.2, count));
+            print!("{clean}{lossy}");
+        }
     }
 }

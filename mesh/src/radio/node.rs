@@ -80,7 +80,12 @@ pub enum Action {
 #[derive(Clone, Debug)]
 enum FrameState {
     /// A rebroadcast waits for its slot; cancelled if a neighbour rebroadcasts first.
-    Scheduled { at_ms: u64, packet: Packet },
+    Scheduled {
+        at_ms: u64,
+        packet: Packet,
+        /// Neighbours heard rebroadcasting it meanwhile.
+        heard: u8,
+    },
     /// Sent; waiting to hear it relayed or acknowledged.
     Sent {
         retry_at_ms: u64,
@@ -109,6 +114,8 @@ const SEEN_TTL_MS: u64 = 30 * 60 * 1000;
 /// A node sends a summary of what it holds about this often (with a random share more or
 /// less), while the mesh around it is active.
 pub const SUMMARY_EVERY_MS: u64 = 60 * 1000;
+/// While nothing new arrives, the summary period doubles up to this many times (to 16 min).
+const SUMMARY_BACKOFF_MAX: u32 = 4;
 /// Messages are kept for catch-up, and the mesh counts as active, this long.
 pub const CATCH_UP_WINDOW_MS: u64 = 2 * 60 * 60 * 1000;
 /// Most messages (and bytes of them) kept for catch-up.
@@ -121,6 +128,15 @@ const SUMMARY_KEYS: usize = 200;
 const CATCH_UP_PER_SUMMARY: usize = 8;
 /// Most frames waiting in the delayed queue (catch-up and acknowledgements).
 const DELAYED_LIMIT: usize = 128;
+/// A message is offered for catch-up this many hops further than the copy this node heard
+/// would carry it: the copy may have come a detour, and the camp a hop further on may be
+/// within the message's range by a shorter way.
+const CATCH_UP_SLACK: u8 = 1;
+/// A scheduled rebroadcast is cancelled once this many neighbours were heard sending it
+/// first. With one, floods on meshes with loops run thin (a single line of relays, loss
+/// leaving whole regions to catch-up, whose copies then come by detours); with two, a grid of
+/// fifty camps gets every message within range (see the node tests).
+const SUPPRESS_AFTER: u8 = 2;
 
 /// A relay node: the managed-flooding state machine, without I/O. Feed it frames heard and
 /// messages to send, call [`Node::poll`] at [`Node::next_wakeup`], and carry out the
@@ -156,6 +172,9 @@ pub struct Node {
     summary_once: bool,
     /// When this node last sent a summary: never more than one per period.
     last_summary_ms: Option<u64>,
+    /// Summaries with nothing new since the last one space out: the period is doubled this
+    /// many times (up to [`SUMMARY_BACKOFF_MAX`]); a new message brings it back to one.
+    summary_backoff: u32,
 }
 
 /// Counters, for the UI and the figures.
@@ -195,6 +214,7 @@ impl Node {
             active_until_ms: 0,
             summary_once: false,
             last_summary_ms: None,
+            summary_backoff: 0,
         }
     }
 
@@ -209,6 +229,12 @@ impl Node {
         self.kept.insert(message.key, (message.clone(), hops));
         self.kept_order.push_back((now_ms, message.key));
         self.expire_kept(now_ms);
+        // Something new: neighbours may lack it too, so summaries go back to their full rate.
+        self.summary_backoff = 0;
+        let every = self.config.summary_every_ms;
+        if self.next_summary_ms.is_some_and(|at| at > now_ms + every) {
+            self.next_summary_ms = Some(now_ms + every / 2 + self.random_below(every));
+        }
     }
 
     fn expire_kept(&mut self, now_ms: u64) {
@@ -268,8 +294,17 @@ impl Node {
             })
             .collect();
         missing.sort();
-        // One random start for the batch, then the frames in order, oldest first.
-        let mut at = now_ms + self.random_below(self.config.contention_window_ms());
+        // One start for the batch, then the frames in order, oldest first. The neighbour with
+        // the most range left answers first (the others hear it and stand down), so the
+        // message goes on from the copy that came the shortest way.
+        let window = self.config.contention_window_ms();
+        let range = missing
+            .first()
+            .and_then(|(_, key)| self.kept.get(key))
+            .map_or(0, |(_, hops)| *hops);
+        let full = self.config.hop_limit.saturating_add(1 + CATCH_UP_SLACK);
+        let mut at =
+            now_ms + u64::from(full.saturating_sub(range)) * window + self.random_below(window);
         for (_, key) in missing.into_iter().take(CATCH_UP_PER_SUMMARY) {
             let Some((message, hops)) = self.kept.get(&key) else {
                 continue;
@@ -405,7 +440,11 @@ impl Node {
         let packets = message.fragments(self.config.hop_limit, self.config.frame_bytes)?;
         self.origin.insert(message.key, packets.len());
         // This node's own message may be offered as far as its first hop would carry it.
-        self.keep(now_ms, message, self.config.hop_limit.saturating_add(1));
+        self.keep(
+            now_ms,
+            message,
+            self.config.hop_limit.saturating_add(1 + CATCH_UP_SLACK),
+        );
         self.active(now_ms);
         for packet in packets {
             let Some(key) = packet.key() else { continue };
@@ -419,6 +458,7 @@ impl Node {
                     state: FrameState::Scheduled {
                         at_ms: now_ms,
                         packet,
+                        heard: 0,
                     },
                     origin: true,
                 },
@@ -535,9 +575,16 @@ impl Node {
                         let origin = seen.origin;
                         let heard_hop = seen.heard_hop;
                         match &seen.state {
-                            // A neighbour relayed it first: ours would add nothing here.
-                            FrameState::Scheduled { .. } if !origin && hop_limit < heard_hop => {
-                                seen.state = FrameState::Done;
+                            // Neighbours relayed it first: ours would add little here.
+                            FrameState::Scheduled { heard, .. }
+                                if !origin && hop_limit < heard_hop =>
+                            {
+                                if heard + 1 >= SUPPRESS_AFTER {
+                                    seen.state = FrameState::Done;
+                                } else if let FrameState::Scheduled { heard, .. } = &mut seen.state
+                                {
+                                    *heard += 1;
+                                }
                             }
                             // Our transmission was relayed onward: confirmed.
                             FrameState::Sent {
@@ -579,6 +626,7 @@ impl Node {
                                     count,
                                     chunk: chunk.clone(),
                                 },
+                                heard: 0,
                             }
                         } else {
                             acks.push(Packet::Ack {
@@ -590,7 +638,7 @@ impl Node {
                         };
                         self.remember_heard(now_ms, key, hop_limit, state);
                         if let Some(message) = self.reassembler.push(now_ms, key, count, &chunk) {
-                            self.keep(now_ms, &message, hop_limit);
+                            self.keep(now_ms, &message, hop_limit.saturating_add(CATCH_UP_SLACK));
                             actions.push(Action::Deliver(message));
                         }
                     }
@@ -638,10 +686,9 @@ impl Node {
                 actions.push(Action::Transmit(summary.seal(&network, now_ms)));
                 self.last_summary_ms = Some(now_ms);
             }
-            self.next_summary_ms = active.then(|| {
-                let every = self.config.summary_every_ms;
-                now_ms + every / 2 + self.random_below(every)
-            });
+            let every = self.config.summary_every_ms << self.summary_backoff;
+            self.summary_backoff = (self.summary_backoff + 1).min(SUMMARY_BACKOFF_MAX);
+            self.next_summary_ms = active.then(|| now_ms + every / 2 + self.random_below(every));
         }
         let mut given_up = Vec::new();
         let config = self.config.clone();

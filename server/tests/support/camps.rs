@@ -45,6 +45,24 @@ pub fn ladder_topology(bitrate: u32, loss: f64) -> String {
     topology
 }
 
+/// Twelve camps in a grid of three rows of four (A–D over E–H over I–L), each hearing the
+/// camps beside, above and below it, every frame lost with probability `loss` on every link.
+pub fn grid_topology(bitrate: u32, loss: f64) -> String {
+    let mut topology = format!("bitrate {bitrate}\nduty-cycle 1\ndefault loss={loss} latency=10\n");
+    let name = |row: usize, col: usize| char::from(b'A' + (row * 4 + col) as u8);
+    for row in 0..3 {
+        for col in 0..4 {
+            if col < 3 {
+                topology.push_str(&format!("link {} {}\n", name(row, col), name(row, col + 1)));
+            }
+            if row < 2 {
+                topology.push_str(&format!("link {} {}\n", name(row, col), name(row + 1, col)));
+            }
+        }
+    }
+    topology
+}
+
 /// Four camps in a line, each hearing only its neighbours, every frame lost with probability
 /// `loss` on every link.
 pub fn chain_topology(bitrate: u32, loss: f64) -> String {

@@ -65,6 +65,10 @@ pub struct AirTotals {
     pub bytes: u64,
     /// Their airtime in milliseconds.
     pub airtime_ms: u64,
+    /// Receptions: frames heard whole by a node.
+    pub heard: u64,
+    /// Receptions lost to another frame overlapping at the receiver.
+    pub collided: u64,
 }
 
 impl Radios {
@@ -160,6 +164,8 @@ impl Radios {
                 frames: t.frames + c.frames_sent.load(Ordering::Relaxed),
                 bytes: t.bytes + c.bytes_sent.load(Ordering::Relaxed),
                 airtime_ms: t.airtime_ms + c.airtime_ms.load(Ordering::Relaxed),
+                heard: t.heard + c.heard.load(Ordering::Relaxed),
+                collided: t.collided + c.collided.load(Ordering::Relaxed),
             })
     }
 
