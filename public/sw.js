@@ -13,6 +13,7 @@ const SHELL = [
   '/pkg/fieldmesh.js',
   '/pkg/fieldmesh.wasm',
   '/pkg/fieldmesh.css',
+  '/early.js',
   '/manifest.webmanifest',
   '/icons/icon-192.png',
   '/icons/icon-512.png',

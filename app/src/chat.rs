@@ -151,6 +151,23 @@ pub struct RosterEntry {
     pub you: bool,
 }
 
+/// A room this device has, as the home screen lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoomSummary {
+    /// Room id in hex.
+    pub id: String,
+    /// The room's name (a private conversation's is the other person's).
+    pub name: String,
+    /// The last message, "Ana: the well is clean", or empty.
+    pub last: String,
+    /// When the last message was written, as this device shows times ("14:05").
+    pub time: String,
+    /// The public Emergency room.
+    pub public: bool,
+    /// A private conversation.
+    pub direct: bool,
+}
+
 /// Who the person is and which room they are in.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Session {
@@ -214,6 +231,10 @@ pub struct ChatState {
     pub invite_room: RwSignal<Option<String>>,
     /// This browser's own radio.
     pub web_radio: RwSignal<WebRadio>,
+    /// The rooms this device has, newest message first, for the home screen.
+    pub rooms: RwSignal<Vec<RoomSummary>>,
+    /// What was typed into the join form before the app was ready (name, room), to put back.
+    pub early_join: RwSignal<Option<(String, String)>>,
 }
 
 impl ChatState {
@@ -241,6 +262,8 @@ impl ChatState {
             radio: RwSignal::new(None),
             invite_room: RwSignal::new(None),
             web_radio: RwSignal::new(WebRadio::default()),
+            rooms: RwSignal::new(Vec::new()),
+            early_join: RwSignal::new(None),
         }
     }
 }
@@ -255,8 +278,14 @@ impl Default for ChatState {
 pub trait ChatActions {
     /// Enter a room under a display name.
     fn join(&self, name: &str, room: &str) -> Result<(), String>;
-    /// Leave the room and go back to the join form.
+    /// Leave the room and go back to the home screen.
     fn leave(&self);
+    /// Open a room this device has (by id) under a display name.
+    fn open_room(&self, name: &str, id: &str) -> Result<(), String>;
+    /// Forget a room (by id): its key and messages leave this device.
+    fn forget_room(&self, id: &str);
+    /// Join the room of a pasted invite link under a display name.
+    fn open_invite(&self, name: &str, link: &str) -> Result<(), String>;
     /// Send a message to the current room.
     fn send(&self, text: &str) -> Result<(), String>;
     /// Ask for the page of history before the oldest message shown.
@@ -322,6 +351,23 @@ impl ChatClient {
     /// See [`ChatActions::leave`].
     pub fn leave(&self) {
         self.with_actions(|a| a.leave());
+    }
+
+    /// See [`ChatActions::open_room`].
+    pub fn open_room(&self, name: &str, id: &str) -> Result<(), String> {
+        self.with_actions(|a| a.open_room(name, id))
+            .unwrap_or_else(|| Err("The page is still loading; try again in a moment.".into()))
+    }
+
+    /// See [`ChatActions::forget_room`].
+    pub fn forget_room(&self, id: &str) {
+        self.with_actions(|a| a.forget_room(id));
+    }
+
+    /// See [`ChatActions::open_invite`].
+    pub fn open_invite(&self, name: &str, link: &str) -> Result<(), String> {
+        self.with_actions(|a| a.open_invite(name, link))
+            .unwrap_or_else(|| Err("The page is still loading; try again in a moment.".into()))
     }
 
     /// See [`ChatActions::send`].

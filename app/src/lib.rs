@@ -20,7 +20,7 @@ use leptos_router::{
 
 pub use chat::{
     ChatActions, ChatClient, ChatMessage, ChatState, Connection, Delivery, RadioLine,
-    RadioSettings, RosterEntry, Session, SyncProgress, SyncStep, WebRadio,
+    RadioSettings, RoomSummary, RosterEntry, Session, SyncProgress, SyncStep, WebRadio,
 };
 
 /// The page's Content-Security-Policy: its own scripts (the inline hydration script by this
@@ -65,6 +65,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <link rel="manifest" href="/manifest.webmanifest"/>
                 <link rel="icon" href="/icons/icon-192.png" type="image/png"/>
                 <link rel="apple-touch-icon" href="/icons/icon-192.png"/>
+                // Holds a tap on a form's button, and what was typed, until the app is ready.
+                <script src="/early.js"></script>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
                 <MetaTags/>

@@ -181,14 +181,22 @@ impl Contacts {
         }
     }
 
-    /// The name to show on a message from `sender` (hex) whose writer typed `typed`: the name
-    /// from their signed card when known, so nobody can post as someone else; otherwise the
-    /// typed name marked unconfirmed.
-    pub fn label(&self, typed: &str, sender: &str) -> String {
+    /// The name to show on a message from `sender` (hex) whose writer typed `typed`. The name
+    /// from their signed card when known, so nobody can post as someone else. Otherwise a
+    /// `signed` message (its sender's key signed the name with the text) shows the typed name,
+    /// unless someone else known goes by that name (or one a reader would take for it): then,
+    /// like an unsigned radio message, it is marked unconfirmed.
+    pub fn label(&self, typed: &str, sender: &str, signed: bool) -> String {
         let typed = typed.trim_end_matches(" (unconfirmed)");
-        match self.get(sender) {
-            Some(contact) => contact.name.clone(),
-            None => format!("{typed} (unconfirmed)"),
+        if let Some(contact) = self.get(sender) {
+            return contact.name.clone();
+        }
+        let key = name_key(typed);
+        let taken = self.list.iter().any(|c| name_key(&c.name) == key);
+        if signed && !taken {
+            typed.to_string()
+        } else {
+            format!("{typed} (unconfirmed)")
         }
     }
 }
@@ -218,12 +226,23 @@ mod tests {
         let again = contacts.observe(&card(1, "Ana"), false);
         assert_eq!(again.warning, None);
         assert!(!contacts.take_changed(), "nothing new");
-        assert_eq!(contacts.label("Whoever", &seen.id), "Ana");
-        assert_eq!(contacts.label("Ben", &"00".repeat(32)), "Ben (unconfirmed)");
+        assert_eq!(contacts.label("Whoever", &seen.id, true), "Ana");
         assert_eq!(
-            contacts.label("Ben (unconfirmed)", &"00".repeat(32)),
+            contacts.label("Ben", &"00".repeat(32), false),
+            "Ben (unconfirmed)"
+        );
+        assert_eq!(
+            contacts.label("Ben (unconfirmed)", &"00".repeat(32), false),
             "Ben (unconfirmed)",
             "labelled once"
+        );
+        // A signed message from someone not seen yet (they left before this device came):
+        // their name, unless it is a known person's.
+        assert_eq!(contacts.label("Ben", &"00".repeat(32), true), "Ben");
+        assert_eq!(
+            contacts.label("ana", &"00".repeat(32), true),
+            "ana (unconfirmed)",
+            "Ana is someone else"
         );
     }
 

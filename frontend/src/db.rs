@@ -257,6 +257,24 @@ impl Db {
         values.into_iter().map(from_js).collect()
     }
 
+    /// Forgets a room: its record (with its key) and its messages, in one transaction.
+    pub(crate) async fn forget_room(&self, id: &str) -> Result<()> {
+        let tx = self
+            .rexie
+            .transaction(&[ROOMS, MESSAGES], TransactionMode::ReadWrite)?;
+        let messages = tx.store(MESSAGES)?;
+        let keys = messages
+            .index("by_room")?
+            .get_all_keys(Some(room_range(id)?), None)
+            .await?;
+        for key in keys {
+            messages.delete(key).await?;
+        }
+        tx.store(ROOMS)?.delete(id.into()).await?;
+        tx.done().await?;
+        Ok(())
+    }
+
     /// Saves a room record.
     pub(crate) async fn put_room(&self, room: &RoomRecord) -> Result<()> {
         let tx = self

@@ -1,23 +1,23 @@
-//! The screens: join form and room, and the parts of the room (status bars, sheets, the
+//! The screens: home and room, and the parts of the room (status bars, sheets, the
 //! message list and composer) in the modules below.
 // `#[component]` turns each function into a public props struct and function; crate-private
 // components are still reported as unreachable `pub` items.
 #![allow(unreachable_pub)]
 
 mod bars;
+mod home;
 mod messages;
 mod sheets;
 
 use leptos::{ev, prelude::*};
-use mesh::body::MAX_DISPLAY_NAME_CHARS;
-use mesh::envelope::MAX_ROOM_NAME_CHARS;
 
 use crate::chat::ChatClient;
 use bars::{ConnectionBadge, DirectAlert, KeyWarning, Presence, RadioBar, SyncBar, TypingLine};
+use home::Home;
 use messages::{Composer, MessageList};
 use sheets::{RadioButton, ShareButton};
 
-/// Shows the join form until a room is chosen, then the room.
+/// Shows the home screen until a room is chosen, then the room.
 #[component]
 pub fn ChatScreen() -> impl IntoView {
     let client = expect_context::<ChatClient>();
@@ -27,72 +27,11 @@ pub fn ChatScreen() -> impl IntoView {
             <UpdateBanner/>
             <CodeGate/>
             <DirectAlert/>
-            <Show when=in_room fallback=JoinForm>
+            <Show when=in_room fallback=Home>
                 <RoomView/>
             </Show>
         </main>
     }
-}
-
-#[component]
-fn JoinForm() -> impl IntoView {
-    let client = expect_context::<ChatClient>();
-    // Prefilled with the name used last time (known once the browser has loaded it).
-    let name = RwSignal::new(client.state.last_name.get_untracked());
-    let room = RwSignal::new(String::new());
-    let error = RwSignal::new(None::<String>);
-    // An invite link named the room: fill it in (in the browser only).
-    Effect::new(move |_| {
-        if let Some(invited) = client.state.invite_room.get() {
-            room.set(invited);
-        }
-    });
-
-    let submit = move |event: ev::SubmitEvent| {
-        event.prevent_default();
-        match client.join(&name.get_untracked(), &room.get_untracked()) {
-            Ok(()) => error.set(None),
-            Err(message) => error.set(Some(message)),
-        }
-    };
-
-    view! {
-        <form class="join" on:submit=submit data-testid="join-form">
-            <header class="join-header">
-                <h1>"FieldMesh"</h1>
-                <p>"Chat that keeps working when the network does not."</p>
-            </header>
-            <label for="join-name">"Your name"</label>
-            <input
-                id="join-name"
-                data-testid="join-name"
-                type="text"
-                autocomplete="nickname"
-                required
-                maxlength=MAX_DISPLAY_NAME_CHARS
-                placeholder="How others see you"
-                prop:value=move || name.get()
-                on:input=move |event| name.set(event_target_value(&event))
-            />
-            <label for="join-room">"Room"</label>
-            <input
-                id="join-room"
-                data-testid="join-room"
-                type="text"
-                autocomplete="off"
-                autocapitalize="none"
-                required
-                maxlength=MAX_ROOM_NAME_CHARS
-                placeholder="For example: camp north"
-                prop:value=move || room.get()
-                on:input=move |event| room.set(event_target_value(&event))
-            />
-            <p class="hint">"Anyone who types the same room name joins the same room."</p>
-            <p class="error" role="alert" data-testid="join-error">{move || error.get()}</p>
-            <button type="submit" class="primary" data-testid="join-submit">"Join room"</button>
-        </form>
-    }
-    .into_any()
 }
 
 #[component]

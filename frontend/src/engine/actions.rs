@@ -21,6 +21,18 @@ impl ChatActions for Actions {
         self.0.session.leave(&self.0);
     }
 
+    fn open_room(&self, name: &str, id: &str) -> Result<(), String> {
+        self.0.session.open_room(&self.0, name, id)
+    }
+
+    fn forget_room(&self, id: &str) {
+        self.0.session.forget_room(&self.0, id);
+    }
+
+    fn open_invite(&self, name: &str, link: &str) -> Result<(), String> {
+        self.0.session.open_invite(&self.0, name, link)
+    }
+
     fn send(&self, text: &str) -> Result<(), String> {
         self.0.outbox.write(&self.0, text)
     }

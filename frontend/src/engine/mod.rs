@@ -49,7 +49,8 @@ pub(crate) fn start() -> ChatClient {
         session: session::Session::default(),
         radio: radio::Radio::default(),
     });
-    engine.session.take_invite(&engine);
+    // At once: the room key leaves the address bar before anything else runs.
+    let _ = engine.session.take_invite(&engine);
     let actions: Rc<dyn app::ChatActions> = Rc::new(actions::Actions(Rc::clone(&engine)));
     // Runs after hydration: the first frame must match the server's shell.
     spawn_local(Rc::clone(&engine).init());
@@ -108,6 +109,17 @@ impl Engine {
             let _ = js_sys::Reflect::set(&window, &"__fieldmeshReady".into(), &true.into());
         }
         mark("fieldmesh:ready");
+        self.session.take_early(&self);
+        self.session.refresh_rooms(&self);
+        // An invite pasted into the address bar of this open tab changes only the part after
+        // `#`: the page is not loaded again, so follow it here.
+        let weak = Rc::downgrade(&self);
+        let handle = window_event_listener_untyped("hashchange", move |_| {
+            if let Some(engine) = weak.upgrade() {
+                engine.session.follow_invite(&engine);
+            }
+        });
+        std::mem::forget(handle);
 
         self.connection.connect(&self);
         self.radio.init(&self);

@@ -17,7 +17,7 @@ use mesh::{ClientFrame, Member, RoomId, SenderId, StoredMessage};
 
 use super::inbox::chat_message;
 use super::Engine;
-use crate::db::{Db, MessageRecord};
+use crate::db::{Db, MessageRecord, RecordState};
 
 /// A typing notice is sent at most this often, and shown this long.
 const TYPING_SEND_EVERY_MS: f64 = 2_500.0;
@@ -265,10 +265,11 @@ impl People {
         let author = if record.sender == own {
             record.author.clone()
         } else {
-            self.state
-                .borrow()
-                .contacts
-                .label(&record.author, &record.sender)
+            self.state.borrow().contacts.label(
+                &record.author,
+                &record.sender,
+                record.state != RecordState::Radio,
+            )
         };
         chat_message(record, own, author)
     }

@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use app::Session as Shown;
+use app::{RoomSummary, Session as Shown};
 use client::cursor::RoomSync;
 use client::session::{choose_room, clean_room_name};
 use leptos::prelude::*;
@@ -60,28 +60,194 @@ impl Joined {
 
 impl Session {
     /// Takes the invite out of the address bar at once (the room key must not linger there,
-    /// in the history, or in a screenshot), keeping it for the join form.
-    pub(super) fn take_invite(&self, engine: &Engine) {
-        let Some(window) = web_sys::window() else {
-            return;
-        };
-        let Some(invite) = window
+    /// in the history, or in a screenshot), keeping it for the join form. Returns the invited
+    /// room's name.
+    pub(super) fn take_invite(&self, engine: &Engine) -> Option<String> {
+        let window = web_sys::window()?;
+        let invite = window
             .location()
             .hash()
             .ok()
             .as_deref()
-            .and_then(app::invite::parse)
-        else {
-            return;
-        };
+            .and_then(app::invite::parse)?;
         let path = window.location().pathname().unwrap_or_else(|_| "/".into());
         if let Ok(history) = window.history() {
             let _ = history.replace_state_with_url(&JsValue::NULL, "", Some(&path));
         }
+        self.keep_invite(engine, &invite)
+    }
+
+    /// Keeps an invite's room name and key for joining.
+    fn keep_invite(&self, engine: &Engine, invite: &app::invite::Invite) -> Option<String> {
+        let room = clean_room_name(&invite.room).ok()?;
         if let Some(key) = invite.key.as_deref().and_then(unhex::<32>) {
-            self.state.borrow_mut().invite = Some((invite.room.clone(), key));
+            self.state.borrow_mut().invite = Some((room.clone(), key));
         }
-        engine.state.invite_room.set(Some(invite.room));
+        engine.state.invite_room.set(Some(room.clone()));
+        Some(room)
+    }
+
+    /// An invite arrived in the address bar (at start, or pasted into an open tab): go to
+    /// the invited room when this device knows the person's name, else fill the form.
+    pub(super) fn follow_invite(&self, engine: &Rc<Engine>) {
+        let Some(room) = self.take_invite(engine) else {
+            return;
+        };
+        let name = self.name();
+        if !name.is_empty() {
+            if let Err(error) = self.join(engine, &name, &room) {
+                engine.notice(error);
+            }
+        } else if engine.state.session.with_untracked(Option::is_some) {
+            self.leave(engine);
+        }
+    }
+
+    /// A pasted invite link (or just its part after `#`): join its room as `name`.
+    pub(super) fn open_invite(
+        &self,
+        engine: &Rc<Engine>,
+        name: &str,
+        link: &str,
+    ) -> Result<(), String> {
+        let fragment = link.trim().rsplit_once('#').map_or(link.trim(), |(_, f)| f);
+        let invite = app::invite::parse(fragment)
+            .filter(|invite| invite.key.as_deref().and_then(unhex::<32>).is_some())
+            .ok_or_else(|| {
+                "That is not a whole invite link: ask for the invite again (Share, in the room)."
+                    .to_string()
+            })?;
+        let room = self
+            .keep_invite(engine, &invite)
+            .ok_or_else(|| "That invite names no room.".to_string())?;
+        self.join(engine, name, &room)
+    }
+
+    /// Carries out what was typed, and a join tapped, before the app was ready
+    /// (`public/early.js` held them).
+    pub(super) fn take_early(&self, engine: &Rc<Engine>) {
+        let Some(held) = web_sys::window()
+            .and_then(|w| js_sys::Reflect::get(&w, &"__fieldmeshEarly".into()).ok())
+            .filter(|held| held.is_object())
+        else {
+            return;
+        };
+        let values = js_sys::Reflect::get(&held, &"values".into()).unwrap_or(JsValue::UNDEFINED);
+        let value = |id: &str| {
+            js_sys::Reflect::get(&values, &id.into())
+                .ok()
+                .and_then(|v| v.as_string())
+                .unwrap_or_default()
+        };
+        let (name, room) = (value("join-name"), value("join-room"));
+        let submitted = js_sys::Reflect::get(&held, &"submitted".into())
+            .ok()
+            .and_then(|v| v.as_string());
+        if name.is_empty() && room.is_empty() {
+            return;
+        }
+        if submitted.as_deref() == Some("join-form")
+            && engine.state.session.with_untracked(Option::is_none)
+        {
+            if let Err(error) = self.join(engine, &name, &room) {
+                engine.notice(error);
+            }
+        }
+        engine.state.early_join.set(Some((name, room)));
+    }
+
+    /// Lists this device's rooms for the home screen: newest message first.
+    pub(super) fn refresh_rooms(&self, engine: &Rc<Engine>) {
+        let Some(db) = engine.db() else { return };
+        let rooms = engine.state.rooms;
+        spawn_local(async move {
+            let mut listed = Vec::new();
+            for record in db.rooms().await.unwrap_or_default() {
+                let last = db
+                    .newest(&record.id, 1)
+                    .await
+                    .ok()
+                    .and_then(|(records, _)| records.into_iter().next());
+                let at = last.as_ref().map_or(0.0, |m| m.created_at);
+                listed.push((
+                    at,
+                    RoomSummary {
+                        id: record.id.clone(),
+                        name: record.name.clone(),
+                        last: last
+                            .as_ref()
+                            .map(|m| format!("{}: {}", m.author, m.text))
+                            .unwrap_or_default(),
+                        time: last
+                            .map(|m| device::format_time(m.created_at as u64))
+                            .unwrap_or_default(),
+                        public: record.public,
+                        direct: record.direct,
+                    },
+                ));
+            }
+            listed.sort_by(|a, b| b.0.total_cmp(&a.0));
+            rooms.set(listed.into_iter().map(|(_, room)| room).collect());
+        });
+    }
+
+    /// Opens a room this device has.
+    pub(super) fn open_room(
+        &self,
+        engine: &Rc<Engine>,
+        name: &str,
+        id: &str,
+    ) -> Result<(), String> {
+        let name = clean_display_name(name)
+            .ok_or_else(|| "Choose a display name of 1 to 40 characters.".to_string())?;
+        let Some(db) = engine.db() else {
+            return Err("The app is still starting; try again in a moment.".into());
+        };
+        let engine = Rc::clone(engine);
+        let id = id.to_string();
+        spawn_local(async move {
+            let Some(record) = db.room(&id).await.ok().flatten() else {
+                return engine.notice("That room is no longer on this device.");
+            };
+            let Some(key) = unhex::<32>(&record.key).map(RoomKey::from_bytes) else {
+                return engine.notice("That room's key is damaged on this device.");
+            };
+            if let Err(error) = db.set_setting("name", Some(&name)).await {
+                engine.notice(format!("Could not remember your name: {}", error.0));
+            }
+            engine.state.last_name.set(name.clone());
+            engine
+                .session
+                .enter_room(
+                    &engine,
+                    &name,
+                    &record.name,
+                    key,
+                    record.public,
+                    record.direct,
+                )
+                .await;
+        });
+        Ok(())
+    }
+
+    /// Forgets a room: its key and messages leave this device.
+    pub(super) fn forget_room(&self, engine: &Rc<Engine>, id: &str) {
+        if self
+            .current_view()
+            .is_some_and(|(current, _)| current == id)
+        {
+            self.leave(engine);
+        }
+        let Some(db) = engine.db() else { return };
+        let engine = Rc::clone(engine);
+        let id = id.to_string();
+        spawn_local(async move {
+            if let Err(error) = db.forget_room(&id).await {
+                engine.notice(format!("Could not forget the room: {}", error.0));
+            }
+            engine.session.refresh_rooms(&engine);
+        });
     }
 
     /// This device's keys (made from 64 random bytes on first start) and name.
@@ -106,9 +272,17 @@ impl Session {
         state.name = name;
     }
 
-    /// Goes back into the room the person was in.
+    /// Goes back into the room the person was in, or into the room of the invite this page
+    /// was opened with.
     pub(super) async fn resume(&self, engine: &Rc<Engine>, db: &Db) {
         let name = self.state.borrow().name.clone();
+        let invited = engine.state.invite_room.get_untracked();
+        if let Some(room) = invited.filter(|_| !name.is_empty()) {
+            if let Err(error) = self.join(engine, &name, &room) {
+                engine.notice(error);
+            }
+            return;
+        }
         let Some(room) = db.setting("room").await.ok().flatten() else {
             return;
         };
@@ -349,6 +523,9 @@ impl Session {
                 .find(|r| r.name == room_name && !r.direct)
                 .and_then(|r| Some((unhex::<32>(&r.key)?, r.public)));
             let room = choose_room(&room_name, invite_key, known, device::random_bytes());
+            if invite_key.is_some() {
+                engine.state.invite_room.set(None);
+            }
             engine.state.last_name.set(name.clone());
             engine.state.notice.set(None);
             engine
@@ -375,6 +552,7 @@ impl Session {
         engine.state.session.set(None);
         engine.state.messages.set(Vec::new());
         engine.state.notice.set(None);
+        self.refresh_rooms(engine);
     }
 
     /// Opens the private conversation with contact `id`.

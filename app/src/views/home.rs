@@ -1,0 +1,197 @@
+//! The home screen: your name, your rooms and private conversations (last message first),
+//! the public Emergency room, a new room, and joining by an invite.
+// `#[component]` turns each function into a public props struct and function; crate-private
+// components are still reported as unreachable `pub` items.
+#![allow(unreachable_pub)]
+
+use leptos::{ev, prelude::*};
+use mesh::body::MAX_DISPLAY_NAME_CHARS;
+use mesh::envelope::MAX_ROOM_NAME_CHARS;
+
+use crate::chat::{ChatClient, RoomSummary};
+
+/// What the screen says about rooms, in one place.
+const HOW_ROOMS_WORK: &str = "A name you have not used makes a new private room on this device; \
+     others join it through its invite (Share, inside the room). A name you used before \
+     reopens your room.";
+
+#[component]
+pub fn Home() -> impl IntoView {
+    let client = expect_context::<ChatClient>();
+    let state = client.state;
+    // Prefilled with the name used last time (known once the browser has loaded it).
+    let name = RwSignal::new(state.last_name.get_untracked());
+    let room = RwSignal::new(String::new());
+    let link = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    Effect::new(move |_| {
+        let last = state.last_name.get();
+        if name.get_untracked().is_empty() {
+            name.set(last);
+        }
+    });
+    // An invite link named the room: fill it in (in the browser only).
+    Effect::new(move |_| {
+        if let Some(invited) = state.invite_room.get() {
+            room.set(invited);
+        }
+    });
+    // What was typed before the app was ready comes back.
+    Effect::new(move |_| {
+        if let Some((early_name, early_room)) = state.early_join.get() {
+            if !early_name.is_empty() {
+                name.set(early_name);
+            }
+            if !early_room.is_empty() {
+                room.set(early_room);
+            }
+        }
+    });
+    let outcome = move |result: Result<(), String>| match result {
+        Ok(()) => error.set(None),
+        Err(message) => error.set(Some(message)),
+    };
+    let join = move |event: ev::SubmitEvent| {
+        event.prevent_default();
+        outcome(client.join(&name.get_untracked(), &room.get_untracked()));
+    };
+    let open_invite = move |event: ev::SubmitEvent| {
+        event.prevent_default();
+        outcome(client.open_invite(&name.get_untracked(), &link.get_untracked()));
+    };
+    let emergency = move |_| outcome(client.join(&name.get_untracked(), "Emergency"));
+    let open = move |id: String| outcome(client.open_room(&name.get_untracked(), &id));
+    let has_rooms = move || state.rooms.with(|rooms| !rooms.is_empty());
+
+    view! {
+        <div class="home" data-testid="home">
+            <header class="join-header">
+                <h1>"FieldMesh"</h1>
+                <p>"Chat that keeps working when the network does not."</p>
+            </header>
+            <label for="join-name">"Your name"</label>
+            <input
+                id="join-name"
+                data-testid="join-name"
+                type="text"
+                autocomplete="nickname"
+                maxlength=MAX_DISPLAY_NAME_CHARS
+                placeholder="How others see you"
+                prop:value=move || name.get()
+                on:input=move |event| name.set(event_target_value(&event))
+            />
+            <p class="error" role="alert" data-testid="join-error">{move || error.get()}</p>
+            <Show when=has_rooms>
+                <h2>"Your rooms"</h2>
+                <ul class="rooms" data-testid="rooms">
+                    <For
+                        each=move || state.rooms.get()
+                        key=|room| (room.id.clone(), room.last.clone(), room.time.clone())
+                        let:room
+                    >
+                        <RoomItem room open=open/>
+                    </For>
+                </ul>
+            </Show>
+            <button type="button" class="emergency" data-testid="open-emergency" on:click=emergency>
+                <strong>"Emergency"</strong>
+                " · the public room: anyone here can read it"
+            </button>
+            <form class="join" on:submit=join data-testid="join-form">
+                <h2>"New room"</h2>
+                <label for="join-room">"Room name"</label>
+                <input
+                    id="join-room"
+                    data-testid="join-room"
+                    type="text"
+                    autocomplete="off"
+                    autocapitalize="none"
+                    required
+                    maxlength=MAX_ROOM_NAME_CHARS
+                    placeholder="For example: camp north"
+                    prop:value=move || room.get()
+                    on:input=move |event| room.set(event_target_value(&event))
+                />
+                <p class="hint" data-testid="join-hint">{HOW_ROOMS_WORK}</p>
+                <button type="submit" class="primary" data-testid="join-submit">"Open room"</button>
+            </form>
+            <form class="join" on:submit=open_invite data-testid="invite-form">
+                <h2>"Join with an invite"</h2>
+                <label for="invite-paste">"Invite link"</label>
+                <input
+                    id="invite-paste"
+                    data-testid="invite-paste"
+                    type="url"
+                    autocomplete="off"
+                    autocapitalize="none"
+                    required
+                    placeholder="Paste the link you were sent"
+                    prop:value=move || link.get()
+                    on:input=move |event| link.set(event_target_value(&event))
+                />
+                <p class="hint">
+                    "Or scan the invite's QR code with your phone's camera: it opens this app in \
+                     the invited room."
+                </p>
+                <button type="submit" class="primary" data-testid="invite-open">"Join"</button>
+            </form>
+        </div>
+    }
+    .into_any()
+}
+
+/// One room in the list: tap to open; × to forget it, after a question.
+#[component]
+fn RoomItem(room: RoomSummary, open: impl Fn(String) + Copy + 'static) -> impl IntoView {
+    let client = expect_context::<ChatClient>();
+    let asking = RwSignal::new(false);
+    let id = room.id.clone();
+    let forget_id = room.id.clone();
+    let kind = if room.direct {
+        "private"
+    } else if room.public {
+        "public"
+    } else {
+        ""
+    };
+    let forget_label = format!("Forget {}", room.name);
+    let last = if room.last.is_empty() {
+        "No messages yet".to_string()
+    } else {
+        room.last.clone()
+    };
+    view! {
+        <li class="room-item" data-testid="room-item">
+            <button type="button" class="room-open" data-testid="room-item-open" on:click=move |_| open(id.clone())>
+                <span class="room-line">
+                    <span class="room-name" data-testid="room-item-name">{room.name.clone()}</span>
+                    <span class="tag">{kind}</span>
+                    <span class="room-time" data-testid="room-item-time">{room.time.clone()}</span>
+                </span>
+                <span class="room-last" data-testid="room-item-last">{last}</span>
+            </button>
+            <button
+                type="button"
+                class="ghost room-forget"
+                data-testid="room-forget"
+                aria-label=forget_label
+                on:click=move |_| asking.set(true)
+            >
+                "×"
+            </button>
+            <Show when=move || asking.get()>
+                <div class="forget-ask" role="alertdialog">
+                    <span>"Forget this room and its messages on this device?"</span>
+                    <button type="button" class="danger" data-testid="forget-confirm" on:click={
+                        let id = forget_id.clone();
+                        move |_| {
+                            asking.set(false);
+                            client.forget_room(&id);
+                        }
+                    }>"Forget"</button>
+                    <button type="button" class="ghost" on:click=move |_| asking.set(false)>"Keep"</button>
+                </div>
+            </Show>
+        </li>
+    }
+}

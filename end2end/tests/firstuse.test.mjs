@@ -1,0 +1,158 @@
+// A first-time user in a hurry, on a 390 px phone: the first screen tells the truth about
+// rooms, invites always lead to the invited room, nothing typed is lost while the app starts,
+// and a home screen lists your rooms.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { ChatPage, Server, launchBrowser } from '../support.mjs';
+
+let server;
+let browser;
+
+before(async () => {
+  server = await Server.start();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.dispose();
+});
+
+/** A phone-sized browser context (390 × 844, touch). */
+function phone() {
+  return browser.newContext({ viewport: { width: 390, height: 844 }, hasTouch: true, isMobile: true });
+}
+
+/** Ana's room with one message in it, and its invite link. */
+async function anasRoom(room, text) {
+  const ana = await ChatPage.open(await phone(), server.url);
+  await ana.join('Ana', room);
+  await ana.waitOnline();
+  await ana.send(text);
+  await ana.messageWithText(text).getByText('✓ stored').waitFor();
+  return { ana, link: await ana.inviteLink() };
+}
+
+/** Marks the page so a reload (which would lose it) shows. */
+async function mark(chat) {
+  await chat.page.evaluate(() => {
+    window.__notReloaded = true;
+  });
+}
+
+async function notReloaded(chat) {
+  return chat.page.evaluate(() => window.__notReloaded === true);
+}
+
+test('the first screen says how rooms work and has its own way in by invite', async () => {
+  const { link } = await anasRoom('Camp Truth', 'the well is clean');
+  const ben = await ChatPage.open(await phone(), server.url);
+  await ben.ready();
+  const home = await ben.byTestId('home').textContent();
+  assert.ok(!home.includes('Anyone who types the same room name joins the same room'), home);
+  assert.match(home, /new private room/i);
+  assert.match(home, /invite/i);
+  assert.match(home, /Emergency/);
+  // Pasting the invite link (as a person copies it from a message) joins Ana's room.
+  await ben.byTestId('join-name').fill('Ben');
+  await ben.byTestId('invite-paste').fill(link);
+  await ben.byTestId('invite-open').click();
+  await ben.byTestId('room-title').getByText('Camp Truth', { exact: true }).waitFor();
+  await ben.messageWithText('the well is clean').waitFor();
+  assert.deepEqual(ben.errors, []);
+});
+
+test('an invite link opens the invited room even when another room was open', async () => {
+  const { link } = await anasRoom('Camp Invited', 'meet at noon');
+  const ben = await ChatPage.open(await phone(), server.url);
+  await ben.join('Ben', 'Camp Own');
+  await ben.waitOnline();
+  // Later Ben opens the invite in the same browser, which remembers Camp Own.
+  await ben.page.goto(link);
+  await ben.byTestId('room-title').getByText('Camp Invited', { exact: true }).waitFor();
+  await ben.messageWithText('meet at noon').waitFor();
+  assert.ok(!ben.page.url().includes('key='), `the key left the address bar: ${ben.page.url()}`);
+});
+
+test('an invite pasted into the address bar of an open tab is followed without a reload', async () => {
+  const { link } = await anasRoom('Camp Pasted', 'tents are up');
+  const ben = await ChatPage.open(await phone(), server.url);
+  await ben.join('Ben', 'Camp Before');
+  await ben.waitOnline();
+  await mark(ben);
+  // Only the part after # changes, so the browser does not load the page again.
+  await ben.page.evaluate((hash) => {
+    window.location.hash = hash;
+  }, new URL(link).hash);
+  await ben.byTestId('room-title').getByText('Camp Pasted', { exact: true }).waitFor();
+  await ben.messageWithText('tents are up').waitFor();
+  assert.ok(await notReloaded(ben));
+  assert.ok(!ben.page.url().includes('key='), `the key left the address bar: ${ben.page.url()}`);
+});
+
+test('a join tapped while a slow phone still starts the app is carried out, nothing typed is lost', async () => {
+  const context = await phone();
+  // A slow phone: the app's code arrives 3 s late.
+  await context.route('**/pkg/fieldmesh.wasm', async (route) => {
+    await new Promise((ok) => setTimeout(ok, 3000));
+    await route.continue();
+  });
+  const page = await context.newPage();
+  const cleo = new ChatPage(page);
+  await page.goto(server.url, { waitUntil: 'domcontentloaded' });
+  await page.getByTestId('join-name').fill('Cleo');
+  await page.getByTestId('join-room').fill('Camp Slow');
+  await mark(cleo);
+  assert.equal(await page.evaluate(() => window.__fieldmeshReady === true), false, 'tapped before the app was ready');
+  await page.getByTestId('join-submit').click();
+  await cleo.byTestId('room-title').getByText('Camp Slow', { exact: true }).waitFor({ timeout: 30_000 });
+  assert.ok(await notReloaded(cleo), 'the page was not reloaded');
+  assert.deepEqual(cleo.errors, []);
+});
+
+test('a late joiner sees signed authors by name, though they left long ago', async () => {
+  const { ana, link } = await anasRoom('Camp Late', 'I was here first');
+  await ana.page.context().close();
+  const dan = await ChatPage.acceptInvite(await phone(), link, 'Dan');
+  const author = dan.messageWithText('I was here first').getByTestId('message-author');
+  await author.waitFor();
+  assert.equal(await author.textContent(), 'Ana');
+});
+
+test('the home screen lists your rooms, newest first, and opens or forgets them', async () => {
+  const eve = await ChatPage.open(await phone(), server.url);
+  await eve.join('Eve', 'Camp One');
+  await eve.waitOnline();
+  await eve.send('first room news');
+  await eve.messageWithText('first room news').getByText('✓ stored').waitFor();
+  await eve.byTestId('leave').click();
+  await eve.byTestId('join-room').fill('Camp Two');
+  await eve.byTestId('join-submit').click();
+  await eve.byTestId('room-title').getByText('Camp Two', { exact: true }).waitFor();
+  await eve.send('second room news');
+  await eve.messageWithText('second room news').getByText('✓ stored').waitFor();
+  await eve.byTestId('leave').click();
+
+  const rooms = eve.byTestId('room-item');
+  await rooms.nth(1).waitFor();
+  assert.deepEqual(await eve.byTestId('room-item-name').allTextContents(), ['Camp Two', 'Camp One']);
+  assert.deepEqual(await eve.byTestId('room-item-last').allTextContents(), [
+    'Eve: second room news',
+    'Eve: first room news',
+  ]);
+  // The public room is one tap away.
+  await eve.byTestId('open-emergency').waitFor();
+
+  await rooms.filter({ hasText: 'Camp One' }).getByTestId('room-item-open').click();
+  await eve.byTestId('room-title').getByText('Camp One', { exact: true }).waitFor();
+  await eve.messageWithText('first room news').waitFor();
+  await eve.byTestId('leave').click();
+
+  eve.page.once('dialog', () => {});
+  await rooms.filter({ hasText: 'Camp Two' }).getByTestId('room-forget').click();
+  await eve.byTestId('forget-confirm').click();
+  await eve.page.waitForFunction(
+    () => [...document.querySelectorAll('[data-testid=room-item-name]')].map((e) => e.textContent).join() === 'Camp One',
+  );
+  await eve.page.screenshot({ path: '/tmp/home-phone.png' });
+});
