@@ -217,11 +217,12 @@ export class ChatPage {
     await this.waitConnection('online', timeout);
   }
 
-  /** Enters the server's join code when it asks for one, and waits until online. */
+  /** Enters the server's join code (asked for before anything else), and waits until the
+   * home screen shows. */
   async unlock(code) {
     await this.byTestId('code-input').fill(code);
     await this.byTestId('code-submit').click();
-    await this.waitOnline();
+    await this.byTestId('home').waitFor();
   }
 
   async waitOffline() {
@@ -255,9 +256,15 @@ export class ChatPage {
     await this.page.waitForFunction(() => navigator.serviceWorker?.controller != null, null, { timeout: 30_000 });
   }
 
+  /** Writes `text` and sends it: Enter on a computer, the Send button on a touch screen
+   * (where Enter makes a new line). */
   async send(text) {
     await this.byTestId('composer-input').fill(text);
-    await this.byTestId('composer-input').press('Enter');
+    if (await this.page.evaluate(() => matchMedia('(pointer: coarse)').matches)) {
+      await this.byTestId('composer-send').click();
+    } else {
+      await this.byTestId('composer-input').press('Enter');
+    }
   }
 
   messageWithText(text) {

@@ -216,6 +216,8 @@ pub struct ChatState {
     pub code_needed: RwSignal<bool>,
     /// Why the last code was not accepted.
     pub code_error: RwSignal<Option<String>>,
+    /// Seconds until the server takes another try at the code (counts down; 0: now).
+    pub code_wait_s: RwSignal<u32>,
     /// This device's safety code, for others to compare.
     pub own_code: RwSignal<String>,
     /// The people in the room, with their safety codes.
@@ -231,6 +233,8 @@ pub struct ChatState {
     pub invite_room: RwSignal<Option<String>>,
     /// This browser's own radio.
     pub web_radio: RwSignal<WebRadio>,
+    /// The device's main pointer is a finger (a phone or tablet): Enter makes a new line.
+    pub touch: RwSignal<bool>,
     /// The rooms this device has, newest message first, for the home screen.
     pub rooms: RwSignal<Vec<RoomSummary>>,
     /// What was typed into the join form before the app was ready (name, room), to put back.
@@ -255,6 +259,7 @@ impl ChatState {
             last_name: RwSignal::new(String::new()),
             code_needed: RwSignal::new(false),
             code_error: RwSignal::new(None),
+            code_wait_s: RwSignal::new(0),
             own_code: RwSignal::new(String::new()),
             roster: RwSignal::new(Vec::new()),
             key_warning: RwSignal::new(None),
@@ -262,6 +267,7 @@ impl ChatState {
             radio: RwSignal::new(None),
             invite_room: RwSignal::new(None),
             web_radio: RwSignal::new(WebRadio::default()),
+            touch: RwSignal::new(false),
             rooms: RwSignal::new(Vec::new()),
             early_join: RwSignal::new(None),
         }

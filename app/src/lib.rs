@@ -9,6 +9,7 @@
 
 pub mod chat;
 pub mod invite;
+pub mod text;
 mod views;
 
 use leptos::prelude::*;

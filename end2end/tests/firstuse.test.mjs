@@ -156,3 +156,51 @@ test('the home screen lists your rooms, newest first, and opens or forgets them'
   );
   await eve.page.screenshot({ path: '/tmp/home-phone.png' });
 });
+
+test('messages: links open, right-to-left text runs its way, long ones fold, and Enter on a phone makes a new line', async () => {
+  const gil = await ChatPage.open(await phone(), server.url);
+  await gil.join('Gil', 'Camp Reading');
+  await gil.waitOnline();
+  // On a phone Enter makes a new line; the button sends.
+  await gil.byTestId('composer-input').fill('first line');
+  await gil.byTestId('composer-input').press('Enter');
+  await gil.byTestId('composer-input').pressSequentially('second line');
+  assert.equal(await gil.byTestId('composer-input').inputValue(), 'first line\nsecond line');
+  await gil.byTestId('composer-send').click();
+  await gil.messageWithText('first line\nsecond line').waitFor();
+
+  await gil.send('map: https://camp.local/map. not javascript:alert(1)');
+  const links = gil.byTestId('message-link');
+  await links.first().waitFor();
+  assert.equal(await links.count(), 1);
+  assert.equal(await links.first().getAttribute('href'), 'https://camp.local/map');
+  assert.match(await links.first().getAttribute('rel'), /noopener/);
+
+  await gil.send('مرحبا، الماء في المدرسة');
+  const arabic = gil.messageWithText('مرحبا، الماء في المدرسة').getByTestId('message-text');
+  assert.equal(await arabic.evaluate((p) => getComputedStyle(p).direction), 'rtl');
+
+  const wall = 'Long report. '.repeat(240).trim();
+  await gil.send(wall);
+  const row = gil.messageWithText(wall);
+  await row.waitFor();
+  const folded = await row.getByTestId('message-text').evaluate((p) => p.getBoundingClientRect().height);
+  assert.ok(folded < 400, `folded to ${folded} px`);
+  await row.getByTestId('show-more').click();
+  const open = await row.getByTestId('message-text').evaluate((p) => p.getBoundingClientRect().height);
+  assert.ok(open > 1000, `opened to ${open} px`);
+  await gil.page.screenshot({ path: '/tmp/room-phone.png' });
+  assert.deepEqual(gil.errors, []);
+});
+
+test('on a computer Enter sends and Shift+Enter makes a new line', async () => {
+  const hal = await ChatPage.open(await browser.newContext({ viewport: { width: 1280, height: 800 } }), server.url);
+  await hal.join('Hal', 'Camp Desk');
+  await hal.waitOnline();
+  await hal.byTestId('composer-input').fill('one');
+  await hal.byTestId('composer-input').press('Shift+Enter');
+  await hal.byTestId('composer-input').pressSequentially('two');
+  await hal.byTestId('composer-input').press('Enter');
+  await hal.messageWithText('one\ntwo').waitFor();
+  await hal.page.screenshot({ path: '/tmp/room-desktop.png' });
+});

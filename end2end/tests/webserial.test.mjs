@@ -114,8 +114,8 @@ async function withCamps(body, { code } = {}) {
   const far = await Server.start({ args: ['--radio', sim.port('B'), ...RADIO, '--camp-name', 'Far camp'] });
   try {
     const { chat: ana, radio } = await openWithRadio(home.url, sim.port('A'));
-    await ana.join('Ana', 'Emergency');
     if (code) await ana.unlock(code);
+    await ana.join('Ana', 'Emergency');
     await ana.waitOnline();
     const ben = await ChatPage.open(await browser.newContext(), far.url);
     await ben.join('Ben', 'Emergency');
@@ -194,8 +194,8 @@ test('lend mode: a server without a radio reaches a far camp through a page\'s r
     // Another phone at the camp, with no radio of its own, sees the server's radio (Ana's)
     // once it entered the code.
     const cleo = await ChatPage.open(await browser.newContext(), home.url);
-    await cleo.join('Cleo', 'Emergency');
     await cleo.unlock(CODE);
+    await cleo.join('Cleo', 'Emergency');
     await cleo.byTestId('radio-status').getByText("radio lent by Ana's browser").waitFor();
 
     await cleo.send('Generator needs diesel');

@@ -243,7 +243,7 @@ impl JoinCode {
         }
         let salt = SaltString::generate(&mut OsRng);
         let hash = Argon2::default()
-            .hash_password(code.trim().as_bytes(), &salt)
+            .hash_password(normalise(code).as_bytes(), &salt)
             .map_err(|e| ServerError::Crypto(format!("hashing the join code failed: {e}")))?
             .to_string();
         std::fs::write(&path, format!("{hash}\n")).map_err(|source| ServerError::Io {
@@ -268,10 +268,19 @@ fn hash_path(data_dir: &Path) -> PathBuf {
     data_dir.join("join-code.argon2")
 }
 
+/// The join code as compared: capitals and extra spaces do not matter (a code read aloud or
+/// off a sign is typed many ways on a phone keyboard).
+fn normalise(code: &str) -> String {
+    code.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
 fn verify(hash: &str, code: &str) -> bool {
     PasswordHash::new(hash).is_ok_and(|parsed| {
         Argon2::default()
-            .verify_password(code.trim().as_bytes(), &parsed)
+            .verify_password(normalise(code).as_bytes(), &parsed)
             .is_ok()
     })
 }
@@ -352,6 +361,18 @@ mod tests {
             limits.unlock(victim, home).is_ok(),
             "the victim, from their own address, is not"
         );
+    }
+
+    #[test]
+    fn the_join_code_ignores_case_and_extra_spaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let code = JoinCode::set_up("Blue Heron", dir.path()).unwrap();
+        for typed in ["blue heron", "BLUE HERON", "  Blue   Heron ", "blue\theron"] {
+            assert!(code.verify(typed), "{typed:?} is the code");
+        }
+        for typed in ["blueheron", "blue heron 2", "blue"] {
+            assert!(!code.verify(typed), "{typed:?} is not");
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub(super) fn ConnectionBadge() -> impl IntoView {
         Connection::Connecting => "connecting…",
         Connection::Online => "online",
         Connection::Offline => "offline",
-        Connection::Locked => "join code needed",
+        Connection::Locked => "locked",
     };
     view! {
         <span
@@ -102,6 +102,10 @@ pub(super) fn SyncBar() -> impl IntoView {
         }
         match (state.connection.get(), queued) {
             (Connection::Online, 0) => None,
+            (Connection::Locked, 0) => Some("Waiting for the join code.".into()),
+            (Connection::Locked, n) => Some(format!(
+                "Waiting for the join code: {n} queued, sent once it is entered."
+            )),
             (Connection::Online, n) => Some(format!("Sending {n} queued…")),
             (_, 0) => Some(
                 "Offline: messages you write are kept and sent when the server is back.".into(),

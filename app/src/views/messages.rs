@@ -7,6 +7,7 @@ use leptos::{ev, html, prelude::*};
 use mesh::body::MAX_TEXT_CHARS;
 
 use crate::chat::{ChatClient, ChatMessage, Connection, Delivery};
+use crate::text::{is_long, pieces, Piece};
 
 #[component]
 pub(super) fn MessageList() -> impl IntoView {
@@ -110,9 +111,40 @@ pub(super) fn MessageRow(message: ChatMessage) -> impl IntoView {
                     <span class="via-radio" title="Came over the radio from another camp; the name is not confirmed by a signature">"📡 via radio"</span>
                 })}
             </header>
-            <p class="text" data-testid="message-text">{message.text}</p>
+            <MessageText text=message.text/>
             {delivery}
         </article>
+    }
+}
+
+/// A message's text in its own direction (right to left for Arabic or Hebrew), web addresses
+/// as links, and a long message folded behind "Show more".
+#[component]
+fn MessageText(text: String) -> impl IntoView {
+    let long = is_long(&text);
+    let expanded = RwSignal::new(false);
+    let pieces = pieces(&text)
+        .into_iter()
+        .map(|piece| match piece {
+            Piece::Text(text) => text.into_any(),
+            Piece::Link(url) => {
+                let href = url.clone();
+                view! {
+                    <a href=href target="_blank" rel="noopener noreferrer nofollow" data-testid="message-link">
+                        {url}
+                    </a>
+                }
+                .into_any()
+            }
+        })
+        .collect_view();
+    view! {
+        <p class="text" class:folded=move || long && !expanded.get() dir="auto" data-testid="message-text">{pieces}</p>
+        {long.then(|| view! {
+            <button class="ghost small more" data-testid="show-more" on:click=move |_| expanded.update(|e| *e = !*e)>
+                {move || if expanded.get() { "Show less" } else { "Show more" }}
+            </button>
+        })}
     }
 }
 
@@ -139,8 +171,14 @@ pub(super) fn Composer() -> impl IntoView {
         }
     };
     let on_key = move |event: ev::KeyboardEvent| {
-        // Enter sends, Shift+Enter makes a new line; never while an input method composes.
-        if event.key() == "Enter" && !event.shift_key() && !event.is_composing() {
+        // On a computer Enter sends and Shift+Enter makes a new line; on a touch screen Enter
+        // makes a new line and the button sends (as phone chat apps do). Never while an input
+        // method composes.
+        if event.key() == "Enter"
+            && !event.shift_key()
+            && !event.is_composing()
+            && !client.state.touch.get_untracked()
+        {
             event.prevent_default();
             send();
         }
@@ -155,7 +193,7 @@ pub(super) fn Composer() -> impl IntoView {
                 rows="1"
                 placeholder="Message"
                 aria-label="Message"
-                enterkeyhint="send"
+                enterkeyhint=move || if client.state.touch.get() { "enter" } else { "send" }
                 prop:value=move || draft.get()
                 on:input=move |event| {
                     draft.set(event_target_value(&event));

@@ -25,10 +25,12 @@ pub fn ChatScreen() -> impl IntoView {
     view! {
         <main class="screen">
             <UpdateBanner/>
-            <CodeGate/>
-            <DirectAlert/>
-            <Show when=in_room fallback=Home>
-                <RoomView/>
+            // One step at a time: while the server wants its join code, only the code.
+            <Show when=move || !client.state.code_needed.get() fallback=CodeGate>
+                <DirectAlert/>
+                <Show when=in_room fallback=Home>
+                    <RoomView/>
+                </Show>
             </Show>
         </main>
     }
@@ -86,22 +88,28 @@ fn CodeGate() -> impl IntoView {
     let state = client.state;
     let code = RwSignal::new(String::new());
     let local_error = RwSignal::new(None::<String>);
+    // The typed code stays after a wrong try, to correct rather than retype.
     let submit = move |event: ev::SubmitEvent| {
         event.prevent_default();
         match client.unlock(&code.get_untracked()) {
-            Ok(()) => {
-                local_error.set(None);
-                code.set(String::new());
-            }
+            Ok(()) => local_error.set(None),
             Err(message) => local_error.set(Some(message)),
         }
     };
-    let error = move || local_error.get().or_else(|| state.code_error.get());
+    let waiting = move || state.code_wait_s.get() > 0;
+    let error = move || match state.code_wait_s.get() {
+        0 => local_error.get().or_else(|| state.code_error.get()),
+        1 => Some("Too many tries. Try again in 1 second.".into()),
+        n => Some(format!("Too many tries. Try again in {n} seconds.")),
+    };
     view! {
-        <Show when=move || state.code_needed.get()>
-            <form class="gate" on:submit=submit data-testid="code-gate">
+        <form class="gate" on:submit=submit data-testid="code-gate">
+                <h1>"FieldMesh"</h1>
                 <label for="join-code">"This FieldMesh asks for a join code"</label>
-                <p class="hint">"Ask the person running it. Messages you write meanwhile wait on this device."</p>
+                <p class="hint">
+                    "Ask the person running it. Capitals and extra spaces do not matter. \
+                     Messages already written wait on this device until then."
+                </p>
                 <div class="gate-row">
                     <input
                         id="join-code"
@@ -114,11 +122,12 @@ fn CodeGate() -> impl IntoView {
                         prop:value=move || code.get()
                         on:input=move |event| code.set(event_target_value(&event))
                     />
-                    <button type="submit" class="primary" data-testid="code-submit">"Unlock"</button>
+                    <button type="submit" class="primary" data-testid="code-submit" disabled=waiting>
+                        "Unlock"
+                    </button>
                 </div>
                 <p class="error" role="alert" data-testid="code-error">{error}</p>
-            </form>
-        </Show>
+        </form>
     }
 }
 

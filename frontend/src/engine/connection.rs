@@ -306,16 +306,36 @@ impl Connection {
                     Some("That is not the join code. Ask the operator of this FieldMesh.".into()),
                 );
             }
-            ErrorCode::RateLimited if engine.state.code_needed.get_untracked() => ask_for_code(
-                engine,
-                Some(format!(
-                    "Too many tries. Wait {retry_seconds} s, then enter the code again."
-                )),
-            ),
+            ErrorCode::RateLimited if engine.state.code_needed.get_untracked() => {
+                let ticking = engine.state.code_wait_s.get_untracked() > 0;
+                engine.state.code_wait_s.set(retry_seconds);
+                ask_for_code(engine, Some("Too many tries.".into()));
+                if !ticking {
+                    count_down(engine.state);
+                }
+            }
             ErrorCode::CodeRequired => ask_for_code(engine, None),
             _ => engine.notice(format!("The server refused: {detail}")),
         }
     }
+}
+
+/// Counts the wait before the next try at the join code down, a second at a time.
+fn count_down(state: app::ChatState) {
+    set_timeout(
+        move || {
+            let left = state.code_wait_s.get_untracked().saturating_sub(1);
+            state.code_wait_s.set(left);
+            if left > 0 {
+                count_down(state);
+            } else {
+                state
+                    .code_error
+                    .set(Some("You can try the code again now.".into()));
+            }
+        },
+        Duration::from_secs(1),
+    );
 }
 
 fn ask_for_code(engine: &Engine, error: Option<String>) {

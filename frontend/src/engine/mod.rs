@@ -49,6 +49,10 @@ pub(crate) fn start() -> ChatClient {
         session: session::Session::default(),
         radio: radio::Radio::default(),
     });
+    let coarse = web_sys::window()
+        .and_then(|w| w.match_media("(pointer: coarse)").ok().flatten())
+        .is_some_and(|query| query.matches());
+    state.touch.set(coarse);
     // At once: the room key leaves the address bar before anything else runs.
     let _ = engine.session.take_invite(&engine);
     let actions: Rc<dyn app::ChatActions> = Rc::new(actions::Actions(Rc::clone(&engine)));
