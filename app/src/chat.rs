@@ -118,6 +118,8 @@ pub struct ChatMessage {
     pub author: String,
     /// The sender's id (public signing key) in hex.
     pub sender: String,
+    /// This device compared safety codes with the sender.
+    pub verified: bool,
     /// What they wrote.
     pub text: String,
     /// Sender's time, already formatted for this device ("14:05").

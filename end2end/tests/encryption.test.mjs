@@ -89,10 +89,16 @@ test('safety codes match across phones, verification sticks, and a known name wi
     await benEntry.getByTestId('mark-verified').click();
     await benEntry.getByTestId('verified').waitFor();
     await ana.byTestId('roster-close').click();
+    // Ben's messages say so beside his name.
+    await ben.send('it is really me');
+    await ana.messageWithText('it is really me').getByTestId('message-verified').waitFor();
 
     // Someone else joins with the link under Ben's name, with other keys.
     const mallory = await ChatPage.acceptInvite(await browser.newContext(), link, 'Ben');
     await mallory.waitOnline();
+    await mallory.send('trust me');
+    await ana.messageWithText('trust me').waitFor();
+    assert.equal(await ana.messageWithText('trust me').getByTestId('message-verified').count(), 0);
     await ana.byTestId('key-changed').waitFor();
     assert.match(await ana.byTestId('key-changed').textContent(), /Ben now has different keys/);
     await ana.byTestId('presence').click();

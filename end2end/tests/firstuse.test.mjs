@@ -190,6 +190,20 @@ test('messages: links open, right-to-left text runs its way, long ones fold, and
   const open = await row.getByTestId('message-text').evaluate((p) => p.getBoundingClientRect().height);
   assert.ok(open > 1000, `opened to ${open} px`);
   await gil.page.screenshot({ path: '/tmp/room-phone.png' });
+  // Readable and tappable: names, times and states at 14 px or more; every control 44 px.
+  const small = await gil.page.evaluate(() =>
+    [...document.querySelectorAll('.message .author, .message time, .message .state, [data-testid=presence]')]
+      .map((e) => [e.className || e.tagName, parseFloat(getComputedStyle(e).fontSize)])
+      .filter(([, size]) => size < 14),
+  );
+  assert.deepEqual(small, []);
+  const tiny = await gil.page.evaluate(() =>
+    [...document.querySelectorAll('button, input, textarea, summary, select')]
+      .filter((e) => e.offsetParent !== null)
+      .map((e) => [e.dataset.testid ?? e.className, Math.round(e.getBoundingClientRect().height)])
+      .filter(([, height]) => height < 44),
+  );
+  assert.deepEqual(tiny, []);
   assert.deepEqual(gil.errors, []);
 });
 

@@ -55,6 +55,7 @@ pub(super) fn MessageList() -> impl IntoView {
                     message.id.clone(),
                     message.delivery,
                     message.author.clone(),
+                    message.verified,
                     message.delivered_to.len(),
                 )
                 children=move |message| view! { <MessageRow message/> }
@@ -106,6 +107,9 @@ pub(super) fn MessageRow(message: ChatMessage) -> impl IntoView {
         <article class="message" class:own=message.own data-testid="message" data-id=message.id.clone()>
             <header>
                 <span class="author" data-testid="message-author">{message.author}</span>
+                {message.verified.then(|| view! {
+                    <span class="verified" data-testid="message-verified" title="You compared safety codes with this person">"✓ verified"</span>
+                })}
                 <time>{message.time}</time>
                 {(message.delivery == Delivery::ViaRadio).then(|| view! {
                     <span class="via-radio" title="Came over the radio from another camp; the name is not confirmed by a signature">"📡 via radio"</span>

@@ -419,10 +419,16 @@ fn stored_record(
 }
 
 /// A record as the views show it; `author` is the name to show.
-pub(super) fn chat_message(record: &MessageRecord, own: &str, author: String) -> ChatMessage {
+pub(super) fn chat_message(
+    record: &MessageRecord,
+    own: &str,
+    author: String,
+    verified: bool,
+) -> ChatMessage {
     ChatMessage {
         id: record.id.clone(),
         author,
+        verified,
         sender: record.sender.clone(),
         text: record.text.clone(),
         time: device::format_time(record.created_at as u64),

@@ -262,16 +262,21 @@ impl People {
     /// A record as the list shows it, with the author's name from their signed card when this
     /// device knows them.
     pub(super) fn chat_message(&self, record: &MessageRecord, own: &str) -> ChatMessage {
+        let state = self.state.borrow();
         let author = if record.sender == own {
             record.author.clone()
         } else {
-            self.state.borrow().contacts.label(
+            state.contacts.label(
                 &record.author,
                 &record.sender,
                 record.state != RecordState::Radio,
             )
         };
-        chat_message(record, own, author)
+        let verified = state
+            .contacts
+            .get(&record.sender)
+            .is_some_and(|c| c.verified);
+        chat_message(record, own, author, verified)
     }
 
     /// The person compared safety codes with `id`.
@@ -281,6 +286,8 @@ impl People {
             self.save_contacts(engine);
             engine.state.key_warning.set(None);
             self.show_members(engine);
+            // Their messages show "✓ verified" now.
+            engine.inbox.changed(engine);
         }
     }
 
