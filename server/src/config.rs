@@ -30,15 +30,10 @@ pub struct Config {
     pub listen: SocketAddr,
 
     /// Address and port of the plain-HTTP landing page, which explains how to install the
-    /// certificate authority, offers it for download and links to the app. Not used with
-    /// --tls off.
-    #[arg(
-        long,
-        env = "FIELDMESH_HTTP_LISTEN",
-        value_name = "ADDR:PORT",
-        default_value = "0.0.0.0:8080"
-    )]
-    pub http_listen: SocketAddr,
+    /// certificate authority, offers it for download and links to the app [default:
+    /// 0.0.0.0:8080]. Not used with --tls off (the server says so when it is given).
+    #[arg(long, env = "FIELDMESH_HTTP_LISTEN", value_name = "ADDR:PORT")]
+    pub http_listen: Option<SocketAddr>,
 
     /// How to serve the app: "local-ca" makes and keeps a certificate authority and a
     /// certificate for this machine's addresses; "off" serves plain HTTP (only for localhost,

@@ -102,6 +102,7 @@ pub async fn serve(
     }
 
     let mut servers = tokio::task::JoinSet::new();
+    let mut landing_urls = Vec::new();
     let mut handles = vec![app_handle.clone()];
     match &tls {
         Some(setup) => {
@@ -111,8 +112,11 @@ pub async fn serve(
             )?
             .map(|tls| tls.acceptor(admit.clone()));
             servers.spawn(bounded(server).handle(app_handle).serve(service));
-            let landing_listener = std::net::TcpListener::bind(config.http_listen)
-                .with_context(|| format!("cannot listen on {}", config.http_listen))?;
+            let landing_at = config
+                .http_listen
+                .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 8080)));
+            let landing_listener = std::net::TcpListener::bind(landing_at)
+                .with_context(|| format!("cannot listen on {landing_at}"))?;
             let landing_address = landing_listener.local_addr()?;
             let landing = Arc::new(Landing {
                 app_urls: app_urls.clone(),
@@ -128,17 +132,27 @@ pub async fn serve(
                     .handle(landing_handle)
                     .serve(landing_app),
             );
-            for url in urls("http", landing_address, &config.hostnames)
-                .iter()
-                .take(1)
-            {
+            landing_urls = urls("http", landing_address, &config.hostnames);
+            if let Some(url) = landing_urls.first() {
                 println!("Phones start here (installs the certificate): {url}");
+            }
+            // An operator's own certificate needs no installing: phones go straight to the app.
+            if setup.ca_der.is_none() {
+                landing_urls.clear();
             }
             if let Some(fingerprint) = &setup.ca_fingerprint {
                 println!("Certificate fingerprint (SHA-256): {fingerprint}");
             }
         }
         None => {
+            if let Some(unused) = config.http_listen {
+                let said = format!(
+                    "--http-listen {unused} is not used with --tls off: there is no certificate \
+                     to install, and the app itself is served over plain HTTP on --listen"
+                );
+                println!("{said}");
+                tracing::warn!("{said}");
+            }
             servers.spawn(
                 bounded(axum_server::from_tcp(listener)?.acceptor(admit.clone()))
                     .handle(app_handle)
@@ -151,11 +165,15 @@ pub async fn serve(
     }
     tracing::info!(%address, data_dir = %data_dir.display(), "listening");
     if !config.no_qr {
-        if let Some(code) = app_urls
+        // With FieldMesh's own certificate authority, the QR code leads to the landing page,
+        // which installs it and links on to the app (the app's https:// address would show a
+        // phone without it a "connection is not private" warning).
+        let scanned = landing_urls
             .iter()
-            .find(|u| !u.contains("localhost"))
-            .and_then(|u| terminal_qr(u))
-        {
+            .chain(&app_urls)
+            .find(|u| !u.contains("localhost"));
+        if let Some((url, code)) = scanned.and_then(|u| Some((u, terminal_qr(u)?))) {
+            println!("The QR code below opens: {url}");
             println!("{code}");
         }
     }

@@ -282,3 +282,63 @@ async fn no_site_can_frame_the_app_and_only_its_own_scripts_run() {
         header_of(&landing_page, header::CONTENT_SECURITY_POLICY).contains("default-src 'none'")
     );
 }
+
+/// What a real server process prints before "FieldMesh is ready" (then it is stopped).
+fn start_up_lines(args: &[&str]) -> Vec<String> {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fieldmesh"))
+        .args(["--listen", "127.0.0.1:0", "--log", "warn"])
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = Vec::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let ready = line.starts_with("FieldMesh is ready");
+        lines.push(line);
+        if ready {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    lines
+}
+
+#[test]
+fn the_qr_code_leads_a_phone_to_the_landing_page_first() {
+    let lines = start_up_lines(&["--http-listen", "127.0.0.1:0"]);
+    let landing = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("Phones start here (installs the certificate): "))
+        .expect("a landing page");
+    let scanned = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("The QR code below opens: "))
+        .expect("the QR code's address is printed");
+    // A phone without the certificate would get a "connection is not private" warning at the
+    // https:// app; the landing page installs the certificate and then links on to the app.
+    assert_eq!(scanned, landing, "{lines:#?}");
+}
+
+#[test]
+fn with_tls_off_a_landing_address_is_not_silently_ignored() {
+    let lines = start_up_lines(&["--tls", "off", "--http-listen", "127.0.0.1:0"]);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("--http-listen") && l.contains("is not used with --tls off")),
+        "{lines:#?}"
+    );
+    // And without the flag, nothing is said about it.
+    let lines = start_up_lines(&["--tls", "off", "--no-qr"]);
+    assert!(
+        !lines.iter().any(|l| l.contains("--http-listen")),
+        "{lines:#?}"
+    );
+}
