@@ -237,6 +237,12 @@ pub struct ChatState {
     pub web_radio: RwSignal<WebRadio>,
     /// The device's main pointer is a finger (a phone or tablet): Enter makes a new line.
     pub touch: RwSignal<bool>,
+    /// The browser offers to install the app: the "Install app" button shows.
+    pub can_install: RwSignal<bool>,
+    /// An iPhone or iPad browser, not yet installed: "Add to Home Screen" is explained.
+    pub ios_install_hint: RwSignal<bool>,
+    /// The browser has a share sheet (phones).
+    pub can_share: RwSignal<bool>,
     /// The rooms this device has, newest message first, for the home screen.
     pub rooms: RwSignal<Vec<RoomSummary>>,
     /// What was typed into the join form before the app was ready (name, room), to put back.
@@ -270,6 +276,9 @@ impl ChatState {
             invite_room: RwSignal::new(None),
             web_radio: RwSignal::new(WebRadio::default()),
             touch: RwSignal::new(false),
+            can_install: RwSignal::new(false),
+            ios_install_hint: RwSignal::new(false),
+            can_share: RwSignal::new(false),
             rooms: RwSignal::new(Vec::new()),
             early_join: RwSignal::new(None),
         }
@@ -294,6 +303,12 @@ pub trait ChatActions {
     fn forget_room(&self, id: &str);
     /// Join the room of a pasted invite link under a display name.
     fn open_invite(&self, name: &str, link: &str) -> Result<(), String>;
+    /// Show the browser's install dialog.
+    fn install(&self);
+    /// Copy text to the clipboard; `done` is told whether it worked.
+    fn copy(&self, text: &str, done: Box<dyn FnOnce(bool)>);
+    /// Open the share sheet for a link.
+    fn share(&self, title: &str, url: &str);
     /// Send a message to the current room.
     fn send(&self, text: &str) -> Result<(), String>;
     /// Ask for the page of history before the oldest message shown.
@@ -376,6 +391,21 @@ impl ChatClient {
     pub fn open_invite(&self, name: &str, link: &str) -> Result<(), String> {
         self.with_actions(|a| a.open_invite(name, link))
             .unwrap_or_else(|| Err("The page is still loading; try again in a moment.".into()))
+    }
+
+    /// See [`ChatActions::install`].
+    pub fn install(&self) {
+        self.with_actions(|a| a.install());
+    }
+
+    /// See [`ChatActions::copy`].
+    pub fn copy(&self, text: &str, done: impl FnOnce(bool) + 'static) {
+        self.with_actions(|a| a.copy(text, Box::new(done)));
+    }
+
+    /// See [`ChatActions::share`].
+    pub fn share(&self, title: &str, url: &str) {
+        self.with_actions(|a| a.share(title, url));
     }
 
     /// See [`ChatActions::send`].

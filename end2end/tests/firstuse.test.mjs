@@ -218,3 +218,48 @@ test('on a computer Enter sends and Shift+Enter makes a new line', async () => {
   await hal.messageWithText('one\ntwo').waitFor();
   await hal.page.screenshot({ path: '/tmp/room-desktop.png' });
 });
+
+test('the invite sheet copies and shares the link, and the app offers to install itself', async () => {
+  const context = await browser.newContext({
+    viewport: { width: 390, height: 844 },
+    hasTouch: true,
+    isMobile: true,
+    permissions: ['clipboard-read', 'clipboard-write'],
+  });
+  // Headless chromium on Linux has no share sheet and never offers to install an app: these
+  // two browser parts are stood in for (recording what the page asks of them); the clipboard
+  // is the real one.
+  await context.addInitScript(() => {
+    window.__shared = [];
+    Object.defineProperty(navigator, 'share', {
+      value: (data) => {
+        window.__shared.push(data);
+        return Promise.resolve();
+      },
+    });
+  });
+  const ivy = await ChatPage.open(context, server.url);
+  await ivy.ready();
+  await ivy.page.evaluate(() => {
+    const offer = new Event('beforeinstallprompt', { cancelable: true });
+    offer.prompt = () => {
+      window.__prompted = true;
+      return Promise.resolve();
+    };
+    window.dispatchEvent(offer);
+  });
+  await ivy.byTestId('install-app').click();
+  assert.equal(await ivy.page.evaluate(() => window.__prompted), true);
+  assert.equal(await ivy.byTestId('install-app').count(), 0, 'offered once');
+
+  await ivy.join('Ivy', 'Camp Share');
+  await ivy.byTestId('share').click();
+  const link = await ivy.byTestId('invite-link').inputValue();
+  await ivy.byTestId('invite-copy').click();
+  await ivy.byTestId('invite-copy').getByText('Copied ✓').waitFor();
+  assert.equal(await ivy.page.evaluate(() => navigator.clipboard.readText()), link);
+  await ivy.byTestId('invite-share').click();
+  await ivy.page.waitForFunction(() => window.__shared.length === 1);
+  assert.deepEqual(await ivy.page.evaluate(() => window.__shared[0]), { title: 'Join Camp Share on FieldMesh', url: link });
+  await ivy.page.screenshot({ path: '/tmp/share-phone.png' });
+});

@@ -109,3 +109,96 @@ pub(crate) fn apply_update() {
         }
     }
 }
+
+thread_local! {
+    /// The browser's offer to install the app (`beforeinstallprompt`), kept for the button.
+    static INSTALL_OFFER: RefCell<Option<web_sys::Event>> = const { RefCell::new(None) };
+}
+
+/// Calls `object.method(argument)`, for browser APIs reached by name (the clipboard, the
+/// share sheet, the install prompt) so the page works where one is missing.
+fn call(object: &JsValue, method: &str, argument: Option<&JsValue>) -> Option<js_sys::Promise> {
+    let function: js_sys::Function = js_sys::Reflect::get(object, &method.into())
+        .ok()?
+        .dyn_into()
+        .ok()?;
+    let result = match argument {
+        Some(argument) => function.call1(object, argument),
+        None => function.call0(object),
+    };
+    result.ok()?.dyn_into().ok()
+}
+
+/// What this browser can do for the app: install it (the button shows when it offers to),
+/// the iPhone's "Add to Home Screen" hint, and the share sheet.
+pub(crate) fn watch_install(state: ChatState) {
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    let navigator = window.navigator();
+    state
+        .can_share
+        .set(js_sys::Reflect::has(&navigator, &"share".into()).unwrap_or(false));
+    let standalone = window
+        .match_media("(display-mode: standalone)")
+        .ok()
+        .flatten()
+        .is_some_and(|query| query.matches())
+        || js_sys::Reflect::get(&navigator, &"standalone".into()).is_ok_and(|v| v.is_truthy());
+    let agent = navigator.user_agent().unwrap_or_default();
+    let ios = agent.contains("iPhone") || agent.contains("iPad");
+    state.ios_install_hint.set(ios && !standalone);
+    let offer = window_event_listener_untyped("beforeinstallprompt", move |event| {
+        // Keep the offer for the app's own button rather than the browser's mini bar.
+        event.prevent_default();
+        INSTALL_OFFER.with(|offer| *offer.borrow_mut() = Some(event));
+        state.can_install.set(true);
+    });
+    std::mem::forget(offer);
+    let installed = window_event_listener_untyped("appinstalled", move |_| {
+        INSTALL_OFFER.with(|offer| offer.borrow_mut().take());
+        state.can_install.set(false);
+    });
+    std::mem::forget(installed);
+}
+
+/// Shows the browser's install dialog (after the person tapped "Install app").
+pub(crate) fn install(state: ChatState) {
+    let Some(offer) = INSTALL_OFFER.with(|offer| offer.borrow_mut().take()) else {
+        return;
+    };
+    state.can_install.set(false);
+    if let Some(promise) = call(&offer, "prompt", None) {
+        wasm_bindgen_futures::spawn_local(async move {
+            let _ = JsFuture::from(promise).await;
+        });
+    }
+}
+
+/// Copies `text` to the clipboard; `false` when the browser would not.
+pub(crate) async fn copy(text: &str) -> bool {
+    let Some(window) = web_sys::window() else {
+        return false;
+    };
+    let Ok(clipboard) = js_sys::Reflect::get(&window.navigator(), &"clipboard".into()) else {
+        return false;
+    };
+    match call(&clipboard, "writeText", Some(&text.into())) {
+        Some(promise) => JsFuture::from(promise).await.is_ok(),
+        None => false,
+    }
+}
+
+/// Opens the phone's share sheet with `title` and `url`. A person closing the sheet is not
+/// an error.
+pub(crate) async fn share(title: &str, url: &str) {
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    let data = js_sys::Object::new();
+    let _ = js_sys::Reflect::set(&data, &"title".into(), &title.into());
+    let _ = js_sys::Reflect::set(&data, &"url".into(), &url.into());
+    if let Some(promise) = call(&window.navigator(), "share", Some(&data)) {
+        let _ = JsFuture::from(promise).await;
+    }
+}

@@ -78,7 +78,7 @@ pub(super) fn Presence() -> impl IntoView {
         })
     };
     view! {
-        <button class="presence" data-testid="presence" title="People here, and safety codes to compare" on:click=move |_| roster.set(true)>{text}</button>
+        <button class="presence" class:quiet=move || state.members.with(Vec::is_empty) data-testid="presence" title="People here, and safety codes to compare" on:click=move |_| roster.set(true)>{text}</button>
         <Roster open=roster/>
     }
 }

@@ -69,6 +69,18 @@ pub fn Home() -> impl IntoView {
                 <h1>"FieldMesh"</h1>
                 <p>"Chat that keeps working when the network does not."</p>
             </header>
+            <Show when=move || state.can_install.get()>
+                <button type="button" class="primary" data-testid="install-app" on:click=move |_| client.install()>
+                    "Install app"
+                </button>
+                <p class="hint">"Installed, FieldMesh opens from the home screen even with no network at all."</p>
+            </Show>
+            <Show when=move || state.ios_install_hint.get()>
+                <p class="hint" data-testid="ios-install-hint">
+                    "To install on this iPhone or iPad: tap Share, then \"Add to Home Screen\". \
+                     Installed, FieldMesh opens even with no network at all."
+                </p>
+            </Show>
             <label for="join-name">"Your name"</label>
             <input
                 id="join-name"

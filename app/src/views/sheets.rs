@@ -26,8 +26,16 @@ pub(super) fn qr_svg(text: &str) -> String {
 /// Shows a QR code and link that bring the next phone to this server and room.
 #[component]
 pub(super) fn ShareButton() -> impl IntoView {
-    let state = expect_context::<ChatClient>().state;
+    let client = expect_context::<ChatClient>();
+    let state = client.state;
     let open = RwSignal::new(false);
+    let copied = RwSignal::new(None::<bool>);
+    let room = move || {
+        state
+            .session
+            .with(|s| s.as_ref().map(|s| s.room.clone()))
+            .unwrap_or_default()
+    };
     let link = move || {
         let origin = window().location().origin().unwrap_or_default();
         let invite = state
@@ -48,7 +56,27 @@ pub(super) fn ShareButton() -> impl IntoView {
                 <input class="link" readonly data-testid="invite-link" prop:value=link on:focus=move |event| {
                     event_target::<leptos::web_sys::HtmlInputElement>(&event).select();
                 }/>
-                <button class="primary" data-testid="share-close" on:click=move |_| open.set(false)>"Done"</button>
+                <div class="sheet-row">
+                    <button class="primary" data-testid="invite-copy" on:click=move |_| {
+                        copied.set(None);
+                        client.copy(&link(), move |done| copied.set(Some(done)));
+                    }>
+                        {move || match copied.get() {
+                            Some(true) => "Copied ✓",
+                            Some(false) => "Copy failed: select the link",
+                            None => "Copy link",
+                        }}
+                    </button>
+                    <Show when=move || state.can_share.get()>
+                        <button class="primary" data-testid="invite-share" on:click=move |_| {
+                            client.share(&format!("Join {} on FieldMesh", room()), &link());
+                        }>"Share…"</button>
+                    </Show>
+                </div>
+                <button class="ghost small" data-testid="share-close" on:click=move |_| {
+                    copied.set(None);
+                    open.set(false);
+                }>"Done"</button>
             </div>
         </Show>
     }

@@ -4,6 +4,7 @@ use std::rc::Rc;
 
 use app::{ChatActions, RadioSettings};
 use leptos::prelude::*;
+use leptos::task::spawn_local;
 use mesh::ClientFrame;
 
 use super::Engine;
@@ -31,6 +32,20 @@ impl ChatActions for Actions {
 
     fn open_invite(&self, name: &str, link: &str) -> Result<(), String> {
         self.0.session.open_invite(&self.0, name, link)
+    }
+
+    fn install(&self) {
+        pwa::install(self.0.state);
+    }
+
+    fn copy(&self, text: &str, done: Box<dyn FnOnce(bool)>) {
+        let text = text.to_string();
+        spawn_local(async move { done(pwa::copy(&text).await) });
+    }
+
+    fn share(&self, title: &str, url: &str) {
+        let (title, url) = (title.to_string(), url.to_string());
+        spawn_local(async move { pwa::share(&title, &url).await });
     }
 
     fn send(&self, text: &str) -> Result<(), String> {

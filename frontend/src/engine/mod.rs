@@ -103,6 +103,7 @@ impl Engine {
         let _ = self.db.set(Rc::clone(&db));
         spawn_local(pwa::persist_storage());
         spawn_local(pwa::register(self.state));
+        pwa::watch_install(self.state);
 
         self.session.load(&self, &db).await;
         self.people.load(&db).await;
