@@ -263,3 +263,26 @@ test('the invite sheet copies and shares the link, and the app offers to install
   assert.deepEqual(await ivy.page.evaluate(() => window.__shared[0]), { title: 'Join Camp Share on FieldMesh', url: link });
   await ivy.page.screenshot({ path: '/tmp/share-phone.png' });
 });
+
+test('a bar that appears above the list keeps the newest message in view', async () => {
+  const context = await phone();
+  const jo = await ChatPage.open(context, server.url);
+  await jo.join('Jo', 'Camp Scroll');
+  await jo.waitOnline();
+  for (let n = 1; n <= 25; n++) await jo.send(`update ${n}`);
+  await jo.messageWithText('update 25').getByText('✓ stored').waitFor();
+  const newestInView = () =>
+    jo.page.evaluate(() => {
+      const list = document.querySelector('[data-testid=message-list]').getBoundingClientRect();
+      const rows = document.querySelectorAll('[data-testid=message]');
+      const last = rows[rows.length - 1].getBoundingClientRect();
+      return last.bottom <= list.bottom + 1;
+    });
+  assert.ok(await newestInView());
+  // The network goes: the offline bar appears above the list and makes it shorter.
+  await context.setOffline(true);
+  await jo.byTestId('sync-status').waitFor();
+  await jo.page.waitForTimeout(300);
+  assert.ok(await newestInView(), 'the newest message is still in view');
+  await context.setOffline(false);
+});

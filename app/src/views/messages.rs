@@ -15,6 +15,28 @@ pub(super) fn MessageList() -> impl IntoView {
     let state = client.state;
     let list = NodeRef::<html::Div>::new();
     let last_count = StoredValue::new(0usize);
+    // Whether the newest message was in view at the last scroll: then it stays in view when
+    // the list's own height changes (a banner above it appears, the keyboard opens).
+    let at_bottom = StoredValue::new(true);
+    let near_bottom = move |element: &web_sys::HtmlDivElement| {
+        px(element.scroll_height()) - px(element.scroll_top()) - px(element.client_height()) < 160.0
+    };
+    Effect::new(move |_| {
+        use wasm_bindgen::{closure::Closure, JsCast};
+        let Some(element) = list.get() else { return };
+        let follow = element.clone();
+        let resized = Closure::<dyn Fn()>::new(move || {
+            if at_bottom.get_value() {
+                follow.scroll_to_with_x_and_y(0.0, px(follow.scroll_height()));
+            }
+        });
+        if let Ok(observer) = web_sys::ResizeObserver::new(resized.as_ref().unchecked_ref()) {
+            observer.observe(&element);
+            // Lives as long as the list: both go when the room closes.
+            on_cleanup(move || observer.disconnect());
+        }
+        resized.forget();
+    });
 
     // Keep the newest message in view when new ones arrive, unless the person has scrolled up
     // to read older ones (or older ones were just prepended).
@@ -23,11 +45,8 @@ pub(super) fn MessageList() -> impl IntoView {
         let Some(element) = list.get() else { return };
         let previous = last_count.get_value();
         last_count.set_value(count);
-        let near_bottom =
-            px(element.scroll_height()) - px(element.scroll_top()) - px(element.client_height())
-                < 160.0;
         if count > previous
-            && (near_bottom || previous == 0)
+            && (near_bottom(&element) || previous == 0)
             && !state.loading_older.get_untracked()
         {
             element.scroll_to_with_x_and_y(0.0, px(element.scroll_height()));
@@ -35,7 +54,16 @@ pub(super) fn MessageList() -> impl IntoView {
     });
 
     view! {
-        <div class="messages" node_ref=list data-testid="message-list" aria-live="polite">
+        <div
+            class="messages"
+            node_ref=list
+            data-testid="message-list"
+            aria-live="polite"
+            on:scroll=move |event| {
+                let element = event_target::<web_sys::HtmlDivElement>(&event);
+                at_bottom.set_value(near_bottom(&element));
+            }
+        >
             <Show when=move || state.has_older.get()>
                 <button
                     class="older"
