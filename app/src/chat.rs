@@ -73,8 +73,9 @@ pub struct RadioSettings {
     pub protocol: Protocol,
     /// Serial speed.
     pub baud: u32,
-    /// RNode: frequency in Hz; configures the RNode when set.
-    pub frequency_hz: Option<u32>,
+    /// RNode: frequency, bandwidth, power, spreading factor and coding rate; the RNode is
+    /// configured when set.
+    pub rnode: Option<mesh::serial::RnodeSettings>,
     /// The mesh network key (see `mesh::radio::network`).
     pub network_key: [u8; mesh::radio::network::NETWORK_KEY_BYTES],
 }

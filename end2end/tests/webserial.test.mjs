@@ -59,7 +59,7 @@ function fakeSerial() {
 
 /** Connects a page's fake port to the simulator's pseudo-terminal at `path`. */
 async function plugRadio(page, path) {
-  const radio = { fd: null, stream: null, written: 0 };
+  const radio = { fd: null, stream: null, written: 0, bytes: [] };
   await page.exposeFunction('__serialOpen', () => {
     radio.fd = openSync(path, constants.O_RDWR | constants.O_NOCTTY | constants.O_NONBLOCK);
     radio.stream = new ReadStream(radio.fd);
@@ -72,6 +72,7 @@ async function plugRadio(page, path) {
     if (radio.fd === null) throw new Error('the radio is unplugged');
     writeSync(radio.fd, Buffer.from(bytes));
     radio.written += bytes.length;
+    if (radio.bytes.length < 4096) radio.bytes.push(...bytes.slice(0, 4096 - radio.bytes.length));
   });
   await page.exposeFunction('__serialClose', () => unplugFd(radio));
   return radio;
@@ -239,4 +240,51 @@ test('unplugged mid-send and plugged back in: nothing lost, nothing twice', asyn
     // far side holds exactly these three, each once.
     assert.deepEqual((await ben.texts()).sort(), [...texts].sort());
   });
+});
+
+test('an RNode gets the chosen frequency, bandwidth, spreading factor, coding rate and power', async () => {
+  const sim = await RadioSim.start(TOPOLOGY);
+  const server = await Server.start();
+  try {
+    const context = await browser.newContext({ viewport: { width: 390, height: 844 }, hasTouch: true, isMobile: true });
+    await context.addInitScript(fakeSerial);
+    const page = await context.newPage();
+    const radio = await plugRadio(page, sim.port('A'));
+    const kim = new ChatPage(page);
+    await page.goto(server.url);
+    await kim.join('Kim', 'Emergency');
+    await kim.byTestId('radio-button').click();
+    assert.equal(await kim.byTestId('radio-rnode').count(), 0, 'RNode settings only for an RNode');
+    await kim.byTestId('radio-frequency').fill('868.1');
+    await kim.byTestId('radio-bandwidth').selectOption('250000');
+    await kim.byTestId('radio-spreading').selectOption('10');
+    await kim.byTestId('radio-coding').selectOption('7');
+    await kim.byTestId('radio-power').fill('30');
+    await kim.byTestId('radio-network-key').fill(MESH_WORDS);
+    await kim.byTestId('radio-connect').click();
+    await kim.byTestId('radio-panel').getByText('The power is in dBm').waitFor();
+    await kim.byTestId('radio-power').fill('10');
+    await page.screenshot({ path: '/tmp/radio-panel-phone.png' });
+    await kim.byTestId('radio-connect').click();
+    await kim.byTestId('radio-state').getByText('connected').or(kim.byTestId('radio-state').getByText('receiving')).waitFor();
+    // The KISS configuration frames, as RNode firmware reads them: FEND, command, value, FEND.
+    const frame = (command, value) => [0xc0, command, ...value, 0xc0];
+    const be32 = (n) => [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255];
+    const wrote = radio.bytes;
+    const contains = (want) => wrote.some((_, i) => want.every((b, j) => wrote[i + j] === b));
+    for (const [name, want] of [
+      ['frequency', frame(0x01, be32(868_100_000))],
+      ['bandwidth', frame(0x02, be32(250_000))],
+      ['power', frame(0x03, [10])],
+      ['spreading factor', frame(0x04, [10])],
+      ['coding rate', frame(0x05, [7])],
+    ]) {
+      assert.ok(contains(want), `${name}: ${want} not in ${wrote.slice(0, 64)}`);
+    }
+    assert.deepEqual(kim.errors, []);
+    await context.close();
+  } finally {
+    await server.dispose();
+    await sim.dispose();
+  }
 });

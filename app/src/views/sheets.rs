@@ -6,9 +6,17 @@
 
 use leptos::prelude::*;
 use mesh::radio::NetworkKey;
-use mesh::serial::Protocol;
+use mesh::serial::{
+    Protocol, RnodeSettings, DEFAULT_BANDWIDTH_HZ, DEFAULT_CODING_RATE, DEFAULT_SPREADING_FACTOR,
+    DEFAULT_TX_POWER_DBM,
+};
 
 use crate::chat::{ChatClient, Connection, RadioSettings};
+
+/// LoRa bandwidths an RNode offers, in Hz.
+const BANDWIDTHS_HZ: [u32; 10] = [
+    7_800, 10_400, 15_600, 20_800, 31_250, 41_700, 62_500, 125_000, 250_000, 500_000,
+];
 
 /// A QR code as SVG markup: only rectangles drawn from the text's bits, never the text itself.
 pub(super) fn qr_svg(text: &str) -> String {
@@ -91,6 +99,11 @@ pub(super) fn RadioButton() -> impl IntoView {
     let protocol = RwSignal::new(Protocol::default());
     let baud = RwSignal::new(String::new());
     let frequency = RwSignal::new(String::new());
+    let bandwidth = RwSignal::new(DEFAULT_BANDWIDTH_HZ);
+    let spreading = RwSignal::new(DEFAULT_SPREADING_FACTOR);
+    let coding = RwSignal::new(DEFAULT_CODING_RATE);
+    let power = RwSignal::new(DEFAULT_TX_POWER_DBM.to_string());
+    let is_rnode = move || frequency.with(|f| !f.trim().is_empty());
     let mesh_words = RwSignal::new(None::<String>);
     let open_mesh = RwSignal::new(false);
     let show_key = RwSignal::new(false);
@@ -125,15 +138,28 @@ pub(super) fn RadioButton() -> impl IntoView {
             }
         };
         let frequency_text = frequency.get_untracked();
-        let frequency_hz = if frequency_text.trim().is_empty() {
+        let rnode = if frequency_text.trim().is_empty() {
             None
         } else {
-            match frequency_text.trim().parse::<f64>() {
-                Ok(mhz) if (100.0..=1_000.0).contains(&mhz) => {
-                    Some((mhz * 1_000_000.0).round() as u32)
-                }
+            let frequency_hz = match frequency_text.trim().parse::<f64>() {
+                Ok(mhz) if (100.0..=1_000.0).contains(&mhz) => (mhz * 1_000_000.0).round() as u32,
                 _ => return error.set(Some("The frequency is in MHz, such as 868.1.".into())),
-            }
+            };
+            let power =
+                match power.get_untracked().trim().parse::<u8>() {
+                    Ok(dbm) if dbm <= 22 => dbm,
+                    _ => return error.set(Some(
+                        "The power is in dBm, from 0 to 22 (and no more than your country allows)."
+                            .into(),
+                    )),
+                };
+            Some(RnodeSettings {
+                frequency_hz,
+                bandwidth_hz: bandwidth.get_untracked(),
+                tx_power_dbm: power,
+                spreading_factor: spreading.get_untracked(),
+                coding_rate: coding.get_untracked(),
+            })
         };
         let network_key = if open_mesh.get_untracked() {
             NetworkKey::open_mesh()
@@ -157,7 +183,7 @@ pub(super) fn RadioButton() -> impl IntoView {
         client.radio_connect(RadioSettings {
             protocol: protocol.get_untracked(),
             baud: baud_value,
-            frequency_hz,
+            rnode,
             network_key: network_key.to_bytes(),
         });
     };
@@ -198,7 +224,7 @@ pub(super) fn RadioButton() -> impl IntoView {
                             " Lend this radio to the server (its phones then reach the mesh through it)"
                         </label>
                         <p class="hint" data-testid="radio-lend-detail">{move || radio().lend_detail.unwrap_or_default()}</p>
-                        <button data-testid="radio-disconnect" on:click=move |_| client.radio_disconnect()>"Disconnect"</button>
+                        <button class="danger" data-testid="radio-disconnect" on:click=move |_| client.radio_disconnect()>"Disconnect"</button>
                     }.into_any()
                 } else {
                     view! {
@@ -219,10 +245,52 @@ pub(super) fn RadioButton() -> impl IntoView {
                             <input inputmode="numeric" placeholder=baud_hint data-testid="radio-baud"
                                 prop:value=baud on:input=move |event| baud.set(event_target_value(&event))/>
                         </label>
-                        <label>"RNode frequency (MHz, optional) "
+                        <label>"RNode frequency (MHz; leave empty for other radios) "
                             <input inputmode="decimal" placeholder="868.1" data-testid="radio-frequency"
                                 prop:value=frequency on:input=move |event| frequency.set(event_target_value(&event))/>
                         </label>
+                        <Show when=is_rnode>
+                            <div class="rnode" data-testid="radio-rnode">
+                                <label>"Bandwidth "
+                                    <select data-testid="radio-bandwidth" on:change=move |event| {
+                                        if let Ok(hz) = event_target_value(&event).parse() { bandwidth.set(hz); }
+                                    }>
+                                        {BANDWIDTHS_HZ.map(|hz| view! {
+                                            <option value=hz.to_string() selected=move || bandwidth.get() == hz>
+                                                {format!("{} kHz", f64::from(hz) / 1000.0)}
+                                            </option>
+                                        })}
+                                    </select>
+                                </label>
+                                <label>"Spreading factor "
+                                    <select data-testid="radio-spreading" on:change=move |event| {
+                                        if let Ok(sf) = event_target_value(&event).parse() { spreading.set(sf); }
+                                    }>
+                                        {(7u8..=12).map(|sf| view! {
+                                            <option value=sf.to_string() selected=move || spreading.get() == sf>
+                                                {format!("SF{sf}")}
+                                            </option>
+                                        }).collect_view()}
+                                    </select>
+                                </label>
+                                <label>"Coding rate "
+                                    <select data-testid="radio-coding" on:change=move |event| {
+                                        if let Ok(cr) = event_target_value(&event).parse() { coding.set(cr); }
+                                    }>
+                                        {(5u8..=8).map(|cr| view! {
+                                            <option value=cr.to_string() selected=move || coding.get() == cr>
+                                                {format!("4/{cr}")}
+                                            </option>
+                                        }).collect_view()}
+                                    </select>
+                                </label>
+                                <label>"Power (dBm) "
+                                    <input inputmode="numeric" data-testid="radio-power"
+                                        prop:value=power on:input=move |event| power.set(event_target_value(&event))/>
+                                </label>
+                                <p class="hint">"Every camp's RNode must use the same frequency, bandwidth, spreading factor and coding rate. A higher spreading factor reaches further but carries less."</p>
+                            </div>
+                        </Show>
                         <label>"Mesh network key (12 words) "
                             <textarea class="words" rows="2" autocomplete="off" autocapitalize="none" spellcheck="false"
                                 placeholder="the 12 words from a camp's operator" data-testid="radio-network-key"
@@ -254,7 +322,7 @@ pub(super) fn RadioButton() -> impl IntoView {
                         </Show>
                     </details>
                 })}
-                <button data-testid="radio-close" on:click=move |_| open.set(false)>"Close"</button>
+                <button class="ghost small" data-testid="radio-close" on:click=move |_| open.set(false)>"Close"</button>
             </div>
         </Show>
     }

@@ -23,6 +23,7 @@ use mesh::radio::{
     Driver, DriverConfig, Event, MessageKey, NetworkKey, NodeConfig, OwnMessage, RadioError,
     RadioMessage,
 };
+use mesh::serial::RnodeSettings;
 use mesh::{ClientFrame, Envelope, Kind, MessageId, RoomId, StoredMessage};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -126,6 +127,9 @@ impl Radio {
         let Some(serial) = webserial::serial() else {
             return;
         };
+        show(engine, |r| {
+            r.status = "choose the radio in the browser's list of ports…".into();
+        });
         let request = call(&serial, "requestPort", &[]).and_then(|p| p.dyn_into::<Promise>());
         let engine = Rc::clone(engine);
         spawn_local(async move {
@@ -641,8 +645,11 @@ fn settings_text(settings: &RadioSettings) -> String {
         settings.protocol.name(),
         settings.baud,
         settings
-            .frequency_hz
-            .map(|f| f.to_string())
+            .rnode
+            .map(|r| format!(
+                "{},{},{},{},{}",
+                r.frequency_hz, r.bandwidth_hz, r.tx_power_dbm, r.spreading_factor, r.coding_rate
+            ))
             .unwrap_or_default(),
         hex(&settings.network_key)
     )
@@ -652,14 +659,32 @@ fn parse_settings(text: &str) -> Option<RadioSettings> {
     let mut parts = text.split('\t');
     let protocol = parts.next()?.parse().ok()?;
     let baud = parts.next()?.parse().ok()?;
-    let frequency_hz = parts.next().and_then(|f| f.parse().ok());
+    // "frequency,bandwidth,power,spreading factor,coding rate", or (saved by earlier releases)
+    // the frequency alone.
+    let rnode = parts.next().and_then(|text| {
+        let numbers: Vec<u32> = text
+            .split(',')
+            .map(|n| n.parse().ok())
+            .collect::<Option<_>>()?;
+        match numbers[..] {
+            [frequency] => Some(RnodeSettings::new(frequency)),
+            [frequency_hz, bandwidth_hz, power, sf, cr] => Some(RnodeSettings {
+                frequency_hz,
+                bandwidth_hz,
+                tx_power_dbm: u8::try_from(power).ok()?,
+                spreading_factor: u8::try_from(sf).ok()?,
+                coding_rate: u8::try_from(cr).ok()?,
+            }),
+            _ => None,
+        }
+    });
     // Settings saved before radio frames carried a network key have none: the person picks
     // one again.
     let network_key = unhex(parts.next()?)?;
     Some(RadioSettings {
         protocol,
         baud,
-        frequency_hz,
+        rnode,
         network_key,
     })
 }

@@ -209,24 +209,13 @@ impl Session {
             let Some(record) = db.room(&id).await.ok().flatten() else {
                 return engine.notice("That room is no longer on this device.");
             };
-            let Some(key) = unhex::<32>(&record.key).map(RoomKey::from_bytes) else {
-                return engine.notice("That room's key is damaged on this device.");
-            };
             if let Err(error) = db.set_setting("name", Some(&name)).await {
                 engine.notice(format!("Could not remember your name: {}", error.0));
             }
             engine.state.last_name.set(name.clone());
-            engine
-                .session
-                .enter_room(
-                    &engine,
-                    &name,
-                    &record.name,
-                    key,
-                    record.public,
-                    record.direct,
-                )
-                .await;
+            if !engine.session.enter_record(&engine, &name, &record).await {
+                engine.notice("That room's key is damaged on this device.");
+            }
         });
         Ok(())
     }
@@ -292,17 +281,24 @@ impl Session {
         if name.is_empty() {
             return;
         }
-        if let Some(key) = unhex::<32>(&record.key).map(RoomKey::from_bytes) {
-            self.enter_room(
-                engine,
-                &name,
-                &record.name,
-                key,
-                record.public,
-                record.direct,
-            )
-            .await;
-        }
+        self.enter_record(engine, &name, &record).await;
+    }
+
+    /// Enters a room this device keeps; `false` when its stored key is damaged.
+    async fn enter_record(&self, engine: &Rc<Engine>, name: &str, record: &RoomRecord) -> bool {
+        let Some(key) = unhex::<32>(&record.key).map(RoomKey::from_bytes) else {
+            return false;
+        };
+        self.enter_room(
+            engine,
+            name,
+            &record.name,
+            key,
+            record.public,
+            record.direct,
+        )
+        .await;
+        true
     }
 
     pub(super) fn identity(&self) -> Option<Rc<Identity>> {

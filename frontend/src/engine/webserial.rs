@@ -6,7 +6,7 @@
 
 use js_sys::{Array, Function, Promise, Reflect, Uint8Array};
 use mesh::radio::link::{FrameSink, LinkEvent, LinkEvents};
-use mesh::serial::{Framing, RnodeSettings};
+use mesh::serial::Framing;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
@@ -85,7 +85,7 @@ pub(super) async fn open(port: JsValue, settings: &RadioSettings) -> Result<Port
             return Err(format!("could not open the radio: {}", error_text(&error)));
         }
     }
-    let rnode = settings.frequency_hz.map(RnodeSettings::new);
+    let rnode = settings.rnode;
     let framing = settings.protocol.framing(rnode);
     let writer = Reflect::get(&port, &"writable".into())
         .and_then(|w| call(&w, "getWriter", &[]))
@@ -258,7 +258,7 @@ mod tests {
         RadioSettings {
             protocol,
             baud: protocol.default_baud(),
-            frequency_hz: None,
+            rnode: None,
             network_key: [0; 16],
         }
     }
