@@ -168,13 +168,15 @@ async fn a_message_written_while_the_radio_is_away_goes_out_when_it_is_back_even
     drop(on_a);
     camps.stop("A");
 
-    // The radio is plugged in, the laptop restarted, and a neighbour listens.
+    // A neighbour listens; then A's radio is plugged in and the laptop restarted. (Started
+    // the other way round, A's first sends could all go out while B's server still starts on
+    // a busy machine, and B would wait for A's next summary, up to a minute, or its resend.)
     let two_camps = chain_topology(BITRATE, 0.0).replace("link B C\nlink C D\n", "");
     camps.start_radios(&two_camps, 7);
-    camps.start("A");
     let mut on_b = camps.start("B").client().await;
     on_b.join(room).await;
-    let got = collect_radio(&mut on_b, 1, Duration::from_secs(20)).await;
+    camps.start("A");
+    let got = collect_radio(&mut on_b, 1, Duration::from_secs(30)).await;
     assert_eq!(got, ["Written before the radio came"]);
 }
 
