@@ -251,39 +251,12 @@ pub(super) fn RadioButton() -> impl IntoView {
                         </label>
                         <Show when=is_rnode>
                             <div class="rnode" data-testid="radio-rnode">
-                                <label>"Bandwidth "
-                                    <select data-testid="radio-bandwidth" on:change=move |event| {
-                                        if let Ok(hz) = event_target_value(&event).parse() { bandwidth.set(hz); }
-                                    }>
-                                        {BANDWIDTHS_HZ.map(|hz| view! {
-                                            <option value=hz.to_string() selected=move || bandwidth.get() == hz>
-                                                {format!("{} kHz", f64::from(hz) / 1000.0)}
-                                            </option>
-                                        })}
-                                    </select>
-                                </label>
-                                <label>"Spreading factor "
-                                    <select data-testid="radio-spreading" on:change=move |event| {
-                                        if let Ok(sf) = event_target_value(&event).parse() { spreading.set(sf); }
-                                    }>
-                                        {(7u8..=12).map(|sf| view! {
-                                            <option value=sf.to_string() selected=move || spreading.get() == sf>
-                                                {format!("SF{sf}")}
-                                            </option>
-                                        }).collect_view()}
-                                    </select>
-                                </label>
-                                <label>"Coding rate "
-                                    <select data-testid="radio-coding" on:change=move |event| {
-                                        if let Ok(cr) = event_target_value(&event).parse() { coding.set(cr); }
-                                    }>
-                                        {(5u8..=8).map(|cr| view! {
-                                            <option value=cr.to_string() selected=move || coding.get() == cr>
-                                                {format!("4/{cr}")}
-                                            </option>
-                                        }).collect_view()}
-                                    </select>
-                                </label>
+                                <Choice label="Bandwidth " testid="radio-bandwidth" value=bandwidth
+                                    options=BANDWIDTHS_HZ.map(|hz| (hz, format!("{} kHz", f64::from(hz) / 1000.0))).to_vec()/>
+                                <Choice label="Spreading factor " testid="radio-spreading" value=spreading
+                                    options=(7u8..=12).map(|sf| (sf, format!("SF{sf}"))).collect()/>
+                                <Choice label="Coding rate " testid="radio-coding" value=coding
+                                    options=(5u8..=8).map(|cr| (cr, format!("4/{cr}"))).collect()/>
                                 <label>"Power (dBm) "
                                     <input inputmode="numeric" data-testid="radio-power"
                                         prop:value=power on:input=move |event| power.set(event_target_value(&event))/>
@@ -394,5 +367,29 @@ mod tests {
         let svg = qr_svg("https://x/#room=<script>");
         assert!(svg.starts_with("<?xml") || svg.starts_with("<svg"));
         assert!(!svg.contains("<script>"));
+    }
+}
+
+/// A labelled list of numbered choices (the RNode's settings), bound to `value`.
+#[component]
+fn Choice<T>(
+    label: &'static str,
+    testid: &'static str,
+    value: RwSignal<T>,
+    options: Vec<(T, String)>,
+) -> impl IntoView
+where
+    T: Copy + PartialEq + std::fmt::Display + std::str::FromStr + Send + Sync + 'static,
+{
+    view! {
+        <label>{label}
+            <select data-testid=testid on:change=move |event| {
+                if let Ok(chosen) = event_target_value(&event).parse() { value.set(chosen); }
+            }>
+                {options.into_iter().map(|(option, text)| view! {
+                    <option value=option.to_string() selected=move || value.get() == option>{text}</option>
+                }).collect_view()}
+            </select>
+        </label>
     }
 }
