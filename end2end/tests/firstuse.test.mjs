@@ -286,3 +286,22 @@ test('a bar that appears above the list keeps the newest message in view', async
   assert.ok(await newestInView(), 'the newest message is still in view');
   await context.setOffline(false);
 });
+
+test('an invite pasted and joined while a slow phone still starts the app is carried out too', async () => {
+  const { link } = await anasRoom('Camp Slow Invite', 'the road is open');
+  const context = await phone();
+  await context.route('**/pkg/fieldmesh.wasm', async (route) => {
+    await new Promise((ok) => setTimeout(ok, 3000));
+    await route.continue();
+  });
+  const page = await context.newPage();
+  const lee = new ChatPage(page);
+  await page.goto(server.url, { waitUntil: 'domcontentloaded' });
+  await page.getByTestId('join-name').fill('Lee');
+  await page.getByTestId('invite-paste').fill(link);
+  assert.equal(await page.evaluate(() => window.__fieldmeshReady === true), false, 'tapped before the app was ready');
+  await page.getByTestId('invite-open').click();
+  await lee.byTestId('room-title').getByText('Camp Slow Invite', { exact: true }).waitFor({ timeout: 30_000 });
+  await lee.messageWithText('the road is open').waitFor();
+  assert.deepEqual(lee.errors, []);
+});

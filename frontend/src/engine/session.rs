@@ -146,12 +146,15 @@ impl Session {
         if name.is_empty() && room.is_empty() {
             return;
         }
-        if submitted.as_deref() == Some("join-form")
-            && engine.state.session.with_untracked(Option::is_none)
-        {
-            if let Err(error) = self.join(engine, &name, &room) {
-                engine.notice(error);
-            }
+        // A form tapped before the app was ready (`public/early.js` holds any of them).
+        let held = match submitted.as_deref() {
+            _ if engine.state.session.with_untracked(Option::is_some) => None,
+            Some("join-form") => Some(self.join(engine, &name, &room)),
+            Some("invite-form") => Some(self.open_invite(engine, &name, &value("invite-paste"))),
+            _ => None,
+        };
+        if let Some(Err(error)) = held {
+            engine.notice(error);
         }
         engine.state.early_join.set(Some((name, room)));
     }
@@ -198,8 +201,7 @@ impl Session {
         name: &str,
         id: &str,
     ) -> Result<(), String> {
-        let name = clean_display_name(name)
-            .ok_or_else(|| "Choose a display name of 1 to 40 characters.".to_string())?;
+        let name = display_name(name)?;
         let Some(db) = engine.db() else {
             return Err("The app is still starting; try again in a moment.".into());
         };
@@ -492,8 +494,7 @@ impl Session {
 
     /// The join form: a display name and a room name.
     pub(super) fn join(&self, engine: &Rc<Engine>, name: &str, room: &str) -> Result<(), String> {
-        let name = clean_display_name(name)
-            .ok_or_else(|| "Choose a display name of 1 to 40 characters.".to_string())?;
+        let name = display_name(name)?;
         let room_name = clean_room_name(room)?;
         let Some(db) = engine.db() else {
             return Err("This browser cannot keep messages on the device; see the notice.".into());
@@ -571,4 +572,9 @@ impl Session {
                 .await;
         });
     }
+}
+
+/// The display name as kept, or the sentence to show.
+fn display_name(typed: &str) -> Result<String, String> {
+    clean_display_name(typed).ok_or_else(|| "Choose a display name of 1 to 40 characters.".into())
 }
