@@ -139,7 +139,26 @@ pub enum ClientFrame {
         #[serde(with = "serde_bytes")]
         payload: Vec<u8>,
     },
+    /// Watch a room without reading it: be among its members (presence) and be sent each new
+    /// message as it is stored ([`ServerFrame::Message`]) and each presence change, but no
+    /// history and no typing. Answered with [`ServerFrame::Unread`]. A [`ClientFrame::Join`] of
+    /// the same room replaces the watch, and a watch replaces a join; both count towards the
+    /// rooms one connection may follow.
+    Watch {
+        /// The room to watch.
+        room: RoomId,
+        /// The highest sequence number the person has seen in the room, when any: what came
+        /// after it, from others, is unread.
+        read_seq: Option<u64>,
+        /// Who watches, for the presence list.
+        member: Member,
+        /// That this device holds the room key.
+        proof: RoomProof,
+    },
 }
+
+/// Unread counts stop at this many (a list shows "99+").
+pub const MAX_UNREAD_COUNT: u32 = 100;
 
 /// Longest label of a lent radio, in characters.
 pub const MAX_LENDER_LABEL_CHARS: usize = 64;
@@ -300,6 +319,17 @@ pub enum ServerFrame {
         /// The mesh network key, when this server carries radio frames.
         network_key: Option<[u8; crate::radio::network::NETWORK_KEY_BYTES]>,
     },
+    // New variants go last: the variant's place is its number on the wire.
+    /// Answer to [`ClientFrame::Watch`]: how many messages from others came after the
+    /// person's `read_seq` (at most [`MAX_UNREAD_COUNT`]), and the newest of them.
+    Unread {
+        /// The room.
+        room: RoomId,
+        /// Messages from others after `read_seq`, counted up to [`MAX_UNREAD_COUNT`].
+        count: u32,
+        /// The newest message from others after `read_seq`, when any.
+        newest: Option<StoredMessage>,
+    },
 }
 
 /// What the server's radio is doing.
@@ -437,6 +467,16 @@ mod tests {
                 id: MessageId([5; 16]),
                 payload: vec![0xa5; crate::radio::MAX_PAYLOAD_BYTES],
             },
+            ClientFrame::Watch {
+                room: RoomId([4; 16]),
+                read_seq: None,
+                member: Member {
+                    sender: SenderId([1; 32]),
+                    challenge: [2; 32],
+                    card: vec![7; MAX_PRESENCE_BYTES],
+                },
+                proof: crate::crypto::RoomKey::from_bytes([3; 32]).prove(&[2; 32]),
+            },
         ];
         // Every variant is here: this match stops compiling when one is added.
         let covered: std::collections::HashSet<&str> = frames
@@ -456,6 +496,7 @@ mod tests {
                 ClientFrame::StopLending => "stop lending",
                 ClientFrame::RadioFrame { .. } => "radio frame",
                 ClientFrame::SendReceipt { .. } => "send receipt",
+                ClientFrame::Watch { .. } => "watch",
             })
             .collect();
         assert_eq!(covered.len(), frames.len(), "one of each variant");
@@ -537,6 +578,15 @@ mod tests {
                 name: "North camp".into(),
                 network_key: Some([8; 16]),
             },
+            ServerFrame::Unread {
+                room: RoomId([4; 16]),
+                count: MAX_UNREAD_COUNT,
+                newest: Some(StoredMessage {
+                    seq: 9,
+                    received_at_ms: 10,
+                    envelope: envelope(MAX_BODY_BYTES),
+                }),
+            },
         ];
         // Every variant is here: this match stops compiling when one is added.
         let covered: std::collections::HashSet<&str> = frames
@@ -557,6 +607,7 @@ mod tests {
                 ServerFrame::RadioFrame { .. } => "radio frame",
                 ServerFrame::Relayed { .. } => "relayed",
                 ServerFrame::Camp { .. } => "camp",
+                ServerFrame::Unread { .. } => "unread",
             })
             .collect();
         assert_eq!(covered.len(), frames.len(), "one of each variant");

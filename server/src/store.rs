@@ -69,6 +69,17 @@ const MIGRATIONS: &[&str] = &[
 ",
 ];
 
+/// What a watcher of a room has not read (see [`Store::unread_blocking`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unread {
+    /// Messages from others after the read mark, counted up to the cap.
+    pub count: u32,
+    /// The newest of them.
+    pub newest: Option<StoredMessage>,
+    /// The room's newest sequence number (or the read mark, when nothing came after it).
+    pub last_seq: u64,
+}
+
 /// A message waiting to be confirmed over the radio.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RadioPending {
@@ -459,6 +470,50 @@ impl Store {
         Ok(messages)
     }
 
+    /// How many messages of `room` after `after` (all when `None`) were sent by others than
+    /// `own`, counting the newest `cap` messages at most; the newest of those, and the room's
+    /// newest sequence number.
+    pub fn unread_blocking(
+        &self,
+        room: RoomId,
+        after: Option<u64>,
+        own: mesh::SenderId,
+        cap: u32,
+    ) -> Result<Unread, ServerError> {
+        let conn = self.lock();
+        let mut statement = conn.prepare_cached(
+            "SELECT seq, received_at_ms, envelope FROM messages
+             WHERE room = ?1 AND seq > ?2 ORDER BY seq DESC LIMIT ?3",
+        )?;
+        let after = after.map_or(-1, |seq| seq.min(i64::MAX as u64) as i64);
+        let rows =
+            statement.query_map(params![&room.0[..], after, i64::from(cap)], row_to_message)?;
+        let mut unread = Unread {
+            count: 0,
+            newest: None,
+            last_seq: after.max(0) as u64,
+        };
+        for row in rows {
+            let message = row?;
+            let seq = match &message {
+                Ok(message) => message.seq,
+                Err(seq) => *seq,
+            };
+            unread.last_seq = unread.last_seq.max(seq);
+            match message {
+                Ok(message) if message.envelope.sender != own => {
+                    unread.count += 1;
+                    unread.newest.get_or_insert(message);
+                }
+                Ok(_) => {}
+                Err(seq) => {
+                    tracing::error!(seq, "skipping a stored message that no longer decodes")
+                }
+            }
+        }
+        Ok(unread)
+    }
+
     /// Remembers a device token (by its hash) handed out under the join code `epoch`.
     pub fn add_device_token_blocking(
         &self,
@@ -580,6 +635,44 @@ mod tests {
         assert_eq!(store.forget_older_than_blocking(5_000).unwrap(), 1);
         assert_eq!(store.room_bytes_blocking(a).unwrap(), one);
         assert_eq!(store.count_blocking().unwrap(), 2);
+    }
+
+    #[test]
+    fn unread_counts_what_others_sent_after_the_read_mark_up_to_the_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (room, other) = (RoomId([1; 16]), RoomId([2; 16]));
+        let me = SenderId([9; 32]);
+        let mut seqs = Vec::new();
+        for n in 1..=6u8 {
+            let mut message = envelope(n, room);
+            // Messages 2 and 5 are this person's own.
+            if n == 2 || n == 5 {
+                message.sender = me;
+            }
+            seqs.push(
+                store
+                    .insert_blocking(&message, 0, |_| {})
+                    .unwrap()
+                    .message
+                    .seq,
+            );
+        }
+        store
+            .insert_blocking(&envelope(7, other), 0, |_| {})
+            .unwrap();
+        let all = store.unread_blocking(room, None, me, 100).unwrap();
+        assert_eq!(all.count, 4, "own messages and other rooms are not unread");
+        assert_eq!(all.newest.unwrap().envelope.id, MessageId([6; 16]));
+        assert_eq!(all.last_seq, seqs[5]);
+        let later = store.unread_blocking(room, Some(seqs[2]), me, 100).unwrap();
+        assert_eq!(later.count, 2, "only what came after the read mark");
+        let none = store.unread_blocking(room, Some(seqs[5]), me, 100).unwrap();
+        assert_eq!((none.count, none.newest, none.last_seq), (0, None, seqs[5]));
+        // The count looks at the newest `cap` messages only, and still finds the newest.
+        let capped = store.unread_blocking(room, None, me, 3).unwrap();
+        assert_eq!(capped.count, 2);
+        assert_eq!(capped.newest.unwrap().envelope.id, MessageId([6; 16]));
     }
 
     #[test]

@@ -387,3 +387,91 @@ async fn a_message_id_squatted_in_another_room_does_not_hide_the_real_message() 
         other => panic!("expected a conflict, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_watcher_gets_the_unread_count_new_messages_and_presence_but_no_history_or_typing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path());
+    let camp = room("camp watched");
+    let mut ana = server.client().await;
+    ana.join(camp).await;
+    let mut seqs = Vec::new();
+    for text in ["one", "two", "three"] {
+        seqs.push(ana.publish(&text_message(camp, "Ana", text)).await.0);
+    }
+    // Ben's own message after his read mark is not unread for him.
+    let mut ben = server.client().await;
+    ben.publish(&text_message(camp, "Ben", "mine")).await;
+
+    let ClientFrame::Join { mut member, .. } = ben.join_frame(camp, None, "Ben") else {
+        unreachable!()
+    };
+    member.sender = support::identity("Ben").sender();
+    let watch = ClientFrame::Watch {
+        room: camp,
+        read_seq: Some(seqs[0]),
+        member,
+        proof: support::proof(camp, &ben.challenge),
+    };
+    ben.send(&watch).await;
+    match ben.recv().await {
+        ServerFrame::Unread {
+            room,
+            count,
+            newest,
+        } => {
+            assert_eq!(room, camp);
+            assert_eq!(count, 2, "two of Ana's messages came after the read mark");
+            assert_eq!(text_of(&newest.expect("the newest").envelope), "three");
+        }
+        other => panic!("expected the unread count, got {other:?}"),
+    }
+    // Ana sees Ben among the room's members.
+    loop {
+        if let ServerFrame::Presence { members, .. } = ana.recv_any().await {
+            if members.len() == 2 {
+                break;
+            }
+        }
+    }
+    // Ana's typing is not sent to a watcher; her next message is, once.
+    ana.send(&ClientFrame::Typing { room: camp }).await;
+    let four = ana.publish(&text_message(camp, "Ana", "four")).await.0;
+    loop {
+        match ben.recv_any().await {
+            ServerFrame::Message(stored) => {
+                assert_eq!(
+                    (stored.seq, text_of(&stored.envelope).as_str()),
+                    (four, "four")
+                );
+                break;
+            }
+            ServerFrame::Typing { .. } => panic!("a watcher is not sent typing"),
+            ServerFrame::Presence { .. } | ServerFrame::Radio(_) | ServerFrame::Camp { .. } => {}
+            other => panic!("expected the new message, got {other:?}"),
+        }
+    }
+    ben.send(&ClientFrame::Ping { nonce: 1 }).await;
+    assert_eq!(
+        ben.recv().await,
+        ServerFrame::Pong { nonce: 1 },
+        "nothing else came"
+    );
+
+    // Without the room's key, nothing of the room.
+    let mut eve = server.client().await;
+    let ClientFrame::Join { member, .. } = eve.join_frame(camp, None, "Eve") else {
+        unreachable!()
+    };
+    eve.send(&ClientFrame::Watch {
+        room: camp,
+        read_seq: None,
+        member,
+        proof: support::proof(room("another camp"), &eve.challenge),
+    })
+    .await;
+    match eve.recv().await {
+        ServerFrame::Error { code, .. } => assert_eq!(code, ErrorCode::RoomKeyRequired),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}

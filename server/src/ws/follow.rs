@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use mesh::crypto::{RoomKey, RoomProof};
-use mesh::wire::{MAX_HISTORY_PAGE, MAX_PRESENCE_BYTES};
+use mesh::wire::{MAX_HISTORY_PAGE, MAX_PRESENCE_BYTES, MAX_UNREAD_COUNT};
 use mesh::{ErrorCode, Member, RoomId, SenderId, ServerFrame, StoredMessage};
 use tokio::sync::broadcast;
 use tokio::task::AbortHandle;
@@ -18,6 +18,15 @@ pub(super) struct Following {
     pub(super) follower: AbortHandle,
     sender: SenderId,
     last_typing: Option<Instant>,
+}
+
+/// How a room is followed.
+#[derive(Clone, Copy)]
+enum Start {
+    /// To read it, from this cursor (or the newest page).
+    Read(Option<u64>),
+    /// To watch it, from this read mark.
+    Watch(Option<u64>),
 }
 
 /// Rooms one connection keeps as proven (more than it may follow, for history probes).
@@ -72,6 +81,8 @@ impl Session {
         true
     }
 
+    /// Follows a room to read it: its history (a first page, or a catch-up after the
+    /// client's cursor), then its events.
     pub(super) async fn join(
         &mut self,
         room: RoomId,
@@ -79,6 +90,24 @@ impl Session {
         member: Member,
         proof: RoomProof,
     ) {
+        self.follow(room, Start::Read(after_seq), member, proof)
+            .await
+    }
+
+    /// Follows a room without reading it: its unread count, then its new messages and
+    /// presence.
+    pub(super) async fn watch(
+        &mut self,
+        room: RoomId,
+        read_seq: Option<u64>,
+        member: Member,
+        proof: RoomProof,
+    ) {
+        self.follow(room, Start::Watch(read_seq), member, proof)
+            .await
+    }
+
+    async fn follow(&mut self, room: RoomId, start: Start, member: Member, proof: RoomProof) {
         if !self.proven(room, &proof).await {
             return;
         }
@@ -103,8 +132,30 @@ impl Session {
         // Subscribe before reading the store so nothing stored in between is missed; the
         // follower skips what was already sent.
         let live = self.state.hub.join(room, self.id, member);
-        let last_seq = match after_seq {
-            None => {
+        let last_seq = match start {
+            Start::Watch(read_seq) => {
+                match self
+                    .state
+                    .store
+                    .run(move |s| s.unread_blocking(room, read_seq, sender, MAX_UNREAD_COUNT))
+                    .await
+                {
+                    Ok(unread) => {
+                        self.send(ServerFrame::Unread {
+                            room,
+                            count: unread.count,
+                            newest: unread.newest,
+                        })
+                        .await;
+                        Some(unread.last_seq)
+                    }
+                    Err(error) => {
+                        self.internal_error(error, None).await;
+                        None
+                    }
+                }
+            }
+            Start::Read(None) => {
                 let page = self.state.history_page;
                 match self
                     .state
@@ -128,15 +179,17 @@ impl Session {
                     }
                 }
             }
-            Some(cursor) => catch_up(room, cursor, &self.tx, &self.state.store).await,
+            Start::Read(Some(cursor)) => catch_up(room, cursor, &self.tx, &self.state.store).await,
         };
         let Some(last_seq) = last_seq else {
             self.state.hub.leave(room, self.id);
             return;
         };
+        let watching = matches!(start, Start::Watch(_));
         let follower = tokio::spawn(follow_room(
             room,
-            sender,
+            // A watcher is not shown typing: it is nobody's own.
+            (!watching).then_some(sender),
             live,
             self.tx.clone(),
             self.state.store.clone(),
@@ -252,11 +305,12 @@ async fn send_stored_after(
     }
 }
 
-/// Forwards a room's events to one client, messages in sequence order. A client too slow for
-/// the live backlog catches up from the store, so it never misses a message.
+/// Forwards a room's events to one client, messages in sequence order; typing notices only to
+/// a `reader` (not of its own). A client too slow for the live backlog catches up from the
+/// store, so it never misses a message.
 async fn follow_room(
     room: RoomId,
-    own: SenderId,
+    reader: Option<SenderId>,
     mut live: broadcast::Receiver<RoomEvent>,
     tx: Outbound,
     store: Store,
@@ -276,7 +330,9 @@ async fn follow_room(
                 room,
                 members: members.to_vec(),
             },
-            Ok(RoomEvent::Typing(sender)) if sender != own => ServerFrame::Typing { room, sender },
+            Ok(RoomEvent::Typing(sender)) if reader.is_some_and(|own| own != sender) => {
+                ServerFrame::Typing { room, sender }
+            }
             Ok(RoomEvent::Typing(_)) => continue,
             Ok(RoomEvent::Relayed(id)) => ServerFrame::Relayed { room, id },
             Err(broadcast::error::RecvError::Lagged(missed)) => {
@@ -322,7 +378,7 @@ mod tests {
         let (tx, mut rx) = Outbound::new(1);
         let follower = tokio::spawn(follow_room(
             room,
-            SenderId([9; 32]),
+            Some(SenderId([9; 32])),
             live_rx,
             tx,
             store.clone(),

@@ -38,7 +38,7 @@ use outbound::Outbound;
 /// frames between [`MAX_FRAME_BYTES`] and this are refused with an error frame.
 pub const TRANSPORT_MAX_BYTES: usize = 64 * 1024;
 /// Rooms one connection may follow at once.
-pub const MAX_ROOMS_PER_CONNECTION: usize = 32;
+pub const MAX_ROOMS_PER_CONNECTION: usize = 64;
 /// Most frames read and handled as one batch (publishes among them share a transaction).
 const READ_BATCH: usize = 128;
 /// The server pings a quiet client this often...
@@ -317,6 +317,7 @@ impl Session {
     async fn handle(&mut self, frame: ClientFrame) {
         let allowance = match &frame {
             ClientFrame::Join { .. }
+            | ClientFrame::Watch { .. }
             | ClientFrame::Leave { .. }
             | ClientFrame::History { .. }
             | ClientFrame::LendRadio { .. }
@@ -336,6 +337,12 @@ impl Session {
                 member,
                 proof,
             } => self.join(room, after_seq, member, proof).await,
+            ClientFrame::Watch {
+                room,
+                read_seq,
+                member,
+                proof,
+            } => self.watch(room, read_seq, member, proof).await,
             ClientFrame::Leave { room } => self.leave(room),
             ClientFrame::Publish(envelope) => self.publish(vec![envelope]).await,
             ClientFrame::History {
