@@ -55,3 +55,20 @@ self.addEventListener('fetch', (event) => {
     caches.open(CACHE).then(async (cache) => (await cache.match(key)) ?? fetch(request)),
   );
 });
+
+// A tapped notification opens its room: an open FieldMesh window is brought forward and told
+// which room, or a new one opens in it.
+self.addEventListener('notificationclick', (event) => {
+  event.notification.close();
+  const room = (event.notification.data && event.notification.data.room) || '';
+  event.waitUntil(
+    (async () => {
+      const windows = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
+      if (windows.length > 0) {
+        windows[0].postMessage({ type: 'fieldmesh-open-room', room });
+        return windows[0].focus();
+      }
+      return self.clients.openWindow('/?open=' + encodeURIComponent(room));
+    })(),
+  );
+});

@@ -155,7 +155,7 @@ pub struct RosterEntry {
 }
 
 /// A room this device has, as the home screen lists it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct RoomSummary {
     /// Room id in hex.
     pub id: String,
@@ -169,6 +169,26 @@ pub struct RoomSummary {
     pub public: bool,
     /// A private conversation.
     pub direct: bool,
+    /// When the last message was written (ms since the epoch; 0 without one): the list's order.
+    pub at_ms: f64,
+    /// Messages from others not read yet (at most 100: shown "99+").
+    pub unread: u32,
+    /// The person muted it: no notifications, and its count stays out of the title.
+    pub muted: bool,
+}
+
+/// Whether this browser may show notifications.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Notifications {
+    /// The browser has none (or not here, outside a secure context).
+    #[default]
+    Unsupported,
+    /// Not asked yet: the person can turn them on.
+    Ask,
+    /// Allowed.
+    On,
+    /// The person said no (only the browser's settings can change it).
+    Blocked,
 }
 
 /// Who the person is and which room they are in.
@@ -186,6 +206,8 @@ pub struct Session {
     /// A private conversation with one person (its key comes from both devices' keys and is
     /// never shared, so the room has no invite).
     pub direct: bool,
+    /// The person muted the room.
+    pub muted: bool,
 }
 
 /// Everything the views read. Written by the sync engine.
@@ -248,6 +270,8 @@ pub struct ChatState {
     pub rooms: RwSignal<Vec<RoomSummary>>,
     /// What was typed into the join form before the app was ready (name, room), to put back.
     pub early_join: RwSignal<Option<(String, String)>>,
+    /// Whether new messages can be announced with notifications.
+    pub notifications: RwSignal<Notifications>,
 }
 
 impl ChatState {
@@ -282,6 +306,7 @@ impl ChatState {
             can_share: RwSignal::new(false),
             rooms: RwSignal::new(Vec::new()),
             early_join: RwSignal::new(None),
+            notifications: RwSignal::new(Notifications::Unsupported),
         }
     }
 }
@@ -332,6 +357,10 @@ pub trait ChatActions {
     fn radio_disconnect(&self);
     /// Lends this browser's radio to the server (`true`) or takes it back.
     fn radio_lend(&self, lend: bool);
+    /// Asks the browser to allow notifications (needs a tap).
+    fn enable_notifications(&self);
+    /// Mutes the current room (`true`) or unmutes it.
+    fn set_muted(&self, muted: bool);
 }
 
 /// Handle the views use: the state and the actions. Cheap to copy.
@@ -458,6 +487,16 @@ impl ChatClient {
     /// See [`ChatActions::radio_lend`].
     pub fn radio_lend(&self, lend: bool) {
         self.with_actions(|a| a.radio_lend(lend));
+    }
+
+    /// See [`ChatActions::enable_notifications`].
+    pub fn enable_notifications(&self) {
+        self.with_actions(|a| a.enable_notifications());
+    }
+
+    /// See [`ChatActions::set_muted`].
+    pub fn set_muted(&self, muted: bool) {
+        self.with_actions(|a| a.set_muted(muted));
     }
 
     /// See [`ChatActions::unlock`].

@@ -20,8 +20,8 @@ use leptos_router::{
 };
 
 pub use chat::{
-    ChatActions, ChatClient, ChatMessage, ChatState, Connection, Delivery, RadioLine,
-    RadioSettings, RoomSummary, RosterEntry, Session, SyncProgress, SyncStep, WebRadio,
+    ChatActions, ChatClient, ChatMessage, ChatState, Connection, Delivery, Notifications,
+    RadioLine, RadioSettings, RoomSummary, RosterEntry, Session, SyncProgress, SyncStep, WebRadio,
 };
 
 /// The page's Content-Security-Policy: its own scripts (the inline hydration script by this

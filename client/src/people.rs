@@ -100,6 +100,11 @@ impl Contacts {
         std::mem::take(&mut self.changed)
     }
 
+    /// Everyone, in the order they were first seen.
+    pub fn list(&self) -> &[Contact] {
+        &self.list
+    }
+
     /// The contact with sender id `id` (hex).
     pub fn get(&self, id: &str) -> Option<&Contact> {
         self.list.iter().find(|c| c.id == id)

@@ -150,6 +150,9 @@ pub(crate) struct RoomRecord {
     /// The server store (hex id) the cursor counts in; another store means start over.
     #[serde(default)]
     pub(crate) server: String,
+    /// The person muted the room: no notifications.
+    #[serde(default)]
+    pub(crate) muted: bool,
 }
 
 #[derive(Serialize, Deserialize)]

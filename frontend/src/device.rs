@@ -1,4 +1,4 @@
-//! The browser's clock and randomness.
+//! The browser's clock and randomness, and whether the app is in sight.
 
 /// Bytes from the browser's cryptographic random source.
 pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
@@ -24,4 +24,11 @@ pub(crate) fn format_time(ms: u64) -> String {
             .unwrap_or("?");
         format!("{} {month} {clock}", date.get_date())
     }
+}
+
+/// Whether the app is out of sight (another app or tab in front, or the screen off).
+pub(crate) fn hidden() -> bool {
+    web_sys::window()
+        .and_then(|w| w.document())
+        .is_some_and(|d| d.visibility_state() == web_sys::VisibilityState::Hidden)
 }

@@ -6,6 +6,7 @@
 mod db;
 mod device;
 mod engine;
+mod js;
 mod pwa;
 
 use app::App;

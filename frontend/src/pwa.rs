@@ -6,12 +6,14 @@
 
 use std::cell::RefCell;
 
-use app::ChatState;
+use app::{ChatState, Notifications};
 use leptos::prelude::*;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{ServiceWorkerContainer, ServiceWorkerRegistration, ServiceWorkerState};
+
+use crate::js::{call, call_async, call_detached};
 
 thread_local! {
     static REGISTRATION: RefCell<Option<ServiceWorkerRegistration>> = const { RefCell::new(None) };
@@ -115,20 +117,6 @@ thread_local! {
     static INSTALL_OFFER: RefCell<Option<web_sys::Event>> = const { RefCell::new(None) };
 }
 
-/// Calls `object.method(argument)`, for browser APIs reached by name (the clipboard, the
-/// share sheet, the install prompt) so the page works where one is missing.
-fn call(object: &JsValue, method: &str, argument: Option<&JsValue>) -> Option<js_sys::Promise> {
-    let function: js_sys::Function = js_sys::Reflect::get(object, &method.into())
-        .ok()?
-        .dyn_into()
-        .ok()?;
-    let result = match argument {
-        Some(argument) => function.call1(object, argument),
-        None => function.call0(object),
-    };
-    result.ok()?.dyn_into().ok()
-}
-
 /// What this browser can do for the app: install it (the button shows when it offers to),
 /// the iPhone's "Add to Home Screen" hint, and the share sheet.
 pub(crate) fn watch_install(state: ChatState) {
@@ -168,11 +156,7 @@ pub(crate) fn install(state: ChatState) {
         return;
     };
     state.can_install.set(false);
-    if let Some(promise) = call(&offer, "prompt", None) {
-        wasm_bindgen_futures::spawn_local(async move {
-            let _ = JsFuture::from(promise).await;
-        });
-    }
+    call_detached(&offer, "prompt", &[]);
 }
 
 /// Copies `text` to the clipboard; `false` when the browser would not.
@@ -183,10 +167,9 @@ pub(crate) async fn copy(text: &str) -> bool {
     let Ok(clipboard) = js_sys::Reflect::get(&window.navigator(), &"clipboard".into()) else {
         return false;
     };
-    match call(&clipboard, "writeText", Some(&text.into())) {
-        Some(promise) => JsFuture::from(promise).await.is_ok(),
-        None => false,
-    }
+    call_async(&clipboard, "writeText", &[text.into()])
+        .await
+        .is_ok()
 }
 
 /// Opens the phone's share sheet with `title` and `url`. A person closing the sheet is not
@@ -198,7 +181,111 @@ pub(crate) async fn share(title: &str, url: &str) {
     let data = js_sys::Object::new();
     let _ = js_sys::Reflect::set(&data, &"title".into(), &title.into());
     let _ = js_sys::Reflect::set(&data, &"url".into(), &url.into());
-    if let Some(promise) = call(&window.navigator(), "share", Some(&data)) {
-        let _ = JsFuture::from(promise).await;
+    let _ = call_async(&window.navigator(), "share", &[data.into()]).await;
+}
+
+/// Whether this browser can show notifications, and whether the person allowed them. They go
+/// through the service worker (phones allow no other way), so none without one.
+pub(crate) fn notifications() -> Notifications {
+    let Some(class) = notification_class() else {
+        return Notifications::Unsupported;
+    };
+    match js_sys::Reflect::get(&class, &"permission".into())
+        .ok()
+        .and_then(|p| p.as_string())
+        .as_deref()
+    {
+        Some("granted") => Notifications::On,
+        Some("denied") => Notifications::Blocked,
+        _ => Notifications::Ask,
     }
+}
+
+fn notification_class() -> Option<JsValue> {
+    let window: JsValue = web_sys::window()?.into();
+    let class = js_sys::Reflect::get(&window, &"Notification".into()).ok()?;
+    (!class.is_undefined() && container().is_some()).then_some(class)
+}
+
+/// Asks the person to allow notifications (after they tapped the button) and says how it went.
+pub(crate) async fn ask_notifications() -> Notifications {
+    if let Some(class) = notification_class() {
+        let _ = call_async(&class, "requestPermission", &[]).await;
+    }
+    notifications()
+}
+
+/// Shows a notification through the service worker. One per room (`tag`): a newer one replaces
+/// it, with a sound and a buzz only when `alert`. Tapping it opens the room (see `sw.js`).
+pub(crate) fn notify(title: &str, body: &str, room: &str, alert: bool) {
+    if notifications() != Notifications::On {
+        return;
+    }
+    let Some(registration) = REGISTRATION.with(|r| r.borrow().clone()) else {
+        return;
+    };
+    let options = js_sys::Object::new();
+    let data = js_sys::Object::new();
+    let _ = js_sys::Reflect::set(&data, &"room".into(), &room.into());
+    for (name, value) in [
+        ("body", JsValue::from(body)),
+        ("tag", room.into()),
+        ("renotify", alert.into()),
+        ("silent", (!alert).into()),
+        ("icon", "/icons/icon-192.png".into()),
+        ("data", data.into()),
+    ] {
+        let _ = js_sys::Reflect::set(&options, &name.into(), &value);
+    }
+    call_detached(
+        &registration,
+        "showNotification",
+        &[title.into(), options.into()],
+    );
+    if alert {
+        if let Some(window) = web_sys::window() {
+            let _ = call(&window.navigator(), "vibrate", &[200.into()]);
+        }
+    }
+}
+
+/// Unread messages in the title ("(3) FieldMesh") and on the app's icon where the system has
+/// badges.
+pub(crate) fn show_unread(total: u32) {
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    if let Some(document) = window.document() {
+        document.set_title(&match total {
+            0 => "FieldMesh".to_string(),
+            n if n >= mesh::wire::MAX_UNREAD_COUNT => "(99+) FieldMesh".to_string(),
+            n => format!("({n}) FieldMesh"),
+        });
+    }
+    let navigator = window.navigator();
+    if js_sys::Reflect::has(&navigator, &"setAppBadge".into()).unwrap_or(false) {
+        match total {
+            0 => call_detached(&navigator, "clearAppBadge", &[]),
+            n => call_detached(&navigator, "setAppBadge", &[n.into()]),
+        }
+    }
+}
+
+/// Calls `open` with the room of a tapped notification (the service worker tells the page).
+pub(crate) fn on_notification_tap(open: impl Fn(String) + 'static) {
+    let Some(workers) = container() else { return };
+    let on_message = Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
+        let data = js_sys::Reflect::get(&event, &"data".into()).unwrap_or(JsValue::NULL);
+        let kind = js_sys::Reflect::get(&data, &"type".into())
+            .ok()
+            .and_then(|t| t.as_string());
+        let room = js_sys::Reflect::get(&data, &"room".into())
+            .ok()
+            .and_then(|r| r.as_string());
+        if let (Some("fieldmesh-open-room"), Some(room)) = (kind.as_deref(), room) {
+            open(room);
+        }
+    });
+    workers.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    on_message.forget();
 }

@@ -8,7 +8,7 @@ use leptos::{ev, prelude::*};
 use mesh::body::MAX_DISPLAY_NAME_CHARS;
 use mesh::envelope::MAX_ROOM_NAME_CHARS;
 
-use crate::chat::{ChatClient, RoomSummary};
+use crate::chat::{ChatClient, Notifications, RoomSummary};
 
 /// What the screen says about rooms, in one place.
 const HOW_ROOMS_WORK: &str = "A name you have not used makes a new private room on this device; \
@@ -98,12 +98,15 @@ pub fn Home() -> impl IntoView {
                 <ul class="rooms" data-testid="rooms">
                     <For
                         each=move || state.rooms.get()
-                        key=|room| (room.id.clone(), room.last.clone(), room.time.clone())
+                        key=|room| {
+                            (room.id.clone(), room.last.clone(), room.time.clone(), room.unread, room.muted)
+                        }
                         let:room
                     >
                         <RoomItem room open=open/>
                     </For>
                 </ul>
+                <NotificationOffer/>
             </Show>
             <button type="button" class="emergency" data-testid="open-emergency" on:click=emergency>
                 <strong>"Emergency"</strong>
@@ -152,6 +155,29 @@ pub fn Home() -> impl IntoView {
     .into_any()
 }
 
+/// Notifications are offered once the person has a room to be told about; the browser asks
+/// only after a tap.
+#[component]
+fn NotificationOffer() -> impl IntoView {
+    let client = expect_context::<ChatClient>();
+    let state = client.state;
+    view! {
+        <Show when=move || state.notifications.get() == Notifications::Ask>
+            <div class="offer" data-testid="notify-offer">
+                <p>"Be told when a message arrives while FieldMesh is in the background."</p>
+                <button type="button" class="primary" data-testid="notify-on" on:click=move |_| client.enable_notifications()>
+                    "Turn on notifications"
+                </button>
+            </div>
+        </Show>
+        <Show when=move || state.notifications.get() == Notifications::Blocked>
+            <p class="hint" data-testid="notify-blocked">
+                "Notifications are blocked for FieldMesh in this browser's site settings."
+            </p>
+        </Show>
+    }
+}
+
 /// One room in the list: tap to open; × to forget it, after a question.
 #[component]
 fn RoomItem(room: RoomSummary, open: impl Fn(String) + Copy + 'static) -> impl IntoView {
@@ -167,6 +193,15 @@ fn RoomItem(room: RoomSummary, open: impl Fn(String) + Copy + 'static) -> impl I
         ""
     };
     let forget_label = format!("Forget {}", room.name);
+    let unread = match room.unread {
+        0 => None,
+        n if n >= 100 => Some("99+".to_string()),
+        n => Some(n.to_string()),
+    };
+    let unread_label = unread
+        .as_ref()
+        .map(|n| format!("{n} unread"))
+        .unwrap_or_default();
     let last = if room.last.is_empty() {
         "No messages yet".to_string()
     } else {
@@ -180,7 +215,13 @@ fn RoomItem(room: RoomSummary, open: impl Fn(String) + Copy + 'static) -> impl I
                     <span class="tag">{kind}</span>
                     <span class="room-time" data-testid="room-item-time">{room.time.clone()}</span>
                 </span>
-                <span class="room-last" data-testid="room-item-last">{last}</span>
+                <span class="room-line">
+                    <span class="room-last" data-testid="room-item-last">{last}</span>
+                    {room.muted.then(|| view! { <span class="muted-mark" title="Muted" data-testid="room-item-muted">"🔕"</span> })}
+                    {unread.map(|n| view! {
+                        <span class="unread" class:quiet=room.muted aria-label=unread_label data-testid="room-item-unread">{n}</span>
+                    })}
+                </span>
             </button>
             <button
                 type="button"

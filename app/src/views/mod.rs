@@ -55,6 +55,7 @@ fn RoomView() -> impl IntoView {
                 <Show when=move || state.session.with(|s| s.as_ref().is_some_and(|s| !s.direct))>
                     <ShareButton/>
                 </Show>
+                <MuteButton/>
                 <RadioButton/>
                 <ConnectionBadge/>
             </header>
@@ -78,6 +79,31 @@ fn RoomView() -> impl IntoView {
         </section>
     }
     .into_any()
+}
+
+/// Mutes the room (no notifications; its unread count stays out of the title) or unmutes it.
+#[component]
+fn MuteButton() -> impl IntoView {
+    let client = expect_context::<ChatClient>();
+    let muted = move || {
+        client
+            .state
+            .session
+            .with(|s| s.as_ref().is_some_and(|s| s.muted))
+    };
+    view! {
+        <button
+            type="button"
+            class="ghost icon"
+            data-testid="mute"
+            aria-pressed=move || muted().to_string()
+            aria-label=move || if muted() { "Unmute this room" } else { "Mute this room" }
+            title=move || if muted() { "Muted: no notifications. Tap to unmute." } else { "Mute notifications" }
+            on:click=move |_| client.set_muted(!muted())
+        >
+            {move || if muted() { "🔕" } else { "🔔" }}
+        </button>
+    }
 }
 
 /// The server's join code, asked for when the server wants it. Messages written meanwhile

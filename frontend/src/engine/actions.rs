@@ -34,6 +34,15 @@ impl ChatActions for Actions {
         self.0.session.open_invite(&self.0, name, link)
     }
 
+    fn enable_notifications(&self) {
+        let state = self.0.state;
+        spawn_local(async move { state.notifications.set(pwa::ask_notifications().await) });
+    }
+
+    fn set_muted(&self, muted: bool) {
+        self.0.session.set_muted(&self.0, muted);
+    }
+
     fn install(&self) {
         pwa::install(self.0.state);
     }

@@ -8,11 +8,14 @@
 //!   connection; acknowledgements and refusals.
 //! - [`inbox`]: what arrives is stored before it is shown; the one way to the screen (the
 //!   store changes, then the list reloads from it).
-//! - [`people`]: presence, typing, contacts and trust, private-conversation alerts.
+//! - [`people`]: presence, typing, contacts and trust.
+//! - [`attention`]: the other rooms watched; unread counts, notifications, mute, and the
+//!   announcement of a private conversation someone started.
 //! - [`session`]: who this device is, which room it is in, with which key.
 //! - [`radio`]: this browser's radio, driven by the same `mesh` driver as the server's.
 
 mod actions;
+mod attention;
 mod connection;
 mod inbox;
 mod outbox;
@@ -46,6 +49,7 @@ pub(crate) fn start() -> ChatClient {
         outbox: outbox::Outbox::default(),
         inbox: inbox::Inbox::default(),
         people: people::People::default(),
+        attention: attention::Attention::default(),
         session: session::Session::default(),
         radio: radio::Radio::default(),
     });
@@ -69,6 +73,7 @@ pub(crate) struct Engine {
     outbox: outbox::Outbox,
     inbox: inbox::Inbox,
     people: people::People,
+    attention: attention::Attention,
     session: session::Session,
     radio: radio::Radio,
 }
@@ -105,6 +110,15 @@ impl Engine {
         spawn_local(pwa::register(self.state));
         pwa::watch_install(self.state);
 
+        self.state.notifications.set(pwa::notifications());
+        // A tapped notification opens its room: in this page, or in a new one (`?open=`).
+        let weak = Rc::downgrade(&self);
+        pwa::on_notification_tap(move |room| {
+            if let Some(engine) = weak.upgrade() {
+                engine.session.open_room_by_id(&engine, &room);
+            }
+        });
+        self.session.open_from_address(&db).await;
         self.session.load(&self, &db).await;
         self.people.load(&db).await;
         self.outbox.load(&self, &db).await;
@@ -143,6 +157,8 @@ impl Engine {
             let handle = window_event_listener_untyped(event, move |_| {
                 if let Some(engine) = weak.upgrade() {
                     engine.connection.connect_now(&engine);
+                    // Back in sight: the open room is read.
+                    engine.attention.seen(&engine);
                 }
             });
             std::mem::forget(handle);
@@ -169,12 +185,14 @@ impl Engine {
     fn on_disconnect(self: &Rc<Self>) {
         self.outbox.on_disconnect(self);
         self.people.on_disconnect(self);
+        self.attention.on_disconnect();
         self.radio.on_disconnect(self);
     }
 
     /// The server lets this device read and send: join the room and send the outbox.
     fn on_unlocked(self: &Rc<Self>) {
         self.session.send_join(self);
+        self.attention.update(self);
         self.outbox.request_flush(self);
         self.radio.on_online(self);
     }
@@ -195,20 +213,25 @@ impl Engine {
                 room,
                 messages,
                 has_more,
-            } => {
-                if self.session.is_current(room) {
-                    self.inbox.on_history(self, room, messages, has_more);
-                } else {
-                    self.people
-                        .on_direct_probe(self, room, messages.into_iter().last());
-                }
-            }
+            } => self.inbox.on_history(self, room, messages, has_more),
             ServerFrame::CatchUp {
                 room,
                 messages,
                 done,
             } => self.inbox.on_catch_up(self, room, messages, done),
-            ServerFrame::Message(message) => self.inbox.on_message(self, message),
+            ServerFrame::Message(message) => {
+                if self.session.is_current(message.envelope.room) {
+                    self.attention.on_current(self, &message);
+                    self.inbox.on_message(self, message);
+                } else {
+                    self.attention.on_message(self, &message);
+                }
+            }
+            ServerFrame::Unread {
+                room,
+                count,
+                newest,
+            } => self.attention.on_unread(self, room, count, newest),
             ServerFrame::Ack { id, seq, .. } => {
                 self.outbox.on_stored(self, id, seq);
             }

@@ -1,6 +1,6 @@
-//! The people around: who is in the room (their sealed presence cards), who is typing, the
-//! contacts this device keeps with trust on first use ([`client::people`]), and alerts when
-//! someone wrote privately.
+//! The people around: who is in the room (their sealed presence cards), who is typing, and
+//! the contacts this device keeps with trust on first use ([`client::people`]), whose private
+//! conversations [`super::attention`] watches.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -11,9 +11,9 @@ use app::{ChatMessage, RosterEntry};
 use client::people::Contacts;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use mesh::crypto::{PublicIdentity, RoomKey};
+use mesh::crypto::{Identity, PublicIdentity};
 use mesh::presence::PresenceCard;
-use mesh::{ClientFrame, Member, RoomId, SenderId, StoredMessage};
+use mesh::{ClientFrame, Member, SenderId};
 
 use super::inbox::chat_message;
 use super::Engine;
@@ -22,8 +22,6 @@ use crate::db::{Db, MessageRecord, RecordState};
 /// A typing notice is sent at most this often, and shown this long.
 const TYPING_SEND_EVERY_MS: f64 = 2_500.0;
 const TYPING_SHOW_MS: f64 = 4_000.0;
-/// Private conversations are checked for news every this many heartbeats.
-const PROBE_EVERY: u32 = 3;
 
 /// The people part.
 #[derive(Default)]
@@ -37,10 +35,6 @@ struct State {
     members: Vec<Member>,
     typing: HashMap<SenderId, f64>,
     last_typing_sent_ms: f64,
-    /// Private-conversation rooms with people seen, and whose they are (sender id hex).
-    /// Private conversations with the people around: the person's id and the room key.
-    direct_rooms: HashMap<RoomId, (String, RoomKey)>,
-    heartbeats: u32,
 }
 
 impl People {
@@ -71,14 +65,6 @@ impl People {
 
     pub(super) fn heartbeat(&self, engine: &Rc<Engine>) {
         self.expire_typing(engine);
-        let probe = {
-            let mut state = self.state.borrow_mut();
-            state.heartbeats = state.heartbeats.wrapping_add(1);
-            state.heartbeats % PROBE_EVERY == 0
-        };
-        if probe {
-            self.check_direct(engine);
-        }
     }
 
     pub(super) fn on_presence(&self, engine: &Rc<Engine>, members: Vec<Member>) {
@@ -91,7 +77,6 @@ impl People {
             return;
         };
         let own = engine.session.sender();
-        let identity = engine.session.identity();
         let mut names = Vec::new();
         let mut roster = Vec::new();
         let mut warning = None;
@@ -105,14 +90,6 @@ impl People {
                 };
                 let you = Some(member.sender) == own;
                 let person = state.contacts.observe(&card, you);
-                // Where this person's private conversation with us lives, to look for news.
-                if let (false, Some(identity)) = (you, identity.as_ref()) {
-                    if let Some(key) = identity.dm_key(&card.identity) {
-                        state
-                            .direct_rooms
-                            .insert(key.room_id(), (person.id.clone(), key));
-                    }
-                }
                 if person.warning.is_some() {
                     warning = person.warning.clone();
                 }
@@ -139,10 +116,11 @@ impl People {
         }
         if contacts_changed {
             self.save_contacts(engine);
-            // Names on messages come from contacts: the list follows.
+            // Names on messages come from contacts: the list follows, and private
+            // conversations with new people are watched.
             engine.inbox.changed(engine);
+            engine.attention.update(engine);
         }
-        self.check_direct(engine);
     }
 
     pub(super) fn on_typing(&self, engine: &Rc<Engine>, sender: SenderId) {
@@ -198,67 +176,6 @@ impl People {
         }
     }
 
-    /// Asks the server for the newest message of each private conversation with the people
-    /// around, to tell the person when someone wrote to them privately.
-    fn check_direct(&self, engine: &Rc<Engine>) {
-        let current = engine.session.current_room().map(|(room, _, _)| room);
-        let challenge = engine.connection.challenge();
-        let probes: Vec<ClientFrame> = self
-            .state
-            .borrow()
-            .direct_rooms
-            .iter()
-            .filter(|(room, _)| Some(**room) != current)
-            .map(|(room, (_, key))| ClientFrame::History {
-                room: *room,
-                before_seq: u64::MAX,
-                limit: 1,
-                proof: key.prove(&challenge),
-            })
-            .collect();
-        for probe in probes {
-            engine.connection.send(&probe);
-        }
-    }
-
-    /// The answer to [`People::check_direct`] for one conversation.
-    pub(super) fn on_direct_probe(
-        &self,
-        engine: &Rc<Engine>,
-        room: RoomId,
-        newest: Option<StoredMessage>,
-    ) {
-        let (peer, name) = {
-            let state = self.state.borrow();
-            let Some(peer) = state.direct_rooms.get(&room).map(|(peer, _)| peer.clone()) else {
-                return;
-            };
-            let name = state.contacts.get(&peer).map(|c| c.name.clone());
-            (peer, name)
-        };
-        let Some(message) = newest else { return };
-        if Some(message.envelope.sender) == engine.session.sender() {
-            return;
-        }
-        let engine = Rc::clone(engine);
-        spawn_local(async move {
-            let Some(db) = engine.db() else { return };
-            // Already read up to there on this device?
-            let read_up_to = db
-                .room(&room.to_string())
-                .await
-                .ok()
-                .flatten()
-                .and_then(|r| r.cursor);
-            if read_up_to.is_none_or(|cursor| cursor < message.seq as f64) {
-                engine
-                    .state
-                    .direct_alert
-                    .set(Some((peer, name.unwrap_or_else(|| "Someone".into()))));
-            }
-        });
-    }
-
     /// A record as the list shows it, with the author's name from their signed card when this
     /// device knows them.
     pub(super) fn chat_message(&self, record: &MessageRecord, own: &str) -> ChatMessage {
@@ -289,6 +206,21 @@ impl People {
             // Their messages show "✓ verified" now.
             engine.inbox.changed(engine);
         }
+    }
+
+    /// The `count` people first seen last (not this device), with their public keys.
+    pub(super) fn recent(&self, count: usize, own: &Identity) -> Vec<(String, PublicIdentity)> {
+        let own = own.sender().to_string();
+        self.state
+            .borrow()
+            .contacts
+            .list()
+            .iter()
+            .rev()
+            .filter(|c| c.id != own)
+            .filter_map(|c| Some((c.name.clone(), c.public()?)))
+            .take(count)
+            .collect()
     }
 
     /// A contact's public keys and name.

@@ -163,6 +163,7 @@ impl Session {
     pub(super) fn refresh_rooms(&self, engine: &Rc<Engine>) {
         let Some(db) = engine.db() else { return };
         let rooms = engine.state.rooms;
+        let engine = Rc::clone(engine);
         spawn_local(async move {
             let mut listed = Vec::new();
             for record in db.rooms().await.unwrap_or_default() {
@@ -175,6 +176,9 @@ impl Session {
                 listed.push((
                     at,
                     RoomSummary {
+                        at_ms: at,
+                        unread: 0,
+                        muted: record.muted,
                         id: record.id.clone(),
                         name: record.name.clone(),
                         last: last
@@ -189,8 +193,10 @@ impl Session {
                     },
                 ));
             }
-            listed.sort_by(|a, b| b.0.total_cmp(&a.0));
             rooms.set(listed.into_iter().map(|(_, room)| room).collect());
+            // Unread counts and newer messages of watched rooms go on top, then the order.
+            engine.attention.show(&engine);
+            engine.attention.update(&engine);
         });
     }
 
@@ -220,6 +226,43 @@ impl Session {
             }
         });
         Ok(())
+    }
+
+    /// Opens a room this device has by its id (a tapped notification), under the name used
+    /// last.
+    pub(super) fn open_room_by_id(&self, engine: &Rc<Engine>, id: &str) {
+        if self
+            .current_view()
+            .is_some_and(|(current, _)| current == id)
+        {
+            return;
+        }
+        if let Err(error) = self.open_room(engine, &self.name(), id) {
+            engine.notice(error);
+        }
+    }
+
+    /// A page opened by a tapped notification (`?open=<room id>`) resumes in that room.
+    pub(super) async fn open_from_address(&self, db: &Db) {
+        let Some(window) = web_sys::window() else {
+            return;
+        };
+        let search = window.location().search().unwrap_or_default();
+        let Some(room) = search
+            .trim_start_matches('?')
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("open="))
+            .filter(|room| unhex::<16>(room).is_some())
+        else {
+            return;
+        };
+        if db.room(room).await.ok().flatten().is_some() {
+            let _ = db.set_setting("room", Some(room)).await;
+        }
+        let path = window.location().pathname().unwrap_or_else(|_| "/".into());
+        if let Ok(history) = window.history() {
+            let _ = history.replace_state_with_url(&JsValue::NULL, "", Some(&path));
+        }
     }
 
     /// Forgets a room: its key and messages leave this device.
@@ -405,6 +448,7 @@ impl Session {
                 public,
                 direct,
                 server: String::new(),
+                muted: false,
             },
         };
         if let Err(error) = db.set_setting("room", Some(&hex_id)).await {
@@ -449,10 +493,14 @@ impl Session {
             invite,
             public: record.public,
             direct: record.direct,
+            muted: record.muted,
         }));
         engine.inbox.refresh(engine).await;
         mark("fieldmesh:room-rendered");
         self.send_join(engine);
+        engine.attention.seen(engine);
+        // The room left is watched again; this one is read now.
+        engine.attention.update(engine);
     }
 
     /// Joins the current room on the server: presence card, and the cursor to catch up from.
@@ -550,6 +598,31 @@ impl Session {
         engine.state.messages.set(Vec::new());
         engine.state.notice.set(None);
         self.refresh_rooms(engine);
+    }
+
+    /// Mutes the current room (no notifications) or unmutes it.
+    pub(super) fn set_muted(&self, engine: &Rc<Engine>, muted: bool) {
+        let record = {
+            let mut state = self.state.borrow_mut();
+            let Some(joined) = state.joined.as_mut() else {
+                return;
+            };
+            joined.record.muted = muted;
+            joined.record()
+        };
+        engine.state.session.update(|shown| {
+            if let Some(shown) = shown {
+                shown.muted = muted;
+            }
+        });
+        engine.attention.muted(engine, &record.id, muted);
+        let Some(db) = engine.db() else { return };
+        let engine = Rc::clone(engine);
+        spawn_local(async move {
+            if let Err(error) = db.put_room(&record).await {
+                engine.notice(format!("Could not save the room: {}", error.0));
+            }
+        });
     }
 
     /// Opens the private conversation with contact `id`.

@@ -4,7 +4,7 @@
 //! Ports and streams are called through `Reflect`, so a port object injected by a test (whose
 //! streams the test connects to the radio simulator) works like a real one.
 
-use js_sys::{Array, Function, Promise, Reflect, Uint8Array};
+use js_sys::{Promise, Reflect, Uint8Array};
 use mesh::radio::link::{FrameSink, LinkEvent, LinkEvents};
 use mesh::serial::Framing;
 use wasm_bindgen::{JsCast, JsValue};
@@ -12,27 +12,13 @@ use wasm_bindgen_futures::JsFuture;
 
 use app::RadioSettings;
 
+pub(super) use crate::js::{call, call_async};
+
 /// The browser's Web Serial, if it has one.
 pub(super) fn serial() -> Option<JsValue> {
     let navigator = web_sys::window()?.navigator();
     let serial = Reflect::get(&navigator, &"serial".into()).ok()?;
     (!serial.is_undefined() && !serial.is_null()).then_some(serial)
-}
-
-/// Calls `object.name(args…)`.
-pub(super) fn call(object: &JsValue, name: &str, args: &[JsValue]) -> Result<JsValue, JsValue> {
-    let function: Function = Reflect::get(object, &name.into())?.dyn_into()?;
-    function.apply(object, &args.iter().collect::<Array>())
-}
-
-/// Calls `object.name(args…)` and awaits the promise it returns.
-pub(super) async fn call_async(
-    object: &JsValue,
-    name: &str,
-    args: &[JsValue],
-) -> Result<JsValue, JsValue> {
-    let promise: Promise = call(object, name, args)?.dyn_into()?;
-    JsFuture::from(promise).await
 }
 
 /// A JavaScript error as a sentence.
