@@ -9,6 +9,7 @@
 //! - [`people`]: contacts, trust on first use, key changes, verification.
 //! - [`connection`]: reconnect backoff with jitter and the silence limit.
 //! - [`session`]: which key a room name opens (public room, invite, known room, new room).
+//! - [`search`]: which messages match a search, and what of each to show.
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod connection;
@@ -16,4 +17,5 @@ pub mod cursor;
 pub mod delivery;
 pub mod outbox;
 pub mod people;
+pub mod search;
 pub mod session;

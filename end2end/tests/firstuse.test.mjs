@@ -177,6 +177,9 @@ test('messages: links open, right-to-left text runs its way, long ones fold, and
   assert.match(await links.first().getAttribute('rel'), /noopener/);
 
   await gil.send('مرحبا، الماء في المدرسة');
+  // Stored first: the row is drawn again when its state changes, and a row being replaced
+  // has no computed style.
+  await gil.messageWithText('مرحبا، الماء في المدرسة').getByText('✓ stored').waitFor();
   const arabic = gil.messageWithText('مرحبا، الماء في المدرسة').getByTestId('message-text');
   assert.equal(await arabic.evaluate((p) => getComputedStyle(p).direction), 'rtl');
 

@@ -114,7 +114,7 @@ pub fn name_key(name: &str) -> String {
 }
 
 /// Combining marks (accents that stack on the letter before), by their blocks.
-fn is_combining_mark(c: char) -> bool {
+pub fn is_combining_mark(c: char) -> bool {
     matches!(
         c,
         '\u{0300}'..='\u{036F}'
