@@ -277,9 +277,15 @@ export class ChatPage {
     return this.byTestId('message-text').allTextContents();
   }
 
+  /** Chooses `item` (a test id: share, mute, radio-button) from the room's menu. */
+  async menu(item) {
+    await this.byTestId('room-menu').click();
+    await this.byTestId(item).click();
+  }
+
   /** The room's invite link, as the share sheet shows it. */
   async inviteLink() {
-    await this.byTestId('share').click();
+    await this.menu('share');
     const link = await this.byTestId('invite-link').inputValue();
     await this.byTestId('share-close').click();
     return link;

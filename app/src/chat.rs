@@ -177,6 +177,34 @@ pub struct RoomSummary {
     pub muted: bool,
 }
 
+/// A message a search found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SearchHit {
+    /// Its room's id, hex.
+    pub room: String,
+    /// Its room's name.
+    pub room_name: String,
+    /// The message id, hex.
+    pub id: String,
+    /// Who wrote it, as the list names them.
+    pub author: String,
+    /// When, as this device shows times.
+    pub time: String,
+    /// The part of its text to show, `true` where it matches.
+    pub excerpt: Vec<(String, bool)>,
+}
+
+/// A search of the messages on this device.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SearchState {
+    /// Newest first.
+    pub hits: Vec<SearchHit>,
+    /// "Searching… 1,200 messages", "3 found in 4,100 messages", or empty before a search.
+    pub status: String,
+    /// Still reading.
+    pub running: bool,
+}
+
 /// Whether this browser may show notifications.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Notifications {
@@ -272,6 +300,12 @@ pub struct ChatState {
     pub early_join: RwSignal<Option<(String, String)>>,
     /// Whether new messages can be announced with notifications.
     pub notifications: RwSignal<Notifications>,
+    /// The search sheet is open.
+    pub search_open: RwSignal<bool>,
+    /// The last search's results.
+    pub search: RwSignal<SearchState>,
+    /// A message to bring into view and mark (a search result that was opened), by id.
+    pub focus: RwSignal<Option<String>>,
 }
 
 impl ChatState {
@@ -307,6 +341,9 @@ impl ChatState {
             rooms: RwSignal::new(Vec::new()),
             early_join: RwSignal::new(None),
             notifications: RwSignal::new(Notifications::Unsupported),
+            search_open: RwSignal::new(false),
+            search: RwSignal::new(SearchState::default()),
+            focus: RwSignal::new(None),
         }
     }
 }
@@ -361,6 +398,10 @@ pub trait ChatActions {
     fn enable_notifications(&self);
     /// Mutes the current room (`true`) or unmutes it.
     fn set_muted(&self, muted: bool);
+    /// Searches the messages on this device: the current room's only when `here`.
+    fn search(&self, query: &str, here: bool);
+    /// Opens a found message (by id) in its room (by id).
+    fn open_found(&self, room: &str, id: &str);
 }
 
 /// Handle the views use: the state and the actions. Cheap to copy.
@@ -497,6 +538,16 @@ impl ChatClient {
     /// See [`ChatActions::set_muted`].
     pub fn set_muted(&self, muted: bool) {
         self.with_actions(|a| a.set_muted(muted));
+    }
+
+    /// See [`ChatActions::search`].
+    pub fn search(&self, query: &str, here: bool) {
+        self.with_actions(|a| a.search(query, here));
+    }
+
+    /// See [`ChatActions::open_found`].
+    pub fn open_found(&self, room: &str, id: &str) {
+        self.with_actions(|a| a.open_found(room, id));
     }
 
     /// See [`ChatActions::unlock`].

@@ -89,10 +89,7 @@ impl Query {
         if start > 0 {
             pieces.push(("…".to_string(), false));
         }
-        for range in ranges
-            .iter()
-            .filter(|r| r.end > start && r.start < end)
-        {
+        for range in ranges.iter().filter(|r| r.end > start && r.start < end) {
             let (from, to) = (range.start.max(start), range.end.min(end));
             if from > at {
                 pieces.push((text[at..from].to_string(), false));
@@ -174,7 +171,10 @@ mod tests {
     fn a_long_message_shows_the_part_around_the_first_match() {
         let text = format!("{} the well is dry {}", "a".repeat(300), "b".repeat(300));
         let shown = marked("well", &text, 10);
-        assert_eq!(shown, format!("…{} the [well] is dry {}…", "a".repeat(5), "b".repeat(18)));
+        assert_eq!(
+            shown,
+            format!("…{} the [well] is dry {}…", "a".repeat(5), "b".repeat(18))
+        );
         assert!(shown.chars().count() < 50);
         // At the start, nothing is left out before.
         assert_eq!(marked("the", "the well", 10), "[the] well");
@@ -183,7 +183,10 @@ mod tests {
     #[test]
     fn queries_are_bounded() {
         let long = "x".repeat(1_000);
-        let many = (0..50).map(|n| format!("w{n}")).collect::<Vec<_>>().join(" ");
+        let many = (0..50)
+            .map(|n| format!("w{n}"))
+            .collect::<Vec<_>>()
+            .join(" ");
         assert_eq!(Query::new(&long).unwrap().words[0].len(), MAX_WORD_CHARS);
         assert_eq!(Query::new(&many).unwrap().words.len(), MAX_WORDS);
     }

@@ -132,7 +132,7 @@ test('the app is installable: manifest, icons, service worker and persistent sto
 test('a room invite shows as a QR code and its link brings the next phone into the room', async () => {
   const ana = await ChatPage.open(await browser.newContext(), server.url);
   await ana.join('Ana', 'Camp Invite');
-  await ana.byTestId('share').click();
+  await ana.menu('share');
   await ana.byTestId('share-sheet').waitFor();
   const link = await ana.byTestId('invite-link').inputValue();
   assert.match(link, new RegExp(`^${server.url}/#room=Camp%20Invite&key=[0-9a-f]{64}$`));

@@ -137,7 +137,10 @@ test('a private message reaches only its two people, and the other side is told'
     await ana.byTestId('roster-entry').filter({ hasText: 'Ben' }).getByTestId('message-privately').click();
     await ana.byTestId('direct-room').waitFor();
     assert.equal(await ana.byTestId('room-title').textContent(), 'Ben');
+    await ana.byTestId('room-menu').click();
+    await ana.byTestId('mute').waitFor();
     assert.equal(await ana.byTestId('share').count(), 0, 'a private conversation has no invite');
+    await ana.byTestId('room-menu').click();
     await ana.send('just between us: meet at the north gate');
     await ana.waitSynced();
 

@@ -256,7 +256,7 @@ test('the invite sheet copies and shares the link, and the app offers to install
   assert.equal(await ivy.byTestId('install-app').count(), 0, 'offered once');
 
   await ivy.join('Ivy', 'Camp Share');
-  await ivy.byTestId('share').click();
+  await ivy.menu('share');
   const link = await ivy.byTestId('invite-link').inputValue();
   await ivy.byTestId('invite-copy').click();
   await ivy.byTestId('invite-copy').getByText('Copied ✓').waitFor();
@@ -307,4 +307,54 @@ test('an invite pasted and joined while a slow phone still starts the app is car
   await lee.byTestId('room-title').getByText('Camp Slow Invite', { exact: true }).waitFor({ timeout: 30_000 });
   await lee.messageWithText('the road is open').waitFor();
   assert.deepEqual(lee.errors, []);
+});
+
+test('search finds messages on the device, in a room or all rooms, marked, and opens one in its room', async () => {
+  const ida = await ChatPage.open(await phone(), server.url);
+  await ida.join('Ida', 'Camp Other');
+  await ida.waitOnline();
+  await ida.send('water in the other camp');
+  await ida.byTestId('leave').click();
+  await ida.byTestId('join-room').fill('Camp Search');
+  await ida.byTestId('join-submit').click();
+  await ida.byTestId('room-title').getByText('Camp Search').waitFor();
+  await ida.send('Water at the school, bring cans');
+  await ida.send('the Café has bread');
+  // More than a screen of later messages: the first ones are no longer in the list.
+  for (let n = 1; n <= 105; n++) await ida.send(`later message ${n}`);
+  await ida.messageWithText('later message 105').getByText('✓ stored').waitFor();
+  assert.equal(await ida.messageWithText('Water at the school, bring cans').count(), 0);
+
+  // In the room: this room only, accents and case aside.
+  await ida.byTestId('search-open').click();
+  await ida.byTestId('search-input').fill('CAFE');
+  await ida.page.waitForFunction(() => /1 found in 107 messages on this room/.test(document.querySelector('[data-testid=search-status]')?.textContent));
+  assert.deepEqual(await ida.byTestId('search-hit').locator('mark').allTextContents(), ['Café']);
+  // Every room: the newest first, every match marked.
+  await ida.byTestId('search-here').uncheck();
+  await ida.byTestId('search-input').fill('water');
+  await ida.page.waitForFunction(() => /2 found in 108 messages on this device/.test(document.querySelector('[data-testid=search-status]')?.textContent));
+  assert.deepEqual(await ida.byTestId('search-hit-room').allTextContents(), ['Camp Search', 'Camp Other']);
+  assert.deepEqual(await ida.byTestId('search-hit').locator('mark').allTextContents(), ['Water', 'water']);
+  await ida.page.screenshot({ path: `${process.env.SCREENSHOTS ?? '/tmp'}/search-phone.png` });
+
+  // Opening a result shows it in its room, though it was older than the list reached.
+  await ida.byTestId('search-hit').first().click();
+  await ida.byTestId('search').waitFor({ state: 'detached' });
+  const found = ida.messageWithText('Water at the school, bring cans');
+  await found.waitFor();
+  await ida.page.waitForFunction(() => document.querySelector('.message.found') != null);
+  assert.ok(await found.evaluate((row) => {
+    const box = row.getBoundingClientRect();
+    return box.top >= 0 && box.bottom <= innerHeight;
+  }), 'the found message is in view');
+
+  // From the home screen too; nothing found is said so.
+  await ida.byTestId('leave').click();
+  await ida.byTestId('search-open').click();
+  await ida.byTestId('search-input').fill('helicopter');
+  await ida.page.waitForFunction(() => /Nothing found/.test(document.querySelector('[data-testid=search-status]')?.textContent));
+  assert.equal(await ida.byTestId('search-hit').count(), 0);
+  await ida.byTestId('search-input').press('Escape');
+  await ida.byTestId('search').waitFor({ state: 'detached' });
 });

@@ -85,7 +85,7 @@ function unplugFd(radio) {
 }
 
 async function connectRadio(chat) {
-  await chat.byTestId('radio-button').click();
+  await chat.menu('radio-button');
   await chat.byTestId('radio-connect').click();
   await chat.byTestId('radio-state').getByText('connected').or(chat.byTestId('radio-state').getByText('receiving')).waitFor();
 }
@@ -138,7 +138,7 @@ test('where there is no Web Serial, the radio panel says so', async () => {
     });
     const chat = await ChatPage.open(context, server.url);
     await chat.join('Ana', 'Emergency');
-    await chat.byTestId('radio-button').click();
+    await chat.menu('radio-button');
     await chat.byTestId('radio-unsupported').getByText('Web Serial works in Chrome or Edge').waitFor();
   } finally {
     await server.dispose();
@@ -151,7 +151,7 @@ test('direct mode: with no server, the page reaches a far camp over its own radi
     await home.stop();
     await ana.waitOffline();
     // The mesh key came from her camp's server while it was there; a mistyped one is caught.
-    await ana.byTestId('radio-button').click();
+    await ana.menu('radio-button');
     const key = ana.byTestId('radio-network-key');
     assert.equal((await key.inputValue()).trim(), MESH_WORDS);
     await key.fill(MESH_WORDS.replace('grace', 'graze'));
@@ -253,7 +253,7 @@ test('an RNode gets the chosen frequency, bandwidth, spreading factor, coding ra
     const kim = new ChatPage(page);
     await page.goto(server.url);
     await kim.join('Kim', 'Emergency');
-    await kim.byTestId('radio-button').click();
+    await kim.menu('radio-button');
     assert.equal(await kim.byTestId('radio-rnode').count(), 0, 'RNode settings only for an RNode');
     await kim.byTestId('radio-frequency').fill('868.1');
     await kim.byTestId('radio-bandwidth').selectOption('250000');

@@ -175,9 +175,14 @@ fn from_js<T: DeserializeOwned>(value: JsValue) -> Result<T> {
 }
 
 fn room_range(room: &str) -> Result<KeyRange> {
-    let lower = js_sys::Array::of2(&room.into(), &JsValue::from_f64(f64::MIN));
-    let upper = js_sys::Array::of2(&room.into(), &JsValue::from_f64(f64::MAX));
-    KeyRange::bound(&lower, &upper, Some(false), Some(false))
+    order_range(room, f64::MIN, f64::MAX, false)
+}
+
+/// A room's messages from order `from` to `to` (`to` itself left out when `open_end`).
+fn order_range(room: &str, from: f64, to: f64, open_end: bool) -> Result<KeyRange> {
+    let lower = js_sys::Array::of2(&room.into(), &JsValue::from_f64(from));
+    let upper = js_sys::Array::of2(&room.into(), &JsValue::from_f64(to));
+    KeyRange::bound(&lower, &upper, Some(false), Some(open_end))
         .map_err(|error| DbError(format!("{error:?}")))
 }
 
@@ -539,6 +544,47 @@ impl Db {
         records.truncate(limit as usize);
         records.reverse();
         Ok((records, more))
+    }
+
+    /// Up to `limit` messages of a room older than order `before` (from the newest when
+    /// `None`), newest first: a search reads a room a page at a time.
+    pub(crate) async fn page_before(
+        &self,
+        room: &str,
+        before: Option<f64>,
+        limit: u32,
+    ) -> Result<Vec<MessageRecord>> {
+        let range = order_range(room, f64::MIN, before.unwrap_or(f64::MAX), before.is_some())?;
+        let tx = self
+            .rexie
+            .transaction(&[MESSAGES], TransactionMode::ReadOnly)?;
+        let index = tx.store(MESSAGES)?.index("by_room")?;
+        let rows = index
+            .scan(Some(range), Some(limit), None, Some(Direction::Prev))
+            .await?;
+        rows.into_iter().map(|(_, value)| from_js(value)).collect()
+    }
+
+    /// One message by id.
+    pub(crate) async fn message(&self, id: &str) -> Result<Option<MessageRecord>> {
+        let tx = self
+            .rexie
+            .transaction(&[MESSAGES], TransactionMode::ReadOnly)?;
+        match tx.store(MESSAGES)?.get(id.into()).await? {
+            Some(value) if !value.is_undefined() => Ok(Some(from_js(value)?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// How many messages of a room are at order `from` or newer.
+    pub(crate) async fn count_from(&self, room: &str, from: f64) -> Result<u32> {
+        let tx = self
+            .rexie
+            .transaction(&[MESSAGES], TransactionMode::ReadOnly)?;
+        let index = tx.store(MESSAGES)?.index("by_room")?;
+        Ok(index
+            .count(Some(order_range(room, from, f64::MAX, false)?))
+            .await?)
     }
 
     /// The oldest server sequence number held for a room.

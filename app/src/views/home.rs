@@ -12,7 +12,7 @@ use crate::chat::{ChatClient, Notifications, RoomSummary};
 
 /// What the screen says about rooms, in one place.
 const HOW_ROOMS_WORK: &str = "A name you have not used makes a new private room on this device; \
-     others join it through its invite (Share, inside the room). A name you used before \
+     others join it through its invite (inside the room: ⋮, then Invite someone). A name you used before \
      reopens your room.";
 
 #[component]
@@ -66,6 +66,9 @@ pub fn Home() -> impl IntoView {
     view! {
         <div class="home" data-testid="home">
             <header class="join-header">
+                <Show when=has_rooms>
+                    <span class="home-search"><super::search::SearchButton/></span>
+                </Show>
                 <h1>"FieldMesh"</h1>
                 <p>"Chat that keeps working when the network does not."</p>
             </header>
@@ -217,7 +220,7 @@ fn RoomItem(room: RoomSummary, open: impl Fn(String) + Copy + 'static) -> impl I
                 </span>
                 <span class="room-line">
                     <span class="room-last" data-testid="room-item-last">{last}</span>
-                    {room.muted.then(|| view! { <span class="muted-mark" title="Muted" data-testid="room-item-muted">"🔕"</span> })}
+                    {room.muted.then(|| view! { <span class="muted-mark" title="Muted" data-testid="room-item-muted"><super::icons::MutedIcon/></span> })}
                     {unread.map(|n| view! {
                         <span class="unread" class:quiet=room.muted aria-label=unread_label data-testid="room-item-unread">{n}</span>
                     })}

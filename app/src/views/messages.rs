@@ -53,6 +53,24 @@ pub(super) fn MessageList() -> impl IntoView {
         }
     });
 
+    // A found message that was opened: brought into view, marked, and the list stops
+    // following the newest.
+    Effect::new(move |_| {
+        let Some(id) = state.focus.get() else { return };
+        state.messages.track();
+        let Some(element) = list.get() else { return };
+        // Ids are hex: nothing in them needs escaping in a selector.
+        let Ok(Some(found)) = element.query_selector(&format!("[data-id=\"{id}\"]")) else {
+            return;
+        };
+        at_bottom.set_value(false);
+        let options = web_sys::ScrollIntoViewOptions::new();
+        options.set_block(web_sys::ScrollLogicalPosition::Center);
+        found.scroll_into_view_with_scroll_into_view_options(&options);
+        let _ = found.class_list().add_1("found");
+        state.focus.set(None);
+    });
+
     view! {
         <div
             class="messages"

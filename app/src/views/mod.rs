@@ -6,7 +6,9 @@
 
 mod bars;
 mod home;
+mod icons;
 mod messages;
+mod search;
 mod sheets;
 
 use leptos::{ev, prelude::*};
@@ -14,8 +16,10 @@ use leptos::{ev, prelude::*};
 use crate::chat::ChatClient;
 use bars::{ConnectionBadge, DirectAlert, KeyWarning, Presence, RadioBar, SyncBar, TypingLine};
 use home::Home;
+use icons::{MoreIcon, MutedIcon};
 use messages::{Composer, MessageList};
-use sheets::{RadioButton, ShareButton};
+use search::{SearchButton, SearchSheet};
+use sheets::{RadioPanel, ShareSheet};
 
 /// Shows the home screen until a room is chosen, then the room.
 #[component]
@@ -31,6 +35,7 @@ pub fn ChatScreen() -> impl IntoView {
                 <Show when=in_room fallback=Home>
                     <RoomView/>
                 </Show>
+                <SearchSheet/>
             </Show>
         </main>
     }
@@ -50,13 +55,13 @@ fn RoomView() -> impl IntoView {
                 </button>
                 <div class="room-heading">
                     <h2 data-testid="room-title">{room_name}</h2>
+                    <Show when=move || state.session.with(|s| s.as_ref().is_some_and(|s| s.muted))>
+                        <span class="title-muted" data-testid="room-muted"><MutedIcon/></span>
+                    </Show>
                     <Presence/>
                 </div>
-                <Show when=move || state.session.with(|s| s.as_ref().is_some_and(|s| !s.direct))>
-                    <ShareButton/>
-                </Show>
-                <MuteButton/>
-                <RadioButton/>
+                <SearchButton/>
+                <RoomMenu/>
                 <ConnectionBadge/>
             </header>
             <Show when=move || state.session.with(|s| s.as_ref().is_some_and(|s| s.public))>
@@ -81,28 +86,67 @@ fn RoomView() -> impl IntoView {
     .into_any()
 }
 
-/// Mutes the room (no notifications; its unread count stays out of the title) or unmutes it.
+/// The room's other actions, one tap away: invite, mute, this device's radio.
 #[component]
-fn MuteButton() -> impl IntoView {
+fn RoomMenu() -> impl IntoView {
     let client = expect_context::<ChatClient>();
-    let muted = move || {
-        client
-            .state
-            .session
-            .with(|s| s.as_ref().is_some_and(|s| s.muted))
+    let state = client.state;
+    let open = RwSignal::new(false);
+    let share = RwSignal::new(false);
+    let radio = RwSignal::new(false);
+    let muted = move || state.session.with(|s| s.as_ref().is_some_and(|s| s.muted));
+    let direct = move || state.session.with(|s| s.as_ref().is_some_and(|s| s.direct));
+    let radio_on = move || state.web_radio.with(|r| r.connected);
+    let choose = move |then: Box<dyn Fn()>| {
+        open.set(false);
+        then();
     };
     view! {
+        // Escape closes the menu wherever the focus is within it (its button included).
+        <span class="menu-wrap" on:keydown=move |event: ev::KeyboardEvent| {
+            if event.key() == "Escape" {
+                open.set(false);
+            }
+        }>
         <button
             type="button"
             class="ghost icon"
-            data-testid="mute"
-            aria-pressed=move || muted().to_string()
-            aria-label=move || if muted() { "Unmute this room" } else { "Mute this room" }
-            title=move || if muted() { "Muted: no notifications. Tap to unmute." } else { "Mute notifications" }
-            on:click=move |_| client.set_muted(!muted())
+            class:on=radio_on
+            data-testid="room-menu"
+            aria-label="Room menu"
+            aria-haspopup="menu"
+            aria-expanded=move || open.get().to_string()
+            on:click=move |_| open.update(|o| *o = !*o)
         >
-            {move || if muted() { "🔕" } else { "🔔" }}
+            <MoreIcon/>
         </button>
+        <Show when=move || open.get()>
+            <div class="menu-backdrop" on:click=move |_| open.set(false)></div>
+            <div class="menu" role="menu" data-testid="room-menu-items">
+                <Show when=move || !direct()>
+                    <button type="button" role="menuitem" data-testid="share" on:click=move |_| {
+                        choose(Box::new(move || share.set(true)))
+                    }>"Invite someone"</button>
+                </Show>
+                <button
+                    type="button"
+                    role="menuitemcheckbox"
+                    data-testid="mute"
+                    aria-checked=move || muted().to_string()
+                    on:click=move |_| choose(Box::new(move || client.set_muted(!muted())))
+                >
+                    {move || if muted() { "Unmute notifications" } else { "Mute notifications" }}
+                </button>
+                <button type="button" role="menuitem" data-testid="radio-button" class:on=radio_on on:click=move |_| {
+                    choose(Box::new(move || radio.set(true)))
+                }>
+                    {move || if radio_on() { "Radio on this device: connected" } else { "Radio on this device" }}
+                </button>
+            </div>
+        </Show>
+        </span>
+        <ShareSheet open=share/>
+        <RadioPanel open=radio/>
     }
 }
 

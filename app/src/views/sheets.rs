@@ -33,10 +33,9 @@ pub(super) fn qr_svg(text: &str) -> String {
 
 /// Shows a QR code and link that bring the next phone to this server and room.
 #[component]
-pub(super) fn ShareButton() -> impl IntoView {
+pub(super) fn ShareSheet(open: RwSignal<bool>) -> impl IntoView {
     let client = expect_context::<ChatClient>();
     let state = client.state;
-    let open = RwSignal::new(false);
     let copied = RwSignal::new(None::<bool>);
     let room = move || {
         state
@@ -53,9 +52,6 @@ pub(super) fn ShareButton() -> impl IntoView {
         format!("{origin}/#{invite}")
     };
     view! {
-        <button class="ghost share" data-testid="share" aria-label="Invite someone" on:click=move |_| open.set(true)>
-            "⇪"
-        </button>
         <Show when=move || open.get()>
             <div class="sheet" role="dialog" aria-label="Invite someone" data-testid="share-sheet">
                 <h3>"Invite someone"</h3>
@@ -92,10 +88,9 @@ pub(super) fn ShareButton() -> impl IntoView {
 
 /// This browser's own USB radio (Web Serial): connect, settings, state, counters, lending.
 #[component]
-pub(super) fn RadioButton() -> impl IntoView {
+pub(super) fn RadioPanel(open: RwSignal<bool>) -> impl IntoView {
     let client = expect_context::<ChatClient>();
     let state = client.state;
-    let open = RwSignal::new(false);
     let protocol = RwSignal::new(Protocol::default());
     let baud = RwSignal::new(String::new());
     let frequency = RwSignal::new(String::new());
@@ -197,10 +192,6 @@ pub(super) fn RadioButton() -> impl IntoView {
         })
     };
     view! {
-        <button class="ghost radio-button" class:on=move || radio().connected data-testid="radio-button"
-            aria-label="Radio" on:click=move |_| open.set(true)>
-            "📡"
-        </button>
         <Show when=move || open.get()>
             <div class="sheet radio-panel" role="dialog" aria-label="This device's radio" data-testid="radio-panel">
                 <h3>"Radio on this device"</h3>

@@ -43,6 +43,14 @@ impl ChatActions for Actions {
         self.0.session.set_muted(&self.0, muted);
     }
 
+    fn search(&self, query: &str, here: bool) {
+        self.0.search.run(&self.0, query, here);
+    }
+
+    fn open_found(&self, room: &str, id: &str) {
+        self.0.search.open(&self.0, room, id);
+    }
+
     fn install(&self) {
         pwa::install(self.0.state);
     }

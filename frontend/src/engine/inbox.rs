@@ -59,6 +59,12 @@ impl Inbox {
         state.catch_up_count = 0;
     }
 
+    /// The list reaches back at least `count` messages (to show a found one).
+    pub(super) fn show_at_least(&self, count: u32) {
+        let mut state = self.state.borrow_mut();
+        state.window = state.window.max(count.div_ceil(WINDOW_STEP) * WINDOW_STEP);
+    }
+
     /// A join was sent: a catch-up starts counting.
     pub(super) fn joining(&self) {
         self.state.borrow_mut().catch_up_count = 0;

@@ -12,6 +12,7 @@
 //! - [`attention`]: the other rooms watched; unread counts, notifications, mute, and the
 //!   announcement of a private conversation someone started.
 //! - [`session`]: who this device is, which room it is in, with which key.
+//! - [`search`]: the messages on this device that match a search, and opening one.
 //! - [`radio`]: this browser's radio, driven by the same `mesh` driver as the server's.
 
 mod actions;
@@ -21,6 +22,7 @@ mod inbox;
 mod outbox;
 mod people;
 mod radio;
+mod search;
 mod session;
 mod webserial;
 
@@ -52,6 +54,7 @@ pub(crate) fn start() -> ChatClient {
         attention: attention::Attention::default(),
         session: session::Session::default(),
         radio: radio::Radio::default(),
+        search: search::Search::default(),
     });
     let coarse = web_sys::window()
         .and_then(|w| w.match_media("(pointer: coarse)").ok().flatten())
@@ -76,6 +79,7 @@ pub(crate) struct Engine {
     attention: attention::Attention,
     session: session::Session,
     radio: radio::Radio,
+    search: search::Search,
 }
 
 /// Marks a moment for benchmarks and the browser's performance tools.

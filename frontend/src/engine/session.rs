@@ -228,18 +228,32 @@ impl Session {
         Ok(())
     }
 
-    /// Opens a room this device has by its id (a tapped notification), under the name used
-    /// last.
-    pub(super) fn open_room_by_id(&self, engine: &Rc<Engine>, id: &str) {
+    /// Enters a room this device has by its id, under the name used last (unless it is the
+    /// open one); `false` when it is not on this device.
+    pub(super) async fn enter_by_id(&self, engine: &Rc<Engine>, id: &str) -> bool {
         if self
             .current_view()
             .is_some_and(|(current, _)| current == id)
         {
-            return;
+            return true;
         }
-        if let Err(error) = self.open_room(engine, &self.name(), id) {
-            engine.notice(error);
-        }
+        let Some(db) = engine.db() else { return false };
+        let Some(record) = db.room(id).await.ok().flatten() else {
+            return false;
+        };
+        self.enter_record(engine, &self.name(), &record).await
+    }
+
+    /// Opens a room this device has by its id (a tapped notification), under the name used
+    /// last.
+    pub(super) fn open_room_by_id(&self, engine: &Rc<Engine>, id: &str) {
+        let engine = Rc::clone(engine);
+        let id = id.to_string();
+        spawn_local(async move {
+            if !engine.session.enter_by_id(&engine, &id).await {
+                engine.notice("That room is no longer on this device.");
+            }
+        });
     }
 
     /// A page opened by a tapped notification (`?open=<room id>`) resumes in that room.

@@ -1,0 +1,42 @@
+//! Icons drawn as SVG in the text colour: they look the same on every device, with or
+//! without an emoji font.
+// `#[component]` turns each function into a public props struct and function; crate-private
+// components are still reported as unreachable `pub` items.
+#![allow(unreachable_pub)]
+
+use leptos::prelude::*;
+
+/// A magnifying glass.
+#[component]
+pub(super) fn SearchIcon() -> impl IntoView {
+    view! {
+        <svg class="icon-svg" viewBox="0 0 24 24" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2.2" stroke-linecap="round">
+            <circle cx="10.5" cy="10.5" r="6.5"/>
+            <path d="M15.5 15.5 21 21"/>
+        </svg>
+    }
+}
+
+/// Three dots: more actions.
+#[component]
+pub(super) fn MoreIcon() -> impl IntoView {
+    view! {
+        <svg class="icon-svg" viewBox="0 0 24 24" aria-hidden="true" fill="currentColor">
+            <circle cx="12" cy="5" r="2.2"/>
+            <circle cx="12" cy="12" r="2.2"/>
+            <circle cx="12" cy="19" r="2.2"/>
+        </svg>
+    }
+}
+
+/// A bell struck through: muted.
+#[component]
+pub(super) fn MutedIcon() -> impl IntoView {
+    view! {
+        <svg class="icon-svg small" viewBox="0 0 24 24" role="img" aria-label="muted" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round">
+            <path d="M6 16V11a6 6 0 0 1 10.4-4.1M18 11v5l2 2H4l2-2"/>
+            <path d="M10 20a2 2 0 0 0 4 0"/>
+            <path d="M3 3 21 21"/>
+        </svg>
+    }
+}
