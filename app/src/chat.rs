@@ -177,6 +177,15 @@ pub struct RoomSummary {
     pub muted: bool,
 }
 
+/// An unread count as shown: none for 0, "99+" from 100 (counts stop there).
+pub fn unread_label(count: u32) -> Option<String> {
+    match count {
+        0 => None,
+        n if n >= 100 => Some("99+".into()),
+        n => Some(n.to_string()),
+    }
+}
+
 /// A message a search found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SearchHit {
@@ -554,5 +563,18 @@ impl ChatClient {
     pub fn unlock(&self, code: &str) -> Result<(), String> {
         self.with_actions(|a| a.unlock(code))
             .unwrap_or_else(|| Err("The page is still loading; try again in a moment.".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unread_counts_show_up_to_99_then_99_plus() {
+        assert_eq!(unread_label(0), None);
+        assert_eq!(unread_label(7).as_deref(), Some("7"));
+        assert_eq!(unread_label(99).as_deref(), Some("99"));
+        assert_eq!(unread_label(mesh::wire::MAX_UNREAD_COUNT).as_deref(), Some("99+"));
     }
 }

@@ -20,9 +20,9 @@ use leptos_router::{
 };
 
 pub use chat::{
-    ChatActions, ChatClient, ChatMessage, ChatState, Connection, Delivery, Notifications,
-    RadioLine, RadioSettings, RoomSummary, RosterEntry, SearchHit, SearchState, Session,
-    SyncProgress, SyncStep, WebRadio,
+    unread_label, ChatActions, ChatClient, ChatMessage, ChatState, Connection, Delivery,
+    Notifications, RadioLine, RadioSettings, RoomSummary, RosterEntry, SearchHit, SearchState,
+    Session, SyncProgress, SyncStep, WebRadio,
 };
 
 /// The page's Content-Security-Policy: its own scripts (the inline hydration script by this

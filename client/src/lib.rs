@@ -2,6 +2,7 @@
 //! page's engine (`frontend`) owns one of each and carries out what they decide; native unit
 //! tests here pin every rule down.
 //!
+//! - [`attention`]: which rooms a page watches, unread counts, when to notify.
 //! - [`outbox`]: which outbox entries go out on the current connection, what an
 //!   acknowledgement or a refusal does, and the progress bar's figures.
 //! - [`delivery`]: an own message's state, which only moves forward.
@@ -12,6 +13,7 @@
 //! - [`search`]: which messages match a search, and what of each to show.
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod attention;
 pub mod connection;
 pub mod cursor;
 pub mod delivery;

@@ -256,10 +256,9 @@ pub(crate) fn show_unread(total: u32) {
         return;
     };
     if let Some(document) = window.document() {
-        document.set_title(&match total {
-            0 => "FieldMesh".to_string(),
-            n if n >= mesh::wire::MAX_UNREAD_COUNT => "(99+) FieldMesh".to_string(),
-            n => format!("({n}) FieldMesh"),
+        document.set_title(&match app::unread_label(total) {
+            None => "FieldMesh".to_string(),
+            Some(count) => format!("({count}) FieldMesh"),
         });
     }
     let navigator = window.navigator();

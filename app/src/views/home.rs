@@ -196,11 +196,7 @@ fn RoomItem(room: RoomSummary, open: impl Fn(String) + Copy + 'static) -> impl I
         ""
     };
     let forget_label = format!("Forget {}", room.name);
-    let unread = match room.unread {
-        0 => None,
-        n if n >= 100 => Some("99+".to_string()),
-        n => Some(n.to_string()),
-    };
+    let unread = crate::chat::unread_label(room.unread);
     let unread_label = unread
         .as_ref()
         .map(|n| format!("{n} unread"))

@@ -13,12 +13,12 @@ use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
+use client::attention::{choose, Moment, Unread, MAX_DIRECT_WATCHED};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use mesh::crypto::RoomKey;
 use mesh::hex::{decode as unhex, encode as hex};
 use mesh::presence::PresenceCard;
-use mesh::wire::MAX_UNREAD_COUNT;
 use mesh::{ClientFrame, RoomId, StoredMessage};
 
 use super::inbox::record_of;
@@ -26,11 +26,6 @@ use super::Engine;
 use crate::db::{MessageRecord, RoomRecord};
 use crate::{device, pwa};
 
-/// Rooms watched at most (the server lets a connection follow 64, the current room among them,
-/// and a burst of 64 room requests).
-const MAX_WATCHED: usize = 48;
-/// Private conversations watched with the people met most recently, at most.
-const MAX_DIRECT_WATCHED: usize = 24;
 /// Longest message text a notification shows.
 const NOTIFICATION_CHARS: usize = 120;
 
@@ -46,8 +41,8 @@ struct State {
     watched: HashMap<RoomId, Watched>,
     /// Rooms watched on this connection.
     sent: HashSet<RoomId>,
-    /// Unread messages by room (hex), the current room's while the app is hidden.
-    unread: HashMap<String, u32>,
+    /// Unread messages by room (hex), the open room's while the app is hidden.
+    unread: Unread,
     /// The newest message of a watched room, newer than this device holds: (when, "Ana: …").
     previews: HashMap<String, (f64, String)>,
     /// A watch update is running; `again` asks it for one more.
@@ -65,8 +60,6 @@ struct Watched {
     /// is not, until its first message).
     on_device: bool,
     muted: bool,
-    /// The newest message seen, so a message is counted once.
-    last_seq: u64,
 }
 
 impl Attention {
@@ -104,7 +97,8 @@ impl Attention {
         }
         let current = engine.session.current_room().map(|(room, _, _)| room);
         let store_id = engine.connection.store_id();
-        let mut targets: Vec<(RoomId, Watched, Option<u64>)> = Vec::new();
+        let mut targets: HashMap<RoomId, (Watched, Option<u64>)> = HashMap::new();
+        let (mut own_rooms, mut directs) = (Vec::new(), Vec::new());
         for record in db.rooms().await.unwrap_or_default() {
             let Some(key) = unhex::<32>(&record.key).map(RoomKey::from_bytes) else {
                 continue;
@@ -113,30 +107,29 @@ impl Attention {
                 .cursor
                 .filter(|_| !store_id.is_empty() && record.server == store_id)
                 .map(|c| c as u64);
-            targets.push((
+            own_rooms.push(key.room_id());
+            targets.insert(
                 key.room_id(),
-                Watched {
-                    hex: record.id.clone(),
-                    key,
-                    name: record.name.clone(),
-                    direct: record.direct,
-                    on_device: true,
-                    muted: record.muted,
-                    last_seq: read_seq.unwrap_or(0),
-                },
-                read_seq,
-            ));
+                (
+                    Watched {
+                        hex: record.id.clone(),
+                        key,
+                        name: record.name.clone(),
+                        direct: record.direct,
+                        on_device: true,
+                        muted: record.muted,
+                    },
+                    read_seq,
+                ),
+            );
         }
         for (peer, public) in engine.people.recent(MAX_DIRECT_WATCHED, &identity) {
             let Some(key) = identity.dm_key(&public) else {
                 continue;
             };
             let room = key.room_id();
-            if targets.iter().any(|(id, _, _)| *id == room) {
-                continue;
-            }
-            targets.push((
-                room,
+            directs.push(room);
+            targets.entry(room).or_insert((
                 Watched {
                     hex: room.to_string(),
                     key,
@@ -144,20 +137,18 @@ impl Attention {
                     direct: true,
                     on_device: false,
                     muted: false,
-                    last_seq: 0,
                 },
                 None,
             ));
         }
-        targets.retain(|(room, _, _)| Some(*room) != current);
-        targets.truncate(MAX_WATCHED);
+        let chosen = choose(own_rooms, directs, current);
 
         let ready = engine.connection.is_ready();
         let challenge = engine.connection.challenge();
         let mut frames = Vec::new();
         {
             let state = &mut *self.state.borrow_mut();
-            let wanted: HashSet<RoomId> = targets.iter().map(|(room, _, _)| *room).collect();
+            let wanted: HashSet<RoomId> = chosen.iter().copied().collect();
             // The room open now was joined, which replaced its watch.
             state
                 .sent
@@ -167,10 +158,10 @@ impl Attention {
             }
             state.sent.retain(|room| wanted.contains(room));
             let mut watched = HashMap::new();
-            for (room, mut target, read_seq) in targets {
-                if let Some(old) = state.watched.get(&room) {
-                    target.last_seq = target.last_seq.max(old.last_seq);
-                }
+            for room in chosen {
+                let Some((target, read_seq)) = targets.remove(&room) else {
+                    continue;
+                };
                 if ready && !state.sent.contains(&room) {
                     let Ok(member) = PresenceCard::seal(
                         &identity,
@@ -213,15 +204,15 @@ impl Attention {
     ) {
         let opened = {
             let state = &mut *self.state.borrow_mut();
-            let Some(watched) = state.watched.get_mut(&room) else {
+            let Some(watched) = state.watched.get(&room) else {
                 return;
             };
-            state.unread.insert(watched.hex.clone(), count);
+            let last_seq = newest.as_ref().map_or(0, |m| m.seq);
+            state.unread.set(&watched.hex, count, last_seq);
             let opened = newest
                 .as_ref()
                 .and_then(|m| record_of(m, &watched.key, &watched.hex));
-            if let (Some(newest), Some(record)) = (&newest, &opened) {
-                watched.last_seq = watched.last_seq.max(newest.seq);
+            if let Some(record) = &opened {
                 state
                     .previews
                     .insert(watched.hex.clone(), (record.created_at, preview(record)));
@@ -244,20 +235,16 @@ impl Attention {
         let room = message.envelope.room;
         let (record, count) = {
             let state = &mut *self.state.borrow_mut();
-            let Some(watched) = state.watched.get_mut(&room) else {
+            let Some(watched) = state.watched.get(&room) else {
                 return;
             };
-            if message.seq <= watched.last_seq {
-                return;
-            }
-            watched.last_seq = message.seq;
             // Receipts and what this room's key does not open are not news.
             let Some(record) = record_of(message, &watched.key, &watched.hex) else {
                 return;
             };
-            let count = state.unread.entry(watched.hex.clone()).or_default();
-            *count = (*count + 1).min(MAX_UNREAD_COUNT);
-            let count = *count;
+            let Some(count) = state.unread.arrived(&watched.hex, message.seq) else {
+                return;
+            };
             state
                 .previews
                 .insert(watched.hex.clone(), (record.created_at, preview(&record)));
@@ -278,19 +265,22 @@ impl Attention {
         let Some(record) = record_of(message, &key, &hex) else {
             return;
         };
-        let muted = engine.session.room_record().is_some_and(|r| r.muted);
-        {
-            let mut state = self.state.borrow_mut();
-            let count = state.unread.entry(hex.clone()).or_default();
-            *count = (*count + 1).min(MAX_UNREAD_COUNT);
-        }
-        let name = engine
+        let Some(count) = self.state.borrow_mut().unread.arrived(&hex, message.seq) else {
+            return;
+        };
+        let (name, muted) = engine
             .session
             .room_record()
-            .map(|r| r.name)
+            .map(|r| (r.name, r.muted))
             .unwrap_or_default();
-        if !muted {
-            notify(&name, &hex, &record, 1, true);
+        let moment = Moment {
+            muted,
+            live: true,
+            in_room: true,
+            hidden: true,
+        };
+        if moment.notifies() {
+            notify(&name, &hex, &record, count, true);
         }
         self.show(engine);
     }
@@ -306,7 +296,7 @@ impl Attention {
         let changed = {
             let mut state = self.state.borrow_mut();
             state.previews.remove(&hex);
-            state.unread.remove(&hex).is_some_and(|n| n > 0)
+            state.unread.read(&hex)
         };
         if changed {
             self.show(engine);
@@ -361,9 +351,13 @@ impl Attention {
             }
             self.keep_conversation(engine, &name, &hex, &key);
         }
-        let in_room = engine.session.current_room().is_some();
-        let out_of_sight = device::hidden();
-        if !muted && (out_of_sight || (live && in_room)) {
+        let moment = Moment {
+            muted,
+            live,
+            in_room: engine.session.current_room().is_some(),
+            hidden: device::hidden(),
+        };
+        if moment.notifies() {
             notify(&name, &hex, record, count, live);
         }
     }
@@ -392,10 +386,9 @@ impl Attention {
     /// Unread counts onto the home screen's list, and the total into the title and badge.
     pub(super) fn show(&self, engine: &Rc<Engine>) {
         let state = self.state.borrow();
-        let mut total = 0;
         engine.state.rooms.update(|rooms| {
             for room in rooms.iter_mut() {
-                room.unread = state.unread.get(&room.id).copied().unwrap_or(0);
+                room.unread = state.unread.count(&room.id);
                 if let Some((at, text)) = state.previews.get(&room.id) {
                     if *at > room.at_ms {
                         room.at_ms = *at;
@@ -412,14 +405,10 @@ impl Attention {
             .filter(|w| w.muted)
             .map(|w| w.hex.as_str())
             .collect();
-        let current_muted = engine.session.room_record().filter(|r| r.muted);
-        for (room, count) in &state.unread {
-            let room_muted = muted.contains(room.as_str())
-                || current_muted.as_ref().is_some_and(|r| r.id == *room);
-            if !room_muted {
-                total += count;
-            }
-        }
+        let open_muted = engine.session.room_record().filter(|r| r.muted);
+        let total = state.unread.total(|room| {
+            muted.contains(room) || open_muted.as_ref().is_some_and(|r| r.id == room)
+        });
         pwa::show_unread(total);
     }
 }
