@@ -575,6 +575,9 @@ mod tests {
         assert_eq!(unread_label(0), None);
         assert_eq!(unread_label(7).as_deref(), Some("7"));
         assert_eq!(unread_label(99).as_deref(), Some("99"));
-        assert_eq!(unread_label(mesh::wire::MAX_UNREAD_COUNT).as_deref(), Some("99+"));
+        assert_eq!(
+            unread_label(mesh::wire::MAX_UNREAD_COUNT).as_deref(),
+            Some("99+")
+        );
     }
 }

@@ -22,7 +22,7 @@ use mesh::presence::PresenceCard;
 use mesh::{ClientFrame, RoomId, StoredMessage};
 
 use super::inbox::record_of;
-use super::Engine;
+use super::{Coalesce, Engine};
 use crate::db::{MessageRecord, RoomRecord};
 use crate::{device, pwa};
 
@@ -33,6 +33,7 @@ const NOTIFICATION_CHARS: usize = 120;
 #[derive(Default)]
 pub(super) struct Attention {
     state: RefCell<State>,
+    updates: Coalesce,
 }
 
 #[derive(Default)]
@@ -45,9 +46,6 @@ struct State {
     unread: Unread,
     /// The newest message of a watched room, newer than this device holds: (when, "Ana: …").
     previews: HashMap<String, (f64, String)>,
-    /// A watch update is running; `again` asks it for one more.
-    updating: bool,
-    again: bool,
 }
 
 /// A watched room.
@@ -66,25 +64,11 @@ impl Attention {
     /// Watches this device's rooms and its private conversations with the people it knows,
     /// except the room open now (updates coalesce).
     pub(super) fn update(&self, engine: &Rc<Engine>) {
-        {
-            let mut state = self.state.borrow_mut();
-            if state.updating {
-                state.again = true;
-                return;
-            }
-            state.updating = true;
-        }
-        let engine = Rc::clone(engine);
-        spawn_local(async move {
-            loop {
-                engine.attention.watch(&engine).await;
-                let mut state = engine.attention.state.borrow_mut();
-                if !std::mem::take(&mut state.again) {
-                    state.updating = false;
-                    return;
-                }
-            }
-        });
+        Coalesce::request(
+            engine,
+            |engine| &engine.attention.updates,
+            |engine| async move { engine.attention.watch(&engine).await },
+        );
     }
 
     async fn watch(&self, engine: &Rc<Engine>) {

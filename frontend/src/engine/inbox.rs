@@ -16,7 +16,7 @@ use mesh::radio::RadioMessage;
 use mesh::wire::MAX_HISTORY_PAGE;
 use mesh::{ClientFrame, Kind, MessageId, RoomId, StoredMessage, TextBody};
 
-use super::{mark, Engine};
+use super::{mark, Coalesce, Engine};
 use crate::db::{MessageRecord, RecordState};
 use crate::device;
 
@@ -29,6 +29,8 @@ pub(super) const RADIO_SENDER: &str = "radio";
 #[derive(Default)]
 pub(super) struct Inbox {
     state: RefCell<State>,
+    /// Reloads of the list coalesce.
+    reloads: Coalesce,
 }
 
 #[derive(Default)]
@@ -46,9 +48,6 @@ struct State {
     /// The heartbeat asks for a cursor that moved alone to be written.
     cursor_due: bool,
     persisting: bool,
-    /// A reload of the list is running; `reload_again` asks it for one more.
-    reloading: bool,
-    reload_again: bool,
 }
 
 impl Inbox {
@@ -245,25 +244,11 @@ impl Inbox {
 
     /// The room changed in the store: the list follows (reloads coalesce).
     pub(super) fn changed(&self, engine: &Rc<Engine>) {
-        {
-            let mut state = self.state.borrow_mut();
-            if state.reloading {
-                state.reload_again = true;
-                return;
-            }
-            state.reloading = true;
-        }
-        let engine = Rc::clone(engine);
-        spawn_local(async move {
-            loop {
-                engine.inbox.refresh(&engine).await;
-                let mut state = engine.inbox.state.borrow_mut();
-                if !std::mem::take(&mut state.reload_again) {
-                    state.reloading = false;
-                    return;
-                }
-            }
-        });
+        Coalesce::request(
+            engine,
+            |engine| &engine.inbox.reloads,
+            |engine| async move { engine.inbox.refresh(&engine).await },
+        );
     }
 
     /// Shows the newest messages of the room from the store.

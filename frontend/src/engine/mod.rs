@@ -26,7 +26,7 @@ mod search;
 mod session;
 mod webserial;
 
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -80,6 +80,41 @@ pub(crate) struct Engine {
     session: session::Session,
     radio: radio::Radio,
     search: search::Search,
+}
+
+/// A job that runs at most once at a time: asked for while it runs, it runs once more after
+/// (any number of requests meanwhile make one run).
+#[derive(Default)]
+struct Coalesce {
+    running: Cell<bool>,
+    again: Cell<bool>,
+}
+
+impl Coalesce {
+    /// Runs `job` now, or once more after the run under way. `which` finds this coalescer in
+    /// the engine again from inside the running task.
+    fn request<F, Fut>(engine: &Rc<Engine>, which: fn(&Engine) -> &Coalesce, job: F)
+    where
+        F: Fn(Rc<Engine>) -> Fut + 'static,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let this = which(engine);
+        if this.running.replace(true) {
+            this.again.set(true);
+            return;
+        }
+        let engine = Rc::clone(engine);
+        spawn_local(async move {
+            loop {
+                job(Rc::clone(&engine)).await;
+                let this = which(&engine);
+                if !this.again.replace(false) {
+                    this.running.set(false);
+                    return;
+                }
+            }
+        });
+    }
 }
 
 /// Marks a moment for benchmarks and the browser's performance tools.
