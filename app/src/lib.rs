@@ -5,7 +5,7 @@
 //! from a [`ChatClient`] that the browser entry point (`frontend`) provides as context.
 #![warn(missing_docs, unreachable_pub)]
 // Leptos view types nest deeply; hydrating the whole app needs a deeper query limit.
-#![recursion_limit = "256"]
+#![recursion_limit = "1024"]
 
 pub mod chat;
 pub mod invite;
@@ -14,10 +14,6 @@ mod views;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
-use leptos_router::{
-    components::{Route, Router, Routes},
-    path,
-};
 
 pub use chat::{
     unread_label, ChatActions, ChatClient, ChatMessage, ChatState, Connection, Delivery,
@@ -80,7 +76,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
-/// The application: one screen that shows the join form or the room.
+/// The application: one screen that shows the home screen or the room.
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
@@ -93,10 +89,9 @@ pub fn App() -> impl IntoView {
     view! {
         <Stylesheet id="leptos" href="/pkg/fieldmesh.css"/>
         <Title text="FieldMesh"/>
-        <Router>
-            <Routes fallback=views::NotFound>
-                <Route path=path!("/") view=views::ChatScreen/>
-            </Routes>
-        </Router>
+        // One screen, no router: the server serves the page at `/` only, and the service
+        // worker serves it for every navigation. (A router's routes hydrate through boxed,
+        // asynchronous views, which kept about 180 KB of unused code in the Wasm.)
+        <views::ChatScreen/>
     }
 }

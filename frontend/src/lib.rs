@@ -1,7 +1,7 @@
 //! FieldMesh in the browser: the hydrate entry point, the device store and the sync engine.
 #![warn(missing_docs, unreachable_pub)]
 // Leptos view types nest deeply; hydrating the whole app needs a deeper query limit.
-#![recursion_limit = "256"]
+#![recursion_limit = "1024"]
 
 mod db;
 mod device;

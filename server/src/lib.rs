@@ -21,7 +21,6 @@ use axum::extract::FromRef;
 use axum::routing::get;
 use axum::Router;
 use leptos::prelude::LeptosOptions;
-use leptos_axum::{generate_route_list, LeptosRoutes};
 use tokio::sync::watch;
 use tower_http::trace::TraceLayer;
 
@@ -137,12 +136,20 @@ pub fn now_ms() -> u64 {
 
 /// The whole app: the page, its files, and the WebSocket.
 pub fn app(state: AppState) -> Router {
-    let routes = generate_route_list(app::App);
+    // Rendering the page spawns tasks on Leptos's executor: tokio's (set once; a second call
+    // finds it set).
+    let _ = any_spawner::Executor::init_tokio();
     let options = state.leptos_options.clone();
+    let context = options.clone();
+    // The one page: the app at `/` (any other path is a file or not found).
+    let page = leptos_axum::render_app_to_stream_with_context(
+        move || leptos::prelude::provide_context(context.clone()),
+        move || app::shell(options.clone()),
+    );
     let router = Router::new()
+        .route("/", get(page))
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(|| async { "ok" }))
-        .leptos_routes(&state, routes, move || app::shell(options.clone()))
         .fallback(site::serve_asset)
         .with_state(state);
     protective_headers(router, DEFAULT_POLICY).layer(TraceLayer::new_for_http())

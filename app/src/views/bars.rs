@@ -133,7 +133,6 @@ pub(super) fn SyncBar() -> impl IntoView {
             </div>
         </Show>
     }
-    .into_any()
 }
 
 /// The server's radio: shown only when it has one.

@@ -155,7 +155,6 @@ pub fn Home() -> impl IntoView {
             </form>
         </div>
     }
-    .into_any()
 }
 
 /// Notifications are offered once the person has a room to be told about; the browser asks

@@ -3,6 +3,7 @@
 // components are still reported as unreachable `pub` items.
 #![allow(unreachable_pub)]
 
+use leptos::either::Either;
 use leptos::{ev, html, prelude::*};
 use mesh::body::MAX_TEXT_CHARS;
 
@@ -108,7 +109,6 @@ pub(super) fn MessageList() -> impl IntoView {
             />
         </div>
     }
-    .into_any()
 }
 
 /// Pixels as `f64`, whatever integer or float type web-sys gives scroll offsets in.
@@ -122,32 +122,42 @@ pub(super) fn MessageRow(message: ChatMessage) -> impl IntoView {
     let id = message.id.clone();
     let state = client.state;
     let delivered_to = message.delivered_to.join(", ");
-    let delivery = message.own.then(|| match message.delivery {
-        _ if !delivered_to.is_empty() => view! {
-            <span class="state delivered" data-testid="message-state"
-                title="A phone in each of these camps opened it with the room key and said so over the radio">
-                {format!("✓✓ delivered to {delivered_to}")}
-            </span>
+    // One shape for every state but a failed one (a button to retry), so no view is boxed.
+    let failed = message.delivery == Delivery::Failed && delivered_to.is_empty();
+    let shown = message.delivery;
+    let (class, title) = if !delivered_to.is_empty() {
+        (
+            "state delivered",
+            Some("A phone in each of these camps opened it with the room key and said so over the radio"),
+        )
+    } else if shown == Delivery::Relayed {
+        ("state relayed", None)
+    } else {
+        ("state", None)
+    };
+    let label = move || {
+        if !delivered_to.is_empty() {
+            return format!("✓✓ delivered to {delivered_to}");
         }
-        .into_any(),
-        Delivery::Queued => {
-            let label = move || {
-                if state.connection.get() == Connection::Online { "sending…" } else { "queued" }
-            };
-            view! { <span class="state" data-testid="message-state">{label}</span> }.into_any()
+        match shown {
+            Delivery::Queued if state.connection.get() == Connection::Online => "sending…",
+            Delivery::Queued => "queued",
+            Delivery::Stored | Delivery::ViaRadio => "✓ stored on server",
+            Delivery::Relayed => "📡 relayed by radio",
+            Delivery::Failed => "failed",
         }
-        Delivery::Stored | Delivery::ViaRadio => {
-            view! { <span class="state" data-testid="message-state">"✓ stored on server"</span> }.into_any()
+        .to_string()
+    };
+    let delivery = message.own.then(|| {
+        if failed {
+            Either::Right(view! {
+                <button class="state failed" data-testid="message-retry" on:click=move |_| client.retry(&id)>
+                    "failed · tap to retry"
+                </button>
+            })
+        } else {
+            Either::Left(view! { <span class=class title=title data-testid="message-state">{label}</span> })
         }
-        Delivery::Relayed => {
-            view! { <span class="state relayed" data-testid="message-state">"📡 relayed by radio"</span> }.into_any()
-        }
-        Delivery::Failed => view! {
-            <button class="state failed" data-testid="message-retry" on:click=move |_| client.retry(&id)>
-                "failed · tap to retry"
-            </button>
-        }
-        .into_any(),
     });
     view! {
         <article class="message" class:own=message.own data-testid="message" data-id=message.id.clone()>
@@ -176,15 +186,14 @@ fn MessageText(text: String) -> impl IntoView {
     let pieces = pieces(&text)
         .into_iter()
         .map(|piece| match piece {
-            Piece::Text(text) => text.into_any(),
+            Piece::Text(text) => Either::Left(text),
             Piece::Link(url) => {
                 let href = url.clone();
-                view! {
+                Either::Right(view! {
                     <a href=href target="_blank" rel="noopener noreferrer nofollow" data-testid="message-link">
                         {url}
                     </a>
-                }
-                .into_any()
+                })
             }
         })
         .collect_view();
@@ -265,5 +274,4 @@ pub(super) fn Composer() -> impl IntoView {
             </button>
         </form>
     }
-    .into_any()
 }

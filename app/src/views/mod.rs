@@ -11,6 +11,7 @@ mod messages;
 mod search;
 mod sheets;
 
+use leptos::either::Either;
 use leptos::{ev, prelude::*};
 
 use crate::chat::ChatClient;
@@ -25,18 +26,23 @@ use sheets::{RadioPanel, ShareSheet};
 #[component]
 pub fn ChatScreen() -> impl IntoView {
     let client = expect_context::<ChatClient>();
-    let in_room = move || client.state.session.with(Option::is_some);
+    // Memos: the screen is built again only when these change, not on every session update
+    // (a mute), which would lose the list's place and the draft.
+    let in_room = Memo::new(move |_| client.state.session.with(Option::is_some));
+    let code_needed = Memo::new(move |_| client.state.code_needed.get());
     view! {
         <main class="screen">
             <UpdateBanner/>
             // One step at a time: while the server wants its join code, only the code.
-            <Show when=move || !client.state.code_needed.get() fallback=CodeGate>
-                <DirectAlert/>
-                <Show when=in_room fallback=Home>
-                    <RoomView/>
-                </Show>
-                <SearchSheet/>
-            </Show>
+            {move || if code_needed.get() {
+                Either::Left(view! { <CodeGate/> })
+            } else {
+                Either::Right(view! {
+                    <DirectAlert/>
+                    {move || if in_room.get() { Either::Left(view! { <RoomView/> }) } else { Either::Right(view! { <Home/> }) }}
+                    <SearchSheet/>
+                })
+            }}
         </main>
     }
 }
@@ -83,7 +89,6 @@ fn RoomView() -> impl IntoView {
             <Composer/>
         </section>
     }
-    .into_any()
 }
 
 /// The room's other actions, one tap away: invite, mute, this device's radio.
@@ -230,15 +235,5 @@ fn Notice() -> impl IntoView {
                 </button>
             </div>
         </Show>
-    }
-}
-
-/// Shown for any path but `/`.
-#[component]
-pub fn NotFound() -> impl IntoView {
-    view! {
-        <main class="screen">
-            <p class="empty">"Nothing here. " <a href="/">"Open FieldMesh"</a></p>
-        </main>
     }
 }

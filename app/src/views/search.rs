@@ -4,6 +4,7 @@
 // components are still reported as unreachable `pub` items.
 #![allow(unreachable_pub)]
 
+use leptos::either::Either;
 use leptos::{ev, html, prelude::*};
 
 use crate::chat::{ChatClient, SearchHit};
@@ -115,7 +116,6 @@ pub(super) fn SearchSheet() -> impl IntoView {
             </div>
         </Show>
     }
-    .into_any()
 }
 
 /// One result: room, author, time, and the text around the match, marked. Tap to open it.
@@ -133,9 +133,9 @@ fn Hit(hit: SearchHit) -> impl IntoView {
                 </span>
                 <span class="hit-text" dir="auto" data-testid="search-hit-text">
                     {hit.excerpt.into_iter().map(|(text, matched)| if matched {
-                        view! { <mark>{text}</mark> }.into_any()
+                        Either::Left(view! { <mark>{text}</mark> })
                     } else {
-                        text.into_any()
+                        Either::Right(text)
                     }).collect_view()}
                 </span>
             </button>

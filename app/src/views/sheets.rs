@@ -4,6 +4,7 @@
 // components are still reported as unreachable `pub` items.
 #![allow(unreachable_pub)]
 
+use leptos::either::EitherOf3;
 use leptos::prelude::*;
 use mesh::radio::NetworkKey;
 use mesh::serial::{
@@ -196,13 +197,13 @@ pub(super) fn RadioPanel(open: RwSignal<bool>) -> impl IntoView {
             <div class="sheet radio-panel" role="dialog" aria-label="This device's radio" data-testid="radio-panel">
                 <h3>"Radio on this device"</h3>
                 {move || if !radio().supported {
-                    view! {
+                    EitherOf3::A(view! {
                         <p class="hint" data-testid="radio-unsupported">
                             "This browser cannot talk to a USB radio: Web Serial works in Chrome or Edge on a computer, not in Firefox, Safari or most phones. Your messages still travel through the server, and through its radio if it has one."
                         </p>
-                    }.into_any()
+                    })
                 } else if radio().connected {
-                    view! {
+                    EitherOf3::B(view! {
                         <p data-testid="radio-state"><strong>{move || radio().status}</strong>" · "{move || radio().protocol.name()}" · "<span data-testid="radio-mesh">{move || radio().mesh}</span></p>
                         <p class="error" role="alert" data-testid="radio-skew">{skew}</p>
                         <p class="hint" data-testid="radio-counters">
@@ -216,9 +217,9 @@ pub(super) fn RadioPanel(open: RwSignal<bool>) -> impl IntoView {
                         </label>
                         <p class="hint" data-testid="radio-lend-detail">{move || radio().lend_detail.unwrap_or_default()}</p>
                         <button class="danger" data-testid="radio-disconnect" on:click=move |_| client.radio_disconnect()>"Disconnect"</button>
-                    }.into_any()
+                    })
                 } else {
-                    view! {
+                    EitherOf3::C(view! {
                         <p class="hint">"Plug a LoRa radio into this device's USB port and connect it: messages then reach other camps over the radio even with no server here."</p>
                         <p data-testid="radio-state">{move || radio().status}</p>
                         <label>"Protocol "
@@ -273,7 +274,7 @@ pub(super) fn RadioPanel(open: RwSignal<bool>) -> impl IntoView {
                         </label>
                         <p class="error" role="alert">{move || error.get()}</p>
                         <button class="primary" data-testid="radio-connect" on:click=connect>"Connect a radio"</button>
-                    }.into_any()
+                    })
                 }}
                 {move || state.web_radio.with(|r| r.camp_key_words.clone()).map(|camp_words| view! {
                     <details class="mesh-key" prop:open=move || show_key.get()
