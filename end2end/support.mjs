@@ -1,7 +1,7 @@
 // Shared parts of the browser tests: a real server process, Debian's chromium, page objects.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { openSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -141,6 +141,16 @@ export class RadioSim {
 
 /** Headless Debian chromium, flags as the machine needs them (root, closed network). */
 export { SITE };
+
+/** A HOME whose NSS database trusts `caFile`, as a person's phone does after installing it. */
+export async function homeTrusting(caFile) {
+  const home = await mkdtemp(join(tmpdir(), 'fieldmesh-home-'));
+  const db = `sql:${join(home, '.pki/nssdb')}`;
+  await mkdir(join(home, '.pki/nssdb'), { recursive: true });
+  execFileSync('certutil', ['-d', db, '-N', '--empty-password']);
+  execFileSync('certutil', ['-d', db, '-A', '-n', 'FieldMesh local CA', '-t', 'C,,', '-i', caFile]);
+  return home;
+}
 
 /** Launches chromium; `home` gives it a HOME of its own (and so its own NSS certificate
  * database), `args` adds command-line flags. */

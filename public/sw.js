@@ -21,9 +21,11 @@ const SHELL = [
 ];
 
 self.addEventListener('install', (event) => {
-  // `reload` skips the HTTP cache, so the new cache holds exactly this release's files.
+  // `no-cache` asks the server whether the HTTP cache's copy is still current (its ETag): the
+  // new cache holds exactly this release's files, and a first visit does not download again
+  // what the page has just loaded (the server answers 304 Not Modified).
   event.waitUntil(
-    caches.open(CACHE).then((cache) => cache.addAll(SHELL.map((url) => new Request(url, { cache: 'reload' })))),
+    caches.open(CACHE).then((cache) => cache.addAll(SHELL.map((url) => new Request(url, { cache: 'no-cache' })))),
   );
 });
 

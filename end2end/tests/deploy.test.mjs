@@ -5,23 +5,14 @@ import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:https';
-import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { ChatPage, Server, launchBrowser } from '../support.mjs';
+import { ChatPage, Server, homeTrusting, launchBrowser } from '../support.mjs';
 
 const HOST = 'fieldmesh.test';
 
-/** A HOME whose NSS database trusts `caFile`, as a person's phone does after installing it. */
-async function homeTrusting(caFile) {
-  const home = await mkdtemp(join(tmpdir(), 'fieldmesh-home-'));
-  const db = `sql:${join(home, '.pki/nssdb')}`;
-  await mkdir(join(home, '.pki/nssdb'), { recursive: true });
-  execFileSync('certutil', ['-d', db, '-N', '--empty-password']);
-  execFileSync('certutil', ['-d', db, '-A', '-n', 'FieldMesh local CA', '-t', 'C,,', '-i', caFile]);
-  return home;
-}
 
 test('over HTTPS on a LAN host name, a phone that installed the CA gets the offline app; another CA is refused', async () => {
   const server = await Server.start({ tls: true, args: ['--hostname', HOST] });

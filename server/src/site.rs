@@ -1,6 +1,7 @@
 //! The web app the server hands out: embedded in the binary at build time (so one file is the
-//! whole deployment), or read from `--site-root` for development. Held in memory with a gzip
-//! copy of each compressible file, and a service worker whose cache is named after the build.
+//! whole deployment), or read from `--site-root` for development. Held in memory with the
+//! brotli and gzip copies `./x` made of each compressible file at build time (gzip made at
+//! start for a file without one), and a service worker whose cache is named after the build.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -24,6 +25,7 @@ struct Embedded;
 /// One file of the web app.
 struct Asset {
     bytes: Arc<[u8]>,
+    brotli: Option<Arc<[u8]>>,
     gzip: Option<Arc<[u8]>>,
     content_type: &'static str,
     etag: HeaderValue,
@@ -53,10 +55,31 @@ impl Site {
     pub fn from_dir(root: &Path) -> Self {
         let mut files = Vec::new();
         collect_files(root, root, &mut files);
+        // A compressed copy older than its file was made from an earlier version of it (the
+        // file was edited in place): it is left out, and gzip is made again at start.
+        let modified = |path: &str| {
+            std::fs::metadata(root.join(path))
+                .and_then(|m| m.modified())
+                .ok()
+        };
+        files.retain(|(path, _)| {
+            let Some(original) = path
+                .strip_suffix(".br")
+                .or_else(|| path.strip_suffix(".gz"))
+            else {
+                return true;
+            };
+            modified(path) >= modified(original)
+        });
         Self::from_files(files, root.display().to_string())
     }
 
-    fn from_files(mut files: Vec<(String, Vec<u8>)>, origin: String) -> Self {
+    fn from_files(files: Vec<(String, Vec<u8>)>, origin: String) -> Self {
+        // `x.br` and `x.gz` are compressed copies of `x`, not files of their own.
+        let (compressed, mut files): (Vec<_>, Vec<_>) = files
+            .into_iter()
+            .partition(|(path, _)| path.ends_with(".br") || path.ends_with(".gz"));
+        let mut compressed: HashMap<String, Vec<u8>> = compressed.into_iter().collect();
         files.sort_by(|a, b| a.0.cmp(&b.0));
         let mut hash = Sha256::new();
         for (path, bytes) in files.iter().filter(|(path, _)| path != "sw.js") {
@@ -76,7 +99,9 @@ impl Site {
                 } else {
                     bytes
                 };
-                (path.clone(), Asset::new(&path, bytes))
+                let brotli = compressed.remove(&format!("{path}.br"));
+                let gzip = compressed.remove(&format!("{path}.gz"));
+                (path.clone(), Asset::new(&path, bytes, brotli, gzip))
             })
             .collect();
         Self {
@@ -91,7 +116,8 @@ impl Site {
         self.assets.contains_key("pkg/fieldmesh.wasm")
     }
 
-    /// Answers a request for `path`, honouring `If-None-Match` and `Accept-Encoding: gzip`.
+    /// Answers a request for `path`, honouring `If-None-Match` and `Accept-Encoding` (brotli
+    /// first, then gzip).
     fn respond(&self, path: &str, headers: &HeaderMap) -> Option<Response> {
         let asset = self.assets.get(path)?;
         // The service worker and the page must never come stale from an HTTP cache; the other
@@ -110,20 +136,25 @@ impl Site {
                     .into_response(),
             );
         }
-        let gzip_ok = headers
+        let accepted = headers
             .get(header::ACCEPT_ENCODING)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
-        let mut response = match (&asset.gzip, gzip_ok) {
-            (Some(gzip), true) => {
+            .unwrap_or_default();
+        let encoded = [("br", &asset.brotli), ("gzip", &asset.gzip)]
+            .into_iter()
+            .find_map(|(name, bytes)| {
+                Some((name, bytes.as_ref()?)).filter(|_| accepts(accepted, name))
+            });
+        let mut response = match encoded {
+            Some((name, bytes)) => {
                 let mut response =
-                    Response::new(Body::from(axum::body::Bytes::from_owner(Arc::clone(gzip))));
+                    Response::new(Body::from(axum::body::Bytes::from_owner(Arc::clone(bytes))));
                 response
                     .headers_mut()
-                    .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                    .insert(header::CONTENT_ENCODING, HeaderValue::from_static(name));
                 response
             }
-            _ => Response::new(Body::from(axum::body::Bytes::from_owner(Arc::clone(
+            None => Response::new(Body::from(axum::body::Bytes::from_owner(Arc::clone(
                 &asset.bytes,
             )))),
         };
@@ -139,21 +170,39 @@ impl Site {
     }
 }
 
+/// Whether an `Accept-Encoding` value accepts `coding` (named, and not with `q=0`).
+fn accepts(accepted: &str, coding: &str) -> bool {
+    accepted.split(',').any(|entry| {
+        let mut parts = entry.split(';').map(str::trim);
+        parts
+            .next()
+            .is_some_and(|name| name.eq_ignore_ascii_case(coding))
+            && !parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            })
+    })
+}
+
 impl Asset {
-    fn new(path: &str, bytes: Vec<u8>) -> Self {
+    fn new(path: &str, bytes: Vec<u8>, brotli: Option<Vec<u8>>, gzip: Option<Vec<u8>>) -> Self {
         let content_type = content_type(path);
         let compressible = !content_type.starts_with("image/png");
-        let gzip = (compressible && bytes.len() > 1024).then(|| {
-            let mut encoder =
-                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-            encoder
-                .write_all(&bytes)
-                .expect("writing to a Vec cannot fail");
-            Arc::from(encoder.finish().expect("writing to a Vec cannot fail"))
+        let gzip = gzip.map(Arc::from).or_else(|| {
+            (compressible && bytes.len() > 1024).then(|| {
+                let mut encoder =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+                encoder
+                    .write_all(&bytes)
+                    .expect("writing to a Vec cannot fail");
+                Arc::from(encoder.finish().expect("writing to a Vec cannot fail"))
+            })
         });
         let etag = mesh::hex::encode(&Sha256::digest(&bytes)[..12]);
         Self {
             bytes: Arc::from(bytes),
+            brotli: brotli.map(Arc::from),
             gzip,
             content_type,
             etag: HeaderValue::from_str(&format!("\"{etag}\""))

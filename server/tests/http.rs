@@ -32,6 +32,14 @@ fn test_app() -> TestApp {
         "{\"name\":\"FieldMesh\"}",
     )
     .unwrap();
+    TestApp {
+        router: app_over(&site),
+        _dir: dir,
+    }
+}
+
+/// The app serving the web app in `site` (its data beside it).
+fn app_over(site: &std::path::Path) -> Router {
     let config = Config::parse_from([
         "fieldmesh".as_ref(),
         "--tls".as_ref(),
@@ -39,11 +47,8 @@ fn test_app() -> TestApp {
         "--site-root".as_ref(),
         site.as_os_str(),
     ]);
-    let (state, _shutdown) = AppState::new(&config, &dir.path().join("data")).unwrap();
-    TestApp {
-        router: app(state),
-        _dir: dir,
-    }
+    let (state, _shutdown) = AppState::new(&config, &site.join("../data")).unwrap();
+    app(state)
 }
 
 async fn get(
@@ -341,4 +346,67 @@ fn with_tls_off_a_landing_address_is_not_silently_ignored() {
         !lines.iter().any(|l| l.contains("--http-listen")),
         "{lines:#?}"
     );
+}
+
+#[tokio::test]
+async fn copies_compressed_at_build_time_are_sent_as_they_are_brotli_first() {
+    let app = test_app();
+    // What `./x site` writes beside a file (tools/compress.mjs); the server trusts them as
+    // they are, so marked bytes show which copy was sent.
+    let site = app._dir.path().join("site");
+    std::fs::write(site.join("pkg/fieldmesh.js"), "let app = 1;\n".repeat(200)).unwrap();
+    std::fs::write(site.join("pkg/fieldmesh.js.br"), b"brotli copy").unwrap();
+    std::fs::write(site.join("pkg/fieldmesh.js.gz"), b"gzip copy").unwrap();
+    let app = TestApp {
+        router: app_over(&site),
+        _dir: app._dir,
+    };
+    for (accept, coding, body) in [
+        ("gzip, deflate, br, zstd", "br", "brotli copy"),
+        ("br;q=0, gzip", "gzip", "gzip copy"),
+        ("gzip", "gzip", "gzip copy"),
+        ("identity", "", &"let app = 1;\n".repeat(200)[..]),
+    ] {
+        let response = get(
+            &app.router,
+            "/pkg/fieldmesh.js",
+            &[(header::ACCEPT_ENCODING, accept)],
+        )
+        .await;
+        assert_eq!(
+            header_of(&response, header::CONTENT_ENCODING),
+            coding,
+            "{accept}"
+        );
+        assert_eq!(text(response).await, body, "{accept}");
+    }
+    // The copies are not files of their own.
+    let copy = get(&app.router, "/pkg/fieldmesh.js.br", &[]).await;
+    assert_eq!(copy.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_compressed_copy_older_than_its_file_is_not_sent() {
+    let app = test_app();
+    let site = app._dir.path().join("site");
+    std::fs::write(site.join("pkg/fieldmesh.js.br"), b"stale brotli copy").unwrap();
+    std::fs::write(site.join("pkg/fieldmesh.js.gz"), b"stale gzip copy").unwrap();
+    // The file is edited after its copies were made (as a test turning a site into the next
+    // release does).
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let js = "let next = 2;\n".repeat(200);
+    std::fs::write(site.join("pkg/fieldmesh.js"), &js).unwrap();
+    let router = app_over(&site);
+    let response = get(
+        &router,
+        "/pkg/fieldmesh.js",
+        &[(header::ACCEPT_ENCODING, "br, gzip")],
+    )
+    .await;
+    assert_eq!(header_of(&response, header::CONTENT_ENCODING), "gzip");
+    let bytes = to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    let mut unzipped = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut unzipped)
+        .unwrap();
+    assert_eq!(unzipped, js, "gzip made again from the file as it is now");
 }
