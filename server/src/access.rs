@@ -152,14 +152,33 @@ fn check<K: std::hash::Hash + Eq + Clone>(
 
 impl Default for Limits {
     fn default() -> Self {
+        Self::new(1)
+    }
+}
+
+/// An allowance per address when `phones` share it: `phones` times the burst, refilling
+/// `phones` times as fast.
+fn shared((burst, every): (u32, Duration), phones: u32) -> (u32, Duration) {
+    let phones = phones.max(1);
+    (
+        burst.saturating_mul(phones),
+        (every / phones).max(Duration::from_nanos(1)),
+    )
+}
+
+impl Limits {
+    /// The limits when up to `phones_per_address` phones share one address (see
+    /// `--phones-per-address`).
+    pub fn new(phones_per_address: u32) -> Self {
+        let per_address = |allowance| quota(shared(allowance, phones_per_address));
         Self {
             unlock_by_device: RateLimiter::keyed(quota(UNLOCKS_PER_DEVICE)),
-            unlock_by_address: RateLimiter::keyed(quota(UNLOCKS_PER_ADDRESS)),
-            connect_by_address: RateLimiter::keyed(quota(CONNECTS_PER_ADDRESS)),
+            unlock_by_address: RateLimiter::keyed(per_address(UNLOCKS_PER_ADDRESS)),
+            connect_by_address: RateLimiter::keyed(per_address(CONNECTS_PER_ADDRESS)),
             publish_by_device: RateLimiter::keyed(quota(PUBLISHES)),
-            publish_by_address: RateLimiter::keyed(quota(PUBLISHES)),
+            publish_by_address: RateLimiter::keyed(per_address(PUBLISHES)),
             public_by_device: RateLimiter::keyed(quota(PUBLIC_PER_DEVICE)),
-            public_by_address: RateLimiter::keyed(quota(PUBLIC_PER_ADDRESS)),
+            public_by_address: RateLimiter::keyed(per_address(PUBLIC_PER_ADDRESS)),
             bytes_by_device: RateLimiter::keyed(
                 Quota::with_period(Duration::from_secs(24 * 60 * 60) / DEVICE_BYTES_PER_DAY)
                     .expect("a day per byte allowance is non-zero")
@@ -291,15 +310,36 @@ pub struct Access {
     pub code: Option<JoinCode>,
     /// The rate limiters.
     pub limits: Limits,
+    /// Reverse proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 impl Access {
-    /// Open access or a join code, with fresh limits.
-    pub fn new(code: Option<JoinCode>) -> Arc<Self> {
+    /// Open access or a join code, with fresh limits for `phones_per_address`, believing the
+    /// client address only from `trusted_proxies`.
+    pub fn new(
+        code: Option<JoinCode>,
+        phones_per_address: u32,
+        trusted_proxies: Vec<IpAddr>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             code,
-            limits: Limits::default(),
+            limits: Limits::new(phones_per_address),
+            trusted_proxies,
         })
+    }
+
+    /// The address a request is limited by: the peer's, or, from a trusted proxy, the last
+    /// address of its `X-Forwarded-For` (the one the proxy added; earlier ones came from the
+    /// client and prove nothing).
+    pub fn client_address(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
+        if !self.trusted_proxies.contains(&peer) {
+            return peer;
+        }
+        forwarded_for
+            .and_then(|value| value.rsplit(',').next())
+            .and_then(|last| last.trim().parse().ok())
+            .unwrap_or(peer)
     }
 
     /// Checks `code` for `device` and, when right, hands out a new device token.
@@ -389,5 +429,40 @@ mod tests {
             network("10.1.2.3".parse().unwrap()),
             "10.1.2.3".parse::<IpAddr>().unwrap()
         );
+    }
+
+    #[test]
+    fn allowances_per_address_grow_with_the_phones_that_share_it_and_per_device_ones_do_not() {
+        let camp: IpAddr = "10.0.0.7".parse().unwrap();
+        let alone = Limits::new(1);
+        let refused = (0..200).filter(|_| alone.connect(camp).is_err()).count();
+        assert!(
+            refused >= 160,
+            "30 at once for one address by default: {refused} refused"
+        );
+        let shared = Limits::new(10);
+        assert!(
+            (0..200).all(|_| shared.connect(camp).is_ok()),
+            "300 at once for ten phones"
+        );
+        let device = SenderId([4; 32]);
+        let tries = (0..10)
+            .filter(|_| shared.unlock(device, camp).is_ok())
+            .count();
+        assert_eq!(tries, 5, "one device still gets its own five tries");
+    }
+
+    #[test]
+    fn the_client_address_is_believed_from_a_trusted_proxy_only() {
+        let proxy: IpAddr = "10.0.0.9".parse().unwrap();
+        let phone: IpAddr = "192.168.4.20".parse().unwrap();
+        let access = Access::new(None, 1, vec![proxy]);
+        // The proxy appends the address it saw; what came before is the client's own claim.
+        let header = Some("6.6.6.6, 192.168.4.20");
+        assert_eq!(access.client_address(proxy, header), phone);
+        assert_eq!(access.client_address(proxy, Some("not an address")), proxy);
+        assert_eq!(access.client_address(proxy, None), proxy);
+        // Anyone else's header is ignored: it would let a flooder pick fresh allowances.
+        assert_eq!(access.client_address(phone, Some("6.6.6.6")), phone);
     }
 }

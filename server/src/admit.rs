@@ -30,6 +30,7 @@ const FILES_IN_RESERVE: u64 = 128;
 pub struct Admission {
     max_total: usize,
     max_per_address: usize,
+    unlimited: Vec<IpAddr>,
     held: Mutex<Held>,
 }
 
@@ -40,11 +41,13 @@ struct Held {
 }
 
 impl Admission {
-    /// At most `max_total` connections, `max_per_address` from one address.
-    pub fn new(max_total: usize, max_per_address: usize) -> Arc<Self> {
+    /// At most `max_total` connections, `max_per_address` from one address, except from the
+    /// `unlimited` addresses (trusted proxies, which carry many phones' connections).
+    pub fn new(max_total: usize, max_per_address: usize, unlimited: Vec<IpAddr>) -> Arc<Self> {
         Arc::new(Self {
             max_total: max_total.max(1),
             max_per_address: max_per_address.max(1),
+            unlimited,
             held: Mutex::new(Held::default()),
         })
     }
@@ -57,7 +60,9 @@ impl Admission {
     pub fn admit(self: &Arc<Self>, address: IpAddr) -> Option<Place> {
         let mut held = self.held();
         let from_here = held.by_address.get(&address).copied().unwrap_or(0);
-        if held.total >= self.max_total || from_here >= self.max_per_address {
+        let per_address_full =
+            from_here >= self.max_per_address && !self.unlimited.contains(&address);
+        if held.total >= self.max_total || per_address_full {
             return None;
         }
         held.total += 1;
@@ -222,7 +227,7 @@ mod tests {
 
     #[test]
     fn places_are_bounded_per_address_and_in_all_and_given_back() {
-        let admission = Admission::new(3, 2);
+        let admission = Admission::new(3, 2, Vec::new());
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
         let first = admission.admit(a).unwrap();
@@ -235,5 +240,18 @@ mod tests {
             .admit(b)
             .expect("a closed connection frees its place");
         assert_eq!(admission.total(), 3);
+    }
+
+    #[test]
+    fn a_trusted_proxy_is_not_held_to_the_per_address_bound_but_to_the_total() {
+        let proxy: IpAddr = "10.0.0.9".parse().unwrap();
+        let admission = Admission::new(5, 2, vec![proxy]);
+        let places: Vec<_> = (0..5).map(|_| admission.admit(proxy).unwrap()).collect();
+        assert!(admission.admit(proxy).is_none(), "the total still holds");
+        drop(places);
+        let other: IpAddr = "10.0.0.1".parse().unwrap();
+        let _a = admission.admit(other).unwrap();
+        let _b = admission.admit(other).unwrap();
+        assert!(admission.admit(other).is_none(), "others keep their bound");
     }
 }

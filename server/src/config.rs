@@ -293,6 +293,30 @@ pub struct Config {
     )]
     pub max_connections_per_address: usize,
 
+    /// How many phones may share one network address (a camp behind one NAT router): every
+    /// allowance kept per address (new connections, messages, join-code tries) is this many
+    /// times the one-address default. Allowances per device do not change.
+    #[arg(
+        long,
+        env = "FIELDMESH_PHONES_PER_ADDRESS",
+        value_name = "COUNT",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u32).range(1..=10_000)
+    )]
+    pub phones_per_address: u32,
+
+    /// A reverse proxy in front of this server (repeat the flag, or separate addresses with
+    /// commas): a request from it is limited by the client address the proxy puts last in
+    /// `X-Forwarded-For`, and the proxy is not held to --max-connections-per-address. The
+    /// header is believed from these addresses only.
+    #[arg(
+        long = "trusted-proxy",
+        env = "FIELDMESH_TRUSTED_PROXY",
+        value_name = "ADDRESS",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+
     /// Do not print the QR code of the app's address at start.
     #[arg(long, env = "FIELDMESH_NO_QR")]
     pub no_qr: bool,

@@ -104,7 +104,11 @@ impl AppState {
             Some(code) => Some(access::JoinCode::set_up(&code, data_dir)?),
             None => None,
         };
-        let access = access::Access::new(code);
+        let access = access::Access::new(
+            code,
+            config.phones_per_address,
+            config.trusted_proxies.clone(),
+        );
         let hub = Hub::default();
         let options = radio::RadioOptions {
             lend_allowed: config.radio_lend,

@@ -62,6 +62,7 @@ pub async fn serve(
     let admission = crate::admit::Admission::new(
         crate::admit::open_file_room(config.max_connections),
         config.max_connections_per_address,
+        config.trusted_proxies.clone(),
     );
     let admit = crate::admit::Admit(admission);
     let app_handle: Handle<SocketAddr> = Handle::new();

@@ -3,12 +3,13 @@
 //! brotli and gzip copies `./x` made of each compressible file at build time (gzip made at
 //! start for a file without one), and a service worker whose cache is named after the build.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -22,13 +23,34 @@ const BUILD_PLACEHOLDER: &str = "__FIELDMESH_BUILD__";
 #[folder = "$FIELDMESH_EMBED_DIR"]
 struct Embedded;
 
-/// One file of the web app.
+/// One file of the web app, and the copies compressed at build time. Embedded files stay in
+/// the binary (nothing is copied or read at start: a file's pages are touched when it is
+/// first sent).
 struct Asset {
-    bytes: Arc<[u8]>,
-    brotli: Option<Arc<[u8]>>,
-    gzip: Option<Arc<[u8]>>,
+    bytes: Bytes,
+    brotli: Option<Bytes>,
+    gzip: Option<Bytes>,
     content_type: &'static str,
     etag: HeaderValue,
+}
+
+/// A file as found: its path, its bytes and their SHA-256 (computed at build time when
+/// embedded).
+struct File {
+    path: String,
+    bytes: Bytes,
+    sha256: [u8; 32],
+}
+
+impl File {
+    fn read(path: String, bytes: Vec<u8>) -> Self {
+        let sha256 = Sha256::digest(&bytes).into();
+        Self {
+            path,
+            bytes: Bytes::from(bytes),
+            sha256,
+        }
+    }
 }
 
 /// The web app in memory.
@@ -45,7 +67,15 @@ impl Site {
     pub fn embedded() -> Self {
         let files = Embedded::iter()
             .filter_map(|path| {
-                Embedded::get(&path).map(|file| (path.to_string(), file.data.into_owned()))
+                let file = Embedded::get(&path)?;
+                Some(File {
+                    path: path.to_string(),
+                    sha256: file.metadata.sha256_hash(),
+                    bytes: match file.data {
+                        Cow::Borrowed(bytes) => Bytes::from_static(bytes),
+                        Cow::Owned(bytes) => Bytes::from(bytes),
+                    },
+                })
             })
             .collect();
         Self::from_files(files, "embedded in the binary".into())
@@ -71,37 +101,42 @@ impl Site {
             };
             modified(path) >= modified(original)
         });
+        let files = files
+            .into_iter()
+            .map(|(path, bytes)| File::read(path, bytes))
+            .collect();
         Self::from_files(files, root.display().to_string())
     }
 
-    fn from_files(files: Vec<(String, Vec<u8>)>, origin: String) -> Self {
+    fn from_files(files: Vec<File>, origin: String) -> Self {
         // `x.br` and `x.gz` are compressed copies of `x`, not files of their own.
         let (compressed, mut files): (Vec<_>, Vec<_>) = files
             .into_iter()
-            .partition(|(path, _)| path.ends_with(".br") || path.ends_with(".gz"));
-        let mut compressed: HashMap<String, Vec<u8>> = compressed.into_iter().collect();
-        files.sort_by(|a, b| a.0.cmp(&b.0));
+            .partition(|f| f.path.ends_with(".br") || f.path.ends_with(".gz"));
+        let mut compressed: HashMap<String, Bytes> =
+            compressed.into_iter().map(|f| (f.path, f.bytes)).collect();
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        // From the files' hashes (made at build time when embedded): no file is read for it.
         let mut hash = Sha256::new();
-        for (path, bytes) in files.iter().filter(|(path, _)| path != "sw.js") {
-            hash.update(path.as_bytes());
+        for file in files.iter().filter(|f| f.path != "sw.js") {
+            hash.update(file.path.as_bytes());
             hash.update([0]);
-            hash.update((bytes.len() as u64).to_le_bytes());
-            hash.update(bytes);
+            hash.update(file.sha256);
         }
         let build_id = mesh::hex::encode(&hash.finalize()[..8]);
         let assets = files
             .into_iter()
-            .map(|(path, bytes)| {
-                let bytes = if path == "sw.js" {
-                    String::from_utf8_lossy(&bytes)
-                        .replace(BUILD_PLACEHOLDER, &build_id)
-                        .into_bytes()
+            .map(|file| {
+                let file = if file.path == "sw.js" {
+                    let text =
+                        String::from_utf8_lossy(&file.bytes).replace(BUILD_PLACEHOLDER, &build_id);
+                    File::read(file.path, text.into_bytes())
                 } else {
-                    bytes
+                    file
                 };
-                let brotli = compressed.remove(&format!("{path}.br"));
-                let gzip = compressed.remove(&format!("{path}.gz"));
-                (path.clone(), Asset::new(&path, bytes, brotli, gzip))
+                let brotli = compressed.remove(&format!("{}.br", file.path));
+                let gzip = compressed.remove(&format!("{}.gz", file.path));
+                (file.path.clone(), Asset::new(file, brotli, gzip))
             })
             .collect();
         Self {
@@ -147,16 +182,13 @@ impl Site {
             });
         let mut response = match encoded {
             Some((name, bytes)) => {
-                let mut response =
-                    Response::new(Body::from(axum::body::Bytes::from_owner(Arc::clone(bytes))));
+                let mut response = Response::new(Body::from(bytes.clone()));
                 response
                     .headers_mut()
                     .insert(header::CONTENT_ENCODING, HeaderValue::from_static(name));
                 response
             }
-            None => Response::new(Body::from(axum::body::Bytes::from_owner(Arc::clone(
-                &asset.bytes,
-            )))),
+            None => Response::new(Body::from(asset.bytes.clone())),
         };
         let headers = response.headers_mut();
         headers.insert(
@@ -186,23 +218,24 @@ fn accepts(accepted: &str, coding: &str) -> bool {
 }
 
 impl Asset {
-    fn new(path: &str, bytes: Vec<u8>, brotli: Option<Vec<u8>>, gzip: Option<Vec<u8>>) -> Self {
-        let content_type = content_type(path);
+    fn new(file: File, brotli: Option<Bytes>, gzip: Option<Bytes>) -> Self {
+        let content_type = content_type(&file.path);
         let compressible = !content_type.starts_with("image/png");
-        let gzip = gzip.map(Arc::from).or_else(|| {
-            (compressible && bytes.len() > 1024).then(|| {
+        // Made here only for a file `./x` did not compress (a site built some other way).
+        let gzip = gzip.or_else(|| {
+            (compressible && file.bytes.len() > 1024).then(|| {
                 let mut encoder =
                     flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
                 encoder
-                    .write_all(&bytes)
+                    .write_all(&file.bytes)
                     .expect("writing to a Vec cannot fail");
-                Arc::from(encoder.finish().expect("writing to a Vec cannot fail"))
+                Bytes::from(encoder.finish().expect("writing to a Vec cannot fail"))
             })
         });
-        let etag = mesh::hex::encode(&Sha256::digest(&bytes)[..12]);
+        let etag = mesh::hex::encode(&file.sha256[..12]);
         Self {
-            bytes: Arc::from(bytes),
-            brotli: brotli.map(Arc::from),
+            bytes: file.bytes,
+            brotli,
             gzip,
             content_type,
             etag: HeaderValue::from_str(&format!("\"{etag}\""))

@@ -730,3 +730,78 @@ async fn one_sender_cannot_bury_the_public_room_and_a_full_room_says_why() {
     ben.publish(&text_message(room("another camp"), "Ana", "still fine"))
         .await;
 }
+
+/// Opens `count` WebSockets at once from this machine, each saying `forwarded_for(n)` in
+/// `X-Forwarded-For` (when given), and returns how many were refused (HTTP 429). The
+/// connections stay open until the end.
+async fn connect_many(
+    addr: &str,
+    count: usize,
+    forwarded_for: Option<fn(usize) -> String>,
+) -> usize {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut open = Vec::new();
+    let mut refused = 0;
+    for n in 0..count {
+        let mut request = format!("ws://{addr}/ws").into_client_request().unwrap();
+        if let Some(address) = forwarded_for {
+            request
+                .headers_mut()
+                .insert("x-forwarded-for", address(n).parse().unwrap());
+        }
+        match tokio_tungstenite::connect_async(request).await {
+            Ok((ws, _)) => open.push(ws),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), 429);
+                refused += 1;
+            }
+            Err(error) => panic!("connection failed: {error}"),
+        }
+    }
+    refused
+}
+
+fn camp_phone(n: usize) -> String {
+    format!("10.8.{}.{}", n / 200, n % 200 + 1)
+}
+
+#[tokio::test]
+async fn two_hundred_phones_behind_one_address_connect_when_the_operator_says_they_share_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // The finding: with the compiled-in allowance most of 200 phones on one address wait.
+    let server = TestServer::start(dir.path());
+    let refused = connect_many(&server.addr, 200, None).await;
+    assert!(
+        refused > 100,
+        "{refused} of 200 refused with the default allowance"
+    );
+    drop(server);
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(dir.path(), &["--phones-per-address", "10"]);
+    let started = std::time::Instant::now();
+    assert_eq!(connect_many(&server.addr, 200, None).await, 0);
+    eprintln!(
+        "200 phones on one address connected in {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_phone_has_its_own_allowance_and_nobody_else_can_claim_one() {
+    // The attacker's probe: without a trusted proxy, naming other addresses in the header
+    // buys nothing.
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path());
+    let refused = connect_many(&server.addr, 200, Some(camp_phone)).await;
+    assert!(
+        refused > 100,
+        "{refused} of 200 refused: the header was not believed"
+    );
+    drop(server);
+
+    // Behind the proxy (here: this machine), each phone the proxy names counts alone.
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(dir.path(), &["--trusted-proxy", "127.0.0.1"]);
+    assert_eq!(connect_many(&server.addr, 200, Some(camp_phone)).await, 0);
+}

@@ -51,14 +51,20 @@ const TYPING_EVERY: Duration = Duration::from_secs(2);
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
 /// `GET /ws`: upgrades to a WebSocket speaking [`ClientFrame`]s and [`ServerFrame`]s.
-/// Refused with 429 and `Retry-After` when one address opens connections too fast.
+/// Refused with 429 and `Retry-After` when one address opens connections too fast. Behind a
+/// trusted proxy the address is the client's, as the proxy names it.
 pub async fn upgrade(
     ws: WebSocketUpgrade,
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: axum::http::HeaderMap,
 ) -> Response {
-    if let Err(retry) = state.access.limits.connect(peer.ip()) {
-        tracing::info!(%peer, "too many connections from one address");
+    let forwarded_for = headers
+        .get("x-forwarded-for")
+        .and_then(|value| value.to_str().ok());
+    let address = state.access.client_address(peer.ip(), forwarded_for);
+    if let Err(retry) = state.access.limits.connect(address) {
+        tracing::info!(%address, "too many connections from one address");
         return (
             StatusCode::TOO_MANY_REQUESTS,
             [(header::RETRY_AFTER, retry.seconds().to_string())],
@@ -68,7 +74,7 @@ pub async fn upgrade(
     }
     ws.max_message_size(TRANSPORT_MAX_BYTES)
         .max_frame_size(TRANSPORT_MAX_BYTES)
-        .on_upgrade(move |socket| serve_connection(socket, state, peer.ip()))
+        .on_upgrade(move |socket| serve_connection(socket, state, address))
 }
 
 async fn serve_connection(socket: WebSocket, state: AppState, address: IpAddr) {
