@@ -2,10 +2,11 @@
 //! presence changes, typing).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use mesh::{Member, MessageId, RoomId, SenderId, StoredMessage};
+use axum::body::Bytes;
+use mesh::{Member, MessageId, RoomId, SenderId, ServerFrame, StoredMessage};
 use tokio::sync::broadcast;
 
 /// How many events a slow follower may fall behind before it catches up from the store.
@@ -18,11 +19,43 @@ pub const PRESENCE_EVERY: Duration = Duration::from_millis(250);
 /// camp of 500 phones, each in a few tabs, stays below it.
 pub const MAX_LISTED_MEMBERS: usize = 2_000;
 
+/// A stored message on its way to a room's followers: encoded as a frame once, by the first
+/// follower that sends it, for all of them (200 phones in a room cost one encoding, not 200).
+#[derive(Debug)]
+pub struct LiveMessage {
+    /// The message.
+    pub message: Arc<StoredMessage>,
+    frame: OnceLock<Option<Bytes>>,
+}
+
+impl LiveMessage {
+    /// `message`, not encoded yet.
+    pub fn new(message: Arc<StoredMessage>) -> Self {
+        Self {
+            message,
+            frame: OnceLock::new(),
+        }
+    }
+
+    /// The message as an encoded [`ServerFrame::Message`] (`None` only if it could not be
+    /// encoded, which a stored message always can).
+    pub fn frame(&self) -> Option<Bytes> {
+        self.frame
+            .get_or_init(|| {
+                ServerFrame::Message((*self.message).clone())
+                    .encode()
+                    .ok()
+                    .map(Bytes::from)
+            })
+            .clone()
+    }
+}
+
 /// Something that happened in a room, for its followers.
 #[derive(Clone, Debug)]
 pub enum RoomEvent {
     /// A message was stored.
-    Message(Arc<StoredMessage>),
+    Message(Arc<LiveMessage>),
     /// The set of followers changed; this is the whole new list.
     Presence(Arc<Vec<Member>>),
     /// A member is typing.
@@ -153,7 +186,7 @@ impl Hub {
     pub fn publish(&self, message: &Arc<StoredMessage>) {
         self.send(
             message.envelope.room,
-            RoomEvent::Message(Arc::clone(message)),
+            RoomEvent::Message(Arc::new(LiveMessage::new(Arc::clone(message)))),
         );
     }
 

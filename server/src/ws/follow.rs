@@ -319,12 +319,17 @@ async fn follow_room(
 ) {
     loop {
         let frame = match live.recv().await {
-            Ok(RoomEvent::Message(message)) => {
-                if message.seq <= last_seq {
+            Ok(RoomEvent::Message(live)) => {
+                if live.message.seq <= last_seq {
                     continue;
                 }
-                last_seq = message.seq;
-                ServerFrame::Message((*message).clone())
+                last_seq = live.message.seq;
+                if let Some(bytes) = live.frame() {
+                    if tx.encoded(bytes).await.is_err() {
+                        return;
+                    }
+                }
+                continue;
             }
             Ok(RoomEvent::Presence(members)) => ServerFrame::Presence {
                 room,
@@ -398,7 +403,9 @@ mod tests {
             };
             store
                 .insert_blocking(&envelope, 0, |message| {
-                    let _ = live_tx.send(RoomEvent::Message(Arc::clone(message)));
+                    let _ = live_tx.send(RoomEvent::Message(Arc::new(
+                        crate::hub::LiveMessage::new(Arc::clone(message)),
+                    )));
                 })
                 .unwrap();
         }

@@ -91,13 +91,18 @@ impl Outbound {
 
     /// Queues `frame`, waiting at most [`SEND_TIMEOUT`] for room.
     pub(crate) async fn frame(&self, frame: &ServerFrame) -> Result<(), SendError> {
-        let bytes = match frame.encode() {
-            Ok(bytes) => bytes,
+        match frame.encode() {
+            Ok(bytes) => self.encoded(bytes.into()).await,
             Err(error) => {
                 tracing::error!(%error, "dropping a server frame over the limit");
-                return Ok(());
+                Ok(())
             }
-        };
+        }
+    }
+
+    /// Queues a frame already encoded (one encoding shared by many connections), waiting at
+    /// most [`SEND_TIMEOUT`] for room.
+    pub(crate) async fn encoded(&self, bytes: axum::body::Bytes) -> Result<(), SendError> {
         let cost = bytes.len().clamp(1, self.budget_bytes) as u32;
         let queued = async {
             let permit = Arc::clone(&self.state.budget)
@@ -106,7 +111,7 @@ impl Outbound {
                 .map_err(|_| SendError::Closed)?;
             self.tx
                 .send(Queued {
-                    message: Message::Binary(bytes.into()),
+                    message: Message::Binary(bytes),
                     _budget: Some(permit),
                 })
                 .await
