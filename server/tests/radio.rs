@@ -14,6 +14,8 @@ use support::*;
 
 /// Fast radios, so the tests take seconds.
 const BITRATE: u32 = 20_000;
+/// Three rounds of summaries (each every 30 to 90 s) and catch-up.
+const CATCH_UP_ROUNDS: Duration = Duration::from_secs(270);
 
 /// Sends a message and its radio form from `client`, waiting for the store's ack.
 async fn send(client: &mut Client, envelope: &Envelope, radio: &ClientFrame) {
@@ -145,14 +147,17 @@ async fn with_a_fifth_of_all_frames_lost_every_message_still_arrives_once() {
         send(&mut on_a, &envelope, &radio).await;
         sent.push(text);
     }
-    let mut got = collect_radio(&mut on_d, sent.len(), Duration::from_secs(60)).await;
+    // Usually all are in within seconds. A frame lost on one hop three times (a relay's two
+    // retries) waits for the next hop's summary, sent every 30 to 90 s, whose answer can be
+    // lost too: the wait allows for three such rounds.
+    let mut got = collect_radio(&mut on_d, sent.len(), CATCH_UP_ROUNDS).await;
     got.extend(collect_radio(&mut on_d, 1, Duration::from_secs(3)).await);
     got.sort();
     assert_eq!(got, sent, "each message arrives exactly once");
 
     let (reply, reply_radio) = radio_message(room, "Dev", "Got all five");
     send(&mut on_d, &reply, &reply_radio).await;
-    let back = collect_radio(&mut on_a, 1, Duration::from_secs(60)).await;
+    let back = collect_radio(&mut on_a, 1, CATCH_UP_ROUNDS).await;
     assert_eq!(back, ["Got all five"]);
 }
 

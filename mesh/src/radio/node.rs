@@ -106,6 +106,9 @@ struct Seen {
     heard_hop: u8,
     state: FrameState,
     origin: bool,
+    /// Had only from a neighbour's catch-up (which is not flooded): when the flood itself
+    /// arrives later, it is relayed as if heard first.
+    by_catch_up: bool,
 }
 
 /// How many frames the node remembers for dedupe, and for how long.
@@ -402,6 +405,7 @@ impl Node {
             order: 0,
             state,
             origin: false,
+            by_catch_up: false,
         };
         self.remember(now_ms, key, seen);
     }
@@ -461,6 +465,7 @@ impl Node {
                         heard: 0,
                     },
                     origin: true,
+                    by_catch_up: false,
                 },
             );
         }
@@ -535,6 +540,9 @@ impl Node {
                     }
                 } else {
                     self.remember_heard(now_ms, key, hops, FrameState::Done);
+                    if let Some(seen) = self.seen.get_mut(&key) {
+                        seen.by_catch_up = true;
+                    }
                     if let Some(message) = self.reassembler.push(now_ms, key, count, &chunk) {
                         self.keep(now_ms, &message, hops);
                         actions.push(Action::Deliver(message));
@@ -566,6 +574,32 @@ impl Node {
                 self.delayed.retain(|(_, message, packet)| {
                     !(message.is_some() && packet.key() == Some(key))
                 });
+                // Had by catch-up first: this flood goes on from here as if heard first (the
+                // neighbours further on may still be waiting for it).
+                let relay_at = match self.seen.get(&key) {
+                    Some(seen) if seen.by_catch_up && hop_limit > 0 => {
+                        Some(now_ms + self.random_below(self.config.contention_window_ms()))
+                    }
+                    _ => None,
+                };
+                if let (Some(at_ms), Some(seen)) = (relay_at, self.seen.get_mut(&key)) {
+                    seen.by_catch_up = false;
+                    seen.heard_hop = hop_limit;
+                    seen.state = FrameState::Scheduled {
+                        at_ms,
+                        packet: Packet::Data {
+                            hop_limit: hop_limit - 1,
+                            key,
+                            count,
+                            chunk,
+                        },
+                        heard: 0,
+                    };
+                    if let Some((_, kept_hops)) = self.kept.get_mut(&key.message) {
+                        *kept_hops = (*kept_hops).max(hop_limit);
+                    }
+                    return Ok(actions);
+                }
                 match self.seen.get_mut(&key) {
                     Some(seen) => {
                         // A copy that came a shorter way leaves the message more range here.

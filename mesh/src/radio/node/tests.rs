@@ -184,6 +184,52 @@ fn an_ack_confirms_only_the_copy_it_answers_and_a_known_frame_is_acknowledged() 
     assert_eq!(a.next_wakeup(), None);
 }
 
+#[test]
+fn a_message_first_had_by_catch_up_is_still_relayed_when_its_flood_arrives() {
+    // Seen in the radio chain test: A's first copies to B collided; B's summary went out,
+    // A answered it with the message (catch-up, not flooded), and when A's retry came B only
+    // acknowledged it. The message stopped at B until C's next summary, a minute or more.
+    let mut a = Node::new(quiet(), 1);
+    let mut b = Node::new(quiet(), 2);
+    let message = RadioMessage::seal(&key(), MessageId([9; 16]), 1, "A", "road open");
+    a.send(0, &message).unwrap();
+    let flood = first_transmit(a.poll(0));
+    let Ok(Packet::Data {
+        hop_limit,
+        key: frame,
+        count,
+        chunk,
+    }) = unsealed(&flood)
+    else {
+        panic!("A floods a data frame")
+    };
+    let catch_up = Packet::CatchUp {
+        hop_limit: hop_limit + 1,
+        key: frame,
+        count,
+        chunk,
+    }
+    .seal(&NetworkKey::open_mesh(), 10);
+    assert!(matches!(
+        b.receive(10, &catch_up).unwrap().as_slice(),
+        [Action::Deliver(_)]
+    ));
+    // A's retry of the flood: B relays it one hop on (delivered once, not twice).
+    assert_eq!(b.receive(20, &flood).unwrap(), vec![]);
+    let wake = b.next_wakeup().expect("B relays");
+    let relay = first_transmit(b.poll(wake));
+    assert!(
+        matches!(unsealed(&relay), Ok(Packet::Data { hop_limit: h, .. }) if h + 1 == hop_limit),
+        "{:?}",
+        unsealed(&relay)
+    );
+    // Hearing B relay it confirms A's message.
+    assert_eq!(
+        a.receive(wake, &relay).unwrap(),
+        vec![Action::Confirmed(message.key)]
+    );
+}
+
 /// Four nodes in a chain, every frame lost with probability `loss` on every link, one
 /// message every 3 s from the first: how many reach the last.
 fn lossy_chain(loss: f64, count: u64) -> usize {
@@ -367,6 +413,7 @@ fn an_old_frame_replayed_after_the_dedupe_memory_turned_over_is_refused() {
             heard_hop: 0,
             state: FrameState::Done,
             origin: false,
+            by_catch_up: false,
         },
     );
     assert!(!b.has_seen(message.key), "the memory turned over");
