@@ -25,6 +25,6 @@ pub use envelope::{
 };
 pub use error::{DecodeError, EncodeError};
 pub use wire::{
-    ClientFrame, ErrorCode, Member, RadioState, RadioStatus, ServerFrame, StoredMessage,
-    MAX_FRAME_BYTES,
+    apply_presence_changes, ClientFrame, ErrorCode, Member, RadioState, RadioStatus, ServerFrame,
+    StoredMessage, MAX_FRAME_BYTES,
 };

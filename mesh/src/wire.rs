@@ -248,7 +248,8 @@ pub enum ServerFrame {
     },
     /// A message stored after the client joined its room.
     Message(StoredMessage),
-    /// Who follows a room right now (sent on every change).
+    /// Who follows a room right now: sent when a client starts following it (and after it
+    /// fell behind); changes then come as [`ServerFrame::PresenceChanged`].
     Presence {
         /// The room.
         room: RoomId,
@@ -330,6 +331,30 @@ pub enum ServerFrame {
         /// The newest message from others after `read_seq`, when any.
         newest: Option<StoredMessage>,
     },
+    /// Who came and went in a room since the last list or change (gathered for a moment, so
+    /// people coming and going cost a few frames a second at most). Apply it with
+    /// [`apply_presence_changes`].
+    PresenceChanged {
+        /// The room.
+        room: RoomId,
+        /// Members who started following it (or joined again with a new card).
+        joined: Vec<Member>,
+        /// The connections (their challenges) that stopped following it.
+        left: Vec<[u8; 32]>,
+    },
+}
+
+/// Applies a [`ServerFrame::PresenceChanged`] to a room's member list: a joined member takes
+/// the place of the entry of its connection (its challenge) or is added at the end; a left
+/// connection's entry is removed. Applying the same change twice changes nothing more.
+pub fn apply_presence_changes(members: &mut Vec<Member>, joined: &[Member], left: &[[u8; 32]]) {
+    members.retain(|m| !left.contains(&m.challenge));
+    for member in joined {
+        match members.iter_mut().find(|m| m.challenge == member.challenge) {
+            Some(entry) => *entry = member.clone(),
+            None => members.push(member.clone()),
+        }
+    }
 }
 
 /// What the server's radio is doing.
@@ -587,6 +612,15 @@ mod tests {
                     envelope: envelope(MAX_BODY_BYTES),
                 }),
             },
+            ServerFrame::PresenceChanged {
+                room: RoomId([4; 16]),
+                joined: vec![Member {
+                    sender: SenderId([1; 32]),
+                    challenge: [2; 32],
+                    card: vec![0; MAX_PRESENCE_BYTES],
+                }],
+                left: vec![[3; 32]],
+            },
         ];
         // Every variant is here: this match stops compiling when one is added.
         let covered: std::collections::HashSet<&str> = frames
@@ -608,6 +642,7 @@ mod tests {
                 ServerFrame::Relayed { .. } => "relayed",
                 ServerFrame::Camp { .. } => "camp",
                 ServerFrame::Unread { .. } => "unread",
+                ServerFrame::PresenceChanged { .. } => "presence changed",
             })
             .collect();
         assert_eq!(covered.len(), frames.len(), "one of each variant");
@@ -617,6 +652,27 @@ mod tests {
                 frame
             );
         }
+    }
+
+    #[test]
+    fn presence_changes_apply_once_and_in_any_overlap_with_the_list() {
+        let member = |n: u8, card: &str| Member {
+            sender: SenderId([n; 32]),
+            challenge: [n; 32],
+            card: card.as_bytes().to_vec(),
+        };
+        let mut members = vec![member(1, "Ana"), member(2, "Ben")];
+        // Cid joins, Ben leaves, Ana joins again with a new card (the list a newcomer got
+        // may already hold some of it).
+        let joined = [member(3, "Cid"), member(1, "Ana B.")];
+        apply_presence_changes(&mut members, &joined, &[[2; 32]]);
+        assert_eq!(members, [member(1, "Ana B."), member(3, "Cid")]);
+        apply_presence_changes(&mut members, &joined, &[[2; 32]]);
+        assert_eq!(
+            members,
+            [member(1, "Ana B."), member(3, "Cid")],
+            "idempotent"
+        );
     }
 
     #[test]

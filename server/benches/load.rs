@@ -235,6 +235,58 @@ async fn run(
     }
 }
 
+/// Presence traffic of `phones` phones joining one room one after another, `every` apart:
+/// each phone applies what it is sent, as the page does. Returns the presence frames and
+/// bytes sent to all phones, and how many phones end up listing every phone.
+async fn joins(addr: &str, phones: usize, every: Duration) -> (usize, usize, usize) {
+    let camp = room(&format!("joins {phones}"));
+    let counted: Arc<Mutex<(usize, usize)>> = Arc::default();
+    let mut views = Vec::new();
+    let mut tasks = Vec::new();
+    let mut pace = tokio::time::interval(every);
+    for n in 0..phones {
+        pace.tick().await;
+        let mut ws = open(addr).await;
+        let challenge = welcome(&mut ws).await;
+        let join = support::join_frame(camp, None, &format!("phone {n}"), challenge);
+        ws.send(Message::Binary(join.encode().unwrap().into()))
+            .await
+            .unwrap();
+        let view: Arc<Mutex<Vec<mesh::Member>>> = Arc::default();
+        views.push(Arc::clone(&view));
+        let counted = Arc::clone(&counted);
+        tasks.push(tokio::spawn(async move {
+            while let Some(Ok(message)) = ws.next().await {
+                let Message::Binary(bytes) = message else {
+                    continue;
+                };
+                let members = &mut *view.lock().unwrap();
+                match ServerFrame::decode(&bytes) {
+                    Ok(ServerFrame::Presence { members: all, .. }) => *members = all,
+                    Ok(ServerFrame::PresenceChanged { joined, left, .. }) => {
+                        mesh::apply_presence_changes(members, &joined, &left)
+                    }
+                    _ => continue,
+                }
+                let mut counted = counted.lock().unwrap();
+                counted.0 += 1;
+                counted.1 += bytes.len();
+            }
+        }));
+    }
+    // Settles: presence goes out at most every 250 ms.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let complete = views
+        .iter()
+        .filter(|view| view.lock().unwrap().len() == phones)
+        .count();
+    for task in tasks {
+        task.abort();
+    }
+    let (frames, bytes) = *counted.lock().unwrap();
+    (frames, bytes, complete)
+}
+
 fn rand_id(n: usize) -> [u8; 16] {
     let mut id = [0u8; 16];
     id[..8].copy_from_slice(&(n as u64).to_le_bytes());
@@ -360,6 +412,15 @@ async fn main() {
         println!("  FieldMesh delivery p99 / bare p99: {ratio:.2}×");
         server.stop();
     }
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(dir.path(), &["--phones-per-address", "100"]);
+    let (frames, bytes, complete) = joins(&server.addr, 200, Duration::from_millis(50)).await;
+    println!(
+        "200 phones join one room, one every 50 ms: {frames} presence frames, {:.1} MB to all \
+         phones; {complete} of 200 list all 200",
+        bytes as f64 / 1e6
+    );
+    server.stop();
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start_with(dir.path(), &["--phones-per-address", "100"]);
     let authors = burst.div_ceil(1_000);

@@ -11,9 +11,10 @@ use tokio::sync::broadcast;
 
 /// How many events a slow follower may fall behind before it catches up from the store.
 const ROOM_BACKLOG: usize = 256;
-/// Presence changes of a room are gathered for this long and sent as one list, so people
-/// coming and going (or a script joining in a loop) cost the room a few lists a second at
-/// most, not one per change.
+/// Presence changes of a room are gathered for this long and sent as one change (who came,
+/// who went; a newcomer gets the whole list once), so people coming and going (or a script
+/// joining in a loop) cost the room a few small frames a second at most, and 200 phones
+/// joining cost each member 200 entries, not 200 lists.
 pub const PRESENCE_EVERY: Duration = Duration::from_millis(250);
 /// Most members a room's presence list shows (everyone beyond still follows the room). A
 /// camp of 500 phones, each in a few tabs, stays below it.
@@ -56,8 +57,9 @@ impl LiveMessage {
 pub enum RoomEvent {
     /// A message was stored.
     Message(Arc<LiveMessage>),
-    /// The set of followers changed; this is the whole new list.
-    Presence(Arc<Vec<Member>>),
+    /// Followers came or went: an encoded [`ServerFrame::PresenceChanged`], the same bytes
+    /// for every follower.
+    PresenceChanged(Bytes),
     /// A member is typing.
     Typing(SenderId),
     /// A message sent from here over the radio was heard relayed by another camp.
@@ -72,7 +74,11 @@ struct Room {
     members: Vec<(ConnectionId, Member)>,
     /// Followers beyond [`MAX_LISTED_MEMBERS`], not in the list.
     unlisted: usize,
-    /// A presence list is due (sent once [`PRESENCE_EVERY`] has passed).
+    /// Changes not sent yet (they go once [`PRESENCE_EVERY`] has passed); a connection is
+    /// in at most one of the two.
+    joined: Vec<Member>,
+    left: Vec<[u8; 32]>,
+    /// A change is due.
     presence_due: bool,
 }
 
@@ -116,25 +122,32 @@ impl Hub {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Starts following `room` as `member`: the receiver gets every event after this call,
-    /// starting with the presence list that now includes the member.
+    /// Starts following `room` as `member`: returns the room's member list now (with the
+    /// member), and a receiver of every event after this call.
     pub fn join(
         &self,
         room: RoomId,
         connection: ConnectionId,
         member: Member,
-    ) -> broadcast::Receiver<RoomEvent> {
+    ) -> (broadcast::Receiver<RoomEvent>, Vec<Member>) {
         let mut rooms = self.lock();
         let entry = rooms.entry(room).or_insert_with(|| Room {
             events: broadcast::channel(ROOM_BACKLOG).0,
             members: Vec::new(),
             unlisted: 0,
+            joined: Vec::new(),
+            left: Vec::new(),
             presence_due: false,
         });
         let was_listed = entry.members.len();
         entry.members.retain(|(id, _)| *id != connection);
         if entry.members.len() < self.max_listed {
+            let challenge = member.challenge;
+            entry.left.retain(|gone| *gone != challenge);
+            entry.joined.retain(|m| m.challenge != challenge);
+            entry.joined.push(member.clone());
             entry.members.push((connection, member));
+            self.presence_changed(room, entry);
         } else if entry.members.len() == was_listed {
             entry.unlisted += 1;
             tracing::info!(
@@ -143,11 +156,10 @@ impl Hub {
             );
         }
         let receiver = entry.events.subscribe();
-        self.presence_changed(room, entry);
-        receiver
+        (receiver, entry.member_list().to_vec())
     }
 
-    /// Sends the room's list once [`PRESENCE_EVERY`] has passed, with every change until
+    /// Sends the room's changes once [`PRESENCE_EVERY`] has passed, with every change until
     /// then.
     fn presence_changed(&self, room: RoomId, entry: &mut Room) {
         if std::mem::replace(&mut entry.presence_due, true) {
@@ -159,7 +171,19 @@ impl Hub {
             let mut rooms = hub.lock();
             if let Some(entry) = rooms.get_mut(&room) {
                 entry.presence_due = false;
-                let _ = entry.events.send(RoomEvent::Presence(entry.member_list()));
+                let changed = ServerFrame::PresenceChanged {
+                    room,
+                    joined: std::mem::take(&mut entry.joined),
+                    left: std::mem::take(&mut entry.left),
+                };
+                match changed.encode() {
+                    Ok(frame) => {
+                        let _ = entry
+                            .events
+                            .send(RoomEvent::PresenceChanged(Bytes::from(frame)));
+                    }
+                    Err(error) => tracing::warn!(%error, "a presence change was not encoded"),
+                }
             }
         });
     }
@@ -170,14 +194,22 @@ impl Hub {
         let Some(entry) = rooms.get_mut(&room) else {
             return;
         };
-        let listed = entry.members.len();
-        entry.members.retain(|(id, _)| *id != connection);
-        if entry.members.len() == listed {
-            entry.unlisted = entry.unlisted.saturating_sub(1);
+        let gone = entry
+            .members
+            .iter()
+            .position(|(id, _)| *id == connection)
+            .map(|at| entry.members.remove(at).1.challenge);
+        match gone {
+            Some(challenge) => {
+                entry.joined.retain(|m| m.challenge != challenge);
+                // Sent even when its join was not: a newcomer's list may hold it.
+                entry.left.push(challenge);
+            }
+            None => entry.unlisted = entry.unlisted.saturating_sub(1),
         }
         if entry.members.is_empty() && entry.unlisted == 0 {
             rooms.remove(&room);
-        } else {
+        } else if gone.is_some() {
             self.presence_changed(room, entry);
         }
     }
@@ -227,7 +259,7 @@ mod tests {
     fn member(n: u8) -> Member {
         Member {
             sender: SenderId([n; 32]),
-            challenge: [0; 32],
+            challenge: [n; 32],
             card: vec![n],
         }
     }
@@ -236,26 +268,47 @@ mod tests {
     async fn presence_changes_are_gathered_and_lists_are_capped() {
         let hub = Hub::with_max_listed(3);
         let room = RoomId([1; 16]);
-        let mut first = hub.join(room, 1, member(1));
-        // Ten more join within one period: the room hears one list, of at most three.
+        let (mut first, list) = hub.join(room, 1, member(1));
+        assert_eq!(list, [member(1)], "a newcomer gets the list with itself");
+        // Ten more join within one period: the room hears one change, of at most three.
         for n in 2..=11 {
             let _ = hub.join(room, u64::from(n), member(n));
         }
         tokio::time::sleep(PRESENCE_EVERY * 2).await;
-        let mut lists = Vec::new();
-        while let Ok(event) = first.try_recv() {
-            if let RoomEvent::Presence(members) = event {
-                lists.push(members.len());
+        let changes = |receiver: &mut broadcast::Receiver<RoomEvent>| {
+            let mut changes = Vec::new();
+            while let Ok(event) = receiver.try_recv() {
+                if let RoomEvent::PresenceChanged(frame) = event {
+                    match ServerFrame::decode(&frame).unwrap() {
+                        ServerFrame::PresenceChanged { joined, left, .. } => {
+                            changes.push((joined, left))
+                        }
+                        other => panic!("expected a presence change, got {other:?}"),
+                    }
+                }
             }
-        }
-        assert_eq!(lists, vec![3]);
+            changes
+        };
+        assert_eq!(
+            changes(&mut first),
+            [(vec![member(1), member(2), member(3)], vec![])]
+        );
         assert_eq!(hub.members(room).len(), 3);
-        // The listed leave; the unlisted still keep the room alive.
+        // The listed leave; the unlisted still keep the room alive. One joins and leaves
+        // within a period: it is said to have left (a newcomer's list may hold it).
+        let (_, list) = hub.join(room, 20, member(20));
+        assert_eq!(list.len(), 3, "the list is full: not listed");
+        hub.leave(room, 2);
+        let (_, list) = hub.join(room, 21, member(21));
+        assert!(list.contains(&member(21)));
+        hub.leave(room, 21);
+        tokio::time::sleep(PRESENCE_EVERY * 2).await;
+        assert_eq!(changes(&mut first), [(vec![], vec![[2; 32], [21; 32]])]);
         for n in 1..=3 {
             hub.leave(room, n);
         }
         assert_eq!(hub.room_count(), 1);
-        for n in 4..=11 {
+        for n in (4..=11).chain([20]) {
             hub.leave(room, n);
         }
         assert_eq!(hub.room_count(), 0);

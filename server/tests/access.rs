@@ -343,7 +343,12 @@ async fn a_flood_of_joins_does_not_flood_the_room_with_presence() {
     let presence = frames_for(&mut follower, std::time::Duration::from_secs(1))
         .await
         .into_iter()
-        .filter(|f| matches!(f, ServerFrame::Presence { .. }))
+        .filter(|f| {
+            matches!(
+                f,
+                ServerFrame::Presence { .. } | ServerFrame::PresenceChanged { .. }
+            )
+        })
         .count();
     assert!(refused >= JOINS - 100, "{refused} joins refused");
     assert!(
@@ -665,7 +670,10 @@ async fn a_stranger_who_knows_a_room_id_can_neither_follow_page_nor_see_who_is_t
     assert!(
         !seen.iter().any(|f| matches!(
             f,
-            ServerFrame::Presence { .. } | ServerFrame::Message(_) | ServerFrame::History { .. }
+            ServerFrame::Presence { .. }
+                | ServerFrame::PresenceChanged { .. }
+                | ServerFrame::Message(_)
+                | ServerFrame::History { .. }
         )),
         "{seen:?}"
     );

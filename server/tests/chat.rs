@@ -427,13 +427,7 @@ async fn a_watcher_gets_the_unread_count_new_messages_and_presence_but_no_histor
         other => panic!("expected the unread count, got {other:?}"),
     }
     // Ana sees Ben among the room's members.
-    loop {
-        if let ServerFrame::Presence { members, .. } = ana.recv_any().await {
-            if members.len() == 2 {
-                break;
-            }
-        }
-    }
+    ana.members_are(camp, &["Ben", "tester"]).await;
     // Ana's typing is not sent to a watcher; her next message is, once.
     ana.send(&ClientFrame::Typing { room: camp }).await;
     let four = ana.publish(&text_message(camp, "Ana", "four")).await.0;
@@ -447,7 +441,10 @@ async fn a_watcher_gets_the_unread_count_new_messages_and_presence_but_no_histor
                 break;
             }
             ServerFrame::Typing { .. } => panic!("a watcher is not sent typing"),
-            ServerFrame::Presence { .. } | ServerFrame::Radio(_) | ServerFrame::Camp { .. } => {}
+            ServerFrame::Presence { .. }
+            | ServerFrame::PresenceChanged { .. }
+            | ServerFrame::Radio(_)
+            | ServerFrame::Camp { .. } => {}
             other => panic!("expected the new message, got {other:?}"),
         }
     }

@@ -176,22 +176,7 @@ async fn presence_follows_joins_and_disconnects_and_typing_reaches_the_others() 
     let ben_sender = ben_member.sender;
     ben.send(&ben_join).await;
 
-    let cards = |members: &[mesh::Member]| {
-        let mut names: Vec<String> = members
-            .iter()
-            .map(|m| String::from_utf8(m.card.clone()).unwrap())
-            .collect();
-        names.sort();
-        names
-    };
-    loop {
-        if let ServerFrame::Presence { members, .. } = ana.recv_any().await {
-            if members.len() == 2 {
-                assert_eq!(cards(&members), ["Ana", "Ben"]);
-                break;
-            }
-        }
-    }
+    ana.members_are(camp, &["Ana", "Ben"]).await;
 
     ben.send(&ClientFrame::Typing { room: camp }).await;
     loop {
@@ -200,7 +185,9 @@ async fn presence_follows_joins_and_disconnects_and_typing_reaches_the_others() 
                 assert_eq!(sender, ben_sender);
                 break;
             }
-            ServerFrame::Presence { .. } | ServerFrame::History { .. } => continue,
+            ServerFrame::Presence { .. }
+            | ServerFrame::PresenceChanged { .. }
+            | ServerFrame::History { .. } => continue,
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -215,13 +202,52 @@ async fn presence_follows_joins_and_disconnects_and_typing_reaches_the_others() 
     }
 
     drop(ben);
-    loop {
-        if let ServerFrame::Presence { members, .. } = ana.recv_any().await {
-            if members.len() == 1 {
-                assert_eq!(cards(&members), ["Ana"]);
-                break;
-            }
+    ana.members_are(camp, &["Ana"]).await;
+}
+
+/// Issue 15: each change of a room's followers sent the whole list to every member, so 200
+/// phones joining cost about 20,000 lists (568 MB). A member is now sent who came and went,
+/// and a newcomer the list once: phones joining one by one cost the room about N² entries, not N³/3.
+#[tokio::test]
+async fn joining_sends_the_others_who_came_not_the_whole_list() {
+    const PHONES: usize = 20;
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(dir.path(), &["--phones-per-address", "10"]);
+    let camp = room("camp of twenty");
+    let mut phones: Vec<Client> = Vec::new();
+    let mut names: Vec<String> = Vec::new();
+    for n in 0..PHONES {
+        let mut phone = server.client().await;
+        names.push(format!("phone {n:02}"));
+        phone.send(&phone.join_frame(camp, None, &names[n])).await;
+        phones.push(phone);
+        // Everyone, the newcomer too, comes to list everyone so far.
+        let cards: Vec<&str> = names.iter().map(String::as_str).collect();
+        for phone in &mut phones {
+            phone.members_are(camp, &cards).await;
         }
+    }
+    let entries: usize = phones.iter().map(|p| p.presence_entries).sum();
+    // Each phone gets the list once (k entries for the k-th) and each later change (one
+    // entry; the change after a join names the newcomer to itself too): N·(N+1) at most.
+    assert!(
+        entries <= PHONES * (PHONES + 1),
+        "{entries} member entries sent for {PHONES} joins (whole lists: about {})",
+        (1..=PHONES).map(|k| k * k).sum::<usize>()
+    );
+    // One leaves: each of the others is told that one, not sent the list again. (First the
+    // last change, naming the newest phone, is read everywhere.)
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    for phone in &mut phones {
+        phone.send(&ClientFrame::Ping { nonce: 1 }).await;
+        while phone.recv_any().await != (ServerFrame::Pong { nonce: 1 }) {}
+    }
+    let before: Vec<usize> = phones.iter().map(|p| p.presence_entries).collect();
+    drop(phones.remove(0));
+    let cards: Vec<&str> = names[1..].iter().map(String::as_str).collect();
+    for (phone, before) in phones.iter_mut().zip(&before[1..]) {
+        phone.members_are(camp, &cards).await;
+        assert_eq!(phone.presence_entries - before, 1);
     }
 }
 

@@ -290,6 +290,11 @@ impl Engine {
                     self.people.on_presence(self, members);
                 }
             }
+            ServerFrame::PresenceChanged { room, joined, left } => {
+                if self.session.is_current(room) {
+                    self.people.on_presence_changed(self, &joined, &left);
+                }
+            }
             ServerFrame::Typing { room, sender } => {
                 if self.session.is_current(room) {
                     self.people.on_typing(self, sender);

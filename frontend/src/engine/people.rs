@@ -72,6 +72,17 @@ impl People {
         self.show_members(engine);
     }
 
+    /// Who came and went since the list: applied to it.
+    pub(super) fn on_presence_changed(
+        &self,
+        engine: &Rc<Engine>,
+        joined: &[Member],
+        left: &[[u8; 32]],
+    ) {
+        mesh::apply_presence_changes(&mut self.state.borrow_mut().members, joined, left);
+        self.show_members(engine);
+    }
+
     fn show_members(&self, engine: &Rc<Engine>) {
         let Some(key) = engine.session.current_key() else {
             return;

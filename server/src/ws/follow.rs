@@ -131,7 +131,7 @@ impl Session {
         self.state.radio.known_room(room);
         // Subscribe before reading the store so nothing stored in between is missed; the
         // follower skips what was already sent.
-        let live = self.state.hub.join(room, self.id, member);
+        let (live, members) = self.state.hub.join(room, self.id, member);
         let last_seq = match start {
             Start::Watch(read_seq) => {
                 match self
@@ -185,6 +185,8 @@ impl Session {
             self.state.hub.leave(room, self.id);
             return;
         };
+        // The list once; changes follow (as the events after the join).
+        self.send(ServerFrame::Presence { room, members }).await;
         let watching = matches!(start, Start::Watch(_));
         let follower = tokio::spawn(follow_room(
             room,
@@ -331,10 +333,12 @@ async fn follow_room(
                 }
                 continue;
             }
-            Ok(RoomEvent::Presence(members)) => ServerFrame::Presence {
-                room,
-                members: members.to_vec(),
-            },
+            Ok(RoomEvent::PresenceChanged(bytes)) => {
+                if tx.encoded(bytes).await.is_err() {
+                    return;
+                }
+                continue;
+            }
             Ok(RoomEvent::Typing(sender)) if reader.is_some_and(|own| own != sender) => {
                 ServerFrame::Typing { room, sender }
             }
@@ -350,7 +354,7 @@ async fn follow_room(
                     Some(seq) => last_seq = seq,
                     None => return,
                 }
-                // A presence change may have been among the missed events.
+                // Presence changes may have been among the missed events: the list again.
                 ServerFrame::Presence {
                     room,
                     members: hub.members(room),

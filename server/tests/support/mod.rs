@@ -108,6 +108,11 @@ pub struct Client {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     /// This connection's challenge, from the server's welcome.
     pub challenge: [u8; 32],
+    /// Each room's members, as the presence frames received so far tell (as a page keeps it).
+    pub members: std::collections::HashMap<RoomId, Vec<mesh::Member>>,
+    /// Member entries received in presence frames so far (a list's members, a change's
+    /// comings and goings).
+    pub presence_entries: usize,
 }
 
 impl Client {
@@ -118,6 +123,8 @@ impl Client {
         let mut client = Self {
             ws,
             challenge: [0; 32],
+            members: Default::default(),
+            presence_entries: 0,
         };
         match client.recv().await {
             ServerFrame::Welcome { challenge, .. } => client.challenge = challenge,
@@ -144,6 +151,8 @@ impl Client {
         let mut client = Self {
             ws,
             challenge: [0; 32],
+            members: Default::default(),
+            presence_entries: 0,
         };
         let welcome = client.recv_any().await;
         if let ServerFrame::Welcome { challenge, .. } = &welcome {
@@ -175,12 +184,47 @@ impl Client {
             .expect("frame sent");
     }
 
+    /// Keeps [`Client::members`] as presence frames tell.
+    fn note_presence(&mut self, frame: &ServerFrame) {
+        match frame {
+            ServerFrame::Presence { room, members } => {
+                self.presence_entries += members.len();
+                self.members.insert(*room, members.clone());
+            }
+            ServerFrame::PresenceChanged { room, joined, left } => {
+                self.presence_entries += joined.len() + left.len();
+                let members = self.members.entry(*room).or_default();
+                mesh::apply_presence_changes(members, joined, left);
+            }
+            _ => {}
+        }
+    }
+
+    /// Reads frames until `room`'s members, sorted by card, are `cards`.
+    pub async fn members_are(&mut self, room: RoomId, cards: &[&str]) {
+        loop {
+            let mut now: Vec<String> = self
+                .members
+                .get(&room)
+                .into_iter()
+                .flatten()
+                .map(|m| String::from_utf8_lossy(&m.card).into_owned())
+                .collect();
+            now.sort();
+            if now == cards {
+                return;
+            }
+            self.recv_any().await;
+        }
+    }
+
     /// The next frame from the server that is not presence or typing (fails the test after
     /// [`WAIT`]).
     pub async fn recv(&mut self) -> ServerFrame {
         loop {
             match self.recv_any().await {
                 ServerFrame::Presence { .. }
+                | ServerFrame::PresenceChanged { .. }
                 | ServerFrame::Typing { .. }
                 | ServerFrame::Radio(_)
                 | ServerFrame::Camp { .. }
@@ -200,7 +244,9 @@ impl Client {
                 .expect("the frame is readable");
             match message {
                 Message::Binary(bytes) => {
-                    return ServerFrame::decode(&bytes).expect("server frames decode")
+                    let frame = ServerFrame::decode(&bytes).expect("server frames decode");
+                    self.note_presence(&frame);
+                    return frame;
                 }
                 Message::Ping(_) | Message::Pong(_) => continue,
                 other => panic!("unexpected frame {other:?}"),
@@ -212,7 +258,13 @@ impl Client {
     pub async fn next_frame(&mut self) -> Option<ServerFrame> {
         loop {
             match tokio::time::timeout(WAIT, self.ws.next()).await.ok()?? {
-                Ok(Message::Binary(bytes)) => return ServerFrame::decode(&bytes).ok(),
+                Ok(Message::Binary(bytes)) => {
+                    let frame = ServerFrame::decode(&bytes).ok();
+                    if let Some(frame) = &frame {
+                        self.note_presence(frame);
+                    }
+                    return frame;
+                }
                 Ok(Message::Close(_)) | Err(_) => return None,
                 Ok(_) => continue,
             }
