@@ -175,14 +175,15 @@ fn from_js<T: DeserializeOwned>(value: JsValue) -> Result<T> {
 }
 
 fn room_range(room: &str) -> Result<KeyRange> {
-    order_range(room, f64::MIN, f64::MAX, false)
+    order_range(room, (f64::MIN, false), (f64::MAX, false))
 }
 
 /// A room's messages from order `from` to `to` (`to` itself left out when `open_end`).
-fn order_range(room: &str, from: f64, to: f64, open_end: bool) -> Result<KeyRange> {
-    let lower = js_sys::Array::of2(&room.into(), &JsValue::from_f64(from));
-    let upper = js_sys::Array::of2(&room.into(), &JsValue::from_f64(to));
-    KeyRange::bound(&lower, &upper, Some(false), Some(open_end))
+/// A room's messages from order `from` to `to`, each bound with whether it is left out.
+fn order_range(room: &str, from: (f64, bool), to: (f64, bool)) -> Result<KeyRange> {
+    let lower = js_sys::Array::of2(&room.into(), &JsValue::from_f64(from.0));
+    let upper = js_sys::Array::of2(&room.into(), &JsValue::from_f64(to.0));
+    KeyRange::bound(&lower, &upper, Some(from.1), Some(to.1))
         .map_err(|error| DbError(format!("{error:?}")))
 }
 
@@ -546,6 +547,25 @@ impl Db {
         Ok((records, more))
     }
 
+    /// Up to `limit` messages of a room after order `after`, oldest first: what was added
+    /// after the newest one shown.
+    pub(crate) async fn newer_than(
+        &self,
+        room: &str,
+        after: f64,
+        limit: u32,
+    ) -> Result<Vec<MessageRecord>> {
+        let range = order_range(room, (after, true), (f64::MAX, false))?;
+        let tx = self
+            .rexie
+            .transaction(&[MESSAGES], TransactionMode::ReadOnly)?;
+        let index = tx.store(MESSAGES)?.index("by_room")?;
+        let rows = index
+            .scan(Some(range), Some(limit), None, Some(Direction::Next))
+            .await?;
+        rows.into_iter().map(|(_, value)| from_js(value)).collect()
+    }
+
     /// Up to `limit` messages of a room older than order `before` (from the newest when
     /// `None`), newest first: a search reads a room a page at a time.
     pub(crate) async fn page_before(
@@ -554,7 +574,11 @@ impl Db {
         before: Option<f64>,
         limit: u32,
     ) -> Result<Vec<MessageRecord>> {
-        let range = order_range(room, f64::MIN, before.unwrap_or(f64::MAX), before.is_some())?;
+        let range = order_range(
+            room,
+            (f64::MIN, false),
+            (before.unwrap_or(f64::MAX), before.is_some()),
+        )?;
         let tx = self
             .rexie
             .transaction(&[MESSAGES], TransactionMode::ReadOnly)?;
@@ -583,7 +607,7 @@ impl Db {
             .transaction(&[MESSAGES], TransactionMode::ReadOnly)?;
         let index = tx.store(MESSAGES)?.index("by_room")?;
         Ok(index
-            .count(Some(order_range(room, from, f64::MAX, false)?))
+            .count(Some(order_range(room, (from, false), (f64::MAX, false))?))
             .await?)
     }
 

@@ -3,6 +3,8 @@
 //! is missing travels. Every change to the room in the store (a message written, heard,
 //! acknowledged, refused, relayed, received) announces itself here, and the list follows by
 //! reading the newest messages from the store: nothing is pushed onto the screen beside it.
+//! A message written here is the newest of its room: the list then reads only what is newer
+//! than what it shows (one record, not the window), so writing costs the same in any room.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -45,6 +47,11 @@ struct State {
     received: Vec<MessageRecord>,
     /// The room's cursor moved (written with the next transaction, or alone by the heartbeat).
     room_dirty: bool,
+    /// The records the list shows, oldest first, and their room.
+    shown: Vec<MessageRecord>,
+    shown_room: String,
+    /// Something besides new messages changed: the list reads its whole window again.
+    reload_due: bool,
     /// The heartbeat asks for a cursor that moved alone to be written.
     cursor_due: bool,
     persisting: bool,
@@ -244,11 +251,81 @@ impl Inbox {
 
     /// The room changed in the store: the list follows (reloads coalesce).
     pub(super) fn changed(&self, engine: &Rc<Engine>) {
+        self.state.borrow_mut().reload_due = true;
+        self.follow_store(engine);
+    }
+
+    /// A message newer than any in the room was stored: the list adds what is newer than
+    /// what it shows.
+    pub(super) fn appended(&self, engine: &Rc<Engine>) {
+        self.follow_store(engine);
+    }
+
+    fn follow_store(&self, engine: &Rc<Engine>) {
         Coalesce::request(
             engine,
             |engine| &engine.inbox.reloads,
-            |engine| async move { engine.inbox.refresh(&engine).await },
+            |engine| async move {
+                let reload = std::mem::take(&mut engine.inbox.state.borrow_mut().reload_due);
+                if reload || !engine.inbox.add_newer(&engine).await {
+                    engine.inbox.refresh(&engine).await;
+                }
+            },
         );
+    }
+
+    /// Adds the room's messages newer than the newest shown; false when the whole window is
+    /// to be read instead (another room shown, or nothing newer found).
+    async fn add_newer(&self, engine: &Rc<Engine>) -> bool {
+        let Some(db) = engine.db() else { return true };
+        let Some((room, _)) = engine.session.current_view() else {
+            return true;
+        };
+        let (newest, window) = {
+            let state = self.state.borrow();
+            let newest = (state.shown_room == room)
+                .then(|| state.shown.last().map(|r| r.order))
+                .flatten();
+            (newest, state.window)
+        };
+        let Some(newest) = newest else { return false };
+        mark("fieldmesh:list-add");
+        let records = match db.newer_than(&room, newest, window).await {
+            Ok(records) if !records.is_empty() => records,
+            Ok(_) => return false,
+            Err(error) => {
+                engine.notice(format!("Could not read messages: {}", error.0));
+                return true;
+            }
+        };
+        if engine.session.current_view().map(|(r, _)| r).as_ref() != Some(&room) {
+            return true;
+        }
+        let own = engine.session.sender_hex();
+        let (messages, dropped) = {
+            let state = &mut *self.state.borrow_mut();
+            if state.shown_room != room {
+                return false;
+            }
+            // A whole reload may have shown some of them meanwhile.
+            let newest = state.shown.last().map_or(f64::MIN, |r| r.order);
+            state
+                .shown
+                .extend(records.into_iter().filter(|r| r.order > newest));
+            let dropped = state.shown.len().saturating_sub(window as usize);
+            state.shown.drain(..dropped);
+            let messages: Vec<ChatMessage> = state
+                .shown
+                .iter()
+                .map(|r| engine.people.chat_message(r, &own))
+                .collect();
+            (messages, dropped > 0)
+        };
+        engine.state.messages.set(messages);
+        if dropped {
+            engine.state.has_older.set(true);
+        }
+        true
     }
 
     /// Shows the newest messages of the room from the store.
@@ -262,7 +339,7 @@ impl Inbox {
         match db.newest(&room, window).await {
             Ok((records, more_here)) => {
                 // The person may have left or switched rooms while the store answered.
-                if engine.session.current_view().map(|(r, _)| r) != Some(room) {
+                if engine.session.current_view().map(|(r, _)| r).as_ref() != Some(&room) {
                     return;
                 }
                 let own = engine.session.sender_hex();
@@ -270,6 +347,11 @@ impl Inbox {
                     .iter()
                     .map(|r| engine.people.chat_message(r, &own))
                     .collect();
+                {
+                    let mut state = self.state.borrow_mut();
+                    state.shown = records;
+                    state.shown_room = room;
+                }
                 engine.state.messages.set(messages);
                 engine.state.has_older.set(more_here || server_has_older);
             }

@@ -235,7 +235,7 @@ impl Outbox {
         spawn_local(async move {
             match db.enqueue(&record, bytes, radio).await {
                 Ok(()) => {
-                    engine.inbox.changed(&engine);
+                    engine.inbox.appended(&engine);
                     engine.outbox.request_flush(&engine);
                     engine.radio.send_outbox(&engine).await;
                 }
