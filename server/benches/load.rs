@@ -6,8 +6,12 @@
 //! each. Beside it, a bare broadcast server (a few dozen lines of axum below: no storage, no
 //! checks) under the same driver, and FieldMesh's delivery p99 as a multiple of its.
 //!
+//! Then 200 phones joining one room (presence traffic), and a soak: 1,000 phones in 50 rooms
+//! for 10 minutes, each room written to every second, memory sampled, nothing lost.
+//!
 //! `cargo bench -p server --bench load` (or `./x bench`). FIELDMESH_BENCH_LOAD_MESSAGES sets
-//! the paced messages (default 500), FIELDMESH_BENCH_LOAD_BURST the burst (default 5,000).
+//! the paced messages (default 500), FIELDMESH_BENCH_LOAD_BURST the burst (default 5,000),
+//! FIELDMESH_BENCH_SOAK_PHONES and FIELDMESH_BENCH_SOAK_SECONDS the soak (1,000 and 600).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -297,11 +301,7 @@ fn rand_id(n: usize) -> [u8; 16] {
 
 /// The server's peak resident memory (VmHWM), in kB.
 fn peak_memory_kb(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+    support::memory_kb(pid, "VmHWM")
 }
 
 /// The bare broadcast server: every binary frame one client sends goes to every other.
@@ -439,6 +439,41 @@ async fn main() {
     println!(
         "  every phone got every message exactly once: {}",
         if exact { "yes" } else { "NO" }
+    );
+    server.stop();
+
+    let soak = support::soak::Soak {
+        phones: setting("FIELDMESH_BENCH_SOAK_PHONES", 1_000),
+        rooms: 50,
+        duration: Duration::from_secs(setting("FIELDMESH_BENCH_SOAK_SECONDS", 600) as u64),
+        every: Duration::from_secs(1),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(dir.path(), &["--phones-per-address", "125"]);
+    let figures = support::soak::run(&server, &soak).await;
+    let mb = |kb: u64| format!("{:.1}", kb as f64 / 1024.0);
+    println!(
+        "Soak: {} phones in {} rooms for {} s, a message a second in each room:",
+        soak.phones,
+        soak.rooms,
+        soak.duration.as_secs()
+    );
+    println!(
+        "  {} messages stored; {} of {} deliveries, {} twice; server memory {} MB with every \
+         phone in, {} MB at the end (each tenth: {}), peak {} MB",
+        figures.sent,
+        figures.delivered,
+        figures.due,
+        figures.duplicates,
+        mb(figures.memory_kb[0]),
+        mb(*figures.memory_kb.last().unwrap()),
+        figures
+            .memory_kb
+            .iter()
+            .map(|kb| mb(*kb))
+            .collect::<Vec<_>>()
+            .join(", "),
+        mb(figures.peak_kb),
     );
     server.stop();
 }

@@ -251,6 +251,36 @@ async fn joining_sends_the_others_who_came_not_the_whole_list() {
     }
 }
 
+/// Issue 15, scaled down from the 1,000 phones in 50 rooms for 10 minutes of `./x bench`:
+/// phones on several addresses in several rooms, each room written to steadily; every phone
+/// gets every message of its room once, and the server's memory does not grow with the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_phones_in_ten_rooms_get_every_message_once_and_memory_stays_flat() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(dir.path(), &["--phones-per-address", "125"]);
+    let soak = support::soak::Soak {
+        phones: 100,
+        rooms: 10,
+        duration: std::time::Duration::from_secs(20),
+        every: std::time::Duration::from_millis(200),
+    };
+    let figures = support::soak::run(&server, &soak).await;
+    assert!(figures.sent >= 900, "{} messages stored", figures.sent);
+    assert_eq!(
+        (figures.delivered, figures.duplicates),
+        (figures.due, 0),
+        "every message to every phone of its room, once"
+    );
+    // The first half warms the caches; the second half must not keep growing.
+    let half = figures.memory_kb[5];
+    let end = *figures.memory_kb.last().unwrap();
+    assert!(
+        end <= half + 8 * 1024,
+        "memory grew from {half} KiB at half time to {end} KiB: {:?}",
+        figures.memory_kb
+    );
+}
+
 /// Resident memory of process `pid` in MiB.
 fn rss_mib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
