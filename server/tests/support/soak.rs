@@ -35,6 +35,9 @@ pub struct SoakFigures {
     pub peak_kb: u64,
 }
 
+/// How often a phone got each message, by id.
+type Counts = Arc<Mutex<HashMap<[u8; 16], usize>>>;
+
 /// Phones of one loopback address at most (the server's per-address bound is 256).
 const PHONES_PER_ADDRESS: usize = 125;
 
@@ -43,15 +46,15 @@ pub async fn run(server: &TestServer, soak: &Soak) -> SoakFigures {
     let rooms: Vec<RoomId> = (0..soak.rooms)
         .map(|n| room(&format!("soak room {n}")))
         .collect();
-    // Each phone's count of each message id.
-    let mut seen: Vec<(usize, Arc<Mutex<HashMap<[u8; 16], usize>>>)> = Vec::new();
+    // Each phone's room, and its count of each message id.
+    let mut seen: Vec<(usize, Counts)> = Vec::new();
     let mut readers = Vec::new();
     for n in 0..soak.phones {
         let address = Ipv4Addr::new(127, 0, 0, 2 + (n / PHONES_PER_ADDRESS) as u8);
         let (mut phone, _) = Client::connect_from(&server.addr, address).await;
         let which = n % soak.rooms;
         phone.join(rooms[which]).await;
-        let counts: Arc<Mutex<HashMap<[u8; 16], usize>>> = Arc::default();
+        let counts: Counts = Arc::default();
         seen.push((which, Arc::clone(&counts)));
         readers.push(tokio::spawn(async move {
             loop {
