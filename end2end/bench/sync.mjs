@@ -4,6 +4,7 @@
 //  2. A room of 10,000 messages stored on the device: time from navigation until the newest
 //     messages are on screen, and the cost of "load older".
 //  3. Sealing and opening 10,000 messages in the browser's Wasm.
+//  Before them: what a first visit transfers, and how long it takes on an emulated slow phone.
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ChatPage, Server, homeTrusting, launchBrowser } from '../support.mjs';
@@ -52,6 +53,38 @@ try {
         return entry ? `${(entry.encodedBodySize / 1024).toFixed(0)} KB encoded, ${(entry.decodedBodySize / 1024).toFixed(0)} KB raw` : 'not seen';
       })})`, '']);
       await context.close();
+
+      // 0b. The same first visit on an emulated slow phone (CPU 4× slower, 1.6 Mbit/s down,
+      //     150 ms latency): navigation until the app is ready; then, once its service worker
+      //     holds the app, a reload with no network at all.
+      const slow = await tlsBrowser.newContext();
+      const page = await slow.newPage();
+      const cdp = await slow.newCDPSession(page);
+      await cdp.send('Network.enable');
+      await cdp.send('Emulation.setCPUThrottlingRate', { rate: 4 });
+      const network = (offline) =>
+        cdp.send('Network.emulateNetworkConditions', {
+          offline,
+          latency: offline ? 0 : 150,
+          downloadThroughput: offline ? -1 : 1.6e6 / 8,
+          uploadThroughput: offline ? -1 : 750e3 / 8,
+        });
+      const ready = async () => {
+        await page.waitForFunction(() => performance.getEntriesByName('fieldmesh:ready').length > 0, null, {
+          timeout: 60_000,
+        });
+        return page.evaluate(() => performance.getEntriesByName('fieldmesh:ready')[0].startTime);
+      };
+      await network(false);
+      await page.goto(`https://${host}:${tlsServer.port}/`);
+      const cold = await ready();
+      await page.waitForFunction(() => navigator.serviceWorker?.controller != null, null, { timeout: 60_000 });
+      await network(true);
+      await page.reload();
+      const offline = await ready();
+      results.push([`slow phone (4× CPU, 1.6 Mbit/s, 150 ms): cold first visit until ready`, `${cold.toFixed(0)} ms`]);
+      results.push([`  reload with no network (service worker), CPU still 4× slower`, `${offline.toFixed(0)} ms`]);
+      await slow.close();
     } finally {
       await tlsBrowser.close();
       await tlsServer.dispose();
