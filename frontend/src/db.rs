@@ -524,12 +524,22 @@ impl Db {
         limit: u32,
         direction: Direction,
     ) -> Result<Vec<MessageRecord>> {
+        self.scan(room_range(room)?, limit, direction).await
+    }
+
+    /// Up to `limit` messages in `range` of the room-and-order index, in `direction` order.
+    async fn scan(
+        &self,
+        range: KeyRange,
+        limit: u32,
+        direction: Direction,
+    ) -> Result<Vec<MessageRecord>> {
         let tx = self
             .rexie
             .transaction(&[MESSAGES], TransactionMode::ReadOnly)?;
         let index = tx.store(MESSAGES)?.index("by_room")?;
         let rows = index
-            .scan(Some(room_range(room)?), Some(limit), None, Some(direction))
+            .scan(Some(range), Some(limit), None, Some(direction))
             .await?;
         rows.into_iter().map(|(_, value)| from_js(value)).collect()
     }
@@ -556,14 +566,7 @@ impl Db {
         limit: u32,
     ) -> Result<Vec<MessageRecord>> {
         let range = order_range(room, (after, true), (f64::MAX, false))?;
-        let tx = self
-            .rexie
-            .transaction(&[MESSAGES], TransactionMode::ReadOnly)?;
-        let index = tx.store(MESSAGES)?.index("by_room")?;
-        let rows = index
-            .scan(Some(range), Some(limit), None, Some(Direction::Next))
-            .await?;
-        rows.into_iter().map(|(_, value)| from_js(value)).collect()
+        self.scan(range, limit, Direction::Next).await
     }
 
     /// Up to `limit` messages of a room older than order `before` (from the newest when
@@ -579,14 +582,7 @@ impl Db {
             (f64::MIN, false),
             (before.unwrap_or(f64::MAX), before.is_some()),
         )?;
-        let tx = self
-            .rexie
-            .transaction(&[MESSAGES], TransactionMode::ReadOnly)?;
-        let index = tx.store(MESSAGES)?.index("by_room")?;
-        let rows = index
-            .scan(Some(range), Some(limit), None, Some(Direction::Prev))
-            .await?;
-        rows.into_iter().map(|(_, value)| from_js(value)).collect()
+        self.scan(range, limit, Direction::Prev).await
     }
 
     /// One message by id.
