@@ -387,6 +387,8 @@ fn setting(name: &str, default: usize) -> usize {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    // 1,000 phones and their senders are open files of this process too.
+    server::admit::open_file_room(4_096);
     let count = setting("FIELDMESH_BENCH_LOAD_MESSAGES", 500);
     let rounds = setting("FIELDMESH_BENCH_LOAD_ROUNDS", 5).max(1);
     let burst = setting("FIELDMESH_BENCH_LOAD_BURST", 5_000);

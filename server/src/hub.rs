@@ -171,6 +171,10 @@ impl Hub {
             let mut rooms = hub.lock();
             if let Some(entry) = rooms.get_mut(&room) {
                 entry.presence_due = false;
+                // (A room forgotten and made again meanwhile may have flushed already.)
+                if entry.joined.is_empty() && entry.left.is_empty() {
+                    return;
+                }
                 let changed = ServerFrame::PresenceChanged {
                     room,
                     joined: std::mem::take(&mut entry.joined),

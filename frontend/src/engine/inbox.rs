@@ -312,7 +312,8 @@ impl Inbox {
             state
                 .shown
                 .extend(records.into_iter().filter(|r| r.order > newest));
-            let dropped = state.shown.len().saturating_sub(window as usize);
+            // The window may have grown meanwhile (a found message shown further back).
+            let dropped = state.shown.len().saturating_sub(state.window as usize);
             state.shown.drain(..dropped);
             let messages: Vec<ChatMessage> = state
                 .shown

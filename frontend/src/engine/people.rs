@@ -33,6 +33,9 @@ pub(super) struct People {
 struct State {
     contacts: Contacts,
     members: Vec<Member>,
+    /// The room's list came since it was entered: changes apply to it (before, they would
+    /// apply to nothing, say from a watch of the room whose join was refused).
+    listed: bool,
     typing: HashMap<SenderId, f64>,
     last_typing_sent_ms: f64,
 }
@@ -53,6 +56,7 @@ impl People {
         {
             let mut state = self.state.borrow_mut();
             state.members.clear();
+            state.listed = false;
             state.typing.clear();
         }
         engine.state.members.set(Vec::new());
@@ -68,7 +72,11 @@ impl People {
     }
 
     pub(super) fn on_presence(&self, engine: &Rc<Engine>, members: Vec<Member>) {
-        self.state.borrow_mut().members = members;
+        {
+            let mut state = self.state.borrow_mut();
+            state.members = members;
+            state.listed = true;
+        }
         self.show_members(engine);
     }
 
@@ -79,7 +87,13 @@ impl People {
         joined: &[Member],
         left: &[[u8; 32]],
     ) {
-        mesh::apply_presence_changes(&mut self.state.borrow_mut().members, joined, left);
+        {
+            let state = &mut *self.state.borrow_mut();
+            if !state.listed {
+                return;
+            }
+            mesh::apply_presence_changes(&mut state.members, joined, left);
+        }
         self.show_members(engine);
     }
 

@@ -596,7 +596,7 @@ impl Node {
                         heard: 0,
                     };
                     if let Some((_, kept_hops)) = self.kept.get_mut(&key.message) {
-                        *kept_hops = (*kept_hops).max(hop_limit);
+                        *kept_hops = (*kept_hops).max(hop_limit.saturating_add(CATCH_UP_SLACK));
                     }
                     return Ok(actions);
                 }

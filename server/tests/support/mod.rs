@@ -281,6 +281,24 @@ impl Client {
         }
     }
 
+    /// The next frame: `Ok(None)` after [`WAIT`] of quiet, `Err(())` once the server closed
+    /// the connection (a frame that does not decode is skipped).
+    pub async fn next_or_quiet(&mut self) -> Result<Option<ServerFrame>, ()> {
+        loop {
+            match tokio::time::timeout(WAIT, self.ws.next()).await {
+                Err(_) => return Ok(None),
+                Ok(Some(Ok(Message::Binary(bytes)))) => {
+                    if let Ok(frame) = ServerFrame::decode(&bytes) {
+                        self.note_presence(&frame);
+                        return Ok(Some(frame));
+                    }
+                }
+                Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => return Err(()),
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+
     /// Whether the server closed the connection (within [`WAIT`]).
     pub async fn closed(&mut self) -> bool {
         loop {

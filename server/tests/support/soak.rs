@@ -57,19 +57,14 @@ pub async fn run(server: &TestServer, soak: &Soak) -> SoakFigures {
         let counts: Counts = Arc::default();
         seen.push((which, Arc::clone(&counts)));
         readers.push(tokio::spawn(async move {
-            loop {
-                match phone.next_frame().await {
-                    Some(ServerFrame::Message(stored)) => {
-                        *counts
-                            .lock()
-                            .unwrap()
-                            .entry(stored.envelope.id.0)
-                            .or_default() += 1;
-                    }
-                    Some(_) => {}
-                    // Quiet for a while, or closed: a closed connection shows as missing.
-                    None if phone.closed().await => return,
-                    None => {}
+            // Until closed: a closed connection shows as missing deliveries.
+            while let Ok(frame) = phone.next_or_quiet().await {
+                if let Some(ServerFrame::Message(stored)) = frame {
+                    *counts
+                        .lock()
+                        .unwrap()
+                        .entry(stored.envelope.id.0)
+                        .or_default() += 1;
                 }
             }
         }));
