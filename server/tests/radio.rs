@@ -36,11 +36,14 @@ async fn collect_radio(client: &mut Client, want: usize, limit: Duration) -> Vec
     let deadline = tokio::time::Instant::now() + limit;
     let mut texts = Vec::new();
     while texts.len() < want {
-        let Ok(frame) = tokio::time::timeout_at(deadline, client.next_frame()).await else {
+        let Ok(frame) = tokio::time::timeout_at(deadline, client.next_or_quiet()).await else {
             break;
         };
-        let Some(frame) = frame else {
-            continue; // quiet for a while: keep waiting until the deadline
+        let frame = match frame {
+            Ok(Some(frame)) => frame,
+            // Quiet for a while: keep waiting until the deadline.
+            Ok(None) => continue,
+            Err(()) => panic!("the server closed the phone's connection"),
         };
         // The phone's own published messages come back too; count only radio arrivals.
         if let ServerFrame::Message(stored) = frame {
@@ -50,6 +53,12 @@ async fn collect_radio(client: &mut Client, want: usize, limit: Duration) -> Vec
         }
     }
     texts
+}
+
+/// Reads (and drops) what `client` is sent, answering the server's pings, until cancelled.
+async fn keep_reading(client: &mut Client) {
+    while client.next_or_quiet().await.is_ok() {}
+    panic!("the server closed the phone's connection");
 }
 
 /// Waits for the `Relayed` notice of `id` on `client`.
@@ -150,7 +159,12 @@ async fn with_a_fifth_of_all_frames_lost_every_message_still_arrives_once() {
     // Usually all are in within seconds. A frame lost on one hop three times (a relay's two
     // retries) waits for the next hop's summary, sent every 30 to 90 s, whose answer can be
     // lost too: the wait allows for three such rounds.
-    let mut got = collect_radio(&mut on_d, sent.len(), CATCH_UP_ROUNDS).await;
+    // A's phone keeps reading meanwhile, as a page does: a phone that stops reading answers
+    // no pings and the server drops it after a minute.
+    let mut got = tokio::select! {
+        got = collect_radio(&mut on_d, sent.len(), CATCH_UP_ROUNDS) => got,
+        () = keep_reading(&mut on_a) => unreachable!("keeps reading until cancelled"),
+    };
     got.extend(collect_radio(&mut on_d, 1, Duration::from_secs(3)).await);
     got.sort();
     assert_eq!(got, sent, "each message arrives exactly once");
