@@ -1,7 +1,7 @@
 //! Live fan-out: who follows which room, and handing them each new event (stored messages,
 //! presence changes, typing).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -72,8 +72,9 @@ pub type ConnectionId = u64;
 struct Room {
     events: broadcast::Sender<RoomEvent>,
     members: Vec<(ConnectionId, Member)>,
-    /// Followers beyond [`MAX_LISTED_MEMBERS`], not in the list.
-    unlisted: usize,
+    /// Followers beyond [`MAX_LISTED_MEMBERS`], not in the list (each once, however often it
+    /// follows again; one that was never here leaving changes nothing).
+    unlisted: HashSet<ConnectionId>,
     /// Changes not sent yet (they go once [`PRESENCE_EVERY`] has passed); a connection is
     /// in at most one of the two.
     joined: Vec<Member>,
@@ -134,22 +135,21 @@ impl Hub {
         let entry = rooms.entry(room).or_insert_with(|| Room {
             events: broadcast::channel(ROOM_BACKLOG).0,
             members: Vec::new(),
-            unlisted: 0,
+            unlisted: HashSet::new(),
             joined: Vec::new(),
             left: Vec::new(),
             presence_due: false,
         });
-        let was_listed = entry.members.len();
         entry.members.retain(|(id, _)| *id != connection);
         if entry.members.len() < self.max_listed {
+            entry.unlisted.remove(&connection);
             let challenge = member.challenge;
             entry.left.retain(|gone| *gone != challenge);
             entry.joined.retain(|m| m.challenge != challenge);
             entry.joined.push(member.clone());
             entry.members.push((connection, member));
             self.presence_changed(room, entry);
-        } else if entry.members.len() == was_listed {
-            entry.unlisted += 1;
+        } else if entry.unlisted.insert(connection) {
             tracing::info!(
                 listed = entry.members.len(),
                 "a room's presence list is full; a new follower is not listed"
@@ -209,9 +209,11 @@ impl Hub {
                 // Sent even when its join was not: a newcomer's list may hold it.
                 entry.left.push(challenge);
             }
-            None => entry.unlisted = entry.unlisted.saturating_sub(1),
+            None => {
+                entry.unlisted.remove(&connection);
+            }
         }
-        if entry.members.is_empty() && entry.unlisted == 0 {
+        if entry.members.is_empty() && entry.unlisted.is_empty() {
             rooms.remove(&room);
         } else if gone.is_some() {
             self.presence_changed(room, entry);
@@ -302,19 +304,26 @@ mod tests {
         // within a period: it is said to have left (a newcomer's list may hold it).
         let (_, list) = hub.join(room, 20, member(20));
         assert_eq!(list.len(), 3, "the list is full: not listed");
+        // Following again (a join after a watch) is still one follower.
+        let _ = hub.join(room, 20, member(20));
         hub.leave(room, 2);
         let (_, list) = hub.join(room, 21, member(21));
         assert!(list.contains(&member(21)));
         hub.leave(room, 21);
         tokio::time::sleep(PRESENCE_EVERY * 2).await;
         assert_eq!(changes(&mut first), [(vec![], vec![[2; 32], [21; 32]])]);
-        for n in 1..=3 {
+        for n in [1, 3] {
             hub.leave(room, n);
         }
+        // A connection that left once leaving again changes nothing.
+        hub.leave(room, 2);
+        hub.leave(room, 2);
         assert_eq!(hub.room_count(), 1);
-        for n in (4..=11).chain([20]) {
+        for n in 4..=11 {
             hub.leave(room, n);
         }
+        assert_eq!(hub.room_count(), 1, "20 still follows");
+        hub.leave(room, 20);
         assert_eq!(hub.room_count(), 0);
     }
 }
