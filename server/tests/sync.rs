@@ -283,14 +283,7 @@ async fn a_hundred_phones_in_ten_rooms_get_every_message_once_and_memory_stays_f
 
 /// Resident memory of process `pid` in MiB.
 fn rss_mib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: u64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap();
-    kib / 1024
+    support::memory_kb(pid, "VmRSS").expect("the server's memory is readable") / 1024
 }
 
 #[tokio::test]
