@@ -46,6 +46,10 @@ struct State {
     unread: Unread,
     /// The newest message of a watched room, newer than this device holds: (when, "Ana: …").
     previews: HashMap<String, (f64, String)>,
+    /// Rooms the person left on this connection, with the cursor they were read to (and its
+    /// store): watched again from there, and what the answer counts arrived since, so it is
+    /// news (not what a reconnect repeats).
+    left: HashMap<RoomId, (u64, String)>,
 }
 
 /// A watched room.
@@ -73,6 +77,9 @@ impl Attention {
 
     async fn watch(&self, engine: &Rc<Engine>) {
         let Some(db) = engine.db() else { return };
+        let records = db.rooms().await.unwrap_or_default();
+        // Everything below is read at one moment, after the store answered: a connection
+        // welcomed meanwhile is seen whole (its store id with its readiness).
         let (Some(identity), name) = (engine.session.identity(), engine.session.name()) else {
             return;
         };
@@ -81,16 +88,27 @@ impl Attention {
         }
         let current = engine.session.current_room().map(|(room, _, _)| room);
         let store_id = engine.connection.store_id();
+        let ready = engine.connection.is_ready();
+        let challenge = engine.connection.challenge();
         let mut targets: HashMap<RoomId, (Watched, Option<u64>)> = HashMap::new();
         let (mut own_rooms, mut directs) = (Vec::new(), Vec::new());
-        for record in db.rooms().await.unwrap_or_default() {
+        for record in records {
             let Some(key) = unhex::<32>(&record.key).map(RoomKey::from_bytes) else {
                 continue;
             };
-            let read_seq = record
+            let stored = record
                 .cursor
                 .filter(|_| !store_id.is_empty() && record.server == store_id)
                 .map(|c| c as u64);
+            // A room just left was read further than the store may hold yet.
+            let left = self
+                .state
+                .borrow()
+                .left
+                .get(&key.room_id())
+                .filter(|(_, server)| !store_id.is_empty() && *server == store_id)
+                .map(|(cursor, _)| *cursor);
+            let read_seq = stored.max(left);
             own_rooms.push(key.room_id());
             targets.insert(
                 key.room_id(),
@@ -127,8 +145,6 @@ impl Attention {
         }
         let chosen = choose(own_rooms, directs, current);
 
-        let ready = engine.connection.is_ready();
-        let challenge = engine.connection.challenge();
         let mut frames = Vec::new();
         {
             let state = &mut *self.state.borrow_mut();
@@ -175,7 +191,23 @@ impl Attention {
 
     /// The connection ended: nothing is watched until the next one.
     pub(super) fn on_disconnect(&self) {
-        self.state.borrow_mut().sent.clear();
+        let mut state = self.state.borrow_mut();
+        state.sent.clear();
+        state.left.clear();
+    }
+
+    /// The person left `room` (for another or the home screen), read up to `cursor` in the
+    /// store `server`: what its watch finds after that arrived while they were leaving.
+    pub(super) fn left(&self, room: RoomId, cursor: Option<u64>, server: &str) {
+        let mut state = self.state.borrow_mut();
+        match cursor {
+            Some(cursor) if !server.is_empty() => {
+                state.left.insert(room, (cursor, server.to_string()));
+            }
+            _ => {
+                state.left.remove(&room);
+            }
+        }
     }
 
     /// The answer to a watch: what is unread in the room.
@@ -186,11 +218,13 @@ impl Attention {
         count: u32,
         newest: Option<StoredMessage>,
     ) {
-        let opened = {
+        let (opened, live) = {
             let state = &mut *self.state.borrow_mut();
             let Some(watched) = state.watched.get(&room) else {
                 return;
             };
+            // Left on this connection: what arrived since is news, as if it came live.
+            let live = state.left.remove(&room).is_some();
             let last_seq = newest.as_ref().map_or(0, |m| m.seq);
             state.unread.set(&watched.hex, count, last_seq);
             let opened = newest
@@ -201,11 +235,11 @@ impl Attention {
                     .previews
                     .insert(watched.hex.clone(), (record.created_at, preview(record)));
             }
-            opened
+            (opened, live)
         };
         if count > 0 {
             if let Some(record) = opened {
-                self.arrived(engine, room, &record, count, false);
+                self.arrived(engine, room, &record, count, live);
             }
         }
         self.show(engine);

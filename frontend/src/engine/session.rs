@@ -48,6 +48,17 @@ pub(super) struct Joined {
 }
 
 impl Joined {
+    /// The person leaves this room: the server stops sending it, and attention watches it
+    /// from where it was read.
+    fn left(&self, engine: &Rc<Engine>) {
+        engine
+            .connection
+            .send(&ClientFrame::Leave { room: self.id });
+        engine
+            .attention
+            .left(self.id, self.sync.cursor, &self.sync.server);
+    }
+
     fn record(&self) -> RoomRecord {
         RoomRecord {
             cursor: self.sync.cursor.map(|c| c as f64),
@@ -471,14 +482,10 @@ impl Session {
         let invite = app::invite::fragment(&record.name, &record.key);
         let previous = {
             let state = self.state.borrow();
-            state
-                .joined
-                .as_ref()
-                .map(|j| j.id)
-                .filter(|room| *room != id)
+            state.joined.clone().filter(|j| j.id != id)
         };
-        if let Some(room) = previous {
-            engine.connection.send(&ClientFrame::Leave { room });
+        if let Some(previous) = previous {
+            previous.left(engine);
         }
         let sync = RoomSync {
             cursor: record.cursor.map(|c| c as u64),
@@ -598,9 +605,7 @@ impl Session {
     pub(super) fn leave(&self, engine: &Rc<Engine>) {
         let joined = self.state.borrow_mut().joined.take();
         if let Some(joined) = joined {
-            engine
-                .connection
-                .send(&ClientFrame::Leave { room: joined.id });
+            joined.left(engine);
         }
         if let Some(db) = engine.db() {
             spawn_local(async move {
