@@ -13,6 +13,7 @@ mod codec;
 pub mod crypto;
 pub mod envelope;
 mod error;
+pub mod file;
 pub mod hex;
 pub mod presence;
 pub mod radio;
