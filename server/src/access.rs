@@ -49,6 +49,10 @@ const ROOM_REQUESTS: (u32, Duration) = (64, Duration::from_millis(125));
 /// LoRa radio hears).
 const LENT_FRAMES: (u32, Duration) = (200, Duration::from_millis(20));
 
+/// Pieces of files uploaded per address: 400 at once (a 100 MB photo album), then 4 a second
+/// (about a megabyte a second, shared by the phones behind the address).
+const CHUNK_UPLOADS: (u32, Duration) = (400, Duration::from_millis(250));
+
 /// Radio receipts per connection: 100 at once (a page catching up on the radio), then 5 a
 /// second; past that they are dropped (a receipt is best effort).
 const RECEIPTS: (u32, Duration) = (100, Duration::from_millis(200));
@@ -110,11 +114,12 @@ pub struct Limits {
     public_by_device: DefaultKeyedRateLimiter<SenderId>,
     public_by_address: DefaultKeyedRateLimiter<IpAddr>,
     bytes_by_device: DefaultKeyedRateLimiter<SenderId>,
+    chunks_by_address: DefaultKeyedRateLimiter<IpAddr>,
 }
 
 /// The key an address is limited under: IPv4 as is, IPv6 by its /64 (one device can hold a
 /// whole /64 and would otherwise get fresh allowances by rotating addresses).
-fn network(address: IpAddr) -> IpAddr {
+pub(crate) fn network(address: IpAddr) -> IpAddr {
     match address {
         IpAddr::V4(_) => address,
         IpAddr::V6(v6) => {
@@ -179,6 +184,7 @@ impl Limits {
             publish_by_address: RateLimiter::keyed(per_address(PUBLISHES)),
             public_by_device: RateLimiter::keyed(quota(PUBLIC_PER_DEVICE)),
             public_by_address: RateLimiter::keyed(per_address(PUBLIC_PER_ADDRESS)),
+            chunks_by_address: RateLimiter::keyed(per_address(CHUNK_UPLOADS)),
             bytes_by_device: RateLimiter::keyed(
                 Quota::with_period(Duration::from_secs(24 * 60 * 60) / DEVICE_BYTES_PER_DAY)
                     .expect("a day per byte allowance is non-zero")
@@ -217,6 +223,11 @@ impl Limits {
         check(&self.public_by_device, &device)
     }
 
+    /// A piece of a file uploaded from `address`.
+    pub fn chunk_upload(&self, address: IpAddr) -> Result<(), RetryAfter> {
+        check(&self.chunks_by_address, &network(address))
+    }
+
     /// `bytes` more stored for `device`; `Err` when its daily allowance is used up.
     pub fn device_bytes(&self, device: SenderId, bytes: usize) -> Result<(), RetryAfter> {
         let cells =
@@ -240,6 +251,7 @@ impl Limits {
         self.connect_by_address.retain_recent();
         self.publish_by_device.retain_recent();
         self.publish_by_address.retain_recent();
+        self.chunks_by_address.retain_recent();
     }
 }
 

@@ -134,6 +134,17 @@ pub struct Config {
     )]
     pub room_quota_mb: u32,
 
+    /// Most megabytes of shared files (photos, documents, voice notes; stored sealed) this
+    /// server keeps in all; past it, new files are refused with a reason.
+    #[arg(
+        long,
+        env = "FIELDMESH_FILES_QUOTA_MB",
+        value_name = "MB",
+        default_value_t = 4096,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub files_quota_mb: u32,
+
     /// Delete messages this many days after they were stored (checked every hour). 0 keeps
     /// them all.
     #[arg(

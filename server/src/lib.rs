@@ -5,6 +5,7 @@ pub mod access;
 pub mod admit;
 pub mod config;
 pub mod error;
+pub mod files;
 pub mod hub;
 pub mod landing;
 pub mod radio;
@@ -51,6 +52,8 @@ pub struct AppState {
     pub access: Arc<access::Access>,
     /// The LoRa radio bridge (a no-op without `--radio`).
     pub radio: radio::Radio,
+    /// The sealed pieces of shared files.
+    pub chunks: files::ChunkStore,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -73,6 +76,8 @@ impl AppState {
         data_dir: &Path,
     ) -> Result<(Self, watch::Sender<bool>), ServerError> {
         let store = Store::open(data_dir)?;
+        let chunks =
+            files::ChunkStore::open(data_dir, u64::from(config.files_quota_mb) * 1024 * 1024)?;
         let site = Arc::new(match &config.site_root {
             Some(root) => Site::from_dir(root),
             None => Site::embedded(),
@@ -126,6 +131,7 @@ impl AppState {
             shutdown,
             site,
             access,
+            chunks,
         };
         Ok((state, shutdown_tx))
     }
@@ -154,6 +160,7 @@ pub fn app(state: AppState) -> Router {
         .route("/", get(page))
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(|| async { "ok" }))
+        .merge(files::routes())
         .fallback(site::serve_asset)
         .with_state(state);
     protective_headers(router, DEFAULT_POLICY).layer(TraceLayer::new_for_http())

@@ -1,0 +1,530 @@
+//! The chunks of files people share (see [`mesh::file`]): sealed on the phones, stored here as
+//! they came, one file each under `DATA_DIR/chunks/`, named by the SHA-256 of their bytes.
+//!
+//! The server holds no key: it checks a chunk against its name, keeps it whole or not at all
+//! (written beside, synced, then renamed into place), and never stores more than its quota.
+//! Storing a chunk it has already is a no-op, so a phone resumes an upload by sending again
+//! what the server lacks.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{ConnectInfo, Path as UrlPath, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use mesh::file::{ChunkId, SEALED_CHUNK_BYTES};
+use thiserror::Error;
+
+use crate::access::RetryAfter;
+use crate::error::ServerError;
+use crate::AppState;
+
+/// Most chunk names one "which do you lack" question may list: a 256 MiB file's worth.
+pub const MAX_ASKED: usize = 1024;
+/// Uploads read into memory at once, server-wide (each at most a sealed chunk: 8 MiB in all);
+/// more wait their turn.
+const UPLOADS_AT_ONCE: usize = 32;
+/// Uploads under way at once from one address (a phone sends one or two at a time); more are
+/// refused, so one address that drips its bodies cannot hold every turn.
+const UPLOADS_PER_ADDRESS: usize = 4;
+/// How long one piece may take to arrive (256 KiB in 30 s is 70 kbit/s).
+const BODY_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The chunk store. Cheap to clone.
+#[derive(Clone)]
+pub struct ChunkStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    quota_bytes: u64,
+    used_bytes: AtomicU64,
+    uploads: tokio::sync::Semaphore,
+    /// Uploads under way, by address (as access limits count them).
+    under_way: std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>,
+}
+
+/// One upload's place among those under way from its address; given back when dropped.
+struct UnderWay<'a> {
+    inner: &'a Inner,
+    address: IpAddr,
+}
+
+impl Drop for UnderWay<'_> {
+    fn drop(&mut self) {
+        let mut under_way = self.inner.lock_under_way();
+        if let Some(count) = under_way.get_mut(&self.address) {
+            *count -= 1;
+            if *count == 0 {
+                under_way.remove(&self.address);
+            }
+        }
+    }
+}
+
+impl Inner {
+    fn lock_under_way(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<IpAddr, usize>> {
+        self.under_way
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A place for one more upload from `address`, if it has fewer than
+    /// [`UPLOADS_PER_ADDRESS`] under way.
+    fn start_upload(&self, address: IpAddr) -> Option<UnderWay<'_>> {
+        let address = crate::access::network(address);
+        let mut under_way = self.lock_under_way();
+        let count = under_way.entry(address).or_default();
+        if *count >= UPLOADS_PER_ADDRESS {
+            return None;
+        }
+        *count += 1;
+        Some(UnderWay {
+            inner: self,
+            address,
+        })
+    }
+}
+
+/// What storing a chunk did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// It is stored now.
+    New,
+    /// It was stored already.
+    Had,
+}
+
+/// Why a chunk was not stored. The phone shows the message.
+#[derive(Debug, Error)]
+pub enum ChunkError {
+    /// Larger than any sealed chunk.
+    #[error("a piece of a file is at most {max} bytes; this one is {len}")]
+    TooLarge {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The bytes are not the chunk of that name (damaged or cut short on the way).
+    #[error("the piece does not match its name: it was damaged or cut short on the way")]
+    WrongHash,
+    /// The server's room for files is used up.
+    #[error("this server's room for files ({quota_mb} MB) is full; ask the operator")]
+    Full {
+        /// The quota, in MiB.
+        quota_mb: u64,
+    },
+    /// The disk failed.
+    #[error("could not store the piece: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl ChunkStore {
+    /// Opens (or makes) the chunk folder in `data_dir`, holding at most `quota_bytes`. Pieces
+    /// of a write cut short by a crash are removed.
+    pub fn open(data_dir: &Path, quota_bytes: u64) -> Result<Self, ServerError> {
+        let dir = data_dir.join("chunks");
+        let io = |context: String| move |source| ServerError::Io { context, source };
+        std::fs::create_dir_all(&dir).map_err(io(format!("cannot create {}", dir.display())))?;
+        let mut used = 0;
+        for shard in
+            std::fs::read_dir(&dir).map_err(io(format!("cannot read {}", dir.display())))?
+        {
+            let shard = shard.map_err(io(format!("cannot read {}", dir.display())))?;
+            if !shard.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let path = shard.path();
+            for entry in
+                std::fs::read_dir(&path).map_err(io(format!("cannot read {}", path.display())))?
+            {
+                let entry = entry.map_err(io(format!("cannot read {}", path.display())))?;
+                let name = entry.file_name();
+                if name.to_string_lossy().ends_with(".part") {
+                    let _ = std::fs::remove_file(entry.path());
+                } else if let Ok(meta) = entry.metadata() {
+                    used += meta.len();
+                }
+            }
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                dir,
+                quota_bytes,
+                used_bytes: AtomicU64::new(used),
+                uploads: tokio::sync::Semaphore::new(UPLOADS_AT_ONCE),
+                under_way: Default::default(),
+            }),
+        })
+    }
+
+    /// Bytes of chunks stored.
+    pub fn used_bytes(&self) -> u64 {
+        self.inner.used_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Where chunk `id` is kept (two hex digits of folder keep folders small).
+    pub fn path(&self, id: &ChunkId) -> PathBuf {
+        let name = id.to_string();
+        self.inner.dir.join(&name[..2]).join(name)
+    }
+
+    /// Whether chunk `id` is stored.
+    pub fn has(&self, id: &ChunkId) -> bool {
+        self.path(id).is_file()
+    }
+
+    /// Which of `ids` are not stored, in the order asked.
+    pub fn missing(&self, ids: &[ChunkId]) -> Vec<ChunkId> {
+        ids.iter().filter(|id| !self.has(id)).copied().collect()
+    }
+
+    /// Stores `bytes` as chunk `id`, whole or not at all. Blocking: call it off the async
+    /// threads.
+    pub fn put_blocking(&self, id: &ChunkId, bytes: &[u8]) -> Result<Stored, ChunkError> {
+        if bytes.len() > SEALED_CHUNK_BYTES {
+            return Err(ChunkError::TooLarge {
+                len: bytes.len(),
+                max: SEALED_CHUNK_BYTES,
+            });
+        }
+        if ChunkId::of(bytes) != *id {
+            return Err(ChunkError::WrongHash);
+        }
+        let path = self.path(id);
+        if path.is_file() {
+            return Ok(Stored::Had);
+        }
+        let len = bytes.len() as u64;
+        // Reserve the room first, so two uploads at once cannot both squeeze past the quota.
+        let reserved =
+            self.inner
+                .used_bytes
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |used| {
+                    (used + len <= self.inner.quota_bytes).then_some(used + len)
+                });
+        if reserved.is_err() {
+            return Err(ChunkError::Full {
+                quota_mb: self.inner.quota_bytes / (1024 * 1024),
+            });
+        }
+        let written = write_whole(&path, bytes);
+        match written {
+            Ok(Stored::New) => Ok(Stored::New),
+            other => {
+                // Not stored by this call (failed, or another upload got there first).
+                self.inner.used_bytes.fetch_sub(len, Ordering::SeqCst);
+                other.map_err(ChunkError::Io)
+            }
+        }
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder, synced before it is
+/// renamed into place: a reader (or a restart) sees the whole chunk or none of it.
+fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<Stored> {
+    let folder = path.parent().expect("a chunk path has a folder");
+    std::fs::create_dir_all(folder)?;
+    let mut part = tempfile::Builder::new()
+        .suffix(".part")
+        .tempfile_in(folder)?;
+    part.write_all(bytes)?;
+    part.as_file().sync_all()?;
+    match part.persist_noclobber(path) {
+        Ok(_) => {}
+        Err(error) if path.is_file() => {
+            drop(error);
+            return Ok(Stored::Had);
+        }
+        Err(error) => return Err(error.error),
+    }
+    // The rename is durable once the folder is synced.
+    std::fs::File::open(folder)?.sync_all()?;
+    Ok(Stored::New)
+}
+
+/// The chunk routes: `PUT /chunks/ID` stores a sealed piece (201 new, 200 had it),
+/// `GET /chunks/ID` serves one (immutable: a name is its content), and `POST /chunks/missing`
+/// answers which of the names in its body (32 bytes each) the server lacks, in the same form.
+/// With a join code, storing and asking need the device's pass (`Authorization: Bearer HEX`);
+/// fetching does not: a name is learned only from a sealed message, and what it names is
+/// ciphertext.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/chunks/missing", post(missing))
+        .route("/chunks/{id}", get(fetch).put(upload))
+}
+
+/// A plain-text answer the phone shows.
+fn answer(status: StatusCode, text: impl Into<String>) -> Response {
+    (status, text.into()).into_response()
+}
+
+fn too_many(retry: RetryAfter) -> Response {
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, retry.seconds().to_string())],
+        format!(
+            "Too many pieces of files at once; try again in {} s.",
+            retry.seconds()
+        ),
+    )
+        .into_response()
+}
+
+fn parse_id(name: &str) -> Option<ChunkId> {
+    mesh::hex::decode::<32>(name).map(ChunkId)
+}
+
+/// With a join code, the request must carry a pass the server handed out under it.
+async fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+    if state.access.code.is_none() {
+        return Ok(());
+    }
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .and_then(|hex| mesh::hex::decode::<32>(hex.trim()));
+    let refused = || {
+        answer(
+            StatusCode::UNAUTHORIZED,
+            "This server needs its join code: open FieldMesh on this device and enter it.",
+        )
+    };
+    let Some(token) = token else {
+        return Err(refused());
+    };
+    match state.access.authenticate(&state.store, token).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(refused()),
+        Err(error) => {
+            tracing::error!(%error, "could not check a device pass");
+            Err(answer(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The server could not check this device's pass; try again.",
+            ))
+        }
+    }
+}
+
+async fn upload(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    UrlPath(name): UrlPath<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let forwarded_for = headers
+        .get("x-forwarded-for")
+        .and_then(|value| value.to_str().ok());
+    let address = state.access.client_address(peer.ip(), forwarded_for);
+    if let Err(refused) = authorize(&state, &headers).await {
+        return refused;
+    }
+    if let Err(retry) = state.access.limits.chunk_upload(address) {
+        return too_many(retry);
+    }
+    let Some(id) = parse_id(&name) else {
+        return answer(
+            StatusCode::BAD_REQUEST,
+            "A piece is named by 64 hexadecimal digits.",
+        );
+    };
+    let Some(_place) = state.chunks.inner.start_upload(address) else {
+        return answer(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "At most {UPLOADS_PER_ADDRESS} pieces of files go up at once from one address; \
+                 send the next when one is done."
+            ),
+        );
+    };
+    // Bounded memory: at most UPLOADS_AT_ONCE bodies are read at a time.
+    let Ok(_turn) = state.chunks.inner.uploads.acquire().await else {
+        return answer(StatusCode::SERVICE_UNAVAILABLE, "The server is stopping.");
+    };
+    // A body that drips in would hold its turn: it has a time limit.
+    let Ok(read) = tokio::time::timeout(BODY_TIME_LIMIT, to_bytes(body, SEALED_CHUNK_BYTES)).await
+    else {
+        return answer(
+            StatusCode::REQUEST_TIMEOUT,
+            "The piece came too slowly; nothing was stored. Try again.",
+        );
+    };
+    let Ok(bytes) = read else {
+        return answer(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "A piece of a file is at most {SEALED_CHUNK_BYTES} bytes (or the upload was cut \
+                 short); nothing was stored."
+            ),
+        );
+    };
+    let chunks = state.chunks.clone();
+    match tokio::task::spawn_blocking(move || chunks.put_blocking(&id, &bytes)).await {
+        Ok(Ok(Stored::New)) => answer(StatusCode::CREATED, "stored"),
+        Ok(Ok(Stored::Had)) => answer(StatusCode::OK, "stored already"),
+        Ok(Err(error @ ChunkError::TooLarge { .. })) => {
+            answer(StatusCode::PAYLOAD_TOO_LARGE, error.to_string())
+        }
+        Ok(Err(error @ ChunkError::WrongHash)) => {
+            answer(StatusCode::BAD_REQUEST, error.to_string())
+        }
+        Ok(Err(error @ ChunkError::Full { .. })) => {
+            tracing::warn!(%error, "a piece of a file was refused");
+            answer(StatusCode::INSUFFICIENT_STORAGE, error.to_string())
+        }
+        Ok(Err(ChunkError::Io(error))) => {
+            tracing::error!(%error, "could not store a piece of a file");
+            answer(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The server could not store the piece; try again.",
+            )
+        }
+        Err(error) => {
+            tracing::error!(%error, "storing a piece of a file failed");
+            answer(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The server could not store the piece; try again.",
+            )
+        }
+    }
+}
+
+async fn fetch(State(state): State<AppState>, UrlPath(name): UrlPath<String>) -> Response {
+    let Some(id) = parse_id(&name) else {
+        return answer(
+            StatusCode::BAD_REQUEST,
+            "A piece is named by 64 hexadecimal digits.",
+        );
+    };
+    match tokio::fs::read(state.chunks.path(&id)).await {
+        Ok(bytes) => (
+            [
+                (header::CONTENT_TYPE, "application/octet-stream"),
+                (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => answer(
+            StatusCode::NOT_FOUND,
+            "This server does not have that piece (yet).",
+        ),
+        Err(error) => {
+            tracing::error!(%error, "could not read a piece of a file");
+            answer(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The server could not read the piece; try again.",
+            )
+        }
+    }
+}
+
+async fn missing(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    if let Err(refused) = authorize(&state, &headers).await {
+        return refused;
+    }
+    let max = MAX_ASKED * 32;
+    let bytes = match to_bytes(body, max).await {
+        Ok(bytes) if bytes.len() % 32 == 0 => bytes,
+        _ => {
+            return answer(
+                StatusCode::BAD_REQUEST,
+                format!("Ask for at most {MAX_ASKED} pieces, 32 bytes each."),
+            )
+        }
+    };
+    let ids: Vec<ChunkId> = bytes
+        .chunks_exact(32)
+        .map(|name| ChunkId(name.try_into().expect("32-byte pieces")))
+        .collect();
+    let chunks = state.chunks.clone();
+    match tokio::task::spawn_blocking(move || chunks.missing(&ids)).await {
+        Ok(lacking) => (
+            [(header::CONTENT_TYPE, "application/octet-stream")],
+            lacking.iter().flat_map(|id| id.0).collect::<Vec<u8>>(),
+        )
+            .into_response(),
+        Err(error) => {
+            tracing::error!(%error, "could not look for pieces of files");
+            answer(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The server could not look; try again.",
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(fill: u8, len: usize) -> (ChunkId, Vec<u8>) {
+        let bytes = vec![fill; len];
+        (ChunkId::of(&bytes), bytes)
+    }
+
+    #[test]
+    fn a_chunk_is_stored_once_under_its_name_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ChunkStore::open(dir.path(), 1 << 20).unwrap();
+        let (id, bytes) = chunk(7, 1000);
+        assert_eq!(store.missing(&[id]), vec![id]);
+        assert_eq!(store.put_blocking(&id, &bytes).unwrap(), Stored::New);
+        assert_eq!(store.put_blocking(&id, &bytes).unwrap(), Stored::Had);
+        assert_eq!(std::fs::read(store.path(&id)).unwrap(), bytes);
+        assert!(store.missing(&[id]).is_empty());
+        assert_eq!(store.used_bytes(), 1000);
+        // Counted again after a restart; a write cut short by a crash is cleared away.
+        let part = store.path(&id).with_extension("part");
+        std::fs::write(&part, b"half").unwrap();
+        let again = ChunkStore::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(again.used_bytes(), 1000);
+        assert!(!part.exists());
+    }
+
+    #[test]
+    fn damaged_oversized_and_over_quota_chunks_are_refused_and_leave_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ChunkStore::open(dir.path(), 3000).unwrap();
+        let (id, mut bytes) = chunk(1, 2000);
+        bytes[5] ^= 1;
+        assert!(matches!(
+            store.put_blocking(&id, &bytes),
+            Err(ChunkError::WrongHash)
+        ));
+        assert!(matches!(
+            store.put_blocking(&id, &bytes[..1999]),
+            Err(ChunkError::WrongHash)
+        ));
+        let (big_id, big) = chunk(2, SEALED_CHUNK_BYTES + 1);
+        assert!(matches!(
+            store.put_blocking(&big_id, &big),
+            Err(ChunkError::TooLarge { .. })
+        ));
+        let (first, first_bytes) = chunk(3, 2000);
+        store.put_blocking(&first, &first_bytes).unwrap();
+        let (second, second_bytes) = chunk(4, 2000);
+        assert!(matches!(
+            store.put_blocking(&second, &second_bytes),
+            Err(ChunkError::Full { .. })
+        ));
+        assert_eq!(store.used_bytes(), 2000);
+        assert_eq!(
+            store.missing(&[id, big_id, first, second]),
+            vec![id, big_id, second]
+        );
+    }
+}
