@@ -5,8 +5,18 @@ use serde::{Deserialize, Serialize};
 use crate::codec::{decode_versioned, encode_versioned};
 use crate::{DecodeError, EncodeError, MAX_BODY_BYTES};
 
-/// Format version of an encoded [`TextBody`].
+/// Format version of an encoded [`TextBody`] without attachments (what every build reads).
 pub const TEXT_BODY_VERSION: u8 = 1;
+/// Format version of an encoded [`TextBody`] with attachments.
+pub const FILES_BODY_VERSION: u8 = 2;
+/// Most files one message carries (more go in further messages).
+pub const MAX_ATTACHMENTS: usize = 10;
+/// Largest thumbnail inside a message: ten of them fit a message with room to spare.
+pub const MAX_THUMBNAIL_BYTES: usize = 1200;
+/// Longest file name, in characters.
+pub const MAX_FILE_NAME_CHARS: usize = 120;
+/// Longest media type ("image/webp"), in bytes.
+pub const MAX_MEDIA_TYPE_BYTES: usize = 80;
 /// Longest display name, in characters.
 pub const MAX_DISPLAY_NAME_CHARS: usize = 40;
 /// Longest chat message, in characters.
@@ -24,15 +34,114 @@ pub enum TextError {
     /// The display name is empty or longer than [`MAX_DISPLAY_NAME_CHARS`].
     #[error("a display name needs 1 to {MAX_DISPLAY_NAME_CHARS} characters")]
     BadName,
+    /// More than [`MAX_ATTACHMENTS`] files.
+    #[error("a message carries at most {MAX_ATTACHMENTS} files; this one has {0}")]
+    TooManyFiles(usize),
+    /// A file's description breaks a limit (named).
+    #[error("a file cannot be sent: {0}")]
+    BadAttachment(&'static str),
 }
 
 /// The body of a [`crate::Kind::Text`] message.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TextBody {
     /// Display name the author chose.
     pub author: String,
-    /// What they wrote. Always shown as text, never as markup.
+    /// What they wrote (with files, their caption, possibly empty). Always shown as text,
+    /// never as markup.
     pub text: String,
+    /// Files sent with it (photos, voice notes, documents), in order.
+    pub attachments: Vec<Attachment>,
+}
+
+/// The first body format: text alone.
+#[derive(Serialize, Deserialize)]
+struct TextOnly {
+    author: String,
+    text: String,
+}
+
+/// The second: text and files.
+#[derive(Serialize, Deserialize)]
+struct WithFiles {
+    author: String,
+    text: String,
+    attachments: Vec<Attachment>,
+}
+
+/// A file sent with a message: what it is, and how to fetch, check and open it. It travels
+/// only inside the sealed message; the server stores the file's sealed pieces by name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// What kind of file, for how the room shows it.
+    pub what: FileKind,
+    /// Its media type as the sending browser named it ("image/webp", "audio/ogg").
+    pub media_type: String,
+    /// Its name, without any folder.
+    pub name: String,
+    /// Its key, size and pieces.
+    pub file: crate::file::Manifest,
+    /// A tiny preview image (empty when there is none), shown at once.
+    pub thumbnail: Vec<u8>,
+}
+
+/// What kind of file an attachment is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FileKind {
+    /// A photo, with its size in pixels.
+    Photo {
+        /// Width in pixels.
+        width: u16,
+        /// Height in pixels.
+        height: u16,
+    },
+    /// A voice note of this many milliseconds.
+    Voice {
+        /// Its length.
+        millis: u32,
+    },
+    /// Any other file.
+    Document,
+}
+
+impl Attachment {
+    /// Checks the limits a reader relies on (and cleans the name as it will be shown).
+    pub fn check(mut self) -> Result<Self, TextError> {
+        self.name = clean_file_name(&self.name)
+            .ok_or(TextError::BadAttachment("its name is empty or too long"))?;
+        let media = &self.media_type;
+        let valid_media = media.len() <= MAX_MEDIA_TYPE_BYTES
+            && media.split_once('/').is_some_and(|(kind, sub)| {
+                let token = |t: &str| {
+                    !t.is_empty()
+                        && t.bytes().all(|b| {
+                            b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-.".contains(&b)
+                        })
+                };
+                token(kind) && token(sub)
+            });
+        if !valid_media {
+            return Err(TextError::BadAttachment("its type is not a media type"));
+        }
+        if self.thumbnail.len() > MAX_THUMBNAIL_BYTES {
+            return Err(TextError::BadAttachment("its preview is too large"));
+        }
+        self.file.check(crate::file::MAX_FILE_BYTES).map_err(|_| {
+            TextError::BadAttachment("its description of pieces does not match its size")
+        })?;
+        Ok(self)
+    }
+}
+
+/// A file name as it will be shown and saved: the last part of any path, without hidden or
+/// control characters, trimmed. `None` when nothing is left or it is too long.
+pub fn clean_file_name(name: &str) -> Option<String> {
+    let last = name.rsplit(['/', '\\']).next().unwrap_or_default();
+    let cleaned: String = last.chars().filter(|c| !is_hidden(*c)).collect();
+    let cleaned = cleaned.trim();
+    let chars = cleaned.chars().count();
+    (chars > 0 && chars <= MAX_FILE_NAME_CHARS && cleaned != "." && cleaned != "..")
+        .then(|| cleaned.to_string())
 }
 
 impl TextBody {
@@ -50,17 +159,85 @@ impl TextBody {
         Ok(Self {
             author,
             text: text.to_owned(),
+            attachments: Vec::new(),
         })
     }
 
-    /// Encodes the body as the bytes of an envelope.
-    pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
-        encode_versioned(TEXT_BODY_VERSION, self, MAX_BODY_BYTES)
+    /// Makes a body of files with a caption (which may be empty).
+    pub fn with_files(
+        author: &str,
+        caption: &str,
+        attachments: Vec<Attachment>,
+    ) -> Result<Self, TextError> {
+        if attachments.is_empty() {
+            return Self::new(author, caption);
+        }
+        if attachments.len() > MAX_ATTACHMENTS {
+            return Err(TextError::TooManyFiles(attachments.len()));
+        }
+        let author = clean_display_name(author).ok_or(TextError::BadName)?;
+        let text = caption.trim();
+        let chars = text.chars().count();
+        if chars > MAX_TEXT_CHARS {
+            return Err(TextError::TooLong(chars));
+        }
+        let attachments = attachments
+            .into_iter()
+            .map(Attachment::check)
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            author,
+            text: text.to_owned(),
+            attachments,
+        })
     }
 
-    /// Decodes a body made by [`TextBody::encode`].
+    /// Encodes the body as the bytes of an envelope: the first format when there are no
+    /// files, so every build reads it.
+    pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
+        if self.attachments.is_empty() {
+            let body = TextOnly {
+                author: self.author.clone(),
+                text: self.text.clone(),
+            };
+            return encode_versioned(TEXT_BODY_VERSION, &body, MAX_BODY_BYTES);
+        }
+        let body = WithFiles {
+            author: self.author.clone(),
+            text: self.text.clone(),
+            attachments: self.attachments.clone(),
+        };
+        encode_versioned(FILES_BODY_VERSION, &body, MAX_BODY_BYTES)
+    }
+
+    /// Decodes a body made by [`TextBody::encode`]. Files are checked against the limits
+    /// before anything of them is used.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        decode_versioned(TEXT_BODY_VERSION, bytes, MAX_BODY_BYTES)
+        if bytes.first() == Some(&FILES_BODY_VERSION) {
+            let body: WithFiles = decode_versioned(FILES_BODY_VERSION, bytes, MAX_BODY_BYTES)?;
+            if body.attachments.is_empty() || body.attachments.len() > MAX_ATTACHMENTS {
+                return Err(DecodeError::Malformed(
+                    "a files message with no or too many files",
+                ));
+            }
+            let attachments = body
+                .attachments
+                .into_iter()
+                .map(Attachment::check)
+                .collect::<Result<_, _>>()
+                .map_err(|_| DecodeError::Malformed("a file's description breaks a limit"))?;
+            return Ok(Self {
+                author: body.author,
+                text: body.text,
+                attachments,
+            });
+        }
+        let body: TextOnly = decode_versioned(TEXT_BODY_VERSION, bytes, MAX_BODY_BYTES)?;
+        Ok(Self {
+            author: body.author,
+            text: body.text,
+            attachments: Vec::new(),
+        })
     }
 }
 
@@ -128,6 +305,175 @@ pub fn is_combining_mark(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::file::{FileSealer, Manifest};
+
+    /// A photo's attachment: a sealed file of `size` bytes and a preview of `thumbnail` bytes.
+    fn photo(name: &str, size: usize, thumbnail: usize) -> Attachment {
+        let sealer = FileSealer::new([size as u8; 32], size as u64, 25 << 20).unwrap();
+        let data = vec![7u8; size];
+        let chunks = (0..sealer.chunk_count())
+            .map(|index| {
+                let range = sealer.chunk_range(index);
+                sealer
+                    .seal(index, &data[range.start as usize..range.end as usize])
+                    .unwrap()
+                    .0
+            })
+            .collect();
+        Attachment {
+            what: FileKind::Photo {
+                width: 1280,
+                height: 960,
+            },
+            media_type: "image/webp".into(),
+            name: name.into(),
+            file: sealer.manifest(chunks).unwrap(),
+            thumbnail: vec![0xAA; thumbnail],
+        }
+    }
+
+    #[test]
+    fn a_message_with_files_round_trips_and_one_without_keeps_the_first_format() {
+        let body = TextBody::with_files(
+            "Ana",
+            " road blocked ",
+            vec![
+                photo("road.webp", 300_000, 900),
+                photo("bridge.webp", 10, 0),
+            ],
+        )
+        .unwrap();
+        assert_eq!(body.text, "road blocked");
+        let bytes = body.encode().unwrap();
+        assert_eq!(bytes[0], FILES_BODY_VERSION);
+        assert_eq!(TextBody::decode(&bytes).unwrap(), body);
+        // A caption may be empty when there are files.
+        assert!(TextBody::with_files("Ana", "", vec![photo("a.webp", 1, 0)]).is_ok());
+
+        let plain = TextBody::new("Ana", "hello").unwrap();
+        let bytes = plain.encode().unwrap();
+        assert_eq!(bytes[0], TEXT_BODY_VERSION, "older builds still read text");
+        assert_eq!(TextBody::decode(&bytes).unwrap(), plain);
+    }
+
+    #[test]
+    fn ten_photos_with_previews_fit_one_message() {
+        let photos = (0..MAX_ATTACHMENTS)
+            .map(|i| photo(&format!("IMG_{i:04}.webp"), 200_000, MAX_THUMBNAIL_BYTES))
+            .collect();
+        let body = TextBody::with_files("Ana", &"x".repeat(500), photos).unwrap();
+        let bytes = body.encode().unwrap();
+        assert!(bytes.len() <= MAX_BODY_BYTES, "{}", bytes.len());
+        let mut eleven = body.attachments.clone();
+        eleven.push(photo("one-more.webp", 1, 0));
+        assert_eq!(
+            TextBody::with_files("Ana", "", eleven),
+            Err(TextError::TooManyFiles(11))
+        );
+    }
+
+    #[test]
+    fn file_names_lose_folders_and_hidden_characters() {
+        for (typed, shown) in [
+            ("../../etc/passwd", Some("passwd")),
+            ("C:\\Users\\ana\\list.pdf", Some("list.pdf")),
+            ("photo\u{202E}gpj.exe", Some("photogpj.exe")),
+            ("  names.txt ", Some("names.txt")),
+            ("folder/", None),
+            ("..", None),
+        ] {
+            assert_eq!(clean_file_name(typed).as_deref(), shown, "{typed:?}");
+        }
+        assert_eq!(clean_file_name(&"n".repeat(MAX_FILE_NAME_CHARS + 1)), None);
+        let body = TextBody::with_files("Ana", "", vec![photo("../x/road.webp", 5, 0)]).unwrap();
+        assert_eq!(body.attachments[0].name, "road.webp");
+    }
+
+    #[test]
+    fn damaged_bodies_never_panic_and_what_decodes_is_within_the_limits() {
+        let body =
+            TextBody::with_files("Ana", "road", vec![photo("road.webp", 300_000, 40)]).unwrap();
+        let bytes = body.encode().unwrap();
+        let (mut accepted, mut refused) = (0, 0);
+        let mut variants: Vec<Vec<u8>> =
+            (0..bytes.len()).map(|len| bytes[..len].to_vec()).collect();
+        for at in 0..bytes.len() {
+            for flip in [0x01, 0x80, 0xFF] {
+                let mut damaged = bytes.clone();
+                damaged[at] ^= flip;
+                variants.push(damaged);
+            }
+        }
+        for damaged in variants {
+            match TextBody::decode(&damaged) {
+                Ok(read) => {
+                    accepted += 1;
+                    assert!(read.attachments.len() <= MAX_ATTACHMENTS);
+                    for attachment in &read.attachments {
+                        assert!(attachment.thumbnail.len() <= MAX_THUMBNAIL_BYTES);
+                        assert!(attachment.file.check(crate::file::MAX_FILE_BYTES).is_ok());
+                    }
+                    assert_eq!(TextBody::decode(&read.encode().unwrap()).unwrap(), read);
+                }
+                Err(_) => refused += 1,
+            }
+        }
+        // Both outcomes were exercised (a flipped letter of the caption still decodes).
+        assert!(
+            accepted > 10 && refused > 10,
+            "{accepted} accepted, {refused} refused"
+        );
+    }
+
+    #[test]
+    fn a_file_that_breaks_a_limit_is_refused_when_sent_and_when_read() {
+        let mut bad_type = photo("a.webp", 5, 0);
+        bad_type.media_type = "image/<script>".into();
+        let mut big_preview = photo("a.webp", 5, 0);
+        big_preview.thumbnail = vec![0; MAX_THUMBNAIL_BYTES + 1];
+        let mut lying = photo("a.webp", 5, 0);
+        lying.file = Manifest {
+            size: 10 << 20,
+            ..lying.file
+        };
+        let mut no_name = photo("a.webp", 5, 0);
+        no_name.name = "\u{200B}".into();
+        for attachment in [bad_type, big_preview, lying, no_name] {
+            assert!(matches!(
+                TextBody::with_files("Ana", "", vec![attachment.clone()]),
+                Err(TextError::BadAttachment(_))
+            ));
+            // A sender that skips the checks: the reader refuses the message.
+            let crafted = encode_versioned(
+                FILES_BODY_VERSION,
+                &WithFiles {
+                    author: "Mallory".into(),
+                    text: String::new(),
+                    attachments: vec![attachment],
+                },
+                MAX_BODY_BYTES,
+            )
+            .unwrap();
+            assert!(matches!(
+                TextBody::decode(&crafted),
+                Err(DecodeError::Malformed(_))
+            ));
+        }
+        let empty = encode_versioned(
+            FILES_BODY_VERSION,
+            &WithFiles {
+                author: "Mallory".into(),
+                text: "hi".into(),
+                attachments: vec![],
+            },
+            MAX_BODY_BYTES,
+        )
+        .unwrap();
+        assert!(matches!(
+            TextBody::decode(&empty),
+            Err(DecodeError::Malformed(_))
+        ));
+    }
 
     #[test]
     fn text_body_round_trips() {
