@@ -133,6 +133,47 @@ impl Attachment {
     }
 }
 
+impl Attachment {
+    /// A short line that says what the file is, for places that cannot show the file (the
+    /// radio, a notification): "photo, 180 KB", "voice note, 0:42", "list.pdf, 1.2 MB".
+    pub fn marker(&self) -> String {
+        let size = human_size(self.file.size);
+        match self.what {
+            FileKind::Photo { .. } => format!("photo, {size}"),
+            FileKind::Voice { millis } => {
+                let seconds = millis / 1000;
+                format!("voice note, {}:{:02}", seconds / 60, seconds % 60)
+            }
+            FileKind::Document => format!("{}, {size}", self.name),
+        }
+    }
+}
+
+/// A size as people read it: "950 bytes", "180 KB", "1.2 MB" (decimal units, as phones show
+/// file sizes).
+pub fn human_size(bytes: u64) -> String {
+    match bytes {
+        0..1_000 => format!("{bytes} bytes"),
+        1_000..999_500 => format!("{} KB", (bytes + 500) / 1_000),
+        _ => {
+            let tenths = (bytes + 50_000) / 100_000;
+            format!("{}.{} MB", tenths / 10, tenths % 10)
+        }
+    }
+}
+
+impl TextBody {
+    /// The text with a line per file ("[photo, 180 KB]"), for places that show text alone.
+    pub fn text_with_markers(&self) -> String {
+        let mut lines: Vec<String> = Vec::new();
+        if !self.text.is_empty() {
+            lines.push(self.text.clone());
+        }
+        lines.extend(self.attachments.iter().map(|a| format!("[{}]", a.marker())));
+        lines.join("\n")
+    }
+}
+
 /// A file name as it will be shown and saved: the last part of any path, without hidden or
 /// control characters, trimmed. `None` when nothing is left or it is too long.
 pub fn clean_file_name(name: &str) -> Option<String> {
@@ -370,6 +411,30 @@ mod tests {
             TextBody::with_files("Ana", "", eleven),
             Err(TextError::TooManyFiles(11))
         );
+    }
+
+    #[test]
+    fn files_are_named_in_a_line_where_they_cannot_be_shown() {
+        let mut voice = photo("voice.ogg", 30_000, 0);
+        voice.what = FileKind::Voice { millis: 42_900 };
+        let mut list = photo("names.pdf", 1_234_567, 0);
+        list.what = FileKind::Document;
+        let body = TextBody::with_files(
+            "Ana",
+            "from the school",
+            vec![photo("a.webp", 180_400, 0), voice, list],
+        )
+        .unwrap();
+        assert_eq!(
+            body.text_with_markers(),
+            "from the school\n[photo, 180 KB]\n[voice note, 0:42]\n[names.pdf, 1.2 MB]"
+        );
+        assert_eq!(human_size(950), "950 bytes");
+        assert_eq!(human_size(999_499), "999 KB");
+        assert_eq!(human_size(999_500), "1.0 MB");
+        assert_eq!(human_size(25 << 20), "26.2 MB");
+        let plain = TextBody::new("Ana", "hi").unwrap();
+        assert_eq!(plain.text_with_markers(), "hi");
     }
 
     #[test]

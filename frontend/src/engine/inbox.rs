@@ -433,7 +433,11 @@ pub(super) fn record_of(
         }
     };
     let (author, text) = match TextBody::decode(&plaintext) {
-        Ok(body) => (body.author, body.text),
+        // Files show as a line each until the room shows them itself.
+        Ok(body) => {
+            let text = body.text_with_markers();
+            (body.author, text)
+        }
         Err(_) => ("unknown".into(), "(this message could not be read)".into()),
     };
     let sender = stored.envelope.sender.to_string();
