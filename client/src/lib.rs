@@ -11,6 +11,8 @@
 //! - [`connection`]: reconnect backoff with jitter and the silence limit.
 //! - [`session`]: which key a room name opens (public room, invite, known room, new room).
 //! - [`search`]: which messages match a search, and what of each to show.
+//! - [`upload`]: a file's sealed pieces: which to send, what an answer means, when the message
+//!   may go out, and the progress bar's figures.
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod attention;
@@ -21,3 +23,4 @@ pub mod outbox;
 pub mod people;
 pub mod search;
 pub mod session;
+pub mod upload;
