@@ -96,7 +96,7 @@ impl Upload {
     }
 
     /// The next step. Sending marks the pieces in flight; asking marks the question asked.
-    pub fn next(&mut self) -> Step {
+    pub fn step(&mut self) -> Step {
         if self.failed.is_some() {
             return Step::Wait;
         }
@@ -237,36 +237,36 @@ mod tests {
     #[test]
     fn it_asks_first_then_sends_what_is_missing_two_at_a_time_then_is_done() {
         let mut upload = Upload::new(pieces(5));
-        assert_eq!(upload.next(), Step::Ask((0..5).map(id).collect()));
-        assert_eq!(upload.next(), Step::Wait, "one question at a time");
+        assert_eq!(upload.step(), Step::Ask((0..5).map(id).collect()));
+        assert_eq!(upload.step(), Step::Wait, "one question at a time");
         // The server has piece 1 already (sent before a crash).
         upload.on_missing(&[id(0), id(2), id(3), id(4)]);
         assert_eq!(upload.progress(), (1000, 5000));
-        assert_eq!(upload.next(), Step::Send(vec![id(0), id(2)]));
-        assert_eq!(upload.next(), Step::Wait, "two in flight at most");
+        assert_eq!(upload.step(), Step::Send(vec![id(0), id(2)]));
+        assert_eq!(upload.step(), Step::Wait, "two in flight at most");
         assert_eq!(upload.on_answer(id(0), PieceAnswer::Stored), None);
-        assert_eq!(upload.next(), Step::Send(vec![id(3)]));
+        assert_eq!(upload.step(), Step::Send(vec![id(3)]));
         upload.on_answer(id(2), PieceAnswer::Stored);
         upload.on_answer(id(3), PieceAnswer::Stored);
-        assert_eq!(upload.next(), Step::Send(vec![id(4)]));
+        assert_eq!(upload.step(), Step::Send(vec![id(4)]));
         assert!(!upload.is_done());
         upload.on_answer(id(4), PieceAnswer::Stored);
-        assert_eq!(upload.next(), Step::Done);
+        assert_eq!(upload.step(), Step::Done);
         assert_eq!(upload.progress(), (5000, 5000));
     }
 
     #[test]
     fn a_cut_connection_asks_again_and_sends_only_what_did_not_arrive() {
         let mut upload = Upload::new(pieces(4));
-        upload.next();
+        upload.step();
         upload.on_missing(&(0..4).map(id).collect::<Vec<_>>());
-        assert_eq!(upload.next(), Step::Send(vec![id(0), id(1)]));
+        assert_eq!(upload.step(), Step::Send(vec![id(0), id(1)]));
         upload.on_answer(id(0), PieceAnswer::Stored);
         // Piece 1 was in flight when the server went away; it arrived before it did.
         upload.on_disconnect();
-        assert_eq!(upload.next(), Step::Ask(vec![id(1)]));
+        assert_eq!(upload.step(), Step::Ask(vec![id(1)]));
         upload.on_missing(&[]);
-        assert_eq!(upload.next(), Step::Send(vec![id(2), id(3)]));
+        assert_eq!(upload.step(), Step::Send(vec![id(2), id(3)]));
         // A late answer to a piece no longer in flight changes nothing.
         assert_eq!(
             upload.on_answer(id(1), PieceAnswer::Failed("x".into())),
@@ -278,9 +278,9 @@ mod tests {
     #[test]
     fn a_busy_server_is_waited_for_and_a_refusal_stops_until_the_person_retries() {
         let mut upload = Upload::new(pieces(2));
-        upload.next();
+        upload.step();
         upload.on_missing(&[id(0), id(1)]);
-        upload.next();
+        upload.step();
         assert_eq!(
             upload.on_answer(id(0), PieceAnswer::Retry(3000)),
             Some(3000)
@@ -288,13 +288,13 @@ mod tests {
         let full = "this server's room for files (1 MB) is full; ask the operator";
         upload.on_answer(id(1), PieceAnswer::Failed(full.into()));
         assert_eq!(upload.failure(), Some(full));
-        assert_eq!(upload.next(), Step::Wait);
+        assert_eq!(upload.step(), Step::Wait);
         upload.retry();
-        assert_eq!(upload.next(), Step::Send(vec![id(0), id(1)]));
+        assert_eq!(upload.step(), Step::Send(vec![id(0), id(1)]));
         // Without the join code's pass, the piece is asked about again once unlocked.
         assert_eq!(upload.on_answer(id(0), PieceAnswer::NeedsCode), None);
         upload.on_answer(id(1), PieceAnswer::Stored);
-        assert_eq!(upload.next(), Step::Ask(vec![id(0)]));
+        assert_eq!(upload.step(), Step::Ask(vec![id(0)]));
     }
 
     #[test]
@@ -320,12 +320,12 @@ mod tests {
     #[test]
     fn an_empty_or_repeated_piece_list_is_handled() {
         let mut empty = Upload::new(Vec::new());
-        assert_eq!(empty.next(), Step::Done);
+        assert_eq!(empty.step(), Step::Done);
         let mut twice = Upload::new(vec![(id(1), 10), (id(1), 10)]);
-        assert_eq!(twice.next(), Step::Ask(vec![id(1)]));
+        assert_eq!(twice.step(), Step::Ask(vec![id(1)]));
         twice.on_missing(&[id(1)]);
-        assert_eq!(twice.next(), Step::Send(vec![id(1)]));
+        assert_eq!(twice.step(), Step::Send(vec![id(1)]));
         twice.on_answer(id(1), PieceAnswer::Stored);
-        assert_eq!(twice.next(), Step::Done);
+        assert_eq!(twice.step(), Step::Done);
     }
 }
