@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test file uses a different part of the harness
 
 pub mod camps;
+pub mod http;
 pub mod soak;
 
 use std::io::{BufRead, BufReader};
