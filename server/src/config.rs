@@ -145,8 +145,8 @@ pub struct Config {
     )]
     pub files_quota_mb: u32,
 
-    /// Delete messages this many days after they were stored (checked every hour). 0 keeps
-    /// them all.
+    /// Delete messages, and shared files' pieces, this many days after they were stored
+    /// (checked every hour). 0 keeps them all.
     #[arg(
         long,
         env = "FIELDMESH_RETENTION_DAYS",

@@ -189,6 +189,35 @@ impl ChunkStore {
         ids.iter().filter(|id| !self.has(id)).copied().collect()
     }
 
+    /// Deletes the chunks stored before `cutoff` (the operator's retention, as for messages):
+    /// how many, and their bytes. Blocking.
+    pub fn forget_older_than_blocking(
+        &self,
+        cutoff: std::time::SystemTime,
+    ) -> std::io::Result<(usize, u64)> {
+        let (mut count, mut bytes) = (0, 0);
+        for shard in std::fs::read_dir(&self.inner.dir)? {
+            let shard = shard?;
+            if !shard.file_type()?.is_dir() {
+                continue;
+            }
+            for entry in std::fs::read_dir(shard.path())? {
+                let entry = entry?;
+                let meta = entry.metadata()?;
+                if meta.modified()? >= cutoff {
+                    continue;
+                }
+                std::fs::remove_file(entry.path())?;
+                count += 1;
+                bytes += meta.len();
+                self.inner
+                    .used_bytes
+                    .fetch_sub(meta.len(), Ordering::SeqCst);
+            }
+        }
+        Ok((count, bytes))
+    }
+
     /// Stores `bytes` as chunk `id`, whole or not at all. Blocking: call it off the async
     /// threads.
     pub fn put_blocking(&self, id: &ChunkId, bytes: &[u8]) -> Result<Stored, ChunkError> {
@@ -493,6 +522,30 @@ mod tests {
         let again = ChunkStore::open(dir.path(), 1 << 20).unwrap();
         assert_eq!(again.used_bytes(), 1000);
         assert!(!part.exists());
+    }
+
+    #[test]
+    fn the_retention_deletes_old_chunks_and_frees_their_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ChunkStore::open(dir.path(), 1 << 20).unwrap();
+        let (old, old_bytes) = chunk(1, 700);
+        let (new, new_bytes) = chunk(2, 300);
+        store.put_blocking(&old, &old_bytes).unwrap();
+        store.put_blocking(&new, &new_bytes).unwrap();
+        let day = std::time::Duration::from_secs(24 * 60 * 60);
+        let now = std::time::SystemTime::now();
+        std::fs::File::options()
+            .write(true)
+            .open(store.path(&old))
+            .unwrap()
+            .set_modified(now - 10 * day)
+            .unwrap();
+        assert_eq!(
+            store.forget_older_than_blocking(now - 5 * day).unwrap(),
+            (1, 700)
+        );
+        assert_eq!(store.missing(&[old, new]), vec![old]);
+        assert_eq!(store.used_bytes(), 300);
     }
 
     #[test]

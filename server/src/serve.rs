@@ -31,6 +31,7 @@ pub async fn serve(
     let address = listener.local_addr()?;
     if config.retention_days > 0 {
         let store = state.store.clone();
+        let chunks = state.chunks.clone();
         let keep_for = u64::from(config.retention_days) * 24 * 60 * 60 * 1000;
         tokio::spawn(async move {
             let mut every_hour = tokio::time::interval(Duration::from_secs(60 * 60));
@@ -44,6 +45,21 @@ pub async fn serve(
                     Ok(0) => {}
                     Ok(count) => tracing::info!(count, "messages past the retention deleted"),
                     Err(error) => tracing::error!(%error, "deleting old messages failed"),
+                }
+                // Shared files' pieces go after as long as the messages that name them.
+                let chunks = chunks.clone();
+                let cutoff = std::time::SystemTime::now()
+                    .checked_sub(Duration::from_millis(keep_for))
+                    .unwrap_or(std::time::UNIX_EPOCH);
+                match tokio::task::spawn_blocking(move || chunks.forget_older_than_blocking(cutoff))
+                    .await
+                {
+                    Ok(Ok((0, _))) => {}
+                    Ok(Ok((count, bytes))) => {
+                        tracing::info!(count, bytes, "file pieces past the retention deleted")
+                    }
+                    Ok(Err(error)) => tracing::error!(%error, "deleting old file pieces failed"),
+                    Err(error) => tracing::error!(%error, "deleting old file pieces failed"),
                 }
             }
         });
