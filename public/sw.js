@@ -1,5 +1,6 @@
 // FieldMesh service worker: serves the app shell from a versioned cache so the app opens with
-// no network, and never touches chat traffic (the WebSocket and any /api/ request).
+// no network, keeps the shared files' sealed pieces it saw (immutable: a piece's name is its
+// content), and never touches chat traffic (the WebSocket and any /api/ request).
 //
 // The server replaces BUILD with a hash of the release's files when it serves this script, so
 // every release gets its own cache. A new release installs beside the old one and waits until
@@ -8,6 +9,9 @@
 const BUILD = '__FIELDMESH_BUILD__';
 const PREFIX = 'fieldmesh-shell-';
 const CACHE = PREFIX + BUILD;
+// Pieces of shared files, kept across releases; the oldest go past MAX_PIECES (100 MB).
+const FILES = 'fieldmesh-files';
+const MAX_PIECES = 400;
 const SHELL = [
   '/',
   '/pkg/fieldmesh.js',
@@ -50,6 +54,10 @@ self.addEventListener('fetch', (event) => {
   const url = new URL(request.url);
   if (url.origin !== self.location.origin) return;
   if (url.pathname === '/ws' || url.pathname.startsWith('/api/') || url.pathname === '/sw.js') return;
+  if (url.pathname.startsWith('/chunks/')) {
+    event.respondWith(piece(request));
+    return;
+  }
   // Every page is the same shell; the app shows the right screen from the device's store.
   const key = request.mode === 'navigate' ? '/' : SHELL.includes(url.pathname) ? url.pathname : null;
   if (key === null) return;
@@ -57,6 +65,20 @@ self.addEventListener('fetch', (event) => {
     caches.open(CACHE).then(async (cache) => (await cache.match(key)) ?? fetch(request)),
   );
 });
+
+/** A piece of a shared file: from the cache, or fetched and kept (only whole, good answers). */
+async function piece(request) {
+  const cache = await caches.open(FILES);
+  const kept = await cache.match(request);
+  if (kept) return kept;
+  const answer = await fetch(request);
+  if (answer.status === 200) {
+    await cache.put(request, answer.clone());
+    const keys = await cache.keys();
+    for (const old of keys.slice(0, Math.max(0, keys.length - MAX_PIECES))) await cache.delete(old);
+  }
+  return answer;
+}
 
 // A tapped notification opens its room: an open FieldMesh window is brought forward and told
 // which room, or a new one opens in it.
