@@ -346,21 +346,11 @@ pub fn is_combining_mark(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::file::{FileSealer, Manifest};
+    use crate::file::{seal_whole, Manifest};
 
     /// A photo's attachment: a sealed file of `size` bytes and a preview of `thumbnail` bytes.
     fn photo(name: &str, size: usize, thumbnail: usize) -> Attachment {
-        let sealer = FileSealer::new([size as u8; 32], size as u64, 25 << 20).unwrap();
-        let data = vec![7u8; size];
-        let chunks = (0..sealer.chunk_count())
-            .map(|index| {
-                let range = sealer.chunk_range(index);
-                sealer
-                    .seal(index, &data[range.start as usize..range.end as usize])
-                    .unwrap()
-                    .0
-            })
-            .collect();
+        let (file, _) = seal_whole(&vec![7u8; size], [size as u8; 32], 25 << 20).unwrap();
         Attachment {
             what: FileKind::Photo {
                 width: 1280,
@@ -368,7 +358,7 @@ mod tests {
             },
             media_type: "image/webp".into(),
             name: name.into(),
-            file: sealer.manifest(chunks).unwrap(),
+            file,
             thumbnail: vec![0xAA; thumbnail],
         }
     }

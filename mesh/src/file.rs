@@ -91,6 +91,39 @@ fn chunk_len(size: u64, index: usize) -> usize {
     size.saturating_sub(start).min(CHUNK_BYTES as u64) as usize
 }
 
+/// Checks that chunk `index` of a file of `size` bytes holds `len` plaintext bytes.
+fn check_len(size: u64, index: usize, len: usize) -> Result<(), FileError> {
+    let expected = chunk_len(size, index);
+    if len != expected {
+        return Err(FileError::WrongChunkLength {
+            index,
+            len,
+            expected,
+        });
+    }
+    Ok(())
+}
+
+/// Seals a file held whole in memory (at most `max` bytes) under a key made from `random`: its
+/// manifest and its sealed pieces in order. A phone seals piece by piece instead
+/// ([`FileSealer`]), so a large file is never all in memory.
+pub fn seal_whole(
+    data: &[u8],
+    random: [u8; 32],
+    max: u64,
+) -> Result<(Manifest, Vec<Vec<u8>>), FileError> {
+    let sealer = FileSealer::new(random, data.len() as u64, max)?;
+    let mut names = Vec::with_capacity(sealer.chunk_count());
+    let mut pieces = Vec::with_capacity(sealer.chunk_count());
+    for index in 0..sealer.chunk_count() {
+        let range = sealer.chunk_range(index);
+        let (name, piece) = sealer.seal(index, &data[range.start as usize..range.end as usize])?;
+        names.push(name);
+        pieces.push(piece);
+    }
+    Ok((sealer.manifest(names)?, pieces))
+}
+
 /// Why a file could not be sealed or opened. None of these shows any of the file's bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum FileError {
@@ -169,14 +202,7 @@ impl FileSealer {
         if index >= count {
             return Err(FileError::NoSuchChunk(index));
         }
-        let expected = chunk_len(self.size, index);
-        if plaintext.len() != expected {
-            return Err(FileError::WrongChunkLength {
-                index,
-                len: plaintext.len(),
-                expected,
-            });
-        }
+        check_len(self.size, index, plaintext.len())?;
         let sealed = self
             .stream
             .encrypt(position(index), index + 1 == count, plaintext)
@@ -232,14 +258,7 @@ impl Manifest {
         let plaintext = stream(&key)
             .decrypt(position(index), last, sealed)
             .map_err(|_| FileError::Unopenable(index))?;
-        let expected = chunk_len(self.size, index);
-        if plaintext.len() != expected {
-            return Err(FileError::WrongChunkLength {
-                index,
-                len: plaintext.len(),
-                expected,
-            });
-        }
+        check_len(self.size, index, plaintext.len())?;
         Ok(plaintext)
     }
 }
@@ -270,18 +289,7 @@ mod tests {
 
     /// Seals `data` whole: the manifest and the sealed chunks in order.
     fn seal_all(data: &[u8], random: u8) -> (Manifest, Vec<Vec<u8>>) {
-        let sealer = FileSealer::new([random; 32], data.len() as u64, LIMIT).unwrap();
-        let mut ids = Vec::new();
-        let mut sealed = Vec::new();
-        for index in 0..sealer.chunk_count() {
-            let range = sealer.chunk_range(index);
-            let (id, bytes) = sealer
-                .seal(index, &data[range.start as usize..range.end as usize])
-                .unwrap();
-            ids.push(id);
-            sealed.push(bytes);
-        }
-        (sealer.manifest(ids).unwrap(), sealed)
+        seal_whole(data, [random; 32], LIMIT).unwrap()
     }
 
     fn open_all(manifest: &Manifest, sealed: &[Vec<u8>]) -> Result<Vec<u8>, FileError> {

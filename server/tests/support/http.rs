@@ -3,7 +3,7 @@
 
 use std::net::Ipv4Addr;
 
-use mesh::file::{ChunkId, FileSealer, Manifest};
+use mesh::file::{ChunkId, Manifest};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// An HTTP answer: status code, headers (lower-case names) and body.
@@ -107,14 +107,5 @@ pub async fn missing(addr: &str, ids: &[ChunkId], token: Option<[u8; 32]>) -> Ve
 
 /// The file sealed whole: its manifest and sealed pieces in order.
 pub fn seal(data: &[u8], random: u8) -> (Manifest, Vec<Vec<u8>>) {
-    let sealer = FileSealer::new([random; 32], data.len() as u64, 25 << 20).unwrap();
-    let (ids, pieces): (Vec<_>, Vec<_>) = (0..sealer.chunk_count())
-        .map(|index| {
-            let range = sealer.chunk_range(index);
-            sealer
-                .seal(index, &data[range.start as usize..range.end as usize])
-                .unwrap()
-        })
-        .unzip();
-    (sealer.manifest(ids).unwrap(), pieces)
+    mesh::file::seal_whole(data, [random; 32], 25 << 20).unwrap()
 }
