@@ -251,8 +251,11 @@ pub(super) struct Published {
 }
 
 impl Published {
-    /// Enough for a whole outbox sent again after a reconnect.
-    const MAX: usize = 4096;
+    /// A page sends each radio form right after its message (a radio form read among
+    /// publishes ends their batch, so it is handled after its message is stored): a few would
+    /// do. 256 leave room for other clients, at about 20 KB per connection (80 MB for 4,096
+    /// connections at worst; 4,096 entries each were 1.3 GB).
+    const MAX: usize = 256;
 
     fn insert(&mut self, room: RoomId, id: MessageId) {
         if !self.known.insert((room, id)) {
