@@ -466,28 +466,43 @@ async fn upload(
     }
 }
 
-async fn fetch(State(state): State<AppState>, UrlPath(name): UrlPath<String>) -> Response {
+/// Serves a piece from its file as it is read (not whole in memory: a thousand phones fetching
+/// at once cost their sockets' buffers, not 256 KiB each).
+async fn fetch(
+    State(state): State<AppState>,
+    UrlPath(name): UrlPath<String>,
+    request: axum::extract::Request,
+) -> Response {
+    use tower::ServiceExt;
     let Some(id) = parse_id(&name) else {
         return answer(
             StatusCode::BAD_REQUEST,
             "A piece is named by 64 hexadecimal digits.",
         );
     };
-    match tokio::fs::read(state.chunks.path(&id)).await {
-        Ok(bytes) => (
-            [
-                (header::CONTENT_TYPE, "application/octet-stream"),
-                (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
-            ],
-            bytes,
-        )
-            .into_response(),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => answer(
+    let served = tower_http::services::ServeFile::new_with_mime(
+        state.chunks.path(&id),
+        &"application/octet-stream"
+            .parse()
+            .expect("a valid media type"),
+    )
+    .oneshot(request)
+    .await;
+    let Ok(mut response) = served;
+    match response.status() {
+        StatusCode::NOT_FOUND => answer(
             StatusCode::NOT_FOUND,
             "This server does not have that piece (yet).",
         ),
-        Err(error) => {
-            tracing::error!(%error, "could not read a piece of a file");
+        status if status.is_success() || status == StatusCode::NOT_MODIFIED => {
+            response.headers_mut().insert(
+                header::CACHE_CONTROL,
+                header::HeaderValue::from_static("public, max-age=31536000, immutable"),
+            );
+            response.map(Body::new)
+        }
+        status => {
+            tracing::error!(%status, "could not read a piece of a file");
             answer(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "The server could not read the piece; try again.",

@@ -87,6 +87,10 @@ async fn a_file_goes_up_in_pieces_comes_back_whole_and_the_server_holds_only_cip
             answer.header("cache-control"),
             Some("public, max-age=31536000, immutable")
         );
+        assert_eq!(
+            answer.header("content-type"),
+            Some("application/octet-stream")
+        );
         opened.extend(manifest.open(index, &answer.body).unwrap());
     }
     assert_eq!(opened, data);
