@@ -354,6 +354,15 @@ impl Access {
             .unwrap_or(peer)
     }
 
+    /// The address a request from `peer` with these `headers` is limited by (see
+    /// [`Self::client_address`]).
+    pub fn request_address(&self, peer: IpAddr, headers: &axum::http::HeaderMap) -> IpAddr {
+        let forwarded_for = headers
+            .get("x-forwarded-for")
+            .and_then(|value| value.to_str().ok());
+        self.client_address(peer, forwarded_for)
+    }
+
     /// Checks `code` for `device` and, when right, hands out a new device token.
     pub async fn unlock(
         &self,

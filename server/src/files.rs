@@ -166,21 +166,11 @@ impl ChunkStore {
     /// Counts the stored pieces' bytes and removes pieces of writes a crash cut short.
     fn scan(&self) {
         let mut used = 0;
-        let shards = std::fs::read_dir(&self.inner.dir)
-            .into_iter()
-            .flatten()
-            .flatten();
-        for shard in shards.filter(|s| s.file_type().is_ok_and(|t| t.is_dir())) {
-            for entry in std::fs::read_dir(shard.path())
-                .into_iter()
-                .flatten()
-                .flatten()
-            {
-                if entry.file_name().to_string_lossy().ends_with(".part") {
-                    let _ = std::fs::remove_file(entry.path());
-                } else if let Ok(meta) = entry.metadata() {
-                    used += meta.len();
-                }
+        for entry in self.files() {
+            if is_part(&entry) {
+                let _ = std::fs::remove_file(entry.path());
+            } else if let Ok(meta) = entry.metadata() {
+                used += meta.len();
             }
         }
         self.inner.used_bytes.fetch_add(used, Ordering::SeqCst);
@@ -230,26 +220,35 @@ impl ChunkStore {
     ) -> std::io::Result<(usize, u64)> {
         self.wait_scanned();
         let (mut count, mut bytes) = (0, 0);
-        for shard in std::fs::read_dir(&self.inner.dir)? {
-            let shard = shard?;
-            if !shard.file_type()?.is_dir() {
+        for entry in self.files().filter(|entry| !is_part(entry)) {
+            let meta = entry.metadata()?;
+            if meta.modified()? >= cutoff {
                 continue;
             }
-            for entry in std::fs::read_dir(shard.path())? {
-                let entry = entry?;
-                let meta = entry.metadata()?;
-                if meta.modified()? >= cutoff {
-                    continue;
-                }
-                std::fs::remove_file(entry.path())?;
-                count += 1;
-                bytes += meta.len();
-                self.inner
-                    .used_bytes
-                    .fetch_sub(meta.len(), Ordering::SeqCst);
-            }
+            std::fs::remove_file(entry.path())?;
+            count += 1;
+            bytes += meta.len();
+            self.inner
+                .used_bytes
+                .fetch_sub(meta.len(), Ordering::SeqCst);
         }
         Ok((count, bytes))
+    }
+
+    /// Every file in the chunk folders (pieces, and pieces being written); what cannot be read
+    /// is passed over.
+    fn files(&self) -> impl Iterator<Item = std::fs::DirEntry> {
+        std::fs::read_dir(&self.inner.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|shard| shard.file_type().is_ok_and(|t| t.is_dir()))
+            .flat_map(|shard| {
+                std::fs::read_dir(shard.path())
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+            })
     }
 
     /// Stores `bytes` as chunk `id`, whole or not at all. Blocking: call it off the async
@@ -292,6 +291,11 @@ impl ChunkStore {
             }
         }
     }
+}
+
+/// Whether `entry` is a piece being written (or one a crash cut short).
+fn is_part(entry: &std::fs::DirEntry) -> bool {
+    entry.file_name().to_string_lossy().ends_with(".part")
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same folder, synced before it is
@@ -389,10 +393,7 @@ async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let forwarded_for = headers
-        .get("x-forwarded-for")
-        .and_then(|value| value.to_str().ok());
-    let address = state.access.client_address(peer.ip(), forwarded_for);
+    let address = state.access.request_address(peer.ip(), &headers);
     if let Err(refused) = authorize(&state, &headers).await {
         return refused;
     }

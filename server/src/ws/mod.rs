@@ -61,10 +61,7 @@ pub async fn upgrade(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: axum::http::HeaderMap,
 ) -> Response {
-    let forwarded_for = headers
-        .get("x-forwarded-for")
-        .and_then(|value| value.to_str().ok());
-    let address = state.access.client_address(peer.ip(), forwarded_for);
+    let address = state.access.request_address(peer.ip(), &headers);
     if let Err(retry) = state.access.limits.connect(address) {
         tracing::info!(%address, "too many connections from one address");
         return (
