@@ -1,9 +1,11 @@
 //! The contract between the user interface and whatever moves messages (the browser's sync
 //! engine in `frontend`): reactive state the views read, and actions they call.
 
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use leptos::prelude::*;
+use mesh::body::FileKind;
 use mesh::serial::Protocol;
 
 /// Whether the page can reach its server right now.
@@ -135,6 +137,98 @@ pub struct ChatMessage {
     pub delivery: Delivery,
     /// Camps whose phones confirmed (by radio receipt, with the room key) they have it.
     pub delivered_to: Vec<String>,
+    /// Files sent with it (photos, voice notes, documents), in order.
+    pub files: Vec<ChatFile>,
+}
+
+/// A file sent with a message, as the room shows it. Its bytes are fetched and opened on
+/// this device only when shown (photos) or asked for (the rest).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChatFile {
+    /// Its transfer's key in [`ChatState::transfers`]: `MESSAGE/INDEX`.
+    pub key: String,
+    /// Photo (with its size in pixels), voice note (with its length) or other file.
+    pub kind: FileKind,
+    /// Its name, as sent.
+    pub name: String,
+    /// Its size as people read it ("180 KB").
+    pub size: String,
+    /// Its media type ("image/webp").
+    pub media_type: String,
+    /// A tiny preview (a `data:` address), shown before the file is fetched.
+    pub thumbnail: Option<String>,
+}
+
+/// A file on its way up (the key is its message's id) or down (the file's key).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Transfer {
+    /// Bytes moved.
+    pub done: u64,
+    /// Bytes in all.
+    pub total: u64,
+    /// Moving now.
+    pub running: bool,
+    /// Why it stopped, for the person; they can try again.
+    pub error: Option<String>,
+    /// The opened file as an address this page can show, play or save (`blob:`).
+    pub url: Option<String>,
+}
+
+impl Transfer {
+    /// Done as a whole percentage, for the progress bar.
+    pub fn percent(&self) -> u32 {
+        if self.total == 0 {
+            return 0;
+        }
+        (self.done.min(self.total) * 100 / self.total) as u32
+    }
+}
+
+/// A file attached in the composer, not sent yet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DraftFile {
+    /// Its number in this composer, to take it out again.
+    pub id: u32,
+    /// Its name.
+    pub name: String,
+    /// Its size as people read it.
+    pub size: String,
+    /// A picture: it is made small (as [`ChatState::photo_size`] says) before it is sealed.
+    pub photo: bool,
+    /// A preview of a picture (`blob:`), shown in the composer.
+    pub preview: Option<String>,
+}
+
+/// How large a photo is sent: the longest side, in pixels.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PhotoSize {
+    /// 800 pixels: quick over a weak link (about 60 to 120 KB).
+    Small,
+    /// 1,600 pixels: detail enough to read a sign (about 200 to 400 KB).
+    #[default]
+    Medium,
+    /// As taken (location data still removed).
+    Original,
+}
+
+impl PhotoSize {
+    /// The longest side in pixels (`None`: as taken).
+    pub fn longest_side(self) -> Option<u32> {
+        match self {
+            Self::Small => Some(800),
+            Self::Medium => Some(1600),
+            Self::Original => None,
+        }
+    }
+
+    /// Its name in the composer's choice.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Small => "small",
+            Self::Medium => "medium",
+            Self::Original => "original",
+        }
+    }
 }
 
 /// Someone in the room, as the roster shows them.
@@ -315,6 +409,14 @@ pub struct ChatState {
     pub search: RwSignal<SearchState>,
     /// A message to bring into view and mark (a search result that was opened), by id.
     pub focus: RwSignal<Option<String>>,
+    /// Files attached in the composer, not sent yet.
+    pub drafts: RwSignal<Vec<DraftFile>>,
+    /// The size photos are sent at.
+    pub photo_size: RwSignal<PhotoSize>,
+    /// Uploads (by message id) and downloads (by file key) under way or done.
+    pub transfers: RwSignal<HashMap<String, Transfer>>,
+    /// Attached files being prepared (made small, sealed): "Preparing 2 of 3…".
+    pub preparing: RwSignal<Option<String>>,
 }
 
 impl ChatState {
@@ -353,6 +455,10 @@ impl ChatState {
             search_open: RwSignal::new(false),
             search: RwSignal::new(SearchState::default()),
             focus: RwSignal::new(None),
+            drafts: RwSignal::new(Vec::new()),
+            photo_size: RwSignal::new(PhotoSize::default()),
+            transfers: RwSignal::new(HashMap::new()),
+            preparing: RwSignal::new(None),
         }
     }
 }
@@ -411,6 +517,14 @@ pub trait ChatActions {
     fn search(&self, query: &str, here: bool);
     /// Opens a found message (by id) in its room (by id).
     fn open_found(&self, room: &str, id: &str);
+    /// Attaches files to the message being written.
+    fn attach(&self, files: Vec<web_sys::File>);
+    /// Takes an attached file (by its draft id) out again.
+    fn unattach(&self, id: u32);
+    /// Fetches and opens a file of a message (by its key, see [`ChatFile::key`]).
+    fn open_file(&self, key: &str);
+    /// Opens the share sheet with an opened file (by its key).
+    fn share_file(&self, key: &str);
 }
 
 /// Handle the views use: the state and the actions. Cheap to copy.
@@ -557,6 +671,26 @@ impl ChatClient {
     /// See [`ChatActions::open_found`].
     pub fn open_found(&self, room: &str, id: &str) {
         self.with_actions(|a| a.open_found(room, id));
+    }
+
+    /// See [`ChatActions::attach`].
+    pub fn attach(&self, files: Vec<web_sys::File>) {
+        self.with_actions(|a| a.attach(files));
+    }
+
+    /// See [`ChatActions::unattach`].
+    pub fn unattach(&self, id: u32) {
+        self.with_actions(|a| a.unattach(id));
+    }
+
+    /// See [`ChatActions::open_file`].
+    pub fn open_file(&self, key: &str) {
+        self.with_actions(|a| a.open_file(key));
+    }
+
+    /// See [`ChatActions::share_file`].
+    pub fn share_file(&self, key: &str) {
+        self.with_actions(|a| a.share_file(key));
     }
 
     /// See [`ChatActions::unlock`].

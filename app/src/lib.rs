@@ -16,9 +16,9 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 
 pub use chat::{
-    unread_label, ChatActions, ChatClient, ChatMessage, ChatState, Connection, Delivery,
-    Notifications, RadioLine, RadioSettings, RoomSummary, RosterEntry, SearchHit, SearchState,
-    Session, SyncProgress, SyncStep, WebRadio,
+    unread_label, ChatActions, ChatClient, ChatFile, ChatMessage, ChatState, Connection, Delivery,
+    DraftFile, Notifications, PhotoSize, RadioLine, RadioSettings, RoomSummary, RosterEntry,
+    SearchHit, SearchState, Session, SyncProgress, SyncStep, Transfer, WebRadio,
 };
 
 /// The page's Content-Security-Policy: its own scripts (the inline hydration script by this
@@ -27,8 +27,8 @@ pub use chat::{
 pub fn content_security_policy(nonce: &str) -> String {
     format!(
         "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
-         style-src 'self'; style-src-attr 'unsafe-inline'; img-src 'self' data: blob:; \
-         connect-src 'self'; worker-src 'self'; manifest-src 'self'; object-src 'none'; \
+         style-src 'self'; style-src-attr 'unsafe-inline'; img-src 'self' data: blob:; media-src 'self' blob:; \
+         connect-src 'self' blob:; worker-src 'self'; manifest-src 'self'; object-src 'none'; \
          base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     )
 }

@@ -15,6 +15,10 @@ const MESSAGES: &str = "messages";
 const OUTBOX: &str = "outbox";
 const ROOMS: &str = "rooms";
 const SETTINGS: &str = "settings";
+/// Files' sealed pieces live in a database of their own: bulky, and added without upgrading
+/// (and so blocking on) the message database another open tab holds.
+const FILES_DB_NAME: &str = "fieldmesh-files";
+const PIECES: &str = "pieces";
 
 /// Orders not-yet-stored own messages after every stored one (server sequence numbers are far
 /// below this), by the time they were written.
@@ -58,6 +62,18 @@ pub(crate) struct MessageRecord {
     /// Camps whose phones sent a radio receipt for it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) camps: Vec<String>,
+    /// Files sent with it: what they are and how to fetch and open them (keys included, as
+    /// the room key is: the store never leaves the device).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) files: Vec<mesh::body::Attachment>,
+}
+
+impl MessageRecord {
+    /// Its text with a line per file ("[photo, 180 KB]"): for the room list, notifications
+    /// and search, which show text alone.
+    pub(crate) fn summary(&self) -> String {
+        mesh::body::with_markers(&self.text, &self.files)
+    }
 }
 
 /// Delivery state of a stored record, as kept in the store. It moves only as
@@ -125,6 +141,32 @@ pub(crate) struct OutboxRecord {
     pub(crate) heard: bool,
     /// The server refused it; it waits for the person to retry.
     pub(crate) failed: bool,
+    /// Its files' sealed pieces the server has not confirmed yet: the message waits until it
+    /// has them all, so nobody sees a file that cannot be fetched.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) pieces: Vec<PieceRef>,
+}
+
+/// A sealed piece an outbox entry waits to upload.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct PieceRef {
+    /// Its name, hex.
+    pub(crate) id: String,
+    /// Its size in bytes.
+    pub(crate) size: f64,
+}
+
+/// A sealed piece of a file this device sent, kept to upload it and to show the file here
+/// without fetching it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct PieceRecord {
+    /// Its name: the hex of the SHA-256 of `bytes`.
+    pub(crate) id: String,
+    /// Its room, hex: forgetting the room forgets it.
+    pub(crate) room: String,
+    /// The sealed bytes.
+    #[serde(with = "serde_bytes")]
+    pub(crate) bytes: Vec<u8>,
 }
 
 /// What this device knows about a room.
@@ -164,6 +206,7 @@ struct Setting {
 /// The open database.
 pub(crate) struct Db {
     rexie: Rexie,
+    files: Rexie,
 }
 
 fn to_js<T: Serialize>(value: &T) -> Result<JsValue> {
@@ -207,7 +250,57 @@ impl Db {
             .add_object_store(ObjectStore::new(SETTINGS).key_path("key"))
             .build()
             .await?;
-        Ok(Self { rexie })
+        let files = Rexie::builder(FILES_DB_NAME)
+            .version(1)
+            .add_object_store(
+                ObjectStore::new(PIECES)
+                    .key_path("id")
+                    .add_index(Index::new("room", "room")),
+            )
+            .build()
+            .await?;
+        Ok(Self { rexie, files })
+    }
+
+    /// Keeps a sealed piece (once: the same name is the same bytes).
+    pub(crate) async fn put_piece(&self, piece: &PieceRecord) -> Result<()> {
+        let tx = self
+            .files
+            .transaction(&[PIECES], TransactionMode::ReadWrite)?;
+        tx.store(PIECES)?.put(&to_js(piece)?, None).await?;
+        tx.done().await?;
+        Ok(())
+    }
+
+    /// A sealed piece kept here, if it is.
+    pub(crate) async fn piece(&self, id: &str) -> Result<Option<Vec<u8>>> {
+        let tx = self
+            .files
+            .transaction(&[PIECES], TransactionMode::ReadOnly)?;
+        match tx.store(PIECES)?.get(id.into()).await? {
+            Some(value) if !value.is_undefined() => Ok(Some(from_js::<PieceRecord>(value)?.bytes)),
+            _ => Ok(None),
+        }
+    }
+
+    /// The outbox entry of message `id` has every piece on the server: it may go out.
+    pub(crate) async fn uploaded(&self, id: &str) -> Result<()> {
+        let tx = self
+            .rexie
+            .transaction(&[OUTBOX], TransactionMode::ReadWrite)?;
+        let outbox = tx.store(OUTBOX)?;
+        if let Some(value) = outbox
+            .index("id")?
+            .get(id.into())
+            .await?
+            .filter(|v| !v.is_undefined())
+        {
+            let mut entry: OutboxRecord = from_js(value)?;
+            entry.pieces.clear();
+            outbox.put(&to_js(&entry)?, None).await?;
+        }
+        tx.done().await?;
+        Ok(())
     }
 
     /// A setting's value.
@@ -281,6 +374,19 @@ impl Db {
         }
         tx.store(ROOMS)?.delete(id.into()).await?;
         tx.done().await?;
+        let tx = self
+            .files
+            .transaction(&[PIECES], TransactionMode::ReadWrite)?;
+        let pieces = tx.store(PIECES)?;
+        let range = KeyRange::only(&id.into()).map_err(|error| DbError(format!("{error:?}")))?;
+        for key in pieces
+            .index("room")?
+            .get_all_keys(Some(range), None)
+            .await?
+        {
+            pieces.delete(key).await?;
+        }
+        tx.done().await?;
         Ok(())
     }
 
@@ -294,12 +400,14 @@ impl Db {
         Ok(())
     }
 
-    /// Puts an own message in the outbox and in the room, in one transaction.
+    /// Puts an own message in the outbox and in the room, in one transaction; with files,
+    /// it waits for `pieces` (already kept here) to be uploaded.
     pub(crate) async fn enqueue(
         &self,
         message: &MessageRecord,
         envelope: Vec<u8>,
         radio: Vec<u8>,
+        pieces: Vec<PieceRef>,
     ) -> Result<()> {
         let tx = self
             .rexie
@@ -311,6 +419,7 @@ impl Db {
             radio,
             heard: false,
             failed: false,
+            pieces,
         };
         tx.store(OUTBOX)?.add(&to_js(&entry)?, None).await?;
         tx.store(MESSAGES)?.put(&to_js(message)?, None).await?;
@@ -341,6 +450,7 @@ impl Db {
                 radio: Vec::new(),
                 heard: true,
                 failed: false,
+                pieces: Vec::new(),
             };
             tx.store(OUTBOX)?.add(&to_js(&entry)?, None).await?;
             messages.put(&to_js(message)?, None).await?;

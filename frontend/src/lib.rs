@@ -7,6 +7,7 @@ mod db;
 mod device;
 mod engine;
 mod js;
+mod photo;
 mod pwa;
 
 use app::App;

@@ -165,13 +165,18 @@ pub fn human_size(bytes: u64) -> String {
 impl TextBody {
     /// The text with a line per file ("[photo, 180 KB]"), for places that show text alone.
     pub fn text_with_markers(&self) -> String {
-        let mut lines: Vec<String> = Vec::new();
-        if !self.text.is_empty() {
-            lines.push(self.text.clone());
-        }
-        lines.extend(self.attachments.iter().map(|a| format!("[{}]", a.marker())));
-        lines.join("\n")
+        with_markers(&self.text, &self.attachments)
     }
+}
+
+/// `text` with a line per file ("[photo, 180 KB]"), for places that show text alone.
+pub fn with_markers(text: &str, attachments: &[Attachment]) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    if !text.is_empty() {
+        lines.push(text.to_owned());
+    }
+    lines.extend(attachments.iter().map(|a| format!("[{}]", a.marker())));
+    lines.join("\n")
 }
 
 /// A file name as it will be shown and saved: the last part of any path, without hidden or

@@ -33,6 +33,8 @@ pub const CHUNK_BYTES: usize = 256 * 1024;
 pub const SEALED_CHUNK_BYTES: usize = CHUNK_BYTES + TAG_BYTES;
 /// The largest file the protocol describes (servers set their own, lower limit).
 pub const MAX_FILE_BYTES: u64 = 1 << 30;
+/// The largest file a phone sends unless its server says otherwise (`--max-file-mb`).
+pub const DEFAULT_MAX_SEND_BYTES: u64 = 25 * 1_000_000;
 
 /// The name of a sealed chunk: the SHA-256 of its ciphertext.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -40,3 +40,24 @@ pub(super) fn MutedIcon() -> impl IntoView {
         </svg>
     }
 }
+
+/// A camera: attach a photo.
+#[component]
+pub(super) fn CameraIcon() -> impl IntoView {
+    view! {
+        <svg class="icon-svg" viewBox="0 0 24 24" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2" stroke-linejoin="round">
+            <path d="M4 8h3l2-3h6l2 3h3v11H4z"/>
+            <circle cx="12" cy="13" r="3.5"/>
+        </svg>
+    }
+}
+
+/// A paper clip: attach any file.
+#[component]
+pub(super) fn ClipIcon() -> impl IntoView {
+    view! {
+        <svg class="icon-svg" viewBox="0 0 24 24" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round">
+            <path d="M20 11.5 12.3 19.2a5 5 0 0 1-7.1-7.1l8.1-8.1a3.3 3.3 0 0 1 4.7 4.7l-8 8a1.7 1.7 0 0 1-2.4-2.4l7.3-7.3"/>
+        </svg>
+    }
+}

@@ -7,8 +7,10 @@ use leptos::either::Either;
 use leptos::{ev, html, prelude::*};
 use mesh::body::MAX_TEXT_CHARS;
 
-use crate::chat::{ChatClient, ChatMessage, Connection, Delivery};
+use super::icons::{CameraIcon, ClipIcon};
+use crate::chat::{ChatClient, ChatFile, ChatMessage, Connection, Delivery, PhotoSize};
 use crate::text::{is_long, pieces, Piece};
+use mesh::body::FileKind;
 
 #[component]
 pub(super) fn MessageList() -> impl IntoView {
@@ -171,7 +173,12 @@ pub(super) fn MessageRow(message: ChatMessage) -> impl IntoView {
                     <span class="via-radio" title="Came over the radio from another camp; the name is not confirmed by a signature">"📡 via radio"</span>
                 })}
             </header>
-            <MessageText text=message.text/>
+            {(!message.text.is_empty()).then(|| view! { <MessageText text=message.text/> })}
+            {(!message.files.is_empty()).then(|| view! {
+                <MessageFiles files=message.files.clone()/>
+            })}
+            {(message.own && message.delivery == Delivery::Queued && !message.files.is_empty())
+                .then(|| view! { <UploadLine id=message.id.clone()/> })}
             {delivery}
         </article>
     }
@@ -207,15 +214,208 @@ fn MessageText(text: String) -> impl IntoView {
     }
 }
 
+/// The files of a message: photos shown (fetched when shown), voice notes and other files
+/// fetched when tapped; each with its progress, and what went wrong with a retry.
+#[component]
+fn MessageFiles(files: Vec<ChatFile>) -> impl IntoView {
+    files
+        .into_iter()
+        .map(|file| view! { <MessageFile file/> })
+        .collect_view()
+}
+
+#[component]
+fn MessageFile(file: ChatFile) -> impl IntoView {
+    let client = expect_context::<ChatClient>();
+    let state = client.state;
+    let key = file.key.clone();
+    let transfer = {
+        let key = key.clone();
+        Memo::new(move |_| {
+            state
+                .transfers
+                .with(|t| t.get(&key).cloned().unwrap_or_default())
+        })
+    };
+    let url = move || transfer.with(|t| t.url.clone());
+    let photo = matches!(file.kind, FileKind::Photo { .. });
+    if photo {
+        // Photos are fetched as soon as they are shown.
+        let key = key.clone();
+        Effect::new(move |_| client.open_file(&key));
+    }
+    let stored_key = StoredValue::new(key.clone());
+    let open = move |_| stored_key.with_value(|key| client.open_file(key));
+    let share = move |_| stored_key.with_value(|key| client.share_file(key));
+    let name = StoredValue::new(file.name.clone());
+    let (what, label) = match file.kind {
+        FileKind::Photo { width, height } => (
+            "photo",
+            format!("Photo, {} × {} · {}", width, height, file.size),
+        ),
+        FileKind::Voice { millis } => (
+            "voice",
+            format!("Voice note, {}:{:02}", millis / 60_000, millis / 1000 % 60),
+        ),
+        FileKind::Document => ("document", format!("{} · {}", file.name, file.size)),
+    };
+    let ratio = match file.kind {
+        FileKind::Photo { width, height } if width > 0 && height > 0 => {
+            format!("aspect-ratio: {width} / {height}")
+        }
+        _ => String::new(),
+    };
+    let thumbnail = file.thumbnail.clone();
+    let voice = matches!(file.kind, FileKind::Voice { .. });
+    let picture = photo.then(|| {
+        let alt = file.name.clone();
+        view! {
+            <div class="picture" style=ratio.clone()>
+                <img
+                    data-testid="file-photo"
+                    alt=alt
+                    class:blurred=move || url().is_none()
+                    src=move || url().or_else(|| thumbnail.clone()).unwrap_or_default()
+                />
+            </div>
+        }
+    });
+    let media_type = file.media_type.clone();
+    view! {
+        <div class=format!("file {what}") data-testid="file" data-kind=what data-type=media_type>
+            {picture}
+            <div class="file-line">
+                <span class="file-label" data-testid="file-label">{label}</span>
+                <Show when=move || url().is_none() && !transfer.with(|t| t.running) && (!photo || transfer.with(|t| t.error.is_some()))>
+                    <button class="ghost small" data-testid="file-open" on:click=open>
+                        {move || if transfer.with(|t| t.error.is_some()) { "Try again" } else if voice { "▶ Play" } else { "Download" }}
+                    </button>
+                </Show>
+                <Show when=move || url().is_some()>
+                    <a class="button ghost small" data-testid="file-save" href=move || url().unwrap_or_default() download=move || name.get_value()>"Save"</a>
+                    <Show when=move || state.can_share.get()>
+                        <button class="ghost small" data-testid="file-share" on:click=share>"Share"</button>
+                    </Show>
+                </Show>
+            </div>
+            <Show when=move || voice && url().is_some()>
+                <audio controls data-testid="file-audio" src=move || url().unwrap_or_default()></audio>
+            </Show>
+            <Show when=move || transfer.with(|t| t.running)>
+                <div class="progress" role="progressbar" aria-label="Downloading">
+                    <div class="progress-fill" style=move || format!("width: {}%", transfer.with(|t| t.percent()))></div>
+                </div>
+            </Show>
+            <Show when=move || transfer.with(|t| t.error.is_some())>
+                <p class="file-error" data-testid="file-error">{move || transfer.with(|t| t.error.clone())}</p>
+            </Show>
+        </div>
+    }
+}
+
+/// An own message that waits for its files to reach the server: how far the upload is.
+#[component]
+fn UploadLine(id: String) -> impl IntoView {
+    let state = expect_context::<ChatClient>().state;
+    let transfer = Memo::new(move |_| state.transfers.with(|t| t.get(&id).cloned()));
+    let text = move || {
+        transfer.with(|t| match t {
+            Some(t) if t.error.is_some() => {
+                format!("Not uploaded: {}", t.error.clone().unwrap_or_default())
+            }
+            Some(t) if t.running => format!("Uploading {} %", t.percent()),
+            Some(t) if t.total > 0 && t.done >= t.total => "Uploaded; sending…".to_string(),
+            Some(t) => format!("Upload waits for the server ({} % there)", t.percent()),
+            None => "Files wait for the server".to_string(),
+        })
+    };
+    view! {
+        <div class="upload" data-testid="upload-state">
+            <span>{text}</span>
+            <div class="progress" role="progressbar" aria-label="Uploading">
+                <div class="progress-fill" style=move || format!("width: {}%", transfer.with(|t| t.as_ref().map_or(0, |t| t.percent())))></div>
+            </div>
+        </div>
+    }
+}
+
+/// The files attached to the message being written, each with a way to take it out, and the
+/// size photos go at.
+#[component]
+fn Drafts() -> impl IntoView {
+    let client = expect_context::<ChatClient>();
+    let state = client.state;
+    let has_photo = move || state.drafts.with(|d| d.iter().any(|f| f.photo));
+    view! {
+        <Show when=move || !state.drafts.with(Vec::is_empty) || state.preparing.with(Option::is_some)>
+            <div class="drafts" data-testid="drafts">
+                <For
+                    each=move || state.drafts.get()
+                    key=|draft| draft.id
+                    children=move |draft| {
+                        let id = draft.id;
+                        let label = format!("Remove {}", draft.name);
+                        view! {
+                            <div class="draft" data-testid="draft">
+                                {draft.preview.map(|src| view! { <img src=src alt=""/> })}
+                                <span class="draft-name">{draft.name}</span>
+                                <span class="draft-size">{draft.size}</span>
+                                <button type="button" class="ghost small" aria-label=label data-testid="draft-remove" on:click=move |_| client.unattach(id)>"✕"</button>
+                            </div>
+                        }
+                    }
+                />
+                <Show when=has_photo>
+                    <label class="photo-size">
+                        "Photo size "
+                        <select
+                            data-testid="photo-size"
+                            on:change=move |event| {
+                                let size = match event_target_value(&event).as_str() {
+                                    "small" => PhotoSize::Small,
+                                    "original" => PhotoSize::Original,
+                                    _ => PhotoSize::Medium,
+                                };
+                                state.photo_size.set(size);
+                            }
+                        >
+                            {[PhotoSize::Small, PhotoSize::Medium, PhotoSize::Original].map(|size| view! {
+                                <option value=size.label() selected=move || state.photo_size.get() == size>{size.label()}</option>
+                            })}
+                        </select>
+                        <span class="hint">" · location removed"</span>
+                    </label>
+                </Show>
+                <Show when=move || state.preparing.with(Option::is_some)>
+                    <p class="preparing" role="status" data-testid="preparing">{move || state.preparing.get()}</p>
+                </Show>
+            </div>
+        </Show>
+    }
+}
+
+/// A hidden file picker behind a button: `accept` narrows what it offers.
+fn picked(event: &ev::Event) -> Vec<web_sys::File> {
+    let input = event_target::<web_sys::HtmlInputElement>(event);
+    let files = input
+        .files()
+        .map(|list| (0..list.length()).filter_map(|i| list.get(i)).collect())
+        .unwrap_or_default();
+    // The same file can be picked again later.
+    input.set_value("");
+    files
+}
+
 #[component]
 pub(super) fn Composer() -> impl IntoView {
     let client = expect_context::<ChatClient>();
     let draft = RwSignal::new(String::new());
     let input = NodeRef::<html::Textarea>::new();
 
+    let has_files = move || !client.state.drafts.with(Vec::is_empty);
     let send = move || {
         let text = draft.get_untracked();
-        if text.trim().is_empty() {
+        if text.trim().is_empty() && !has_files() {
             return;
         }
         match client.send(&text) {
@@ -245,7 +445,18 @@ pub(super) fn Composer() -> impl IntoView {
     let remaining = move || MAX_TEXT_CHARS as i64 - draft.with(|d| d.chars().count()) as i64;
 
     view! {
+        <Drafts/>
         <form class="composer" on:submit=move |event: ev::SubmitEvent| { event.prevent_default(); send(); }>
+            <label class="attach" title="Photo from the camera or gallery">
+                <input type="file" accept="image/*" multiple data-testid="attach-photo" on:change=move |event| client.attach(picked(&event))/>
+                <CameraIcon/>
+                <span class="visually-hidden">"Attach a photo"</span>
+            </label>
+            <label class="attach" title="Any file">
+                <input type="file" multiple data-testid="attach-file" on:change=move |event| client.attach(picked(&event))/>
+                <ClipIcon/>
+                <span class="visually-hidden">"Attach a file"</span>
+            </label>
             <textarea
                 node_ref=input
                 data-testid="composer-input"
@@ -267,7 +478,7 @@ pub(super) fn Composer() -> impl IntoView {
                 type="submit"
                 class="primary send"
                 data-testid="composer-send"
-                disabled=move || draft.with(|d| d.trim().is_empty())
+                disabled=move || draft.with(|d| d.trim().is_empty()) && !has_files()
                 aria-label="Send"
             >
                 "Send"

@@ -122,4 +122,20 @@ impl ChatActions for Actions {
     fn radio_lend(&self, lend: bool) {
         self.0.radio.lend(&self.0, lend);
     }
+
+    fn attach(&self, files: Vec<web_sys::File>) {
+        self.0.files.attach(&self.0, files);
+    }
+
+    fn unattach(&self, id: u32) {
+        self.0.files.unattach(&self.0, id);
+    }
+
+    fn open_file(&self, key: &str) {
+        self.0.files.open(&self.0, key);
+    }
+
+    fn share_file(&self, key: &str) {
+        self.0.files.share(&self.0, key);
+    }
 }

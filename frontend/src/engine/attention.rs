@@ -433,14 +433,15 @@ impl Attention {
 
 /// "Ana: the well is clean", as a list line.
 fn preview(record: &MessageRecord) -> String {
-    format!("{}: {}", record.author, record.text)
+    format!("{}: {}", record.author, record.summary())
 }
 
 /// A notification for a new message in the room named `name` (hex `id`); one per room, which
 /// a newer one replaces, with a sound and buzz when `alert`.
 fn notify(name: &str, id: &str, record: &MessageRecord, count: u32, alert: bool) {
-    let mut text: String = record.text.chars().take(NOTIFICATION_CHARS).collect();
-    if text.len() < record.text.len() {
+    let summary = record.summary();
+    let mut text: String = summary.chars().take(NOTIFICATION_CHARS).collect();
+    if text.len() < summary.len() {
         text.push('…');
     }
     let body = match count {

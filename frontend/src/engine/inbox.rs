@@ -9,7 +9,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use app::{ChatMessage, Delivery as Shown, SyncProgress, SyncStep};
+use app::{ChatFile, ChatMessage, Delivery as Shown, SyncProgress, SyncStep};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use mesh::body::clean_display_name;
@@ -432,23 +432,18 @@ pub(super) fn record_of(
             return None;
         }
     };
-    let (author, text) = match TextBody::decode(&plaintext) {
-        // Files show as a line each until the room shows them itself.
-        Ok(body) => {
-            let text = body.text_with_markers();
-            (body.author, text)
-        }
-        Err(_) => ("unknown".into(), "(this message could not be read)".into()),
+    let (author, text, files) = match TextBody::decode(&plaintext) {
+        Ok(body) => (body.author, body.text, body.attachments),
+        Err(_) => (
+            "unknown".into(),
+            "(this message could not be read)".into(),
+            Vec::new(),
+        ),
     };
     let sender = stored.envelope.sender.to_string();
-    Some(stored_record(
-        stored,
-        room_hex,
-        sender,
-        author,
-        text,
-        RecordState::Stored,
-    ))
+    let mut record = stored_record(stored, room_hex, sender, author, text, RecordState::Stored);
+    record.files = files;
+    Some(record)
 }
 
 /// Opens a message that came over the radio: sealed with the room key, not signed. A message
@@ -493,6 +488,7 @@ fn stored_record(
         text,
         state,
         camps: Vec::new(),
+        files: Vec::new(),
     }
 }
 
@@ -521,5 +517,18 @@ pub(super) fn chat_message(
             RecordState::Radio => Shown::ViaRadio,
         },
         delivered_to: record.camps.clone(),
+        files: record
+            .files
+            .iter()
+            .enumerate()
+            .map(|(index, file)| ChatFile {
+                key: format!("{}/{index}", record.id),
+                kind: file.what,
+                name: file.name.clone(),
+                size: mesh::body::human_size(file.file.size),
+                media_type: file.media_type.clone(),
+                thumbnail: super::files::thumbnail_url(&file.thumbnail),
+            })
+            .collect(),
     }
 }

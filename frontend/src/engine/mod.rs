@@ -6,6 +6,8 @@
 //! - [`connection`]: the WebSocket (gloo-net), reconnect backoff, heartbeat, the join code.
 //! - [`outbox`]: what is written goes to the outbox first and out, in order, once per
 //!   connection; acknowledgements and refusals.
+//! - [`files`]: photos and files: made small, sealed and kept here, uploaded before their
+//!   message goes out; fetched, checked and opened on demand.
 //! - [`inbox`]: what arrives is stored before it is shown; the one way to the screen (the
 //!   store changes, then the list reloads from it).
 //! - [`people`]: presence, typing, contacts and trust.
@@ -18,6 +20,7 @@
 mod actions;
 mod attention;
 mod connection;
+mod files;
 mod inbox;
 mod outbox;
 mod people;
@@ -49,6 +52,7 @@ pub(crate) fn start() -> ChatClient {
         db: OnceCell::new(),
         connection: connection::Connection::default(),
         outbox: outbox::Outbox::default(),
+        files: files::Files::default(),
         inbox: inbox::Inbox::default(),
         people: people::People::default(),
         attention: attention::Attention::default(),
@@ -74,6 +78,7 @@ pub(crate) struct Engine {
     db: OnceCell<Rc<Db>>,
     connection: connection::Connection,
     outbox: outbox::Outbox,
+    files: files::Files,
     inbox: inbox::Inbox,
     people: people::People,
     attention: attention::Attention,
@@ -233,6 +238,7 @@ impl Engine {
         self.session.send_join(self);
         self.attention.update(self);
         self.outbox.request_flush(self);
+        self.files.request_upload(self);
         self.radio.on_online(self);
     }
 

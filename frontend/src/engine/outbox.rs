@@ -16,8 +16,9 @@ use mesh::crypto::{seal, Draft};
 use mesh::radio::{RadioMessage, DEFAULT_FRAME_BYTES};
 use mesh::{ClientFrame, Envelope, ErrorCode, Kind, MessageId, TextBody};
 
+use super::session::Writer;
 use super::{mark, Engine};
-use crate::db::{Db, MessageRecord, RecordState, LOCAL_ORDER_BASE};
+use crate::db::{Db, MessageRecord, PieceRef, RecordState, LOCAL_ORDER_BASE};
 use crate::device;
 
 /// The outbox part.
@@ -86,6 +87,8 @@ impl Outbox {
         let entries: Vec<(MessageId, Envelope, Vec<u8>, bool)> = outbox
             .into_iter()
             .filter(|e| !e.failed)
+            // Its files are not all on the server yet: it goes once they are.
+            .filter(|e| e.pieces.is_empty())
             .filter_map(|e| match Envelope::decode(&e.envelope) {
                 Ok(envelope) => Some((envelope.id, envelope, e.radio, e.heard)),
                 Err(_) => {
@@ -180,76 +183,65 @@ impl Outbox {
         }
     }
 
-    /// Seals `text` as this device in the current room and puts it in the outbox.
+    /// Seals `text` as this device in the current room and puts it in the outbox (with the
+    /// files attached in the composer, when there are any).
     pub(super) fn write(&self, engine: &Rc<Engine>, text: &str) -> Result<(), String> {
-        let (name, joined, identity) = engine
+        let writer = engine
             .session
             .writer()
             .ok_or_else(|| "Join a room first.".to_string())?;
-        let body = TextBody::new(&name, text).map_err(|error| format!("Not sent: {error}."))?;
-        let plaintext = body
-            .encode()
-            .map_err(|error| format!("Not sent: {error}."))?;
-        let draft = Draft {
-            id: MessageId(device::random_bytes()),
-            created_at_ms: js_sys::Date::now() as u64,
-            kind: Kind::Text,
-            plaintext: &plaintext,
-        };
-        let envelope = seal(&identity, &joined.key, draft, device::random_bytes())
-            .map_err(|error| format!("Not sent: {error}."))?;
-        let bytes = envelope
-            .encode()
-            .map_err(|error| format!("Not sent: {error}."))?;
-        let radio = RadioMessage::seal(
-            &joined.key,
-            envelope.id,
-            (envelope.created_at_ms / 1000) as u32,
-            &body.author,
-            &body.text,
-        );
-        // Longer than the radio carries: it goes only to this server's phones.
-        let radio = if radio.fits(DEFAULT_FRAME_BYTES) {
-            radio.payload
-        } else {
-            Vec::new()
-        };
-        let record = MessageRecord {
-            id: envelope.id.to_string(),
-            room: joined.room_hex.clone(),
-            order: LOCAL_ORDER_BASE + envelope.created_at_ms as f64,
-            seq: None,
-            created_at: envelope.created_at_ms as f64,
-            sender: identity.sender().to_string(),
-            author: body.author,
-            text: body.text,
-            state: RecordState::Queued,
-            camps: Vec::new(),
-        };
         let db = engine
             .db()
             .ok_or("This browser cannot keep messages on the device; see the notice.")?;
-        self.book.borrow_mut().added();
-        self.show_progress(engine);
+        if engine.files.has_drafts() {
+            return engine.files.send(engine, writer, text);
+        }
+        let body = TextBody::new(&writer.0, text).map_err(|error| format!("Not sent: {error}."))?;
+        let (record, envelope, radio) = sealed(&writer, &body)?;
         let engine = Rc::clone(engine);
         spawn_local(async move {
-            match db.enqueue(&record, bytes, radio).await {
-                Ok(()) => {
-                    engine.inbox.appended(&engine);
-                    engine.outbox.request_flush(&engine);
-                    engine.radio.send_outbox(&engine).await;
-                }
-                Err(error) => {
-                    engine.outbox.book.borrow_mut().dropped();
-                    engine.outbox.show_progress(&engine);
-                    engine.notice(format!(
-                        "Could not save the message on this device: {}",
-                        error.0
-                    ));
-                }
-            }
+            let _ = engine
+                .outbox
+                .store(&engine, &db, record, envelope, radio, Vec::new())
+                .await;
         });
         Ok(())
+    }
+
+    /// Keeps a sealed message in the outbox and its room (the notice says so when it cannot),
+    /// and sends it when it may go: at once, or once its files' `pieces` are uploaded.
+    pub(super) async fn store(
+        &self,
+        engine: &Rc<Engine>,
+        db: &Db,
+        record: MessageRecord,
+        envelope: Vec<u8>,
+        radio: Vec<u8>,
+        pieces: Vec<PieceRef>,
+    ) -> Result<(), ()> {
+        self.book.borrow_mut().added();
+        self.show_progress(engine);
+        let with_files = !pieces.is_empty();
+        match db.enqueue(&record, envelope, radio, pieces).await {
+            Ok(()) => {
+                engine.inbox.appended(engine);
+                if with_files {
+                    engine.files.request_upload(engine);
+                }
+                self.request_flush(engine);
+                engine.radio.send_outbox(engine).await;
+                Ok(())
+            }
+            Err(error) => {
+                self.book.borrow_mut().dropped();
+                self.show_progress(engine);
+                engine.notice(format!(
+                    "Could not save the message on this device: {}",
+                    error.0
+                ));
+                Err(())
+            }
+        }
     }
 
     /// A message heard over this device's radio was queued for upload.
@@ -269,6 +261,7 @@ impl Outbox {
                     engine.outbox.book.borrow_mut().added();
                     engine.outbox.show_progress(&engine);
                     engine.inbox.changed(&engine);
+                    engine.files.request_upload(&engine);
                     engine.outbox.request_flush(&engine);
                 }
                 Ok(None) => {}
@@ -296,6 +289,56 @@ impl Outbox {
                 total,
             }));
     }
+}
+
+/// `body` sealed as the writer in their room: the record to show, the envelope, and its
+/// radio form (empty when it is too long for the radio; files travel there as a line each,
+/// "[photo, 180 KB]").
+pub(super) fn sealed(
+    (_, joined, identity): &Writer,
+    body: &TextBody,
+) -> Result<(MessageRecord, Vec<u8>, Vec<u8>), String> {
+    let plaintext = body
+        .encode()
+        .map_err(|error| format!("Not sent: {error}."))?;
+    let draft = Draft {
+        id: MessageId(device::random_bytes()),
+        created_at_ms: js_sys::Date::now() as u64,
+        kind: Kind::Text,
+        plaintext: &plaintext,
+    };
+    let envelope = seal(identity, &joined.key, draft, device::random_bytes())
+        .map_err(|error| format!("Not sent: {error}."))?;
+    let bytes = envelope
+        .encode()
+        .map_err(|error| format!("Not sent: {error}."))?;
+    let radio = RadioMessage::seal(
+        &joined.key,
+        envelope.id,
+        (envelope.created_at_ms / 1000) as u32,
+        &body.author,
+        &body.text_with_markers(),
+    );
+    // Longer than the radio carries: it goes only to this server's phones.
+    let radio = if radio.fits(DEFAULT_FRAME_BYTES) {
+        radio.payload
+    } else {
+        Vec::new()
+    };
+    let record = MessageRecord {
+        id: envelope.id.to_string(),
+        room: joined.room_hex.clone(),
+        order: LOCAL_ORDER_BASE + envelope.created_at_ms as f64,
+        seq: None,
+        created_at: envelope.created_at_ms as f64,
+        sender: identity.sender().to_string(),
+        author: body.author.clone(),
+        text: body.text.clone(),
+        state: RecordState::Queued,
+        camps: Vec::new(),
+        files: body.attachments.clone(),
+    };
+    Ok((record, bytes, radio))
 }
 
 /// Ids of the outbox entries that wait (not failed), in order.

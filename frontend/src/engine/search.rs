@@ -62,7 +62,11 @@ impl Search {
                     }
                     read += page.len();
                     before = page.last().map(|r| r.order);
-                    for record in page.iter().filter(|r| query.matches(&r.text)) {
+                    for (record, summary) in page
+                        .iter()
+                        .map(|r| (r, r.summary()))
+                        .filter(|(_, summary)| query.matches(summary))
+                    {
                         let shown = engine.people.chat_message(record, &own);
                         hits.push((
                             record.created_at,
@@ -72,7 +76,7 @@ impl Search {
                                 id: record.id.clone(),
                                 author: shown.author,
                                 time: device::format_time(record.created_at as u64),
-                                excerpt: query.excerpt(&record.text, EXCERPT_RADIUS),
+                                excerpt: query.excerpt(&summary, EXCERPT_RADIUS),
                             },
                         ));
                     }

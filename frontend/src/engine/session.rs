@@ -36,6 +36,9 @@ struct State {
     invite: Option<(String, [u8; 32])>,
 }
 
+/// Who writes, where: the display name, the room, and this device's identity.
+pub(super) type Writer = (String, Joined, Rc<Identity>);
+
 /// The room the person is in.
 #[derive(Clone)]
 pub(super) struct Joined {
@@ -194,7 +197,7 @@ impl Session {
                         name: record.name.clone(),
                         last: last
                             .as_ref()
-                            .map(|m| format!("{}: {}", m.author, m.text))
+                            .map(|m| format!("{}: {}", m.author, m.summary()))
                             .unwrap_or_default(),
                         time: last
                             .map(|m| device::format_time(m.created_at as u64))
@@ -441,7 +444,7 @@ impl Session {
     }
 
     /// Who writes, in which room, with which keys.
-    pub(super) fn writer(&self) -> Option<(String, Joined, Rc<Identity>)> {
+    pub(super) fn writer(&self) -> Option<Writer> {
         let state = self.state.borrow();
         Some((
             state.name.clone(),

@@ -1,0 +1,162 @@
+// Photos and files through the app: attached in the composer, made small (photos) and sealed
+// on the phone, uploaded before their message goes out, fetched, checked and opened on the
+// other phone; offline first; and the server's folder holds none of their bytes.
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { ChatPage, Server, launchBrowser } from '../support.mjs';
+
+let server;
+let browser;
+
+before(async () => {
+  server = await Server.start();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.dispose();
+});
+
+/** A document of `size` bytes no two 64-byte windows of which repeat (a counter, hashed). */
+function documentBytes(size, seed) {
+  const out = Buffer.alloc(size);
+  for (let offset = 0, n = 0; offset < size; n += 1) {
+    const block = createHash('sha256').update(`${seed}-${n}`).digest();
+    block.copy(out, offset);
+    offset += block.length;
+  }
+  return out;
+}
+
+/** A photo as a camera would give it: a `width` × `height` PNG drawn in the page. */
+async function photoBytes(page, width, height) {
+  const bytes = await page.evaluate(async ([width, height]) => {
+    const canvas = new OffscreenCanvas(width, height);
+    const context = canvas.getContext('2d');
+    const gradient = context.createLinearGradient(0, 0, width, height);
+    gradient.addColorStop(0, '#2a6');
+    gradient.addColorStop(1, '#c42');
+    context.fillStyle = gradient;
+    context.fillRect(0, 0, width, height);
+    context.fillStyle = '#fff';
+    context.font = `${Math.round(height / 6)}px sans-serif`;
+    context.fillText('ROAD CLOSED', width / 10, height / 2);
+    const blob = await canvas.convertToBlob({ type: 'image/png' });
+    return [...new Uint8Array(await blob.arrayBuffer())];
+  }, [width, height]);
+  return Buffer.from(bytes);
+}
+
+/** The bytes behind a `blob:` address of the page. */
+async function blobBytes(page, url) {
+  return Buffer.from(await page.evaluate(async (url) => [...new Uint8Array(await (await fetch(url)).arrayBuffer())], url));
+}
+
+/** Every file under `folder`, read. */
+async function allFiles(folder) {
+  const out = [];
+  for (const entry of await readdir(folder, { recursive: true })) {
+    const path = join(folder, entry);
+    if ((await stat(path)).isFile()) out.push(await readFile(path));
+  }
+  return out;
+}
+
+/** 48-byte windows spread over `bytes`, to look for. */
+function windows(bytes, count = 12) {
+  const step = Math.floor((bytes.length - 48) / count);
+  return Array.from({ length: count }, (_, i) => bytes.subarray(i * step, i * step + 48));
+}
+
+async function twoInARoom(room) {
+  const ana = await ChatPage.open(await browser.newContext(), server.url);
+  await ana.join('Ana', room);
+  await ana.waitOnline();
+  const link = await ana.inviteLink();
+  const ben = await ChatPage.acceptInvite(await browser.newContext(), link, 'Ben');
+  await ben.waitOnline();
+  return [ana, ben];
+}
+
+test('a photo and a file with a caption reach the other phone whole; the server holds none of their bytes', async () => {
+  const [ana, ben] = await twoInARoom('Camp Files');
+  const doc = documentBytes(600_000, 'names');
+  const photo = await photoBytes(ana.page, 2000, 1500);
+
+  await ana.byTestId('attach-photo').setInputFiles({ name: 'road.png', mimeType: 'image/png', buffer: photo });
+  await ana.byTestId('attach-file').setInputFiles({ name: 'names.pdf', mimeType: 'application/pdf', buffer: doc });
+  assert.equal(await ana.byTestId('draft').count(), 2);
+  assert.equal(await ana.byTestId('photo-size').inputValue(), 'medium');
+  await ana.send('the road at km 12');
+  await ana.byTestId('drafts').waitFor({ state: 'detached' });
+  await ana.waitSynced();
+
+  const message = ben.messageWithText('the road at km 12');
+  await message.waitFor();
+  // The photo opens by itself, made small on Ana's phone (medium: 1,600 pixels at most).
+  const img = message.getByTestId('file-photo');
+  await ben.page.waitForFunction((img) => img.src.startsWith('blob:') && img.complete && img.naturalWidth > 0, await img.elementHandle());
+  const size = await img.evaluate((img) => [img.naturalWidth, img.naturalHeight]);
+  assert.deepEqual(size, [1600, 1200]);
+  const sentPhoto = await blobBytes(ben.page, await img.getAttribute('src'));
+  assert.equal(sentPhoto.subarray(8, 12).toString(), 'WEBP', 'Chromium makes WebP');
+  assert.match(await message.getByTestId('file-label').first().textContent(), /^Photo, 1600 × 1200 · \d+ KB$/);
+
+  // The file waits for a tap, then opens whole, byte for byte.
+  const file = message.getByTestId('file').filter({ has: ben.page.getByText('names.pdf · 600 KB') });
+  await file.getByTestId('file-open').click();
+  const save = file.getByTestId('file-save');
+  await save.waitFor();
+  assert.equal(await save.getAttribute('download'), 'names.pdf');
+  const got = await blobBytes(ben.page, await save.getAttribute('href'));
+  assert.ok(got.equals(doc), 'the file arrived whole');
+
+  // Ana sees her own photo from her own device, and the list line names the files.
+  await ana.page.waitForFunction(() => document.querySelector('[data-testid=file-photo]')?.src.startsWith('blob:'));
+  assert.deepEqual(await ana.cspViolations(), []);
+  assert.deepEqual(await ben.cspViolations(), []);
+  assert.deepEqual([...ana.errors, ...ben.errors], []);
+
+  // Nothing of either file in the server's folder: database, pieces, anything.
+  const stored = await allFiles(server.dataDir);
+  assert.ok(stored.reduce((n, b) => n + b.length, 0) > doc.length, 'the pieces are stored');
+  for (const window of [...windows(doc), ...windows(sentPhoto), ...windows(photo)]) {
+    assert.ok(!stored.some((b) => b.includes(window)), 'a piece of plaintext is on the server');
+  }
+  await ana.page.context().close();
+  await ben.page.context().close();
+});
+
+test('a file attached offline waits on the phone, goes up when the server is back, and only then is sent', async () => {
+  const [ana, ben] = await twoInARoom('Camp Offline Files');
+  const doc = documentBytes(700_000, 'offline');
+  await ana.page.context().setOffline(true);
+  await ana.waitOffline();
+  await ana.byTestId('attach-file').setInputFiles({ name: 'list.txt', mimeType: 'text/plain', buffer: doc });
+  await ana.send('list of names');
+  const mine = ana.messageWithText('list of names');
+  await mine.getByTestId('upload-state').waitFor();
+  assert.match(await mine.getByTestId('upload-state').textContent(), /wait/i);
+  await ben.page.waitForTimeout(500);
+  assert.equal(await ben.messageWithText('list of names').count(), 0, 'nothing is published before its file');
+
+  // Reloaded while offline: the message and its sealed pieces are still on the phone.
+  await ana.page.reload();
+  await ana.ready();
+  await mine.getByTestId('upload-state').waitFor();
+
+  await ana.page.context().setOffline(false);
+  await ana.waitSynced();
+  const message = ben.messageWithText('list of names');
+  await message.waitFor();
+  await message.getByTestId('file-open').click();
+  const save = message.getByTestId('file-save');
+  await save.waitFor();
+  assert.ok((await blobBytes(ben.page, await save.getAttribute('href'))).equals(doc));
+  await ana.page.context().close();
+  await ben.page.context().close();
+});

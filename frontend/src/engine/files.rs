@@ -1,0 +1,756 @@
+//! Files: attached in the composer, made small (photos), sealed here piece by piece
+//! (`mesh::file`), kept in the device's store beside the outbox, uploaded when the server is
+//! reachable (asking first which pieces it lacks, as [`client::upload::Upload`] decides), and
+//! the message published only once the server has them all. Files of messages are fetched,
+//! checked against their message and opened here, on demand.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+
+use app::{DraftFile, Transfer};
+use base64::Engine as _;
+use client::upload::{PieceAnswer, Step, Upload};
+use futures::stream::{FuturesUnordered, StreamExt};
+use js_sys::{Array, Object, Reflect, Uint8Array};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use mesh::body::{clean_file_name, Attachment, FileKind, TextBody, MAX_ATTACHMENTS};
+use mesh::file::{ChunkId, FileSealer, Manifest, DEFAULT_MAX_SEND_BYTES};
+use mesh::MessageId;
+use wasm_bindgen::{JsCast, JsValue};
+
+use super::outbox::sealed;
+use super::session::Writer;
+use super::{Coalesce, Engine};
+use crate::db::{Db, PieceRecord, PieceRef};
+use crate::{device, js};
+
+/// Picture types the browser decodes everywhere; others (HEIC, animations) go as files.
+const PHOTO_TYPES: [&str; 4] = ["image/jpeg", "image/png", "image/webp", "image/avif"];
+
+/// The files part.
+#[derive(Default)]
+pub(super) struct Files {
+    /// Attached in the composer, by draft id.
+    drafts: RefCell<Vec<(u32, web_sys::File)>>,
+    next_draft: Cell<u32>,
+    /// Files being prepared and sealed: a second send waits for the first.
+    preparing: Cell<bool>,
+    uploading: Coalesce,
+    /// Opened files (by key), to share them.
+    opened: RefCell<HashMap<String, JsValue>>,
+}
+
+impl Files {
+    pub(super) fn has_drafts(&self) -> bool {
+        !self.drafts.borrow().is_empty()
+    }
+
+    /// The person picked files.
+    pub(super) fn attach(&self, engine: &Rc<Engine>, files: Vec<web_sys::File>) {
+        let mut refused = Vec::new();
+        for file in files {
+            if self.drafts.borrow().len() >= MAX_ATTACHMENTS {
+                refused.push(format!(
+                    "A message carries at most {MAX_ATTACHMENTS} files; send these, then the rest."
+                ));
+                break;
+            }
+            let photo = is_photo(&file.type_());
+            let size = file.size() as u64;
+            // A photo is made small before it is sealed; a huge one still takes too long.
+            let limit = if photo {
+                4 * DEFAULT_MAX_SEND_BYTES
+            } else {
+                DEFAULT_MAX_SEND_BYTES
+            };
+            if size > limit {
+                refused.push(format!(
+                    "{} is {}: files up to {} can be sent.",
+                    file.name(),
+                    mesh::body::human_size(size),
+                    mesh::body::human_size(DEFAULT_MAX_SEND_BYTES)
+                ));
+                continue;
+            }
+            let id = self.next_draft.get() + 1;
+            self.next_draft.set(id);
+            let preview = photo.then(|| object_url(&file)).flatten();
+            let shown = DraftFile {
+                id,
+                name: file.name(),
+                size: mesh::body::human_size(size),
+                photo,
+                preview,
+            };
+            self.drafts.borrow_mut().push((id, file));
+            engine.state.drafts.update(|drafts| drafts.push(shown));
+        }
+        if !refused.is_empty() {
+            engine.notice(refused.join(" "));
+        }
+    }
+
+    /// The person took an attached file out.
+    pub(super) fn unattach(&self, engine: &Rc<Engine>, id: u32) {
+        self.drafts.borrow_mut().retain(|(draft, _)| *draft != id);
+        engine.state.drafts.update(|drafts| {
+            drafts.retain(|draft| {
+                let keep = draft.id != id;
+                if !keep {
+                    revoke(draft.preview.as_deref());
+                }
+                keep
+            })
+        });
+    }
+
+    /// Prepares the attached files (photos made small, every file sealed and kept here), then
+    /// puts the message in the outbox; the files stay attached until it is there.
+    pub(super) fn send(
+        &self,
+        engine: &Rc<Engine>,
+        writer: Writer,
+        caption: &str,
+    ) -> Result<(), String> {
+        if self.preparing.replace(true) {
+            return Err("The files before are still being prepared; a moment.".into());
+        }
+        // The limits of the message itself are checked before the long work.
+        if caption.trim().chars().count() > mesh::body::MAX_TEXT_CHARS {
+            self.preparing.set(false);
+            return Err(format!(
+                "Not sent: the text is longer than {} characters.",
+                mesh::body::MAX_TEXT_CHARS
+            ));
+        }
+        let drafts: Vec<(u32, web_sys::File)> = self.drafts.borrow().clone();
+        let size = engine.state.photo_size.get_untracked();
+        let caption = caption.to_string();
+        let engine = Rc::clone(engine);
+        spawn_local(async move {
+            let result = prepare_and_store(&engine, writer, &caption, &drafts, size).await;
+            engine.files.preparing.set(false);
+            engine.state.preparing.set(None);
+            match result {
+                Ok(()) => {
+                    let sent: Vec<u32> = drafts.iter().map(|(id, _)| *id).collect();
+                    for id in sent {
+                        engine.files.unattach(&engine, id);
+                    }
+                }
+                Err(error) => engine.notice(error),
+            }
+        });
+        Ok(())
+    }
+
+    /// Uploads what the outbox's messages wait for, when the server is reachable. Any number
+    /// of requests while a pass runs make one more pass.
+    pub(super) fn request_upload(&self, engine: &Rc<Engine>) {
+        if !engine.connection.is_ready() {
+            return;
+        }
+        Coalesce::request(
+            engine,
+            |engine| &engine.files.uploading,
+            |engine| async move {
+                upload_pass(&engine).await;
+            },
+        );
+    }
+
+    /// Fetches, checks and opens a file of a message (`MESSAGE/INDEX`), once.
+    pub(super) fn open(&self, engine: &Rc<Engine>, key: &str) {
+        let busy = engine.state.transfers.with_untracked(|transfers| {
+            transfers
+                .get(key)
+                .is_some_and(|t| t.running || t.url.is_some())
+        });
+        if busy {
+            return;
+        }
+        let Some((message, index)) = key
+            .split_once('/')
+            .and_then(|(m, i)| Some((m.to_string(), i.parse::<usize>().ok()?)))
+        else {
+            return;
+        };
+        let Some(db) = engine.db() else { return };
+        let engine = Rc::clone(engine);
+        let key = key.to_string();
+        spawn_local(async move {
+            let found = db
+                .message(&message)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|record| record.files.get(index).cloned());
+            let Some(file) = found else {
+                return set_transfer(&engine, &key, |t| {
+                    t.error = Some("This file is no longer on this device.".into())
+                });
+            };
+            match download(&engine, &db, &key, &file).await {
+                Ok((blob, url)) => {
+                    engine.files.opened.borrow_mut().insert(key.clone(), blob);
+                    set_transfer(&engine, &key, |t| {
+                        t.running = false;
+                        t.error = None;
+                        t.done = t.total;
+                        t.url = Some(url);
+                    });
+                }
+                Err(error) => set_transfer(&engine, &key, |t| {
+                    t.running = false;
+                    t.error = Some(error);
+                }),
+            }
+        });
+    }
+
+    /// Opens the share sheet with an opened file.
+    pub(super) fn share(&self, engine: &Rc<Engine>, key: &str) {
+        let Some(blob) = self.opened.borrow().get(key).cloned() else {
+            return;
+        };
+        let name = Reflect::get(&blob, &"name".into())
+            .ok()
+            .and_then(|n| n.as_string())
+            .unwrap_or_default();
+        let shared = (|| -> Result<JsValue, JsValue> {
+            let navigator = Reflect::get(&js_sys::global(), &"navigator".into())?;
+            let data = Object::new();
+            Reflect::set(&data, &"files".into(), &Array::of1(&blob))?;
+            Reflect::set(&data, &"title".into(), &name.into())?;
+            let can = js::call(&navigator, "canShare", &[data.clone().into()])?;
+            if can.as_bool() != Some(true) {
+                return Err(JsValue::NULL);
+            }
+            js::call_detached(&navigator, "share", &[data.into()]);
+            Ok(JsValue::TRUE)
+        })();
+        if shared.is_err() {
+            engine.notice("This browser cannot share files; use Save instead.");
+        }
+    }
+}
+
+fn is_photo(media_type: &str) -> bool {
+    PHOTO_TYPES.contains(&media_type)
+}
+
+/// A preview of a message's tiny thumbnail, as a `data:` address (WebP or JPEG, by its first
+/// bytes; anything else is not shown).
+pub(super) fn thumbnail_url(bytes: &[u8]) -> Option<String> {
+    let media = if bytes.len() > 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+        "image/webp"
+    } else if bytes.starts_with(&[0xff, 0xd8, 0xff]) {
+        "image/jpeg"
+    } else {
+        return None;
+    };
+    let data = base64::engine::general_purpose::STANDARD.encode(bytes);
+    Some(format!("data:{media};base64,{data}"))
+}
+
+fn set_transfer(engine: &Engine, key: &str, change: impl FnOnce(&mut Transfer)) {
+    engine.state.transfers.update(|transfers| {
+        change(transfers.entry(key.to_string()).or_default());
+    });
+}
+
+/// `URL.createObjectURL(blob)`.
+fn object_url(blob: &JsValue) -> Option<String> {
+    let url = Reflect::get(&js_sys::global(), &"URL".into()).ok()?;
+    js::call(&url, "createObjectURL", std::slice::from_ref(blob))
+        .ok()?
+        .as_string()
+}
+
+fn revoke(url: Option<&str>) {
+    if let (Some(url), Ok(class)) = (url, Reflect::get(&js_sys::global(), &"URL".into())) {
+        let _ = js::call(&class, "revokeObjectURL", &[url.into()]);
+    }
+}
+
+fn error_text(error: JsValue) -> String {
+    Reflect::get(&error, &"message".into())
+        .ok()
+        .and_then(|m| m.as_string())
+        .or_else(|| error.as_string())
+        .unwrap_or_else(|| "the browser refused".into())
+}
+
+/// One attached file, ready to seal: its bytes (a `Blob`), size, and description.
+struct Prepared {
+    blob: JsValue,
+    size: u64,
+    what: FileKind,
+    media_type: String,
+    name: String,
+    thumbnail: Vec<u8>,
+}
+
+async fn prepare_and_store(
+    engine: &Rc<Engine>,
+    writer: Writer,
+    caption: &str,
+    drafts: &[(u32, web_sys::File)],
+    size: app::PhotoSize,
+) -> Result<(), String> {
+    let db = engine
+        .db()
+        .ok_or("This browser cannot keep files on the device.")?;
+    let room = writer.1.room_hex.clone();
+    let mut attachments = Vec::new();
+    let mut pieces = Vec::new();
+    let count = drafts.len();
+    for (n, (_, file)) in drafts.iter().enumerate() {
+        let step = |what: &str| {
+            engine
+                .state
+                .preparing
+                .set(Some(format!("{what} {} of {count}…", n + 1)))
+        };
+        step("Preparing");
+        let prepared = prepare(file, size).await?;
+        if prepared.size > DEFAULT_MAX_SEND_BYTES {
+            return Err(format!(
+                "{} is {}: files up to {} can be sent.",
+                prepared.name,
+                mesh::body::human_size(prepared.size),
+                mesh::body::human_size(DEFAULT_MAX_SEND_BYTES)
+            ));
+        }
+        step("Sealing");
+        let (manifest, refs) = seal_into_store(&db, &room, &prepared).await?;
+        pieces.extend(refs);
+        attachments.push(Attachment {
+            what: prepared.what,
+            media_type: prepared.media_type,
+            name: prepared.name,
+            file: manifest,
+            thumbnail: prepared.thumbnail,
+        });
+    }
+    let body = TextBody::with_files(&writer.0, caption, attachments)
+        .map_err(|error| format!("Not sent: {error}."))?;
+    let (record, envelope, radio) = sealed(&writer, &body)?;
+    engine
+        .outbox
+        .store(engine, &db, record, envelope, radio, pieces)
+        .await
+        .map_err(|()| "The message with files was not saved.".to_string())
+}
+
+/// A picked file as it will be sent: a photo decoded and drawn again at the chosen size
+/// (which also leaves its location and every other note of the camera behind), with a tiny
+/// thumbnail; any other file as it is.
+async fn prepare(file: &web_sys::File, size: app::PhotoSize) -> Result<Prepared, String> {
+    let name = clean_file_name(&file.name()).unwrap_or_else(|| "file".into());
+    let media_type = file.type_();
+    if is_photo(&media_type) {
+        match crate::photo::shrink(file, size.longest_side()).await {
+            Ok(photo) => {
+                let stem = name
+                    .rsplit_once('.')
+                    .map_or(name.as_str(), |(stem, _)| stem);
+                let extension = if photo.media_type == "image/webp" {
+                    "webp"
+                } else {
+                    "jpg"
+                };
+                return Ok(Prepared {
+                    size: photo.size,
+                    blob: photo.blob,
+                    what: FileKind::Photo {
+                        width: photo.width,
+                        height: photo.height,
+                    },
+                    name: format!("{stem}.{extension}"),
+                    media_type: photo.media_type,
+                    thumbnail: photo.thumbnail,
+                });
+            }
+            // Not a picture this browser can draw after all: it goes as a file.
+            Err(error) => leptos::logging::warn!("photo not made small: {error}"),
+        }
+    }
+    let valid = media_type.len() <= mesh::body::MAX_MEDIA_TYPE_BYTES
+        && media_type.split_once('/').is_some();
+    Ok(Prepared {
+        blob: file.clone().into(),
+        size: file.size() as u64,
+        what: FileKind::Document,
+        media_type: if valid {
+            media_type.to_ascii_lowercase()
+        } else {
+            "application/octet-stream".into()
+        },
+        name,
+        thumbnail: Vec::new(),
+    })
+}
+
+/// Seals a prepared file piece by piece into the store (one piece in memory at a time).
+async fn seal_into_store(
+    db: &Db,
+    room: &str,
+    prepared: &Prepared,
+) -> Result<(Manifest, Vec<PieceRef>), String> {
+    let sealer = FileSealer::new(
+        device::random_bytes(),
+        prepared.size,
+        DEFAULT_MAX_SEND_BYTES,
+    )
+    .map_err(|error| format!("{} cannot be sent: {error}.", prepared.name))?;
+    let mut ids = Vec::with_capacity(sealer.chunk_count());
+    let mut refs = Vec::with_capacity(sealer.chunk_count());
+    for index in 0..sealer.chunk_count() {
+        let range = sealer.chunk_range(index);
+        let plaintext = read_slice(&prepared.blob, range.start, range.end)
+            .await
+            .map_err(|error| format!("Could not read {}: {}", prepared.name, error_text(error)))?;
+        let (id, sealed) = sealer
+            .seal(index, &plaintext)
+            .map_err(|error| format!("{} changed while it was read: {error}.", prepared.name))?;
+        refs.push(PieceRef {
+            id: id.to_string(),
+            size: sealed.len() as f64,
+        });
+        let piece = PieceRecord {
+            id: id.to_string(),
+            room: room.to_string(),
+            bytes: sealed,
+        };
+        db.put_piece(&piece).await.map_err(|error| {
+            format!(
+                "Could not keep {} on this device: {}",
+                prepared.name, error.0
+            )
+        })?;
+        ids.push(id);
+    }
+    let manifest = sealer
+        .manifest(ids)
+        .map_err(|error| format!("{} cannot be sent: {error}.", prepared.name))?;
+    Ok((manifest, refs))
+}
+
+/// `blob.slice(start, end).arrayBuffer()`, as bytes.
+async fn read_slice(blob: &JsValue, start: u64, end: u64) -> Result<Vec<u8>, JsValue> {
+    let part = js::call(blob, "slice", &[(start as f64).into(), (end as f64).into()])?;
+    let buffer = js::call_async(&part, "arrayBuffer", &[]).await?;
+    Ok(Uint8Array::new(&buffer).to_vec())
+}
+
+/// An HTTP answer: status, `Retry-After` in seconds, body.
+struct Answer {
+    status: u16,
+    retry_after_s: Option<u32>,
+    body: Vec<u8>,
+}
+
+/// `fetch(url, {method, body, headers})`; `Err` when no answer came (offline, server away).
+async fn http(
+    method: &str,
+    url: &str,
+    body: Option<Uint8Array>,
+    token: Option<&str>,
+) -> Result<Answer, JsValue> {
+    let init = Object::new();
+    Reflect::set(&init, &"method".into(), &method.into())?;
+    Reflect::set(&init, &"cache".into(), &"no-store".into())?;
+    if let Some(body) = body {
+        Reflect::set(&init, &"body".into(), &body)?;
+    }
+    let headers = Object::new();
+    if let Some(token) = token {
+        Reflect::set(
+            &headers,
+            &"Authorization".into(),
+            &format!("Bearer {token}").into(),
+        )?;
+    }
+    Reflect::set(&init, &"headers".into(), &headers)?;
+    let response = js::call_async(&js_sys::global(), "fetch", &[url.into(), init.into()]).await?;
+    let status = Reflect::get(&response, &"status".into())?
+        .as_f64()
+        .unwrap_or(0.0) as u16;
+    let headers = Reflect::get(&response, &"headers".into())?;
+    let retry_after_s = js::call(&headers, "get", &["Retry-After".into()])?
+        .as_string()
+        .and_then(|s| s.trim().parse().ok());
+    let buffer = js::call_async(&response, "arrayBuffer", &[]).await?;
+    Ok(Answer {
+        status,
+        retry_after_s,
+        body: Uint8Array::new(&buffer).to_vec(),
+    })
+}
+
+/// Waits `ms` milliseconds.
+async fn pause(ms: u32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        let _ = js::call(
+            &js_sys::global(),
+            "setTimeout",
+            &[resolve.into(), ms.into()],
+        );
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+}
+
+/// One pass over the outbox: each message that waits for its files gets them uploaded, in
+/// the order they were written.
+async fn upload_pass(engine: &Rc<Engine>) {
+    let Some(db) = engine.db() else { return };
+    let Ok(outbox) = db.outbox().await else {
+        return;
+    };
+    let token = db.setting("token").await.ok().flatten();
+    for entry in outbox
+        .into_iter()
+        .filter(|e| !e.failed && !e.pieces.is_empty())
+    {
+        if !engine.connection.is_ready() {
+            return;
+        }
+        let pieces: Vec<(ChunkId, u64)> = entry
+            .pieces
+            .iter()
+            .filter_map(|p| Some((ChunkId(mesh::hex::decode::<32>(&p.id)?), p.size as u64)))
+            .collect();
+        match upload(engine, &db, &entry.id, pieces, token.as_deref()).await {
+            Uploaded::Done => {
+                if let Err(error) = db.uploaded(&entry.id).await {
+                    engine.notice(format!("Could not note an upload: {}", error.0));
+                    return;
+                }
+                engine.outbox.request_flush(engine);
+            }
+            Uploaded::Later => return,
+            Uploaded::Refused(reason) => {
+                set_transfer(engine, &entry.id, |t| {
+                    t.running = false;
+                    t.error = Some(reason.clone());
+                });
+                if let Some(id) = mesh::hex::decode::<16>(&entry.id).map(MessageId) {
+                    engine.inbox.refuse(engine, id);
+                }
+                engine.notice(format!("A file was not sent: {reason}"));
+            }
+        }
+    }
+}
+
+enum Uploaded {
+    Done,
+    /// Cut off (offline, the server away, the join code wanted): the next pass resumes.
+    Later,
+    /// The server will not take a piece as it is.
+    Refused(String),
+}
+
+type PieceFuture = Pin<Box<dyn Future<Output = (ChunkId, Result<Answer, JsValue>)>>>;
+
+/// Uploads one message's pieces: asks which the server lacks, sends those a few at a time.
+async fn upload(
+    engine: &Rc<Engine>,
+    db: &Db,
+    message: &str,
+    pieces: Vec<(ChunkId, u64)>,
+    token: Option<&str>,
+) -> Uploaded {
+    let mut upload = Upload::new(pieces);
+    let mut in_flight: FuturesUnordered<PieceFuture> = FuturesUnordered::new();
+    let show = |upload: &Upload, running: bool| {
+        let (done, total) = upload.progress();
+        set_transfer(engine, message, |t| {
+            t.done = done;
+            t.total = total;
+            t.running = running;
+            t.error = None;
+        });
+    };
+    show(&upload, true);
+    loop {
+        match upload.step() {
+            Step::Done => {
+                show(&upload, false);
+                return Uploaded::Done;
+            }
+            Step::Ask(ids) => {
+                let body: Vec<u8> = ids.iter().flat_map(|id| id.0).collect();
+                let answer = http(
+                    "POST",
+                    "/chunks/missing",
+                    Some(Uint8Array::from(body.as_slice())),
+                    token,
+                )
+                .await;
+                match answer {
+                    Ok(answer) if answer.status == 200 => {
+                        let missing: Vec<ChunkId> = answer
+                            .body
+                            .chunks_exact(32)
+                            .filter_map(|c| c.try_into().ok().map(ChunkId))
+                            .collect();
+                        upload.on_missing(&missing);
+                        show(&upload, true);
+                    }
+                    Ok(answer) => {
+                        upload.on_ask_failed();
+                        show(&upload, false);
+                        return match PieceAnswer::of(
+                            answer.status,
+                            answer.retry_after_s,
+                            &String::from_utf8_lossy(&answer.body),
+                        ) {
+                            PieceAnswer::Failed(reason) => Uploaded::Refused(reason),
+                            PieceAnswer::Retry(ms) => {
+                                retry_later(engine, ms);
+                                Uploaded::Later
+                            }
+                            _ => Uploaded::Later,
+                        };
+                    }
+                    Err(_) => {
+                        upload.on_ask_failed();
+                        show(&upload, false);
+                        return Uploaded::Later;
+                    }
+                }
+            }
+            Step::Send(ids) => {
+                for id in ids {
+                    let bytes =
+                        match db.piece(&id.to_string()).await {
+                            Ok(Some(bytes)) => bytes,
+                            _ => return Uploaded::Refused(
+                                "a piece of the file is no longer on this device; send it again"
+                                    .into(),
+                            ),
+                        };
+                    let token = token.map(str::to_string);
+                    in_flight.push(Box::pin(async move {
+                        let url = format!("/chunks/{id}");
+                        let body = Uint8Array::from(bytes.as_slice());
+                        (id, http("PUT", &url, Some(body), token.as_deref()).await)
+                    }));
+                }
+            }
+            Step::Wait => {
+                let Some((id, answer)) = in_flight.next().await else {
+                    // Nothing in flight and nothing to do: a failure stopped it.
+                    let reason = upload.failure().unwrap_or("the upload stopped").to_string();
+                    show(&upload, false);
+                    return Uploaded::Refused(reason);
+                };
+                match answer {
+                    Ok(answer) => {
+                        let answer = PieceAnswer::of(
+                            answer.status,
+                            answer.retry_after_s,
+                            &String::from_utf8_lossy(&answer.body),
+                        );
+                        if answer == PieceAnswer::NeedsCode {
+                            show(&upload, false);
+                            return Uploaded::Later;
+                        }
+                        if let Some(ms) = upload.on_answer(id, answer) {
+                            pause(ms).await;
+                        }
+                        show(&upload, true);
+                    }
+                    Err(_) => {
+                        upload.on_disconnect();
+                        show(&upload, false);
+                        return Uploaded::Later;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Tries the uploads again after `ms` (the server asked for patience).
+fn retry_later(engine: &Rc<Engine>, ms: u32) {
+    let weak = Rc::downgrade(engine);
+    set_timeout(
+        move || {
+            if let Some(engine) = weak.upgrade() {
+                engine.files.request_upload(&engine);
+            }
+        },
+        std::time::Duration::from_millis(u64::from(ms)),
+    );
+}
+
+/// Fetches a file's pieces (from this device's store when it sent them, else from the
+/// server, through the service worker's cache), checks and opens each, and makes the whole
+/// a `File` with an address to show it by.
+async fn download(
+    engine: &Rc<Engine>,
+    db: &Db,
+    key: &str,
+    file: &Attachment,
+) -> Result<(JsValue, String), String> {
+    let manifest = &file.file;
+    let total = manifest.chunks.len() as u64;
+    set_transfer(engine, key, |t| {
+        t.running = true;
+        t.error = None;
+        t.done = 0;
+        t.total = manifest.size;
+    });
+    let parts = Array::new();
+    let mut done = 0u64;
+    for (index, id) in manifest.chunks.iter().enumerate() {
+        let name = id.to_string();
+        let sealed = match db.piece(&name).await {
+            Ok(Some(bytes)) => bytes,
+            _ => {
+                let answer = http("GET", &format!("/chunks/{name}"), None, None)
+                    .await
+                    .map_err(|_| {
+                        "Could not fetch the file: the server is not reachable. Try again when it is."
+                            .to_string()
+                    })?;
+                match answer.status {
+                    200 => answer.body,
+                    404 => {
+                        return Err(
+                            "The server does not have this file (not yet, or not any more).".into(),
+                        )
+                    }
+                    status => {
+                        return Err(format!(
+                            "Could not fetch the file (the server answered {status})."
+                        ))
+                    }
+                }
+            }
+        };
+        let plaintext = manifest.open(index, &sealed).map_err(|error| {
+            format!("This file did not pass its check and is not shown ({error}).")
+        })?;
+        done += plaintext.len() as u64;
+        parts.push(&Uint8Array::from(plaintext.as_slice()));
+        if total > 1 {
+            set_transfer(engine, key, |t| t.done = done);
+        }
+    }
+    let options = Object::new();
+    let _ = Reflect::set(&options, &"type".into(), &file.media_type.as_str().into());
+    let class = Reflect::get(&js_sys::global(), &"File".into()).map_err(error_text)?;
+    let args = Array::of3(&parts, &file.name.as_str().into(), &options);
+    let made =
+        Reflect::construct(class.unchecked_ref::<js_sys::Function>(), &args).map_err(error_text)?;
+    let url = object_url(&made).ok_or("The browser could not show the file.")?;
+    Ok((made, url))
+}
