@@ -160,3 +160,64 @@ test('a file attached offline waits on the phone, goes up when the server is bac
   await ana.page.context().close();
   await ben.page.context().close();
 });
+
+test('a server killed at half an upload gets the rest after its restart, and no piece twice', async () => {
+  const own = await Server.start();
+  try {
+    const ana = await ChatPage.open(await browser.newContext(), own.url);
+    await ana.join('Ana', 'Camp Restart');
+    await ana.waitOnline();
+    // Every upload the page makes, with the server's answer.
+    const puts = [];
+    ana.page.on('response', (response) => {
+      const request = response.request();
+      if (request.method() === 'PUT' && request.url().includes('/chunks/')) {
+        puts.push([request.url().split('/chunks/')[1], response.status()]);
+      }
+    });
+    const doc = documentBytes(8_000_000, 'restart');
+    const pieces = Math.ceil(doc.length / (256 * 1024));
+    await ana.byTestId('attach-file').setInputFiles({ name: 'map.bin', mimeType: 'application/octet-stream', buffer: doc });
+    await ana.send('the whole map');
+    const mine = ana.messageWithText('the whole map');
+    await ana.page.waitForFunction(
+      () => /Uploading ([2-9]\d) %/.test(document.querySelector('[data-testid=upload-state]')?.textContent ?? ''),
+      null,
+      { polling: 5, timeout: 60_000 },
+    );
+    await own.stop('SIGKILL');
+    const before = puts.filter(([, status]) => status === 201).length;
+    assert.ok(before > 0 && before < pieces, `${before} of ${pieces} pieces stored before the kill`);
+    await mine.getByTestId('upload-state').waitFor();
+    await own.restart();
+    await ana.waitSynced(90_000);
+    const stored = puts.filter(([, status]) => status === 201).map(([id]) => id);
+    assert.equal(stored.length, pieces, 'every piece stored once');
+    assert.equal(new Set(stored).size, pieces, 'no piece stored twice');
+    // Only what was in flight at the kill may have gone again (answered "had it").
+    assert.ok(puts.length <= pieces + 2, `${puts.length} uploads for ${pieces} pieces`);
+
+    // A second phone opens the whole file.
+    const link = await ana.inviteLink();
+    const ben = await ChatPage.acceptInvite(await browser.newContext(), link, 'Ben');
+    const message = ben.messageWithText('the whole map');
+    await message.waitFor();
+    await message.getByTestId('file-open').click();
+    const save = message.getByTestId('file-save');
+    await save.waitFor();
+    assert.ok((await blobBytes(ben.page, await save.getAttribute('href'))).equals(doc));
+
+    // Once fetched, the file opens again with no network (the service worker kept its pieces).
+    await ben.waitControlled();
+    await ben.page.context().setOffline(true);
+    await ben.page.reload();
+    await ben.ready();
+    const again = ben.messageWithText('the whole map');
+    await again.getByTestId('file-open').click();
+    await again.getByTestId('file-save').waitFor();
+    await ana.page.context().close();
+    await ben.page.context().close();
+  } finally {
+    await own.dispose();
+  }
+});

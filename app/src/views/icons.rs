@@ -61,3 +61,14 @@ pub(super) fn ClipIcon() -> impl IntoView {
         </svg>
     }
 }
+
+/// A sheet of paper: a file.
+#[component]
+pub(super) fn FileIcon() -> impl IntoView {
+    view! {
+        <svg class="icon-svg small" viewBox="0 0 24 24" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2" stroke-linejoin="round">
+            <path d="M6 3h8l4 4v14H6z"/>
+            <path d="M14 3v4h4"/>
+        </svg>
+    }
+}

@@ -7,7 +7,7 @@ use leptos::either::Either;
 use leptos::{ev, html, prelude::*};
 use mesh::body::MAX_TEXT_CHARS;
 
-use super::icons::{CameraIcon, ClipIcon};
+use super::icons::{CameraIcon, ClipIcon, FileIcon};
 use crate::chat::{ChatClient, ChatFile, ChatMessage, Connection, Delivery, PhotoSize};
 use crate::text::{is_long, pieces, Piece};
 use mesh::body::FileKind;
@@ -285,6 +285,7 @@ fn MessageFile(file: ChatFile) -> impl IntoView {
         <div class=format!("file {what}") data-testid="file" data-kind=what data-type=media_type>
             {picture}
             <div class="file-line">
+                {(what == "document").then(|| view! { <FileIcon/> })}
                 <span class="file-label" data-testid="file-label">{label}</span>
                 <Show when=move || url().is_none() && !transfer.with(|t| t.running) && (!photo || transfer.with(|t| t.error.is_some()))>
                     <button class="ghost small" data-testid="file-open" on:click=open>

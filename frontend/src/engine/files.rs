@@ -464,7 +464,10 @@ async fn http(
 ) -> Result<Answer, JsValue> {
     let init = Object::new();
     Reflect::set(&init, &"method".into(), &method.into())?;
-    Reflect::set(&init, &"cache".into(), &"no-store".into())?;
+    if method != "GET" {
+        // A piece fetched is immutable and cached; an answer about uploads never is.
+        Reflect::set(&init, &"cache".into(), &"no-store".into())?;
+    }
     if let Some(body) = body {
         Reflect::set(&init, &"body".into(), &body)?;
     }
