@@ -1,6 +1,6 @@
 import { ChatPage, Server, launchBrowser } from './support.mjs';
 const server = await Server.start();
-const browser = await launchBrowser();
+const browser = await launchBrowser({ args: ['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream'] });
 try {
   const phone = await browser.newContext({ viewport: { width: 390, height: 760 }, deviceScaleFactor: 2, hasTouch: true, isMobile: true });
   const ana = await ChatPage.open(phone, server.url);
@@ -26,6 +26,11 @@ try {
   await ben.messageWithText('the road at km 12').waitFor();
   await ben.page.waitForTimeout(1500);
   await ana.page.waitForTimeout(500);
+  await ana.byTestId('record-voice').hover(); await ana.page.mouse.down(); await ana.page.waitForTimeout(1500);
+  await ana.page.screenshot({ path: '/tmp/shot-rec.png' });
+  await ana.page.mouse.up(); await ana.byTestId('draft').waitFor();
+  await ana.byTestId('composer-send').click(); await ana.byTestId('drafts').waitFor({ state: 'detached' }); await ana.waitSynced();
+  await ana.byTestId('file-open').last().click(); await ana.byTestId('file-audio').waitFor();
   await ana.page.screenshot({ path: '/tmp/shot-phone.png' });
   await ben.page.screenshot({ path: '/tmp/shot-desk.png' });
   await ben.byTestId('file-open').first().click();

@@ -417,6 +417,8 @@ pub struct ChatState {
     pub transfers: RwSignal<HashMap<String, Transfer>>,
     /// Attached files being prepared (made small, sealed): "Preparing 2 of 3…".
     pub preparing: RwSignal<Option<String>>,
+    /// A voice note is being recorded: for how many seconds so far.
+    pub recording: RwSignal<Option<u32>>,
 }
 
 impl ChatState {
@@ -459,6 +461,7 @@ impl ChatState {
             photo_size: RwSignal::new(PhotoSize::default()),
             transfers: RwSignal::new(HashMap::new()),
             preparing: RwSignal::new(None),
+            recording: RwSignal::new(None),
         }
     }
 }
@@ -525,6 +528,8 @@ pub trait ChatActions {
     fn open_file(&self, key: &str);
     /// Opens the share sheet with an opened file (by its key).
     fn share_file(&self, key: &str);
+    /// Starts recording a voice note (the button is held down), or stops and attaches it.
+    fn record_voice(&self, start: bool);
 }
 
 /// Handle the views use: the state and the actions. Cheap to copy.
@@ -691,6 +696,11 @@ impl ChatClient {
     /// See [`ChatActions::share_file`].
     pub fn share_file(&self, key: &str) {
         self.with_actions(|a| a.share_file(key));
+    }
+
+    /// See [`ChatActions::record_voice`].
+    pub fn record_voice(&self, start: bool) {
+        self.with_actions(|a| a.record_voice(start));
     }
 
     /// See [`ChatActions::unlock`].

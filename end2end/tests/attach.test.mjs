@@ -13,7 +13,10 @@ let browser;
 
 before(async () => {
   server = await Server.start();
-  browser = await launchBrowser();
+  // Chromium's fake microphone (a beep) stands in for a real one, allowed without asking.
+  browser = await launchBrowser({
+    args: ['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream'],
+  });
 });
 
 after(async () => {
@@ -220,4 +223,38 @@ test('a server killed at half an upload gets the rest after its restart, and no 
   } finally {
     await own.dispose();
   }
+});
+
+test('a voice note recorded while the button is held is attached, sent, and plays on the other phone', async () => {
+  const [ana, ben] = await twoInARoom('Camp Voice');
+  // A tap is not a note.
+  await ana.byTestId('record-voice').click();
+  await ana.page.waitForFunction(() => /Hold the button/.test(document.querySelector('[data-testid=notice]')?.textContent ?? ''));
+  assert.equal(await ana.byTestId('draft').count(), 0);
+
+  await ana.byTestId('record-voice').hover();
+  await ana.page.mouse.down();
+  await ana.byTestId('recording').waitFor();
+  await ana.page.waitForTimeout(2200);
+  await ana.page.mouse.up();
+  await ana.byTestId('recording').waitFor({ state: 'detached' });
+  await ana.byTestId('draft').waitFor();
+  assert.match(await ana.byTestId('draft').textContent(), /^Voice note 0:02/);
+  await ana.byTestId('composer-send').click();
+  await ana.byTestId('drafts').waitFor({ state: 'detached' });
+  await ana.waitSynced();
+
+  const note = ben.byTestId('file').and(ben.page.locator('[data-kind=voice]'));
+  await note.waitFor();
+  assert.match(await note.getByTestId('file-label').textContent(), /^Voice note, 0:02 · \d+ KB$/);
+  assert.equal(await note.getAttribute('data-type'), 'audio/webm');
+  await note.getByTestId('file-open').click();
+  const audio = note.getByTestId('file-audio');
+  await audio.waitFor();
+  const bytes = await blobBytes(ben.page, await audio.getAttribute('src'));
+  assert.equal(bytes.subarray(0, 4).toString('hex'), '1a45dfa3', 'a WebM recording');
+  assert.ok(bytes.length > 2_000, `${bytes.length} bytes of sound`);
+  assert.deepEqual([...ana.errors, ...ben.errors], []);
+  await ana.page.context().close();
+  await ben.page.context().close();
 });

@@ -109,18 +109,7 @@ impl Attachment {
     pub fn check(mut self) -> Result<Self, TextError> {
         self.name = clean_file_name(&self.name)
             .ok_or(TextError::BadAttachment("its name is empty or too long"))?;
-        let media = &self.media_type;
-        let valid_media = media.len() <= MAX_MEDIA_TYPE_BYTES
-            && media.split_once('/').is_some_and(|(kind, sub)| {
-                let token = |t: &str| {
-                    !t.is_empty()
-                        && t.bytes().all(|b| {
-                            b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-.".contains(&b)
-                        })
-                };
-                token(kind) && token(sub)
-            });
-        if !valid_media {
+        if !is_media_type(&self.media_type) {
             return Err(TextError::BadAttachment("its type is not a media type"));
         }
         if self.thumbnail.len() > MAX_THUMBNAIL_BYTES {
@@ -140,13 +129,31 @@ impl Attachment {
         let size = human_size(self.file.size);
         match self.what {
             FileKind::Photo { .. } => format!("photo, {size}"),
-            FileKind::Voice { millis } => {
-                let seconds = millis / 1000;
-                format!("voice note, {}:{:02}", seconds / 60, seconds % 60)
-            }
+            FileKind::Voice { millis } => format!("voice note, {}", duration(millis)),
             FileKind::Document => format!("{}, {size}", self.name),
         }
     }
+}
+
+/// Whether `media` is a media type as attachments carry it: "kind/sub", lower-case letters,
+/// digits and `+-.`, without parameters.
+pub fn is_media_type(media: &str) -> bool {
+    media.len() <= MAX_MEDIA_TYPE_BYTES
+        && media.split_once('/').is_some_and(|(kind, sub)| {
+            let token = |t: &str| {
+                !t.is_empty()
+                    && t.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-.".contains(&b)
+                    })
+            };
+            token(kind) && token(sub)
+        })
+}
+
+/// A length as people read it: "0:42", "1:05".
+pub fn duration(millis: u32) -> String {
+    let seconds = millis / 1000;
+    format!("{}:{:02}", seconds / 60, seconds % 60)
 }
 
 /// A size as people read it: "950 bytes", "180 KB", "1.2 MB" (decimal units, as phones show

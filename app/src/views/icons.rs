@@ -72,3 +72,14 @@ pub(super) fn FileIcon() -> impl IntoView {
         </svg>
     }
 }
+
+/// A microphone: hold to record a voice note.
+#[component]
+pub(super) fn MicIcon() -> impl IntoView {
+    view! {
+        <svg class="icon-svg" viewBox="0 0 24 24" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round">
+            <rect x="9" y="3" width="6" height="11" rx="3"/>
+            <path d="M5.5 11a6.5 6.5 0 0 0 13 0M12 17.5V21"/>
+        </svg>
+    }
+}

@@ -7,7 +7,7 @@ use leptos::either::Either;
 use leptos::{ev, html, prelude::*};
 use mesh::body::MAX_TEXT_CHARS;
 
-use super::icons::{CameraIcon, ClipIcon, FileIcon};
+use super::icons::{CameraIcon, ClipIcon, FileIcon, MicIcon};
 use crate::chat::{ChatClient, ChatFile, ChatMessage, Connection, Delivery, PhotoSize};
 use crate::text::{is_long, pieces, Piece};
 use mesh::body::FileKind;
@@ -255,7 +255,11 @@ fn MessageFile(file: ChatFile) -> impl IntoView {
         ),
         FileKind::Voice { millis } => (
             "voice",
-            format!("Voice note, {}:{:02}", millis / 60_000, millis / 1000 % 60),
+            format!(
+                "Voice note, {} · {}",
+                mesh::body::duration(millis),
+                file.size
+            ),
         ),
         FileKind::Document => ("document", format!("{} · {}", file.name, file.size)),
     };
@@ -285,8 +289,10 @@ fn MessageFile(file: ChatFile) -> impl IntoView {
         <div class=format!("file {what}") data-testid="file" data-kind=what data-type=media_type>
             {picture}
             <div class="file-line">
-                {(what == "document").then(|| view! { <FileIcon/> })}
-                <span class="file-label" data-testid="file-label">{label}</span>
+                <span class="file-label">
+                    {(what == "document").then(|| view! { <FileIcon/>" " })}
+                    <span data-testid="file-label">{label}</span>
+                </span>
                 <Show when=move || url().is_none() && !transfer.with(|t| t.running) && (!photo || transfer.with(|t| t.error.is_some()))>
                     <button class="ghost small" data-testid="file-open" on:click=open>
                         {move || if transfer.with(|t| t.error.is_some()) { "Try again" } else if voice { "▶ Play" } else { "Download" }}
@@ -348,7 +354,11 @@ fn Drafts() -> impl IntoView {
     let state = client.state;
     let has_photo = move || state.drafts.with(|d| d.iter().any(|f| f.photo));
     view! {
-        <Show when=move || !state.drafts.with(Vec::is_empty) || state.preparing.with(Option::is_some)>
+        <Show when=move || {
+            !state.drafts.with(Vec::is_empty)
+                || state.preparing.with(Option::is_some)
+                || state.recording.with(Option::is_some)
+        }>
             <div class="drafts" data-testid="drafts">
                 <For
                     each=move || state.drafts.get()
@@ -389,6 +399,14 @@ fn Drafts() -> impl IntoView {
                 </Show>
                 <Show when=move || state.preparing.with(Option::is_some)>
                     <p class="preparing" role="status" data-testid="preparing">{move || state.preparing.get()}</p>
+                </Show>
+                <Show when=move || state.recording.with(Option::is_some)>
+                    <p class="recording" role="status" data-testid="recording">
+                        {move || {
+                            let seconds = state.recording.get().unwrap_or(0);
+                            format!("Recording {}:{:02} · let go to attach it (2:00 at most)", seconds / 60, seconds % 60)
+                        }}
+                    </p>
                 </Show>
             </div>
         </Show>
@@ -458,6 +476,35 @@ pub(super) fn Composer() -> impl IntoView {
                 <ClipIcon/>
                 <span class="visually-hidden">"Attach a file"</span>
             </label>
+            <button
+                type="button"
+                class="attach record"
+                class:on=move || client.state.recording.with(Option::is_some)
+                title="Hold to record a voice note"
+                aria-label="Hold to record a voice note"
+                data-testid="record-voice"
+                on:pointerdown=move |event: ev::PointerEvent| {
+                    event.prevent_default();
+                    client.record_voice(true);
+                }
+                on:pointerup=move |_| client.record_voice(false)
+                on:pointercancel=move |_| client.record_voice(false)
+                on:pointerleave=move |_| client.record_voice(false)
+                on:contextmenu=move |event: ev::MouseEvent| event.prevent_default()
+                on:keydown=move |event: ev::KeyboardEvent| {
+                    if (event.key() == " " || event.key() == "Enter") && !event.repeat() {
+                        event.prevent_default();
+                        client.record_voice(true);
+                    }
+                }
+                on:keyup=move |event: ev::KeyboardEvent| {
+                    if event.key() == " " || event.key() == "Enter" {
+                        client.record_voice(false);
+                    }
+                }
+            >
+                <MicIcon/>
+            </button>
             <textarea
                 node_ref=input
                 data-testid="composer-input"

@@ -138,4 +138,12 @@ impl ChatActions for Actions {
     fn share_file(&self, key: &str) {
         self.0.files.share(&self.0, key);
     }
+
+    fn record_voice(&self, start: bool) {
+        if start {
+            self.0.voice.start(&self.0);
+        } else {
+            self.0.voice.stop(&self.0);
+        }
+    }
 }

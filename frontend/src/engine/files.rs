@@ -31,11 +31,20 @@ use crate::{device, js};
 /// Picture types the browser decodes everywhere; others (HEIC, animations) go as files.
 const PHOTO_TYPES: [&str; 4] = ["image/jpeg", "image/png", "image/webp", "image/avif"];
 
+/// A file attached in the composer.
+#[derive(Clone)]
+struct Draft {
+    id: u32,
+    file: web_sys::File,
+    /// A recorded voice note, this many milliseconds long.
+    voice_ms: Option<u32>,
+}
+
 /// The files part.
 #[derive(Default)]
 pub(super) struct Files {
-    /// Attached in the composer, by draft id.
-    drafts: RefCell<Vec<(u32, web_sys::File)>>,
+    /// Attached in the composer.
+    drafts: RefCell<Vec<Draft>>,
     next_draft: Cell<u32>,
     /// Files being prepared and sealed: a second send waits for the first.
     preparing: Cell<bool>,
@@ -76,27 +85,45 @@ impl Files {
                 ));
                 continue;
             }
-            let id = self.next_draft.get() + 1;
-            self.next_draft.set(id);
-            let preview = photo.then(|| object_url(&file)).flatten();
-            let shown = DraftFile {
-                id,
-                name: file.name(),
-                size: mesh::body::human_size(size),
-                photo,
-                preview,
-            };
-            self.drafts.borrow_mut().push((id, file));
-            engine.state.drafts.update(|drafts| drafts.push(shown));
+            self.add_draft(engine, file, None);
         }
         if !refused.is_empty() {
             engine.notice(refused.join(" "));
         }
     }
 
+    /// A voice note was recorded: it is attached like a picked file.
+    pub(super) fn attach_voice(&self, engine: &Rc<Engine>, file: web_sys::File, millis: u32) {
+        if self.drafts.borrow().len() >= MAX_ATTACHMENTS {
+            return engine.notice(format!(
+                "A message carries at most {MAX_ATTACHMENTS} files; send these, then record again."
+            ));
+        }
+        self.add_draft(engine, file, Some(millis));
+    }
+
+    fn add_draft(&self, engine: &Rc<Engine>, file: web_sys::File, voice_ms: Option<u32>) {
+        let id = self.next_draft.get() + 1;
+        self.next_draft.set(id);
+        let photo = voice_ms.is_none() && is_photo(&file.type_());
+        let preview = photo.then(|| object_url(&file)).flatten();
+        let shown = DraftFile {
+            id,
+            name: match voice_ms {
+                Some(ms) => format!("Voice note {}", mesh::body::duration(ms)),
+                None => file.name(),
+            },
+            size: mesh::body::human_size(file.size() as u64),
+            photo,
+            preview,
+        };
+        self.drafts.borrow_mut().push(Draft { id, file, voice_ms });
+        engine.state.drafts.update(|drafts| drafts.push(shown));
+    }
+
     /// The person took an attached file out.
     pub(super) fn unattach(&self, engine: &Rc<Engine>, id: u32) {
-        self.drafts.borrow_mut().retain(|(draft, _)| *draft != id);
+        self.drafts.borrow_mut().retain(|draft| draft.id != id);
         engine.state.drafts.update(|drafts| {
             drafts.retain(|draft| {
                 let keep = draft.id != id;
@@ -127,7 +154,7 @@ impl Files {
                 mesh::body::MAX_TEXT_CHARS
             ));
         }
-        let drafts: Vec<(u32, web_sys::File)> = self.drafts.borrow().clone();
+        let drafts: Vec<Draft> = self.drafts.borrow().clone();
         let size = engine.state.photo_size.get_untracked();
         let caption = caption.to_string();
         let engine = Rc::clone(engine);
@@ -137,7 +164,7 @@ impl Files {
             engine.state.preparing.set(None);
             match result {
                 Ok(()) => {
-                    let sent: Vec<u32> = drafts.iter().map(|(id, _)| *id).collect();
+                    let sent: Vec<u32> = drafts.iter().map(|draft| draft.id).collect();
                     for id in sent {
                         engine.files.unattach(&engine, id);
                     }
@@ -299,7 +326,7 @@ async fn prepare_and_store(
     engine: &Rc<Engine>,
     writer: Writer,
     caption: &str,
-    drafts: &[(u32, web_sys::File)],
+    drafts: &[Draft],
     size: app::PhotoSize,
 ) -> Result<(), String> {
     let db = engine
@@ -309,7 +336,7 @@ async fn prepare_and_store(
     let mut attachments = Vec::new();
     let mut pieces = Vec::new();
     let count = drafts.len();
-    for (n, (_, file)) in drafts.iter().enumerate() {
+    for (n, draft) in drafts.iter().enumerate() {
         let step = |what: &str| {
             engine
                 .state
@@ -317,7 +344,7 @@ async fn prepare_and_store(
                 .set(Some(format!("{what} {} of {count}…", n + 1)))
         };
         step("Preparing");
-        let prepared = prepare(file, size).await?;
+        let prepared = prepare(draft, size).await?;
         if prepared.size > DEFAULT_MAX_SEND_BYTES {
             return Err(format!(
                 "{} is {}: files up to {} can be sent.",
@@ -350,9 +377,17 @@ async fn prepare_and_store(
 /// A picked file as it will be sent: a photo decoded and drawn again at the chosen size
 /// (which also leaves its location and every other note of the camera behind), with a tiny
 /// thumbnail; any other file as it is.
-async fn prepare(file: &web_sys::File, size: app::PhotoSize) -> Result<Prepared, String> {
+async fn prepare(draft: &Draft, size: app::PhotoSize) -> Result<Prepared, String> {
+    let file = &draft.file;
     let name = clean_file_name(&file.name()).unwrap_or_else(|| "file".into());
-    let media_type = file.type_();
+    // "audio/webm;codecs=opus" is sent as "audio/webm".
+    let media_type = file
+        .type_()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
     if is_photo(&media_type) {
         match crate::photo::shrink(file, size.longest_side()).await {
             Ok(photo) => {
@@ -380,14 +415,16 @@ async fn prepare(file: &web_sys::File, size: app::PhotoSize) -> Result<Prepared,
             Err(error) => leptos::logging::warn!("photo not made small: {error}"),
         }
     }
-    let valid = media_type.len() <= mesh::body::MAX_MEDIA_TYPE_BYTES
-        && media_type.split_once('/').is_some();
+    let valid = mesh::body::is_media_type(&media_type);
     Ok(Prepared {
         blob: file.clone().into(),
         size: file.size() as u64,
-        what: FileKind::Document,
+        what: match draft.voice_ms {
+            Some(millis) => FileKind::Voice { millis },
+            None => FileKind::Document,
+        },
         media_type: if valid {
-            media_type.to_ascii_lowercase()
+            media_type
         } else {
             "application/octet-stream".into()
         },

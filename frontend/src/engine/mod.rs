@@ -8,6 +8,7 @@
 //!   connection; acknowledgements and refusals.
 //! - [`files`]: photos and files: made small, sealed and kept here, uploaded before their
 //!   message goes out; fetched, checked and opened on demand.
+//! - [`voice`]: voice notes, recorded while a button is held.
 //! - [`inbox`]: what arrives is stored before it is shown; the one way to the screen (the
 //!   store changes, then the list reloads from it).
 //! - [`people`]: presence, typing, contacts and trust.
@@ -27,6 +28,7 @@ mod people;
 mod radio;
 mod search;
 mod session;
+mod voice;
 mod webserial;
 
 use std::cell::{Cell, OnceCell};
@@ -53,6 +55,7 @@ pub(crate) fn start() -> ChatClient {
         connection: connection::Connection::default(),
         outbox: outbox::Outbox::default(),
         files: files::Files::default(),
+        voice: voice::Voice::default(),
         inbox: inbox::Inbox::default(),
         people: people::People::default(),
         attention: attention::Attention::default(),
@@ -79,6 +82,7 @@ pub(crate) struct Engine {
     connection: connection::Connection,
     outbox: outbox::Outbox,
     files: files::Files,
+    voice: voice::Voice,
     inbox: inbox::Inbox,
     people: people::People,
     attention: attention::Attention,
