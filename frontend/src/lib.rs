@@ -66,3 +66,24 @@ pub fn bench_seal_open(count: u32) -> Vec<f64> {
     let open_ms = now() - started;
     vec![sealed, open_ms, opened as f64]
 }
+
+/// Makes a photo small as the composer does (longest side `side` pixels) and returns
+/// `[milliseconds, width, height, bytes]`. Used by `./x bench`.
+#[wasm_bindgen]
+pub async fn bench_shrink(file: web_sys::File, side: u32) -> Vec<f64> {
+    let now = || {
+        web_sys::window()
+            .and_then(|w| w.performance())
+            .map_or(0.0, |p| p.now())
+    };
+    let started = now();
+    match photo::shrink(&file, Some(side)).await {
+        Ok(photo) => vec![
+            now() - started,
+            f64::from(photo.width),
+            f64::from(photo.height),
+            photo.size as f64,
+        ],
+        Err(_) => Vec::new(),
+    }
+}
