@@ -3,7 +3,7 @@
 // other phone; offline first; and the server's folder holds none of their bytes.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { ChatPage, Server, launchBrowser } from '../support.mjs';
@@ -257,4 +257,63 @@ test('a voice note recorded while the button is held is attached, sent, and play
   assert.deepEqual([...ana.errors, ...ben.errors], []);
   await ana.page.context().close();
   await ben.page.context().close();
+});
+
+/** The sealed pieces in a server's folder (full paths). */
+async function pieceFiles(dataDir) {
+  const folder = join(dataDir, 'chunks');
+  return (await readdir(folder, { recursive: true }))
+    .filter((name) => /^[0-9a-f]{64}$/.test(name.split('/').at(-1)))
+    .map((name) => join(folder, name));
+}
+
+test('a file over the server\'s limit is refused at once; a damaged or missing piece is refused with the reason, nothing shown broken', async () => {
+  const own = await Server.start({ args: ['--max-file-mb', '1'] });
+  try {
+    const ana = await ChatPage.open(await browser.newContext(), own.url);
+    await ana.join('Ana', 'Camp Limits');
+    await ana.waitOnline();
+    await ana.byTestId('attach-file').setInputFiles({ name: 'big.bin', mimeType: 'application/octet-stream', buffer: documentBytes(1_500_000, 'big') });
+    await ana.page.waitForFunction(() =>
+      document.querySelector('[data-testid=notice]')?.textContent.includes('big.bin is 1.5 MB: this server takes files up to 1.0 MB.'));
+    assert.equal(await ana.byTestId('draft').count(), 0);
+
+    const link = await ana.inviteLink();
+    const ben = await ChatPage.acceptInvite(await browser.newContext(), link, 'Ben');
+    await ben.waitOnline();
+    // One file whose piece is damaged on the server's disk, one whose piece is gone.
+    const damaged = documentBytes(600_000, 'damaged');
+    await ana.byTestId('attach-file').setInputFiles({ name: 'damaged.bin', mimeType: 'application/octet-stream', buffer: damaged });
+    await ana.send('damaged');
+    await ana.messageWithText('damaged').waitFor();
+    await ana.waitSynced();
+    const first = await pieceFiles(own.dataDir);
+    const bytes = await readFile(first[1]);
+    bytes[100] ^= 0xff;
+    await writeFile(first[1], bytes);
+    await ana.byTestId('attach-file').setInputFiles({ name: 'gone.bin', mimeType: 'application/octet-stream', buffer: documentBytes(600_000, 'gone') });
+    await ana.send('gone');
+    await ana.messageWithText('gone').waitFor();
+    await ana.waitSynced();
+    const second = (await pieceFiles(own.dataDir)).filter((p) => !first.includes(p));
+    assert.equal(second.length, 3);
+    await rm(second[2]);
+
+    const bad = ben.messageWithText('damaged');
+    await bad.getByTestId('file-open').click();
+    await bad.getByTestId('file-error').waitFor();
+    assert.match(await bad.getByTestId('file-error').textContent(), /did not pass its check and is not shown/);
+    assert.equal(await bad.getByTestId('file-save').count(), 0, 'nothing to save of a damaged file');
+    assert.equal(await bad.getByTestId('file-open').textContent(), 'Try again');
+
+    const missing = ben.messageWithText('gone');
+    await missing.getByTestId('file-open').click();
+    await missing.getByTestId('file-error').waitFor();
+    assert.match(await missing.getByTestId('file-error').textContent(), /The server does not have this file/);
+    assert.equal(await missing.getByTestId('file-save').count(), 0);
+    await ana.page.context().close();
+    await ben.page.context().close();
+  } finally {
+    await own.dispose();
+  }
 });

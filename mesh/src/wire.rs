@@ -342,6 +342,12 @@ pub enum ServerFrame {
         /// The connections (their challenges) that stopped following it.
         left: Vec<[u8; 32]>,
     },
+    /// Sent after [`ServerFrame::Welcome`]: the largest file (plaintext bytes) this server
+    /// takes; a phone refuses larger ones before sealing anything.
+    FileLimits {
+        /// Bytes, at most [`crate::file::MAX_FILE_BYTES`].
+        max_file_bytes: u64,
+    },
 }
 
 /// Applies a [`ServerFrame::PresenceChanged`] to a room's member list: a joined member takes
@@ -621,6 +627,9 @@ mod tests {
                 }],
                 left: vec![[3; 32]],
             },
+            ServerFrame::FileLimits {
+                max_file_bytes: crate::file::MAX_FILE_BYTES,
+            },
         ];
         // Every variant is here: this match stops compiling when one is added.
         let covered: std::collections::HashSet<&str> = frames
@@ -643,6 +652,7 @@ mod tests {
                 ServerFrame::Camp { .. } => "camp",
                 ServerFrame::Unread { .. } => "unread",
                 ServerFrame::PresenceChanged { .. } => "presence changed",
+                ServerFrame::FileLimits { .. } => "file limits",
             })
             .collect();
         assert_eq!(covered.len(), frames.len(), "one of each variant");

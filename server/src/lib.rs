@@ -54,6 +54,8 @@ pub struct AppState {
     pub radio: radio::Radio,
     /// The sealed pieces of shared files.
     pub chunks: files::ChunkStore,
+    /// Largest file phones may send (`--max-file-mb`), told to each on connecting.
+    pub max_file_bytes: u64,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -122,6 +124,7 @@ impl AppState {
         };
         let radio = radio::Radio::start(config.radio(), options, store.clone(), hub.clone());
         let state = Self {
+            max_file_bytes: u64::from(config.max_file_mb) * 1_000_000,
             leptos_options,
             store,
             hub,

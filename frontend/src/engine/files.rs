@@ -18,7 +18,7 @@ use js_sys::{Array, Object, Reflect, Uint8Array};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use mesh::body::{clean_file_name, Attachment, FileKind, TextBody, MAX_ATTACHMENTS};
-use mesh::file::{ChunkId, FileSealer, Manifest, DEFAULT_MAX_SEND_BYTES};
+use mesh::file::{ChunkId, FileSealer, Manifest, DEFAULT_MAX_SEND_BYTES, MAX_FILE_BYTES};
 use mesh::MessageId;
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -27,6 +27,9 @@ use super::session::Writer;
 use super::{Coalesce, Engine};
 use crate::db::{Db, PieceRecord, PieceRef};
 use crate::{device, js};
+
+/// Where the server's file limit is kept.
+const MAX_FILE_SETTING: &str = "max_file_bytes";
 
 /// Picture types the browser decodes everywhere; others (HEIC, animations) go as files.
 const PHOTO_TYPES: [&str; 4] = ["image/jpeg", "image/png", "image/webp", "image/avif"];
@@ -51,9 +54,47 @@ pub(super) struct Files {
     uploading: Coalesce,
     /// Opened files (by key), to share them.
     opened: RefCell<HashMap<String, JsValue>>,
+    /// The largest file the server takes, as it said last (0: not known yet).
+    max_bytes: Cell<u64>,
 }
 
 impl Files {
+    /// The largest file this device sends: what the server said, kept for offline use.
+    fn max_bytes(&self) -> u64 {
+        match self.max_bytes.get() {
+            0 => DEFAULT_MAX_SEND_BYTES,
+            max => max,
+        }
+    }
+
+    /// Reads the limit the server gave last time (a phone offline still knows it).
+    pub(super) async fn load(&self, db: &Db) {
+        if let Some(max) = db
+            .setting(MAX_FILE_SETTING)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|m| m.parse::<u64>().ok())
+        {
+            self.max_bytes.set(max.clamp(1, MAX_FILE_BYTES));
+        }
+    }
+
+    /// The server says how large a file it takes.
+    pub(super) fn on_limits(&self, engine: &Rc<Engine>, max_file_bytes: u64) {
+        let max = max_file_bytes.clamp(1, MAX_FILE_BYTES);
+        if self.max_bytes.replace(max) == max {
+            return;
+        }
+        if let Some(db) = engine.db() {
+            spawn_local(async move {
+                let _ = db
+                    .set_setting(MAX_FILE_SETTING, Some(&max.to_string()))
+                    .await;
+            });
+        }
+    }
+
     pub(super) fn has_drafts(&self) -> bool {
         !self.drafts.borrow().is_empty()
     }
@@ -71,18 +112,14 @@ impl Files {
             let photo = is_photo(&file.type_());
             let size = file.size() as u64;
             // A photo is made small before it is sealed; a huge one still takes too long.
+            let max = self.max_bytes();
             let limit = if photo {
-                4 * DEFAULT_MAX_SEND_BYTES
+                (4 * max).max(4 * DEFAULT_MAX_SEND_BYTES)
             } else {
-                DEFAULT_MAX_SEND_BYTES
+                max
             };
             if size > limit {
-                refused.push(format!(
-                    "{} is {}: files up to {} can be sent.",
-                    file.name(),
-                    mesh::body::human_size(size),
-                    mesh::body::human_size(DEFAULT_MAX_SEND_BYTES)
-                ));
+                refused.push(too_large(&file.name(), size, max));
                 continue;
             }
             self.add_draft(engine, file, None);
@@ -266,6 +303,15 @@ impl Files {
     }
 }
 
+/// Why a file is refused for its size.
+fn too_large(name: &str, size: u64, max: u64) -> String {
+    format!(
+        "{name} is {}: this server takes files up to {}.",
+        mesh::body::human_size(size),
+        mesh::body::human_size(max)
+    )
+}
+
 fn is_photo(media_type: &str) -> bool {
     PHOTO_TYPES.contains(&media_type)
 }
@@ -345,16 +391,12 @@ async fn prepare_and_store(
         };
         step("Preparing");
         let prepared = prepare(draft, size).await?;
-        if prepared.size > DEFAULT_MAX_SEND_BYTES {
-            return Err(format!(
-                "{} is {}: files up to {} can be sent.",
-                prepared.name,
-                mesh::body::human_size(prepared.size),
-                mesh::body::human_size(DEFAULT_MAX_SEND_BYTES)
-            ));
+        let max = engine.files.max_bytes();
+        if prepared.size > max {
+            return Err(too_large(&prepared.name, prepared.size, max));
         }
         step("Sealing");
-        let (manifest, refs) = seal_into_store(&db, &room, &prepared).await?;
+        let (manifest, refs) = seal_into_store(&db, &room, &prepared, max).await?;
         pieces.extend(refs);
         attachments.push(Attachment {
             what: prepared.what,
@@ -438,13 +480,10 @@ async fn seal_into_store(
     db: &Db,
     room: &str,
     prepared: &Prepared,
+    max: u64,
 ) -> Result<(Manifest, Vec<PieceRef>), String> {
-    let sealer = FileSealer::new(
-        device::random_bytes(),
-        prepared.size,
-        DEFAULT_MAX_SEND_BYTES,
-    )
-    .map_err(|error| format!("{} cannot be sent: {error}.", prepared.name))?;
+    let sealer = FileSealer::new(device::random_bytes(), prepared.size, max)
+        .map_err(|error| format!("{} cannot be sent: {error}.", prepared.name))?;
     let mut ids = Vec::with_capacity(sealer.chunk_count());
     let mut refs = Vec::with_capacity(sealer.chunk_count());
     for index in 0..sealer.chunk_count() {

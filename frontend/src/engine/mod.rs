@@ -170,6 +170,7 @@ impl Engine {
         self.session.load(&self, &db).await;
         self.people.load(&db).await;
         self.outbox.load(&self, &db).await;
+        self.files.load(&db).await;
         self.radio.load_camp_key(&self).await;
         self.session.resume(&self, &db).await;
         if let Some(window) = web_sys::window() {
@@ -322,6 +323,9 @@ impl Engine {
             ServerFrame::RadioFrame { frame } => self.radio.on_server_frame(self, frame),
             ServerFrame::Relayed { id, .. } => self.inbox.mark_relayed(self, id),
             ServerFrame::Camp { name, network_key } => self.radio.on_camp(self, name, network_key),
+            ServerFrame::FileLimits { max_file_bytes } => {
+                self.files.on_limits(self, max_file_bytes)
+            }
         }
     }
 }

@@ -115,6 +115,12 @@ async fn serve_connection(socket: WebSocket, state: AppState, address: IpAddr) {
             challenge: session.challenge,
         })
         .await;
+    // After the welcome, so a page from before files ignores it as an unknown frame.
+    session
+        .send(ServerFrame::FileLimits {
+            max_file_bytes: session.state.max_file_bytes,
+        })
+        .await;
     // The radio's state (who lends it, from where) is for devices that may read: those that
     // entered the join code, or everyone when there is none.
     let mut radio = session.state.radio.status();
