@@ -199,6 +199,16 @@ test('a server killed at half an upload gets the rest after its restart, and no 
     assert.equal(new Set(stored).size, pieces, 'no piece stored twice');
     // Only what was in flight at the kill may have gone again (answered "had it").
     assert.ok(puts.length <= pieces + 2, `${puts.length} uploads for ${pieces} pieces`);
+    // A large file leaves the phone's store once the server has it.
+    const kept = await ana.page.evaluate(() => new Promise((ok, fail) => {
+      const open = indexedDB.open('fieldmesh-files');
+      open.onerror = () => fail(open.error);
+      open.onsuccess = () => {
+        const count = open.result.transaction('pieces').objectStore('pieces').count();
+        count.onsuccess = () => ok(count.result);
+      };
+    }));
+    assert.equal(kept, 0, 'pieces of a large sent file kept on the phone');
 
     // A second phone opens the whole file.
     const link = await ana.inviteLink();
@@ -316,4 +326,35 @@ test('a file over the server\'s limit is refused at once; a damaged or missing p
   } finally {
     await own.dispose();
   }
+});
+
+test('a photo sent at its original size keeps its pixels and leaves its location behind', async () => {
+  const [ana, ben] = await twoInARoom('Camp Original');
+  const jpeg = Buffer.from(await ana.page.evaluate(async () => {
+    const canvas = new OffscreenCanvas(1200, 900);
+    const context = canvas.getContext('2d');
+    context.fillStyle = '#357';
+    context.fillRect(0, 0, 1200, 900);
+    const blob = await canvas.convertToBlob({ type: 'image/jpeg', quality: 0.9 });
+    return [...new Uint8Array(await blob.arrayBuffer())];
+  }));
+  // A camera's notes: an Exif segment right after the start, holding where it was taken.
+  const notes = Buffer.concat([Buffer.from('Exif\0\0'), Buffer.from('GPS 48.85837N 2.29448E FIELDMESH-WHERE')]);
+  const segment = Buffer.concat([Buffer.from([0xff, 0xe1, 0, notes.length + 2]), notes]);
+  const photo = Buffer.concat([jpeg.subarray(0, 2), segment, jpeg.subarray(2)]);
+  assert.ok(photo.includes('FIELDMESH-WHERE'));
+
+  await ana.byTestId('attach-photo').setInputFiles({ name: 'camera.jpg', mimeType: 'image/jpeg', buffer: photo });
+  await ana.byTestId('photo-size').selectOption('original');
+  await ana.send('as taken');
+  await ana.byTestId('drafts').waitFor({ state: 'detached' });
+  const message = ben.messageWithText('as taken');
+  await message.waitFor();
+  const img = message.getByTestId('file-photo');
+  await ben.page.waitForFunction((img) => img.src.startsWith('blob:') && img.complete && img.naturalWidth > 0, await img.elementHandle());
+  assert.deepEqual(await img.evaluate((img) => [img.naturalWidth, img.naturalHeight]), [1200, 900]);
+  const sent = await blobBytes(ben.page, await img.getAttribute('src'));
+  assert.ok(!sent.includes('FIELDMESH-WHERE') && !sent.includes('GPS'), 'the location went with the photo');
+  await ana.page.context().close();
+  await ben.page.context().close();
 });

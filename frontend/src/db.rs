@@ -283,6 +283,19 @@ impl Db {
         }
     }
 
+    /// Lets sealed pieces go (the server has them; opening their file fetches them again).
+    pub(crate) async fn drop_pieces(&self, ids: &[String]) -> Result<()> {
+        let tx = self
+            .files
+            .transaction(&[PIECES], TransactionMode::ReadWrite)?;
+        let pieces = tx.store(PIECES)?;
+        for id in ids {
+            pieces.delete(id.as_str().into()).await?;
+        }
+        tx.done().await?;
+        Ok(())
+    }
+
     /// The outbox entry of message `id` has every piece on the server: it may go out.
     pub(crate) async fn uploaded(&self, id: &str) -> Result<()> {
         let tx = self

@@ -28,6 +28,10 @@ use super::{Coalesce, Engine};
 use crate::db::{Db, PieceRecord, PieceRef};
 use crate::{device, js};
 
+/// Files sent from here up to this size stay in the phone's store after upload (shown and
+/// played offline); larger ones are fetched again when opened.
+const KEEP_SENT_BYTES: u64 = 2_000_000;
+
 /// Where the server's file limit is kept.
 const MAX_FILE_SETTING: &str = "max_file_bytes";
 
@@ -611,6 +615,19 @@ async fn upload_pass(engine: &Rc<Engine>) {
                     return;
                 }
                 engine.outbox.request_flush(engine);
+                // Large files leave the phone's store once the server has them (they are
+                // fetched again when opened); photos and voice notes stay to show offline.
+                if let Ok(Some(record)) = db.message(&entry.id).await {
+                    let large: Vec<String> = record
+                        .files
+                        .iter()
+                        .filter(|f| f.file.size > KEEP_SENT_BYTES)
+                        .flat_map(|f| f.file.chunks.iter().map(ChunkId::to_string))
+                        .collect();
+                    if !large.is_empty() {
+                        let _ = db.drop_pieces(&large).await;
+                    }
+                }
             }
             Uploaded::Later => return,
             Uploaded::Refused(reason) => {
