@@ -358,3 +358,34 @@ test('a photo sent at its original size keeps its pixels and leaves its location
   await ana.page.context().close();
   await ben.page.context().close();
 });
+
+test('a server with no room left for files says so; the message waits, failed, and goes when retried after space is made', async () => {
+  const own = await Server.start({ args: ['--files-quota-mb', '1'] });
+  try {
+    const ana = await ChatPage.open(await browser.newContext(), own.url);
+    await ana.join('Ana', 'Camp Full');
+    await ana.waitOnline();
+    await ana.byTestId('attach-file').setInputFiles({ name: 'first.bin', mimeType: 'application/octet-stream', buffer: documentBytes(700_000, 'first') });
+    await ana.send('first');
+    await ana.messageWithText('first').waitFor();
+    await ana.waitSynced();
+    await ana.byTestId('attach-file').setInputFiles({ name: 'second.bin', mimeType: 'application/octet-stream', buffer: documentBytes(700_000, 'second') });
+    await ana.send('second');
+    const second = ana.messageWithText('second');
+    await second.getByTestId('message-retry').waitFor();
+    assert.match(await ana.byTestId('notice').textContent(), /^A file was not sent: .*full/i);
+    // Not counted as waiting any more: no sync bar stuck on it.
+    await ana.page.waitForFunction(() => !document.querySelector('[data-testid=sync-status]'));
+
+    // The operator makes room (here: a larger quota); a tap sends it.
+    await own.stop();
+    own.args = ['--files-quota-mb', '10'];
+    await own.restart();
+    await ana.waitOnline();
+    await second.getByTestId('message-retry').click();
+    await second.getByText('✓ stored on server').waitFor();
+    await ana.page.context().close();
+  } finally {
+    await own.dispose();
+  }
+});

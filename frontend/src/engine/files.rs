@@ -5,7 +5,7 @@
 //! checked against their message and opened here, on demand.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -27,6 +27,9 @@ use super::session::Writer;
 use super::{Coalesce, Engine};
 use crate::db::{Db, PieceRecord, PieceRef};
 use crate::{device, js};
+
+/// Files fetched at once.
+const DOWNLOADS_AT_ONCE: usize = 3;
 
 /// Files sent from here up to this size stay in the phone's store after upload (shown and
 /// played offline); larger ones are fetched again when opened.
@@ -60,6 +63,9 @@ pub(super) struct Files {
     opened: RefCell<HashMap<String, JsValue>>,
     /// The largest file the server takes, as it said last (0: not known yet).
     max_bytes: Cell<u64>,
+    /// Downloads under way, and those waiting for their turn.
+    downloading: Cell<usize>,
+    waiting: RefCell<VecDeque<String>>,
 }
 
 impl Files {
@@ -231,7 +237,8 @@ impl Files {
         );
     }
 
-    /// Fetches, checks and opens a file of a message (`MESSAGE/INDEX`), once.
+    /// Fetches, checks and opens a file of a message (`MESSAGE/INDEX`), once; a few at a
+    /// time (a room full of photos fetches them in turn), the others wait in line.
     pub(super) fn open(&self, engine: &Rc<Engine>, key: &str) {
         let busy = engine.state.transfers.with_untracked(|transfers| {
             transfers
@@ -241,13 +248,39 @@ impl Files {
         if busy {
             return;
         }
+        set_transfer(engine, key, |t| {
+            t.running = true;
+            t.error = None;
+        });
+        if self.downloading.get() >= DOWNLOADS_AT_ONCE {
+            self.waiting.borrow_mut().push_back(key.to_string());
+            return;
+        }
+        self.downloading.set(self.downloading.get() + 1);
+        self.start_download(engine, key);
+    }
+
+    /// One download ended: the next in line starts.
+    fn download_ended(&self, engine: &Rc<Engine>) {
+        let next = self.waiting.borrow_mut().pop_front();
+        match next {
+            Some(key) => self.start_download(engine, &key),
+            None => self
+                .downloading
+                .set(self.downloading.get().saturating_sub(1)),
+        }
+    }
+
+    fn start_download(&self, engine: &Rc<Engine>, key: &str) {
         let Some((message, index)) = key
             .split_once('/')
             .and_then(|(m, i)| Some((m.to_string(), i.parse::<usize>().ok()?)))
         else {
-            return;
+            return self.download_ended(engine);
         };
-        let Some(db) = engine.db() else { return };
+        let Some(db) = engine.db() else {
+            return self.download_ended(engine);
+        };
         let engine = Rc::clone(engine);
         let key = key.to_string();
         spawn_local(async move {
@@ -258,11 +291,15 @@ impl Files {
                 .flatten()
                 .and_then(|record| record.files.get(index).cloned());
             let Some(file) = found else {
-                return set_transfer(&engine, &key, |t| {
+                set_transfer(&engine, &key, |t| {
+                    t.running = false;
                     t.error = Some("This file is no longer on this device.".into())
                 });
+                return engine.files.download_ended(&engine);
             };
-            match download(&engine, &db, &key, &file).await {
+            let result = download(&engine, &db, &key, &file).await;
+            engine.files.download_ended(&engine);
+            match result {
                 Ok((blob, url)) => {
                     engine.files.opened.borrow_mut().insert(key.clone(), blob);
                     set_transfer(&engine, &key, |t| {
@@ -636,7 +673,7 @@ async fn upload_pass(engine: &Rc<Engine>) {
                     t.error = Some(reason.clone());
                 });
                 if let Some(id) = mesh::hex::decode::<16>(&entry.id).map(MessageId) {
-                    engine.inbox.refuse(engine, id);
+                    engine.outbox.upload_refused(engine, id);
                 }
                 engine.notice(format!("A file was not sent: {reason}"));
             }

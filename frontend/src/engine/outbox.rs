@@ -244,6 +244,14 @@ impl Outbox {
         }
     }
 
+    /// The server refused a piece of a message's file for good: the message waits, failed,
+    /// for the person (its count leaves the queue).
+    pub(super) fn upload_refused(&self, engine: &Rc<Engine>, id: MessageId) {
+        self.book.borrow_mut().dropped();
+        self.show_progress(engine);
+        engine.inbox.refuse(engine, id);
+    }
+
     /// A message heard over this device's radio was queued for upload.
     pub(super) fn heard_queued(&self, engine: &Rc<Engine>) {
         self.book.borrow_mut().added();
