@@ -63,16 +63,26 @@ pub(crate) struct MessageRecord {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) camps: Vec<String>,
     /// Files sent with it: what they are and how to fetch and open them (keys included, as
-    /// the room key is: the store never leaves the device).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub(crate) files: Vec<mesh::body::Attachment>,
+    /// the room key is: the store never leaves the device), as `mesh` encodes them.
+    #[serde(default, with = "serde_bytes", skip_serializing_if = "Vec::is_empty")]
+    pub(crate) files: Vec<u8>,
 }
 
 impl MessageRecord {
     /// Its text with a line per file ("[photo, 180 KB]"): for the room list, notifications
     /// and search, which show text alone.
     pub(crate) fn summary(&self) -> String {
-        mesh::body::with_markers(&self.text, &self.files)
+        mesh::body::with_markers(&self.text, &self.files())
+    }
+
+    /// Its files.
+    pub(crate) fn files(&self) -> Vec<mesh::body::Attachment> {
+        mesh::body::decode_attachments(&self.files)
+    }
+
+    /// Sets its files.
+    pub(crate) fn set_files(&mut self, files: &[mesh::body::Attachment]) {
+        self.files = mesh::body::encode_attachments(files);
     }
 }
 

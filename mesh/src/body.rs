@@ -176,6 +176,28 @@ impl TextBody {
     }
 }
 
+/// Files' descriptions as bytes, for a device's own store (keys included: the store never
+/// leaves the device). Empty for none.
+pub fn encode_attachments(files: &[Attachment]) -> Vec<u8> {
+    if files.is_empty() {
+        return Vec::new();
+    }
+    postcard::to_allocvec(files).unwrap_or_default()
+}
+
+/// Files' descriptions kept by [`encode_attachments`]; none when the bytes do not decode or a
+/// description breaks a limit.
+pub fn decode_attachments(bytes: &[u8]) -> Vec<Attachment> {
+    if bytes.is_empty() || bytes.len() > MAX_BODY_BYTES {
+        return Vec::new();
+    }
+    postcard::from_bytes::<Vec<Attachment>>(bytes)
+        .ok()
+        .filter(|files| files.len() <= MAX_ATTACHMENTS)
+        .and_then(|files| files.into_iter().map(|f| f.check().ok()).collect())
+        .unwrap_or_default()
+}
+
 /// `text` with a line per file ("[photo, 180 KB]"), for places that show text alone.
 pub fn with_markers(text: &str, attachments: &[Attachment]) -> String {
     let mut lines: Vec<String> = Vec::new();
@@ -373,6 +395,21 @@ mod tests {
             file,
             thumbnail: vec![0xAA; thumbnail],
         }
+    }
+
+    #[test]
+    fn files_kept_on_a_device_come_back_and_bad_bytes_give_none() {
+        let files = vec![photo("road.webp", 300_000, 900), photo("b.webp", 10, 0)];
+        let bytes = encode_attachments(&files);
+        assert_eq!(decode_attachments(&bytes), files);
+        assert!(encode_attachments(&[]).is_empty());
+        assert!(decode_attachments(&[]).is_empty());
+        assert!(decode_attachments(&bytes[..bytes.len() / 2]).is_empty());
+        assert!(decode_attachments(&[0xff; 64]).is_empty());
+        // A description that breaks a limit is not used.
+        let mut bad = photo("x.webp", 10, 0);
+        bad.thumbnail = vec![0; MAX_THUMBNAIL_BYTES + 1];
+        assert!(decode_attachments(&encode_attachments(&[bad])).is_empty());
     }
 
     #[test]

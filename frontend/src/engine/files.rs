@@ -289,7 +289,7 @@ impl Files {
                 .await
                 .ok()
                 .flatten()
-                .and_then(|record| record.files.get(index).cloned());
+                .and_then(|record| record.files().get(index).cloned());
             let Some(file) = found else {
                 set_transfer(&engine, &key, |t| {
                     t.running = false;
@@ -656,7 +656,7 @@ async fn upload_pass(engine: &Rc<Engine>) {
                 // fetched again when opened); photos and voice notes stay to show offline.
                 if let Ok(Some(record)) = db.message(&entry.id).await {
                     let large: Vec<String> = record
-                        .files
+                        .files()
                         .iter()
                         .filter(|f| f.file.size > KEEP_SENT_BYTES)
                         .flat_map(|f| f.file.chunks.iter().map(ChunkId::to_string))

@@ -442,7 +442,7 @@ pub(super) fn record_of(
     };
     let sender = stored.envelope.sender.to_string();
     let mut record = stored_record(stored, room_hex, sender, author, text, RecordState::Stored);
-    record.files = files;
+    record.set_files(&files);
     Some(record)
 }
 
@@ -518,7 +518,7 @@ pub(super) fn chat_message(
         },
         delivered_to: record.camps.clone(),
         files: record
-            .files
+            .files()
             .iter()
             .enumerate()
             .map(|(index, file)| ChatFile {

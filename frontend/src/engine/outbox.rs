@@ -344,7 +344,7 @@ pub(super) fn sealed(
         text: body.text.clone(),
         state: RecordState::Queued,
         camps: Vec::new(),
-        files: body.attachments.clone(),
+        files: mesh::body::encode_attachments(&body.attachments),
     };
     Ok((record, bytes, radio))
 }
