@@ -24,6 +24,33 @@ after(async () => {
   await sim?.dispose();
 });
 
+test('a photo sent at one camp is announced over the radio at the other, with where it is', async () => {
+  const ana = await ChatPage.open(await browser.newContext(), campA.url);
+  await ana.join('Ana', 'Emergency');
+  const ben = await ChatPage.open(await browser.newContext(), campB.url);
+  await ben.join('Ben', 'Emergency');
+  for (const chat of [ana, ben]) {
+    await chat.waitOnline();
+    await chat.byTestId('radio-status').getByText('📡 Radio on').waitFor();
+  }
+  const png = Buffer.from(await ana.page.evaluate(async () => {
+    const canvas = new OffscreenCanvas(640, 480);
+    canvas.getContext('2d').fillRect(0, 0, 320, 240);
+    return [...new Uint8Array(await (await canvas.convertToBlob({ type: 'image/png' })).arrayBuffer())];
+  }));
+  await ana.byTestId('attach-photo').setInputFiles({ name: 'bridge.png', mimeType: 'image/png', buffer: png });
+  await ana.send('the bridge from the east bank');
+  const atB = ben.byTestId('message').filter({ hasText: 'the bridge from the east bank' });
+  await atB.waitFor({ timeout: 20_000 });
+  await atB.getByText('📡 via radio').waitFor();
+  assert.match(
+    await atB.getByTestId('message-text').textContent(),
+    /^the bridge from the east bank\n\[photo, \d+ (bytes|KB) · at Camp A\]$/,
+  );
+  await ana.page.context().close();
+  await ben.page.context().close();
+});
+
 test('a message crosses the radio to another camp, and the sender sees it relayed', async () => {
   const ana = await ChatPage.open(await browser.newContext(), campA.url);
   await ana.join('Ana', 'Emergency');

@@ -176,6 +176,35 @@ impl TextBody {
     }
 }
 
+/// What a message with files says over the radio, which carries no files: the text and a line
+/// per file saying where it is ("[photo, 180 KB · at North]"), or, when `compact`, one
+/// line for all of them ("[3 files, 2.4 MB · at North]").
+pub fn radio_text(
+    text: &str,
+    attachments: &[Attachment],
+    camp: Option<&str>,
+    compact: bool,
+) -> String {
+    let at = camp.map(|c| format!(" · at {c}")).unwrap_or_default();
+    let mut lines: Vec<String> = Vec::new();
+    if !text.is_empty() {
+        lines.push(text.to_owned());
+    }
+    match attachments {
+        [] => {}
+        each if !compact => lines.extend(each.iter().map(|a| format!("[{}{at}]", a.marker()))),
+        many => {
+            let size: u64 = many.iter().map(|a| a.file.size).sum();
+            let what = match many.len() {
+                1 => "1 file".to_owned(),
+                n => format!("{n} files"),
+            };
+            lines.push(format!("[{what}, {}{at}]", human_size(size)));
+        }
+    }
+    lines.join("\n")
+}
+
 /// Files' descriptions as bytes, for a device's own store (keys included: the store never
 /// leaves the device). Empty for none.
 pub fn encode_attachments(files: &[Attachment]) -> Vec<u8> {
@@ -395,6 +424,27 @@ mod tests {
             file,
             thumbnail: vec![0xAA; thumbnail],
         }
+    }
+
+    #[test]
+    fn over_the_radio_files_are_lines_that_say_where_they_are() {
+        let files = vec![
+            photo("road.webp", 180_000, 0),
+            photo("b.webp", 2_200_000, 0),
+        ];
+        assert_eq!(
+            radio_text("road blocked", &files[..1], Some("North"), false),
+            "road blocked\n[photo, 180 KB · at North]"
+        );
+        assert_eq!(
+            radio_text("", &files, None, false),
+            "[photo, 180 KB]\n[photo, 2.2 MB]"
+        );
+        assert_eq!(
+            radio_text("road", &files, Some("North"), true),
+            "road\n[2 files, 2.4 MB · at North]"
+        );
+        assert_eq!(radio_text("hi", &[], Some("North"), true), "hi");
     }
 
     #[test]

@@ -449,7 +449,8 @@ async fn prepare_and_store(
     }
     let body = TextBody::with_files(&writer.0, caption, attachments)
         .map_err(|error| format!("Not sent: {error}."))?;
-    let (record, envelope, radio) = sealed(&writer, &body)?;
+    let camp = engine.radio.camp();
+    let (record, envelope, radio) = sealed(&writer, &body, camp.as_deref())?;
     engine
         .outbox
         .store(engine, &db, record, envelope, radio, pieces)

@@ -197,7 +197,7 @@ impl Outbox {
             return engine.files.send(engine, writer, text);
         }
         let body = TextBody::new(&writer.0, text).map_err(|error| format!("Not sent: {error}."))?;
-        let (record, envelope, radio) = sealed(&writer, &body)?;
+        let (record, envelope, radio) = sealed(&writer, &body, None)?;
         let engine = Rc::clone(engine);
         spawn_local(async move {
             let _ = engine
@@ -305,6 +305,7 @@ impl Outbox {
 pub(super) fn sealed(
     (_, joined, identity): &Writer,
     body: &TextBody,
+    camp: Option<&str>,
 ) -> Result<(MessageRecord, Vec<u8>, Vec<u8>), String> {
     let plaintext = body
         .encode()
@@ -320,19 +321,25 @@ pub(super) fn sealed(
     let bytes = envelope
         .encode()
         .map_err(|error| format!("Not sent: {error}."))?;
-    let radio = RadioMessage::seal(
-        &joined.key,
-        envelope.id,
-        (envelope.created_at_ms / 1000) as u32,
-        &body.author,
-        &body.text_with_markers(),
-    );
-    // Longer than the radio carries: it goes only to this server's phones.
-    let radio = if radio.fits(DEFAULT_FRAME_BYTES) {
-        radio.payload
-    } else {
-        Vec::new()
-    };
+    // Files stay on this server; the radio says they exist, and where (in one line when a
+    // line each is too long). Longer than the radio carries: it goes only to this server's
+    // phones.
+    let radio = [false, true]
+        .into_iter()
+        .take(if body.attachments.is_empty() { 1 } else { 2 })
+        .map(|compact| {
+            let text = mesh::body::radio_text(&body.text, &body.attachments, camp, compact);
+            RadioMessage::seal(
+                &joined.key,
+                envelope.id,
+                (envelope.created_at_ms / 1000) as u32,
+                &body.author,
+                &text,
+            )
+        })
+        .find(|radio| radio.fits(DEFAULT_FRAME_BYTES))
+        .map(|radio| radio.payload)
+        .unwrap_or_default();
     let record = MessageRecord {
         id: envelope.id.to_string(),
         room: joined.room_hex.clone(),

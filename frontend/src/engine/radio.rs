@@ -190,6 +190,11 @@ impl Radio {
 
     /// The camp's name and mesh network key, from its server: receipts name the camp, and
     /// direct mode uses the key (kept for when no server is reachable).
+    /// The name of the camp this device's server is in, when it has a radio.
+    pub(super) fn camp(&self) -> Option<String> {
+        self.state.borrow().camp.clone()
+    }
+
     pub(super) fn on_camp(
         &self,
         engine: &Rc<Engine>,
