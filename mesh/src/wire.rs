@@ -155,6 +155,15 @@ pub enum ClientFrame {
         /// That this device holds the room key.
         proof: RoomProof,
     },
+    /// Ask for a ticket to upload files' pieces for a room (`FieldMesh-Room-Ticket` on
+    /// `PUT /chunks/ID`): they count towards the room's quota. Answered with
+    /// [`ServerFrame::FileTicket`].
+    FileTicket {
+        /// The room the files are for.
+        room: RoomId,
+        /// That this device holds the room key.
+        proof: RoomProof,
+    },
 }
 
 /// Unread counts stop at this many (a list shows "99+").
@@ -348,6 +357,14 @@ pub enum ServerFrame {
         /// Bytes, at most [`crate::file::MAX_FILE_BYTES`].
         max_file_bytes: u64,
     },
+    /// Answer to [`ClientFrame::FileTicket`]: valid on this server for a while (an upload
+    /// refused with 401 asks for a new one).
+    FileTicket {
+        /// The room.
+        room: RoomId,
+        /// The ticket.
+        ticket: [u8; 32],
+    },
 }
 
 /// Applies a [`ServerFrame::PresenceChanged`] to a room's member list: a joined member takes
@@ -508,6 +525,10 @@ mod tests {
                 },
                 proof: crate::crypto::RoomKey::from_bytes([3; 32]).prove(&[2; 32]),
             },
+            ClientFrame::FileTicket {
+                room: RoomId([4; 16]),
+                proof: crate::crypto::RoomKey::from_bytes([3; 32]).prove(&[2; 32]),
+            },
         ];
         // Every variant is here: this match stops compiling when one is added.
         let covered: std::collections::HashSet<&str> = frames
@@ -528,6 +549,7 @@ mod tests {
                 ClientFrame::RadioFrame { .. } => "radio frame",
                 ClientFrame::SendReceipt { .. } => "send receipt",
                 ClientFrame::Watch { .. } => "watch",
+                ClientFrame::FileTicket { .. } => "file ticket",
             })
             .collect();
         assert_eq!(covered.len(), frames.len(), "one of each variant");
@@ -630,6 +652,10 @@ mod tests {
             ServerFrame::FileLimits {
                 max_file_bytes: crate::file::MAX_FILE_BYTES,
             },
+            ServerFrame::FileTicket {
+                room: RoomId([4; 16]),
+                ticket: [5; 32],
+            },
         ];
         // Every variant is here: this match stops compiling when one is added.
         let covered: std::collections::HashSet<&str> = frames
@@ -653,6 +679,7 @@ mod tests {
                 ServerFrame::Unread { .. } => "unread",
                 ServerFrame::PresenceChanged { .. } => "presence changed",
                 ServerFrame::FileLimits { .. } => "file limits",
+                ServerFrame::FileTicket { .. } => "file ticket",
             })
             .collect();
         assert_eq!(covered.len(), frames.len(), "one of each variant");

@@ -145,6 +145,28 @@ pub struct Config {
     )]
     pub files_quota_mb: u32,
 
+    /// Most megabytes of files one room keeps on this server (its pieces uploaded with the
+    /// room's ticket); past it, new files for the room are refused with a reason.
+    #[arg(
+        long,
+        env = "FIELDMESH_FILES_ROOM_QUOTA_MB",
+        value_name = "MB",
+        default_value_t = 1024,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub files_room_quota_mb: u32,
+
+    /// Most megabytes of files this server keeps from one device (its pass with a join code,
+    /// else its network address); past it, its new files are refused with a reason.
+    #[arg(
+        long,
+        env = "FIELDMESH_FILES_DEVICE_QUOTA_MB",
+        value_name = "MB",
+        default_value_t = 512,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub files_device_quota_mb: u32,
+
     /// Largest file (photo, document, voice note) a phone sends here, in megabytes. Phones
     /// are told it and refuse larger files with a reason; the server cannot see a sealed
     /// file's size, so `--files-quota-mb` is what bounds its disk.

@@ -5,6 +5,11 @@
 //! (written beside, synced, then renamed into place), and never stores more than its quota.
 //! Storing a chunk it has already is a no-op, so a phone resumes an upload by sending again
 //! what the server lacks.
+//!
+//! Each new piece is charged to the device that sent it (its pass with a join code, else its
+//! network address) and, when its upload carried a room ticket (asked for over the WebSocket
+//! with the room's key), to that room; both have quotas. The charge is kept beside the piece
+//! (`ID.owner`) and counted again at start.
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -19,6 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use mesh::file::{ChunkId, SEALED_CHUNK_BYTES};
+use mesh::RoomId;
 use thiserror::Error;
 
 use crate::access::RetryAfter;
@@ -33,6 +39,16 @@ const UPLOADS_AT_ONCE: usize = 32;
 /// Uploads under way at once from one address (a phone sends one or two at a time); more are
 /// refused, so one address that drips its bodies cannot hold every turn.
 const UPLOADS_PER_ADDRESS: usize = 4;
+/// How long a room ticket is good for.
+const TICKET_LIFETIME: std::time::Duration = std::time::Duration::from_secs(60 * 60);
+/// Tickets kept at once (each 70 bytes or so); past it the expired ones go, and if none has,
+/// all (a phone whose ticket is gone asks again).
+const MAX_TICKETS: usize = 16_384;
+/// The header an upload names its room ticket in (hex).
+pub const TICKET_HEADER: &str = "fieldmesh-room-ticket";
+/// Suffix of the file beside a piece that says whom it is charged to.
+const OWNER_SUFFIX: &str = ".owner";
+
 /// How long one piece may take to arrive (256 KiB in 30 s is 70 kbit/s).
 const BODY_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -42,9 +58,85 @@ pub struct ChunkStore {
     inner: Arc<Inner>,
 }
 
+/// The limits on stored pieces, in bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct FileQuotas {
+    /// In all (`--files-quota-mb`).
+    pub total: u64,
+    /// Per room (`--files-room-quota-mb`).
+    pub room: u64,
+    /// Per device (`--files-device-quota-mb`).
+    pub device: u64,
+}
+
+/// Whom a piece is charged to: the device that sent it (16 bytes: a hash of its pass, or its
+/// network address) and its room when the upload named one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Charge {
+    /// The device.
+    pub owner: [u8; 16],
+    /// The room, from the upload's ticket.
+    pub room: Option<RoomId>,
+}
+
+impl Charge {
+    fn encode(&self) -> [u8; 33] {
+        let mut out = [0u8; 33];
+        out[..16].copy_from_slice(&self.owner);
+        if let Some(room) = self.room {
+            out[16] = 1;
+            out[17..].copy_from_slice(&room.0);
+        }
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        let bytes: &[u8; 33] = bytes.try_into().ok()?;
+        let owner = bytes[..16].try_into().ok()?;
+        let room = (bytes[16] == 1).then(|| RoomId(bytes[17..].try_into().unwrap_or_default()));
+        Some(Self { owner, room })
+    }
+}
+
+/// Bytes stored per room and per device.
+#[derive(Default)]
+struct Usage {
+    rooms: std::collections::HashMap<RoomId, u64>,
+    owners: std::collections::HashMap<[u8; 16], u64>,
+}
+
+impl Usage {
+    fn add(&mut self, charge: &Charge, len: u64) {
+        *self.owners.entry(charge.owner).or_default() += len;
+        if let Some(room) = charge.room {
+            *self.rooms.entry(room).or_default() += len;
+        }
+    }
+
+    fn remove(&mut self, charge: &Charge, len: u64) {
+        if let Some(used) = self.owners.get_mut(&charge.owner) {
+            *used = used.saturating_sub(len);
+            if *used == 0 {
+                self.owners.remove(&charge.owner);
+            }
+        }
+        if let Some(room) = charge.room {
+            if let Some(used) = self.rooms.get_mut(&room) {
+                *used = used.saturating_sub(len);
+                if *used == 0 {
+                    self.rooms.remove(&room);
+                }
+            }
+        }
+    }
+}
+
 struct Inner {
     dir: PathBuf,
     quota_bytes: u64,
+    quotas: FileQuotas,
+    usage: std::sync::Mutex<Usage>,
+    tickets: std::sync::Mutex<std::collections::HashMap<[u8; 32], (RoomId, std::time::Instant)>>,
     used_bytes: AtomicU64,
     uploads: tokio::sync::Semaphore,
     /// Uploads under way, by address (as access limits count them).
@@ -72,6 +164,21 @@ impl Drop for UnderWay<'_> {
 }
 
 impl Inner {
+    fn lock_usage(&self) -> std::sync::MutexGuard<'_, Usage> {
+        self.usage
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn lock_tickets(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<[u8; 32], (RoomId, std::time::Instant)>>
+    {
+        self.tickets
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     fn lock_under_way(
         &self,
     ) -> std::sync::MutexGuard<'_, std::collections::HashMap<IpAddr, usize>> {
@@ -126,6 +233,18 @@ pub enum ChunkError {
         /// The quota, in MiB.
         quota_mb: u64,
     },
+    /// The room's share of the server's room for files is used up.
+    #[error("this room's files have reached the server's limit for one room ({quota_mb} MB); ask the operator")]
+    RoomFull {
+        /// The quota, in MiB.
+        quota_mb: u64,
+    },
+    /// The device's share is used up.
+    #[error("this device has sent the most files the server keeps from one device ({quota_mb} MB); ask the operator")]
+    DeviceFull {
+        /// The quota, in MiB.
+        quota_mb: u64,
+    },
     /// The disk failed.
     #[error("could not store the piece: {0}")]
     Io(#[from] std::io::Error),
@@ -134,7 +253,8 @@ pub enum ChunkError {
 impl ChunkStore {
     /// Opens (or makes) the chunk folder in `data_dir`, holding at most `quota_bytes`. Pieces
     /// of a write cut short by a crash are removed.
-    pub fn open(data_dir: &Path, quota_bytes: u64) -> Result<Self, ServerError> {
+    pub fn open(data_dir: &Path, quotas: FileQuotas) -> Result<Self, ServerError> {
+        let quota_bytes = quotas.total;
         let dir = data_dir.join("chunks");
         std::fs::create_dir_all(&dir).map_err(|source| ServerError::Io {
             context: format!("cannot create {}", dir.display()),
@@ -144,6 +264,9 @@ impl ChunkStore {
             inner: Arc::new(Inner {
                 dir,
                 quota_bytes,
+                quotas,
+                usage: Default::default(),
+                tickets: Default::default(),
                 used_bytes: AtomicU64::new(0),
                 uploads: tokio::sync::Semaphore::new(UPLOADS_AT_ONCE),
                 under_way: Default::default(),
@@ -166,14 +289,37 @@ impl ChunkStore {
     /// Counts the stored pieces' bytes and removes pieces of writes a crash cut short.
     fn scan(&self) {
         let mut used = 0;
+        let mut usage = Usage::default();
         for entry in self.files() {
             if is_part(&entry) {
                 let _ = std::fs::remove_file(entry.path());
+            } else if let Some(piece) = owner_of(&entry) {
+                // Whom a piece is charged to: counted with the piece's size, or removed when
+                // its piece is gone.
+                match (std::fs::metadata(&piece), std::fs::read(entry.path())) {
+                    (Ok(meta), Ok(bytes)) => {
+                        if let Some(charge) = Charge::decode(&bytes) {
+                            usage.add(&charge, meta.len());
+                        }
+                    }
+                    _ => {
+                        let _ = std::fs::remove_file(entry.path());
+                    }
+                }
             } else if let Ok(meta) = entry.metadata() {
                 used += meta.len();
             }
         }
         self.inner.used_bytes.fetch_add(used, Ordering::SeqCst);
+        {
+            let mut kept = self.inner.lock_usage();
+            for (room, bytes) in usage.rooms {
+                *kept.rooms.entry(room).or_default() += bytes;
+            }
+            for (owner, bytes) in usage.owners {
+                *kept.owners.entry(owner).or_default() += bytes;
+            }
+        }
         let (done, counted) = &self.inner.scanned;
         *done.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = true;
         counted.notify_all();
@@ -220,12 +366,16 @@ impl ChunkStore {
     ) -> std::io::Result<(usize, u64)> {
         self.wait_scanned();
         let (mut count, mut bytes) = (0, 0);
-        for entry in self.files().filter(|entry| !is_part(entry)) {
+        for entry in self
+            .files()
+            .filter(|entry| !is_part(entry) && owner_of(entry).is_none())
+        {
             let meta = entry.metadata()?;
             if meta.modified()? >= cutoff {
                 continue;
             }
             std::fs::remove_file(entry.path())?;
+            self.release_charge(&entry.path(), meta.len());
             count += 1;
             bytes += meta.len();
             self.inner
@@ -233,6 +383,51 @@ impl ChunkStore {
                 .fetch_sub(meta.len(), Ordering::SeqCst);
         }
         Ok((count, bytes))
+    }
+
+    /// A piece of `len` bytes at `path` is gone: its charge goes too.
+    fn release_charge(&self, path: &Path, len: u64) {
+        let owner = owner_path(path);
+        if let Some(charge) = std::fs::read(&owner)
+            .ok()
+            .and_then(|bytes| Charge::decode(&bytes))
+        {
+            self.inner.lock_usage().remove(&charge, len);
+        }
+        let _ = std::fs::remove_file(owner);
+    }
+
+    /// A ticket for uploading pieces of `room`'s files (the caller checked the room's key).
+    pub fn issue_ticket(&self, room: RoomId) -> Option<[u8; 32]> {
+        let mut ticket = [0u8; 32];
+        getrandom::fill(&mut ticket).ok()?;
+        let now = std::time::Instant::now();
+        let mut tickets = self.inner.lock_tickets();
+        if tickets.len() >= MAX_TICKETS {
+            tickets.retain(|_, (_, until)| *until > now);
+            if tickets.len() >= MAX_TICKETS {
+                tickets.clear();
+            }
+        }
+        tickets.insert(ticket, (room, now + TICKET_LIFETIME));
+        Some(ticket)
+    }
+
+    /// The room of a ticket, while it is good.
+    pub fn ticket_room(&self, ticket: &[u8; 32]) -> Option<RoomId> {
+        let tickets = self.inner.lock_tickets();
+        let (room, until) = tickets.get(ticket)?;
+        (*until > std::time::Instant::now()).then_some(*room)
+    }
+
+    /// Bytes stored for `room` and from `owner`.
+    pub fn charged(&self, room: &RoomId, owner: &[u8; 16]) -> (u64, u64) {
+        self.wait_scanned();
+        let usage = self.inner.lock_usage();
+        (
+            usage.rooms.get(room).copied().unwrap_or(0),
+            usage.owners.get(owner).copied().unwrap_or(0),
+        )
     }
 
     /// Every file in the chunk folders (pieces, and pieces being written); what cannot be read
@@ -253,7 +448,12 @@ impl ChunkStore {
 
     /// Stores `bytes` as chunk `id`, whole or not at all. Blocking: call it off the async
     /// threads.
-    pub fn put_blocking(&self, id: &ChunkId, bytes: &[u8]) -> Result<Stored, ChunkError> {
+    pub fn put_blocking(
+        &self,
+        id: &ChunkId,
+        bytes: &[u8],
+        charge: &Charge,
+    ) -> Result<Stored, ChunkError> {
         if bytes.len() > SEALED_CHUNK_BYTES {
             return Err(ChunkError::TooLarge {
                 len: bytes.len(),
@@ -281,16 +481,61 @@ impl ChunkStore {
                 quota_mb: self.inner.quota_bytes / (1024 * 1024),
             });
         }
+        if let Err(error) = self.reserve(charge, len) {
+            self.inner.used_bytes.fetch_sub(len, Ordering::SeqCst);
+            return Err(error);
+        }
         let written = write_whole(&path, bytes);
         match written {
-            Ok(Stored::New) => Ok(Stored::New),
+            Ok(Stored::New) => {
+                // Whom it is charged to, beside it; a crash before this leaves it charged to
+                // nobody (the total still counts it).
+                let _ = std::fs::write(owner_path(&path), charge.encode());
+                Ok(Stored::New)
+            }
             other => {
                 // Not stored by this call (failed, or another upload got there first).
                 self.inner.used_bytes.fetch_sub(len, Ordering::SeqCst);
+                self.inner.lock_usage().remove(charge, len);
                 other.map_err(ChunkError::Io)
             }
         }
     }
+
+    /// Takes `len` bytes of the room's and the device's quotas, if both have them.
+    fn reserve(&self, charge: &Charge, len: u64) -> Result<(), ChunkError> {
+        let quotas = self.inner.quotas;
+        let mut usage = self.inner.lock_usage();
+        let owner = usage.owners.get(&charge.owner).copied().unwrap_or(0);
+        if owner + len > quotas.device {
+            return Err(ChunkError::DeviceFull {
+                quota_mb: quotas.device / (1024 * 1024),
+            });
+        }
+        if let Some(room) = charge.room {
+            if usage.rooms.get(&room).copied().unwrap_or(0) + len > quotas.room {
+                return Err(ChunkError::RoomFull {
+                    quota_mb: quotas.room / (1024 * 1024),
+                });
+            }
+        }
+        usage.add(charge, len);
+        Ok(())
+    }
+}
+
+/// The file that says whom the piece at `path` is charged to.
+fn owner_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(OWNER_SUFFIX);
+    PathBuf::from(name)
+}
+
+/// When `entry` says whom a piece is charged to: that piece's path.
+fn owner_of(entry: &std::fs::DirEntry) -> Option<PathBuf> {
+    let name = entry.file_name();
+    let piece = name.to_str()?.strip_suffix(OWNER_SUFFIX)?;
+    Some(entry.path().with_file_name(piece))
 }
 
 /// Whether `entry` is a piece being written (or one a crash cut short).
@@ -350,14 +595,32 @@ fn too_many(retry: RetryAfter) -> Response {
         .into_response()
 }
 
+/// The device an upload is charged to: its pass (hashed) with a join code, else its network
+/// address (an IPv6 address by its /64).
+fn owner_of_request(pass: Option<[u8; 32]>, address: IpAddr) -> [u8; 16] {
+    use sha2::{Digest, Sha256};
+    match pass {
+        Some(token) => {
+            let digest = Sha256::digest(token);
+            let mut owner = [0u8; 16];
+            owner.copy_from_slice(&digest[..16]);
+            owner
+        }
+        None => match crate::access::network(address) {
+            IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+            IpAddr::V6(v6) => v6.octets(),
+        },
+    }
+}
+
 fn parse_id(name: &str) -> Option<ChunkId> {
     mesh::hex::decode::<32>(name).map(ChunkId)
 }
 
 /// With a join code, the request must carry a pass the server handed out under it.
-async fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+async fn authorize(state: &AppState, headers: &HeaderMap) -> Result<Option<[u8; 32]>, Response> {
     if state.access.code.is_none() {
-        return Ok(());
+        return Ok(None);
     }
     let token = headers
         .get(header::AUTHORIZATION)
@@ -374,7 +637,7 @@ async fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Response
         return Err(refused());
     };
     match state.access.authenticate(&state.store, token).await {
-        Ok(true) => Ok(()),
+        Ok(true) => Ok(Some(token)),
         Ok(false) => Err(refused()),
         Err(error) => {
             tracing::error!(%error, "could not check a device pass");
@@ -394,9 +657,31 @@ async fn upload(
     body: Body,
 ) -> Response {
     let address = state.access.request_address(peer.ip(), &headers);
-    if let Err(refused) = authorize(&state, &headers).await {
-        return refused;
-    }
+    let pass = match authorize(&state, &headers).await {
+        Ok(pass) => pass,
+        Err(refused) => return refused,
+    };
+    let room = match headers.get(TICKET_HEADER) {
+        None => None,
+        Some(value) => match value
+            .to_str()
+            .ok()
+            .and_then(|hex| mesh::hex::decode::<32>(hex.trim()))
+            .and_then(|ticket| state.chunks.ticket_room(&ticket))
+        {
+            Some(room) => Some(room),
+            None => {
+                return answer(
+                    StatusCode::PRECONDITION_FAILED,
+                    "The room ticket is unknown or expired; ask for a new one.",
+                )
+            }
+        },
+    };
+    let charge = Charge {
+        owner: owner_of_request(pass, address),
+        room,
+    };
     if let Err(retry) = state.access.limits.chunk_upload(address) {
         return too_many(retry);
     }
@@ -437,7 +722,7 @@ async fn upload(
         );
     };
     let chunks = state.chunks.clone();
-    match tokio::task::spawn_blocking(move || chunks.put_blocking(&id, &bytes)).await {
+    match tokio::task::spawn_blocking(move || chunks.put_blocking(&id, &bytes, &charge)).await {
         Ok(Ok(Stored::New)) => answer(StatusCode::CREATED, "stored"),
         Ok(Ok(Stored::Had)) => answer(StatusCode::OK, "stored already"),
         Ok(Err(error @ ChunkError::TooLarge { .. })) => {
@@ -446,7 +731,11 @@ async fn upload(
         Ok(Err(error @ ChunkError::WrongHash)) => {
             answer(StatusCode::BAD_REQUEST, error.to_string())
         }
-        Ok(Err(error @ ChunkError::Full { .. })) => {
+        Ok(Err(
+            error @ (ChunkError::Full { .. }
+            | ChunkError::RoomFull { .. }
+            | ChunkError::DeviceFull { .. }),
+        )) => {
             tracing::warn!(%error, "a piece of a file was refused");
             answer(StatusCode::INSUFFICIENT_STORAGE, error.to_string())
         }
@@ -551,6 +840,19 @@ async fn missing(State(state): State<AppState>, headers: HeaderMap, body: Body) 
 mod tests {
     use super::*;
 
+    const ANA: Charge = Charge {
+        owner: [1; 16],
+        room: None,
+    };
+
+    fn quotas(total: u64) -> FileQuotas {
+        FileQuotas {
+            total,
+            room: total,
+            device: total,
+        }
+    }
+
     fn chunk(fill: u8, len: usize) -> (ChunkId, Vec<u8>) {
         let bytes = vec![fill; len];
         (ChunkId::of(&bytes), bytes)
@@ -559,30 +861,108 @@ mod tests {
     #[test]
     fn a_chunk_is_stored_once_under_its_name_and_counted() {
         let dir = tempfile::tempdir().unwrap();
-        let store = ChunkStore::open(dir.path(), 1 << 20).unwrap();
+        let store = ChunkStore::open(dir.path(), quotas(1 << 20)).unwrap();
         let (id, bytes) = chunk(7, 1000);
         assert_eq!(store.missing(&[id]), vec![id]);
-        assert_eq!(store.put_blocking(&id, &bytes).unwrap(), Stored::New);
-        assert_eq!(store.put_blocking(&id, &bytes).unwrap(), Stored::Had);
+        assert_eq!(store.put_blocking(&id, &bytes, &ANA).unwrap(), Stored::New);
+        assert_eq!(store.put_blocking(&id, &bytes, &ANA).unwrap(), Stored::Had);
         assert_eq!(std::fs::read(store.path(&id)).unwrap(), bytes);
         assert!(store.missing(&[id]).is_empty());
         assert_eq!(store.used_bytes(), 1000);
         // Counted again after a restart; a write cut short by a crash is cleared away.
         let part = store.path(&id).with_extension("part");
         std::fs::write(&part, b"half").unwrap();
-        let again = ChunkStore::open(dir.path(), 1 << 20).unwrap();
+        let again = ChunkStore::open(dir.path(), quotas(1 << 20)).unwrap();
         assert_eq!(again.used_bytes(), 1000);
         assert!(!part.exists());
     }
 
     #[test]
+    fn rooms_and_devices_have_quotas_counted_again_after_a_restart_and_freed_by_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = FileQuotas {
+            total: 10_000,
+            room: 3_000,
+            device: 5_000,
+        };
+        let store = ChunkStore::open(dir.path(), limits).unwrap();
+        let north = RoomId([7; 16]);
+        let ana = Charge {
+            owner: [1; 16],
+            room: Some(north),
+        };
+        let ben = Charge {
+            owner: [2; 16],
+            room: Some(north),
+        };
+        let (a, a_bytes) = chunk(1, 2000);
+        let (b, b_bytes) = chunk(2, 2000);
+        store.put_blocking(&a, &a_bytes, &ana).unwrap();
+        // The room is full for everyone in it, whoever sends.
+        assert!(matches!(
+            store.put_blocking(&b, &b_bytes, &ben),
+            Err(ChunkError::RoomFull { .. })
+        ));
+        // Another room is not; a device's quota holds across rooms.
+        let south = Charge {
+            owner: [1; 16],
+            room: Some(RoomId([8; 16])),
+        };
+        store.put_blocking(&b, &b_bytes, &south).unwrap();
+        let (c, c_bytes) = chunk(3, 2000);
+        assert!(matches!(
+            store.put_blocking(&c, &c_bytes, &Charge { room: None, ..ana }),
+            Err(ChunkError::DeviceFull { .. })
+        ));
+        assert_eq!(store.charged(&north, &[1; 16]), (2000, 4000));
+        assert_eq!(store.used_bytes(), 4000);
+
+        // Counted again after a restart.
+        let again = ChunkStore::open(dir.path(), limits).unwrap();
+        assert_eq!(again.charged(&north, &[1; 16]), (2000, 4000));
+        assert_eq!(
+            again.used_bytes(),
+            4000,
+            "what says whom is charged is not a piece"
+        );
+        assert!(matches!(
+            again.put_blocking(&c, &c_bytes, &ben),
+            Err(ChunkError::RoomFull { .. })
+        ));
+
+        // The retention frees the room's and the device's share.
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(again.path(&a))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let cutoff = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        assert_eq!(again.forget_older_than_blocking(cutoff).unwrap(), (1, 2000));
+        assert_eq!(again.charged(&north, &[1; 16]), (0, 2000));
+        again.put_blocking(&c, &c_bytes, &ben).unwrap();
+    }
+
+    #[test]
+    fn tickets_name_their_room_and_unknown_ones_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ChunkStore::open(dir.path(), quotas(1000)).unwrap();
+        let room = RoomId([3; 16]);
+        let ticket = store.issue_ticket(room).unwrap();
+        assert_eq!(store.ticket_room(&ticket), Some(room));
+        assert_eq!(store.ticket_room(&[0; 32]), None);
+        assert_ne!(store.issue_ticket(room).unwrap(), ticket);
+    }
+
+    #[test]
     fn the_retention_deletes_old_chunks_and_frees_their_room() {
         let dir = tempfile::tempdir().unwrap();
-        let store = ChunkStore::open(dir.path(), 1 << 20).unwrap();
+        let store = ChunkStore::open(dir.path(), quotas(1 << 20)).unwrap();
         let (old, old_bytes) = chunk(1, 700);
         let (new, new_bytes) = chunk(2, 300);
-        store.put_blocking(&old, &old_bytes).unwrap();
-        store.put_blocking(&new, &new_bytes).unwrap();
+        store.put_blocking(&old, &old_bytes, &ANA).unwrap();
+        store.put_blocking(&new, &new_bytes, &ANA).unwrap();
         let day = std::time::Duration::from_secs(24 * 60 * 60);
         let now = std::time::SystemTime::now();
         std::fs::File::options()
@@ -602,27 +982,27 @@ mod tests {
     #[test]
     fn damaged_oversized_and_over_quota_chunks_are_refused_and_leave_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let store = ChunkStore::open(dir.path(), 3000).unwrap();
+        let store = ChunkStore::open(dir.path(), quotas(3000)).unwrap();
         let (id, mut bytes) = chunk(1, 2000);
         bytes[5] ^= 1;
         assert!(matches!(
-            store.put_blocking(&id, &bytes),
+            store.put_blocking(&id, &bytes, &ANA),
             Err(ChunkError::WrongHash)
         ));
         assert!(matches!(
-            store.put_blocking(&id, &bytes[..1999]),
+            store.put_blocking(&id, &bytes[..1999], &ANA),
             Err(ChunkError::WrongHash)
         ));
         let (big_id, big) = chunk(2, SEALED_CHUNK_BYTES + 1);
         assert!(matches!(
-            store.put_blocking(&big_id, &big),
+            store.put_blocking(&big_id, &big, &ANA),
             Err(ChunkError::TooLarge { .. })
         ));
         let (first, first_bytes) = chunk(3, 2000);
-        store.put_blocking(&first, &first_bytes).unwrap();
+        store.put_blocking(&first, &first_bytes, &ANA).unwrap();
         let (second, second_bytes) = chunk(4, 2000);
         assert!(matches!(
-            store.put_blocking(&second, &second_bytes),
+            store.put_blocking(&second, &second_bytes, &ANA),
             Err(ChunkError::Full { .. })
         ));
         assert_eq!(store.used_bytes(), 2000);

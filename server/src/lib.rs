@@ -78,8 +78,15 @@ impl AppState {
         data_dir: &Path,
     ) -> Result<(Self, watch::Sender<bool>), ServerError> {
         let store = Store::open(data_dir)?;
-        let chunks =
-            files::ChunkStore::open(data_dir, u64::from(config.files_quota_mb) * 1024 * 1024)?;
+        let mib = |mb: u32| u64::from(mb) * 1024 * 1024;
+        let chunks = files::ChunkStore::open(
+            data_dir,
+            files::FileQuotas {
+                total: mib(config.files_quota_mb),
+                room: mib(config.files_room_quota_mb),
+                device: mib(config.files_device_quota_mb),
+            },
+        )?;
         let site = Arc::new(match &config.site_root {
             Some(root) => Site::from_dir(root),
             None => Site::embedded(),

@@ -208,6 +208,18 @@ impl Session {
         );
     }
 
+    /// A ticket for uploading pieces of this room's files (they count towards its quota),
+    /// for a device that shows the room's key.
+    pub(super) async fn file_ticket(&mut self, room: RoomId, proof: RoomProof) {
+        if !self.proven(room, &proof).await {
+            return;
+        }
+        match self.state.chunks.issue_ticket(room) {
+            Some(ticket) => self.send(ServerFrame::FileTicket { room, ticket }).await,
+            None => tracing::error!("no randomness for a file ticket"),
+        }
+    }
+
     pub(super) fn leave(&mut self, room: RoomId) {
         if let Some(following) = self.rooms.remove(&room) {
             following.follower.abort();

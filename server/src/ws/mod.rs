@@ -336,6 +336,7 @@ impl Session {
             | ClientFrame::Leave { .. }
             | ClientFrame::History { .. }
             | ClientFrame::LendRadio { .. }
+            | ClientFrame::FileTicket { .. }
             | ClientFrame::StopLending => Some(("room requests", self.limits.room_request())),
             ClientFrame::RadioFrame { .. } => Some(("radio frames", self.limits.lent_frame())),
             _ => None,
@@ -359,6 +360,7 @@ impl Session {
                 proof,
             } => self.watch(room, read_seq, member, proof).await,
             ClientFrame::Leave { room } => self.leave(room),
+            ClientFrame::FileTicket { room, proof } => self.file_ticket(room, proof).await,
             ClientFrame::Publish(envelope) => self.publish(vec![envelope]).await,
             ClientFrame::History {
                 room,

@@ -239,6 +239,7 @@ impl Client {
                 | ServerFrame::Typing { .. }
                 | ServerFrame::Radio(_)
                 | ServerFrame::Camp { .. }
+                | ServerFrame::FileLimits { .. }
                 | ServerFrame::Relayed { .. } => continue,
                 frame => return frame,
             }
