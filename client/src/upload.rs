@@ -22,6 +22,9 @@ pub enum PieceAnswer {
     Retry(u32),
     /// This device must enter the join code first; then the upload asks again.
     NeedsCode,
+    /// The room ticket is unknown to the server (expired, or the server restarted): the
+    /// upload gets a new one and asks again.
+    NewTicket,
     /// The server will not take it as it is: the transfer stops until the person retries,
     /// with the server's reason.
     Failed(String),
@@ -39,6 +42,7 @@ impl PieceAnswer {
         match status {
             200 | 201 => Self::Stored,
             401 => Self::NeedsCode,
+            412 => Self::NewTicket,
             408 | 429 | 500 | 502 | 503 | 504 => Self::Retry(wait()),
             _ if text.trim().is_empty() => Self::Failed(format!("the server answered {status}")),
             _ => Self::Failed(text.trim().to_string()),
@@ -161,7 +165,7 @@ impl Upload {
                 self.state.insert(id, Piece::Missing);
                 Some(ms)
             }
-            PieceAnswer::NeedsCode => {
+            PieceAnswer::NeedsCode | PieceAnswer::NewTicket => {
                 self.state.insert(id, Piece::Unknown);
                 None
             }
@@ -307,6 +311,10 @@ mod tests {
             PieceAnswer::Retry(RETRY_AFTER_MS)
         );
         assert_eq!(PieceAnswer::of(401, None, ""), PieceAnswer::NeedsCode);
+        assert_eq!(
+            PieceAnswer::of(412, None, "expired"),
+            PieceAnswer::NewTicket
+        );
         assert_eq!(
             PieceAnswer::of(507, None, " full \n"),
             PieceAnswer::Failed("full".into())

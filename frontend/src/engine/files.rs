@@ -13,13 +13,14 @@ use std::rc::Rc;
 use app::{DraftFile, Transfer};
 use base64::Engine as _;
 use client::upload::{PieceAnswer, Step, Upload};
+use futures::channel::oneshot;
 use futures::stream::{FuturesUnordered, StreamExt};
 use js_sys::{Array, Object, Reflect, Uint8Array};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use mesh::body::{clean_file_name, Attachment, FileKind, TextBody, MAX_ATTACHMENTS};
 use mesh::file::{ChunkId, FileSealer, Manifest, DEFAULT_MAX_SEND_BYTES, MAX_FILE_BYTES};
-use mesh::MessageId;
+use mesh::{ClientFrame, Envelope, MessageId, RoomId};
 use wasm_bindgen::{JsCast, JsValue};
 
 use super::outbox::sealed;
@@ -27,6 +28,9 @@ use super::session::Writer;
 use super::{Coalesce, Engine};
 use crate::db::{Db, PieceRecord, PieceRef};
 use crate::{device, js};
+
+/// How long an upload waits for the server's room ticket.
+const TICKET_WAIT_MS: u32 = 10_000;
 
 /// Files fetched at once.
 const DOWNLOADS_AT_ONCE: usize = 3;
@@ -66,6 +70,10 @@ pub(super) struct Files {
     /// Downloads under way, and those waiting for their turn.
     downloading: Cell<usize>,
     waiting: RefCell<VecDeque<String>>,
+    /// Room tickets the server gave (uploads count towards their room's quota), and uploads
+    /// waiting for one.
+    tickets: RefCell<HashMap<RoomId, [u8; 32]>>,
+    ticket_waiters: RefCell<HashMap<RoomId, Vec<oneshot::Sender<()>>>>,
 }
 
 impl Files {
@@ -317,6 +325,45 @@ impl Files {
         });
     }
 
+    /// The server's answer to a ticket request.
+    pub(super) fn on_ticket(&self, room: RoomId, ticket: [u8; 32]) {
+        self.tickets.borrow_mut().insert(room, ticket);
+        for waiter in self
+            .ticket_waiters
+            .borrow_mut()
+            .remove(&room)
+            .unwrap_or_default()
+        {
+            let _ = waiter.send(());
+        }
+    }
+
+    /// A ticket for uploading `room`'s files: the one held, or a new one asked for with the
+    /// room's key. `None` when none came (offline, or this device lacks the key).
+    async fn ticket(&self, engine: &Rc<Engine>, db: &Db, room: RoomId) -> Option<[u8; 32]> {
+        if let Some(ticket) = self.tickets.borrow().get(&room) {
+            return Some(*ticket);
+        }
+        let record = db.room(&room.to_string()).await.ok().flatten()?;
+        let key = mesh::crypto::RoomKey::from_bytes(mesh::hex::decode::<32>(&record.key)?);
+        let (tx, rx) = oneshot::channel();
+        self.ticket_waiters
+            .borrow_mut()
+            .entry(room)
+            .or_default()
+            .push(tx);
+        let proof = key.prove(&engine.connection.challenge());
+        if !engine
+            .connection
+            .send(&ClientFrame::FileTicket { room, proof })
+        {
+            return None;
+        }
+        let timeout = Box::pin(pause(TICKET_WAIT_MS));
+        let _ = futures::future::select(rx, timeout).await;
+        self.tickets.borrow().get(&room).copied()
+    }
+
     /// Opens the share sheet with an opened file.
     pub(super) fn share(&self, engine: &Rc<Engine>, key: &str) {
         let Some(blob) = self.opened.borrow().get(key).cloned() else {
@@ -566,6 +613,14 @@ async fn read_slice(blob: &JsValue, start: u64, end: u64) -> Result<Vec<u8>, JsV
     Ok(Uint8Array::new(&buffer).to_vec())
 }
 
+/// What an upload shows the server: this device's pass (with a join code) and the room's
+/// ticket, both hex.
+#[derive(Clone, Default)]
+struct Pass {
+    token: Option<String>,
+    ticket: Option<String>,
+}
+
 /// An HTTP answer: status, `Retry-After` in seconds, body.
 struct Answer {
     status: u16,
@@ -578,7 +633,7 @@ async fn http(
     method: &str,
     url: &str,
     body: Option<Uint8Array>,
-    token: Option<&str>,
+    pass: &Pass,
 ) -> Result<Answer, JsValue> {
     let init = Object::new();
     Reflect::set(&init, &"method".into(), &method.into())?;
@@ -590,12 +645,15 @@ async fn http(
         Reflect::set(&init, &"body".into(), &body)?;
     }
     let headers = Object::new();
-    if let Some(token) = token {
+    if let Some(token) = &pass.token {
         Reflect::set(
             &headers,
             &"Authorization".into(),
             &format!("Bearer {token}").into(),
         )?;
+    }
+    if let Some(ticket) = &pass.ticket {
+        Reflect::set(&headers, &"FieldMesh-Room-Ticket".into(), &ticket.into())?;
     }
     Reflect::set(&init, &"headers".into(), &headers)?;
     let response = js::call_async(&js_sys::global(), "fetch", &[url.into(), init.into()]).await?;
@@ -646,7 +704,17 @@ async fn upload_pass(engine: &Rc<Engine>) {
             .iter()
             .filter_map(|p| Some((ChunkId(mesh::hex::decode::<32>(&p.id)?), p.size as u64)))
             .collect();
-        match upload(engine, &db, &entry.id, pieces, token.as_deref()).await {
+        let Ok(room) = Envelope::decode(&entry.envelope).map(|e| e.room) else {
+            continue;
+        };
+        let Some(ticket) = engine.files.ticket(engine, &db, room).await else {
+            return;
+        };
+        let pass = Pass {
+            token: token.clone(),
+            ticket: Some(mesh::hex::encode(&ticket)),
+        };
+        match upload(engine, &db, &entry.id, pieces, &pass).await {
             Uploaded::Done => {
                 if let Err(error) = db.uploaded(&entry.id).await {
                     engine.notice(format!("Could not note an upload: {}", error.0));
@@ -668,6 +736,11 @@ async fn upload_pass(engine: &Rc<Engine>) {
                 }
             }
             Uploaded::Later => return,
+            Uploaded::NewTicket => {
+                engine.files.tickets.borrow_mut().remove(&room);
+                retry_later(engine, 0);
+                return;
+            }
             Uploaded::Refused(reason) => {
                 set_transfer(engine, &entry.id, |t| {
                     t.running = false;
@@ -684,6 +757,8 @@ async fn upload_pass(engine: &Rc<Engine>) {
 
 enum Uploaded {
     Done,
+    /// The server does not know the room ticket (it restarted, or the ticket expired).
+    NewTicket,
     /// Cut off (offline, the server away, the join code wanted): the next pass resumes.
     Later,
     /// The server will not take a piece as it is.
@@ -698,7 +773,7 @@ async fn upload(
     db: &Db,
     message: &str,
     pieces: Vec<(ChunkId, u64)>,
-    token: Option<&str>,
+    pass: &Pass,
 ) -> Uploaded {
     let mut upload = Upload::new(pieces);
     let mut in_flight: FuturesUnordered<PieceFuture> = FuturesUnordered::new();
@@ -724,7 +799,7 @@ async fn upload(
                     "POST",
                     "/chunks/missing",
                     Some(Uint8Array::from(body.as_slice())),
-                    token,
+                    pass,
                 )
                 .await;
                 match answer {
@@ -750,6 +825,7 @@ async fn upload(
                                 retry_later(engine, ms);
                                 Uploaded::Later
                             }
+                            PieceAnswer::NewTicket => Uploaded::NewTicket,
                             _ => Uploaded::Later,
                         };
                     }
@@ -770,11 +846,11 @@ async fn upload(
                                     .into(),
                             ),
                         };
-                    let token = token.map(str::to_string);
+                    let pass = pass.clone();
                     in_flight.push(Box::pin(async move {
                         let url = format!("/chunks/{id}");
                         let body = Uint8Array::from(bytes.as_slice());
-                        (id, http("PUT", &url, Some(body), token.as_deref()).await)
+                        (id, http("PUT", &url, Some(body), &pass).await)
                     }));
                 }
             }
@@ -795,6 +871,10 @@ async fn upload(
                         if answer == PieceAnswer::NeedsCode {
                             show(&upload, false);
                             return Uploaded::Later;
+                        }
+                        if answer == PieceAnswer::NewTicket {
+                            show(&upload, false);
+                            return Uploaded::NewTicket;
                         }
                         if let Some(ms) = upload.on_answer(id, answer) {
                             pause(ms).await;
@@ -849,7 +929,7 @@ async fn download(
         let sealed = match db.piece(&name).await {
             Ok(Some(bytes)) => bytes,
             _ => {
-                let answer = http("GET", &format!("/chunks/{name}"), None, None)
+                let answer = http("GET", &format!("/chunks/{name}"), None, &Pass::default())
                     .await
                     .map_err(|_| {
                         "Could not fetch the file: the server is not reachable. Try again when it is."

@@ -326,6 +326,7 @@ impl Engine {
             ServerFrame::FileLimits { max_file_bytes } => {
                 self.files.on_limits(self, max_file_bytes)
             }
+            ServerFrame::FileTicket { room, ticket } => self.files.on_ticket(room, ticket),
         }
     }
 }
