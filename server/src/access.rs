@@ -115,6 +115,7 @@ pub struct Limits {
     public_by_address: DefaultKeyedRateLimiter<IpAddr>,
     bytes_by_device: DefaultKeyedRateLimiter<SenderId>,
     chunks_by_address: DefaultKeyedRateLimiter<IpAddr>,
+    chunks_by_device: DefaultKeyedRateLimiter<[u8; 16]>,
 }
 
 /// The key an address is limited under: IPv4 as is, IPv6 by its /64 (one device can hold a
@@ -185,6 +186,7 @@ impl Limits {
             public_by_device: RateLimiter::keyed(quota(PUBLIC_PER_DEVICE)),
             public_by_address: RateLimiter::keyed(per_address(PUBLIC_PER_ADDRESS)),
             chunks_by_address: RateLimiter::keyed(per_address(CHUNK_UPLOADS)),
+            chunks_by_device: RateLimiter::keyed(quota(CHUNK_UPLOADS)),
             bytes_by_device: RateLimiter::keyed(
                 Quota::with_period(Duration::from_secs(24 * 60 * 60) / DEVICE_BYTES_PER_DAY)
                     .expect("a day per byte allowance is non-zero")
@@ -223,8 +225,17 @@ impl Limits {
         check(&self.public_by_device, &device)
     }
 
-    /// A piece of a file uploaded from `address`.
-    pub fn chunk_upload(&self, address: IpAddr) -> Result<(), RetryAfter> {
+    /// A piece of a file uploaded from `address`, by `device` (a pass's hash) when the
+    /// server has a join code: limited per address (shared by the phones behind it) and per
+    /// device.
+    pub fn chunk_upload(
+        &self,
+        address: IpAddr,
+        device: Option<[u8; 16]>,
+    ) -> Result<(), RetryAfter> {
+        if let Some(device) = device {
+            check(&self.chunks_by_device, &device)?;
+        }
         check(&self.chunks_by_address, &network(address))
     }
 
@@ -252,6 +263,7 @@ impl Limits {
         self.publish_by_device.retain_recent();
         self.publish_by_address.retain_recent();
         self.chunks_by_address.retain_recent();
+        self.chunks_by_device.retain_recent();
     }
 }
 
@@ -406,6 +418,21 @@ impl Access {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_device_with_a_pass_has_its_own_upload_allowance_behind_a_shared_address() {
+        // Ten phones behind one address: the address may send ten phones' worth, one device
+        // only its own.
+        let limits = Limits::new(10);
+        let camp: IpAddr = "10.0.0.7".parse().unwrap();
+        let (ana, ben) = ([1; 16], [2; 16]);
+        let sent = (0..CHUNK_UPLOADS.0 + 10)
+            .take_while(|_| limits.chunk_upload(camp, Some(ana)).is_ok())
+            .count();
+        assert_eq!(sent, CHUNK_UPLOADS.0 as usize);
+        assert!(limits.chunk_upload(camp, Some(ben)).is_ok());
+        assert!(limits.chunk_upload(camp, None).is_ok());
+    }
 
     #[test]
     fn a_device_named_from_another_address_does_not_use_up_its_allowance() {

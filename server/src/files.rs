@@ -682,7 +682,8 @@ async fn upload(
         owner: owner_of_request(pass, address),
         room,
     };
-    if let Err(retry) = state.access.limits.chunk_upload(address) {
+    let device = pass.is_some().then_some(charge.owner);
+    if let Err(retry) = state.access.limits.chunk_upload(address, device) {
         return too_many(retry);
     }
     let Some(id) = parse_id(&name) else {
