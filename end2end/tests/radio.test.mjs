@@ -24,7 +24,8 @@ after(async () => {
   await sim?.dispose();
 });
 
-test('a photo sent at one camp is announced over the radio at the other, with where it is', async () => {
+/** Ana at camp A and Ben at camp B, in the Emergency room, both radios on. */
+async function oneAtEachCamp() {
   const ana = await ChatPage.open(await browser.newContext(), campA.url);
   await ana.join('Ana', 'Emergency');
   const ben = await ChatPage.open(await browser.newContext(), campB.url);
@@ -33,6 +34,11 @@ test('a photo sent at one camp is announced over the radio at the other, with wh
     await chat.waitOnline();
     await chat.byTestId('radio-status').getByText('📡 Radio on').waitFor();
   }
+  return [ana, ben];
+}
+
+test('a photo sent at one camp is announced over the radio at the other, with where it is', async () => {
+  const [ana, ben] = await oneAtEachCamp();
   const png = Buffer.from(await ana.page.evaluate(async () => {
     const canvas = new OffscreenCanvas(640, 480);
     canvas.getContext('2d').fillRect(0, 0, 320, 240);
@@ -52,14 +58,7 @@ test('a photo sent at one camp is announced over the radio at the other, with wh
 });
 
 test('a message crosses the radio to another camp, and the sender sees it relayed', async () => {
-  const ana = await ChatPage.open(await browser.newContext(), campA.url);
-  await ana.join('Ana', 'Emergency');
-  const ben = await ChatPage.open(await browser.newContext(), campB.url);
-  await ben.join('Ben', 'Emergency');
-  for (const chat of [ana, ben]) {
-    await chat.waitOnline();
-    await chat.byTestId('radio-status').getByText('📡 Radio on').waitFor();
-  }
+  const [ana, ben] = await oneAtEachCamp();
 
   await ana.send('Bridge out at km 12, use the north road');
   const atB = ben.messageWithText('Bridge out at km 12, use the north road');
