@@ -419,6 +419,8 @@ pub struct ChatState {
     pub preparing: RwSignal<Option<String>>,
     /// A voice note is being recorded: for how many seconds so far.
     pub recording: RwSignal<Option<u32>>,
+    /// A caption to put back in the composer: its files could not be sent.
+    pub caption_back: RwSignal<Option<String>>,
 }
 
 impl ChatState {
@@ -462,6 +464,7 @@ impl ChatState {
             transfers: RwSignal::new(HashMap::new()),
             preparing: RwSignal::new(None),
             recording: RwSignal::new(None),
+            caption_back: RwSignal::new(None),
         }
     }
 }

@@ -294,6 +294,17 @@ test('a file over the server\'s limit is refused at once; a damaged or missing p
     await ana.page.waitForFunction(() =>
       document.querySelector('[data-testid=notice]')?.textContent.includes('big.bin is 1.5 MB: this server takes files up to 1.0 MB.'));
     assert.equal(await ana.byTestId('draft').count(), 0);
+    // A "photo" the phone cannot draw is not sent as it is (it may say where it was taken);
+    // the caption comes back and the file stays attached.
+    await ana.byTestId('attach-photo').setInputFiles({ name: 'broken.jpg', mimeType: 'image/jpeg', buffer: documentBytes(5_000, 'broken') });
+    await ana.send('the broken photo');
+    await ana.page.waitForFunction(() =>
+      /broken\.jpg could not be made small on this phone .*so it was not sent/.test(document.querySelector('[data-testid=notice]')?.textContent ?? ''));
+    await ana.page.waitForFunction(() => document.querySelector('[data-testid=composer-input]').value === 'the broken photo');
+    assert.equal(await ana.byTestId('draft').count(), 1);
+    await ana.byTestId('draft-remove').click();
+    await ana.byTestId('composer-input').fill('');
+    assert.equal(await ana.texts().then((t) => t.length), 0, 'nothing was sent');
 
     const link = await ana.inviteLink();
     const ben = await ChatPage.acceptInvite(await browser.newContext(), link, 'Ben');

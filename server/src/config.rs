@@ -167,15 +167,16 @@ pub struct Config {
     )]
     pub files_device_quota_mb: u32,
 
-    /// Largest file (photo, document, voice note) a phone sends here, in megabytes. Phones
-    /// are told it and refuse larger files with a reason; the server cannot see a sealed
+    /// Largest file (photo, document, voice note) a phone sends here, in megabytes (at most
+    /// 100: a message names every piece of its files). Phones are told it and refuse larger
+    /// files with a reason; the server cannot see a sealed
     /// file's size, so `--files-quota-mb` is what bounds its disk.
     #[arg(
         long,
         env = "FIELDMESH_MAX_FILE_MB",
         value_name = "MB",
         default_value_t = 25,
-        value_parser = clap::value_parser!(u32).range(1..=1024)
+        value_parser = clap::value_parser!(u32).range(1..=100)
     )]
     pub max_file_mb: u32,
 

@@ -39,11 +39,11 @@ const UPLOADS_AT_ONCE: usize = 32;
 /// Uploads under way at once from one address (a phone sends one or two at a time); more are
 /// refused, so one address that drips its bodies cannot hold every turn.
 const UPLOADS_PER_ADDRESS: usize = 4;
-/// How long a room ticket is good for.
-const TICKET_LIFETIME: std::time::Duration = std::time::Duration::from_secs(60 * 60);
-/// Tickets kept at once (each 70 bytes or so); past it the expired ones go, and if none has,
-/// all (a phone whose ticket is gone asks again).
-const MAX_TICKETS: usize = 16_384;
+/// How long a room ticket is good for, in seconds.
+const TICKET_LIFETIME_S: u64 = 60 * 60;
+/// Pieces uploaded without a room ticket share one room's quota: leaving the ticket out
+/// does not get around it.
+const NO_ROOM: RoomId = RoomId([0; 16]);
 /// The header an upload names its room ticket in (hex).
 pub const TICKET_HEADER: &str = "fieldmesh-room-ticket";
 /// Suffix of the file beside a piece that says whom it is charged to.
@@ -80,6 +80,11 @@ pub struct Charge {
 }
 
 impl Charge {
+    /// The room quota it counts towards: its room's, or the one all ticketless pieces share.
+    fn bucket(&self) -> RoomId {
+        self.room.unwrap_or(NO_ROOM)
+    }
+
     fn encode(&self) -> [u8; 33] {
         let mut out = [0u8; 33];
         out[..16].copy_from_slice(&self.owner);
@@ -108,25 +113,21 @@ struct Usage {
 impl Usage {
     fn add(&mut self, charge: &Charge, len: u64) {
         *self.owners.entry(charge.owner).or_default() += len;
-        if let Some(room) = charge.room {
-            *self.rooms.entry(room).or_default() += len;
-        }
+        *self.rooms.entry(charge.bucket()).or_default() += len;
     }
 
     fn remove(&mut self, charge: &Charge, len: u64) {
-        if let Some(used) = self.owners.get_mut(&charge.owner) {
-            *used = used.saturating_sub(len);
-            if *used == 0 {
-                self.owners.remove(&charge.owner);
-            }
-        }
-        if let Some(room) = charge.room {
-            if let Some(used) = self.rooms.get_mut(&room) {
-                *used = used.saturating_sub(len);
-                if *used == 0 {
-                    self.rooms.remove(&room);
-                }
-            }
+        take(&mut self.owners, charge.owner, len);
+        take(&mut self.rooms, charge.bucket(), len);
+    }
+}
+
+/// `len` bytes less for `key` (forgotten at none).
+fn take<K: std::hash::Hash + Eq>(map: &mut std::collections::HashMap<K, u64>, key: K, len: u64) {
+    if let Some(used) = map.get_mut(&key) {
+        *used = used.saturating_sub(len);
+        if *used == 0 {
+            map.remove(&key);
         }
     }
 }
@@ -136,7 +137,9 @@ struct Inner {
     quota_bytes: u64,
     quotas: FileQuotas,
     usage: std::sync::Mutex<Usage>,
-    tickets: std::sync::Mutex<std::collections::HashMap<[u8; 32], (RoomId, std::time::Instant)>>,
+    /// Signs room tickets (a ticket is its room, its end and this key's tag: nothing to
+    /// keep); made at start, so a restart makes every ticket unknown.
+    ticket_key: [u8; 32],
     used_bytes: AtomicU64,
     uploads: tokio::sync::Semaphore,
     /// Uploads under way, by address (as access limits count them).
@@ -166,15 +169,6 @@ impl Drop for UnderWay<'_> {
 impl Inner {
     fn lock_usage(&self) -> std::sync::MutexGuard<'_, Usage> {
         self.usage
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn lock_tickets(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<[u8; 32], (RoomId, std::time::Instant)>>
-    {
-        self.tickets
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -255,6 +249,11 @@ impl ChunkStore {
     /// of a write cut short by a crash are removed.
     pub fn open(data_dir: &Path, quotas: FileQuotas) -> Result<Self, ServerError> {
         let quota_bytes = quotas.total;
+        let mut ticket_key = [0u8; 32];
+        getrandom::fill(&mut ticket_key).map_err(|error| ServerError::Io {
+            context: "no randomness for the room tickets' key".into(),
+            source: std::io::Error::other(error.to_string()),
+        })?;
         let dir = data_dir.join("chunks");
         std::fs::create_dir_all(&dir).map_err(|source| ServerError::Io {
             context: format!("cannot create {}", dir.display()),
@@ -266,7 +265,7 @@ impl ChunkStore {
                 quota_bytes,
                 quotas,
                 usage: Default::default(),
-                tickets: Default::default(),
+                ticket_key,
                 used_bytes: AtomicU64::new(0),
                 uploads: tokio::sync::Semaphore::new(UPLOADS_AT_ONCE),
                 under_way: Default::default(),
@@ -374,8 +373,13 @@ impl ChunkStore {
             if meta.modified()? >= cutoff {
                 continue;
             }
+            // Whom it was charged to is read first: an upload of the same piece right after
+            // writes its own charge beside it, which must stay.
+            let charge = std::fs::read(owner_path(&entry.path()))
+                .ok()
+                .and_then(|bytes| Charge::decode(&bytes));
             std::fs::remove_file(entry.path())?;
-            self.release_charge(&entry.path(), meta.len());
+            self.release_charge(&entry.path(), charge, meta.len());
             count += 1;
             bytes += meta.len();
             self.inner
@@ -385,39 +389,46 @@ impl ChunkStore {
         Ok((count, bytes))
     }
 
-    /// A piece of `len` bytes at `path` is gone: its charge goes too.
-    fn release_charge(&self, path: &Path, len: u64) {
-        let owner = owner_path(path);
-        if let Some(charge) = std::fs::read(&owner)
-            .ok()
-            .and_then(|bytes| Charge::decode(&bytes))
-        {
+    /// A piece of `len` bytes at `path`, charged as `charge` said, is gone: its charge goes
+    /// too (and the file that said it, unless the piece was stored again meanwhile).
+    fn release_charge(&self, path: &Path, charge: Option<Charge>, len: u64) {
+        if let Some(charge) = charge {
             self.inner.lock_usage().remove(&charge, len);
         }
-        let _ = std::fs::remove_file(owner);
-    }
-
-    /// A ticket for uploading pieces of `room`'s files (the caller checked the room's key).
-    pub fn issue_ticket(&self, room: RoomId) -> Option<[u8; 32]> {
-        let mut ticket = [0u8; 32];
-        getrandom::fill(&mut ticket).ok()?;
-        let now = std::time::Instant::now();
-        let mut tickets = self.inner.lock_tickets();
-        if tickets.len() >= MAX_TICKETS {
-            tickets.retain(|_, (_, until)| *until > now);
-            if tickets.len() >= MAX_TICKETS {
-                tickets.clear();
-            }
+        if !path.exists() {
+            let _ = std::fs::remove_file(owner_path(path));
         }
-        tickets.insert(ticket, (room, now + TICKET_LIFETIME));
-        Some(ticket)
     }
 
-    /// The room of a ticket, while it is good.
+    /// A ticket for uploading pieces of `room`'s files (the caller checked the room's key):
+    /// the room, when it ends, and a tag over both under this server's ticket key.
+    pub fn issue_ticket(&self, room: RoomId) -> [u8; 32] {
+        use hmac::Mac;
+        let until = unix_seconds().saturating_add(TICKET_LIFETIME_S) as u32;
+        let mut ticket = [0u8; 32];
+        ticket[..16].copy_from_slice(&room.0);
+        ticket[16..20].copy_from_slice(&until.to_be_bytes());
+        let tag = self.ticket_mac().chain_update(&ticket[..20]).finalize();
+        ticket[20..].copy_from_slice(&tag.into_bytes()[..12]);
+        ticket
+    }
+
+    /// The room of a ticket this server made, while it is good.
     pub fn ticket_room(&self, ticket: &[u8; 32]) -> Option<RoomId> {
-        let tickets = self.inner.lock_tickets();
-        let (room, until) = tickets.get(ticket)?;
-        (*until > std::time::Instant::now()).then_some(*room)
+        use hmac::Mac;
+        self.ticket_mac()
+            .chain_update(&ticket[..20])
+            .verify_truncated_left(&ticket[20..])
+            .ok()?;
+        let until = u32::from_be_bytes(ticket[16..20].try_into().ok()?);
+        let room = RoomId(ticket[..16].try_into().ok()?);
+        (u64::from(until) > unix_seconds()).then_some(room)
+    }
+
+    fn ticket_mac(&self) -> hmac::Hmac<sha2::Sha256> {
+        use hmac::Mac;
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.inner.ticket_key)
+            .expect("HMAC takes keys of any length")
     }
 
     /// Bytes stored for `room` and from `owner`.
@@ -512,16 +523,20 @@ impl ChunkStore {
                 quota_mb: quotas.device / (1024 * 1024),
             });
         }
-        if let Some(room) = charge.room {
-            if usage.rooms.get(&room).copied().unwrap_or(0) + len > quotas.room {
-                return Err(ChunkError::RoomFull {
-                    quota_mb: quotas.room / (1024 * 1024),
-                });
-            }
+        if usage.rooms.get(&charge.bucket()).copied().unwrap_or(0) + len > quotas.room {
+            return Err(ChunkError::RoomFull {
+                quota_mb: quotas.room / (1024 * 1024),
+            });
         }
         usage.add(charge, len);
         Ok(())
     }
+}
+
+fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The file that says whom the piece at `path` is charged to.
@@ -950,10 +965,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = ChunkStore::open(dir.path(), quotas(1000)).unwrap();
         let room = RoomId([3; 16]);
-        let ticket = store.issue_ticket(room).unwrap();
+        let ticket = store.issue_ticket(room);
         assert_eq!(store.ticket_room(&ticket), Some(room));
         assert_eq!(store.ticket_room(&[0; 32]), None);
-        assert_ne!(store.issue_ticket(room).unwrap(), ticket);
+        // Another room's name under this tag, or a later end, is refused.
+        let mut forged = ticket;
+        forged[0] ^= 1;
+        assert_eq!(store.ticket_room(&forged), None);
+        let mut longer = ticket;
+        longer[19] ^= 1;
+        assert_eq!(store.ticket_room(&longer), None);
+        // Another server's (or this one's before a restart) ticket is unknown.
+        let other = ChunkStore::open(dir.path(), quotas(1000)).unwrap();
+        assert_eq!(other.ticket_room(&ticket), None);
     }
 
     #[test]

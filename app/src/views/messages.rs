@@ -371,7 +371,14 @@ fn Drafts() -> impl IntoView {
                                 {draft.preview.map(|src| view! { <img src=src alt=""/> })}
                                 <span class="draft-name">{draft.name}</span>
                                 <span class="draft-size">{draft.size}</span>
-                                <button type="button" class="ghost small" aria-label=label data-testid="draft-remove" on:click=move |_| client.unattach(id)>"✕"</button>
+                                <button
+                                    type="button"
+                                    class="ghost small"
+                                    aria-label=label
+                                    data-testid="draft-remove"
+                                    disabled=move || state.preparing.with(Option::is_some)
+                                    on:click=move |_| client.unattach(id)
+                                >"✕"</button>
                             </div>
                         }
                     }
@@ -432,6 +439,15 @@ pub(super) fn Composer() -> impl IntoView {
     let input = NodeRef::<html::Textarea>::new();
 
     let has_files = move || !client.state.drafts.with(Vec::is_empty);
+    // Files that could not be sent give their caption back.
+    Effect::new(move |_| {
+        if let Some(text) = client.state.caption_back.get() {
+            client.state.caption_back.set(None);
+            if draft.with_untracked(|d| d.trim().is_empty()) {
+                draft.set(text);
+            }
+        }
+    });
     let send = move || {
         let text = draft.get_untracked();
         if text.trim().is_empty() && !has_files() {

@@ -29,6 +29,9 @@ use super::{Coalesce, Engine};
 use crate::db::{Db, PieceRecord, PieceRef};
 use crate::{device, js};
 
+/// When an upload could not go on (no answer, no ticket), the next try.
+const RETRY_MS: u32 = 5_000;
+
 /// How long an upload waits for the server's room ticket.
 const TICKET_WAIT_MS: u32 = 10_000;
 
@@ -224,7 +227,10 @@ impl Files {
                         engine.files.unattach(&engine, id);
                     }
                 }
-                Err(error) => engine.notice(error),
+                Err(error) => {
+                    engine.notice(error);
+                    engine.state.caption_back.set(Some(caption));
+                }
             }
         });
         Ok(())
@@ -466,26 +472,49 @@ async fn prepare_and_store(
     let db = engine
         .db()
         .ok_or("This browser cannot keep files on the device.")?;
-    let room = writer.1.room_hex.clone();
-    let mut attachments = Vec::new();
-    let mut pieces = Vec::new();
     let count = drafts.len();
+    let step = |what: &str, n: usize| {
+        engine
+            .state
+            .preparing
+            .set(Some(format!("{what} {} of {count}…", n + 1)))
+    };
+    // Everything is made ready and checked before anything is sealed and kept.
+    let max = engine.files.max_bytes();
+    let mut ready = Vec::with_capacity(count);
     for (n, draft) in drafts.iter().enumerate() {
-        let step = |what: &str| {
-            engine
-                .state
-                .preparing
-                .set(Some(format!("{what} {} of {count}…", n + 1)))
-        };
-        step("Preparing");
+        step("Preparing", n);
         let prepared = prepare(draft, size).await?;
-        let max = engine.files.max_bytes();
         if prepared.size > max {
             return Err(too_large(&prepared.name, prepared.size, max));
         }
-        step("Sealing");
-        let (manifest, refs) = seal_into_store(&db, &room, &prepared, max).await?;
-        pieces.extend(refs);
+        ready.push(prepared);
+    }
+    let body_bytes: usize = ready
+        .iter()
+        .map(|p| {
+            mesh::file::chunk_count(p.size) * 33 + p.thumbnail.len() + p.name.len() + PER_FILE_BYTES
+        })
+        .sum::<usize>()
+        + caption.len();
+    if body_bytes > mesh::MAX_BODY_BYTES {
+        return Err(
+            "These files are too many or too large for one message; send them in two or more."
+                .into(),
+        );
+    }
+    let room = writer.1.room_hex.clone();
+    let mut attachments = Vec::new();
+    let mut pieces = Vec::new();
+    for (n, prepared) in ready.into_iter().enumerate() {
+        step("Sealing", n);
+        let manifest = match seal_into_store(&db, &room, &prepared, max, &mut pieces).await {
+            Ok(manifest) => manifest,
+            Err(error) => {
+                forget_pieces(&db, &pieces).await;
+                return Err(error);
+            }
+        };
         attachments.push(Attachment {
             what: prepared.what,
             media_type: prepared.media_type,
@@ -494,15 +523,41 @@ async fn prepare_and_store(
             thumbnail: prepared.thumbnail,
         });
     }
+    let queued = queue(engine, &db, &writer, caption, attachments, &pieces).await;
+    if queued.is_err() {
+        // Kept for nothing: no message names them.
+        forget_pieces(&db, &pieces).await;
+    }
+    queued
+}
+
+/// Seals the message with its files and puts it in the outbox.
+async fn queue(
+    engine: &Rc<Engine>,
+    db: &Db,
+    writer: &Writer,
+    caption: &str,
+    attachments: Vec<Attachment>,
+    pieces: &[PieceRef],
+) -> Result<(), String> {
     let body = TextBody::with_files(&writer.0, caption, attachments)
         .map_err(|error| format!("Not sent: {error}."))?;
     let camp = engine.radio.camp();
-    let (record, envelope, radio) = sealed(&writer, &body, camp.as_deref())?;
+    let (record, envelope, radio) = sealed(writer, &body, camp.as_deref())?;
     engine
         .outbox
-        .store(engine, &db, record, envelope, radio, pieces)
+        .store(engine, db, record, envelope, radio, pieces.to_vec())
         .await
         .map_err(|()| "The message with files was not saved.".to_string())
+}
+
+/// Bytes a file's description takes in a message besides its piece names, thumbnail and name
+/// (key, size, kind, media type, lengths), with room to spare.
+const PER_FILE_BYTES: usize = 160;
+
+async fn forget_pieces(db: &Db, pieces: &[PieceRef]) {
+    let ids: Vec<String> = pieces.iter().map(|p| p.id.clone()).collect();
+    let _ = db.drop_pieces(&ids).await;
 }
 
 /// A picked file as it will be sent: a photo decoded and drawn again at the chosen size
@@ -542,8 +597,12 @@ async fn prepare(draft: &Draft, size: app::PhotoSize) -> Result<Prepared, String
                     thumbnail: photo.thumbnail,
                 });
             }
-            // Not a picture this browser can draw after all: it goes as a file.
-            Err(error) => leptos::logging::warn!("photo not made small: {error}"),
+            // Never sent as it is: the original may hold where it was taken.
+            Err(error) => {
+                return Err(format!(
+                    "{name} could not be made small on this phone ({error}), so it was not sent."
+                ))
+            }
         }
     }
     let valid = mesh::body::is_media_type(&media_type);
@@ -570,11 +629,11 @@ async fn seal_into_store(
     room: &str,
     prepared: &Prepared,
     max: u64,
-) -> Result<(Manifest, Vec<PieceRef>), String> {
+    refs: &mut Vec<PieceRef>,
+) -> Result<Manifest, String> {
     let sealer = FileSealer::new(device::random_bytes(), prepared.size, max)
         .map_err(|error| format!("{} cannot be sent: {error}.", prepared.name))?;
     let mut ids = Vec::with_capacity(sealer.chunk_count());
-    let mut refs = Vec::with_capacity(sealer.chunk_count());
     for index in 0..sealer.chunk_count() {
         let range = sealer.chunk_range(index);
         let plaintext = read_slice(&prepared.blob, range.start, range.end)
@@ -600,10 +659,9 @@ async fn seal_into_store(
         })?;
         ids.push(id);
     }
-    let manifest = sealer
+    sealer
         .manifest(ids)
-        .map_err(|error| format!("{} cannot be sent: {error}.", prepared.name))?;
-    Ok((manifest, refs))
+        .map_err(|error| format!("{} cannot be sent: {error}.", prepared.name))
 }
 
 /// `blob.slice(start, end).arrayBuffer()`, as bytes.
@@ -708,7 +766,10 @@ async fn upload_pass(engine: &Rc<Engine>) {
             continue;
         };
         let Some(ticket) = engine.files.ticket(engine, &db, room).await else {
-            return;
+            // No ticket now (the room gone from this device, or no answer): the others go
+            // on; this one is tried again later.
+            retry_later(engine, RETRY_MS);
+            continue;
         };
         let pass = Pass {
             token: token.clone(),
@@ -735,7 +796,10 @@ async fn upload_pass(engine: &Rc<Engine>) {
                     }
                 }
             }
-            Uploaded::Later => return,
+            Uploaded::Later => {
+                retry_later(engine, RETRY_MS);
+                return;
+            }
             Uploaded::NewTicket => {
                 engine.files.tickets.borrow_mut().remove(&room);
                 retry_later(engine, 0);

@@ -84,24 +84,26 @@ impl Outbox {
             Ok(outbox) => outbox,
             Err(error) => return engine.notice(format!("Could not read the outbox: {}", error.0)),
         };
-        let entries: Vec<(MessageId, Envelope, Vec<u8>, bool)> = outbox
+        let entries: Vec<(MessageId, Envelope, Vec<u8>, bool, bool)> = outbox
             .into_iter()
             .filter(|e| !e.failed)
-            // Its files are not all on the server yet: it goes once they are.
-            .filter(|e| e.pieces.is_empty())
             .filter_map(|e| match Envelope::decode(&e.envelope) {
-                Ok(envelope) => Some((envelope.id, envelope, e.radio, e.heard)),
+                Ok(envelope) => {
+                    Some((envelope.id, envelope, e.radio, e.heard, e.pieces.is_empty()))
+                }
                 Err(_) => {
                     leptos::logging::warn!("an outbox entry does not decode; leaving it");
                     None
                 }
             })
             .collect();
+        // Counted while they wait, whether for the server or for their files' upload.
         let waiting: Vec<MessageId> = entries.iter().map(|e| e.0).collect();
         let to_send = self.book.borrow_mut().plan(&waiting);
         self.show_progress(engine);
-        for (id, envelope, radio, heard) in entries {
-            if !to_send.contains(&id) {
+        for (id, envelope, radio, heard, uploaded) in entries {
+            // Its files are not all on the server yet: it goes once they are.
+            if !uploaded || !to_send.contains(&id) {
                 continue;
             }
             let room = envelope.room;

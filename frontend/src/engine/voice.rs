@@ -33,6 +33,8 @@ const BITS_PER_SECOND: u32 = 24_000;
 pub(super) struct Voice {
     /// The button is held (a release before the microphone opened stops at once).
     held: Cell<bool>,
+    /// The microphone is being opened: another press only holds the button again.
+    opening: Cell<bool>,
     recording: RefCell<Option<Recording>>,
 }
 
@@ -48,12 +50,15 @@ struct Recording {
 impl Voice {
     /// The record button went down.
     pub(super) fn start(&self, engine: &Rc<Engine>) {
-        if self.held.replace(true) || self.recording.borrow().is_some() {
+        if self.held.replace(true) || self.opening.get() || self.recording.borrow().is_some() {
             return;
         }
+        self.opening.set(true);
         let engine = Rc::clone(engine);
         spawn_local(async move {
-            match open().await {
+            let opened = open().await;
+            engine.voice.opening.set(false);
+            match opened {
                 Ok(recording) => {
                     let weak = Rc::downgrade(&engine);
                     let started = recording.started_ms;

@@ -214,10 +214,8 @@ impl Session {
         if !self.proven(room, &proof).await {
             return;
         }
-        match self.state.chunks.issue_ticket(room) {
-            Some(ticket) => self.send(ServerFrame::FileTicket { room, ticket }).await,
-            None => tracing::error!("no randomness for a file ticket"),
-        }
+        let ticket = self.state.chunks.issue_ticket(room);
+        self.send(ServerFrame::FileTicket { room, ticket }).await;
     }
 
     pub(super) fn leave(&mut self, room: RoomId) {
