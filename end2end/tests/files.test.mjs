@@ -1,7 +1,7 @@
 // Shared files' sealed pieces in the browser: uploaded to the real server by content name,
 // fetched back, and kept by the service worker so a piece once seen opens with no network
-// (the pieces are immutable: a name is its content). The app's attach button comes later;
-// the page's own fetch stands in for it here.
+// (the pieces are immutable: a name is its content). The page's own fetch stands in for the
+// app here; `attach.test.mjs` goes through the app's buttons.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { ChatPage, Server, launchBrowser } from '../support.mjs';
