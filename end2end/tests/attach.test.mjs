@@ -180,6 +180,15 @@ test('a server killed at half an upload gets the rest after its restart, and no 
     });
     const doc = documentBytes(8_000_000, 'restart');
     const pieces = Math.ceil(doc.length / (256 * 1024));
+    // A link of 4 MB/s up: the upload takes about two seconds, so the kill lands in it on a
+    // fast machine too.
+    const cdp = await ana.page.context().newCDPSession(ana.page);
+    await cdp.send('Network.emulateNetworkConditions', {
+      offline: false,
+      latency: 0,
+      downloadThroughput: -1,
+      uploadThroughput: 4_000_000,
+    });
     await ana.byTestId('attach-file').setInputFiles({ name: 'map.bin', mimeType: 'application/octet-stream', buffer: doc });
     await ana.send('the whole map');
     const mine = ana.messageWithText('the whole map');
