@@ -108,6 +108,11 @@ test('a photo and a file with a caption reach the other phone whole; the server 
   const sentPhoto = await blobBytes(ben.page, await img.getAttribute('src'));
   assert.equal(sentPhoto.subarray(8, 12).toString(), 'WEBP', 'Chromium makes WebP');
   assert.match(await message.getByTestId('file-label').first().textContent(), /^Photo, 1600 × 1200 · \d+ KB$/);
+  // A tap shows it whole, in a tab of its own.
+  const [tab] = await Promise.all([ben.page.context().waitForEvent('page'), img.click()]);
+  await tab.waitForLoadState();
+  assert.ok(tab.url().startsWith('blob:'), tab.url());
+  await tab.close();
 
   // The file waits for a tap, then opens whole, byte for byte.
   const file = message.getByTestId('file').filter({ has: ben.page.getByText('names.pdf · 600 KB') });

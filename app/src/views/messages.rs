@@ -274,14 +274,28 @@ fn MessageFile(file: ChatFile) -> impl IntoView {
     let picture = photo.then(|| {
         let alt = file.name.clone();
         view! {
-            <div class="picture" style=ratio.clone()>
+            // Once opened, a tap shows the photo whole, at its own size, in a tab of its own.
+            <a
+                class="picture"
+                style=ratio.clone()
+                data-testid="file-photo-link"
+                href=move || url().unwrap_or_default()
+                target="_blank"
+                rel="noopener"
+                aria-disabled=move || url().is_none().then_some("true")
+                on:click=move |event| {
+                    if url().is_none() {
+                        event.prevent_default();
+                    }
+                }
+            >
                 <img
                     data-testid="file-photo"
                     alt=alt
                     class:blurred=move || url().is_none()
                     src=move || url().or_else(|| thumbnail.clone()).unwrap_or_default()
                 />
-            </div>
+            </a>
         }
     });
     let media_type = file.media_type.clone();
