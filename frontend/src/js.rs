@@ -21,6 +21,23 @@ pub(crate) async fn call_async(
     JsFuture::from(promise).await
 }
 
+/// A JavaScript error's message (or the thrown string), if it has one.
+pub(crate) fn error_message(error: &JsValue) -> Option<String> {
+    Reflect::get(error, &"message".into())
+        .ok()
+        .and_then(|m| m.as_string())
+        .or_else(|| error.as_string())
+}
+
+/// `new File(parts, name, {type: media_type})`: bytes the page holds as a file it can show,
+/// play, save or share.
+pub(crate) fn new_file(parts: &Array, name: &str, media_type: &str) -> Result<JsValue, JsValue> {
+    let options = js_sys::Object::new();
+    Reflect::set(&options, &"type".into(), &media_type.into())?;
+    let class: Function = Reflect::get(&js_sys::global(), &"File".into())?.dyn_into()?;
+    Reflect::construct(&class, &Array::of3(parts, &name.into(), &options))
+}
+
 /// Calls `object.name(args…)` and lets its promise, if any, settle on its own: a refusal is
 /// not an error for the caller (and not an unhandled rejection).
 pub(crate) fn call_detached(object: &JsValue, name: &str, args: &[JsValue]) {

@@ -46,10 +46,7 @@ pub(crate) async fn shrink(file: &web_sys::File, longest: Option<u32>) -> Result
     let result = draw_photo(&bitmap, longest).await;
     let _ = js::call(&bitmap, "close", &[]);
     result.map_err(|error| {
-        Reflect::get(&error, &"message".into())
-            .ok()
-            .and_then(|m| m.as_string())
-            .unwrap_or_else(|| "the browser could not draw it".into())
+        js::error_message(&error).unwrap_or_else(|| "the browser could not draw it".into())
     })
 }
 

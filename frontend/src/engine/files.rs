@@ -21,7 +21,7 @@ use leptos::task::spawn_local;
 use mesh::body::{clean_file_name, Attachment, FileKind, TextBody, MAX_ATTACHMENTS};
 use mesh::file::{ChunkId, FileSealer, Manifest, DEFAULT_MAX_SEND_BYTES, MAX_FILE_BYTES};
 use mesh::{ClientFrame, Envelope, MessageId, RoomId};
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::JsValue;
 
 use super::outbox::sealed;
 use super::session::Writer;
@@ -445,11 +445,7 @@ fn revoke(url: Option<&str>) {
 }
 
 fn error_text(error: JsValue) -> String {
-    Reflect::get(&error, &"message".into())
-        .ok()
-        .and_then(|m| m.as_string())
-        .or_else(|| error.as_string())
-        .unwrap_or_else(|| "the browser refused".into())
+    js::error_message(&error).unwrap_or_else(|| "the browser refused".into())
 }
 
 /// One attached file, ready to seal: its bytes (a `Blob`), size, and description.
@@ -1023,12 +1019,7 @@ async fn download(
             set_transfer(engine, key, |t| t.done = done);
         }
     }
-    let options = Object::new();
-    let _ = Reflect::set(&options, &"type".into(), &file.media_type.as_str().into());
-    let class = Reflect::get(&js_sys::global(), &"File".into()).map_err(error_text)?;
-    let args = Array::of3(&parts, &file.name.as_str().into(), &options);
-    let made =
-        Reflect::construct(class.unchecked_ref::<js_sys::Function>(), &args).map_err(error_text)?;
+    let made = js::new_file(&parts, &file.name, &file.media_type).map_err(error_text)?;
     let url = object_url(&made).ok_or("The browser could not show the file.")?;
     Ok((made, url))
 }

@@ -125,9 +125,7 @@ impl Voice {
 async fn open() -> Result<Recording, String> {
     let global = js_sys::global();
     let fail = |error: JsValue| -> String {
-        Reflect::get(&error, &"message".into())
-            .ok()
-            .and_then(|m| m.as_string())
+        js::error_message(&error)
             .filter(|m| !m.is_empty())
             .unwrap_or_else(|| "this browser cannot record".into())
     };
@@ -211,14 +209,8 @@ async fn finish(recording: &Recording) -> Result<web_sys::File, String> {
         "audio/mp4" => "m4a",
         _ => "webm",
     };
-    let options = Object::new();
-    let _ = Reflect::set(&options, &"type".into(), &media_type.as_str().into());
-    let class = Reflect::get(&js_sys::global(), &"File".into()).map_err(|_| "no File")?;
     let name = format!("voice note.{extension}");
-    let file = Reflect::construct(
-        class.unchecked_ref::<js_sys::Function>(),
-        &Array::of3(&recording.parts, &name.into(), &options),
-    )
-    .map_err(|_| "the recording could not be kept".to_string())?;
+    let file = js::new_file(&recording.parts, &name, &media_type)
+        .map_err(|_| "the recording could not be kept".to_string())?;
     Ok(file.unchecked_into())
 }

@@ -23,11 +23,7 @@ pub(super) fn serial() -> Option<JsValue> {
 
 /// A JavaScript error as a sentence.
 pub(super) fn error_text(error: &JsValue) -> String {
-    Reflect::get(error, &"message".into())
-        .ok()
-        .and_then(|m| m.as_string())
-        .or_else(|| error.as_string())
-        .unwrap_or_else(|| "unknown error".into())
+    crate::js::error_message(error).unwrap_or_else(|| "unknown error".into())
 }
 
 /// The writing half of an open port: frames in the protocol's framing, queued in order by
