@@ -69,11 +69,21 @@ async function waitNotifications(chat) {
   throw new Error('no notification within 10 s');
 }
 
+/**
+ * Closes the notifications shown, and waits until the browser has forgotten them: `close()`
+ * returns before Chrome deletes its record, and a record is named by its tag (the room), so a
+ * close still under way could take the room's next notification with it.
+ */
 async function closeNotifications(chat) {
   await chat.page.evaluate(async () => {
     const registration = await navigator.serviceWorker.ready;
     for (const n of await registration.getNotifications()) n.close();
   });
+  for (let tries = 0; tries < 100; tries++) {
+    if ((await notifications(chat)).length === 0) return;
+    await chat.page.waitForTimeout(100);
+  }
+  throw new Error('notifications still shown 10 s after closing them');
 }
 
 /** Makes the page believe it is out of sight (another app in front), or back in sight. */
