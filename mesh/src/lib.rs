@@ -14,6 +14,7 @@ pub mod crypto;
 pub mod envelope;
 mod error;
 pub mod file;
+pub mod geo;
 pub mod hex;
 pub mod presence;
 pub mod radio;
