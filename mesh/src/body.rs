@@ -3,12 +3,16 @@
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{decode_versioned, encode_versioned};
+use crate::geo::Position;
 use crate::{DecodeError, EncodeError, MAX_BODY_BYTES};
 
 /// Format version of an encoded [`TextBody`] without attachments (what every build reads).
 pub const TEXT_BODY_VERSION: u8 = 1;
 /// Format version of an encoded [`TextBody`] with attachments.
 pub const FILES_BODY_VERSION: u8 = 2;
+/// Format version of an encoded [`TextBody`] with a position or a [`Signal`] (and perhaps
+/// files): what builds before locations cannot read, so it is used only then.
+pub const PLACE_BODY_VERSION: u8 = 3;
 /// Most files one message carries (more go in further messages).
 pub const MAX_ATTACHMENTS: usize = 10;
 /// Largest thumbnail inside a message: ten of them fit a message with room to spare.
@@ -52,6 +56,35 @@ pub struct TextBody {
     pub text: String,
     /// Files sent with it (photos, voice notes, documents), in order.
     pub attachments: Vec<Attachment>,
+    /// Where the author was when they sent it, when they chose to say.
+    pub position: Option<Position>,
+    /// What the message does beyond its text: an SOS, its end or answer, a live position.
+    pub signal: Option<Signal>,
+}
+
+/// What a message does beyond its text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Signal {
+    /// A call for help: everyone who receives it is alerted until the author is safe or
+    /// someone is on their way.
+    Sos,
+    /// The author's SOS (named by the first six bytes of its id, as the radio names it) is
+    /// over: they are safe.
+    Safe {
+        /// The SOS.
+        of: [u8; 6],
+    },
+    /// The author is on their way to the SOS named.
+    Coming {
+        /// The SOS.
+        of: [u8; 6],
+    },
+    /// The author's position, shared live until `until_s` (Unix seconds; 0: sharing
+    /// stopped). Not a message people read: it moves the author on the room's map.
+    Live {
+        /// When sharing ends.
+        until_s: u32,
+    },
 }
 
 /// The first body format: text alone.
@@ -67,6 +100,16 @@ struct WithFiles {
     author: String,
     text: String,
     attachments: Vec<Attachment>,
+}
+
+/// The third: text, files, a position and a signal.
+#[derive(Serialize, Deserialize)]
+struct WithPlace {
+    author: String,
+    text: String,
+    attachments: Vec<Attachment>,
+    position: Option<Position>,
+    signal: Option<Signal>,
 }
 
 /// A file sent with a message: what it is, and how to fetch, check and open it. It travels
@@ -264,7 +307,41 @@ impl TextBody {
             author,
             text: text.to_owned(),
             attachments: Vec::new(),
+            position: None,
+            signal: None,
         })
+    }
+
+    /// A body that is only a position or a signal (an SOS may say nothing more; a live
+    /// position never does), with an optional text.
+    pub fn place(
+        author: &str,
+        text: &str,
+        position: Option<Position>,
+        signal: Option<Signal>,
+    ) -> Result<Self, TextError> {
+        let author = clean_display_name(author).ok_or(TextError::BadName)?;
+        let text = text.trim();
+        let chars = text.chars().count();
+        if chars > MAX_TEXT_CHARS {
+            return Err(TextError::TooLong(chars));
+        }
+        if chars == 0 && position.is_none() && signal.is_none() {
+            return Err(TextError::Empty);
+        }
+        Ok(Self {
+            author,
+            text: text.to_owned(),
+            attachments: Vec::new(),
+            position,
+            signal,
+        })
+    }
+
+    /// The same body, saying where the author is.
+    pub fn at(mut self, position: Option<Position>) -> Self {
+        self.position = position;
+        self
     }
 
     /// Makes a body of files with a caption (which may be empty).
@@ -293,12 +370,24 @@ impl TextBody {
             author,
             text: text.to_owned(),
             attachments,
+            position: None,
+            signal: None,
         })
     }
 
-    /// Encodes the body as the bytes of an envelope: the first format when there are no
-    /// files, so every build reads it.
+    /// Encodes the body as the bytes of an envelope, in the oldest format that holds it (the
+    /// first when there is only text), so every build that can show it reads it.
     pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
+        if self.position.is_some() || self.signal.is_some() {
+            let body = WithPlace {
+                author: self.author.clone(),
+                text: self.text.clone(),
+                attachments: self.attachments.clone(),
+                position: self.position,
+                signal: self.signal,
+            };
+            return encode_versioned(PLACE_BODY_VERSION, &body, MAX_BODY_BYTES);
+        }
         if self.attachments.is_empty() {
             let body = TextOnly {
                 author: self.author.clone(),
@@ -315,33 +404,58 @@ impl TextBody {
     }
 
     /// Decodes a body made by [`TextBody::encode`]. Files are checked against the limits
-    /// before anything of them is used.
+    /// before anything of them is used, and a position is in range.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        if bytes.first() == Some(&FILES_BODY_VERSION) {
-            let body: WithFiles = decode_versioned(FILES_BODY_VERSION, bytes, MAX_BODY_BYTES)?;
-            if body.attachments.is_empty() || body.attachments.len() > MAX_ATTACHMENTS {
-                return Err(DecodeError::Malformed(
-                    "a files message with no or too many files",
-                ));
+        let checked = |attachments: Vec<Attachment>| -> Result<Vec<Attachment>, DecodeError> {
+            if attachments.len() > MAX_ATTACHMENTS {
+                return Err(DecodeError::Malformed("a message with too many files"));
             }
-            let attachments = body
-                .attachments
+            attachments
                 .into_iter()
                 .map(Attachment::check)
                 .collect::<Result<_, _>>()
-                .map_err(|_| DecodeError::Malformed("a file's description breaks a limit"))?;
-            return Ok(Self {
-                author: body.author,
-                text: body.text,
-                attachments,
-            });
+                .map_err(|_| DecodeError::Malformed("a file's description breaks a limit"))
+        };
+        match bytes.first() {
+            Some(&PLACE_BODY_VERSION) => {
+                let body: WithPlace = decode_versioned(PLACE_BODY_VERSION, bytes, MAX_BODY_BYTES)?;
+                if body.position.is_none() && body.signal.is_none() {
+                    return Err(DecodeError::Malformed(
+                        "a place message with no position and no signal",
+                    ));
+                }
+                Ok(Self {
+                    author: body.author,
+                    text: body.text,
+                    attachments: checked(body.attachments)?,
+                    position: body.position,
+                    signal: body.signal,
+                })
+            }
+            Some(&FILES_BODY_VERSION) => {
+                let body: WithFiles = decode_versioned(FILES_BODY_VERSION, bytes, MAX_BODY_BYTES)?;
+                if body.attachments.is_empty() {
+                    return Err(DecodeError::Malformed("a files message with no files"));
+                }
+                Ok(Self {
+                    author: body.author,
+                    text: body.text,
+                    attachments: checked(body.attachments)?,
+                    position: None,
+                    signal: None,
+                })
+            }
+            _ => {
+                let body: TextOnly = decode_versioned(TEXT_BODY_VERSION, bytes, MAX_BODY_BYTES)?;
+                Ok(Self {
+                    author: body.author,
+                    text: body.text,
+                    attachments: Vec::new(),
+                    position: None,
+                    signal: None,
+                })
+            }
         }
-        let body: TextOnly = decode_versioned(TEXT_BODY_VERSION, bytes, MAX_BODY_BYTES)?;
-        Ok(Self {
-            author: body.author,
-            text: body.text,
-            attachments: Vec::new(),
-        })
     }
 }
 
@@ -627,6 +741,72 @@ mod tests {
             TextBody::decode(&empty),
             Err(DecodeError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn a_position_and_a_signal_round_trip_in_the_third_format_and_only_then() {
+        let here = Position::new(-33.856_784, 151.215_297, 8.0).unwrap();
+        let text = TextBody::new("Ana", "at the bridge").unwrap();
+        assert_eq!(text.encode().unwrap()[0], TEXT_BODY_VERSION);
+        let placed = text.clone().at(Some(here));
+        let bytes = placed.encode().unwrap();
+        assert_eq!(bytes[0], PLACE_BODY_VERSION);
+        assert_eq!(TextBody::decode(&bytes).unwrap(), placed);
+        // What the position adds to the body: its ten bytes at most, and the flag bytes.
+        let added = bytes.len() - text.encode().unwrap().len();
+        assert!(added <= crate::geo::POSITION_BYTES + 4, "{added} bytes");
+
+        let sos = TextBody::place("Ana", "", Some(here), Some(Signal::Sos)).unwrap();
+        assert_eq!(TextBody::decode(&sos.encode().unwrap()).unwrap(), sos);
+        let safe = TextBody::place("Ana", "", None, Some(Signal::Safe { of: [3; 6] })).unwrap();
+        assert_eq!(TextBody::decode(&safe.encode().unwrap()).unwrap(), safe);
+        let live =
+            TextBody::place("Ana", "", Some(here), Some(Signal::Live { until_s: 9 })).unwrap();
+        assert_eq!(TextBody::decode(&live.encode().unwrap()).unwrap(), live);
+        assert_eq!(
+            TextBody::place("Ana", " ", None, None),
+            Err(TextError::Empty)
+        );
+
+        // A third-format body that says nothing of a place is not one.
+        let empty = WithPlace {
+            author: "Ana".into(),
+            text: "hi".into(),
+            attachments: Vec::new(),
+            position: None,
+            signal: None,
+        };
+        let bytes = encode_versioned(PLACE_BODY_VERSION, &empty, MAX_BODY_BYTES).unwrap();
+        assert!(TextBody::decode(&bytes).is_err());
+        // A position out of range does not decode (north of the pole).
+        #[derive(Serialize)]
+        struct Raw {
+            lat_e7: i32,
+            lon_e7: i32,
+            accuracy_m: u16,
+        }
+        #[derive(Serialize)]
+        struct RawPlace {
+            author: String,
+            text: String,
+            attachments: Vec<Attachment>,
+            position: Option<Raw>,
+            signal: Option<Signal>,
+        }
+        let north_of_the_pole = RawPlace {
+            author: "Ana".into(),
+            text: "".into(),
+            attachments: Vec::new(),
+            position: Some(Raw {
+                lat_e7: 900_000_001,
+                lon_e7: 0,
+                accuracy_m: 1,
+            }),
+            signal: None,
+        };
+        let bytes =
+            encode_versioned(PLACE_BODY_VERSION, &north_of_the_pole, MAX_BODY_BYTES).unwrap();
+        assert!(TextBody::decode(&bytes).is_err());
     }
 
     #[test]

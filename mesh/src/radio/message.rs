@@ -10,8 +10,10 @@ use super::{
 };
 use sha2::{Digest, Sha256};
 
+use crate::body::Signal;
 use crate::crypto::{RoomKey, NONCE_BYTES, TAG_BYTES};
 use crate::envelope::{Kind, MessageId, RoomId, SenderId, Signature};
+use crate::geo::{Position, POSITION_BYTES};
 use crate::Envelope;
 
 const RADIO_KEY_INFO: &[u8] = b"fieldmesh/radio-key/v1";
@@ -20,6 +22,17 @@ const RECEIPT_ID_DOMAIN: &[u8] = b"fieldmesh/radio-receipt-id/v1\0";
 const ENVELOPE_ID_DOMAIN: &[u8] = b"fieldmesh/radio-envelope-id/v2\0";
 /// Set in the first sealed byte (beside the name's length) of a receipt.
 const RECEIPT_FLAG: u8 = 0x80;
+/// Set in the first sealed byte when a position (ten bytes) follows the name.
+const POSITION_FLAG: u8 = 0x40;
+/// Set in the first sealed byte when a signal (a kind byte and its data) follows the name
+/// (and the position).
+const SIGNAL_FLAG: u8 = 0x20;
+/// The name's length, below the flags.
+const NAME_MASK: u8 = 0x1f;
+const SOS: u8 = 1;
+const SAFE: u8 = 2;
+const COMING: u8 = 3;
+const LIVE: u8 = 4;
 
 /// A whole message as the radio carries it: who it is, and its payload (send time, then the
 /// sealed name and text).
@@ -43,6 +56,10 @@ pub struct RadioText {
     /// For a receipt: the radio id of the message it confirms (then `author` is the camp
     /// that has it, and `text` is empty).
     pub receipt_for: Option<[u8; 6]>,
+    /// Where the author was, when they said.
+    pub position: Option<Position>,
+    /// An SOS, its end or answer, or a live position.
+    pub signal: Option<Signal>,
 }
 
 fn nonce(key: &MessageKey, sent_at_s: u32) -> [u8; NONCE_BYTES] {
@@ -76,10 +93,49 @@ impl RadioMessage {
     /// Seals `author` and `text` for `key`'s room under the envelope id `id` (the same message
     /// the sender stores and publishes, so the radio copy is known by the same id).
     pub fn seal(key: &RoomKey, id: MessageId, sent_at_s: u32, author: &str, text: &str) -> Self {
+        Self::seal_placed(key, id, sent_at_s, author, text, None, None)
+    }
+
+    /// Seals a message with a position (ten bytes more) and a signal (one to seven bytes).
+    pub fn seal_placed(
+        key: &RoomKey,
+        id: MessageId,
+        sent_at_s: u32,
+        author: &str,
+        text: &str,
+        position: Option<Position>,
+        signal: Option<Signal>,
+    ) -> Self {
         let author = radio_name(author);
-        let mut plaintext = Vec::with_capacity(1 + author.len() + text.len());
-        plaintext.push(author.len() as u8);
+        let mut plaintext = Vec::with_capacity(1 + author.len() + 17 + text.len());
+        let mut first = author.len() as u8;
+        if position.is_some() {
+            first |= POSITION_FLAG;
+        }
+        if signal.is_some() {
+            first |= SIGNAL_FLAG;
+        }
+        plaintext.push(first);
         plaintext.extend_from_slice(author.as_bytes());
+        if let Some(position) = position {
+            plaintext.extend_from_slice(&position.to_bytes());
+        }
+        match signal {
+            None => {}
+            Some(Signal::Sos) => plaintext.push(SOS),
+            Some(Signal::Safe { of }) => {
+                plaintext.push(SAFE);
+                plaintext.extend_from_slice(&of);
+            }
+            Some(Signal::Coming { of }) => {
+                plaintext.push(COMING);
+                plaintext.extend_from_slice(&of);
+            }
+            Some(Signal::Live { until_s }) => {
+                plaintext.push(LIVE);
+                plaintext.extend_from_slice(&until_s.to_be_bytes());
+            }
+        }
         plaintext.extend_from_slice(text.as_bytes());
         Self::seal_plaintext(
             key,
@@ -160,16 +216,25 @@ impl RadioMessage {
                 },
             )
             .map_err(|_| RadioError::Undecryptable)?;
+        RadioText::from_plaintext(&plaintext, sent_at_s)
+    }
+}
+
+impl RadioText {
+    /// Reads what a radio message says once opened: `plaintext` as sealed by
+    /// [`RadioMessage::seal_placed`] or [`RadioMessage::seal_receipt`]. A length or flag that
+    /// does not match its bytes is [`RadioError::Malformed`].
+    pub fn from_plaintext(plaintext: &[u8], sent_at_s: u32) -> Result<Self, RadioError> {
         let (&first, rest) = plaintext.split_first().ok_or(RadioError::Undecryptable)?;
-        let name_len = usize::from(first & !RECEIPT_FLAG);
+        let name_len = usize::from(first & NAME_MASK);
         if name_len > rest.len().min(MAX_RADIO_NAME_BYTES) {
             return Err(RadioError::Malformed("author name length"));
         }
-        let (author, text) = rest.split_at(name_len);
+        let (author, mut rest) = rest.split_at(name_len);
         let author = String::from_utf8(author.to_vec())
             .map_err(|_| RadioError::Malformed("author name is not UTF-8"))?;
         if first & RECEIPT_FLAG != 0 {
-            let of: [u8; 6] = text
+            let of: [u8; 6] = rest
                 .try_into()
                 .map_err(|_| RadioError::Malformed("receipt of another length"))?;
             return Ok(RadioText {
@@ -177,17 +242,61 @@ impl RadioMessage {
                 text: String::new(),
                 sent_at_s,
                 receipt_for: Some(of),
+                position: None,
+                signal: None,
             });
         }
+        let mut take = |n: usize, what: &'static str| -> Result<&[u8], RadioError> {
+            if rest.len() < n {
+                return Err(RadioError::Malformed(what));
+            }
+            let (taken, left) = rest.split_at(n);
+            rest = left;
+            Ok(taken)
+        };
+        let position = if first & POSITION_FLAG != 0 {
+            let bytes = take(POSITION_BYTES, "position cut short")?;
+            Some(
+                Position::from_bytes(bytes)
+                    .map_err(|_| RadioError::Malformed("position out of range"))?,
+            )
+        } else {
+            None
+        };
+        let signal = if first & SIGNAL_FLAG != 0 {
+            let kind = take(1, "signal cut short")?[0];
+            let six = |bytes: &[u8]| -> [u8; 6] { bytes.try_into().expect("six bytes") };
+            Some(match kind {
+                SOS => Signal::Sos,
+                SAFE => Signal::Safe {
+                    of: six(take(6, "signal cut short")?),
+                },
+                COMING => Signal::Coming {
+                    of: six(take(6, "signal cut short")?),
+                },
+                LIVE => Signal::Live {
+                    until_s: u32::from_be_bytes(
+                        take(4, "signal cut short")?.try_into().expect("four bytes"),
+                    ),
+                },
+                _ => return Err(RadioError::Malformed("unknown signal")),
+            })
+        } else {
+            None
+        };
         Ok(RadioText {
             author,
-            text: String::from_utf8(text.to_vec())
+            text: String::from_utf8(rest.to_vec())
                 .map_err(|_| RadioError::Malformed("text is not UTF-8"))?,
             sent_at_s,
             receipt_for: None,
+            position,
+            signal,
         })
     }
+}
 
+impl RadioMessage {
     /// Whether the message fits in the most frames a message may have, at `frame_bytes`.
     pub fn fits(&self, frame_bytes: usize) -> bool {
         !self.payload.is_empty() && self.frame_count(frame_bytes) <= MAX_FRAGMENTS
@@ -314,6 +423,88 @@ mod tests {
         let mut moved = message.clone();
         moved.key.id[0] ^= 1;
         assert!(moved.open(&key()).is_err());
+    }
+
+    #[test]
+    fn a_position_adds_ten_bytes_and_a_signal_one_to_seven() {
+        let here = Position::new(-54.8, -68.3, 9.0).unwrap();
+        let plain = RadioMessage::seal(&key(), MessageId([6; 16]), 5, "Ana", "at the pier");
+        let placed = RadioMessage::seal_placed(
+            &key(),
+            MessageId([6; 16]),
+            5,
+            "Ana",
+            "at the pier",
+            Some(here),
+            None,
+        );
+        assert_eq!(placed.payload.len() - plain.payload.len(), POSITION_BYTES);
+        let opened = placed.open(&key()).unwrap();
+        assert_eq!(
+            (opened.text.as_str(), opened.position),
+            ("at the pier", Some(here))
+        );
+        assert_eq!(opened.signal, None);
+        assert_eq!(plain.open(&key()).unwrap().position, None);
+        for (signal, bytes) in [
+            (Signal::Sos, 1),
+            (
+                Signal::Safe {
+                    of: [1, 2, 3, 4, 5, 6],
+                },
+                7,
+            ),
+            (Signal::Coming { of: [9; 6] }, 7),
+            (
+                Signal::Live {
+                    until_s: 1_900_000_000,
+                },
+                5,
+            ),
+        ] {
+            let sealed = RadioMessage::seal_placed(
+                &key(),
+                MessageId([7; 16]),
+                5,
+                "Ana",
+                "",
+                Some(here),
+                Some(signal),
+            );
+            let opened = sealed.open(&key()).unwrap();
+            assert_eq!(opened.signal, Some(signal));
+            assert_eq!(opened.position, Some(here));
+            assert_eq!(opened.text, "");
+            let bare = RadioMessage::seal(&key(), MessageId([7; 16]), 5, "Ana", "");
+            assert_eq!(
+                sealed.payload.len() - bare.payload.len(),
+                POSITION_BYTES + bytes
+            );
+        }
+        // A flag with its bytes missing, or a position beyond the pole, is refused.
+        for plaintext in [
+            vec![POSITION_FLAG | 1, b'A', 0, 0],
+            vec![SIGNAL_FLAG | 1, b'A'],
+            vec![SIGNAL_FLAG | 1, b'A', SAFE, 1, 2],
+            vec![SIGNAL_FLAG | 1, b'A', 99],
+            [
+                vec![POSITION_FLAG | 1, b'A'],
+                900_000_001i32.to_be_bytes().to_vec(),
+                vec![0; 6],
+            ]
+            .concat(),
+        ] {
+            let bad = RadioMessage::seal_plaintext(
+                &key(),
+                MessageKey::of(key().room_id(), MessageId([8; 16])),
+                5,
+                &plaintext,
+            );
+            assert!(
+                matches!(bad.open(&key()), Err(RadioError::Malformed(_))),
+                "{plaintext:?}"
+            );
+        }
     }
 
     #[test]
