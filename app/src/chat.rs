@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use leptos::prelude::*;
-use mesh::body::FileKind;
+use mesh::body::{FileKind, Signal};
+use mesh::geo::Position;
 use mesh::serial::Protocol;
 
 /// Whether the page can reach its server right now.
@@ -139,6 +140,10 @@ pub struct ChatMessage {
     pub delivered_to: Vec<String>,
     /// Files sent with it (photos, voice notes, documents), in order.
     pub files: Vec<ChatFile>,
+    /// Where the author was when they sent it, when they said.
+    pub position: Option<Position>,
+    /// An SOS, its end or answer.
+    pub signal: Option<Signal>,
 }
 
 /// A file sent with a message, as the room shows it. Its bytes are fetched and opened on
@@ -421,6 +426,11 @@ pub struct ChatState {
     pub recording: RwSignal<Option<u32>>,
     /// A caption to put back in the composer: its files could not be sent.
     pub caption_back: RwSignal<Option<String>>,
+    /// The person chose to send their position with their messages (the phone's GPS is
+    /// watched while this is on, and only then).
+    pub attach_place: RwSignal<bool>,
+    /// This phone's latest position and when it was taken (ms), while it is watched.
+    pub my_position: RwSignal<Option<(Position, u64)>>,
 }
 
 impl ChatState {
@@ -465,6 +475,8 @@ impl ChatState {
             preparing: RwSignal::new(None),
             recording: RwSignal::new(None),
             caption_back: RwSignal::new(None),
+            attach_place: RwSignal::new(false),
+            my_position: RwSignal::new(None),
         }
     }
 }
@@ -533,6 +545,9 @@ pub trait ChatActions {
     fn share_file(&self, key: &str);
     /// Starts recording a voice note (the button is held down), or stops and attaches it.
     fn record_voice(&self, start: bool);
+    /// Sends this device's position with its messages from now on (asking the phone for it),
+    /// or no longer.
+    fn attach_place(&self, on: bool);
 }
 
 /// Handle the views use: the state and the actions. Cheap to copy.
@@ -704,6 +719,11 @@ impl ChatClient {
     /// See [`ChatActions::record_voice`].
     pub fn record_voice(&self, start: bool) {
         self.with_actions(|a| a.record_voice(start));
+    }
+
+    /// See [`ChatActions::attach_place`].
+    pub fn attach_place(&self, on: bool) {
+        self.with_actions(|a| a.attach_place(on));
     }
 
     /// See [`ChatActions::unlock`].

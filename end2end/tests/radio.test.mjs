@@ -57,6 +57,30 @@ test('a photo sent at one camp is announced over the radio at the other, with wh
   await ben.page.context().close();
 });
 
+test('a position sent at one camp crosses the radio in ten bytes and shows at the other', async () => {
+  const context = await browser.newContext({
+    geolocation: { latitude: -33.856784, longitude: 151.215297, accuracy: 9 },
+    permissions: ['geolocation'],
+  });
+  const ana = await ChatPage.open(context, campA.url);
+  await ana.join('Ana', 'Emergency');
+  const ben = await ChatPage.open(await browser.newContext(), campB.url);
+  await ben.join('Ben', 'Emergency');
+  for (const chat of [ana, ben]) {
+    await chat.waitOnline();
+    await chat.byTestId('radio-status').getByText('📡 Radio on').waitFor();
+  }
+  await ana.byTestId('attach-place').click();
+  await ana.byTestId('place-status').getByText(/±9 m/).waitFor();
+  await ana.send('at the opera house steps');
+  const atB = ben.messageWithText('at the opera house steps');
+  await atB.waitFor({ timeout: 20_000 });
+  await atB.getByText('📡 via radio').waitFor();
+  assert.equal(await atB.getByTestId('message-place').textContent(), '-33.85678, 151.21530 · ±9 m');
+  await ana.page.context().close();
+  await ben.page.context().close();
+});
+
 test('a message crosses the radio to another camp, and the sender sees it relayed', async () => {
   const [ana, ben] = await oneAtEachCamp();
 

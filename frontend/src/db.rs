@@ -66,6 +66,12 @@ pub(crate) struct MessageRecord {
     /// the room key is: the store never leaves the device), as `mesh` encodes them.
     #[serde(default, with = "serde_bytes", skip_serializing_if = "Vec::is_empty")]
     pub(crate) files: Vec<u8>,
+    /// Where the author was when they sent it, when they said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) position: Option<mesh::geo::Position>,
+    /// An SOS, its end or answer, or a live position.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) signal: Option<mesh::body::Signal>,
 }
 
 impl MessageRecord {

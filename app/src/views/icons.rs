@@ -83,3 +83,14 @@ pub(super) fn MicIcon() -> impl IntoView {
         </svg>
     }
 }
+
+/// A map pin: a place.
+#[component]
+pub(super) fn PinIcon() -> impl IntoView {
+    view! {
+        <svg class="icon-svg" viewBox="0 0 24 24" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2.2" stroke-linejoin="round">
+            <path d="M12 21s-6.5-6.2-6.5-11.2a6.5 6.5 0 0 1 13 0C18.5 14.8 12 21 12 21Z"/>
+            <circle cx="12" cy="9.8" r="2.3"/>
+        </svg>
+    }
+}

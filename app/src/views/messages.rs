@@ -7,10 +7,11 @@ use leptos::either::Either;
 use leptos::{ev, html, prelude::*};
 use mesh::body::MAX_TEXT_CHARS;
 
-use super::icons::{CameraIcon, ClipIcon, FileIcon, MicIcon};
+use super::icons::{CameraIcon, ClipIcon, FileIcon, MicIcon, PinIcon};
 use crate::chat::{ChatClient, ChatFile, ChatMessage, Connection, Delivery, PhotoSize};
 use crate::text::{is_long, pieces, Piece};
 use mesh::body::FileKind;
+use mesh::geo::Position;
 
 #[component]
 pub(super) fn MessageList() -> impl IntoView {
@@ -177,6 +178,7 @@ pub(super) fn MessageRow(message: ChatMessage) -> impl IntoView {
             {(!message.files.is_empty()).then(|| view! {
                 <MessageFiles files=message.files.clone()/>
             })}
+            {message.position.map(|position| view! { <MessagePlace position own=message.own/> })}
             {(message.own && message.delivery == Delivery::Queued && !message.files.is_empty())
                 .then(|| view! { <UploadLine id=message.id.clone()/> })}
             {delivery}
@@ -211,6 +213,32 @@ fn MessageText(text: String) -> impl IntoView {
                 {move || if expanded.get() { "Show less" } else { "Show more" }}
             </button>
         })}
+    }
+}
+
+/// Where a message was sent from: how far and which way from this phone when it knows where
+/// it is ("1.2 km NE · ±8 m"), else the coordinates.
+#[component]
+fn MessagePlace(position: Position, own: bool) -> impl IntoView {
+    let state = expect_context::<ChatClient>().state;
+    let line = move || {
+        let accuracy = position.accuracy_label();
+        match state.my_position.get() {
+            Some(_) if own => format!("sent from here · {accuracy}"),
+            Some((mine, _)) => format!("{} · {accuracy}", mine.describe(&position)),
+            None => format!("{} · {accuracy}", position.coordinates()),
+        }
+    };
+    let title = format!(
+        "Sent from {} ({})",
+        position.coordinates(),
+        position.accuracy_label()
+    );
+    view! {
+        <p class="place" data-testid="message-place" title=title>
+            <PinIcon/>
+            <span>{line}</span>
+        </p>
     }
 }
 
@@ -372,6 +400,7 @@ fn Drafts() -> impl IntoView {
             !state.drafts.with(Vec::is_empty)
                 || state.preparing.with(Option::is_some)
                 || state.recording.with(Option::is_some)
+                || state.attach_place.get()
         }>
             <div class="drafts" data-testid="drafts">
                 <For
@@ -417,6 +446,14 @@ fn Drafts() -> impl IntoView {
                         </select>
                         <span class="hint">" · location removed"</span>
                     </label>
+                </Show>
+                <Show when=move || state.attach_place.get()>
+                    <p class="place-status" role="status" data-testid="place-status">
+                        {move || match state.my_position.get() {
+                            Some((position, _)) => format!("Your position goes with your messages · {}", position.accuracy_label()),
+                            None => "Finding your position… (turn on the phone's location)".to_string(),
+                        }}
+                    </p>
                 </Show>
                 <Show when=move || state.preparing.with(Option::is_some)>
                     <p class="preparing" role="status" data-testid="preparing">{move || state.preparing.get()}</p>
@@ -534,6 +571,18 @@ pub(super) fn Composer() -> impl IntoView {
                 }
             >
                 <MicIcon/>
+            </button>
+            <button
+                type="button"
+                class="attach place"
+                class:on=move || client.state.attach_place.get()
+                title=move || if client.state.attach_place.get() { "Your position goes with your messages: tap to stop" } else { "Send your position with your messages" }
+                aria-label="Send my position with messages"
+                aria-pressed=move || client.state.attach_place.get().to_string()
+                data-testid="attach-place"
+                on:click=move |_| client.attach_place(!client.state.attach_place.get_untracked())
+            >
+                <PinIcon/>
             </button>
             <textarea
                 node_ref=input

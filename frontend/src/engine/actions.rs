@@ -146,4 +146,8 @@ impl ChatActions for Actions {
             self.0.voice.stop(&self.0);
         }
     }
+
+    fn attach_place(&self, on: bool) {
+        self.0.location.set_attach(&self.0, on);
+    }
 }

@@ -20,6 +20,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use mesh::body::{clean_file_name, Attachment, FileKind, TextBody, MAX_ATTACHMENTS};
 use mesh::file::{ChunkId, FileSealer, Manifest, DEFAULT_MAX_SEND_BYTES, MAX_FILE_BYTES};
+use mesh::geo::Position;
 use mesh::{ClientFrame, Envelope, MessageId, RoomId};
 use wasm_bindgen::JsValue;
 
@@ -200,6 +201,7 @@ impl Files {
         engine: &Rc<Engine>,
         writer: Writer,
         caption: &str,
+        position: Option<Position>,
     ) -> Result<(), String> {
         if self.preparing.replace(true) {
             return Err("The files before are still being prepared; a moment.".into());
@@ -217,7 +219,8 @@ impl Files {
         let caption = caption.to_string();
         let engine = Rc::clone(engine);
         spawn_local(async move {
-            let result = prepare_and_store(&engine, writer, &caption, &drafts, size).await;
+            let result =
+                prepare_and_store(&engine, writer, (&caption, position), &drafts, size).await;
             engine.files.preparing.set(false);
             engine.state.preparing.set(None);
             match result {
@@ -461,7 +464,7 @@ struct Prepared {
 async fn prepare_and_store(
     engine: &Rc<Engine>,
     writer: Writer,
-    caption: &str,
+    (caption, position): (&str, Option<Position>),
     drafts: &[Draft],
     size: app::PhotoSize,
 ) -> Result<(), String> {
@@ -519,7 +522,15 @@ async fn prepare_and_store(
             thumbnail: prepared.thumbnail,
         });
     }
-    let queued = queue(engine, &db, &writer, caption, attachments, &pieces).await;
+    let queued = queue(
+        engine,
+        &db,
+        &writer,
+        (caption, position),
+        attachments,
+        &pieces,
+    )
+    .await;
     if queued.is_err() {
         // Kept for nothing: no message names them.
         forget_pieces(&db, &pieces).await;
@@ -532,12 +543,13 @@ async fn queue(
     engine: &Rc<Engine>,
     db: &Db,
     writer: &Writer,
-    caption: &str,
+    (caption, position): (&str, Option<Position>),
     attachments: Vec<Attachment>,
     pieces: &[PieceRef],
 ) -> Result<(), String> {
     let body = TextBody::with_files(&writer.0, caption, attachments)
-        .map_err(|error| format!("Not sent: {error}."))?;
+        .map_err(|error| format!("Not sent: {error}."))?
+        .at(position);
     let camp = engine.radio.camp();
     let (record, envelope, radio) = sealed(writer, &body, camp.as_deref())?;
     engine

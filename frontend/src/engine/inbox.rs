@@ -432,17 +432,25 @@ pub(super) fn record_of(
             return None;
         }
     };
-    let (author, text, files) = match TextBody::decode(&plaintext) {
-        Ok(body) => (body.author, body.text, body.attachments),
-        Err(_) => (
-            "unknown".into(),
-            "(this message could not be read)".into(),
-            Vec::new(),
-        ),
-    };
+    let body = TextBody::decode(&plaintext).unwrap_or_else(|_| TextBody {
+        author: "unknown".into(),
+        text: "(this message could not be read)".into(),
+        attachments: Vec::new(),
+        position: None,
+        signal: None,
+    });
     let sender = stored.envelope.sender.to_string();
-    let mut record = stored_record(stored, room_hex, sender, author, text, RecordState::Stored);
-    record.set_files(&files);
+    let mut record = stored_record(
+        stored,
+        room_hex,
+        sender,
+        body.author,
+        body.text,
+        RecordState::Stored,
+    );
+    record.set_files(&body.attachments);
+    record.position = body.position;
+    record.signal = body.signal;
     Some(record)
 }
 
@@ -458,14 +466,17 @@ pub(super) fn radio_record_of(
         .ok()
         .filter(|opened| opened.receipt_for.is_none())?;
     let author = clean_display_name(&opened.author).unwrap_or_else(|| "someone".into());
-    Some(stored_record(
+    let mut record = stored_record(
         stored,
         room_hex,
         RADIO_SENDER.to_string(),
         author,
         opened.text,
         RecordState::Radio,
-    ))
+    );
+    record.position = opened.position;
+    record.signal = opened.signal;
+    Some(record)
 }
 
 /// The device's record of a stored message, once opened.
@@ -489,6 +500,8 @@ fn stored_record(
         state,
         camps: Vec::new(),
         files: Vec::new(),
+        position: None,
+        signal: None,
     }
 }
 
@@ -530,5 +543,7 @@ pub(super) fn chat_message(
                 thumbnail: super::files::thumbnail_url(&file.thumbnail),
             })
             .collect(),
+        position: record.position,
+        signal: record.signal,
     }
 }

@@ -9,6 +9,7 @@
 //! - [`files`]: photos and files: made small, sealed and kept here, uploaded before their
 //!   message goes out; fetched, checked and opened on demand.
 //! - [`voice`]: voice notes, recorded while a button is held.
+//! - [`location`]: this phone's position, watched only while the person sends it.
 //! - [`inbox`]: what arrives is stored before it is shown; the one way to the screen (the
 //!   store changes, then the list reloads from it).
 //! - [`people`]: presence, typing, contacts and trust.
@@ -23,6 +24,7 @@ mod attention;
 mod connection;
 mod files;
 mod inbox;
+mod location;
 mod outbox;
 mod people;
 mod radio;
@@ -56,6 +58,7 @@ pub(crate) fn start() -> ChatClient {
         outbox: outbox::Outbox::default(),
         files: files::Files::default(),
         voice: voice::Voice::default(),
+        location: location::Location::default(),
         inbox: inbox::Inbox::default(),
         people: people::People::default(),
         attention: attention::Attention::default(),
@@ -83,6 +86,7 @@ pub(crate) struct Engine {
     outbox: outbox::Outbox,
     files: files::Files,
     voice: voice::Voice,
+    location: location::Location,
     inbox: inbox::Inbox,
     people: people::People,
     attention: attention::Attention,

@@ -195,10 +195,13 @@ impl Outbox {
         let db = engine
             .db()
             .ok_or("This browser cannot keep messages on the device; see the notice.")?;
+        let position = engine.location.for_message(engine)?;
         if engine.files.has_drafts() {
-            return engine.files.send(engine, writer, text);
+            return engine.files.send(engine, writer, text, position);
         }
-        let body = TextBody::new(&writer.0, text).map_err(|error| format!("Not sent: {error}."))?;
+        let body = TextBody::new(&writer.0, text)
+            .map_err(|error| format!("Not sent: {error}."))?
+            .at(position);
         let (record, envelope, radio) = sealed(&writer, &body, None)?;
         let engine = Rc::clone(engine);
         spawn_local(async move {
@@ -331,12 +334,14 @@ pub(super) fn sealed(
         .take(if body.attachments.is_empty() { 1 } else { 2 })
         .map(|compact| {
             let text = mesh::body::radio_text(&body.text, &body.attachments, camp, compact);
-            RadioMessage::seal(
+            RadioMessage::seal_placed(
                 &joined.key,
                 envelope.id,
                 (envelope.created_at_ms / 1000) as u32,
                 &body.author,
                 &text,
+                body.position,
+                body.signal,
             )
         })
         .find(|radio| radio.fits(DEFAULT_FRAME_BYTES))
@@ -354,6 +359,8 @@ pub(super) fn sealed(
         state: RecordState::Queued,
         camps: Vec::new(),
         files: mesh::body::encode_attachments(&body.attachments),
+        position: body.position,
+        signal: body.signal,
     };
     Ok((record, bytes, radio))
 }

@@ -1,0 +1,112 @@
+// Where people are, on 390 px phones in headless chromium with emulated GPS: a message carries
+// the position its writer chose to send, and shows how far and which way it is; a phone that
+// refuses location, or has no fix yet, says so and sends nothing it was not told to.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { ChatPage, Server, launchBrowser } from '../support.mjs';
+
+let server;
+let browser;
+
+before(async () => {
+  server = await Server.start();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.dispose();
+});
+
+// Ben stands in London; Ana 0.0076° north and 0.0122° east of him: 1.2 km north-east.
+const BEN = { latitude: 51.5, longitude: -0.12, accuracy: 12 };
+const ANA = { latitude: 51.5076, longitude: -0.1078, accuracy: 8 };
+
+/** A phone-sized browser context (390 × 844, touch) at `geolocation` (none: no fix), with
+ * location allowed unless `allow` is false. */
+function phone({ geolocation, allow = true } = {}) {
+  return browser.newContext({
+    viewport: { width: 390, height: 844 },
+    hasTouch: true,
+    isMobile: true,
+    ...(geolocation ? { geolocation } : {}),
+    permissions: allow ? ['geolocation'] : [],
+  });
+}
+
+/** Ana in a new room `room`, and Ben in it by its invite. */
+async function pair(room, anaPhone, benPhone) {
+  const ana = await ChatPage.open(anaPhone, server.url);
+  await ana.join('Ana', room);
+  await ana.waitOnline();
+  const ben = await ChatPage.acceptInvite(benPhone, await ana.inviteLink(), 'Ben');
+  await ben.waitOnline();
+  return { ana, ben };
+}
+
+test('a message carries the position its writer chose to send, with how far and which way', async () => {
+  const { ana, ben } = await pair('Camp Compass', await phone({ geolocation: ANA }), await phone({ geolocation: BEN }));
+  // Nothing is sent about where anyone is until they choose it.
+  await ana.send('no place yet');
+  await ben.messageWithText('no place yet').waitFor();
+  assert.equal(await ben.messageWithText('no place yet').getByTestId('message-place').count(), 0);
+  assert.equal(await ana.byTestId('attach-place').getAttribute('aria-pressed'), 'false');
+
+  await ana.byTestId('attach-place').click();
+  assert.equal(await ana.byTestId('attach-place').getAttribute('aria-pressed'), 'true');
+  await ana.byTestId('place-status').getByText('Your position goes with your messages · ±8 m').waitFor();
+  await ana.send('at the north gate');
+  const atBen = ben.messageWithText('at the north gate');
+  // Ben's phone does not know where he is: the coordinates.
+  await atBen.getByTestId('message-place').getByText('51.50760, -0.10780 · ±8 m').waitFor();
+  assert.equal(
+    await ana.messageWithText('at the north gate').getByTestId('message-place').textContent(),
+    'sent from here · ±8 m',
+  );
+  // Once his phone knows (he sends his own), how far and which way.
+  await ben.byTestId('attach-place').click();
+  await atBen.getByTestId('message-place').getByText('1.2 km NE · ±8 m').waitFor();
+
+  // Turned off: the next message says nothing of a place, and the phone is no longer watched.
+  await ana.byTestId('attach-place').click();
+  assert.equal(await ana.byTestId('attach-place').getAttribute('aria-pressed'), 'false');
+  assert.equal(await ana.byTestId('place-status').count(), 0);
+  await ana.send('somewhere else');
+  await ben.messageWithText('somewhere else').waitFor();
+  assert.equal(await ben.messageWithText('somewhere else').getByTestId('message-place').count(), 0);
+  // After a reload the position is still on the stored message, and sending it is off.
+  await ben.page.reload();
+  await ben.ready();
+  await ben.messageWithText('at the north gate').getByTestId('message-place').getByText('51.50760, -0.10780 · ±8 m').waitFor();
+  assert.equal(await ben.byTestId('attach-place').getAttribute('aria-pressed'), 'false');
+  assert.deepEqual(ana.errors, []);
+  assert.deepEqual(ben.errors, []);
+});
+
+test('a phone that refuses location, or has no fix yet, says so and sends no position', async () => {
+  const refused = await ChatPage.open(await phone({ geolocation: ANA, allow: false }), server.url);
+  await refused.join('Ana', 'Camp Refused');
+  await refused.waitOnline();
+  await refused.byTestId('attach-place').click();
+  await refused.byTestId('notice').getByText(/did not allow FieldMesh to know where it is/).waitFor();
+  assert.equal(await refused.byTestId('attach-place').getAttribute('aria-pressed'), 'false');
+  await refused.send('sent without a place');
+  await refused.messageWithText('sent without a place').waitFor();
+  assert.equal(await refused.messageWithText('sent without a place').getByTestId('message-place').count(), 0);
+
+  // Allowed, but no fix yet: the message waits in the composer until there is one.
+  const context = await phone();
+  const searching = await ChatPage.open(context, server.url);
+  await searching.join('Ben', 'Camp Searching');
+  await searching.waitOnline();
+  await searching.byTestId('attach-place').click();
+  await searching.byTestId('place-status').getByText(/Finding your position/).waitFor();
+  await searching.send('where am I');
+  await searching.byTestId('notice').getByText(/your position is not known/).waitFor();
+  assert.equal(await searching.byTestId('composer-input').inputValue(), 'where am I');
+  assert.equal(await searching.byTestId('message').count(), 0);
+  await context.setGeolocation(BEN);
+  await searching.byTestId('place-status').getByText('Your position goes with your messages · ±12 m').waitFor();
+  await searching.byTestId('composer-send').click();
+  await searching.messageWithText('where am I').getByTestId('message-place').getByText('sent from here · ±12 m').waitFor();
+});
