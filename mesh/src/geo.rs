@@ -220,8 +220,20 @@ impl Position {
     /// "48.85837, 2.29448": the coordinates in degrees with five decimals (about a metre),
     /// as a person reads them out or types them into another map.
     pub fn coordinates(&self) -> String {
-        format!("{:.5}, {:.5}", self.latitude(), self.longitude())
+        format!("{}, {}", degrees(self.lat_e7), degrees(self.lon_e7))
     }
+}
+
+/// 1e-7 degrees as degrees with five decimals, rounded half away from zero (with integers:
+/// the web app then carries no float formatting).
+fn degrees(e7: i32) -> String {
+    let hundred_thousandths = (i64::from(e7).abs() + 50) / 100;
+    let sign = if e7 < 0 && hundred_thousandths > 0 { "-" } else { "" };
+    format!(
+        "{sign}{}.{:05}",
+        hundred_thousandths / 100_000,
+        hundred_thousandths % 100_000
+    )
 }
 
 /// The nearest of the eight compass points for a bearing in degrees: "N", "NE", … "NW".
@@ -245,7 +257,8 @@ pub fn format_distance(metres: f64) -> String {
         return format!("{} m", (metres / 10.0).round() as u64 * 10);
     }
     if metres < 9_950.0 {
-        return format!("{:.1} km", metres / 1000.0);
+        let tenths = (metres / 100.0).round() as u64;
+        return format!("{}.{} km", tenths / 10, tenths % 10);
     }
     let km = (metres / 1000.0).round() as u64;
     if km < 1000 {
@@ -458,6 +471,9 @@ mod tests {
             "±1.5 km"
         );
         assert_eq!(at(48.858_37, 2.294_481).coordinates(), "48.85837, 2.29448");
+        assert_eq!(at(-33.856_784, 151.215_297).coordinates(), "-33.85678, 151.21530");
+        assert_eq!(at(-0.000_004, -179.999_996).coordinates(), "0.00000, -180.00000");
+        assert_eq!(at(-0.000_005, 0.000_005).coordinates(), "-0.00001, 0.00001");
         assert_eq!(format_age(59_999), "now");
         assert_eq!(format_age(4 * 60_000 + 10), "4 min ago");
         assert_eq!(format_age(3 * 3_600_000), "3 h ago");
