@@ -161,6 +161,10 @@ pub(crate) struct OutboxRecord {
     /// has them all, so nobody sees a file that cannot be fetched.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) pieces: Vec<PieceRef>,
+    /// An SOS or its answer: sent before the other entries, and over the radio ahead of the
+    /// rest.
+    #[serde(default)]
+    pub(crate) urgent: bool,
 }
 
 /// A sealed piece an outbox entry waits to upload.
@@ -449,6 +453,7 @@ impl Db {
             heard: false,
             failed: false,
             pieces,
+            urgent: message.signal.is_some_and(|s| s.is_urgent()),
         };
         tx.store(OUTBOX)?.add(&to_js(&entry)?, None).await?;
         tx.store(MESSAGES)?.put(&to_js(message)?, None).await?;
@@ -480,6 +485,7 @@ impl Db {
                 heard: true,
                 failed: false,
                 pieces: Vec::new(),
+                urgent: false,
             };
             tx.store(OUTBOX)?.add(&to_js(&entry)?, None).await?;
             messages.put(&to_js(message)?, None).await?;

@@ -87,6 +87,13 @@ pub enum Signal {
     },
 }
 
+impl Signal {
+    /// An SOS or its answer: goes before other messages, over the radio too.
+    pub fn is_urgent(&self) -> bool {
+        !matches!(self, Signal::Live { .. })
+    }
+}
+
 /// The first body format: text alone.
 #[derive(Serialize, Deserialize)]
 struct TextOnly {

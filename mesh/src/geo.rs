@@ -228,7 +228,11 @@ impl Position {
 /// the web app then carries no float formatting).
 fn degrees(e7: i32) -> String {
     let hundred_thousandths = (i64::from(e7).abs() + 50) / 100;
-    let sign = if e7 < 0 && hundred_thousandths > 0 { "-" } else { "" };
+    let sign = if e7 < 0 && hundred_thousandths > 0 {
+        "-"
+    } else {
+        ""
+    };
     format!(
         "{sign}{}.{:05}",
         hundred_thousandths / 100_000,
@@ -471,8 +475,14 @@ mod tests {
             "±1.5 km"
         );
         assert_eq!(at(48.858_37, 2.294_481).coordinates(), "48.85837, 2.29448");
-        assert_eq!(at(-33.856_784, 151.215_297).coordinates(), "-33.85678, 151.21530");
-        assert_eq!(at(-0.000_004, -179.999_996).coordinates(), "0.00000, -180.00000");
+        assert_eq!(
+            at(-33.856_784, 151.215_297).coordinates(),
+            "-33.85678, 151.21530"
+        );
+        assert_eq!(
+            at(-0.000_004, -179.999_996).coordinates(),
+            "0.00000, -180.00000"
+        );
         assert_eq!(at(-0.000_005, 0.000_005).coordinates(), "-0.00001, 0.00001");
         assert_eq!(format_age(59_999), "now");
         assert_eq!(format_age(4 * 60_000 + 10), "4 min ago");

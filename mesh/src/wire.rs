@@ -164,6 +164,18 @@ pub enum ClientFrame {
         /// That this device holds the room key.
         proof: RoomProof,
     },
+    /// [`ClientFrame::SendRadio`] for an SOS or its answer: its frames go before every other
+    /// frame waiting for the radio, and an unconfirmed round goes again sooner. (The server
+    /// learns that the message is urgent, not what it says.)
+    SendUrgentRadio {
+        /// The room the message was published in.
+        room: RoomId,
+        /// The published message's id.
+        id: MessageId,
+        /// The radio payload, at most [`crate::radio::MAX_PAYLOAD_BYTES`].
+        #[serde(with = "serde_bytes")]
+        payload: Vec<u8>,
+    },
 }
 
 /// Unread counts stop at this many (a list shows "99+").
@@ -529,6 +541,11 @@ mod tests {
                 room: RoomId([4; 16]),
                 proof: crate::crypto::RoomKey::from_bytes([3; 32]).prove(&[2; 32]),
             },
+            ClientFrame::SendUrgentRadio {
+                room: RoomId([4; 16]),
+                id: MessageId([5; 16]),
+                payload: vec![0xa5; crate::radio::MAX_PAYLOAD_BYTES],
+            },
         ];
         // Every variant is here: this match stops compiling when one is added.
         let covered: std::collections::HashSet<&str> = frames
@@ -550,6 +567,7 @@ mod tests {
                 ClientFrame::SendReceipt { .. } => "send receipt",
                 ClientFrame::Watch { .. } => "watch",
                 ClientFrame::FileTicket { .. } => "file ticket",
+                ClientFrame::SendUrgentRadio { .. } => "send urgent radio",
             })
             .collect();
         assert_eq!(covered.len(), frames.len(), "one of each variant");

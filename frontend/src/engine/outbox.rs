@@ -84,13 +84,21 @@ impl Outbox {
             Ok(outbox) => outbox,
             Err(error) => return engine.notice(format!("Could not read the outbox: {}", error.0)),
         };
-        let entries: Vec<(MessageId, Envelope, Vec<u8>, bool, bool)> = outbox
+        let mut outbox = outbox;
+        // An SOS and its answers go first; the rest in the order written.
+        outbox.sort_by_key(|e| !e.urgent);
+        let entries: Vec<(MessageId, Envelope, Vec<u8>, bool, bool, bool)> = outbox
             .into_iter()
             .filter(|e| !e.failed)
             .filter_map(|e| match Envelope::decode(&e.envelope) {
-                Ok(envelope) => {
-                    Some((envelope.id, envelope, e.radio, e.heard, e.pieces.is_empty()))
-                }
+                Ok(envelope) => Some((
+                    envelope.id,
+                    envelope,
+                    e.radio,
+                    e.heard,
+                    e.pieces.is_empty(),
+                    e.urgent,
+                )),
                 Err(_) => {
                     leptos::logging::warn!("an outbox entry does not decode; leaving it");
                     None
@@ -101,7 +109,7 @@ impl Outbox {
         let waiting: Vec<MessageId> = entries.iter().map(|e| e.0).collect();
         let to_send = self.book.borrow_mut().plan(&waiting);
         self.show_progress(engine);
-        for (id, envelope, radio, heard, uploaded) in entries {
+        for (id, envelope, radio, heard, uploaded, urgent) in entries {
             // Its files are not all on the server yet: it goes once they are.
             if !uploaded || !to_send.contains(&id) {
                 continue;
@@ -120,10 +128,18 @@ impl Outbox {
             // A server without a radio ignores this; one with a radio carries it to other
             // camps (it never sees the text: the radio form is sealed here).
             if !heard && !radio.is_empty() {
-                let frame = ClientFrame::SendRadio {
-                    room,
-                    id,
-                    payload: radio,
+                let frame = if urgent {
+                    ClientFrame::SendUrgentRadio {
+                        room,
+                        id,
+                        payload: radio,
+                    }
+                } else {
+                    ClientFrame::SendRadio {
+                        room,
+                        id,
+                        payload: radio,
+                    }
                 };
                 engine.connection.send_in_turn(&frame).await;
             }

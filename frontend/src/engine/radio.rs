@@ -363,6 +363,7 @@ impl Radio {
                     payload: entry.radio.clone(),
                 },
                 queued_at_ms: envelope.created_at_ms,
+                urgent: entry.urgent,
             };
             let _ = self.state.borrow_mut().driver.queue(now_ms(), own);
         }

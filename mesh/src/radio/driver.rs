@@ -69,6 +69,9 @@ pub struct OwnMessage {
     pub message: RadioMessage,
     /// When it was written (by the same clock as the driver's time).
     pub queued_at_ms: u64,
+    /// An SOS or its answer: its frames go before every other frame waiting for airtime,
+    /// and an unconfirmed round goes again four times sooner.
+    pub urgent: bool,
 }
 
 /// What the driver asks its owner to do.
@@ -127,6 +130,10 @@ pub struct Driver {
     link_up: bool,
     air_queue: VecDeque<Vec<u8>>,
     air_queue_bytes: usize,
+    /// How many frames at the front of the air queue are urgent ones.
+    urgent_frames: usize,
+    /// Events that came up outside a poll, for the next one.
+    held: Vec<Event>,
     /// When the radio is done with the frames handed to it.
     air_free_at: u64,
     now: u64,
@@ -144,6 +151,8 @@ impl Driver {
             link_up: false,
             air_queue: VecDeque::new(),
             air_queue_bytes: 0,
+            urgent_frames: 0,
+            held: Vec::new(),
             air_free_at: 0,
             now: 0,
             dropped: 0,
@@ -203,8 +212,11 @@ impl Driver {
             },
         );
         if self.link_up {
-            // Its frames leave at the next poll, paced with the rest.
-            self.start(now, key, &mut Vec::new());
+            // Its frames leave at the next poll, paced with the rest (an urgent message's
+            // ahead of them); what starting it brought is told then too.
+            let mut events = Vec::new();
+            self.start(now, key, &mut events);
+            self.held.extend(events);
         }
         Ok(true)
     }
@@ -213,15 +225,16 @@ impl Driver {
     pub fn link_up(&mut self, now_ms: u64) -> Vec<Event> {
         let now = self.clock(now_ms);
         self.link_up = true;
-        let mut waiting: Vec<(u64, MessageKey)> = self
+        // Urgent ones first, then oldest first.
+        let mut waiting: Vec<(bool, u64, MessageKey)> = self
             .own
             .iter()
             .filter(|(_, own)| own.round == Round::Waiting)
-            .map(|(key, own)| (own.order, *key))
+            .map(|(key, own)| (!own.message.urgent, own.order, *key))
             .collect();
         waiting.sort();
         let mut events = Vec::new();
-        for (_, key) in waiting {
+        for (_, _, key) in waiting {
             self.start(now, key, &mut events);
         }
         self.finish(now, events)
@@ -234,6 +247,7 @@ impl Driver {
         self.dropped += self.air_queue.len() as u64;
         self.air_queue.clear();
         self.air_queue_bytes = 0;
+        self.urgent_frames = 0;
     }
 
     /// A frame the link heard.
@@ -282,7 +296,7 @@ impl Driver {
     /// When [`Driver::poll`] next has something to do.
     pub fn next_wakeup(&self) -> Option<u64> {
         let node = self.node.next_wakeup();
-        let air = (!self.air_queue.is_empty()).then_some(self.air_free_at);
+        let air = (!self.air_queue.is_empty() || !self.held.is_empty()).then_some(self.air_free_at);
         let own = self
             .own
             .values()
@@ -309,8 +323,28 @@ impl Driver {
         let Some(own) = self.own.get_mut(&key) else {
             return;
         };
+        let urgent = own.message.urgent;
         match self.node.send(now, &own.message.message) {
-            Ok(true) => own.round = Round::OnAir,
+            Ok(true) => {
+                own.round = Round::OnAir;
+                if urgent {
+                    // Its frames are due now: they go ahead of everything waiting for air.
+                    let actions = self.node.poll(now);
+                    let (frames, rest): (Vec<Action>, Vec<Action>) = actions
+                        .into_iter()
+                        .partition(|a| matches!(a, Action::Transmit(_)));
+                    for frame in frames.into_iter().rev() {
+                        if let Action::Transmit(frame) = frame {
+                            self.air_queue_bytes += frame.len();
+                            self.air_queue.push_front(frame);
+                            self.urgent_frames += 1;
+                        }
+                    }
+                    let more = self.act(now, rest);
+                    events.extend(more);
+                    self.bound_air_queue();
+                }
+            }
             // The node still remembers it from an earlier round: it is on the air already.
             Ok(false) => own.round = Round::OnAir,
             Err(_) => {
@@ -345,13 +379,23 @@ impl Driver {
         events
     }
 
-    /// The pause before the next round of `key`: doubling from the first, up to the longest.
+    /// The pause before the next round of `key`: doubling from the first, up to the longest;
+    /// a quarter of that for an urgent message.
     fn resend_pause(&self, key: MessageKey) -> u64 {
-        let rounds = self.own.get(&key).map_or(0, |own| own.rounds).min(20);
-        self.config
+        let (rounds, urgent) = self
+            .own
+            .get(&key)
+            .map_or((0, false), |own| (own.rounds.min(20), own.message.urgent));
+        let pause = self
+            .config
             .resend_after_ms
             .saturating_mul(1u64 << rounds)
-            .min(self.config.max_resend_after_ms)
+            .min(self.config.max_resend_after_ms);
+        if urgent {
+            pause / 4
+        } else {
+            pause
+        }
     }
 
     fn onto_air(&mut self, frame: Vec<u8>) {
@@ -361,9 +405,20 @@ impl Driver {
         }
         self.air_queue_bytes += frame.len();
         self.air_queue.push_back(frame);
+        self.bound_air_queue();
+    }
+
+    /// More than the radio can send for a long while: the oldest frames go (the node retries
+    /// what mattered), urgent ones last.
+    fn bound_air_queue(&mut self) {
         while self.air_queue_bytes > self.config.max_air_queue_bytes {
-            // More than the radio can send for a long while: the node retries what mattered.
-            let Some(old) = self.air_queue.pop_front() else {
+            let index = if self.urgent_frames < self.air_queue.len() {
+                self.urgent_frames
+            } else {
+                self.urgent_frames = self.urgent_frames.saturating_sub(1);
+                0
+            };
+            let Some(old) = self.air_queue.remove(index) else {
                 break;
             };
             self.air_queue_bytes -= old.len();
@@ -373,10 +428,16 @@ impl Driver {
 
     /// Adds the frames the radio can take now: one frame's airtime (and a gap) apart.
     fn finish(&mut self, now: u64, mut events: Vec<Event>) -> Vec<Event> {
+        if !self.held.is_empty() {
+            let mut held = std::mem::take(&mut self.held);
+            held.append(&mut events);
+            events = held;
+        }
         while self.air_free_at <= now {
             let Some(frame) = self.air_queue.pop_front() else {
                 break;
             };
+            self.urgent_frames = self.urgent_frames.saturating_sub(1);
             self.air_queue_bytes -= frame.len();
             let airtime = self.config.node.airtime_ms(frame.len());
             self.air_free_at = now.max(self.air_free_at) + airtime + self.config.air_gap_ms;

@@ -85,6 +85,7 @@ enum Command {
         room: RoomId,
         id: MessageId,
         message: RadioMessage,
+        urgent: bool,
     },
     Known(RoomId),
     /// A phone's receipt for a message heard: sent once, not kept across restarts.
@@ -215,8 +216,15 @@ impl Radio {
         self.status.clone()
     }
 
-    /// Sends the radio form of the published message `id` in `room`.
-    pub fn send(&self, room: RoomId, id: MessageId, payload: Vec<u8>) -> Result<(), SendError> {
+    /// Sends the radio form of the published message `id` in `room` (an `urgent` one ahead of
+    /// everything waiting for the radio).
+    pub fn send(
+        &self,
+        room: RoomId,
+        id: MessageId,
+        payload: Vec<u8>,
+        urgent: bool,
+    ) -> Result<(), SendError> {
         let len = payload.len();
         let message = RadioMessage {
             key: MessageKey::of(room, id),
@@ -226,7 +234,12 @@ impl Radio {
             return Err(SendError::TooLarge(len));
         }
         self.commands
-            .try_send(Command::Send { room, id, message })
+            .try_send(Command::Send {
+                room,
+                id,
+                message,
+                urgent,
+            })
             .map_err(|_| SendError::Busy)
     }
 
@@ -322,6 +335,8 @@ impl Bridge {
                             payload: p.payload,
                         },
                         queued_at_ms: p.queued_at_ms,
+                        // Not kept across a restart: it goes in its turn.
+                        urgent: false,
                     };
                     self.queue(own).await;
                 }
@@ -335,8 +350,8 @@ impl Bridge {
             });
             tokio::select! {
                 command = commands.recv() => match command {
-                    Some(Command::Send { room, id, message }) => {
-                        let own = OwnMessage { room, id, message, queued_at_ms: crate::now_ms() };
+                    Some(Command::Send { room, id, message, urgent }) => {
+                        let own = OwnMessage { room, id, message, queued_at_ms: crate::now_ms(), urgent };
                         if self.queue(own.clone()).await {
                             self.keep(own).await;
                         }
@@ -347,6 +362,7 @@ impl Bridge {
                             id: message.envelope_id(),
                             message,
                             queued_at_ms: crate::now_ms(),
+                            urgent: false,
                         };
                         self.queue(own).await;
                     }

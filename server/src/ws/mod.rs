@@ -371,7 +371,10 @@ impl Session {
             ClientFrame::Typing { room } => self.typing(room),
             ClientFrame::Ping { nonce } => self.send(ServerFrame::Pong { nonce }).await,
             ClientFrame::SendRadio { room, id, payload } => {
-                self.send_radio(room, id, payload).await
+                self.send_radio(room, id, payload, false).await
+            }
+            ClientFrame::SendUrgentRadio { room, id, payload } => {
+                self.send_radio(room, id, payload, true).await
             }
             ClientFrame::RadioHeard(envelope) => self.radio_heard(envelope).await,
             ClientFrame::LendRadio { label } => {

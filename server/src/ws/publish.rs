@@ -228,14 +228,20 @@ impl Session {
     /// Carries a published message's radio form over the radio, when there is one: only for
     /// a message this connection published, so nobody can fill the radio outbox with forms
     /// of messages that do not exist.
-    pub(super) async fn send_radio(&mut self, room: RoomId, id: MessageId, payload: Vec<u8>) {
+    pub(super) async fn send_radio(
+        &mut self,
+        room: RoomId,
+        id: MessageId,
+        payload: Vec<u8>,
+        urgent: bool,
+    ) {
         if !self.published.contains(room, id) {
             let detail = "a radio form is sent right after its message is published".to_string();
             return self.refuse(ErrorCode::LimitReached, detail, None).await;
         }
         // The message itself is stored (its own ack said so); only the radio copy is refused,
         // so the error names no message id.
-        if let Err(error) = self.state.radio.send(room, id, payload) {
+        if let Err(error) = self.state.radio.send(room, id, payload, urgent) {
             let detail = format!("{error}; it reached this server's phones only");
             self.refuse(ErrorCode::LimitReached, detail, None).await;
         }

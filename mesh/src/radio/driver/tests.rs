@@ -20,6 +20,7 @@ fn own(n: u8, at: u64) -> OwnMessage {
         id,
         message,
         queued_at_ms: at,
+        urgent: false,
     }
 }
 
@@ -231,4 +232,86 @@ fn a_clock_that_steps_back_is_held() {
     // The wall clock jumps an hour back: no burst of retries, no early give-up.
     assert!(driver.poll(now - 3_600_000).is_empty());
     assert_eq!(driver.stats().own_waiting, 1);
+}
+
+#[test]
+fn an_urgent_message_goes_before_every_frame_waiting_and_again_sooner() {
+    let mut driver = Driver::new(quiet(), 1);
+    driver.link_up(0);
+    for n in 1..=6 {
+        assert!(driver.queue(0, own(n, 0)).unwrap());
+    }
+    // The first frame is on the air; the others wait for airtime.
+    let first = frames(&driver.poll(0));
+    assert_eq!(first.len(), 1);
+    assert!(driver.stats().air_queue >= 4, "{:?}", driver.stats());
+    let mut sos = own(99, 10);
+    sos.urgent = true;
+    assert!(driver.queue(10, sos.clone()).unwrap());
+    let log = run_alone(&mut driver, 10, 60_000);
+    let order: Vec<MessageId> = log
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::Transmit(bytes) => match unsealed(bytes).unwrap() {
+                Packet::Data { key, .. } => Some(MessageId([key.message.id[0]; 16])),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    assert_eq!(order.first(), Some(&MessageId([99; 16])), "{order:?}");
+    // Unconfirmed (nobody answers), it goes again a quarter of the usual pause later.
+    let resent_at = |id: u8, log: &[(u64, Event)]| -> Vec<u64> {
+        log.iter()
+            .filter_map(|(at, e)| match e {
+                Event::Transmit(bytes) => match unsealed(bytes).unwrap() {
+                    Packet::Data { key, .. } if key.message.id[0] == id => Some(*at),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect()
+    };
+    let log = run_alone(&mut driver, 60_000, 10 * 60_000);
+    let sos_again = resent_at(99, &log);
+    let plain_again = resent_at(1, &log);
+    assert!(
+        !sos_again.is_empty(),
+        "the SOS went again within 10 minutes"
+    );
+    assert!(
+        plain_again.first().is_none_or(|p| sos_again[0] < *p),
+        "SOS again at {sos_again:?}, a plain message at {plain_again:?}"
+    );
+    assert!(
+        sos_again[0] <= RESEND_AFTER_MS / 4 + 60_000,
+        "{sos_again:?}"
+    );
+}
+
+#[test]
+fn a_full_air_queue_drops_plain_frames_before_urgent_ones() {
+    let mut config = quiet();
+    config.max_air_queue_bytes = 600;
+    let mut driver = Driver::new(config, 1);
+    driver.link_up(0);
+    let mut sos = own(99, 0);
+    sos.urgent = true;
+    driver.queue(0, sos).unwrap();
+    for n in 1..=20 {
+        driver.queue(0, own(n, 0)).unwrap();
+    }
+    let log = run_alone(&mut driver, 0, 30_000);
+    let sent: Vec<u8> = log
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::Transmit(bytes) => match unsealed(bytes).unwrap() {
+                Packet::Data { key, .. } => Some(key.message.id[0]),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sent.first(), Some(&99), "{sent:?}");
+    assert!(driver.stats().frames_dropped > 0);
 }
