@@ -146,6 +146,34 @@ pub struct ChatMessage {
     pub signal: Option<Signal>,
 }
 
+/// An SOS, as the red banner shows it until its sender is safe or someone is on the way.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SosAlert {
+    /// `ROOM/ID`: the room (hex) and the SOS's radio id (hex of its first six bytes), which
+    /// names it in every copy (the radio's included) and in its answers.
+    pub key: String,
+    /// The SOS message's id (hex), to show it.
+    pub message: String,
+    /// Its room (hex) and name.
+    pub room: String,
+    /// The room's name.
+    pub room_name: String,
+    /// Who sent it.
+    pub author: String,
+    /// Sent from this device.
+    pub own: bool,
+    /// Where they were, when the phone knew.
+    pub position: Option<Position>,
+    /// When it was sent (sender's clock, ms).
+    pub at_ms: u64,
+    /// How long ago, as people read it ("4 min ago"), kept current.
+    pub age: String,
+    /// What they added ("trapped, second floor").
+    pub note: String,
+    /// Who answered "on my way".
+    pub coming: Vec<String>,
+}
+
 /// A file sent with a message, as the room shows it. Its bytes are fetched and opened on
 /// this device only when shown (photos) or asked for (the rest).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -431,6 +459,12 @@ pub struct ChatState {
     pub attach_place: RwSignal<bool>,
     /// This phone's latest position and when it was taken (ms), while it is watched.
     pub my_position: RwSignal<Option<(Position, u64)>>,
+    /// SOS calls received (and this device's own), newest first, until resolved.
+    pub alerts: RwSignal<Vec<SosAlert>>,
+    /// The SOS sheet is open.
+    pub sos_open: RwSignal<bool>,
+    /// How sending an SOS goes ("Finding your position…", "SOS sent to …").
+    pub sos_status: RwSignal<Option<String>>,
 }
 
 impl ChatState {
@@ -477,6 +511,9 @@ impl ChatState {
             caption_back: RwSignal::new(None),
             attach_place: RwSignal::new(false),
             my_position: RwSignal::new(None),
+            alerts: RwSignal::new(Vec::new()),
+            sos_open: RwSignal::new(false),
+            sos_status: RwSignal::new(None),
         }
     }
 }
@@ -548,6 +585,13 @@ pub trait ChatActions {
     /// Sends this device's position with its messages from now on (asking the phone for it),
     /// or no longer.
     fn attach_place(&self, on: bool);
+    /// Sends an SOS with this phone's position and `note` to the room open now and to the
+    /// public Emergency room.
+    fn send_sos(&self, note: &str);
+    /// Answers the SOS `key`: "I am safe" when it is this device's own, else "On my way".
+    fn answer_sos(&self, key: &str);
+    /// Opens the room of the SOS `key` at its message.
+    fn open_sos(&self, key: &str);
 }
 
 /// Handle the views use: the state and the actions. Cheap to copy.
@@ -724,6 +768,21 @@ impl ChatClient {
     /// See [`ChatActions::attach_place`].
     pub fn attach_place(&self, on: bool) {
         self.with_actions(|a| a.attach_place(on));
+    }
+
+    /// See [`ChatActions::send_sos`].
+    pub fn send_sos(&self, note: &str) {
+        self.with_actions(|a| a.send_sos(note));
+    }
+
+    /// See [`ChatActions::answer_sos`].
+    pub fn answer_sos(&self, key: &str) {
+        self.with_actions(|a| a.answer_sos(key));
+    }
+
+    /// See [`ChatActions::open_sos`].
+    pub fn open_sos(&self, key: &str) {
+        self.with_actions(|a| a.open_sos(key));
     }
 
     /// See [`ChatActions::unlock`].

@@ -110,3 +110,68 @@ test('a phone that refuses location, or has no fix yet, says so and sends no pos
   await searching.byTestId('composer-send').click();
   await searching.messageWithText('where am I').getByTestId('message-place').getByText('sent from here · ±12 m').waitFor();
 });
+
+/** Holds the SOS button down for `ms` and lets go. */
+async function hold(chat, ms) {
+  const button = chat.byTestId('sos-send');
+  const box = await button.boundingBox();
+  await chat.page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+  await chat.page.mouse.down();
+  await chat.page.waitForTimeout(ms);
+  await chat.page.mouse.up();
+}
+
+test('an SOS reaches the room and the Emergency room with where it is, until someone comes and its sender is safe', async () => {
+  const { ana, ben } = await pair('Camp Rescue', await phone({ geolocation: ANA }), await phone({ geolocation: BEN }));
+  // Cara is only in the public Emergency room, far away (Paris).
+  const cara = await ChatPage.open(await phone({ geolocation: { latitude: 48.8566, longitude: 2.3522, accuracy: 20 } }), server.url);
+  await cara.join('Cara', 'Emergency');
+  await cara.waitOnline();
+  // Ben's phone knows where he is (he sends it): the banner says how far.
+  await ben.byTestId('attach-place').click();
+  await ben.byTestId('place-status').getByText(/±12 m/).waitFor();
+
+  await ana.menu('sos');
+  await ana.byTestId('sos-sheet').waitFor();
+  await ana.byTestId('sos-note').fill('trapped by water, second floor');
+  // A tap is not an SOS.
+  await hold(ana, 200);
+  await ana.page.waitForTimeout(1_800);
+  assert.equal(await ana.byTestId('message').count(), 0);
+  assert.equal(await ben.byTestId('sos-banner').count(), 0);
+  // Held for a moment and a half, it goes.
+  await hold(ana, 1_800);
+  await ana.byTestId('sos-sheet').waitFor({ state: 'detached' });
+  const own = ana.byTestId('sos-banner');
+  await own.getByText('Your SOS is out').waitFor();
+  assert.equal(await own.count(), 1, 'one banner for a call that went to two rooms');
+  const sent = ana.byTestId('message').filter({ has: ana.byTestId('message-signal') });
+  await sent.getByTestId('message-signal').getByText('SOS: needs help').waitFor();
+  await sent.getByTestId('message-place').getByText('sent from here · ±8 m').waitFor();
+
+  const atBen = ben.byTestId('sos-banner');
+  await atBen.waitFor();
+  assert.equal(await atBen.getByTestId('sos-author').textContent(), 'Ana');
+  assert.match(await atBen.getByTestId('sos-where').textContent(), /^1\.2 km NE · now · in Camp Rescue$/);
+  assert.equal(await atBen.getByTestId('sos-note').textContent(), 'trapped by water, second floor');
+  const atCara = cara.byTestId('sos-banner');
+  await atCara.waitFor();
+  assert.match(await atCara.getByTestId('sos-where').textContent(), /^\d+ km NW · now · in Emergency$/);
+  // Kept on the device: a reload still shows it.
+  await cara.page.reload();
+  await cara.ready();
+  await cara.byTestId('sos-banner').waitFor();
+
+  // Ben is on his way: his banner goes, Ana sees who comes.
+  await atBen.getByTestId('sos-answer').click();
+  await atBen.waitFor({ state: 'detached' });
+  await ana.byTestId('sos-coming-line').getByText('On the way: Ben').waitFor();
+  await ana.byTestId('message-signal').getByText('On the way to help').waitFor();
+
+  // Ana is safe: her banner goes, and so does Cara's in the Emergency room.
+  await ana.byTestId('sos-safe').click();
+  await ana.byTestId('sos-banner').waitFor({ state: 'detached' });
+  await cara.byTestId('sos-banner').waitFor({ state: 'detached' });
+  await cara.byTestId('message-signal').getByText('✓ Safe now: the SOS is over').waitFor();
+  for (const chat of [ana, ben, cara]) assert.deepEqual(chat.errors, []);
+});

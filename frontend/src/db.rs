@@ -78,7 +78,19 @@ impl MessageRecord {
     /// Its text with a line per file ("[photo, 180 KB]"): for the room list, notifications
     /// and search, which show text alone.
     pub(crate) fn summary(&self) -> String {
-        mesh::body::with_markers(&self.text, &self.files())
+        let text = mesh::body::with_markers(&self.text, &self.files());
+        let said = match self.signal {
+            Some(mesh::body::Signal::Sos) => "SOS",
+            Some(mesh::body::Signal::Safe { .. }) => "I am safe",
+            Some(mesh::body::Signal::Coming { .. }) => "On my way",
+            Some(mesh::body::Signal::Live { .. }) => "Shares where they are",
+            None => return text,
+        };
+        if text.is_empty() {
+            said.to_string()
+        } else {
+            format!("{said}: {text}")
+        }
     }
 
     /// Its files.

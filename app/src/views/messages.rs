@@ -10,7 +10,7 @@ use mesh::body::MAX_TEXT_CHARS;
 use super::icons::{CameraIcon, ClipIcon, FileIcon, MicIcon, PinIcon};
 use crate::chat::{ChatClient, ChatFile, ChatMessage, Connection, Delivery, PhotoSize};
 use crate::text::{is_long, pieces, Piece};
-use mesh::body::FileKind;
+use mesh::body::{FileKind, Signal};
 use mesh::geo::Position;
 
 #[component]
@@ -163,7 +163,7 @@ pub(super) fn MessageRow(message: ChatMessage) -> impl IntoView {
         }
     });
     view! {
-        <article class="message" class:own=message.own data-testid="message" data-id=message.id.clone()>
+        <article class="message" class:own=message.own class:sos=message.signal == Some(Signal::Sos) data-testid="message" data-id=message.id.clone()>
             <header>
                 <span class="author" data-testid="message-author">{message.author}</span>
                 {message.verified.then(|| view! {
@@ -174,6 +174,9 @@ pub(super) fn MessageRow(message: ChatMessage) -> impl IntoView {
                     <span class="via-radio" title="Came over the radio from another camp; the name is not confirmed by a signature">"📡 via radio"</span>
                 })}
             </header>
+            {message.signal.and_then(signal_line).map(|(class, text)| view! {
+                <p class=class data-testid="message-signal">{text}</p>
+            })}
             {(!message.text.is_empty()).then(|| view! { <MessageText text=message.text/> })}
             {(!message.files.is_empty()).then(|| view! {
                 <MessageFiles files=message.files.clone()/>
@@ -183,6 +186,16 @@ pub(super) fn MessageRow(message: ChatMessage) -> impl IntoView {
                 .then(|| view! { <UploadLine id=message.id.clone()/> })}
             {delivery}
         </article>
+    }
+}
+
+/// What a message with a signal says above its text: its class and words.
+fn signal_line(signal: Signal) -> Option<(&'static str, &'static str)> {
+    match signal {
+        Signal::Sos => Some(("signal sos", "SOS: needs help")),
+        Signal::Safe { .. } => Some(("signal safe", "✓ Safe now: the SOS is over")),
+        Signal::Coming { .. } => Some(("signal coming", "On the way to help")),
+        Signal::Live { .. } => None,
     }
 }
 

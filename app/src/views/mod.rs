@@ -4,6 +4,7 @@
 // components are still reported as unreachable `pub` items.
 #![allow(unreachable_pub)]
 
+mod alerts;
 mod bars;
 mod home;
 mod icons;
@@ -15,6 +16,7 @@ use leptos::either::Either;
 use leptos::{ev, prelude::*};
 
 use crate::chat::ChatClient;
+use alerts::{SosBanners, SosSheet};
 use bars::{ConnectionBadge, DirectAlert, KeyWarning, Presence, RadioBar, SyncBar, TypingLine};
 use home::Home;
 use icons::{MoreIcon, MutedIcon};
@@ -39,8 +41,10 @@ pub fn ChatScreen() -> impl IntoView {
             } else {
                 Either::Right(view! {
                     <DirectAlert/>
+                    <SosBanners/>
                     {move || if in_room.get() { Either::Left(view! { <RoomView/> }) } else { Either::Right(view! { <Home/> }) }}
                     <SearchSheet/>
+                    <SosSheet/>
                 })
             }}
         </main>
@@ -142,6 +146,9 @@ fn RoomMenu() -> impl IntoView {
                 >
                     {move || if muted() { "Unmute notifications" } else { "Mute notifications" }}
                 </button>
+                <button type="button" role="menuitem" class="danger" data-testid="sos" on:click=move |_| {
+                    choose(Box::new(move || state.sos_open.set(true)))
+                }>"Send SOS…"</button>
                 <button type="button" role="menuitem" data-testid="radio-button" class:on=radio_on on:click=move |_| {
                     choose(Box::new(move || radio.set(true)))
                 }>

@@ -150,4 +150,16 @@ impl ChatActions for Actions {
     fn attach_place(&self, on: bool) {
         self.0.location.set_attach(&self.0, on);
     }
+
+    fn send_sos(&self, note: &str) {
+        self.0.alerts.send(&self.0, note);
+    }
+
+    fn answer_sos(&self, key: &str) {
+        self.0.alerts.answer(&self.0, key);
+    }
+
+    fn open_sos(&self, key: &str) {
+        self.0.alerts.open(&self.0, key);
+    }
 }

@@ -230,6 +230,7 @@ impl Attention {
             let opened = newest
                 .as_ref()
                 .and_then(|m| record_of(m, &watched.key, &watched.hex));
+
             if let Some(record) = &opened {
                 state
                     .previews
@@ -237,6 +238,19 @@ impl Attention {
             }
             (opened, live)
         };
+        if let Some(record) = &opened {
+            let watched = self
+                .state
+                .borrow()
+                .watched
+                .get(&room)
+                .map(|w| (w.hex.clone(), w.name.clone()));
+            if let Some((hex, name)) = watched {
+                engine
+                    .alerts
+                    .note(engine, &hex, &name, std::slice::from_ref(record));
+            }
+        }
         if count > 0 {
             if let Some(record) = opened {
                 self.arrived(engine, room, &record, count, live);
@@ -251,7 +265,8 @@ impl Attention {
             return;
         }
         let room = message.envelope.room;
-        let (record, count) = {
+        let noted;
+        let counted = 'counted: {
             let state = &mut *self.state.borrow_mut();
             let Some(watched) = state.watched.get(&room) else {
                 return;
@@ -260,13 +275,25 @@ impl Attention {
             let Some(record) = record_of(message, &watched.key, &watched.hex) else {
                 return;
             };
+            let (hex, name) = (watched.hex.clone(), watched.name.clone());
+            let signal = record.signal.is_some().then(|| record.clone());
+            // Read outside this borrow (an SOS is news even when counted already).
+            noted = signal.map(|record| (hex, name, record));
             let Some(count) = state.unread.arrived(&watched.hex, message.seq) else {
-                return;
+                break 'counted None;
             };
             state
                 .previews
                 .insert(watched.hex.clone(), (record.created_at, preview(&record)));
-            (record, count)
+            Some((record, count))
+        };
+        if let Some((hex, name, record)) = noted {
+            engine
+                .alerts
+                .note(engine, &hex, &name, std::slice::from_ref(&record));
+        }
+        let Some((record, count)) = counted else {
+            return;
         };
         self.arrived(engine, room, &record, count, true);
         self.show(engine);

@@ -150,13 +150,19 @@ impl Inbox {
         engine.session.with_sync(room, |sync| {
             sync.on_messages(messages.iter().map(|m| m.seq))
         });
+        let records: Vec<MessageRecord> = messages
+            .iter()
+            .filter_map(|m| record_of(m, &key, &room_hex))
+            .collect();
+        let room_name = engine
+            .session
+            .room_record()
+            .map(|r| r.name)
+            .unwrap_or_default();
+        engine.alerts.note(engine, &room_hex, &room_name, &records);
         {
             let mut state = self.state.borrow_mut();
-            state.received.extend(
-                messages
-                    .iter()
-                    .filter_map(|m| record_of(m, &key, &room_hex)),
-            );
+            state.received.extend(records);
             state.room_dirty = true;
         }
         self.schedule_persist(engine);
@@ -344,6 +350,12 @@ impl Inbox {
                     return;
                 }
                 let own = engine.session.sender_hex();
+                let room_name = engine
+                    .session
+                    .room_record()
+                    .map(|r| r.name)
+                    .unwrap_or_default();
+                engine.alerts.note(engine, &room, &room_name, &records);
                 let messages: Vec<ChatMessage> = records
                     .iter()
                     .map(|r| engine.people.chat_message(r, &own))

@@ -17,6 +17,8 @@ use crate::js;
 const FRESH_MS: u64 = 2 * 60 * 1000;
 /// What the phone may answer with: a fix it took this recently.
 const MAXIMUM_AGE_MS: u32 = 10_000;
+/// How long an SOS waits for a fix before it goes without one.
+const SOS_FIX_TIMEOUT_MS: u32 = 8_000;
 
 /// The location part.
 #[derive(Default)]
@@ -63,14 +65,67 @@ impl Location {
         }
     }
 
+    /// Where the phone is now, for an SOS: the watched position when it is recent, else one
+    /// fix asked for now (a few seconds at most); `None` when the phone cannot tell.
+    pub(super) async fn fix_now(&self, engine: &Rc<Engine>) -> Option<Position> {
+        if let Some((position, at)) = engine.state.my_position.get_untracked() {
+            if now_ms().saturating_sub(at) <= FRESH_MS {
+                return Some(position);
+            }
+        }
+        let geolocation = geolocation()?;
+        let options = Object::new();
+        for (name, value) in [
+            ("enableHighAccuracy", JsValue::TRUE),
+            ("maximumAge", (FRESH_MS as f64).into()),
+            ("timeout", SOS_FIX_TIMEOUT_MS.into()),
+        ] {
+            let _ = Reflect::set(&options, &name.into(), &value);
+        }
+        let promise = js_sys::Promise::new(&mut |resolve, reject| {
+            let _ = js::call(
+                &geolocation,
+                "getCurrentPosition",
+                &[resolve.into(), reject.into(), options.clone().into()],
+            );
+        });
+        let fix = wasm_bindgen_futures::JsFuture::from(promise).await.ok()?;
+        let position = position_of(&fix)?;
+        engine.state.my_position.set(Some((position, now_ms())));
+        Some(position)
+    }
+
+    /// Where the phone is, to say how far a call for help is, when the person already allowed
+    /// the site to know (nothing is asked, and nothing is sent).
+    pub(super) async fn fix_if_allowed(&self, engine: &Rc<Engine>) {
+        if engine.state.my_position.get_untracked().is_some() {
+            return;
+        }
+        let Some(permissions) = web_sys::window()
+            .and_then(|w| Reflect::get(&w.navigator(), &"permissions".into()).ok())
+            .filter(|p| !p.is_undefined())
+        else {
+            return;
+        };
+        let query = Object::new();
+        let _ = Reflect::set(&query, &"name".into(), &"geolocation".into());
+        let Ok(status) = js::call_async(&permissions, "query", &[query.into()]).await else {
+            return;
+        };
+        let granted = Reflect::get(&status, &"state".into())
+            .ok()
+            .and_then(|s| s.as_string())
+            .is_some_and(|s| s == "granted");
+        if granted {
+            self.fix_now(engine).await;
+        }
+    }
+
     fn start(&self, engine: &Rc<Engine>) -> Result<(), String> {
         if self.watch.borrow().is_some() {
             return Ok(());
         }
-        let geolocation = web_sys::window()
-            .and_then(|w| Reflect::get(&w.navigator(), &"geolocation".into()).ok())
-            .filter(|g| !g.is_undefined() && !g.is_null())
-            .ok_or("This browser cannot tell where the phone is.")?;
+        let geolocation = geolocation().ok_or("This browser cannot tell where the phone is.")?;
         let weak = Rc::downgrade(engine);
         let on_fix = Closure::<dyn FnMut(JsValue)>::new(move |fix: JsValue| {
             let Some(engine) = weak.upgrade() else { return };
@@ -128,15 +183,20 @@ impl Location {
     /// Stops watching the phone's position and forgets it.
     fn stop(&self, engine: &Rc<Engine>) {
         if let Some(watch) = self.watch.borrow_mut().take() {
-            if let Some(geolocation) = web_sys::window()
-                .and_then(|w| Reflect::get(&w.navigator(), &"geolocation".into()).ok())
-            {
+            if let Some(geolocation) = geolocation() {
                 let _ = js::call(&geolocation, "clearWatch", &[watch.id]);
             }
         }
         engine.state.attach_place.set(false);
         engine.state.my_position.set(None);
     }
+}
+
+/// `navigator.geolocation`, where the browser has it.
+fn geolocation() -> Option<JsValue> {
+    web_sys::window()
+        .and_then(|w| Reflect::get(&w.navigator(), &"geolocation".into()).ok())
+        .filter(|g| !g.is_undefined() && !g.is_null())
 }
 
 /// The position in a `GeolocationPosition`.

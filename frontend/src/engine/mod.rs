@@ -10,6 +10,7 @@
 //!   message goes out; fetched, checked and opened on demand.
 //! - [`voice`]: voice notes, recorded while a button is held.
 //! - [`location`]: this phone's position, watched only while the person sends it.
+//! - [`alerts`]: SOS calls: sent with a position, a banner until answered or ended.
 //! - [`inbox`]: what arrives is stored before it is shown; the one way to the screen (the
 //!   store changes, then the list reloads from it).
 //! - [`people`]: presence, typing, contacts and trust.
@@ -20,6 +21,7 @@
 //! - [`radio`]: this browser's radio, driven by the same `mesh` driver as the server's.
 
 mod actions;
+mod alerts;
 mod attention;
 mod connection;
 mod files;
@@ -59,6 +61,7 @@ pub(crate) fn start() -> ChatClient {
         files: files::Files::default(),
         voice: voice::Voice::default(),
         location: location::Location::default(),
+        alerts: alerts::Alerts::default(),
         inbox: inbox::Inbox::default(),
         people: people::People::default(),
         attention: attention::Attention::default(),
@@ -87,6 +90,7 @@ pub(crate) struct Engine {
     files: files::Files,
     voice: voice::Voice,
     location: location::Location,
+    alerts: alerts::Alerts,
     inbox: inbox::Inbox,
     people: people::People,
     attention: attention::Attention,
@@ -175,6 +179,7 @@ impl Engine {
         self.people.load(&db).await;
         self.outbox.load(&self, &db).await;
         self.files.load(&db).await;
+        self.alerts.load(&self).await;
         self.radio.load_camp_key(&self).await;
         self.session.resume(&self, &db).await;
         if let Some(window) = web_sys::window() {

@@ -12,7 +12,7 @@ use app::{SyncProgress, SyncStep};
 use client::outbox::{OutboxBook, Refusal};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use mesh::crypto::{seal, Draft};
+use mesh::crypto::{seal, Draft, Identity, RoomKey};
 use mesh::radio::{RadioMessage, DEFAULT_FRAME_BYTES};
 use mesh::{ClientFrame, Envelope, ErrorCode, Kind, MessageId, TextBody};
 
@@ -328,6 +328,18 @@ pub(super) fn sealed(
     body: &TextBody,
     camp: Option<&str>,
 ) -> Result<(MessageRecord, Vec<u8>, Vec<u8>), String> {
+    sealed_for(&joined.key, &joined.room_hex, identity, body, camp)
+}
+
+/// `body` sealed by `identity` for the room of `key` (hex `room_hex`), which need not be the
+/// room open now (an SOS goes to the Emergency room too): see [`sealed`].
+pub(super) fn sealed_for(
+    key: &RoomKey,
+    room_hex: &str,
+    identity: &Identity,
+    body: &TextBody,
+    camp: Option<&str>,
+) -> Result<(MessageRecord, Vec<u8>, Vec<u8>), String> {
     let plaintext = body
         .encode()
         .map_err(|error| format!("Not sent: {error}."))?;
@@ -337,7 +349,7 @@ pub(super) fn sealed(
         kind: Kind::Text,
         plaintext: &plaintext,
     };
-    let envelope = seal(identity, &joined.key, draft, device::random_bytes())
+    let envelope = seal(identity, key, draft, device::random_bytes())
         .map_err(|error| format!("Not sent: {error}."))?;
     let bytes = envelope
         .encode()
@@ -351,7 +363,7 @@ pub(super) fn sealed(
         .map(|compact| {
             let text = mesh::body::radio_text(&body.text, &body.attachments, camp, compact);
             RadioMessage::seal_placed(
-                &joined.key,
+                key,
                 envelope.id,
                 (envelope.created_at_ms / 1000) as u32,
                 &body.author,
@@ -365,7 +377,7 @@ pub(super) fn sealed(
         .unwrap_or_default();
     let record = MessageRecord {
         id: envelope.id.to_string(),
-        room: joined.room_hex.clone(),
+        room: room_hex.to_string(),
         order: LOCAL_ORDER_BASE + envelope.created_at_ms as f64,
         seq: None,
         created_at: envelope.created_at_ms as f64,

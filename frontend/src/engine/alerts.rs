@@ -1,0 +1,497 @@
+//! SOS calls: sending one (to the room open now and to the public Emergency room, with where
+//! the phone is), and the banner each received one raises until its sender says they are
+//! safe or someone answers that they are on their way. The calls are kept on the device (a
+//! reload keeps the banner) for a day.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use app::SosAlert;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use mesh::body::Signal;
+use mesh::crypto::RoomKey;
+use mesh::geo::Position;
+use mesh::hex::{decode as unhex, encode as hex};
+use mesh::TextBody;
+use serde::{Deserialize, Serialize};
+
+use super::inbox::RADIO_SENDER;
+use super::outbox::sealed_for;
+use super::Engine;
+use crate::db::MessageRecord;
+use crate::pwa;
+
+/// An SOS older than this raises no banner.
+const SHOWN_FOR_MS: u64 = 24 * 60 * 60 * 1000;
+/// The setting the calls are kept under.
+const SETTING: &str = "sos-alerts";
+/// Most calls kept (the oldest go first).
+const MAX_ALERTS: usize = 32;
+/// How often the banners' "4 min ago" moves on.
+const TICK: Duration = Duration::from_secs(30);
+
+/// The SOS part.
+#[derive(Default)]
+pub(super) struct Alerts {
+    state: RefCell<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Calls not resolved, by key (`ROOM/ID`).
+    active: HashMap<String, Alert>,
+    /// Calls their sender ended before this device saw them: key to (sender, author).
+    ended: HashMap<String, (String, String)>,
+    ticking: bool,
+}
+
+/// A call as kept on the device.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Alert {
+    key: String,
+    message: String,
+    room: String,
+    room_name: String,
+    author: String,
+    sender: String,
+    own: bool,
+    position: Option<Position>,
+    at_ms: u64,
+    note: String,
+    coming: Vec<String>,
+}
+
+impl Alert {
+    /// Who called: this device, a device (its key), or over the radio a name. One person's
+    /// calls (an SOS goes to two rooms) show as one banner and are answered together.
+    fn caller(&self) -> String {
+        if self.own {
+            "own".to_string()
+        } else if self.sender == RADIO_SENDER {
+            format!("radio:{}", self.author)
+        } else {
+            self.sender.clone()
+        }
+    }
+
+    /// `other` is by the same person as this call: the same device, or (over the radio, where
+    /// nothing is signed) the same name.
+    fn same_sender(&self, sender: &str, author: &str) -> bool {
+        self.sender == sender
+            || ((self.sender == RADIO_SENDER || sender == RADIO_SENDER) && self.author == author)
+    }
+}
+
+/// `ROOM/ID`: a call's room and its radio id (the first six bytes of its id), which its
+/// answers name.
+fn key_of(room: &str, radio_id: &str) -> String {
+    format!("{room}/{radio_id}")
+}
+
+impl Alerts {
+    /// Reads the calls kept on the device and shows them.
+    pub(super) async fn load(&self, engine: &Rc<Engine>) {
+        let Some(db) = engine.db() else { return };
+        let kept: Vec<Alert> = db
+            .setting(SETTING)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|text| BASE64.decode(text).ok())
+            .and_then(|bytes| postcard::from_bytes(&bytes).ok())
+            .unwrap_or_default();
+        {
+            let mut state = self.state.borrow_mut();
+            for alert in kept {
+                state.active.entry(alert.key.clone()).or_insert(alert);
+            }
+        }
+        self.show(engine);
+        if self.state.borrow().active.values().any(|a| !a.own) {
+            self.locate(engine);
+        }
+    }
+
+    /// Messages read in the room `room` (hex) named `room_name`: SOS calls raise a banner,
+    /// their ends and answers change it.
+    pub(super) fn note(
+        &self,
+        engine: &Rc<Engine>,
+        room: &str,
+        room_name: &str,
+        records: &[MessageRecord],
+    ) {
+        let own = engine.session.sender_hex();
+        let now = now_ms();
+        let mut changed = false;
+        let mut raised = Vec::new();
+        {
+            let state = &mut *self.state.borrow_mut();
+            for record in records {
+                let Some(signal) = record.signal else {
+                    continue;
+                };
+                match signal {
+                    Signal::Sos => {
+                        let at_ms = record.created_at as u64;
+                        let key = key_of(room, record.id.get(..12).unwrap_or_default());
+                        if now.saturating_sub(at_ms) > SHOWN_FOR_MS
+                            || state.active.contains_key(&key)
+                        {
+                            continue;
+                        }
+                        let alert = Alert {
+                            key: key.clone(),
+                            message: record.id.clone(),
+                            room: room.to_string(),
+                            room_name: room_name.to_string(),
+                            author: record.author.clone(),
+                            sender: record.sender.clone(),
+                            own: !own.is_empty() && record.sender == own,
+                            position: record.position,
+                            at_ms,
+                            note: record.text.clone(),
+                            coming: Vec::new(),
+                        };
+                        if let Some((sender, author)) = state.ended.get(&key) {
+                            if alert.same_sender(sender, author) {
+                                continue;
+                            }
+                        }
+                        if !alert.own {
+                            raised.push(alert.clone());
+                        }
+                        state.active.insert(key, alert);
+                        changed = true;
+                    }
+                    Signal::Safe { of } => {
+                        let key = key_of(room, &hex(&of));
+                        match state.active.get(&key) {
+                            Some(alert) if alert.same_sender(&record.sender, &record.author) => {
+                                state.active.remove(&key);
+                                changed = true;
+                            }
+                            Some(_) => {}
+                            None => {
+                                state
+                                    .ended
+                                    .insert(key, (record.sender.clone(), record.author.clone()));
+                            }
+                        }
+                    }
+                    Signal::Coming { of } => {
+                        let key = key_of(room, &hex(&of));
+                        if let Some(alert) = state.active.get_mut(&key) {
+                            if !alert.coming.contains(&record.author) {
+                                alert.coming.push(record.author.clone());
+                                changed = true;
+                            }
+                        }
+                    }
+                    Signal::Live { .. } => {}
+                }
+            }
+            // The oldest go when too many are kept.
+            while state.active.len() > MAX_ALERTS {
+                let Some(oldest) = state
+                    .active
+                    .values()
+                    .min_by_key(|a| a.at_ms)
+                    .map(|a| a.key.clone())
+                else {
+                    break;
+                };
+                state.active.remove(&oldest);
+            }
+        }
+        let raised_any = !raised.is_empty();
+        for alert in raised {
+            let body = if alert.note.is_empty() {
+                format!("{} needs help (in {})", alert.author, alert.room_name)
+            } else {
+                format!("{}: {} (in {})", alert.author, alert.note, alert.room_name)
+            };
+            // Even in a muted room: someone asks for help.
+            pwa::notify(
+                &format!("SOS from {}", alert.author),
+                &body,
+                &alert.room,
+                true,
+            );
+        }
+        if changed {
+            self.show(engine);
+            self.save(engine);
+        }
+        if raised_any {
+            self.locate(engine);
+        }
+    }
+
+    /// Sends an SOS with this phone's position (asked for now, a few seconds at most) and
+    /// `note` to the room open now and to the Emergency room.
+    pub(super) fn send(&self, engine: &Rc<Engine>, note: &str) {
+        let Some(identity) = engine.session.identity() else {
+            engine.notice("Join a room first.");
+            return;
+        };
+        let name = engine.session.name();
+        let note = note.trim().to_string();
+        let emergency = RoomKey::emergency();
+        let mut rooms: Vec<(RoomKey, String, String)> = Vec::new();
+        if let (Some((room, hex_id, _)), Some(record)) =
+            (engine.session.current_room(), engine.session.room_record())
+        {
+            if room != emergency.room_id() {
+                if let Some((key, _)) = engine.session.room_key(room) {
+                    rooms.push((key, hex_id, record.name));
+                }
+            }
+        }
+        rooms.push((
+            emergency.clone(),
+            emergency.room_id().to_string(),
+            "Emergency".to_string(),
+        ));
+        engine
+            .state
+            .sos_status
+            .set(Some("Finding your position…".into()));
+        let engine = Rc::clone(engine);
+        spawn_local(async move {
+            let position = engine.location.fix_now(&engine).await;
+            let Some(db) = engine.db() else { return };
+            let camp = engine.radio.camp();
+            let mut sent = Vec::new();
+            for (key, room_hex, room_name) in rooms {
+                let body = match TextBody::place(&name, &note, position, Some(Signal::Sos)) {
+                    Ok(body) => body,
+                    Err(error) => {
+                        engine
+                            .state
+                            .sos_status
+                            .set(Some(format!("Not sent: {error}.")));
+                        return;
+                    }
+                };
+                let Ok((record, envelope, radio)) =
+                    sealed_for(&key, &room_hex, &identity, &body, camp.as_deref())
+                else {
+                    continue;
+                };
+                let shown = record.clone();
+                if engine
+                    .outbox
+                    .store(&engine, &db, record, envelope, radio, Vec::new())
+                    .await
+                    .is_ok()
+                {
+                    engine.alerts.note(&engine, &room_hex, &room_name, &[shown]);
+                    sent.push(room_name);
+                }
+            }
+            let place = if position.is_some() {
+                "with your position"
+            } else {
+                "without a position (the phone did not know it)"
+            };
+            engine
+                .state
+                .sos_status
+                .set(Some(format!("SOS sent to {} {place}.", sent.join(" and "))));
+            engine.state.sos_open.set(false);
+        });
+    }
+
+    /// The person answered the call `key`: "I am safe" to every room their own call went to,
+    /// or "On my way" to the room of another's.
+    pub(super) fn answer(&self, engine: &Rc<Engine>, key: &str) {
+        let Some(alert) = self.state.borrow().active.get(key).cloned() else {
+            return;
+        };
+        let Some(identity) = engine.session.identity() else {
+            return;
+        };
+        let name = engine.session.name();
+        // A call went to more than one room: it is answered, or ends, in all of them.
+        let caller = alert.caller();
+        let answered: Vec<Alert> = self
+            .state
+            .borrow()
+            .active
+            .values()
+            .filter(|a| a.caller() == caller)
+            .cloned()
+            .collect();
+        let engine = Rc::clone(engine);
+        spawn_local(async move {
+            let Some(db) = engine.db() else { return };
+            let position = engine
+                .state
+                .my_position
+                .get_untracked()
+                .map(|(position, _)| position);
+            let camp = engine.radio.camp();
+            for alert in answered {
+                let Some(of) = unhex::<6>(alert.message.get(..12).unwrap_or_default()) else {
+                    continue;
+                };
+                let Some(key) = room_key(&engine, &alert.room).await else {
+                    engine.notice(format!(
+                        "Could not answer in {}: this device does not have the room.",
+                        alert.room_name
+                    ));
+                    continue;
+                };
+                let signal = if alert.own {
+                    Signal::Safe { of }
+                } else {
+                    Signal::Coming { of }
+                };
+                let Ok(body) = TextBody::place(&name, "", position, Some(signal)) else {
+                    continue;
+                };
+                let Ok((record, envelope, radio)) =
+                    sealed_for(&key, &alert.room, &identity, &body, camp.as_deref())
+                else {
+                    continue;
+                };
+                let shown = record.clone();
+                if engine
+                    .outbox
+                    .store(&engine, &db, record, envelope, radio, Vec::new())
+                    .await
+                    .is_ok()
+                {
+                    engine
+                        .alerts
+                        .note(&engine, &alert.room, &alert.room_name, &[shown]);
+                }
+            }
+        });
+    }
+
+    /// How far a call is needs where this phone is: asked for when the person allowed it.
+    fn locate(&self, engine: &Rc<Engine>) {
+        let engine = Rc::clone(engine);
+        spawn_local(async move { engine.location.fix_if_allowed(&engine).await });
+    }
+
+    /// Opens the room of the call `key` at its message.
+    pub(super) fn open(&self, engine: &Rc<Engine>, key: &str) {
+        let Some(alert) = self.state.borrow().active.get(key).cloned() else {
+            return;
+        };
+        engine.search.open(engine, &alert.room, &alert.message);
+    }
+
+    /// The calls onto the screen, one per caller (their newest, with everyone on the way to
+    /// any of their calls), newest first, with how long ago; while there are any, that is
+    /// kept current.
+    fn show(&self, engine: &Rc<Engine>) {
+        let now = now_ms();
+        let mut alerts: Vec<SosAlert> = {
+            let mut state = self.state.borrow_mut();
+            state
+                .active
+                .retain(|_, a| now.saturating_sub(a.at_ms) <= SHOWN_FOR_MS);
+            let mut callers: HashMap<String, Alert> = HashMap::new();
+            for alert in state.active.values() {
+                match callers.get_mut(&alert.caller()) {
+                    Some(shown) => {
+                        let mut coming = std::mem::take(&mut shown.coming);
+                        for name in &alert.coming {
+                            if !coming.contains(name) {
+                                coming.push(name.clone());
+                            }
+                        }
+                        if alert.at_ms > shown.at_ms {
+                            *shown = alert.clone();
+                        }
+                        shown.coming = coming;
+                    }
+                    None => {
+                        callers.insert(alert.caller(), alert.clone());
+                    }
+                }
+            }
+            callers
+                .values()
+                .map(|a| SosAlert {
+                    key: a.key.clone(),
+                    message: a.message.clone(),
+                    room: a.room.clone(),
+                    room_name: a.room_name.clone(),
+                    author: a.author.clone(),
+                    own: a.own,
+                    position: a.position,
+                    at_ms: a.at_ms,
+                    age: mesh::geo::format_age(now.saturating_sub(a.at_ms)),
+                    note: a.note.clone(),
+                    coming: a.coming.clone(),
+                })
+                .collect()
+        };
+        alerts.sort_by(|a, b| b.at_ms.cmp(&a.at_ms));
+        let any = !alerts.is_empty();
+        engine.state.alerts.set(alerts);
+        if any && !std::mem::replace(&mut self.state.borrow_mut().ticking, true) {
+            let weak = Rc::downgrade(engine);
+            spawn_local(async move {
+                loop {
+                    gloo_timers_sleep(TICK).await;
+                    let Some(engine) = weak.upgrade() else { return };
+                    if engine.alerts.state.borrow().active.is_empty() {
+                        engine.alerts.state.borrow_mut().ticking = false;
+                        return;
+                    }
+                    engine.alerts.show(&engine);
+                }
+            });
+        }
+    }
+
+    /// Keeps the calls on the device.
+    fn save(&self, engine: &Rc<Engine>) {
+        let Some(db) = engine.db() else { return };
+        let kept: Vec<Alert> = self.state.borrow().active.values().cloned().collect();
+        let Ok(bytes) = postcard::to_allocvec(&kept) else {
+            return;
+        };
+        spawn_local(async move {
+            let _ = db.set_setting(SETTING, Some(&BASE64.encode(bytes))).await;
+        });
+    }
+}
+
+/// The key of the room `room` (hex): the Emergency room's is public, the others' are on the
+/// device.
+async fn room_key(engine: &Rc<Engine>, room: &str) -> Option<RoomKey> {
+    let emergency = RoomKey::emergency();
+    if emergency.room_id().to_string() == room {
+        return Some(emergency);
+    }
+    let record = engine.db()?.room(room).await.ok().flatten()?;
+    unhex::<32>(&record.key).map(RoomKey::from_bytes)
+}
+
+/// Waits `duration` (a browser timer).
+async fn gloo_timers_sleep(duration: Duration) {
+    let (done, wait) = futures::channel::oneshot::channel::<()>();
+    set_timeout(
+        move || {
+            let _ = done.send(());
+        },
+        duration,
+    );
+    let _ = wait.await;
+}
+
+fn now_ms() -> u64 {
+    js_sys::Date::now() as u64
+}
