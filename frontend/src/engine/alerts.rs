@@ -437,7 +437,7 @@ impl Alerts {
                 })
                 .collect()
         };
-        alerts.sort_by(|a, b| b.at_ms.cmp(&a.at_ms));
+        alerts.sort_by_key(|a| std::cmp::Reverse(a.at_ms));
         let any = !alerts.is_empty();
         engine.state.alerts.set(alerts);
         if any && !std::mem::replace(&mut self.state.borrow_mut().ticking, true) {
