@@ -37,6 +37,11 @@ pub enum Kind {
     /// A chat message that came over the radio: the body is a [`crate::radio::RadioMessage`]
     /// payload, sealed with the room key and not signed.
     Radio,
+    /// A live position (the body is a [`crate::TextBody`] with a
+    /// [`crate::body::Signal::Live`]): stored and delivered like a message, but not news
+    /// (never counted as unread). The server learns that someone shares where they are, and
+    /// how often, not where.
+    Live,
 }
 
 /// An Ed25519 signature (64 bytes).

@@ -501,7 +501,10 @@ impl Store {
             };
             unread.last_seq = unread.last_seq.max(seq);
             match message {
-                Ok(message) if message.envelope.sender != own => {
+                Ok(message)
+                    if message.envelope.sender != own
+                        && message.envelope.kind != mesh::Kind::Live =>
+                {
                     unread.count += 1;
                     unread.newest.get_or_insert(message);
                 }
@@ -673,6 +676,15 @@ mod tests {
         let capped = store.unread_blocking(room, None, me, 3).unwrap();
         assert_eq!(capped.count, 2);
         assert_eq!(capped.newest.unwrap().envelope.id, MessageId([6; 16]));
+        // A live position is stored and moves the room on, but is not news.
+        let mut live = envelope(8, room);
+        live.kind = Kind::Live;
+        let live_seq = store.insert_blocking(&live, 0, |_| {}).unwrap().message.seq;
+        let after_live = store.unread_blocking(room, Some(seqs[5]), me, 100).unwrap();
+        assert_eq!(
+            (after_live.count, after_live.newest, after_live.last_seq),
+            (0, None, live_seq)
+        );
     }
 
     #[test]
