@@ -174,6 +174,19 @@ pub struct SosAlert {
     pub coming: Vec<String>,
 }
 
+/// Someone's last known position in the room open now, for "People nearby".
+#[derive(Clone, Debug, PartialEq)]
+pub struct Nearby {
+    /// Their name.
+    pub name: String,
+    /// Where they were.
+    pub position: Position,
+    /// How old the fix is ("4 min ago"), kept current.
+    pub age: String,
+    /// They share their position live now.
+    pub live: bool,
+}
+
 /// A file sent with a message, as the room shows it. Its bytes are fetched and opened on
 /// this device only when shown (photos) or asked for (the rest).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -465,6 +478,13 @@ pub struct ChatState {
     pub sos_open: RwSignal<bool>,
     /// How sending an SOS goes ("Finding your position…", "SOS sent to …").
     pub sos_status: RwSignal<Option<String>>,
+    /// This device shares its position live in the room open now: until when ("until 14:35",
+    /// "until you stop").
+    pub live_sharing: RwSignal<Option<String>>,
+    /// The last known positions of the people of the room open now (not this device).
+    pub nearby: RwSignal<Vec<Nearby>>,
+    /// Which way the phone points, in degrees from north, where it says.
+    pub heading: RwSignal<Option<f64>>,
 }
 
 impl ChatState {
@@ -514,6 +534,9 @@ impl ChatState {
             alerts: RwSignal::new(Vec::new()),
             sos_open: RwSignal::new(false),
             sos_status: RwSignal::new(None),
+            live_sharing: RwSignal::new(None),
+            nearby: RwSignal::new(Vec::new()),
+            heading: RwSignal::new(None),
         }
     }
 }
@@ -592,6 +615,14 @@ pub trait ChatActions {
     fn answer_sos(&self, key: &str);
     /// Opens the room of the SOS `key` at its message.
     fn open_sos(&self, key: &str);
+    /// Shares this device's position live in the room open now, for `minutes` (`None`: until
+    /// stopped).
+    fn share_live(&self, minutes: Option<u32>);
+    /// Stops sharing the position live in the room open now: it disappears from the others.
+    fn stop_live(&self);
+    /// "People nearby" opened (`true`) or closed: where this phone is (when the person
+    /// allowed it) and which way it points are followed while it is open.
+    fn watch_nearby(&self, open: bool);
 }
 
 /// Handle the views use: the state and the actions. Cheap to copy.
@@ -783,6 +814,21 @@ impl ChatClient {
     /// See [`ChatActions::open_sos`].
     pub fn open_sos(&self, key: &str) {
         self.with_actions(|a| a.open_sos(key));
+    }
+
+    /// See [`ChatActions::share_live`].
+    pub fn share_live(&self, minutes: Option<u32>) {
+        self.with_actions(|a| a.share_live(minutes));
+    }
+
+    /// See [`ChatActions::stop_live`].
+    pub fn stop_live(&self) {
+        self.with_actions(|a| a.stop_live());
+    }
+
+    /// See [`ChatActions::watch_nearby`].
+    pub fn watch_nearby(&self, open: bool) {
+        self.with_actions(|a| a.watch_nearby(open));
     }
 
     /// See [`ChatActions::unlock`].

@@ -17,8 +17,9 @@ use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 
 pub use chat::{
     unread_label, ChatActions, ChatClient, ChatFile, ChatMessage, ChatState, Connection, Delivery,
-    DraftFile, Notifications, PhotoSize, RadioLine, RadioSettings, RoomSummary, RosterEntry,
-    SearchHit, SearchState, Session, SosAlert, SyncProgress, SyncStep, Transfer, WebRadio,
+    DraftFile, Nearby, Notifications, PhotoSize, RadioLine, RadioSettings, RoomSummary,
+    RosterEntry, SearchHit, SearchState, Session, SosAlert, SyncProgress, SyncStep, Transfer,
+    WebRadio,
 };
 
 /// The page's Content-Security-Policy: its own scripts (the inline hydration script by this

@@ -175,3 +175,41 @@ test('an SOS reaches the room and the Emergency room with where it is, until som
   await cara.byTestId('message-signal').getByText('✓ Safe now: the SOS is over').waitFor();
   for (const chat of [ana, ben, cara]) assert.deepEqual(chat.errors, []);
 });
+
+test('a live position moves on the other phone, merged into one entry, and is gone when stopped', async () => {
+  const anaPhone = await phone({ geolocation: ANA });
+  const { ana, ben } = await pair('Camp Moving', anaPhone, await phone({ geolocation: BEN }));
+  await ben.menu('nearby');
+  await ben.byTestId('nearby-sheet').waitFor();
+  await ben.byTestId('nearby-empty').waitFor();
+
+  await ana.menu('share-live');
+  await ana.byTestId('live-15').click();
+  await ana.byTestId('live-bar').getByText(/^Sharing your live position here until \d\d:\d\d$/).waitFor();
+  const entry = ben.byTestId('nearby-entry');
+  await entry.getByTestId('nearby-where').getByText('1.2 km NE · ±8 m').waitFor();
+  assert.equal(await entry.getByTestId('nearby-name').textContent(), 'Ana');
+  await entry.getByTestId('nearby-live').waitFor();
+
+  // Ana walks to 1 km south of Ben: his list follows, still one entry.
+  await anaPhone.setGeolocation({ latitude: 51.491, longitude: -0.12, accuracy: 8 });
+  await entry.getByTestId('nearby-where').getByText('1.0 km S · ±8 m').waitFor();
+  assert.equal(await entry.count(), 1);
+  // Ben's phone faces west: the arrow points to his left (south is 90° left of west).
+  await ben.page.evaluate(() => {
+    window.dispatchEvent(new DeviceOrientationEvent('deviceorientationabsolute', { alpha: 90, beta: 0, gamma: 0, absolute: true }));
+  });
+  await ben.page.waitForFunction(() => /rotate\(270deg\)/.test(document.querySelector('[data-testid=nearby-arrow]')?.getAttribute('style') ?? ''));
+  // Live positions are not messages: the room holds none, and nothing is unread.
+  await ben.byTestId('nearby-close').click();
+  assert.equal(await ben.byTestId('message').count(), 0);
+  assert.equal(await ana.byTestId('message').count(), 0);
+
+  // Ana stops: it is gone from Ben's list at once.
+  await ben.menu('nearby');
+  await ben.byTestId('nearby-entry').waitFor();
+  await ana.byTestId('live-stop').click();
+  await ana.byTestId('live-bar').waitFor({ state: 'detached' });
+  await ben.byTestId('nearby-empty').waitFor({ timeout: 10_000 });
+  for (const chat of [ana, ben]) assert.deepEqual(chat.errors, []);
+});

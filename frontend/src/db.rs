@@ -468,7 +468,10 @@ impl Db {
             urgent: message.signal.is_some_and(|s| s.is_urgent()),
         };
         tx.store(OUTBOX)?.add(&to_js(&entry)?, None).await?;
-        tx.store(MESSAGES)?.put(&to_js(message)?, None).await?;
+        // A live position is not a message people read: it moves its sender on the map.
+        if !matches!(message.signal, Some(mesh::body::Signal::Live { .. })) {
+            tx.store(MESSAGES)?.put(&to_js(message)?, None).await?;
+        }
         tx.done().await?;
         Ok(())
     }

@@ -9,6 +9,7 @@ mod bars;
 mod home;
 mod icons;
 mod messages;
+mod places;
 mod search;
 mod sheets;
 
@@ -21,6 +22,7 @@ use bars::{ConnectionBadge, DirectAlert, KeyWarning, Presence, RadioBar, SyncBar
 use home::Home;
 use icons::{MoreIcon, MutedIcon};
 use messages::{Composer, MessageList};
+use places::{LiveBar, LiveSheet, NearbySheet};
 use search::{SearchButton, SearchSheet};
 use sheets::{RadioPanel, ShareSheet};
 
@@ -87,6 +89,7 @@ fn RoomView() -> impl IntoView {
             <KeyWarning/>
             <SyncBar/>
             <RadioBar/>
+            <LiveBar/>
             <Notice/>
             <MessageList/>
             <TypingLine/>
@@ -103,6 +106,8 @@ fn RoomMenu() -> impl IntoView {
     let open = RwSignal::new(false);
     let share = RwSignal::new(false);
     let radio = RwSignal::new(false);
+    let live = RwSignal::new(false);
+    let nearby = RwSignal::new(false);
     let muted = move || state.session.with(|s| s.as_ref().is_some_and(|s| s.muted));
     let direct = move || state.session.with(|s| s.as_ref().is_some_and(|s| s.direct));
     let radio_on = move || state.web_radio.with(|r| r.connected);
@@ -146,6 +151,14 @@ fn RoomMenu() -> impl IntoView {
                 >
                     {move || if muted() { "Unmute notifications" } else { "Mute notifications" }}
                 </button>
+                <button type="button" role="menuitem" data-testid="nearby" on:click=move |_| {
+                    choose(Box::new(move || nearby.set(true)))
+                }>"People nearby"</button>
+                <Show when=move || state.live_sharing.with(Option::is_none)>
+                    <button type="button" role="menuitem" data-testid="share-live" on:click=move |_| {
+                        choose(Box::new(move || live.set(true)))
+                    }>"Share live position…"</button>
+                </Show>
                 <button type="button" role="menuitem" class="danger" data-testid="sos" on:click=move |_| {
                     choose(Box::new(move || state.sos_open.set(true)))
                 }>"Send SOS…"</button>
@@ -159,6 +172,8 @@ fn RoomMenu() -> impl IntoView {
         </span>
         <ShareSheet open=share/>
         <RadioPanel open=radio/>
+        <LiveSheet open=live/>
+        <NearbySheet open=nearby/>
     }
 }
 

@@ -162,4 +162,16 @@ impl ChatActions for Actions {
     fn open_sos(&self, key: &str) {
         self.0.alerts.open(&self.0, key);
     }
+
+    fn share_live(&self, minutes: Option<u32>) {
+        self.0.location.share_live(&self.0, minutes);
+    }
+
+    fn stop_live(&self) {
+        self.0.location.stop_live(&self.0);
+    }
+
+    fn watch_nearby(&self, open: bool) {
+        self.0.location.watch_nearby(&self.0, open);
+    }
 }

@@ -471,7 +471,7 @@ impl Alerts {
 
 /// The key of the room `room` (hex): the Emergency room's is public, the others' are on the
 /// device.
-async fn room_key(engine: &Rc<Engine>, room: &str) -> Option<RoomKey> {
+pub(super) async fn room_key(engine: &Rc<Engine>, room: &str) -> Option<RoomKey> {
     let emergency = RoomKey::emergency();
     if emergency.room_id().to_string() == room {
         return Some(emergency);

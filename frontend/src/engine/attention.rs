@@ -16,10 +16,11 @@ use std::rc::Rc;
 use client::attention::{choose, Moment, Unread, MAX_DIRECT_WATCHED};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use mesh::body::Signal;
 use mesh::crypto::RoomKey;
 use mesh::hex::{decode as unhex, encode as hex};
 use mesh::presence::PresenceCard;
-use mesh::{ClientFrame, RoomId, StoredMessage};
+use mesh::{ClientFrame, Kind, RoomId, StoredMessage};
 
 use super::inbox::record_of;
 use super::{Coalesce, Engine};
@@ -276,9 +277,14 @@ impl Attention {
                 return;
             };
             let (hex, name) = (watched.hex.clone(), watched.name.clone());
-            let signal = record.signal.is_some().then(|| record.clone());
-            // Read outside this borrow (an SOS is news even when counted already).
+            let signal =
+                (record.signal.is_some() || record.position.is_some()).then(|| record.clone());
+            // Read outside this borrow (an SOS is news even when counted already; a live
+            // position is never news).
             noted = signal.map(|record| (hex, name, record));
+            if matches!(record.signal, Some(Signal::Live { .. })) {
+                break 'counted None;
+            }
             let Some(count) = state.unread.arrived(&watched.hex, message.seq) else {
                 break 'counted None;
             };
@@ -291,6 +297,9 @@ impl Attention {
             engine
                 .alerts
                 .note(engine, &hex, &name, std::slice::from_ref(&record));
+            engine
+                .nearby
+                .note(engine, &hex, std::slice::from_ref(&record));
         }
         let Some((record, count)) = counted else {
             return;
@@ -301,7 +310,10 @@ impl Attention {
 
     /// A new message in the room open now: news only while the app is out of sight.
     pub(super) fn on_current(&self, engine: &Rc<Engine>, message: &StoredMessage) {
-        if !device::hidden() || Some(message.envelope.sender) == engine.session.sender() {
+        if !device::hidden()
+            || Some(message.envelope.sender) == engine.session.sender()
+            || message.envelope.kind == Kind::Live
+        {
             return;
         }
         let Some((key, hex)) = engine.session.room_key(message.envelope.room) else {

@@ -13,6 +13,7 @@ use app::{ChatFile, ChatMessage, Delivery as Shown, SyncProgress, SyncStep};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use mesh::body::clean_display_name;
+use mesh::body::Signal;
 use mesh::crypto::RoomKey;
 use mesh::radio::RadioMessage;
 use mesh::wire::MAX_HISTORY_PAGE;
@@ -160,9 +161,15 @@ impl Inbox {
             .map(|r| r.name)
             .unwrap_or_default();
         engine.alerts.note(engine, &room_hex, &room_name, &records);
+        engine.nearby.note(engine, &room_hex, &records);
         {
             let mut state = self.state.borrow_mut();
-            state.received.extend(records);
+            // A live position moves its sender on the map; it is no message to keep.
+            state.received.extend(
+                records
+                    .into_iter()
+                    .filter(|r| !matches!(r.signal, Some(Signal::Live { .. }))),
+            );
             state.room_dirty = true;
         }
         self.schedule_persist(engine);
@@ -356,6 +363,9 @@ impl Inbox {
                     .map(|r| r.name)
                     .unwrap_or_default();
                 engine.alerts.note(engine, &room, &room_name, &records);
+                engine.nearby.note(engine, &room, &records);
+                engine.nearby.show(engine);
+                engine.location.show_live(engine);
                 let messages: Vec<ChatMessage> = records
                     .iter()
                     .map(|r| engine.people.chat_message(r, &own))

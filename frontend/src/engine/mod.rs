@@ -11,6 +11,7 @@
 //! - [`voice`]: voice notes, recorded while a button is held.
 //! - [`location`]: this phone's position, watched only while the person sends it.
 //! - [`alerts`]: SOS calls: sent with a position, a banner until answered or ended.
+//! - [`nearby`]: where the people of each room were last (live positions merged).
 //! - [`inbox`]: what arrives is stored before it is shown; the one way to the screen (the
 //!   store changes, then the list reloads from it).
 //! - [`people`]: presence, typing, contacts and trust.
@@ -27,6 +28,7 @@ mod connection;
 mod files;
 mod inbox;
 mod location;
+mod nearby;
 mod outbox;
 mod people;
 mod radio;
@@ -62,6 +64,7 @@ pub(crate) fn start() -> ChatClient {
         voice: voice::Voice::default(),
         location: location::Location::default(),
         alerts: alerts::Alerts::default(),
+        nearby: nearby::NearbyPart::default(),
         inbox: inbox::Inbox::default(),
         people: people::People::default(),
         attention: attention::Attention::default(),
@@ -91,6 +94,7 @@ pub(crate) struct Engine {
     voice: voice::Voice,
     location: location::Location,
     alerts: alerts::Alerts,
+    nearby: nearby::NearbyPart,
     inbox: inbox::Inbox,
     people: people::People,
     attention: attention::Attention,
@@ -180,6 +184,7 @@ impl Engine {
         self.outbox.load(&self, &db).await;
         self.files.load(&db).await;
         self.alerts.load(&self).await;
+        self.nearby.load(&self).await;
         self.radio.load_camp_key(&self).await;
         self.session.resume(&self, &db).await;
         if let Some(window) = web_sys::window() {

@@ -346,7 +346,12 @@ pub(super) fn sealed_for(
     let draft = Draft {
         id: MessageId(device::random_bytes()),
         created_at_ms: js_sys::Date::now() as u64,
-        kind: Kind::Text,
+        // A live position is not news: the server counts it as no unread message.
+        kind: if matches!(body.signal, Some(mesh::body::Signal::Live { .. })) {
+            Kind::Live
+        } else {
+            Kind::Text
+        },
         plaintext: &plaintext,
     };
     let envelope = seal(identity, key, draft, device::random_bytes())
