@@ -50,8 +50,11 @@ pub(super) struct Location {
     ticking: Cell<bool>,
     /// "People nearby" is open: the position is followed while it is.
     nearby_open: Cell<bool>,
-    compass: RefCell<Option<Closure<dyn FnMut(JsValue)>>>,
+    compass: RefCell<Option<Listener>>,
 }
+
+/// A callback the browser calls with an event.
+type Listener = Closure<dyn FnMut(JsValue)>;
 
 /// A live share in one room.
 struct Live {
