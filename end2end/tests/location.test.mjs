@@ -3,7 +3,7 @@
 // refuses location, or has no fix yet, says so and sends nothing it was not told to.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { ChatPage, Server, launchBrowser } from '../support.mjs';
+import { ChatPage, RadioSim, Server, launchBrowser } from '../support.mjs';
 
 let server;
 let browser;
@@ -212,4 +212,39 @@ test('a live position moves on the other phone, merged into one entry, and is go
   await ana.byTestId('live-bar').waitFor({ state: 'detached' });
   await ben.byTestId('nearby-empty').waitFor({ timeout: 10_000 });
   for (const chat of [ana, ben]) assert.deepEqual(chat.errors, []);
+});
+
+test('over a radio chain of four camps, an SOS overtakes the messages queued before it', async () => {
+  const sim = await RadioSim.start('bitrate 5470\nduty-cycle 1\nlink A B latency=20\nlink B C latency=20\nlink C D latency=20\n');
+  const camps = [];
+  try {
+    for (const name of ['A', 'B', 'C', 'D']) {
+      camps.push(await Server.start({ args: ['--radio', sim.port(name), '--radio-bitrate', '5470', '--camp-name', `Camp ${name}`] }));
+    }
+    const ana = await ChatPage.open(await phone({ geolocation: ANA }), camps[0].url);
+    await ana.join('Ana', 'Emergency');
+    const dan = await ChatPage.open(await phone({ geolocation: BEN }), camps[3].url);
+    await dan.join('Dan', 'Emergency');
+    for (const chat of [ana, dan]) {
+      await chat.waitOnline();
+      await chat.byTestId('radio-status').getByText('📡 Radio on').waitFor();
+    }
+    // A queue at camp A: long reports of 14 frames each, about 5 seconds of airtime apiece.
+    const QUEUED = 6;
+    for (let n = 1; n <= QUEUED; n++) await ana.send(`supply list ${n}: ${'rice, water, blankets; '.repeat(130)}`);
+    await ana.menu('sos');
+    await ana.byTestId('sos-note').fill('collapsed wall, north street');
+    await hold(ana, 1_800);
+    const sentAt = Date.now();
+    await dan.byTestId('sos-banner').waitFor({ timeout: 120_000 });
+    const sosMs = Date.now() - sentAt;
+    const before = await dan.byTestId('message').filter({ hasText: 'supply list' }).count();
+    console.log(`# SOS at camp D ${sosMs} ms after it was sent at camp A; ${before} of the ${QUEUED} reports queued before it were there`);
+    assert.ok(before <= 1, `${before} of the ${QUEUED} reports queued first arrived before the SOS`);
+    assert.match(await dan.byTestId('sos-note').textContent(), /collapsed wall, north street/);
+    assert.match(await dan.byTestId('sos-where').textContent(), /^1\.2 km NE · (now|\d+ min ago) · in Emergency$/);
+  } finally {
+    for (const camp of camps) await camp.dispose();
+    await sim.dispose();
+  }
 });
