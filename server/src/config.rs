@@ -180,6 +180,12 @@ pub struct Config {
     )]
     pub max_file_mb: u32,
 
+    /// A detailed map of the region, downloaded before the disaster as one PMTiles file (vector
+    /// or raster tiles, for example from Protomaps): served tile by tile to the app's map,
+    /// which also works without it (a small world map is built in).
+    #[arg(long, env = "FIELDMESH_MAP", value_name = "FILE.pmtiles")]
+    pub map: Option<PathBuf>,
+
     /// Delete messages, and shared files' pieces, this many days after they were stored
     /// (checked every hour). 0 keeps them all.
     #[arg(

@@ -8,6 +8,7 @@ pub mod error;
 pub mod files;
 pub mod hub;
 pub mod landing;
+pub mod map;
 pub mod radio;
 pub mod serve;
 pub mod site;
@@ -56,6 +57,8 @@ pub struct AppState {
     pub chunks: files::ChunkStore,
     /// Largest file phones may send (`--max-file-mb`), told to each on connecting.
     pub max_file_bytes: u64,
+    /// The operator's regional map (`--map`), opened once the server runs.
+    pub map: Option<Arc<map::RegionalMap>>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -142,6 +145,7 @@ impl AppState {
             site,
             access,
             chunks,
+            map: None,
         };
         Ok((state, shutdown_tx))
     }
@@ -171,6 +175,7 @@ pub fn app(state: AppState) -> Router {
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(|| async { "ok" }))
         .merge(files::routes())
+        .merge(map::routes())
         .fallback(site::serve_asset)
         .with_state(state);
     protective_headers(router, DEFAULT_POLICY).layer(TraceLayer::new_for_http())

@@ -24,12 +24,17 @@ async fn main() -> anyhow::Result<()> {
         print!("{}", server::radio::network::show(&key));
         return Ok(());
     }
-    let (state, shutdown) = AppState::new(&config, &data_dir).with_context(|| {
+    let (mut state, shutdown) = AppState::new(&config, &data_dir).with_context(|| {
         format!(
             "cannot start with the data directory {}",
             data_dir.display()
         )
     })?;
+    if let Some(path) = &config.map {
+        state.map = Some(std::sync::Arc::new(
+            server::map::RegionalMap::open(path).await?,
+        ));
+    }
     if !state.site.has_app() {
         tracing::warn!(
             "this binary has no web app built in: build it with `./x run` or `./x build`"

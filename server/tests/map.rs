@@ -1,0 +1,197 @@
+//! The regional map (`--map FILE.pmtiles`): tiles served whole, by address, with their type,
+//! encoding and caching; its description for the app; bad addresses and bad files refused
+//! with a clear error. The maps are real PMTiles files written by the `pmtiles` crate.
+
+use std::path::Path;
+use std::process::Command;
+
+use axum::body::{to_bytes, Body};
+use axum::http::{header, Request, StatusCode};
+use axum::Router;
+use clap::Parser;
+use pmtiles::{PmTilesWriter, TileCoord, TileType};
+use server::map::RegionalMap;
+use server::{app, AppState, Config};
+use tower::ServiceExt;
+
+/// A raster map of zoom 0 to 2 whose every tile is the PNG-looking bytes "tile Z/X/Y".
+fn write_raster(path: &Path) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut writer = PmTilesWriter::new(TileType::Png)
+        .min_zoom(0)
+        .max_zoom(2)
+        .bounds(-10.0, 40.0, 10.0, 55.0)
+        .center(2.35, 48.85)
+        .center_zoom(1)
+        .create(file)
+        .unwrap();
+    for z in 0..=2u8 {
+        for x in 0..(1u32 << z) {
+            for y in 0..(1u32 << z) {
+                // The eastern half of zoom 2 is missing, as in a regional extract.
+                if z == 2 && x >= 2 {
+                    continue;
+                }
+                let coord = TileCoord::new(z, x, y).unwrap();
+                writer
+                    .add_tile(coord, format!("\u{89}PNG tile {z}/{x}/{y}").as_bytes())
+                    .unwrap();
+            }
+        }
+    }
+    writer.finalize().unwrap();
+}
+
+/// The app over an empty data folder, with the map at `map`.
+async fn app_with_map(dir: &Path, map: Option<&Path>) -> Router {
+    let config = Config::parse_from(["fieldmesh", "--tls", "off"]);
+    let (mut state, _shutdown) = AppState::new(&config, &dir.join("data")).unwrap();
+    if let Some(map) = map {
+        state.map = Some(std::sync::Arc::new(RegionalMap::open(map).await.unwrap()));
+    }
+    app(state)
+}
+
+async fn get(router: &Router, path: &str) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    let response = router
+        .clone()
+        .oneshot(Request::get(path).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let (parts, body) = response.into_parts();
+    let bytes = to_bytes(body, 1 << 20).await.unwrap().to_vec();
+    (parts.status, parts.headers, bytes)
+}
+
+#[tokio::test]
+async fn a_regional_map_is_served_tile_by_tile_with_what_the_app_needs_to_know() {
+    let dir = tempfile::tempdir().unwrap();
+    let map = dir.path().join("region.pmtiles");
+    write_raster(&map);
+    let router = app_with_map(dir.path(), Some(&map)).await;
+
+    let (status, headers, body) = get(&router, "/map/tiles.json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+    let info = String::from_utf8(body).unwrap();
+    assert!(
+        info.starts_with(
+            "{\"kind\":\"raster\",\"minzoom\":0,\"maxzoom\":2,\"bounds\":[-10,40,10,55]"
+        ),
+        "{info}"
+    );
+
+    for (path, want) in [
+        ("/map/tiles/0/0/0", "tile 0/0/0"),
+        ("/map/tiles/2/1/3.png", "tile 2/1/3"),
+    ] {
+        let (status, headers, body) = get(&router, path).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert_eq!(headers[header::CONTENT_TYPE], "image/png");
+        assert!(headers[header::CACHE_CONTROL]
+            .to_str()
+            .unwrap()
+            .contains("max-age"));
+        assert_eq!(
+            headers.get(header::CONTENT_ENCODING),
+            None,
+            "PNG tiles are not compressed again"
+        );
+        assert_eq!(
+            headers.get(header::ACCEPT_RANGES),
+            None,
+            "whole responses, no ranges"
+        );
+        assert!(String::from_utf8_lossy(&body).ends_with(want), "{path}");
+    }
+    // Outside the extract: not found; not a tile address: refused before anything is read.
+    assert_eq!(
+        get(&router, "/map/tiles/2/3/0").await.0,
+        StatusCode::NOT_FOUND
+    );
+    for bad in [
+        "/map/tiles/2/4/0",
+        "/map/tiles/25/0/0",
+        "/map/tiles/1/-1/0",
+        "/map/tiles/x/0/0",
+    ] {
+        let (status, _, body) = get(&router, bad).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(
+            String::from_utf8_lossy(&body).contains("zoom 0 to 24"),
+            "{bad}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn without_a_map_the_map_routes_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let router = app_with_map(dir.path(), None).await;
+    for path in ["/map/tiles.json", "/map/tiles/0/0/0"] {
+        let (status, _, body) = get(&router, path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert!(
+            String::from_utf8_lossy(&body).contains("no regional map"),
+            "{path}"
+        );
+    }
+}
+
+#[test]
+fn a_file_that_is_not_a_map_stops_the_server_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_map = dir.path().join("notes.pmtiles");
+    std::fs::write(
+        &not_a_map,
+        b"these are not tiles at all, just words on a page",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_fieldmesh"))
+        .args([
+            "--tls",
+            "off",
+            "--no-qr",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(dir.path().join("data"))
+        .arg("--map")
+        .arg(&not_a_map)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("notes.pmtiles: not a PMTiles map"), "{said}");
+    assert!(!said.contains("panicked"), "{said}");
+}
+
+#[tokio::test]
+async fn vector_tiles_go_as_stored_with_their_gzip_encoding() {
+    let dir = tempfile::tempdir().unwrap();
+    let map = dir.path().join("vector.pmtiles");
+    let file = std::fs::File::create(&map).unwrap();
+    let mut writer = PmTilesWriter::new(TileType::Mvt)
+        .max_zoom(0)
+        .create(file)
+        .unwrap();
+    let tile = b"a vector tile's protobuf bytes, repeated to be worth compressing ".repeat(8);
+    writer
+        .add_tile(TileCoord::new(0, 0, 0).unwrap(), &tile)
+        .unwrap();
+    writer.finalize().unwrap();
+    let router = app_with_map(dir.path(), Some(&map)).await;
+    let (_, _, info) = get(&router, "/map/tiles.json").await;
+    assert!(String::from_utf8_lossy(&info).starts_with("{\"kind\":\"vector\""));
+    let (status, headers, body) = get(&router, "/map/tiles/0/0/0.pbf").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        headers[header::CONTENT_TYPE],
+        "application/vnd.mapbox-vector-tile"
+    );
+    assert_eq!(headers[header::CONTENT_ENCODING], "gzip");
+    let mut plain = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut plain).unwrap();
+    assert_eq!(plain, tile);
+}
