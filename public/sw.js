@@ -12,6 +12,9 @@ const CACHE = PREFIX + BUILD;
 // Pieces of shared files, kept across releases; the oldest go past MAX_PIECES (100 MB).
 const FILES = 'fieldmesh-files';
 const MAX_PIECES = 400;
+// The regional map's tiles, kept across releases once seen; the oldest go past MAX_TILES.
+const TILES = 'fieldmesh-map-tiles';
+const MAX_TILES = 4000;
 const SHELL = [
   '/',
   '/pkg/fieldmesh.js',
@@ -55,7 +58,21 @@ self.addEventListener('fetch', (event) => {
   if (url.origin !== self.location.origin) return;
   if (url.pathname === '/ws' || url.pathname.startsWith('/api/') || url.pathname === '/sw.js') return;
   if (url.pathname.startsWith('/chunks/')) {
-    event.respondWith(piece(request));
+    event.respondWith(kept(request, FILES, MAX_PIECES));
+    return;
+  }
+  // The map's code and world basemap are fetched the first time the map opens (never with
+  // the app), then kept with this release's files; its tiles are kept across releases.
+  if (url.pathname.startsWith('/map/tiles/')) {
+    event.respondWith(kept(request, TILES, MAX_TILES));
+    return;
+  }
+  if (url.pathname === '/map/tiles.json') {
+    event.respondWith(fresh(request));
+    return;
+  }
+  if (url.pathname.startsWith('/map/')) {
+    event.respondWith(kept(request, CACHE, Infinity));
     return;
   }
   // Every page is the same shell; the app shows the right screen from the device's store.
@@ -66,18 +83,34 @@ self.addEventListener('fetch', (event) => {
   );
 });
 
-/** A piece of a shared file: from the cache, or fetched and kept (only whole, good answers). */
-async function piece(request) {
-  const cache = await caches.open(FILES);
-  const kept = await cache.match(request);
-  if (kept) return kept;
+/** From the cache `name`, or fetched and kept there (only whole, good answers); past `max`
+ * entries the oldest go. */
+async function kept(request, name, max) {
+  const cache = await caches.open(name);
+  const held = await cache.match(request);
+  if (held) return held;
   const answer = await fetch(request);
   if (answer.status === 200) {
     await cache.put(request, answer.clone());
-    const keys = await cache.keys();
-    for (const old of keys.slice(0, Math.max(0, keys.length - MAX_PIECES))) await cache.delete(old);
+    if (Number.isFinite(max)) {
+      const keys = await cache.keys();
+      for (const old of keys.slice(0, Math.max(0, keys.length - max))) await cache.delete(old);
+    }
   }
   return answer;
+}
+
+/** From the network when it answers, else what was kept (the map's description). */
+async function fresh(request) {
+  const cache = await caches.open(CACHE);
+  try {
+    const answer = await fetch(request);
+    if (answer.ok) await cache.put(request, answer.clone());
+    else await cache.delete(request);
+    return answer;
+  } catch (error) {
+    return (await cache.match(request)) ?? Response.error();
+  }
 }
 
 // A tapped notification opens its room: an open FieldMesh window is brought forward and told

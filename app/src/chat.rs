@@ -187,6 +187,19 @@ pub struct Nearby {
     pub live: bool,
 }
 
+/// A marker on the map.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MapMarker {
+    /// What a tap opens: `message:ID` (in the room open now), `sos:KEY`, or empty (nothing).
+    pub id: String,
+    /// `me`, `person`, `message` or `sos`: how it is drawn.
+    pub kind: &'static str,
+    /// Where.
+    pub position: Position,
+    /// Its label ("Ana", "Ana: at the bridge").
+    pub label: String,
+}
+
 /// A file sent with a message, as the room shows it. Its bytes are fetched and opened on
 /// this device only when shown (photos) or asked for (the rest).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -485,6 +498,8 @@ pub struct ChatState {
     pub nearby: RwSignal<Vec<Nearby>>,
     /// Which way the phone points, in degrees from north, where it says.
     pub heading: RwSignal<Option<f64>>,
+    /// The map is open, centred on this marker (`Some("")`: on everyone).
+    pub map: RwSignal<Option<String>>,
 }
 
 impl ChatState {
@@ -537,6 +552,7 @@ impl ChatState {
             live_sharing: RwSignal::new(None),
             nearby: RwSignal::new(Vec::new()),
             heading: RwSignal::new(None),
+            map: RwSignal::new(None),
         }
     }
 }
@@ -623,6 +639,12 @@ pub trait ChatActions {
     /// "People nearby" opened (`true`) or closed: where this phone is (when the person
     /// allowed it) and which way it points are followed while it is open.
     fn watch_nearby(&self, open: bool);
+    /// Draws the map into `element` (its code is fetched the first time).
+    fn show_map(&self, element: web_sys::HtmlElement);
+    /// Puts `markers` on the map, centred on `focus` when it names one.
+    fn update_map(&self, markers: Vec<MapMarker>, focus: String);
+    /// The map closed.
+    fn close_map(&self);
 }
 
 /// Handle the views use: the state and the actions. Cheap to copy.
@@ -829,6 +851,21 @@ impl ChatClient {
     /// See [`ChatActions::watch_nearby`].
     pub fn watch_nearby(&self, open: bool) {
         self.with_actions(|a| a.watch_nearby(open));
+    }
+
+    /// See [`ChatActions::show_map`].
+    pub fn show_map(&self, element: web_sys::HtmlElement) {
+        self.with_actions(|a| a.show_map(element));
+    }
+
+    /// See [`ChatActions::update_map`].
+    pub fn update_map(&self, markers: Vec<MapMarker>, focus: String) {
+        self.with_actions(|a| a.update_map(markers, focus));
+    }
+
+    /// See [`ChatActions::close_map`].
+    pub fn close_map(&self) {
+        self.with_actions(|a| a.close_map());
     }
 
     /// See [`ChatActions::unlock`].

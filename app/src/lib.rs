@@ -17,7 +17,7 @@ use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 
 pub use chat::{
     unread_label, ChatActions, ChatClient, ChatFile, ChatMessage, ChatState, Connection, Delivery,
-    DraftFile, Nearby, Notifications, PhotoSize, RadioLine, RadioSettings, RoomSummary,
+    DraftFile, MapMarker, Nearby, Notifications, PhotoSize, RadioLine, RadioSettings, RoomSummary,
     RosterEntry, SearchHit, SearchState, Session, SosAlert, SyncProgress, SyncStep, Transfer,
     WebRadio,
 };

@@ -248,3 +248,43 @@ test('over a radio chain of four camps, an SOS overtakes the messages queued bef
     await sim.dispose();
   }
 });
+
+test('the map shows this phone, the others and placed messages from the server alone, also offline, and a tap opens the message', async () => {
+  const benPhone = await phone({ geolocation: BEN });
+  const requests = [];
+  benPhone.on('request', (request) => requests.push(request.url()));
+  const { ana, ben } = await pair('Camp Map', await phone({ geolocation: ANA }), benPhone);
+  await ben.waitControlled();
+  assert.deepEqual(requests.filter((url) => url.includes('/map/')), [], 'the map is not loaded with the app');
+  await ana.byTestId('attach-place').click();
+  await ana.byTestId('place-status').getByText(/±8 m/).waitFor();
+  await ana.send('water at the north gate');
+  await ben.byTestId('attach-place').click();
+  await ben.messageWithText('water at the north gate').getByText('1.2 km NE · ±8 m').waitFor();
+
+  await ben.menu('map-button');
+  const canvas = ben.byTestId('map-canvas');
+  await ben.page.waitForFunction(() => document.querySelector('[data-testid=map-canvas]')?.dataset.ready === 'true');
+  const marker = (kind) => ben.page.locator(`[data-testid=map-marker][data-kind=${kind}]`);
+  await marker('me').waitFor();
+  await marker('message').getByText('Ana: water at the north gate').waitFor();
+  await marker('person').getByText(/^Ana · /).waitFor();
+  // Everything came from this server: no other address was asked for anything.
+  const origin = new URL(server.url).origin;
+  assert.deepEqual(requests.filter((url) => !url.startsWith(origin) && !url.startsWith('data:') && !url.startsWith('blob:')), []);
+  // A tap on the message's marker opens it in the room.
+  await marker('message').click();
+  await ben.byTestId('map').waitFor({ state: 'detached' });
+  await ben.messageWithText('water at the north gate').waitFor();
+
+  // Offline, the map opens again from what the phone kept, from the message's place line.
+  await benPhone.setOffline(true);
+  await ben.messageWithText('water at the north gate').getByTestId('message-place').click();
+  await ben.page.waitForFunction(() => document.querySelector('[data-testid=map-canvas]')?.dataset.ready === 'true');
+  await marker('message').waitFor();
+  await ben.byTestId('map-close').click();
+  await ben.byTestId('map').waitFor({ state: 'detached' });
+  await benPhone.setOffline(false);
+  for (const chat of [ana, ben]) assert.deepEqual(chat.errors, []);
+  assert.deepEqual(await ben.cspViolations(), []);
+});

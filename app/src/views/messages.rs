@@ -181,7 +181,7 @@ pub(super) fn MessageRow(message: ChatMessage) -> impl IntoView {
             {(!message.files.is_empty()).then(|| view! {
                 <MessageFiles files=message.files.clone()/>
             })}
-            {message.position.map(|position| view! { <MessagePlace position own=message.own/> })}
+            {message.position.map(|position| view! { <MessagePlace position own=message.own id=message.id.clone()/> })}
             {(message.own && message.delivery == Delivery::Queued && !message.files.is_empty())
                 .then(|| view! { <UploadLine id=message.id.clone()/> })}
             {delivery}
@@ -232,8 +232,9 @@ fn MessageText(text: String) -> impl IntoView {
 /// Where a message was sent from: how far and which way from this phone when it knows where
 /// it is ("1.2 km NE · ±8 m"), else the coordinates.
 #[component]
-fn MessagePlace(position: Position, own: bool) -> impl IntoView {
+fn MessagePlace(position: Position, own: bool, id: String) -> impl IntoView {
     let state = expect_context::<ChatClient>().state;
+    let focus = format!("message:{id}");
     let line = move || {
         let accuracy = position.accuracy_label();
         match state.my_position.get() {
@@ -248,10 +249,11 @@ fn MessagePlace(position: Position, own: bool) -> impl IntoView {
         position.accuracy_label()
     );
     view! {
-        <p class="place" data-testid="message-place" title=title>
+        <button type="button" class="place" data-testid="message-place" title=title
+            on:click=move |_| state.map.set(Some(focus.clone()))>
             <PinIcon/>
             <span>{line}</span>
-        </p>
+        </button>
     }
 }
 

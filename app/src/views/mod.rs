@@ -22,7 +22,7 @@ use bars::{ConnectionBadge, DirectAlert, KeyWarning, Presence, RadioBar, SyncBar
 use home::Home;
 use icons::{MoreIcon, MutedIcon};
 use messages::{Composer, MessageList};
-use places::{LiveBar, LiveSheet, NearbySheet};
+use places::{LiveBar, LiveSheet, MapView, NearbySheet};
 use search::{SearchButton, SearchSheet};
 use sheets::{RadioPanel, ShareSheet};
 
@@ -47,6 +47,9 @@ pub fn ChatScreen() -> impl IntoView {
                     {move || if in_room.get() { Either::Left(view! { <RoomView/> }) } else { Either::Right(view! { <Home/> }) }}
                     <SearchSheet/>
                     <SosSheet/>
+                    <Show when=move || client.state.map.with(Option::is_some)>
+                        <MapView/>
+                    </Show>
                 })
             }}
         </main>
@@ -151,6 +154,9 @@ fn RoomMenu() -> impl IntoView {
                 >
                     {move || if muted() { "Unmute notifications" } else { "Mute notifications" }}
                 </button>
+                <button type="button" role="menuitem" data-testid="map-button" on:click=move |_| {
+                    choose(Box::new(move || state.map.set(Some(String::new()))))
+                }>"Map"</button>
                 <button type="button" role="menuitem" data-testid="nearby" on:click=move |_| {
                     choose(Box::new(move || nearby.set(true)))
                 }>"People nearby"</button>

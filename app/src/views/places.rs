@@ -8,7 +8,7 @@
 use leptos::{ev, prelude::*};
 
 use super::icons::PinIcon;
-use crate::chat::{ChatClient, Nearby};
+use crate::chat::{ChatClient, MapMarker, Nearby};
 
 /// The choice of how long to share the position live in this room.
 #[component]
@@ -138,5 +138,80 @@ fn NearbyEntry(person: Nearby) -> impl IntoView {
                 <span class="nearby-age" data-testid="nearby-age">{person.age}</span>
             </span>
         </li>
+    }
+}
+
+/// The map, over the whole screen: this phone, the room's people where they were last, its
+/// messages with a position, and every SOS; a tap on a marker opens its message.
+#[component]
+pub(super) fn MapView() -> impl IntoView {
+    let client = expect_context::<ChatClient>();
+    let state = client.state;
+    let canvas = NodeRef::<leptos::html::Div>::new();
+    // Drawn once its element is on the page; closed with it.
+    Effect::new(move |_| {
+        if let Some(element) = canvas.get() {
+            let element: &web_sys::HtmlElement = &element;
+            client.show_map(element.clone());
+        }
+    });
+    on_cleanup(move || client.close_map());
+    // The markers follow what the app knows.
+    Effect::new(move |_| {
+        let mut markers = Vec::new();
+        if let Some((position, _)) = state.my_position.get() {
+            markers.push(MapMarker {
+                id: String::new(),
+                kind: "me",
+                position,
+                label: "You".into(),
+            });
+        }
+        for person in state.nearby.get() {
+            markers.push(MapMarker {
+                id: String::new(),
+                kind: "person",
+                position: person.position,
+                label: format!("{} · {}", person.name, person.age),
+            });
+        }
+        for message in state.messages.get() {
+            if let Some(position) = message.position {
+                let text: String = message.text.chars().take(40).collect();
+                markers.push(MapMarker {
+                    id: format!("message:{}", message.id),
+                    kind: if message.signal == Some(mesh::body::Signal::Sos) {
+                        "sos"
+                    } else {
+                        "message"
+                    },
+                    position,
+                    label: if text.is_empty() {
+                        message.author.clone()
+                    } else {
+                        format!("{}: {text}", message.author)
+                    },
+                });
+            }
+        }
+        for alert in state.alerts.get() {
+            if let Some(position) = alert.position {
+                markers.push(MapMarker {
+                    id: format!("sos:{}", alert.key),
+                    kind: "sos",
+                    position,
+                    label: format!("SOS {}", alert.author),
+                });
+            }
+        }
+        let focus = state.map.get().unwrap_or_default();
+        client.update_map(markers, focus);
+    });
+    view! {
+        <div class="map-view" role="dialog" aria-label="Map" data-testid="map"
+            on:keydown=move |event: ev::KeyboardEvent| if event.key() == "Escape" { state.map.set(None) }>
+            <div class="map-canvas" node_ref=canvas data-testid="map-canvas"></div>
+            <button class="primary map-close" data-testid="map-close" on:click=move |_| state.map.set(None)>"Close map"</button>
+        </div>
     }
 }

@@ -174,4 +174,16 @@ impl ChatActions for Actions {
     fn watch_nearby(&self, open: bool) {
         self.0.location.watch_nearby(&self.0, open);
     }
+
+    fn show_map(&self, element: web_sys::HtmlElement) {
+        self.0.map.show(&self.0, element);
+    }
+
+    fn update_map(&self, markers: Vec<app::MapMarker>, focus: String) {
+        self.0.map.update(markers, focus);
+    }
+
+    fn close_map(&self) {
+        self.0.map.close();
+    }
 }

@@ -12,6 +12,7 @@
 //! - [`location`]: this phone's position, watched only while the person sends it.
 //! - [`alerts`]: SOS calls: sent with a position, a banner until answered or ended.
 //! - [`nearby`]: where the people of each room were last (live positions merged).
+//! - [`map`]: the map, its code fetched the first time it opens.
 //! - [`inbox`]: what arrives is stored before it is shown; the one way to the screen (the
 //!   store changes, then the list reloads from it).
 //! - [`people`]: presence, typing, contacts and trust.
@@ -28,6 +29,7 @@ mod connection;
 mod files;
 mod inbox;
 mod location;
+mod map;
 mod nearby;
 mod outbox;
 mod people;
@@ -65,6 +67,7 @@ pub(crate) fn start() -> ChatClient {
         location: location::Location::default(),
         alerts: alerts::Alerts::default(),
         nearby: nearby::NearbyPart::default(),
+        map: map::Map::default(),
         inbox: inbox::Inbox::default(),
         people: people::People::default(),
         attention: attention::Attention::default(),
@@ -95,6 +98,7 @@ pub(crate) struct Engine {
     location: location::Location,
     alerts: alerts::Alerts,
     nearby: nearby::NearbyPart,
+    map: map::Map,
     inbox: inbox::Inbox,
     people: people::People,
     attention: attention::Attention,
