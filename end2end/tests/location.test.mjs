@@ -288,3 +288,39 @@ test('the map shows this phone, the others and placed messages from the server a
   for (const chat of [ana, ben]) assert.deepEqual(chat.errors, []);
   assert.deepEqual(await ben.cspViolations(), []);
 });
+
+test('a regional map given to the server is drawn from its tiles, and its tiles stay on the phone for offline use', async () => {
+  const fixture = new URL('../fixtures/region.pmtiles', import.meta.url).pathname;
+  const camp = await Server.start({ args: ['--map', fixture] });
+  try {
+    const context = await phone({ geolocation: BEN });
+    const tiles = [];
+    context.on('response', (response) => {
+      if (response.url().includes('/map/tiles/')) tiles.push(`${response.status()} ${new URL(response.url()).pathname}`);
+    });
+    const ben = await ChatPage.open(context, camp.url);
+    await ben.join('Ben', 'Camp Regional');
+    await ben.waitOnline();
+    await ben.waitControlled();
+    await ben.byTestId('attach-place').click();
+    await ben.byTestId('place-status').getByText(/±12 m/).waitFor();
+    await ben.menu('map-button');
+    await ben.page.waitForFunction(() => document.querySelector('[data-testid=map-canvas]')?.dataset.ready === 'true');
+    // London at zoom 3 is tile 3/3/2; the map draws it (scaled up) under the markers.
+    await ben.page.waitForFunction(() =>
+      [...document.querySelectorAll('img.leaflet-tile-loaded')].some((img) => img.src.endsWith('/map/tiles/3/3/2')));
+    assert.ok(tiles.includes('200 /map/tiles/3/3/2'), tiles.join(', '));
+    await ben.byTestId('map-close').click();
+
+    // Offline: the tile comes from the phone.
+    await context.setOffline(true);
+    await ben.menu('map-button');
+    await ben.page.waitForFunction(() =>
+      [...document.querySelectorAll('img.leaflet-tile-loaded')].some((img) => img.src.endsWith('/map/tiles/3/3/2')));
+    await ben.byTestId('map-close').click();
+    await context.setOffline(false);
+    assert.deepEqual(ben.errors, []);
+  } finally {
+    await camp.dispose();
+  }
+});

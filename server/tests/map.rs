@@ -195,3 +195,96 @@ async fn vector_tiles_go_as_stored_with_their_gzip_encoding() {
     std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut plain).unwrap();
     assert_eq!(plain, tile);
 }
+
+/// A solid PNG of 256 × 256 pixels in `rgb`: a tile a browser draws.
+fn png(rgb: [u8; 3]) -> Vec<u8> {
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = 0xffff_ffffu32;
+        for &byte in bytes {
+            crc ^= u32::from(byte);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xedb8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let start = out.len();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        let crc = crc32(&out[start..]);
+        out.extend_from_slice(&crc.to_be_bytes());
+    }
+    let mut rows = Vec::with_capacity(256 * 769);
+    for _ in 0..256 {
+        rows.push(0);
+        for _ in 0..256 {
+            rows.extend_from_slice(&rgb);
+        }
+    }
+    let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    std::io::Write::write_all(&mut zlib, &rows).unwrap();
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut header = Vec::new();
+    header.extend_from_slice(&256u32.to_be_bytes());
+    header.extend_from_slice(&256u32.to_be_bytes());
+    header.extend_from_slice(&[8, 2, 0, 0, 0]);
+    chunk(&mut out, b"IHDR", &header);
+    chunk(&mut out, b"IDAT", &zlib.finish().unwrap());
+    chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+/// The regional map the browser tests serve (`end2end/fixtures/region.pmtiles`): raster
+/// tiles of zoom 0 to 3 over western Europe, each a solid colour by zoom.
+fn write_browser_tests_map(path: &Path) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut writer = PmTilesWriter::new(TileType::Png)
+        .max_zoom(3)
+        .bounds(-11.25, 40.98, 11.25, 55.78)
+        .center(-0.12, 51.5)
+        .center_zoom(3)
+        .create(file)
+        .unwrap();
+    let colours = [[40, 60, 90], [50, 80, 60], [90, 70, 40], [60, 60, 100]];
+    for z in 0..=3u8 {
+        for x in 0..(1u32 << z) {
+            for y in 0..(1u32 << z) {
+                writer
+                    .add_tile(
+                        TileCoord::new(z, x, y).unwrap(),
+                        &png(colours[usize::from(z)]),
+                    )
+                    .unwrap();
+            }
+        }
+    }
+    writer.finalize().unwrap();
+}
+
+/// `cargo test -p server --test map -- --ignored` writes the browser tests' map again.
+#[test]
+#[ignore = "writes end2end/fixtures/region.pmtiles"]
+fn write_the_browser_tests_map() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../end2end/fixtures/region.pmtiles");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    write_browser_tests_map(&path);
+}
+
+#[test]
+fn the_browser_tests_map_is_what_this_writer_makes() {
+    let dir = tempfile::tempdir().unwrap();
+    let made = dir.path().join("region.pmtiles");
+    write_browser_tests_map(&made);
+    let kept = Path::new(env!("CARGO_MANIFEST_DIR")).join("../end2end/fixtures/region.pmtiles");
+    assert!(
+        std::fs::read(&made).unwrap() == std::fs::read(&kept).unwrap(),
+        "end2end/fixtures/region.pmtiles is not what write_browser_tests_map makes: \
+         run `cargo test -p server --test map -- --ignored` to write it again"
+    );
+}
