@@ -220,13 +220,11 @@ fn png(rgb: [u8; 3]) -> Vec<u8> {
         let crc = crc32(&out[start..]);
         out.extend_from_slice(&crc.to_be_bytes());
     }
-    let mut rows = Vec::with_capacity(256 * 769);
-    for _ in 0..256 {
-        rows.push(0);
-        for _ in 0..256 {
-            rows.extend_from_slice(&rgb);
-        }
-    }
+    // Each row: filter type 0, then 256 pixels.
+    let row: Vec<u8> = std::iter::once(0)
+        .chain(rgb.iter().copied().cycle().take(256 * 3))
+        .collect();
+    let rows = row.repeat(256);
     let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
     std::io::Write::write_all(&mut zlib, &rows).unwrap();
     let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
