@@ -360,6 +360,25 @@ impl Db {
         }
     }
 
+    /// A value kept under the setting `key` by [`Db::keep`]; `None` when there is none, or it
+    /// no longer reads (a device then starts afresh rather than fail).
+    pub(crate) async fn kept<T: serde::de::DeserializeOwned>(&self, key: &str) -> Option<T> {
+        use base64::Engine as _;
+        let text = self.setting(key).await.ok().flatten()?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .ok()?;
+        postcard::from_bytes(&bytes).ok()
+    }
+
+    /// Keeps `value` under the setting `key` (postcard, in base64).
+    pub(crate) async fn keep<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
+        use base64::Engine as _;
+        let bytes = postcard::to_allocvec(value).map_err(|e| DbError(e.to_string()))?;
+        let text = base64::engine::general_purpose::STANDARD.encode(bytes);
+        self.set_setting(key, Some(&text)).await
+    }
+
     /// Sets (or, with `None`, removes) a setting.
     pub(crate) async fn set_setting(&self, key: &str, value: Option<&str>) -> Result<()> {
         let tx = self

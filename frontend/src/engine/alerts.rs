@@ -9,8 +9,6 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use app::SosAlert;
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine as _;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use mesh::body::Signal;
@@ -97,14 +95,7 @@ impl Alerts {
     /// Reads the calls kept on the device and shows them.
     pub(super) async fn load(&self, engine: &Rc<Engine>) {
         let Some(db) = engine.db() else { return };
-        let kept: Vec<Alert> = db
-            .setting(SETTING)
-            .await
-            .ok()
-            .flatten()
-            .and_then(|text| BASE64.decode(text).ok())
-            .and_then(|bytes| postcard::from_bytes(&bytes).ok())
-            .unwrap_or_default();
+        let kept: Vec<Alert> = db.kept(SETTING).await.unwrap_or_default();
         {
             let mut state = self.state.borrow_mut();
             for alert in kept {
@@ -444,7 +435,7 @@ impl Alerts {
             let weak = Rc::downgrade(engine);
             spawn_local(async move {
                 loop {
-                    gloo_timers_sleep(TICK).await;
+                    super::location::sleep(TICK).await;
                     let Some(engine) = weak.upgrade() else { return };
                     if engine.alerts.state.borrow().active.is_empty() {
                         engine.alerts.state.borrow_mut().ticking = false;
@@ -460,11 +451,8 @@ impl Alerts {
     fn save(&self, engine: &Rc<Engine>) {
         let Some(db) = engine.db() else { return };
         let kept: Vec<Alert> = self.state.borrow().active.values().cloned().collect();
-        let Ok(bytes) = postcard::to_allocvec(&kept) else {
-            return;
-        };
         spawn_local(async move {
-            let _ = db.set_setting(SETTING, Some(&BASE64.encode(bytes))).await;
+            let _ = db.keep(SETTING, &kept).await;
         });
     }
 }
@@ -478,18 +466,6 @@ pub(super) async fn room_key(engine: &Rc<Engine>, room: &str) -> Option<RoomKey>
     }
     let record = engine.db()?.room(room).await.ok().flatten()?;
     unhex::<32>(&record.key).map(RoomKey::from_bytes)
-}
-
-/// Waits `duration` (a browser timer).
-async fn gloo_timers_sleep(duration: Duration) {
-    let (done, wait) = futures::channel::oneshot::channel::<()>();
-    set_timeout(
-        move || {
-            let _ = done.send(());
-        },
-        duration,
-    );
-    let _ = wait.await;
 }
 
 fn now_ms() -> u64 {

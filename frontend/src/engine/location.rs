@@ -479,7 +479,7 @@ async fn allowed() -> bool {
 }
 
 /// Waits `duration` (a browser timer).
-async fn sleep(duration: Duration) {
+pub(super) async fn sleep(duration: Duration) {
     let (done, wait) = futures::channel::oneshot::channel::<()>();
     set_timeout(
         move || {

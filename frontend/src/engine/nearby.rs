@@ -7,8 +7,6 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use app::Nearby as Shown;
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine as _;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use mesh::body::Signal;
@@ -53,14 +51,8 @@ impl NearbyPart {
     /// Reads the positions kept on the device.
     pub(super) async fn load(&self, engine: &Rc<Engine>) {
         let Some(db) = engine.db() else { return };
-        let kept: HashMap<String, HashMap<String, Seen>> = db
-            .setting(SETTING)
-            .await
-            .ok()
-            .flatten()
-            .and_then(|text| BASE64.decode(text).ok())
-            .and_then(|bytes| postcard::from_bytes(&bytes).ok())
-            .unwrap_or_default();
+        let kept: HashMap<String, HashMap<String, Seen>> =
+            db.kept(SETTING).await.unwrap_or_default();
         *self.rooms.borrow_mut() = kept;
         self.show(engine);
     }
@@ -175,9 +167,9 @@ impl NearbyPart {
         }
         let engine = Rc::clone(engine);
         spawn_local(async move {
-            let bytes = postcard::to_allocvec(&*engine.nearby.rooms.borrow()).ok();
-            if let (Some(db), Some(bytes)) = (engine.db(), bytes) {
-                let _ = db.set_setting(SETTING, Some(&BASE64.encode(bytes))).await;
+            let rooms = engine.nearby.rooms.borrow().clone();
+            if let Some(db) = engine.db() {
+                let _ = db.keep(SETTING, &rooms).await;
             }
             engine.nearby.saving.set(false);
         });
