@@ -24,9 +24,10 @@ after(async () => {
   await sim?.dispose();
 });
 
-/** Ana at camp A and Ben at camp B, in the Emergency room, both radios on. */
-async function oneAtEachCamp() {
-  const ana = await ChatPage.open(await browser.newContext(), campA.url);
+/** Ana at camp A (her browser made with `anaOptions`) and Ben at camp B, in the Emergency
+ * room, both radios on. */
+async function oneAtEachCamp(anaOptions = {}) {
+  const ana = await ChatPage.open(await browser.newContext(anaOptions), campA.url);
   await ana.join('Ana', 'Emergency');
   const ben = await ChatPage.open(await browser.newContext(), campB.url);
   await ben.join('Ben', 'Emergency');
@@ -58,18 +59,10 @@ test('a photo sent at one camp is announced over the radio at the other, with wh
 });
 
 test('a position sent at one camp crosses the radio in ten bytes and shows at the other', async () => {
-  const context = await browser.newContext({
+  const [ana, ben] = await oneAtEachCamp({
     geolocation: { latitude: -33.856784, longitude: 151.215297, accuracy: 9 },
     permissions: ['geolocation'],
   });
-  const ana = await ChatPage.open(context, campA.url);
-  await ana.join('Ana', 'Emergency');
-  const ben = await ChatPage.open(await browser.newContext(), campB.url);
-  await ben.join('Ben', 'Emergency');
-  for (const chat of [ana, ben]) {
-    await chat.waitOnline();
-    await chat.byTestId('radio-status').getByText('📡 Radio on').waitFor();
-  }
   await ana.byTestId('attach-place').click();
   await ana.byTestId('place-status').getByText(/±9 m/).waitFor();
   await ana.send('at the opera house steps');

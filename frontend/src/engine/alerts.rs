@@ -12,7 +12,7 @@ use app::SosAlert;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use mesh::body::Signal;
-use mesh::crypto::RoomKey;
+use mesh::crypto::{Identity, RoomKey};
 use mesh::geo::Position;
 use mesh::hex::{decode as unhex, encode as hex};
 use mesh::TextBody;
@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::inbox::RADIO_SENDER;
 use super::outbox::sealed_for;
 use super::Engine;
-use crate::db::MessageRecord;
+use crate::db::{Db, MessageRecord};
 use crate::pwa;
 
 /// An SOS older than this raises no banner.
@@ -270,19 +270,8 @@ impl Alerts {
                         return;
                     }
                 };
-                let Ok((record, envelope, radio)) =
-                    sealed_for(&key, &room_hex, &identity, &body, camp.as_deref())
-                else {
-                    continue;
-                };
-                let shown = record.clone();
-                if engine
-                    .outbox
-                    .store(&engine, &db, record, envelope, radio, Vec::new())
-                    .await
-                    .is_ok()
-                {
-                    engine.alerts.note(&engine, &room_hex, &room_name, &[shown]);
+                let to = (&key, room_hex.as_str(), room_name.as_str());
+                if post(&engine, &db, to, &identity, &body, camp.as_deref()).await {
                     sent.push(room_name);
                 }
             }
@@ -347,22 +336,8 @@ impl Alerts {
                 let Ok(body) = TextBody::place(&name, "", position, Some(signal)) else {
                     continue;
                 };
-                let Ok((record, envelope, radio)) =
-                    sealed_for(&key, &alert.room, &identity, &body, camp.as_deref())
-                else {
-                    continue;
-                };
-                let shown = record.clone();
-                if engine
-                    .outbox
-                    .store(&engine, &db, record, envelope, radio, Vec::new())
-                    .await
-                    .is_ok()
-                {
-                    engine
-                        .alerts
-                        .note(&engine, &alert.room, &alert.room_name, &[shown]);
-                }
+                let to = (&key, alert.room.as_str(), alert.room_name.as_str());
+                post(&engine, &db, to, &identity, &body, camp.as_deref()).await;
             }
         });
     }
@@ -455,6 +430,32 @@ impl Alerts {
             let _ = db.keep(SETTING, &kept).await;
         });
     }
+}
+
+/// Seals `body` by `identity` for the room `to` (key, hex id, name), puts it in the outbox
+/// and notes it here (an own call raises its banner, an answer changes one); `false` when it
+/// could not be kept.
+async fn post(
+    engine: &Rc<Engine>,
+    db: &Db,
+    (key, room, room_name): (&RoomKey, &str, &str),
+    identity: &Identity,
+    body: &TextBody,
+    camp: Option<&str>,
+) -> bool {
+    let Ok((record, envelope, radio)) = sealed_for(key, room, identity, body, camp) else {
+        return false;
+    };
+    let shown = record.clone();
+    let stored = engine
+        .outbox
+        .store(engine, db, record, envelope, radio, Vec::new())
+        .await
+        .is_ok();
+    if stored {
+        engine.alerts.note(engine, room, room_name, &[shown]);
+    }
+    stored
 }
 
 /// The key of the room `room` (hex): the Emergency room's is public, the others' are on the
