@@ -178,7 +178,13 @@ export class ChatPage {
     this.page = page;
     this.errors = [];
     this.dialogs = [];
+    // The page's last console lines, for a failing test to show what the app said.
+    this.console = [];
     page.on('pageerror', (error) => this.errors.push(error.message));
+    page.on('console', (message) => {
+      this.console.push(`${message.type()}: ${message.text()}`);
+      if (this.console.length > 40) this.console.shift();
+    });
     page.on('dialog', async (dialog) => {
       this.dialogs.push(dialog.message());
       await dialog.dismiss();

@@ -66,7 +66,11 @@ async function waitNotifications(chat) {
     if ((await notifications(chat)).length > 0) return;
     await chat.page.waitForTimeout(100);
   }
-  throw new Error('no notification within 10 s');
+  const seen = await chat.page.evaluate(() => ({ title: document.title, permission: Notification.permission }));
+  throw new Error(
+    `no notification within 10 s (title "${seen.title}", permission ${seen.permission}); the page said:\n` +
+      chat.console.join('\n'),
+  );
 }
 
 /**

@@ -222,6 +222,7 @@ pub(crate) fn notify(title: &str, body: &str, room: &str, alert: bool) {
         return;
     }
     let Some(registration) = REGISTRATION.with(|r| r.borrow().clone()) else {
+        leptos::logging::warn!("no notification: the service worker is not registered yet");
         return;
     };
     let options = js_sys::Object::new();
@@ -237,11 +238,19 @@ pub(crate) fn notify(title: &str, body: &str, room: &str, alert: bool) {
     ] {
         let _ = js_sys::Reflect::set(&options, &name.into(), &value);
     }
-    call_detached(
+    if let Ok(shown) = call(
         &registration,
         "showNotification",
         &[title.into(), options.into()],
-    );
+    )
+    .and_then(|p| p.dyn_into::<js_sys::Promise>())
+    {
+        wasm_bindgen_futures::spawn_local(async move {
+            if let Err(error) = JsFuture::from(shown).await {
+                leptos::logging::warn!("the notification was not shown: {error:?}");
+            }
+        });
+    }
     if alert {
         if let Some(window) = web_sys::window() {
             let _ = call(&window.navigator(), "vibrate", &[200.into()]);

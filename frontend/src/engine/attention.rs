@@ -252,6 +252,7 @@ impl Attention {
                     .note(engine, &hex, &name, std::slice::from_ref(record));
             }
         }
+        leptos::logging::log!("a watch began: {count} unread, news since leaving: {live}");
         if count > 0 {
             if let Some(record) = opened {
                 self.arrived(engine, room, &record, count, live);
@@ -414,6 +415,8 @@ impl Attention {
             in_room: engine.session.current_room().is_some(),
             hidden: device::hidden(),
         };
+        // What decided, in the console (no text, no keys): a missing notification is explained.
+        leptos::logging::log!("news in a watched room ({count} unread): {moment:?}");
         if moment.notifies() {
             notify(&name, &hex, record, count, live);
         }
