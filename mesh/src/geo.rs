@@ -77,6 +77,9 @@ impl From<Position> for RawPosition {
     }
 }
 
+/// The most blur (metres) under which a place closer than the fixes can tell is "here".
+const HERE_BLUR_M: f64 = 50.0;
+
 impl Position {
     /// A position from degrees (north and east positive) and an accuracy radius in metres, as
     /// the Geolocation API reports them. The longitude 180 is kept as −180 (the same
@@ -197,13 +200,17 @@ impl Position {
         }
     }
 
-    /// Where `other` is from here, as people say it: "1.2 km NE", "350 m S", "here" (closer
-    /// than the two fixes are exact, or under 10 m).
+    /// Where `other` is from here, as people say it: "1.2 km NE", "350 m S", "here" (under
+    /// 10 m, or closer than fixes good to 50 m can tell), "within 2 km" (closer than a coarse
+    /// fix can tell: no direction then).
     pub fn describe(&self, other: &Position) -> String {
         let metres = self.distance_m(other);
         let blur = f64::from(self.accuracy_m.max(other.accuracy_m));
-        if metres < 10.0 || metres < blur {
+        if metres < 10.0 || (metres < blur && blur <= HERE_BLUR_M) {
             return "here".to_string();
+        }
+        if metres < blur {
+            return format!("within {}", format_distance(blur));
         }
         format!(
             "{} {}",
@@ -469,6 +476,18 @@ mod tests {
         assert_eq!(here.describe(&near), "here");
         let ne = at(51.5 + 0.0076, -0.12 + 0.0122);
         assert_eq!(here.describe(&ne), "1.2 km NE");
+        // A coarse fix (a phone locating by mobile masts: ±20 km) cannot say "here" of a
+        // place 12 km away; it says how far it can tell.
+        let coarse = Position::new(51.5, -0.12, 20_000.0).unwrap();
+        let town = at(51.5 + 0.1, -0.12 + 0.1);
+        assert_eq!(coarse.describe(&town), "within 20 km");
+        assert_eq!(town.describe(&coarse), "within 20 km");
+        // Up to 50 m of blur is "here".
+        let fifty = Position::new(51.5, -0.12, 50.0).unwrap();
+        assert_eq!(
+            fifty.describe(&Position::new(51.5003, -0.12, 5.0).unwrap()),
+            "here"
+        );
         assert_eq!(at(1.0, 1.0).accuracy_label(), "±5 m");
         assert_eq!(
             Position::new(1.0, 1.0, 1500.0).unwrap().accuracy_label(),
