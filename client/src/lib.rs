@@ -11,6 +11,7 @@
 //! - [`connection`]: reconnect backoff with jitter and the silence limit.
 //! - [`session`]: which key a room name opens (public room, invite, known room, new room).
 //! - [`search`]: which messages match a search, and what of each to show.
+//! - [`sos`]: which SOS calls show, which an answer changes, and who may end one.
 //! - [`upload`]: a file's sealed pieces: which to send, what an answer means, when the message
 //!   may go out, and the progress bar's figures.
 #![warn(missing_docs, unreachable_pub)]
@@ -23,4 +24,5 @@ pub mod outbox;
 pub mod people;
 pub mod search;
 pub mod session;
+pub mod sos;
 pub mod upload;

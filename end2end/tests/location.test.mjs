@@ -23,14 +23,22 @@ const BEN = { latitude: 51.5, longitude: -0.12, accuracy: 12 };
 const ANA = { latitude: 51.5076, longitude: -0.1078, accuracy: 8 };
 
 /** A phone-sized browser context (390 × 844, touch) at `geolocation` (none: no fix), with
- * location allowed unless `allow` is false. */
-function phone({ geolocation, allow = true } = {}) {
+ * location allowed unless `allow` is false, and notifications when `notify`. */
+function phone({ geolocation, allow = true, notify = false } = {}) {
   return browser.newContext({
     viewport: { width: 390, height: 844 },
     hasTouch: true,
     isMobile: true,
     ...(geolocation ? { geolocation } : {}),
-    permissions: allow ? ['geolocation'] : [],
+    permissions: [...(allow ? ['geolocation'] : []), ...(notify ? ['notifications'] : [])],
+  });
+}
+
+/** The titles of the notifications the service worker shows now. */
+async function notificationTitles(chat) {
+  return chat.page.evaluate(async () => {
+    const registration = await navigator.serviceWorker.ready;
+    return (await registration.getNotifications()).map((n) => n.title);
   });
 }
 
@@ -124,7 +132,10 @@ async function hold(chat, ms) {
 test('an SOS reaches the room and the Emergency room with where it is, until someone comes and its sender is safe', async () => {
   const { ana, ben } = await pair('Camp Rescue', await phone({ geolocation: ANA }), await phone({ geolocation: BEN }));
   // Cara is only in the public Emergency room, far away (Paris).
-  const cara = await ChatPage.open(await phone({ geolocation: { latitude: 48.8566, longitude: 2.3522, accuracy: 20 } }), server.url);
+  const cara = await ChatPage.open(
+    await phone({ geolocation: { latitude: 48.8566, longitude: 2.3522, accuracy: 20 }, notify: true }),
+    server.url,
+  );
   await cara.join('Cara', 'Emergency');
   await cara.waitOnline();
   // Ben's phone knows where he is (he sends it): the banner says how far.
@@ -173,6 +184,19 @@ test('an SOS reaches the room and the Emergency room with where it is, until som
   await ana.byTestId('sos-banner').waitFor({ state: 'detached' });
   await cara.byTestId('sos-banner').waitFor({ state: 'detached' });
   await cara.byTestId('message-signal').getByText('✓ Safe now: the SOS is over').waitFor();
+  // Cara was told once. Over, the call stays over: reading the room again (a reload) raises
+  // neither its banner nor its notification.
+  assert.deepEqual(await notificationTitles(cara), ['SOS from Ana']);
+  await cara.page.evaluate(async () => {
+    for (const n of await (await navigator.serviceWorker.ready).getNotifications()) n.close();
+  });
+  await cara.page.waitForFunction(async () => (await (await navigator.serviceWorker.ready).getNotifications()).length === 0);
+  await cara.page.reload();
+  await cara.ready();
+  await cara.byTestId('message-signal').getByText('✓ Safe now: the SOS is over').waitFor();
+  await cara.page.waitForTimeout(1_500);
+  assert.equal(await cara.byTestId('sos-banner').count(), 0);
+  assert.deepEqual(await notificationTitles(cara), []);
   for (const chat of [ana, ben, cara]) assert.deepEqual(chat.errors, []);
 });
 

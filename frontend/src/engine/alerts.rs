@@ -4,32 +4,27 @@
 //! reload keeps the banner) for a day.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
 use app::SosAlert;
+use client::sos::{Call, Calls, Ended, Heard, Noted};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use mesh::body::Signal;
 use mesh::crypto::{Identity, RoomKey};
-use mesh::geo::Position;
-use mesh::hex::{decode as unhex, encode as hex};
+use mesh::hex::decode as unhex;
 use mesh::TextBody;
-use serde::{Deserialize, Serialize};
 
-use super::inbox::RADIO_SENDER;
 use super::outbox::sealed_for;
 use super::Engine;
 use crate::db::{Db, MessageRecord};
 use crate::pwa;
 
-/// An SOS older than this raises no banner.
-const SHOWN_FOR_MS: u64 = 24 * 60 * 60 * 1000;
 /// The setting the calls are kept under.
 const SETTING: &str = "sos-alerts";
-/// Most calls kept (the oldest go first).
-const MAX_ALERTS: usize = 32;
+/// The setting the calls' ends are kept under.
+const ENDED_SETTING: &str = "sos-ended";
 /// How often the banners' "4 min ago" moves on.
 const TICK: Duration = Duration::from_secs(30);
 
@@ -41,69 +36,19 @@ pub(super) struct Alerts {
 
 #[derive(Default)]
 struct State {
-    /// Calls not resolved, by key (`ROOM/ID`).
-    active: HashMap<String, Alert>,
-    /// Calls their sender ended before this device saw them: key to (sender, author).
-    ended: HashMap<String, (String, String)>,
+    calls: Calls,
     ticking: bool,
-}
-
-/// A call as kept on the device.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct Alert {
-    key: String,
-    message: String,
-    room: String,
-    room_name: String,
-    author: String,
-    sender: String,
-    own: bool,
-    position: Option<Position>,
-    at_ms: u64,
-    note: String,
-    coming: Vec<String>,
-}
-
-impl Alert {
-    /// Who called: this device, a device (its key), or over the radio a name. One person's
-    /// calls (an SOS goes to two rooms) show as one banner and are answered together.
-    fn caller(&self) -> String {
-        if self.own {
-            "own".to_string()
-        } else if self.sender == RADIO_SENDER {
-            format!("radio:{}", self.author)
-        } else {
-            self.sender.clone()
-        }
-    }
-
-    /// `other` is by the same person as this call: the same device, or (over the radio, where
-    /// nothing is signed) the same name.
-    fn same_sender(&self, sender: &str, author: &str) -> bool {
-        self.sender == sender
-            || ((self.sender == RADIO_SENDER || sender == RADIO_SENDER) && self.author == author)
-    }
-}
-
-/// `ROOM/ID`: a call's room and its radio id (the first six bytes of its id), which its
-/// answers name.
-fn key_of(room: &str, radio_id: &str) -> String {
-    format!("{room}/{radio_id}")
 }
 
 impl Alerts {
     /// Reads the calls kept on the device and shows them.
     pub(super) async fn load(&self, engine: &Rc<Engine>) {
         let Some(db) = engine.db() else { return };
-        let kept: Vec<Alert> = db.kept(SETTING).await.unwrap_or_default();
-        {
-            let mut state = self.state.borrow_mut();
-            for alert in kept {
-                state.active.entry(alert.key.clone()).or_insert(alert);
-            }
-        }
+        let kept: Vec<Call> = db.kept(SETTING).await.unwrap_or_default();
+        let ended: Vec<Ended> = db.kept(ENDED_SETTING).await.unwrap_or_default();
+        self.state.borrow_mut().calls.restore(kept, ended);
         self.show(engine);
-        if self.state.borrow().active.values().any(|a| !a.own) {
+        if self.state.borrow().calls.any_of_others() {
             self.locate(engine);
         }
     }
@@ -118,88 +63,26 @@ impl Alerts {
         records: &[MessageRecord],
     ) {
         let own = engine.session.sender_hex();
-        let now = now_ms();
-        let mut changed = false;
-        let mut raised = Vec::new();
-        {
-            let state = &mut *self.state.borrow_mut();
-            for record in records {
-                let Some(signal) = record.signal else {
-                    continue;
-                };
-                match signal {
-                    Signal::Sos => {
-                        let at_ms = record.created_at as u64;
-                        let key = key_of(room, record.id.get(..12).unwrap_or_default());
-                        if now.saturating_sub(at_ms) > SHOWN_FOR_MS
-                            || state.active.contains_key(&key)
-                        {
-                            continue;
-                        }
-                        let alert = Alert {
-                            key: key.clone(),
-                            message: record.id.clone(),
-                            room: room.to_string(),
-                            room_name: room_name.to_string(),
-                            author: record.author.clone(),
-                            sender: record.sender.clone(),
-                            own: !own.is_empty() && record.sender == own,
-                            position: record.position,
-                            at_ms,
-                            note: record.text.clone(),
-                            coming: Vec::new(),
-                        };
-                        if let Some((sender, author)) = state.ended.get(&key) {
-                            if alert.same_sender(sender, author) {
-                                continue;
-                            }
-                        }
-                        if !alert.own {
-                            raised.push(alert.clone());
-                        }
-                        state.active.insert(key, alert);
-                        changed = true;
-                    }
-                    Signal::Safe { of } => {
-                        let key = key_of(room, &hex(&of));
-                        match state.active.get(&key) {
-                            Some(alert) if alert.same_sender(&record.sender, &record.author) => {
-                                state.active.remove(&key);
-                                changed = true;
-                            }
-                            Some(_) => {}
-                            None => {
-                                state
-                                    .ended
-                                    .insert(key, (record.sender.clone(), record.author.clone()));
-                            }
-                        }
-                    }
-                    Signal::Coming { of } => {
-                        let key = key_of(room, &hex(&of));
-                        if let Some(alert) = state.active.get_mut(&key) {
-                            if !alert.coming.contains(&record.author) {
-                                alert.coming.push(record.author.clone());
-                                changed = true;
-                            }
-                        }
-                    }
-                    Signal::Live { .. } => {}
-                }
-            }
-            // The oldest go when too many are kept.
-            while state.active.len() > MAX_ALERTS {
-                let Some(oldest) = state
-                    .active
-                    .values()
-                    .min_by_key(|a| a.at_ms)
-                    .map(|a| a.key.clone())
-                else {
-                    break;
-                };
-                state.active.remove(&oldest);
-            }
-        }
+        let heard = records.iter().filter_map(|record| {
+            Some(Heard {
+                id: &record.id,
+                sender: &record.sender,
+                author: &record.author,
+                at_ms: record.created_at as u64,
+                text: &record.text,
+                position: record.position,
+                signal: record.signal?,
+            })
+        });
+        let Noted {
+            raised,
+            changed,
+            keep,
+        } = self
+            .state
+            .borrow_mut()
+            .calls
+            .note(&own, now_ms(), room, room_name, heard);
         let raised_any = !raised.is_empty();
         for alert in raised {
             let body = if alert.note.is_empty() {
@@ -217,6 +100,8 @@ impl Alerts {
         }
         if changed {
             self.show(engine);
+        }
+        if keep {
             self.save(engine);
         }
         if raised_any {
@@ -291,23 +176,12 @@ impl Alerts {
     /// The person answered the call `key`: "I am safe" to every room their own call went to,
     /// or "On my way" to the room of another's.
     pub(super) fn answer(&self, engine: &Rc<Engine>, key: &str) {
-        let Some(alert) = self.state.borrow().active.get(key).cloned() else {
-            return;
-        };
         let Some(identity) = engine.session.identity() else {
             return;
         };
         let name = engine.session.name();
         // A call went to more than one room: it is answered, or ends, in all of them.
-        let caller = alert.caller();
-        let answered: Vec<Alert> = self
-            .state
-            .borrow()
-            .active
-            .values()
-            .filter(|a| a.caller() == caller)
-            .cloned()
-            .collect();
+        let answered = self.state.borrow().calls.of_caller(key);
         let engine = Rc::clone(engine);
         spawn_local(async move {
             let Some(db) = engine.db() else { return };
@@ -350,7 +224,7 @@ impl Alerts {
 
     /// Opens the room of the call `key` at its message.
     pub(super) fn open(&self, engine: &Rc<Engine>, key: &str) {
-        let Some(alert) = self.state.borrow().active.get(key).cloned() else {
+        let Some(alert) = self.state.borrow().calls.get(key).cloned() else {
             return;
         };
         engine.search.open(engine, &alert.room, &alert.message);
@@ -361,49 +235,26 @@ impl Alerts {
     /// kept current.
     fn show(&self, engine: &Rc<Engine>) {
         let now = now_ms();
-        let mut alerts: Vec<SosAlert> = {
-            let mut state = self.state.borrow_mut();
-            state
-                .active
-                .retain(|_, a| now.saturating_sub(a.at_ms) <= SHOWN_FOR_MS);
-            let mut callers: HashMap<String, Alert> = HashMap::new();
-            for alert in state.active.values() {
-                match callers.get_mut(&alert.caller()) {
-                    Some(shown) => {
-                        let mut coming = std::mem::take(&mut shown.coming);
-                        for name in &alert.coming {
-                            if !coming.contains(name) {
-                                coming.push(name.clone());
-                            }
-                        }
-                        if alert.at_ms > shown.at_ms {
-                            *shown = alert.clone();
-                        }
-                        shown.coming = coming;
-                    }
-                    None => {
-                        callers.insert(alert.caller(), alert.clone());
-                    }
-                }
-            }
-            callers
-                .values()
-                .map(|a| SosAlert {
-                    key: a.key.clone(),
-                    message: a.message.clone(),
-                    room: a.room.clone(),
-                    room_name: a.room_name.clone(),
-                    author: a.author.clone(),
-                    own: a.own,
-                    position: a.position,
-                    at_ms: a.at_ms,
-                    age: mesh::geo::format_age(now.saturating_sub(a.at_ms)),
-                    note: a.note.clone(),
-                    coming: a.coming.clone(),
-                })
-                .collect()
-        };
-        alerts.sort_by_key(|a| std::cmp::Reverse(a.at_ms));
+        let alerts: Vec<SosAlert> = self
+            .state
+            .borrow_mut()
+            .calls
+            .shown(now)
+            .into_iter()
+            .map(|a| SosAlert {
+                age: mesh::geo::format_age(now.saturating_sub(a.at_ms)),
+                key: a.key,
+                message: a.message,
+                room: a.room,
+                room_name: a.room_name,
+                author: a.author,
+                own: a.own,
+                position: a.position,
+                at_ms: a.at_ms,
+                note: a.note,
+                coming: a.coming,
+            })
+            .collect();
         let any = !alerts.is_empty();
         engine.state.alerts.set(alerts);
         if any && !std::mem::replace(&mut self.state.borrow_mut().ticking, true) {
@@ -412,7 +263,7 @@ impl Alerts {
                 loop {
                     super::location::sleep(TICK).await;
                     let Some(engine) = weak.upgrade() else { return };
-                    if engine.alerts.state.borrow().active.is_empty() {
+                    if engine.alerts.state.borrow().calls.is_empty() {
                         engine.alerts.state.borrow_mut().ticking = false;
                         return;
                     }
@@ -425,9 +276,10 @@ impl Alerts {
     /// Keeps the calls on the device.
     fn save(&self, engine: &Rc<Engine>) {
         let Some(db) = engine.db() else { return };
-        let kept: Vec<Alert> = self.state.borrow().active.values().cloned().collect();
+        let (kept, ended) = self.state.borrow().calls.kept();
         spawn_local(async move {
             let _ = db.keep(SETTING, &kept).await;
+            let _ = db.keep(ENDED_SETTING, &ended).await;
         });
     }
 }

@@ -26,7 +26,7 @@ use crate::device;
 /// Messages the list shows at first, and how many more each "load older" adds.
 pub(super) const WINDOW_STEP: u32 = 100;
 /// The sender shown for radio messages: they carry no signing key.
-pub(super) const RADIO_SENDER: &str = "radio";
+pub(super) use client::sos::RADIO_SENDER;
 
 /// The inbox part.
 #[derive(Default)]
