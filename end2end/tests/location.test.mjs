@@ -178,6 +178,16 @@ test('an SOS reaches the room and the Emergency room with where it is, until som
   await atBen.waitFor({ state: 'detached' });
   await ana.byTestId('sos-coming-line').getByText('On the way: Ben').waitFor();
   await ana.byTestId('message-signal').getByText('On the way to help').waitFor();
+  // Ben chose to send where he is (the pin): his answer carries it.
+  const benAnswer = ana.byTestId('message').filter({ has: ana.byTestId('message-signal').getByText('On the way to help') });
+  await benAnswer.getByTestId('message-place').getByText(/km/).waitFor();
+  // Cara is on her way too. Her phone knows where she is (to say how far the call is), but
+  // she did not choose to send it: her answer goes without it.
+  await atCara.getByTestId('sos-answer').click();
+  await atCara.waitFor({ state: 'detached' });
+  const caraAnswer = cara.byTestId('message').filter({ has: cara.byTestId('message-signal').getByText('On the way to help') });
+  await caraAnswer.waitFor();
+  assert.equal(await caraAnswer.getByTestId('message-place').count(), 0);
 
   // Ana is safe: her banner goes, and so does Cara's in the Emergency room.
   await ana.byTestId('sos-safe').click();
@@ -198,6 +208,31 @@ test('an SOS reaches the room and the Emergency room with where it is, until som
   assert.equal(await cara.byTestId('sos-banner').count(), 0);
   assert.deepEqual(await notificationTitles(cara), []);
   for (const chat of [ana, ben, cara]) assert.deepEqual(chat.errors, []);
+});
+
+test('an SOS goes without a position when the phone never answers where it is (a question left unanswered)', async () => {
+  const context = await phone();
+  // Stands in for a location question the person never answers: Chrome's headless mode
+  // answers every question at once, so the page's geolocation is made never to call back
+  // (the one part of this test that is not the real browser's).
+  await context.addInitScript(() => {
+    navigator.geolocation.getCurrentPosition = () => {};
+    navigator.geolocation.watchPosition = () => 1;
+  });
+  const ana = await ChatPage.open(context, server.url);
+  await ana.join('Ana', 'Camp Unanswered');
+  await ana.waitOnline();
+  await ana.menu('sos');
+  await ana.byTestId('sos-sheet').waitFor();
+  const held = Date.now();
+  await hold(ana, 1_800);
+  await ana.byTestId('sos-banner').getByText('Your SOS is out').waitFor({ timeout: 15_000 });
+  const waitedMs = Date.now() - held;
+  console.log(`SOS out ${waitedMs} ms after the hold began, with no answer about the position`);
+  const sent = ana.byTestId('message').filter({ has: ana.byTestId('message-signal') });
+  await sent.getByTestId('message-signal').getByText('SOS: needs help').waitFor();
+  assert.equal(await sent.getByTestId('message-place').count(), 0);
+  assert.deepEqual(ana.errors, []);
 });
 
 test('a live position moves on the other phone, merged into one entry, and is gone when stopped', async () => {

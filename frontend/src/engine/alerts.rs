@@ -185,11 +185,9 @@ impl Alerts {
         let engine = Rc::clone(engine);
         spawn_local(async move {
             let Some(db) = engine.db() else { return };
-            let position = engine
-                .state
-                .my_position
-                .get_untracked()
-                .map(|(position, _)| position);
+            // Where they are goes with the answer as with any message: when they chose to
+            // send it (the pin) and the phone knows it now.
+            let position = engine.location.for_message(&engine).ok().flatten();
             let camp = engine.radio.camp();
             for alert in answered {
                 let Some(of) = unhex::<6>(alert.message.get(..12).unwrap_or_default()) else {

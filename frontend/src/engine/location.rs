@@ -330,7 +330,14 @@ impl Location {
                 &[resolve.into(), reject.into(), options.clone().into()],
             );
         });
-        let fix = wasm_bindgen_futures::JsFuture::from(promise).await.ok()?;
+        // The browser's timeout starts once the person answered its question: a question
+        // left unanswered would hold an SOS for ever, so the wait has an end of its own.
+        let answer = wasm_bindgen_futures::JsFuture::from(promise);
+        let limit = sleep(Duration::from_millis(u64::from(SOS_FIX_TIMEOUT_MS) + 500));
+        let fix = match futures::future::select(answer, Box::pin(limit)).await {
+            futures::future::Either::Left((Ok(fix), _)) => fix,
+            _ => return None,
+        };
         let position = position_of(&fix)?;
         engine.state.my_position.set(Some((position, now_ms())));
         Some(position)
