@@ -361,23 +361,31 @@ pub(super) fn sealed_for(
         .map_err(|error| format!("Not sent: {error}."))?;
     // Files stay on this server; the radio says they exist, and where (in one line when a
     // line each is too long). Longer than the radio carries: it goes only to this server's
-    // phones.
-    let radio = [false, true]
+    // phones, but for a call for help or its answer, which goes with its note cut.
+    let urgent = body.signal.is_some_and(|s| s.is_urgent());
+    let seal = |text: &str| {
+        RadioMessage::seal_placed(
+            key,
+            envelope.id,
+            (envelope.created_at_ms / 1000) as u32,
+            &body.author,
+            text,
+            body.position,
+            body.signal,
+        )
+    };
+    let texts = [false, true]
         .into_iter()
         .take(if body.attachments.is_empty() { 1 } else { 2 })
-        .map(|compact| {
-            let text = mesh::body::radio_text(&body.text, &body.attachments, camp, compact);
-            RadioMessage::seal_placed(
-                key,
-                envelope.id,
-                (envelope.created_at_ms / 1000) as u32,
-                &body.author,
-                &text,
-                body.position,
-                body.signal,
-            )
+        .map(|compact| mesh::body::radio_text(&body.text, &body.attachments, camp, compact))
+        .collect::<Vec<_>>();
+    let radio = texts
+        .iter()
+        .find_map(|text| RadioMessage::sealed_to_fit(text, DEFAULT_FRAME_BYTES, false, seal))
+        .or_else(|| {
+            let last = texts.last()?;
+            RadioMessage::sealed_to_fit(last, DEFAULT_FRAME_BYTES, urgent, seal)
         })
-        .find(|radio| radio.fits(DEFAULT_FRAME_BYTES))
         .map(|radio| radio.payload)
         .unwrap_or_default();
     let record = MessageRecord {

@@ -145,6 +145,40 @@ impl RadioMessage {
         )
     }
 
+    /// What `seal` makes of `text` when it fits in frames of `frame_bytes`. Otherwise, when
+    /// `cut` (a call for help or its answer goes on the air whatever its note), what it makes
+    /// of as much of `text` as fits, ending in "…"; `None` when nothing fits.
+    pub fn sealed_to_fit(
+        text: &str,
+        frame_bytes: usize,
+        cut: bool,
+        seal: impl Fn(&str) -> RadioMessage,
+    ) -> Option<RadioMessage> {
+        let whole = seal(text);
+        if whole.fits(frame_bytes) {
+            return Some(whole);
+        }
+        if !cut {
+            return None;
+        }
+        // The longest start of the text (in characters) that fits, found by halving.
+        let ends: Vec<usize> = text.char_indices().map(|(at, _)| at).collect();
+        let shortened = |chars: usize| seal(&format!("{}…", &text[..ends[chars]]));
+        let (mut fits, mut too_long) = (0, ends.len());
+        if !shortened(0).fits(frame_bytes) {
+            return None;
+        }
+        while too_long - fits > 1 {
+            let middle = (fits + too_long) / 2;
+            if shortened(middle).fits(frame_bytes) {
+                fits = middle;
+            } else {
+                too_long = middle;
+            }
+        }
+        Some(shortened(fits))
+    }
+
     /// A receipt from `camp` for the message `of` in `key`'s room: proof, from a holder of the
     /// room key, that the message reached that camp. Every phone of one camp makes the same
     /// radio id for it, so the camp's radio sends it once however many phones read the message.
@@ -423,6 +457,50 @@ mod tests {
         let mut moved = message.clone();
         moved.key.id[0] ^= 1;
         assert!(moved.open(&key()).is_err());
+    }
+
+    #[test]
+    fn a_call_for_help_with_a_long_note_goes_on_the_air_cut_and_a_long_message_does_not() {
+        let here = Position::new(-54.8, -68.3, 9.0).unwrap();
+        // Longer than the most frames a message may take, with a character of two bytes.
+        let note = format!("é{}", text(MAX_FRAGMENTS * DEFAULT_FRAME_BYTES));
+        let seal = |signal: Option<Signal>| {
+            move |text: &str| {
+                RadioMessage::seal_placed(
+                    &key(),
+                    MessageId([8; 16]),
+                    5,
+                    "Ana",
+                    text,
+                    Some(here),
+                    signal,
+                )
+            }
+        };
+        assert!(
+            RadioMessage::sealed_to_fit(&note, DEFAULT_FRAME_BYTES, false, seal(None)).is_none()
+        );
+        let sos =
+            RadioMessage::sealed_to_fit(&note, DEFAULT_FRAME_BYTES, true, seal(Some(Signal::Sos)))
+                .expect("an SOS goes");
+        assert!(sos.fits(DEFAULT_FRAME_BYTES));
+        let opened = sos.open(&key()).unwrap();
+        assert_eq!(opened.signal, Some(Signal::Sos));
+        assert_eq!(opened.position, Some(here));
+        let kept = opened.text.strip_suffix('…').expect("marked as cut");
+        assert!(
+            note.starts_with(kept) && kept.len() > 1_000,
+            "{} bytes kept",
+            kept.len()
+        );
+        // One character more would not fit.
+        let longer = format!("{}{}…", kept, &note[kept.len()..].chars().next().unwrap());
+        assert!(!seal(Some(Signal::Sos))(&longer).fits(DEFAULT_FRAME_BYTES));
+        // What fits goes whole.
+        let short =
+            RadioMessage::sealed_to_fit("at the pier", DEFAULT_FRAME_BYTES, true, seal(None))
+                .unwrap();
+        assert_eq!(short.open(&key()).unwrap().text, "at the pier");
     }
 
     #[test]
