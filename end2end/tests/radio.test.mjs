@@ -74,6 +74,52 @@ test('a position sent at one camp crosses the radio in ten bytes and shows at th
   await ben.page.context().close();
 });
 
+test('a live position crosses the radio: it moves the other camp\'s list and is no message there, not even out of sight', async () => {
+  // A room of their own, Ana at camp A, Ben at camp B by its invite (the key is in the link).
+  const ana = await ChatPage.open(
+    await browser.newContext({ geolocation: { latitude: -33.856784, longitude: 151.215297, accuracy: 9 }, permissions: ['geolocation'] }),
+    campA.url,
+  );
+  await ana.join('Ana', 'Camp Walkers');
+  const invite = (await ana.inviteLink()).replace(campA.url, campB.url);
+  const ben = await ChatPage.acceptInvite(await browser.newContext({ permissions: ['notifications'] }), invite, 'Ben');
+  for (const chat of [ana, ben]) {
+    await chat.waitOnline();
+    await chat.byTestId('radio-status').getByText('📡 Radio on').waitFor();
+  }
+  await ben.waitControlled();
+  // Ben's app is out of sight (another app in front).
+  await ben.page.evaluate(() => {
+    Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' });
+    Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
+    window.dispatchEvent(new Event('visibilitychange'));
+  });
+  await ana.menu('share-live');
+  await ana.byTestId('live-15').click();
+  await ana.byTestId('live-bar').waitFor();
+  // Then a message, which is news: it comes after the live position on the same radio.
+  await ana.send('walking to the bridge');
+  await ben.messageWithText('walking to the bridge').getByText('📡 via radio').waitFor({ timeout: 20_000 });
+  // One thing to read, one notification for it: the live position is neither.
+  await ben.page.waitForFunction(() => /^\(\d+\)/.test(document.title));
+  await ben.page.waitForTimeout(500);
+  assert.equal(await ben.page.title(), '(1) FieldMesh');
+  const bodies = await ben.page.evaluate(async () =>
+    (await (await navigator.serviceWorker.ready).getNotifications()).map((n) => n.body));
+  assert.deepEqual(bodies, ['Ana: walking to the bridge']);
+  assert.equal(await ben.byTestId('message').count(), 1);
+  // It moved Ana on Ben's list of people nearby.
+  await ben.menu('nearby');
+  const entry = ben.byTestId('nearby-entry');
+  await entry.waitFor();
+  assert.equal(await entry.getByTestId('nearby-name').textContent(), 'Ana');
+  await entry.getByTestId('nearby-live').waitFor();
+  assert.deepEqual(ana.errors, []);
+  assert.deepEqual(ben.errors, []);
+  await ana.page.context().close();
+  await ben.page.context().close();
+});
+
 test('a message crosses the radio to another camp, and the sender sees it relayed', async () => {
   const [ana, ben] = await oneAtEachCamp();
 

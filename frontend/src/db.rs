@@ -522,7 +522,10 @@ impl Db {
                 urgent: false,
             };
             tx.store(OUTBOX)?.add(&to_js(&entry)?, None).await?;
-            messages.put(&to_js(message)?, None).await?;
+            // A live position goes on to the server, but is no message to keep.
+            if !matches!(message.signal, Some(mesh::body::Signal::Live { .. })) {
+                messages.put(&to_js(message)?, None).await?;
+            }
         }
         tx.done().await?;
         Ok(!known)

@@ -228,9 +228,12 @@ impl Attention {
             let live = state.left.remove(&room).is_some();
             let last_seq = newest.as_ref().map_or(0, |m| m.seq);
             state.unread.set(&watched.hex, count, last_seq);
+            // A live position heard over the radio is counted by the server (it cannot tell),
+            // but is neither the room's last line nor news.
             let opened = newest
                 .as_ref()
-                .and_then(|m| record_of(m, &watched.key, &watched.hex));
+                .and_then(|m| record_of(m, &watched.key, &watched.hex))
+                .filter(|r| !matches!(r.signal, Some(Signal::Live { .. })));
 
             if let Some(record) = &opened {
                 state
@@ -323,6 +326,10 @@ impl Attention {
         let Some(record) = record_of(message, &key, &hex) else {
             return;
         };
+        // A live position heard over the radio (where the server cannot tell) is not news.
+        if matches!(record.signal, Some(Signal::Live { .. })) {
+            return;
+        }
         let Some(count) = self.state.borrow_mut().unread.arrived(&hex, message.seq) else {
             return;
         };

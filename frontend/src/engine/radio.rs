@@ -638,7 +638,11 @@ async fn store_heard(engine: Rc<Engine>, message: RadioMessage) {
         Ok(false) => return, // heard before: already kept and queued
         Err(error) => return engine.notice(format!("Could not keep a radio message: {}", error.0)),
     }
-    if engine.session.is_current(room) {
+    if matches!(record.signal, Some(mesh::body::Signal::Live { .. })) {
+        engine
+            .nearby
+            .note(&engine, &record.room, std::slice::from_ref(&record));
+    } else if engine.session.is_current(room) {
         engine.inbox.changed(&engine);
     }
     mark("fieldmesh:radio-message");
