@@ -43,8 +43,17 @@ struct Seen {
     name: String,
     position: Position,
     at_ms: u64,
-    /// Sharing live until then (ms), when they share.
+    /// Sharing live until then (ms), when they share; [`STOPPED`] when they stopped.
     live_until_ms: Option<u64>,
+}
+
+/// `live_until_ms` of a person who stopped sharing: not shown.
+const STOPPED: u64 = 0;
+
+impl Seen {
+    fn stopped(&self) -> bool {
+        self.live_until_ms == Some(STOPPED)
+    }
 }
 
 impl NearbyPart {
@@ -67,40 +76,8 @@ impl NearbyPart {
                 if !own.is_empty() && record.sender == own {
                     continue;
                 }
-                let who = if record.sender == RADIO_SENDER {
-                    format!("radio:{}", record.author)
-                } else {
-                    record.sender.clone()
-                };
-                let at_ms = record.created_at as u64;
                 let people = rooms.entry(room.to_string()).or_default();
-                let newer = people.get(&who).is_none_or(|seen| seen.at_ms <= at_ms);
-                if !newer {
-                    continue;
-                }
-                match (record.signal, record.position) {
-                    // They stopped sharing: gone at once.
-                    (Some(Signal::Live { until_s: 0 }), _) => {
-                        changed |= people.remove(&who).is_some();
-                    }
-                    (signal, Some(position)) => {
-                        let live_until_ms = match signal {
-                            Some(Signal::Live { until_s }) => Some(u64::from(until_s) * 1000),
-                            _ => None,
-                        };
-                        people.insert(
-                            who,
-                            Seen {
-                                name: record.author.clone(),
-                                position,
-                                at_ms,
-                                live_until_ms,
-                            },
-                        );
-                        changed = true;
-                    }
-                    _ => {}
-                }
+                changed |= noted(people, record);
                 if people.len() > MAX_PER_ROOM {
                     if let Some(oldest) = people
                         .iter()
@@ -144,7 +121,7 @@ impl NearbyPart {
                 return;
             };
             people.retain(|_, seen| now.saturating_sub(seen.at_ms) <= KEPT_FOR_MS);
-            let mut seen: Vec<&Seen> = people.values().collect();
+            let mut seen: Vec<&Seen> = people.values().filter(|s| !s.stopped()).collect();
             seen.sort_by_key(|s| std::cmp::Reverse(s.at_ms));
             seen.into_iter()
                 .map(|s| Shown {
@@ -176,6 +153,135 @@ impl NearbyPart {
     }
 }
 
+/// `record` moves its sender among `people`; `true` when something changed. Only what is
+/// newer than what is known counts: a person who stopped sharing stays gone (hidden, not
+/// forgotten) when an older live position of theirs is read later (an older page).
+fn noted(people: &mut HashMap<String, Seen>, record: &MessageRecord) -> bool {
+    let who = if record.sender == RADIO_SENDER {
+        format!("radio:{}", record.author)
+    } else {
+        record.sender.clone()
+    };
+    let at_ms = record.created_at as u64;
+    if people.get(&who).is_some_and(|seen| seen.at_ms > at_ms) {
+        return false;
+    }
+    match (record.signal, record.position) {
+        // They stopped sharing: gone at once, and kept as stopped.
+        (Some(Signal::Live { until_s: 0 }), _) => {
+            let shown = people.get(&who).is_some_and(|seen| !seen.stopped());
+            // (Never shown: any place will do where none is known.)
+            let Some(position) = people
+                .get(&who)
+                .map(|seen| seen.position)
+                .or(record.position)
+                .or_else(|| Position::new(0.0, 0.0, 0.0).ok())
+            else {
+                return shown;
+            };
+            people.insert(
+                who,
+                Seen {
+                    name: record.author.clone(),
+                    position,
+                    at_ms,
+                    live_until_ms: Some(STOPPED),
+                },
+            );
+            shown
+        }
+        (signal, Some(position)) => {
+            let live_until_ms = match signal {
+                Some(Signal::Live { until_s }) => Some(u64::from(until_s) * 1000),
+                _ => None,
+            };
+            people.insert(
+                who,
+                Seen {
+                    name: record.author.clone(),
+                    position,
+                    at_ms,
+                    live_until_ms,
+                },
+            );
+            true
+        }
+        _ => false,
+    }
+}
+
 fn now_ms() -> u64 {
     js_sys::Date::now() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    use super::*;
+    use crate::db::RecordState;
+
+    wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+    fn record(at_ms: u64, position: Option<Position>, signal: Option<Signal>) -> MessageRecord {
+        MessageRecord {
+            id: format!("{at_ms:032x}"),
+            room: "aa".into(),
+            order: at_ms as f64,
+            seq: None,
+            created_at: at_ms as f64,
+            sender: "a1a1".into(),
+            author: "Ana".into(),
+            text: String::new(),
+            state: RecordState::Stored,
+            camps: Vec::new(),
+            files: Vec::new(),
+            position,
+            signal,
+        }
+    }
+
+    fn shown(people: &HashMap<String, Seen>) -> Vec<Position> {
+        people
+            .values()
+            .filter(|s| !s.stopped())
+            .map(|s| s.position)
+            .collect()
+    }
+
+    #[wasm_bindgen_test]
+    fn a_person_who_stopped_sharing_stays_gone_when_an_older_live_position_is_read_later() {
+        let here = Position::new(51.5, -0.12, 8.0).unwrap();
+        let there = Position::new(51.49, -0.12, 8.0).unwrap();
+        let live = |at, position| {
+            record(
+                at,
+                Some(position),
+                Some(Signal::Live {
+                    until_s: 2_000_000_000,
+                }),
+            )
+        };
+        let stop = record(3_000, None, Some(Signal::Live { until_s: 0 }));
+        let mut people = HashMap::new();
+        assert!(noted(&mut people, &live(1_000, here)));
+        assert_eq!(shown(&people), [here]);
+        assert!(noted(&mut people, &stop));
+        assert!(shown(&people).is_empty());
+        // An older page, read later, holds a live position from before the stop.
+        assert!(!noted(&mut people, &live(2_000, there)));
+        assert!(shown(&people).is_empty());
+        // Kept on the device and read back, the stop holds too.
+        let kept = postcard::to_allocvec(&people).unwrap();
+        let mut people: HashMap<String, Seen> = postcard::from_bytes(&kept).unwrap();
+        assert!(!noted(&mut people, &live(2_500, there)));
+        // A message sent with a position later: they chose to say where they are.
+        assert!(noted(&mut people, &record(4_000, Some(there), None)));
+        assert_eq!(shown(&people), [there]);
+        // A stop read before anything else of theirs still hides what is older.
+        let mut people = HashMap::new();
+        assert!(!noted(&mut people, &stop));
+        assert!(!noted(&mut people, &live(1_000, here)));
+        assert!(shown(&people).is_empty());
+    }
 }
