@@ -324,6 +324,16 @@ impl Driver {
             return;
         };
         let urgent = own.message.urgent;
+        if urgent {
+            // What was due already goes its usual way first: the frames the node gives after
+            // the send are then this message's alone.
+            let due = self.node.poll(now);
+            let more = self.act(now, due);
+            events.extend(more);
+        }
+        let Some(own) = self.own.get_mut(&key) else {
+            return;
+        };
         match self.node.send(now, &own.message.message) {
             Ok(true) => {
                 own.round = Round::OnAir;

@@ -315,3 +315,28 @@ fn a_full_air_queue_drops_plain_frames_before_urgent_ones() {
     assert_eq!(sent.first(), Some(&99), "{sent:?}");
     assert!(driver.stats().frames_dropped > 0);
 }
+
+#[test]
+fn an_urgent_message_goes_before_frames_that_came_due_with_it_which_stay_plain() {
+    let mut driver = Driver::new(quiet(), 1);
+    driver.link_up(0);
+    // Plain messages queued in the same moment: their frames are due, not yet on the air.
+    for n in 1..=3 {
+        assert!(driver.queue(0, own(n, 0)).unwrap());
+    }
+    let mut sos = own(99, 0);
+    sos.urgent = true;
+    assert!(driver.queue(0, sos).unwrap());
+    let sent: Vec<u8> = frames(&driver.poll(0))
+        .into_iter()
+        .filter_map(|p| match p {
+            Packet::Data { key, .. } => Some(key.message.id[0]),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sent, [99], "the SOS first, alone in its moment of air");
+    // Only the SOS's frames counted as urgent (the plain ones waiting are dropped first when
+    // the queue overflows): its one frame is on the air, none is left.
+    assert_eq!(driver.urgent_frames, 0);
+    assert_eq!(driver.stats().air_queue, 3);
+}
