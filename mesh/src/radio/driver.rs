@@ -338,15 +338,16 @@ impl Driver {
             Ok(true) => {
                 own.round = Round::OnAir;
                 if urgent {
-                    // Its frames are due now: they go ahead of everything waiting for air.
+                    // Its frames are due now: they go ahead of everything waiting for air
+                    // but the calls made before it.
                     let actions = self.node.poll(now);
                     let (frames, rest): (Vec<Action>, Vec<Action>) = actions
                         .into_iter()
                         .partition(|a| matches!(a, Action::Transmit(_)));
-                    for frame in frames.into_iter().rev() {
+                    for frame in frames {
                         if let Action::Transmit(frame) = frame {
                             self.air_queue_bytes += frame.len();
-                            self.air_queue.push_front(frame);
+                            self.air_queue.insert(self.urgent_frames, frame);
                             self.urgent_frames += 1;
                         }
                     }
@@ -418,15 +419,16 @@ impl Driver {
         self.bound_air_queue();
     }
 
-    /// More than the radio can send for a long while: the oldest frames go (the node retries
-    /// what mattered), urgent ones last.
+    /// More than the radio can send for a long while: the oldest plain frames go (the node
+    /// retries what mattered), urgent ones last, the latest call's first (the calls made
+    /// before it keep their turn).
     fn bound_air_queue(&mut self) {
         while self.air_queue_bytes > self.config.max_air_queue_bytes {
             let index = if self.urgent_frames < self.air_queue.len() {
                 self.urgent_frames
             } else {
                 self.urgent_frames = self.urgent_frames.saturating_sub(1);
-                0
+                self.air_queue.len().saturating_sub(1)
             };
             let Some(old) = self.air_queue.remove(index) else {
                 break;

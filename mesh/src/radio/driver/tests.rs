@@ -340,3 +340,33 @@ fn an_urgent_message_goes_before_frames_that_came_due_with_it_which_stay_plain()
     assert_eq!(driver.urgent_frames, 0);
     assert_eq!(driver.stats().air_queue, 3);
 }
+
+#[test]
+fn calls_go_in_the_order_they_were_made_and_a_queue_full_of_them_keeps_the_first() {
+    let mut config = quiet();
+    // Room for three frames waiting.
+    config.max_air_queue_bytes = 200;
+    let mut driver = Driver::new(config, 1);
+    driver.link_up(0);
+    driver.queue(0, own(50, 0)).unwrap();
+    // Calls one after another in the same moment: more than the queue holds.
+    for n in 1..=8 {
+        let mut sos = own(n, 0);
+        sos.urgent = true;
+        driver.queue(0, sos).unwrap();
+    }
+    let log = run_alone(&mut driver, 0, 5_000);
+    let sent: Vec<u8> = log
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::Transmit(bytes) => match unsealed(bytes).unwrap() {
+                Packet::Data { key, .. } => Some(key.message.id[0]),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    assert!(driver.stats().frames_dropped > 0);
+    // The first calls first (the node sends the later ones again), the plain message last.
+    assert_eq!(sent[..3], [1, 2, 3], "{sent:?}");
+}
