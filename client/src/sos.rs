@@ -34,6 +34,9 @@ pub struct Heard<'a> {
     pub author: &'a str,
     /// When it was written, by its writer's clock (ms since 1970).
     pub at_ms: u64,
+    /// When it reached a server (or this phone's radio), by that clock: a phone's own clock
+    /// may be days off after a flat battery, so how long a call shows counts from here.
+    pub arrived_ms: Option<u64>,
     /// Its text: a call's note.
     pub text: &'a str,
     /// Where it was written, when its writer said.
@@ -61,8 +64,10 @@ pub struct Call {
     pub own: bool,
     /// Where the caller was.
     pub position: Option<Position>,
-    /// When they called.
+    /// When they called (their phone's clock).
     pub at_ms: u64,
+    /// When the call reached a server or this phone: it shows for a day from then.
+    pub arrived_ms: u64,
     /// What they wrote with it.
     pub note: String,
     /// Who answered that they are on their way.
@@ -192,7 +197,8 @@ impl Calls {
             match heard.signal {
                 Signal::Sos => {
                     let key = key_of(room, heard.id.get(..12).unwrap_or_default());
-                    if now_ms.saturating_sub(heard.at_ms) > SHOWN_FOR_MS
+                    let arrived_ms = heard.arrived_ms.unwrap_or(heard.at_ms);
+                    if now_ms.saturating_sub(arrived_ms) > SHOWN_FOR_MS
                         || self.active.contains_key(&key)
                     {
                         continue;
@@ -212,6 +218,7 @@ impl Calls {
                         own: !own.is_empty() && heard.sender == own,
                         position: heard.position,
                         at_ms: heard.at_ms,
+                        arrived_ms,
                         note: heard.text.to_string(),
                         coming: Vec::new(),
                     };
@@ -272,7 +279,7 @@ impl Calls {
             let Some(oldest) = self
                 .active
                 .values()
-                .min_by_key(|c| c.at_ms)
+                .min_by_key(|c| c.arrived_ms)
                 .map(|c| c.key.clone())
             else {
                 break;
@@ -303,7 +310,7 @@ impl Calls {
     /// to any of their calls), newest first; calls older than a day go.
     pub fn shown(&mut self, now_ms: u64) -> Vec<Call> {
         self.active
-            .retain(|_, c| now_ms.saturating_sub(c.at_ms) <= SHOWN_FOR_MS);
+            .retain(|_, c| now_ms.saturating_sub(c.arrived_ms) <= SHOWN_FOR_MS);
         let mut callers: HashMap<String, Call> = HashMap::new();
         for call in self.active.values() {
             match callers.get_mut(&call.caller()) {
@@ -346,6 +353,7 @@ mod tests {
             sender,
             author,
             at_ms: NOW - 60_000,
+            arrived_ms: Some(NOW - 59_000),
             text: "",
             position: None,
             signal,
@@ -457,6 +465,7 @@ mod tests {
         assert!(calls.shown(NOW)[0].own);
         let mut old = heard("0202020202020202", ANA, "Ana", Signal::Sos);
         old.at_ms = NOW - SHOWN_FOR_MS - 1;
+        old.arrived_ms = Some(NOW - SHOWN_FOR_MS - 1);
         assert_eq!(calls.note(ME, NOW, ROOM, "Camp", [old]), Noted::default());
         assert!(calls.shown(NOW + SHOWN_FOR_MS).is_empty(), "a day on");
     }
@@ -511,6 +520,7 @@ mod tests {
             calls.note(ME, NOW + i, ROOM, "Camp", [safe]);
             let mut sos = heard(&id, ANA, "Ana", Signal::Sos);
             sos.at_ms = NOW + i;
+            sos.arrived_ms = Some(NOW + i);
             calls.note(ME, NOW + i, "bb", "Other", [sos]);
         }
         let (active, ended) = calls.kept();
@@ -519,5 +529,24 @@ mod tests {
         // A day on, the ends are forgotten.
         calls.note(ME, NOW + 2 * SHOWN_FOR_MS, ROOM, "Camp", []);
         assert!(calls.kept().1.is_empty());
+    }
+
+    #[test]
+    fn a_call_from_a_phone_whose_clock_is_days_behind_shows_from_when_it_arrived() {
+        let mut calls = Calls::default();
+        let mut late_clock = heard(SOS_ID, ANA, "Ana", Signal::Sos);
+        late_clock.at_ms = NOW - 3 * SHOWN_FOR_MS;
+        late_clock.arrived_ms = Some(NOW - 5_000);
+        let noted = calls.note(ME, NOW, ROOM, "Camp", [late_clock]);
+        assert_eq!(noted.raised.len(), 1, "raised");
+        assert_eq!(
+            calls.shown(NOW + SHOWN_FOR_MS / 2).len(),
+            1,
+            "still shown half a day on"
+        );
+        assert!(
+            calls.shown(NOW + SHOWN_FOR_MS).is_empty(),
+            "a day after it arrived"
+        );
     }
 }

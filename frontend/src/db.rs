@@ -72,6 +72,10 @@ pub(crate) struct MessageRecord {
     /// An SOS, its end or answer, or a live position.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) signal: Option<mesh::body::Signal>,
+    /// When it reached the server (or this phone's radio), by that clock; none for own
+    /// messages. A phone's clock may be days off: this one says how new it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) received_at: Option<f64>,
 }
 
 impl MessageRecord {

@@ -15,6 +15,7 @@ use mesh::body::Signal;
 use mesh::crypto::{Identity, RoomKey};
 use mesh::hex::decode as unhex;
 use mesh::TextBody;
+use serde::Deserialize;
 
 use super::outbox::sealed_for;
 use super::Engine;
@@ -22,7 +23,9 @@ use crate::db::{Db, MessageRecord};
 use crate::pwa;
 
 /// The setting the calls are kept under.
-const SETTING: &str = "sos-alerts";
+const SETTING: &str = "sos-calls";
+/// Where earlier releases kept them (without when they arrived): read once, then replaced.
+const EARLIER_SETTING: &str = "sos-alerts";
 /// The setting the calls' ends are kept under.
 const ENDED_SETTING: &str = "sos-ended";
 /// How often the banners' "4 min ago" moves on.
@@ -40,11 +43,55 @@ struct State {
     ticking: bool,
 }
 
+/// A call as earlier releases kept it.
+#[derive(Deserialize)]
+struct EarlierCall {
+    key: String,
+    message: String,
+    room: String,
+    room_name: String,
+    author: String,
+    sender: String,
+    own: bool,
+    position: Option<mesh::geo::Position>,
+    at_ms: u64,
+    note: String,
+    coming: Vec<String>,
+}
+
+impl From<EarlierCall> for Call {
+    fn from(c: EarlierCall) -> Self {
+        Call {
+            key: c.key,
+            message: c.message,
+            room: c.room,
+            room_name: c.room_name,
+            author: c.author,
+            sender: c.sender,
+            own: c.own,
+            position: c.position,
+            arrived_ms: c.at_ms,
+            at_ms: c.at_ms,
+            note: c.note,
+            coming: c.coming,
+        }
+    }
+}
+
 impl Alerts {
     /// Reads the calls kept on the device and shows them.
     pub(super) async fn load(&self, engine: &Rc<Engine>) {
         let Some(db) = engine.db() else { return };
-        let kept: Vec<Call> = db.kept(SETTING).await.unwrap_or_default();
+        let kept: Vec<Call> = match db.kept(SETTING).await {
+            Some(kept) => kept,
+            None => db
+                .kept::<Vec<EarlierCall>>(EARLIER_SETTING)
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .map(Call::from)
+                .collect(),
+        };
         let ended: Vec<Ended> = db.kept(ENDED_SETTING).await.unwrap_or_default();
         self.state.borrow_mut().calls.restore(kept, ended);
         self.show(engine);
@@ -69,6 +116,7 @@ impl Alerts {
                 sender: &record.sender,
                 author: &record.author,
                 at_ms: record.created_at as u64,
+                arrived_ms: record.received_at.map(|at| at as u64),
                 text: &record.text,
                 position: record.position,
                 signal: record.signal?,
@@ -321,4 +369,62 @@ pub(super) async fn room_key(engine: &Rc<Engine>, room: &str) -> Option<RoomKey>
 
 fn now_ms() -> u64 {
     js_sys::Date::now() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    use super::*;
+
+    wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+    /// A call as the release before kept it, field for field.
+    #[derive(serde::Serialize)]
+    struct Kept {
+        key: String,
+        message: String,
+        room: String,
+        room_name: String,
+        author: String,
+        sender: String,
+        own: bool,
+        position: Option<mesh::geo::Position>,
+        at_ms: u64,
+        note: String,
+        coming: Vec<String>,
+    }
+
+    #[wasm_bindgen_test]
+    fn calls_kept_by_the_release_before_are_read_and_shown_for_a_day_from_their_time() {
+        let kept = vec![Kept {
+            key: "aa/010203040506".into(),
+            message: "0102030405060708".into(),
+            room: "aa".into(),
+            room_name: "Camp".into(),
+            author: "Ana".into(),
+            sender: "a1a1".into(),
+            own: false,
+            position: mesh::geo::Position::new(51.5, -0.12, 8.0).ok(),
+            at_ms: 1_800_000_000_000,
+            note: "second floor".into(),
+            coming: vec!["Ben".into()],
+        }];
+        let bytes = postcard::to_allocvec(&kept).unwrap();
+        let read: Vec<EarlierCall> = postcard::from_bytes(&bytes).unwrap();
+        let call = Call::from(read.into_iter().next().unwrap());
+        assert_eq!(
+            (
+                call.author.as_str(),
+                call.note.as_str(),
+                call.coming.as_slice()
+            ),
+            ("Ana", "second floor", ["Ben".to_string()].as_slice())
+        );
+        assert_eq!(
+            (call.at_ms, call.arrived_ms),
+            (1_800_000_000_000, 1_800_000_000_000)
+        );
+        assert!(call.position.is_some());
+    }
 }

@@ -524,6 +524,7 @@ fn stored_record(
         files: Vec::new(),
         position: None,
         signal: None,
+        received_at: Some(stored.received_at_ms as f64),
     }
 }
 

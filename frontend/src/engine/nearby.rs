@@ -238,6 +238,7 @@ mod tests {
             files: Vec::new(),
             position,
             signal,
+            received_at: None,
         }
     }
 

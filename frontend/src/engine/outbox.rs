@@ -402,6 +402,7 @@ pub(super) fn sealed_for(
         files: mesh::body::encode_attachments(&body.attachments),
         position: body.position,
         signal: body.signal,
+        received_at: None,
     };
     Ok((record, bytes, radio))
 }
