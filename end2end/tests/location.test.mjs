@@ -87,6 +87,18 @@ test('a message carries the position its writer chose to send, with how far and 
   await ben.ready();
   await ben.messageWithText('at the north gate').getByTestId('message-place').getByText('51.50760, -0.10780 · ±8 m').waitFor();
   assert.equal(await ben.byTestId('attach-place').getAttribute('aria-pressed'), 'false');
+  // Chosen for one room, not for the next: Ben goes to another room, and his position stays
+  // behind until he chooses it there too.
+  await ben.byTestId('attach-place').click();
+  assert.equal(await ben.byTestId('attach-place').getAttribute('aria-pressed'), 'true');
+  await ben.byTestId('leave').click();
+  await ben.byTestId('join-room').fill('Ben Alone');
+  await ben.byTestId('join-submit').click();
+  await ben.byTestId('room-title').getByText('Ben Alone').waitFor();
+  assert.equal(await ben.byTestId('attach-place').getAttribute('aria-pressed'), 'false');
+  await ben.send('no place here');
+  await ben.messageWithText('no place here').waitFor();
+  assert.equal(await ben.messageWithText('no place here').getByTestId('message-place').count(), 0);
   assert.deepEqual(ana.errors, []);
   assert.deepEqual(ben.errors, []);
 });

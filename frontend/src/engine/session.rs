@@ -60,6 +60,8 @@ impl Joined {
         engine
             .attention
             .left(self.id, self.sync.cursor, &self.sync.server);
+        // Where the person is was chosen for this room: the next one starts without it.
+        engine.location.set_attach(engine, false);
     }
 
     fn record(&self) -> RoomRecord {
