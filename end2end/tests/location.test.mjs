@@ -285,6 +285,39 @@ test('a live position moves on the other phone, merged into one entry, and is go
   for (const chat of [ana, ben]) assert.deepEqual(chat.errors, []);
 });
 
+test('a live position shared while the server is away waits as one entry, not one per move', async () => {
+  const anaPhone = await phone({ geolocation: ANA });
+  const ana = await ChatPage.open(anaPhone, server.url);
+  await ana.join('Ana', 'Camp Offline Walk');
+  await ana.waitOnline();
+  await server.stop();
+  try {
+    await ana.menu('share-live');
+    await ana.byTestId('live-15').click();
+    await ana.byTestId('live-bar').waitFor();
+    // Ana walks on, 100 m at a time: each step is a newer live position.
+    for (let step = 1; step <= 4; step++) {
+      await anaPhone.setGeolocation({ ...ANA, latitude: ANA.latitude + step * 0.0009 });
+      await ana.page.waitForTimeout(400);
+    }
+    // What waits: the first (it also goes over the radio) and the newest.
+    const waiting = await ana.page.evaluate(() => new Promise((resolve, reject) => {
+      const open = indexedDB.open('fieldmesh');
+      open.onerror = () => reject(open.error);
+      open.onsuccess = () => {
+        const count = open.result.transaction('outbox').objectStore('outbox').count();
+        count.onsuccess = () => { resolve(count.result); open.result.close(); };
+        count.onerror = () => reject(count.error);
+      };
+    }));
+    assert.equal(waiting, 2);
+  } finally {
+    await server.restart();
+  }
+  await ana.waitOnline();
+  assert.deepEqual(ana.errors, []);
+});
+
 test('over a radio chain of four camps, an SOS overtakes the messages queued before it', async () => {
   const sim = await RadioSim.start('bitrate 5470\nduty-cycle 1\nlink A B latency=20\nlink B C latency=20\nlink C D latency=20\n');
   const camps = [];

@@ -469,17 +469,42 @@ impl Db {
     }
 
     /// Puts an own message in the outbox and in the room, in one transaction; with files,
-    /// it waits for `pieces` (already kept here) to be uploaded.
+    /// it waits for `pieces` (already kept here) to be uploaded. Returns how many waiting
+    /// entries it replaced (older live positions for the same room).
     pub(crate) async fn enqueue(
         &self,
         message: &MessageRecord,
         envelope: Vec<u8>,
         radio: Vec<u8>,
         pieces: Vec<PieceRef>,
-    ) -> Result<()> {
+    ) -> Result<usize> {
         let tx = self
             .rexie
             .transaction(&[MESSAGES, OUTBOX], TransactionMode::ReadWrite)?;
+        // A newer live position makes the ones waiting for the same room pointless (offline,
+        // a walk would pile them up), but for one that also goes over the radio, which only
+        // a newer one for the radio replaces.
+        let mut superseded = 0;
+        if matches!(message.signal, Some(mesh::body::Signal::Live { .. })) {
+            if let Ok(new) = mesh::Envelope::decode(&envelope) {
+                let outbox = tx.store(OUTBOX)?;
+                for value in outbox.get_all(None, None).await? {
+                    let old: OutboxRecord = from_js(value)?;
+                    let Ok(sealed) = mesh::Envelope::decode(&old.envelope) else {
+                        continue;
+                    };
+                    let replaced = !old.heard
+                        && !old.failed
+                        && sealed.kind == mesh::Kind::Live
+                        && sealed.room == new.room
+                        && (old.radio.is_empty() || !radio.is_empty());
+                    if let (true, Some(n)) = (replaced, old.n) {
+                        outbox.delete(n.into()).await?;
+                        superseded += 1;
+                    }
+                }
+            }
+        }
         let entry = OutboxRecord {
             n: None,
             id: message.id.clone(),
@@ -496,7 +521,7 @@ impl Db {
             tx.store(MESSAGES)?.put(&to_js(message)?, None).await?;
         }
         tx.done().await?;
-        Ok(())
+        Ok(superseded)
     }
 
     /// Keeps a message heard over this device's radio, and queues it for upload, in one

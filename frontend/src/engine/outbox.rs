@@ -244,7 +244,10 @@ impl Outbox {
         self.show_progress(engine);
         let with_files = !pieces.is_empty();
         match db.enqueue(&record, envelope, radio, pieces).await {
-            Ok(()) => {
+            Ok(superseded) => {
+                for _ in 0..superseded {
+                    self.book.borrow_mut().dropped();
+                }
                 engine.inbox.appended(engine);
                 if with_files {
                     engine.files.request_upload(engine);
