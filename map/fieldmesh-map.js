@@ -37,7 +37,9 @@
     const info = await answer.json();
     if (info.kind !== 'raster') return info;
     const [west, south, east, north] = info.bounds;
-    L.tileLayer('/map/tiles/{z}/{x}/{y}', {
+    // The map's version in every address: a map the operator replaced is never drawn from
+    // tiles kept of the one before (by the browser or the service worker).
+    L.tileLayer(`/map/tiles/{z}/{x}/{y}?v=${encodeURIComponent(info.version ?? '')}`, {
       minZoom: 0,
       maxNativeZoom: info.maxzoom,
       maxZoom: Math.max(info.maxzoom, 18),

@@ -14,6 +14,8 @@ const FILES = 'fieldmesh-files';
 const MAX_PIECES = 400;
 // The regional map's tiles, kept across releases once seen; the oldest go past MAX_TILES.
 const TILES = 'fieldmesh-map-tiles';
+// The regional map's description, kept across releases (with the tiles it names).
+const MAP_INFO = 'fieldmesh-map-info';
 const MAX_TILES = 4000;
 const SHELL = [
   '/',
@@ -68,7 +70,7 @@ self.addEventListener('fetch', (event) => {
     return;
   }
   if (url.pathname === '/map/tiles.json') {
-    event.respondWith(fresh(request));
+    event.respondWith(mapDescription(request));
     return;
   }
   if (url.pathname.startsWith('/map/')) {
@@ -100,13 +102,20 @@ async function kept(request, name, max) {
   return answer;
 }
 
-/** From the network when it answers, else what was kept (the map's description). */
-async function fresh(request) {
-  const cache = await caches.open(CACHE);
+/** The regional map's description: from the network when it answers, else as kept. A new
+ * map (another version) drops the tiles kept of the one before. */
+async function mapDescription(request) {
+  const cache = await caches.open(MAP_INFO);
   try {
     const answer = await fetch(request);
-    if (answer.ok) await cache.put(request, answer.clone());
-    else await cache.delete(request);
+    if (!answer.ok) {
+      await cache.delete(request);
+      return answer;
+    }
+    const before = await cache.match(request);
+    const version = async (response) => (await response.clone().json().catch(() => ({}))).version;
+    if (before && (await version(before)) !== (await version(answer))) await caches.delete(TILES);
+    await cache.put(request, answer.clone());
     return answer;
   } catch (error) {
     return (await cache.match(request)) ?? Response.error();

@@ -2,6 +2,8 @@
 // the position its writer chose to send, and shows how far and which way it is; a phone that
 // refuses location, or has no fix yet, says so and sends nothing it was not told to.
 import assert from 'node:assert/strict';
+import { copyFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { ChatPage, RadioSim, Server, launchBrowser } from '../support.mjs';
 
@@ -412,18 +414,38 @@ test('a regional map given to the server is drawn from its tiles, and its tiles 
     await ben.menu('map-button');
     await ben.page.waitForFunction(() => document.querySelector('[data-testid=map-canvas]')?.dataset.ready === 'true');
     // London at zoom 3 is tile 3/3/2; the map draws it (scaled up) under the markers.
-    await ben.page.waitForFunction(() =>
-      [...document.querySelectorAll('img.leaflet-tile-loaded')].some((img) => img.src.endsWith('/map/tiles/3/3/2')));
+    const drawn = (version) =>
+      ben.page.waitForFunction((version) =>
+        [...document.querySelectorAll('img.leaflet-tile-loaded')].some((img) => img.src.endsWith(`/map/tiles/3/3/2?v=${version}`)), version);
+    const described = async () => ben.page.evaluate(async () => (await (await fetch('/map/tiles.json')).json()).version);
+    const first = await described();
+    await drawn(first);
     assert.ok(tiles.includes('200 /map/tiles/3/3/2'), tiles.join(', '));
     await ben.byTestId('map-close').click();
 
     // Offline: the tile comes from the phone.
     await context.setOffline(true);
     await ben.menu('map-button');
-    await ben.page.waitForFunction(() =>
-      [...document.querySelectorAll('img.leaflet-tile-loaded')].some((img) => img.src.endsWith('/map/tiles/3/3/2')));
+    await drawn(first);
     await ben.byTestId('map-close').click();
     await context.setOffline(false);
+
+    // The operator replaces the map (here: the same tiles, a newer file): the phone draws the
+    // new one's tiles and drops what it kept of the old.
+    await camp.stop();
+    const replaced = join(camp.dataDir, 'replaced.pmtiles');
+    await copyFile(fixture, replaced);
+    camp.args = ['--map', replaced];
+    await camp.restart();
+    await ben.waitOnline();
+    const second = await described();
+    assert.notEqual(second, first);
+    await ben.menu('map-button');
+    await drawn(second);
+    const kept = await ben.page.evaluate(async () =>
+      (await (await caches.open('fieldmesh-map-tiles')).keys()).map((request) => request.url));
+    assert.ok(kept.length > 0 && kept.every((url) => url.endsWith(`?v=${second}`)), kept.join(', '));
+    await ben.byTestId('map-close').click();
     assert.deepEqual(ben.errors, []);
   } finally {
     await camp.dispose();

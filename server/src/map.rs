@@ -66,8 +66,9 @@ impl RegionalMap {
             }
         };
         let number = |value: f64| if value.is_finite() { value } else { 0.0 };
+        let version = version_of(path).map_err(|error| refused(error.to_string()))?;
         let info = format!(
-            "{{\"kind\":\"{kind}\",\"minzoom\":{},\"maxzoom\":{},\"bounds\":[{},{},{},{}],\"center\":[{},{},{}]}}",
+            "{{\"kind\":\"{kind}\",\"minzoom\":{},\"maxzoom\":{},\"bounds\":[{},{},{},{}],\"center\":[{},{},{}],\"version\":\"{version}\"}}",
             header.min_zoom,
             header.max_zoom.min(MAX_ZOOM),
             number(header.min_longitude),
@@ -92,6 +93,29 @@ impl RegionalMap {
             encoding,
         })
     }
+}
+
+/// A name for the map file's contents, for phones to tell when the operator replaced it (their
+/// kept tiles are then dropped): SHA-256 of its length, its modification time and its first
+/// 16 KiB (the header and root directory, where every tile's place is written), in 16 hex
+/// digits. Reading the whole file would make a start with a large map slow.
+fn version_of(path: &Path) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    let mut hasher = Sha256::new();
+    hasher.update(meta.len().to_le_bytes());
+    if let Ok(since) = meta.modified().and_then(|m| {
+        m.duration_since(std::time::UNIX_EPOCH)
+            .map_err(std::io::Error::other)
+    }) {
+        hasher.update(since.as_nanos().to_le_bytes());
+    }
+    let mut start = Vec::with_capacity(16 * 1024);
+    file.take(16 * 1024).read_to_end(&mut start)?;
+    hasher.update(&start);
+    Ok(mesh::hex::encode(&hasher.finalize()[..8]))
 }
 
 /// `/map/tiles.json` and `/map/tiles/Z/X/Y`.

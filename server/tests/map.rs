@@ -286,3 +286,38 @@ fn the_browser_tests_map_is_what_this_writer_makes() {
          run `cargo test -p server --test map -- --ignored` to write it again"
     );
 }
+
+#[tokio::test]
+async fn the_description_names_the_map_so_a_phone_drops_the_tiles_of_a_map_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let version = |info: &str| {
+        let at = info.find("\"version\":\"").expect("a version") + 11;
+        info[at..at + 16].to_string()
+    };
+    let first = dir.path().join("first.pmtiles");
+    write_raster(&first);
+    let (_, _, body) = get(
+        &app_with_map(dir.path(), Some(&first)).await,
+        "/map/tiles.json",
+    )
+    .await;
+    let one = version(&String::from_utf8(body).unwrap());
+    assert!(one.chars().all(|c| c.is_ascii_hexdigit()), "{one}");
+    // The same map opened again: the same name (what a phone holds stays good).
+    let (_, _, body) = get(
+        &app_with_map(dir.path(), Some(&first)).await,
+        "/map/tiles.json",
+    )
+    .await;
+    assert_eq!(version(&String::from_utf8(body).unwrap()), one);
+    // Another map in its place: another name.
+    let second = dir.path().join("second.pmtiles");
+    write_browser_tests_map(&second);
+    std::fs::rename(&second, &first).unwrap();
+    let (_, _, body) = get(
+        &app_with_map(dir.path(), Some(&first)).await,
+        "/map/tiles.json",
+    )
+    .await;
+    assert_ne!(version(&String::from_utf8(body).unwrap()), one);
+}
