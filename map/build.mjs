@@ -1,5 +1,7 @@
 // Builds the map into the web app's folder (argument: the site folder, e.g. target/site):
 //   map/leaflet.js, map/leaflet.css   Leaflet, as published on npm
+//   map/protomaps-leaflet.js          protomaps-leaflet, as published on npm: draws a regional
+//                                     map of vector tiles (loaded only for one)
 //   map/map.js                        FieldMesh's map (map/fieldmesh-map.js)
 //   map/world.json                    the built-in world basemap: land and country borders
 //                                     (Natural Earth 1:50m, via world-atlas), lakes and
@@ -27,6 +29,7 @@ function write(name, bytes) {
 const modules = join(here, 'node_modules');
 write('leaflet.js', readFileSync(join(modules, 'leaflet/dist/leaflet.js')));
 write('leaflet.css', readFileSync(join(modules, 'leaflet/dist/leaflet.css')));
+write('protomaps-leaflet.js', readFileSync(join(modules, 'protomaps-leaflet/dist/protomaps-leaflet.js')));
 write('map.js', readFileSync(join(here, 'fieldmesh-map.js')));
 
 // Coordinates to 0.01° (about a kilometre): plenty for a world map, a third of the bytes.

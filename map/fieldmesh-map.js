@@ -22,30 +22,67 @@
     const answer = await fetch('/map/world.json');
     if (!answer.ok) return;
     const data = await answer.json();
+    // Under the regional map's tiles, which show the region in detail over it.
+    if (!map.getPane('world')) {
+      map.createPane('world');
+      map.getPane('world').style.zIndex = 150;
+    }
     L.geoJSON(data, {
-      renderer: L.canvas({ padding: 0.5 }),
+      pane: 'world',
+      renderer: L.canvas({ padding: 0.5, pane: 'world' }),
       interactive: false,
       style: (feature) => WORLD_STYLE[feature.properties.kind] ?? WORLD_STYLE.border,
     }).addTo(map);
     map.attributionControl.addAttribution('Natural Earth · lakes and rivers © OpenStreetMap contributors');
   }
 
-  /** The operator's regional map, when the server has one (raster tiles). */
+  /** Loads a script of the map's folder once. */
+  const scripts = new Map();
+  function script(src) {
+    if (!scripts.has(src)) {
+      scripts.set(src, new Promise((resolve, reject) => {
+        const element = document.createElement('script');
+        element.src = src;
+        element.onload = resolve;
+        element.onerror = () => reject(new Error(`could not load ${src}`));
+        document.head.appendChild(element);
+      }));
+    }
+    return scripts.get(src);
+  }
+
+  /** The operator's regional map, when the server has one: raster tiles as images, vector
+   * tiles (a Protomaps extract) drawn on the phone by protomaps-leaflet, loaded only then. */
   async function regional(map) {
     const answer = await fetch('/map/tiles.json');
     if (!answer.ok) return null;
     const info = await answer.json();
-    if (info.kind !== 'raster') return info;
     const [west, south, east, north] = info.bounds;
     // The map's version in every address: a map the operator replaced is never drawn from
     // tiles kept of the one before (by the browser or the service worker).
-    L.tileLayer(`/map/tiles/{z}/{x}/{y}?v=${encodeURIComponent(info.version ?? '')}`, {
-      minZoom: 0,
-      maxNativeZoom: info.maxzoom,
-      maxZoom: Math.max(info.maxzoom, 18),
-      bounds: L.latLngBounds([south, west], [north, east]),
-      attribution: 'regional map: see the operator',
-    }).addTo(map);
+    const url = `/map/tiles/{z}/{x}/{y}?v=${encodeURIComponent(info.version ?? '')}`;
+    const bounds = L.latLngBounds([south, west], [north, east]);
+    const attribution = 'regional map: see the operator';
+    if (info.kind === 'raster') {
+      L.tileLayer(url, {
+        minZoom: 0,
+        maxNativeZoom: info.maxzoom,
+        maxZoom: Math.max(info.maxzoom, 18),
+        bounds,
+        attribution,
+      }).addTo(map);
+    } else if (info.kind === 'vector') {
+      await script('/map/protomaps-leaflet.js');
+      const layer = window.protomapsL.leafletLayer({
+        url,
+        flavor: 'dark',
+        lang: navigator.language?.split('-')[0] || 'en',
+        maxDataZoom: info.maxzoom,
+        bounds,
+        attribution,
+      });
+      layer.addTo(map);
+    }
     return info;
   }
 

@@ -451,3 +451,46 @@ test('a regional map given to the server is drawn from its tiles, and its tiles 
     await camp.dispose();
   }
 });
+
+test('a regional map of vector tiles (a Protomaps extract) is drawn on the phone, over the world map', async () => {
+  const fixture = new URL('../fixtures/region-vector.pmtiles', import.meta.url).pathname;
+  const camp = await Server.start({ args: ['--map', fixture] });
+  try {
+    const ben = await ChatPage.open(await phone({ geolocation: BEN }), camp.url);
+    await ben.join('Ben', 'Camp Vector');
+    await ben.waitOnline();
+    await ben.byTestId('attach-place').click();
+    await ben.byTestId('place-status').getByText(/±12 m/).waitFor();
+    await ben.menu('map-button');
+    await ben.page.waitForFunction(() => document.querySelector('[data-testid=map-canvas]')?.dataset.ready === 'true');
+    // Every tile of the extract is land with a lake in its middle. Close in, the land around
+    // Ben is drawn (the dark theme's earth, #1f1f1f); zoomed out (the extract's tiles of
+    // zoom 3 and less), the lakes too (its water, #31353f).
+    const drawn = (rgb) =>
+      ben.page.evaluate((rgb) =>
+        [...document.querySelectorAll('.leaflet-tile-pane canvas.leaflet-tile-loaded')].some((canvas) => {
+          const { data } = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height);
+          for (let i = 0; i < data.length; i += 4 * 31) {
+            if (rgb.every((value, k) => Math.abs(data[i + k] - value) <= 2)) return true;
+          }
+          return false;
+        }), rgb);
+    await ben.page.waitForFunction(() => document.querySelector('.leaflet-tile-pane canvas.leaflet-tile-loaded'));
+    assert.ok(await drawn([0x1f, 0x1f, 0x1f]), 'land drawn around Ben');
+    let lake = false;
+    for (let out = 0; out < 16 && !lake; out++) {
+      await ben.page.locator('.leaflet-control-zoom-out').click();
+      await ben.page.waitForTimeout(300);
+      lake = await drawn([0x31, 0x35, 0x3f]);
+    }
+    assert.ok(lake, 'the lakes drawn, zoomed out');
+    const [tilePane, worldPane] = await ben.page.evaluate(() =>
+      ['.leaflet-tile-pane', '.leaflet-world-pane'].map((s) => Number(getComputedStyle(document.querySelector(s)).zIndex)));
+    assert.ok(tilePane > worldPane, `tiles ${tilePane}, world ${worldPane}`);
+    if (process.env.FIELDMESH_SHOTS) await ben.page.screenshot({ path: `${process.env.FIELDMESH_SHOTS}/map-vector.png` });
+    await ben.byTestId('map-close').click();
+    assert.deepEqual(ben.errors, []);
+  } finally {
+    await camp.dispose();
+  }
+});

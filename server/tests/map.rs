@@ -265,26 +265,116 @@ fn write_browser_tests_map(path: &Path) {
     writer.finalize().unwrap();
 }
 
-/// `cargo test -p server --test map -- --ignored` writes the browser tests' map again.
+/// A Mapbox vector tile (version 2.1, extent 4096) in the Protomaps basemap's layers: land
+/// (`earth`) over the whole tile and a lake (`water`) in its middle quarter. Written by hand
+/// from the specification: a message of length-delimited layers, each with its name, one
+/// polygon feature (a move, three lines and a close, in zigzag deltas) and its extent.
+fn mvt_tile() -> Vec<u8> {
+    fn varint(out: &mut Vec<u8>, mut value: u64) {
+        while value >= 0x80 {
+            out.push((value as u8) | 0x80);
+            value >>= 7;
+        }
+        out.push(value as u8);
+    }
+    fn field(out: &mut Vec<u8>, number: u64, bytes: &[u8]) {
+        varint(out, number << 3 | 2);
+        varint(out, bytes.len() as u64);
+        out.extend_from_slice(bytes);
+    }
+    fn zigzag(value: i32) -> u64 {
+        u64::from(((value << 1) ^ (value >> 31)) as u32)
+    }
+    /// A square from (`from`, `from`) of side `side`, clockwise on screen (an outer ring).
+    fn square(from: i32, side: i32) -> Vec<u8> {
+        let mut commands = Vec::new();
+        varint(&mut commands, 1 | 1 << 3); // move to, once
+        varint(&mut commands, zigzag(from));
+        varint(&mut commands, zigzag(from));
+        varint(&mut commands, 2 | 3 << 3); // line to, three times
+        for (dx, dy) in [(side, 0), (0, side), (-side, 0)] {
+            varint(&mut commands, zigzag(dx));
+            varint(&mut commands, zigzag(dy));
+        }
+        varint(&mut commands, 7 | 1 << 3); // close
+        commands
+    }
+    let mut tile = Vec::new();
+    for (name, geometry) in [("earth", square(0, 4096)), ("water", square(1024, 2048))] {
+        let mut feature = Vec::new();
+        varint(&mut feature, 3 << 3); // type: polygon
+        varint(&mut feature, 3);
+        field(&mut feature, 4, &geometry);
+        let mut layer = Vec::new();
+        varint(&mut layer, 15 << 3); // version 2
+        varint(&mut layer, 2);
+        field(&mut layer, 1, name.as_bytes());
+        field(&mut layer, 2, &feature);
+        varint(&mut layer, 5 << 3); // extent
+        varint(&mut layer, 4096);
+        field(&mut tile, 3, &layer);
+    }
+    tile
+}
+
+/// The vector regional map the browser tests serve (`end2end/fixtures/region-vector.pmtiles`):
+/// zoom 0 to 3 over western Europe, every tile land with a lake in its middle.
+fn write_browser_tests_vector_map(path: &Path) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut writer = PmTilesWriter::new(TileType::Mvt)
+        .max_zoom(3)
+        .bounds(-11.25, 40.98, 11.25, 55.78)
+        .center(-0.12, 51.5)
+        .center_zoom(3)
+        .create(file)
+        .unwrap();
+    let tile = mvt_tile();
+    for z in 0..=3u8 {
+        for x in 0..(1u32 << z) {
+            for y in 0..(1u32 << z) {
+                writer
+                    .add_tile(TileCoord::new(z, x, y).unwrap(), &tile)
+                    .unwrap();
+            }
+        }
+    }
+    writer.finalize().unwrap();
+}
+
+/// The browser tests' maps: (file name, writer).
+const BROWSER_TESTS_MAPS: [(&str, fn(&Path)); 2] = [
+    ("region.pmtiles", write_browser_tests_map),
+    ("region-vector.pmtiles", write_browser_tests_vector_map),
+];
+
+/// `cargo test -p server --test map -- --ignored` writes the browser tests' maps again.
 #[test]
-#[ignore = "writes end2end/fixtures/region.pmtiles"]
-fn write_the_browser_tests_map() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../end2end/fixtures/region.pmtiles");
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    write_browser_tests_map(&path);
+#[ignore = "writes end2end/fixtures/region.pmtiles and region-vector.pmtiles"]
+fn write_the_browser_tests_maps() {
+    for (name, write) in BROWSER_TESTS_MAPS {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../end2end/fixtures")
+            .join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        write(&path);
+    }
 }
 
 #[test]
-fn the_browser_tests_map_is_what_this_writer_makes() {
+fn the_browser_tests_maps_are_what_these_writers_make() {
     let dir = tempfile::tempdir().unwrap();
-    let made = dir.path().join("region.pmtiles");
-    write_browser_tests_map(&made);
-    let kept = Path::new(env!("CARGO_MANIFEST_DIR")).join("../end2end/fixtures/region.pmtiles");
-    assert!(
-        std::fs::read(&made).unwrap() == std::fs::read(&kept).unwrap(),
-        "end2end/fixtures/region.pmtiles is not what write_browser_tests_map makes: \
-         run `cargo test -p server --test map -- --ignored` to write it again"
-    );
+    for (name, write) in BROWSER_TESTS_MAPS {
+        let made = dir.path().join(name);
+        write(&made);
+        let kept = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../end2end/fixtures")
+            .join(name);
+        assert!(
+            std::fs::read(&made).ok() == std::fs::read(&kept).ok(),
+            "end2end/fixtures/{name} is not what its writer makes: \
+             run `cargo test -p server --test map -- --ignored` to write it again"
+        );
+    }
 }
 
 #[tokio::test]
