@@ -341,8 +341,11 @@ fn write_browser_tests_vector_map(path: &Path) {
     writer.finalize().unwrap();
 }
 
+/// Writes a map to a path.
+type Writer = fn(&Path);
+
 /// The browser tests' maps: (file name, writer).
-const BROWSER_TESTS_MAPS: [(&str, fn(&Path)); 2] = [
+const BROWSER_TESTS_MAPS: [(&str, Writer); 2] = [
     ("region.pmtiles", write_browser_tests_map),
     ("region-vector.pmtiles", write_browser_tests_vector_map),
 ];
