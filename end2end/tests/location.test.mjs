@@ -264,6 +264,11 @@ test('a live position moves on the other phone, merged into one entry, and is go
   assert.equal(await entry.getByTestId('nearby-name').textContent(), 'Ana');
   await entry.getByTestId('nearby-live').waitFor();
 
+  // Ana's phone reloads the app (a phone does that to a page in the background): she still
+  // shares, until the time she chose.
+  await ana.page.reload();
+  await ana.ready();
+  await ana.byTestId('live-bar').getByText(/^Sharing your live position here until \d\d:\d\d$/).waitFor();
   // Ana walks to 1 km south of Ben: his list follows, still one entry.
   await anaPhone.setGeolocation({ latitude: 51.491, longitude: -0.12, accuracy: 8 });
   await entry.getByTestId('nearby-where').getByText('1.0 km S · ±8 m').waitFor();

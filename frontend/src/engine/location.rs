@@ -40,6 +40,9 @@ const LIVE_RADIO_MS: u64 = 10 * 60 * 1000;
 const LIVE_TICK: Duration = Duration::from_secs(20);
 /// `until_s` of a share with no end chosen.
 const UNTIL_STOPPED: u32 = u32::MAX;
+/// The setting the live shares are kept under (a reload goes on sharing): the rooms (hex),
+/// with when each ends (ms; none: when stopped).
+const LIVE_SETTING: &str = "live-shares";
 
 /// The location part.
 #[derive(Default)]
@@ -74,6 +77,56 @@ struct Watch {
 }
 
 impl Location {
+    /// Takes up the live shares a reload interrupted: those not over go on (the phone was
+    /// allowed to tell where it is, so nothing is asked); without that permission any more,
+    /// they end, and the others are told.
+    pub(super) async fn load(&self, engine: &Rc<Engine>) {
+        let Some(db) = engine.db() else { return };
+        let kept: Vec<(String, Option<u64>)> = db.kept(LIVE_SETTING).await.unwrap_or_default();
+        let now = now_ms();
+        let going: Vec<(String, Option<u64>)> = kept
+            .into_iter()
+            .filter(|(_, until)| until.is_none_or(|until| until > now))
+            .collect();
+        if going.is_empty() {
+            return;
+        }
+        let allowed = allowed().await && self.start(engine).is_ok();
+        for (room, until_ms) in going {
+            if allowed {
+                self.live.borrow_mut().insert(
+                    room,
+                    Live {
+                        until_ms,
+                        sent: None,
+                        radio_ms: 0,
+                    },
+                );
+            } else {
+                send_live(engine, room, None, 0, true);
+            }
+        }
+        self.keep_live(engine);
+        self.show_live(engine);
+        if allowed {
+            self.tick(engine);
+        }
+    }
+
+    /// Keeps the live shares on the device.
+    fn keep_live(&self, engine: &Rc<Engine>) {
+        let Some(db) = engine.db() else { return };
+        let kept: Vec<(String, Option<u64>)> = self
+            .live
+            .borrow()
+            .iter()
+            .map(|(room, live)| (room.clone(), live.until_ms))
+            .collect();
+        spawn_local(async move {
+            let _ = db.keep(LIVE_SETTING, &kept).await;
+        });
+    }
+
     /// The person turned sending their position on or off.
     pub(super) fn set_attach(&self, engine: &Rc<Engine>, on: bool) {
         if on {
@@ -109,6 +162,7 @@ impl Location {
                 radio_ms: 0,
             },
         );
+        self.keep_live(engine);
         self.show_live(engine);
         if let Some((position, at)) = engine.state.my_position.get_untracked() {
             if now_ms().saturating_sub(at) <= FRESH_MS {
@@ -130,6 +184,7 @@ impl Location {
     fn end_live(&self, engine: &Rc<Engine>, room: &str) {
         if self.live.borrow_mut().remove(room).is_some() {
             send_live(engine, room.to_string(), None, 0, true);
+            self.keep_live(engine);
         }
         self.show_live(engine);
         self.release(engine);

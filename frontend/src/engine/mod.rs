@@ -189,6 +189,7 @@ impl Engine {
         self.files.load(&db).await;
         self.alerts.load(&self).await;
         self.nearby.load(&self).await;
+        self.location.load(&self).await;
         self.radio.load_camp_key(&self).await;
         self.session.resume(&self, &db).await;
         if let Some(window) = web_sys::window() {
