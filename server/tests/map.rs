@@ -238,6 +238,14 @@ fn png(rgb: [u8; 3]) -> Vec<u8> {
     out
 }
 
+/// Every tile address of zoom 0 to `max_zoom`, in the order a writer takes them.
+fn every_tile(max_zoom: u8) -> impl Iterator<Item = TileCoord> {
+    (0..=max_zoom).flat_map(|z| {
+        (0..(1u32 << z))
+            .flat_map(move |x| (0..(1u32 << z)).map(move |y| TileCoord::new(z, x, y).unwrap()))
+    })
+}
+
 /// The regional map the browser tests serve (`end2end/fixtures/region.pmtiles`): raster
 /// tiles of zoom 0 to 3 over western Europe, each a solid colour by zoom.
 fn write_browser_tests_map(path: &Path) {
@@ -250,17 +258,9 @@ fn write_browser_tests_map(path: &Path) {
         .create(file)
         .unwrap();
     let colours = [[40, 60, 90], [50, 80, 60], [90, 70, 40], [60, 60, 100]];
-    for z in 0..=3u8 {
-        for x in 0..(1u32 << z) {
-            for y in 0..(1u32 << z) {
-                writer
-                    .add_tile(
-                        TileCoord::new(z, x, y).unwrap(),
-                        &png(colours[usize::from(z)]),
-                    )
-                    .unwrap();
-            }
-        }
+    for coord in every_tile(3) {
+        let colour = colours[usize::from(coord.z())];
+        writer.add_tile(coord, &png(colour)).unwrap();
     }
     writer.finalize().unwrap();
 }
@@ -329,14 +329,8 @@ fn write_browser_tests_vector_map(path: &Path) {
         .create(file)
         .unwrap();
     let tile = mvt_tile();
-    for z in 0..=3u8 {
-        for x in 0..(1u32 << z) {
-            for y in 0..(1u32 << z) {
-                writer
-                    .add_tile(TileCoord::new(z, x, y).unwrap(), &tile)
-                    .unwrap();
-            }
-        }
+    for coord in every_tile(3) {
+        writer.add_tile(coord, &tile).unwrap();
     }
     writer.finalize().unwrap();
 }

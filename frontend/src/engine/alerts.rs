@@ -45,6 +45,7 @@ struct State {
 
 /// A call as earlier releases kept it.
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 struct EarlierCall {
     key: String,
     message: String,
@@ -379,25 +380,9 @@ mod tests {
 
     wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
-    /// A call as the release before kept it, field for field.
-    #[derive(serde::Serialize)]
-    struct Kept {
-        key: String,
-        message: String,
-        room: String,
-        room_name: String,
-        author: String,
-        sender: String,
-        own: bool,
-        position: Option<mesh::geo::Position>,
-        at_ms: u64,
-        note: String,
-        coming: Vec<String>,
-    }
-
     #[wasm_bindgen_test]
     fn calls_kept_by_the_release_before_are_read_and_shown_for_a_day_from_their_time() {
-        let kept = vec![Kept {
+        let kept = vec![EarlierCall {
             key: "aa/010203040506".into(),
             message: "0102030405060708".into(),
             room: "aa".into(),

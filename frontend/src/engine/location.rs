@@ -69,6 +69,17 @@ struct Live {
     radio_ms: u64,
 }
 
+impl Live {
+    /// A share beginning now, until `until_ms` (`None`: until stopped).
+    fn until(until_ms: Option<u64>) -> Self {
+        Self {
+            until_ms,
+            sent: None,
+            radio_ms: 0,
+        }
+    }
+}
+
 /// A running `watchPosition`, with the callbacks it calls.
 struct Watch {
     id: JsValue,
@@ -94,14 +105,7 @@ impl Location {
         let allowed = allowed().await && self.start(engine).is_ok();
         for (room, until_ms) in going {
             if allowed {
-                self.live.borrow_mut().insert(
-                    room,
-                    Live {
-                        until_ms,
-                        sent: None,
-                        radio_ms: 0,
-                    },
-                );
+                self.live.borrow_mut().insert(room, Live::until(until_ms));
             } else {
                 send_live(engine, room, None, 0, true);
             }
@@ -154,14 +158,7 @@ impl Location {
             return;
         }
         let until_ms = minutes.map(|m| now_ms() + u64::from(m) * 60_000);
-        self.live.borrow_mut().insert(
-            room,
-            Live {
-                until_ms,
-                sent: None,
-                radio_ms: 0,
-            },
-        );
+        self.live.borrow_mut().insert(room, Live::until(until_ms));
         self.keep_live(engine);
         self.show_live(engine);
         if let Some((position, at)) = engine.state.my_position.get_untracked() {

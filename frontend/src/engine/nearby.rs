@@ -51,6 +51,16 @@ struct Seen {
 const STOPPED: u64 = 0;
 
 impl Seen {
+    /// Where `record`'s writer was, as it says.
+    fn of(record: &MessageRecord, position: Position, live_until_ms: Option<u64>) -> Self {
+        Self {
+            name: record.author.clone(),
+            position,
+            at_ms: record.created_at as u64,
+            live_until_ms,
+        }
+    }
+
     fn stopped(&self) -> bool {
         self.live_until_ms == Some(STOPPED)
     }
@@ -179,15 +189,7 @@ fn noted(people: &mut HashMap<String, Seen>, record: &MessageRecord) -> bool {
             else {
                 return shown;
             };
-            people.insert(
-                who,
-                Seen {
-                    name: record.author.clone(),
-                    position,
-                    at_ms,
-                    live_until_ms: Some(STOPPED),
-                },
-            );
+            people.insert(who, Seen::of(record, position, Some(STOPPED)));
             shown
         }
         (signal, Some(position)) => {
@@ -195,15 +197,7 @@ fn noted(people: &mut HashMap<String, Seen>, record: &MessageRecord) -> bool {
                 Some(Signal::Live { until_s }) => Some(u64::from(until_s) * 1000),
                 _ => None,
             };
-            people.insert(
-                who,
-                Seen {
-                    name: record.author.clone(),
-                    position,
-                    at_ms,
-                    live_until_ms,
-                },
-            );
+            people.insert(who, Seen::of(record, position, live_until_ms));
             true
         }
         _ => false,

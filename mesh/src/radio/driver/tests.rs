@@ -50,6 +50,19 @@ fn run_alone(driver: &mut Driver, from: u64, until: u64) -> Vec<(u64, Event)> {
     log
 }
 
+/// The first id byte of each data frame sent in `log`, in order.
+fn sent_ids(log: &[(u64, Event)]) -> Vec<u8> {
+    log.iter()
+        .filter_map(|(_, e)| match e {
+            Event::Transmit(bytes) => match unsealed(bytes).unwrap() {
+                Packet::Data { key, .. } => Some(key.message.id[0]),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
 fn nothing_starts_without_a_link_and_everything_starts_oldest_first_when_one_comes() {
     let mut driver = Driver::new(quiet(), 1);
@@ -302,16 +315,7 @@ fn a_full_air_queue_drops_plain_frames_before_urgent_ones() {
         driver.queue(0, own(n, 0)).unwrap();
     }
     let log = run_alone(&mut driver, 0, 30_000);
-    let sent: Vec<u8> = log
-        .iter()
-        .filter_map(|(_, e)| match e {
-            Event::Transmit(bytes) => match unsealed(bytes).unwrap() {
-                Packet::Data { key, .. } => Some(key.message.id[0]),
-                _ => None,
-            },
-            _ => None,
-        })
-        .collect();
+    let sent = sent_ids(&log);
     assert_eq!(sent.first(), Some(&99), "{sent:?}");
     assert!(driver.stats().frames_dropped > 0);
 }
@@ -356,16 +360,7 @@ fn calls_go_in_the_order_they_were_made_and_a_queue_full_of_them_keeps_the_first
         driver.queue(0, sos).unwrap();
     }
     let log = run_alone(&mut driver, 0, 5_000);
-    let sent: Vec<u8> = log
-        .iter()
-        .filter_map(|(_, e)| match e {
-            Event::Transmit(bytes) => match unsealed(bytes).unwrap() {
-                Packet::Data { key, .. } => Some(key.message.id[0]),
-                _ => None,
-            },
-            _ => None,
-        })
-        .collect();
+    let sent = sent_ids(&log);
     assert!(driver.stats().frames_dropped > 0);
     // The first calls first (the node sends the later ones again), the plain message last.
     assert_eq!(sent[..3], [1, 2, 3], "{sent:?}");
