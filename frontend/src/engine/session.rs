@@ -60,8 +60,11 @@ impl Joined {
         engine
             .attention
             .left(self.id, self.sync.cursor, &self.sync.server);
-        // Where the person is was chosen for this room: the next one starts without it.
-        engine.location.set_attach(engine, false);
+        // Where the person is was chosen for this room: the next one starts without it. (Only
+        // then: turning it off also forgets the fix an SOS banner's distance needs.)
+        if engine.state.attach_place.get_untracked() {
+            engine.location.set_attach(engine, false);
+        }
     }
 
     fn record(&self) -> RoomRecord {
