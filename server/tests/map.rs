@@ -246,23 +246,30 @@ fn every_tile(max_zoom: u8) -> impl Iterator<Item = TileCoord> {
     })
 }
 
-/// The regional map the browser tests serve (`end2end/fixtures/region.pmtiles`): raster
-/// tiles of zoom 0 to 3 over western Europe, each a solid colour by zoom.
-fn write_browser_tests_map(path: &Path) {
+/// A map of the browser tests: zoom 0 to 3 over western Europe, centred on London, every
+/// tile `tile(address)`.
+fn write_browser_tests_tiles(path: &Path, kind: TileType, tile: impl Fn(TileCoord) -> Vec<u8>) {
     let file = std::fs::File::create(path).unwrap();
-    let mut writer = PmTilesWriter::new(TileType::Png)
+    let mut writer = PmTilesWriter::new(kind)
         .max_zoom(3)
         .bounds(-11.25, 40.98, 11.25, 55.78)
         .center(-0.12, 51.5)
         .center_zoom(3)
         .create(file)
         .unwrap();
-    let colours = [[40, 60, 90], [50, 80, 60], [90, 70, 40], [60, 60, 100]];
     for coord in every_tile(3) {
-        let colour = colours[usize::from(coord.z())];
-        writer.add_tile(coord, &png(colour)).unwrap();
+        writer.add_tile(coord, &tile(coord)).unwrap();
     }
     writer.finalize().unwrap();
+}
+
+/// The regional map the browser tests serve (`end2end/fixtures/region.pmtiles`): raster
+/// tiles, each a solid colour by zoom.
+fn write_browser_tests_map(path: &Path) {
+    let colours = [[40, 60, 90], [50, 80, 60], [90, 70, 40], [60, 60, 100]];
+    write_browser_tests_tiles(path, TileType::Png, |coord| {
+        png(colours[usize::from(coord.z())])
+    });
 }
 
 /// A Mapbox vector tile (version 2.1, extent 4096) in the Protomaps basemap's layers: land
@@ -318,21 +325,10 @@ fn mvt_tile() -> Vec<u8> {
 }
 
 /// The vector regional map the browser tests serve (`end2end/fixtures/region-vector.pmtiles`):
-/// zoom 0 to 3 over western Europe, every tile land with a lake in its middle.
+/// every tile land with a lake in its middle.
 fn write_browser_tests_vector_map(path: &Path) {
-    let file = std::fs::File::create(path).unwrap();
-    let mut writer = PmTilesWriter::new(TileType::Mvt)
-        .max_zoom(3)
-        .bounds(-11.25, 40.98, 11.25, 55.78)
-        .center(-0.12, 51.5)
-        .center_zoom(3)
-        .create(file)
-        .unwrap();
     let tile = mvt_tile();
-    for coord in every_tile(3) {
-        writer.add_tile(coord, &tile).unwrap();
-    }
-    writer.finalize().unwrap();
+    write_browser_tests_tiles(path, TileType::Mvt, |_| tile.clone());
 }
 
 /// Writes a map to a path.
