@@ -238,19 +238,14 @@ pub(crate) fn notify(title: &str, body: &str, room: &str, alert: bool) {
     ] {
         let _ = js_sys::Reflect::set(&options, &name.into(), &value);
     }
-    if let Ok(shown) = call(
-        &registration,
-        "showNotification",
-        &[title.into(), options.into()],
-    )
-    .and_then(|p| p.dyn_into::<js_sys::Promise>())
-    {
-        wasm_bindgen_futures::spawn_local(async move {
-            if let Err(error) = JsFuture::from(shown).await {
-                leptos::logging::warn!("the notification was not shown: {error:?}");
-            }
-        });
-    }
+    let (title, options) = (JsValue::from(title), JsValue::from(options));
+    wasm_bindgen_futures::spawn_local(async move {
+        let shown = call_async(&registration, "showNotification", &[title, options]).await;
+        if let Err(error) = shown {
+            let why = crate::js::error_message(&error).unwrap_or_default();
+            leptos::logging::warn!("the notification was not shown: {why}");
+        }
+    });
     if alert {
         if let Some(window) = web_sys::window() {
             let _ = call(&window.navigator(), "vibrate", &[200.into()]);
