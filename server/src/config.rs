@@ -196,14 +196,16 @@ pub struct Config {
     )]
     pub retention_days: u32,
 
-    /// Serial port of a LoRa radio (for example /dev/ttyUSB0 or /dev/serial/by-id/…). Messages
+    /// Serial port of a LoRa radio (for example /dev/ttyUSB0 or /dev/serial/by-id/…), or
+    /// tcp://HOST:PORT for a Meshtastic node on the network (port 4403 by default). Messages
     /// then also travel to and from other camps over the radio. The port is reopened by
     /// itself when the radio is unplugged and plugged back in.
     #[arg(long, env = "FIELDMESH_RADIO", value_name = "PATH")]
     pub radio: Option<PathBuf>,
 
     /// What the radio speaks: "kiss" for RNode firmware and KISS TNCs, "line" for the DIY
-    /// ESP32 sketch (one base64 frame per text line).
+    /// ESP32 sketch (one base64 frame per text line), "meshtastic" for a node running stock
+    /// Meshtastic firmware.
     #[arg(
         long,
         env = "FIELDMESH_RADIO_PROTOCOL",
@@ -216,7 +218,18 @@ pub struct Config {
     )]
     pub radio_protocol: mesh::serial::Protocol,
 
-    /// Serial speed. Default: 115200 for kiss, 9600 for line.
+    /// Meshtastic only: the node's channel that carries FieldMesh's frames, by name or index
+    /// (0 to 7). Every camp's node needs this channel, with the same name and key. Default:
+    /// the node's primary channel.
+    #[arg(
+        long,
+        env = "FIELDMESH_MESHTASTIC_CHANNEL",
+        value_name = "NAME",
+        default_value = "primary"
+    )]
+    pub meshtastic_channel: mesh::serial::ChannelChoice,
+
+    /// Serial speed. Default: 115200 for kiss and meshtastic, 9600 for line.
     #[arg(long, env = "FIELDMESH_RADIO_BAUD", value_name = "BAUD")]
     pub radio_baud: Option<u32>,
 
@@ -285,15 +298,15 @@ pub struct Config {
     pub radio_frame_bytes: u16,
 
     /// The radio's over-the-air bitrate in bit/s, used to pace rebroadcasts and retries
-    /// (5470 is SF7 at 125 kHz; SF9 is about 1760, SF12 about 290).
+    /// (5470 is SF7 at 125 kHz; SF9 is about 1760, SF12 about 290). Default: 5470, and 1070
+    /// for meshtastic (its default preset, LongFast).
     #[arg(
         long,
         env = "FIELDMESH_RADIO_BITRATE",
         value_name = "BPS",
-        default_value_t = mesh::radio::DEFAULT_BITRATE_BPS,
         value_parser = clap::value_parser!(u32).range(50..=1_000_000)
     )]
-    pub radio_bitrate: u32,
+    pub radio_bitrate: Option<u32>,
 
     /// The mesh network key, as its 12 words (or "open" for the open mesh everyone can join).
     /// Every camp of one mesh needs the same key; frames without it are ignored. Default: the
@@ -411,9 +424,12 @@ impl Config {
                 spreading_factor: self.radio_sf,
                 coding_rate: self.radio_cr,
             }),
+            channel: self.meshtastic_channel.clone(),
             frame_bytes: usize::from(self.radio_frame_bytes),
             hop_limit: self.radio_hops,
-            bitrate_bps: self.radio_bitrate,
+            bitrate_bps: self
+                .radio_bitrate
+                .unwrap_or(self.radio_protocol.default_bitrate()),
         })
     }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use mesh::radio::contract::{self, Radio};
 use mesh::radio::link::{FrameSink, LinkEvent, LinkEvents};
-use mesh::serial::{Framing, Protocol};
+use mesh::serial::{ChannelChoice, Framing, Protocol, Readiness, SerialSettings};
 use server::radio::channel::ChannelLink;
 use server::radio::link::{self, LinkConfig};
 use server::radio::{lease, Lease};
@@ -84,7 +84,7 @@ impl SerialRadio {
             protocol,
             pty: None,
             port: None,
-            framing: protocol.framing(None),
+            framing: protocol.framing(&SerialSettings::default()),
         };
         radio.plug();
         radio
@@ -96,7 +96,7 @@ impl SerialRadio {
             .open_native_async()
             .expect("the device end opens");
         self.port = Some(port);
-        self.framing = self.protocol.framing(None);
+        self.framing = self.protocol.framing(&SerialSettings::default());
     }
 
     async fn write(&mut self, bytes: &[u8]) {
@@ -148,7 +148,7 @@ async fn serial_contract(protocol: Protocol) {
             path: dir.path().join("host"),
             baud: 115_200,
         },
-        protocol.framing(None),
+        protocol.framing(&SerialSettings::default()),
     );
     run_contract(protocol.name(), &mut link, &mut radio).await;
 }
@@ -161,6 +161,107 @@ async fn the_kiss_serial_link_keeps_the_link_contract_over_a_real_pty() {
 #[tokio::test]
 async fn the_line_serial_link_keeps_the_link_contract_over_a_real_pty() {
     serial_contract(Protocol::Line).await;
+}
+
+/// A stock Meshtastic node A, simulated by `radiosim` and reached over its TCP port, with a
+/// second node B beside it whose host is the test (over B's TCP port, speaking the same
+/// `mesh` Meshtastic code): a frame B's host sends crosses the simulated air to A, which
+/// hands it to the link; a frame the link sends goes out from A and reaches B's host.
+struct MeshtasticRadio {
+    radios: radiosim::Radios,
+    b: tokio::net::TcpStream,
+    host: Box<dyn Framing>,
+    heard: std::collections::VecDeque<Vec<u8>>,
+}
+
+fn fieldmesh_channel(seed: u64) -> SerialSettings {
+    SerialSettings {
+        channel: ChannelChoice::Name("FieldMesh".into()),
+        seed,
+        ..SerialSettings::default()
+    }
+}
+
+impl MeshtasticRadio {
+    async fn start(dir: &Path) -> Self {
+        let topology = radiosim::parse_topology("bitrate 100000\nlink A B latency=1\n").unwrap();
+        let radios = radiosim::Radios::start(topology, dir, Protocol::Meshtastic, 3).unwrap();
+        let mut b = tokio::net::TcpStream::connect(radios.tcp_address("B").unwrap())
+            .await
+            .unwrap();
+        let mut host = Protocol::Meshtastic.framing(&fieldmesh_channel(11));
+        for bytes in host.configure() {
+            b.write_all(&bytes).await.unwrap();
+        }
+        let mut buffer = [0u8; 1024];
+        while !matches!(host.readiness(), Readiness::Ready(_)) {
+            let n = b.read(&mut buffer).await.unwrap();
+            assert!(n > 0, "node B answers its host's handshake");
+            host.decode(&buffer[..n]);
+        }
+        Self {
+            radios,
+            b,
+            host,
+            heard: Default::default(),
+        }
+    }
+}
+
+impl Radio for MeshtasticRadio {
+    async fn hear(&mut self, frame: &[u8]) {
+        let bytes = self.host.encode(frame);
+        assert!(!bytes.is_empty(), "B's host sends the frame");
+        self.b.write_all(&bytes).await.unwrap();
+    }
+
+    async fn babble(&mut self) {
+        self.radios.inject(
+            "A",
+            b"DEBUG | 12:00:00 [Router] boot\r\n\x94\x00 \xff\xfe noise\n",
+        );
+    }
+
+    async fn hear_oversize(&mut self) {
+        let mut bytes = vec![0x94, 0xC3, 0x7F, 0xFF];
+        bytes.extend([0x41; 600]);
+        self.radios.inject("A", &bytes);
+    }
+
+    async fn transmitted(&mut self) -> Vec<u8> {
+        let mut buffer = [0u8; 1024];
+        loop {
+            if let Some(frame) = self.heard.pop_front() {
+                return frame;
+            }
+            let n = self.b.read(&mut buffer).await.unwrap();
+            assert!(n > 0, "node B stays connected");
+            self.heard.extend(self.host.decode(&buffer[..n]));
+        }
+    }
+
+    async fn unplug(&mut self) {
+        self.radios.unplug_tcp("A");
+    }
+
+    async fn replug(&mut self) {
+        self.radios.replug_tcp("A");
+    }
+}
+
+#[tokio::test]
+async fn a_meshtastic_node_over_tcp_keeps_the_link_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut radio = MeshtasticRadio::start(dir.path()).await;
+    let address = radio.radios.tcp_address("A").unwrap();
+    let mut link = link::open(
+        LinkConfig {
+            path: format!("tcp://{address}").into(),
+            baud: 115_200,
+        },
+        Protocol::Meshtastic.framing(&fieldmesh_channel(5)),
+    );
+    run_contract("meshtastic over tcp", &mut link, &mut radio).await;
 }
 
 /// The bridge's side of lending: one link per lease, the next one once the page lends again.

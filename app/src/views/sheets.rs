@@ -113,7 +113,7 @@ pub(super) fn RadioPanel(open: RwSignal<bool>) -> impl IntoView {
             .unwrap_or_default()
     };
     let baud_hint = || {
-        Protocol::ALL
+        Protocol::WEB_SERIAL
             .map(|p| format!("{} ({})", p.default_baud(), p.short_label()))
             .join(" / ")
     };
@@ -228,7 +228,7 @@ pub(super) fn RadioPanel(open: RwSignal<bool>) -> impl IntoView {
                                     protocol.set(chosen);
                                 }
                             }>
-                                {Protocol::ALL.map(|p| view! {
+                                {Protocol::WEB_SERIAL.map(|p| view! {
                                     <option value=p.name() selected=p == Protocol::default()>{p.label()}</option>
                                 })}
                             </select>

@@ -67,8 +67,11 @@ pub(super) async fn open(port: JsValue, settings: &RadioSettings) -> Result<Port
             return Err(format!("could not open the radio: {}", error_text(&error)));
         }
     }
-    let rnode = settings.rnode;
-    let framing = settings.protocol.framing(rnode);
+    let serial = mesh::serial::SerialSettings {
+        rnode: settings.rnode,
+        ..Default::default()
+    };
+    let mut framing = settings.protocol.framing(&serial);
     let writer = Reflect::get(&port, &"writable".into())
         .and_then(|w| call(&w, "getWriter", &[]))
         .map_err(|error| format!("the radio cannot be written to: {}", error_text(&error)))?;
@@ -85,7 +88,7 @@ pub(super) async fn open(port: JsValue, settings: &RadioSettings) -> Result<Port
         max_frame: framing.max_frame(),
         writer: PortWriter {
             writer,
-            framing: settings.protocol.framing(rnode),
+            framing: settings.protocol.framing(&serial),
             failed: 0,
         },
         reader: PortReader {
@@ -330,7 +333,7 @@ mod tests {
         async fn replug(&mut self) {
             let (port, device) = plug(self.protocol).await;
             self.device = device;
-            self.framing = self.protocol.framing(None);
+            self.framing = self.protocol.framing(&Default::default());
             self.next.unbounded_send(port).unwrap();
         }
     }
@@ -347,7 +350,7 @@ mod tests {
         let mut radio = FakeRadio {
             protocol,
             device,
-            framing: protocol.framing(None),
+            framing: protocol.framing(&Default::default()),
             heard: VecDeque::new(),
             next,
         };

@@ -176,7 +176,7 @@ impl Framing for Kiss {
         Protocol::Kiss
     }
 
-    fn configure(&self) -> Vec<Vec<u8>> {
+    fn configure(&mut self) -> Vec<Vec<u8>> {
         self.rnode
             .map(|r| {
                 rnode_configure(
@@ -190,7 +190,7 @@ impl Framing for Kiss {
             .unwrap_or_default()
     }
 
-    fn encode(&self, frame: &[u8]) -> Vec<u8> {
+    fn encode(&mut self, frame: &[u8]) -> Vec<u8> {
         kiss_encode(CMD_DATA, frame)
     }
 

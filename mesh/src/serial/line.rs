@@ -93,11 +93,11 @@ impl Framing for Line {
         Protocol::Line
     }
 
-    fn configure(&self) -> Vec<Vec<u8>> {
+    fn configure(&mut self) -> Vec<Vec<u8>> {
         Vec::new()
     }
 
-    fn encode(&self, frame: &[u8]) -> Vec<u8> {
+    fn encode(&mut self, frame: &[u8]) -> Vec<u8> {
         // A newline first ends whatever half line the radio may hold (noise, a reset), so
         // the frame always starts a line of its own.
         let mut line = vec![b'\n'];

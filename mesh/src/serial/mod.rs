@@ -7,15 +7,19 @@
 //! - [`Kiss`] (module [`kiss`]): KISS framing, as RNode firmware and KISS TNCs speak it, with
 //!   optional RNode configuration on open.
 //! - [`Line`] (module [`line`]): one base64 line per frame, for the DIY sketch.
+//! - [`Meshtastic`] (module [`meshtastic`]): a stock Meshtastic node's API, with its
+//!   handshake and heartbeat; frames travel as its `PRIVATE_APP` packets.
 
 pub mod kiss;
 pub mod line;
+pub mod meshtastic;
 
 use std::fmt;
 use std::str::FromStr;
 
 pub use kiss::{kiss_encode, rnode, rnode_configure, Kiss, KissDecoder, KissFrame, CMD_DATA};
 pub use line::{Line, LineDecoder, MAX_LINE_BYTES};
+pub use meshtastic::{ChannelChoice, ChannelText, Meshtastic};
 
 /// RNode defaults: 125 kHz bandwidth.
 pub const DEFAULT_BANDWIDTH_HZ: u32 = 125_000;
@@ -34,17 +38,23 @@ pub enum Protocol {
     Kiss,
     /// One base64 frame per text line (the DIY ESP32 sketch).
     Line,
+    /// A stock Meshtastic node's API (over serial or TCP).
+    Meshtastic,
 }
 
 impl Protocol {
     /// Every protocol, in the order a picker shows them.
-    pub const ALL: [Protocol; 2] = [Protocol::Kiss, Protocol::Line];
+    pub const ALL: [Protocol; 3] = [Protocol::Kiss, Protocol::Line, Protocol::Meshtastic];
+    /// The protocols the page's own Web Serial radio speaks (Meshtastic's handshake and
+    /// heartbeat are not there yet).
+    pub const WEB_SERIAL: [Protocol; 2] = [Protocol::Kiss, Protocol::Line];
 
-    /// The name in flags, settings and status lines: `kiss` or `line`.
+    /// The name in flags, settings and status lines: `kiss`, `line` or `meshtastic`.
     pub fn name(self) -> &'static str {
         match self {
             Protocol::Kiss => "kiss",
             Protocol::Line => "line",
+            Protocol::Meshtastic => "meshtastic",
         }
     }
 
@@ -53,32 +63,77 @@ impl Protocol {
         match self {
             Protocol::Kiss => "KISS (RNode, KISS TNC)",
             Protocol::Line => "Lines (DIY sketch)",
+            Protocol::Meshtastic => "Meshtastic (stock firmware)",
         }
     }
 
-    /// How people call it in a sentence: "KISS" or "lines".
+    /// How people call it in a sentence: "KISS", "lines" or "Meshtastic".
     pub fn short_label(self) -> &'static str {
         match self {
             Protocol::Kiss => "KISS",
             Protocol::Line => "lines",
+            Protocol::Meshtastic => "Meshtastic",
         }
     }
 
     /// The usual serial speed of radios speaking it.
     pub fn default_baud(self) -> u32 {
         match self {
-            Protocol::Kiss => 115_200,
+            Protocol::Kiss | Protocol::Meshtastic => 115_200,
             Protocol::Line => 9600,
         }
     }
 
-    /// The framing for this protocol; `rnode` configures an RNode on open (`kiss` only).
-    pub fn framing(self, rnode: Option<RnodeSettings>) -> Box<dyn Framing> {
+    /// The over-the-air bitrate FieldMesh paces itself by when none is given.
+    pub fn default_bitrate(self) -> u32 {
         match self {
-            Protocol::Kiss => Box::new(Kiss::new(rnode)),
-            Protocol::Line => Box::new(Line::new()),
+            Protocol::Kiss | Protocol::Line => crate::radio::DEFAULT_BITRATE_BPS,
+            Protocol::Meshtastic => meshtastic::LONG_FAST_BITRATE_BPS,
         }
     }
+
+    /// The framing for this protocol with `settings`.
+    pub fn framing(self, settings: &SerialSettings) -> Box<dyn Framing> {
+        match self {
+            Protocol::Kiss => Box::new(Kiss::new(settings.rnode)),
+            Protocol::Line => Box::new(Line::new()),
+            Protocol::Meshtastic => {
+                Box::new(Meshtastic::new(settings.channel.clone(), settings.seed))
+            }
+        }
+    }
+}
+
+/// What a framing needs beside its protocol.
+#[derive(Clone, Debug, Default)]
+pub struct SerialSettings {
+    /// RNode settings sent on open (`kiss` only).
+    pub rnode: Option<RnodeSettings>,
+    /// The Meshtastic channel carrying FieldMesh's frames (`meshtastic` only).
+    pub channel: ChannelChoice,
+    /// Something random, for handshake numbers and packet ids (`meshtastic` only).
+    pub seed: u64,
+}
+
+/// Whether a radio is ready for frames (a protocol with a handshake is not at once).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Readiness {
+    /// The handshake is under way.
+    Waiting,
+    /// Ready; the sentence, if any, says what the radio reported of itself.
+    Ready(Option<String>),
+    /// The radio answered but cannot carry FieldMesh as it is set up; the sentence says why
+    /// and what to change.
+    Refused(String),
+}
+
+/// What a radio reports besides frames.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeviceEvent {
+    /// Plain Meshtastic text heard on FieldMesh's channel.
+    Text(ChannelText),
+    /// Something the operator should know (logged; shown on the radio line while not ready).
+    Problem(String),
 }
 
 impl fmt::Display for Protocol {
@@ -87,9 +142,9 @@ impl fmt::Display for Protocol {
     }
 }
 
-/// A protocol name that is neither `kiss` nor `line`.
+/// A protocol name that is none of `kiss`, `line` and `meshtastic`.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unknown radio protocol {0:?}: expected kiss or line")]
+#[error("unknown radio protocol {0:?}: expected kiss, line or meshtastic")]
 pub struct UnknownProtocol(pub String);
 
 impl FromStr for Protocol {
@@ -147,10 +202,10 @@ pub enum FrameError {
 pub trait Framing: Send {
     /// Which protocol this is.
     fn protocol(&self) -> Protocol;
-    /// What to write after opening the port.
-    fn configure(&self) -> Vec<Vec<u8>>;
-    /// The serial bytes for one radio frame.
-    fn encode(&self, frame: &[u8]) -> Vec<u8>;
+    /// What to write after opening the port (it starts a handshake afresh).
+    fn configure(&mut self) -> Vec<Vec<u8>>;
+    /// The serial bytes for one radio frame (none: the radio cannot take it now).
+    fn encode(&mut self, frame: &[u8]) -> Vec<u8>;
     /// Feeds serial bytes; returns the radio frames they complete. Garbage and oversize input
     /// is skipped and counted in [`Framing::dropped`].
     fn decode(&mut self, bytes: &[u8]) -> Vec<Vec<u8>>;
@@ -158,6 +213,25 @@ pub trait Framing: Send {
     fn max_frame(&self) -> usize;
     /// Frames dropped as garbage so far.
     fn dropped(&self) -> u64;
+    /// Whether the radio takes frames yet (at once, unless the protocol has a handshake).
+    fn readiness(&self) -> Readiness {
+        Readiness::Ready(None)
+    }
+    /// What to write now (a heartbeat, a handshake asked again); called about once a second
+    /// with the wall clock while the port is open.
+    fn tick(&mut self, _now_ms: u64) -> Vec<Vec<u8>> {
+        Vec::new()
+    }
+    /// Whether FieldMesh floods its frames on this link itself; not where the radio network
+    /// floods every packet by its own rules (then FieldMesh sends with hop limit 0 and keeps
+    /// only its confirmations and retries).
+    fn floods(&self) -> bool {
+        true
+    }
+    /// What the radio reported besides frames since last asked.
+    fn take_events(&mut self) -> Vec<DeviceEvent> {
+        Vec::new()
+    }
 }
 
 #[cfg(test)]
@@ -172,11 +246,11 @@ mod tests {
     /// between, oversize input, and resync after it.
     #[test]
     fn every_framing_keeps_the_contract() {
-        for protocol in Protocol::ALL {
-            let make = || protocol.framing(None);
+        for protocol in [Protocol::Kiss, Protocol::Line] {
+            let make = || protocol.framing(&SerialSettings::default());
             let a = frame(3, 40);
             let b = frame(7, 120);
-            let f = make();
+            let mut f = make();
             assert_eq!(f.protocol(), protocol);
             let mut bytes = f.encode(&a);
             bytes.extend(f.encode(&b));
@@ -210,7 +284,8 @@ mod tests {
             assert_eq!(protocol.to_string(), protocol.name());
         }
         assert_eq!(" KISS ".parse::<Protocol>(), Ok(Protocol::Kiss));
-        assert!("meshtastic".parse::<Protocol>().is_err());
+        assert_eq!("Meshtastic".parse::<Protocol>(), Ok(Protocol::Meshtastic));
+        assert!("rnode".parse::<Protocol>().is_err());
         assert_eq!(Protocol::Kiss.default_baud(), 115_200);
         assert_eq!(Protocol::Line.default_baud(), 9600);
         assert_eq!(Protocol::default(), Protocol::Kiss);

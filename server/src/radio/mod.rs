@@ -30,7 +30,7 @@ use mesh::radio::{
     Driver, DriverConfig, Event, MessageKey, NetworkKey, NodeConfig, OwnMessage, RadioMessage,
     MAX_PAYLOAD_BYTES,
 };
-use mesh::serial::{Protocol, RnodeSettings};
+use mesh::serial::{ChannelChoice, Protocol, RnodeSettings, SerialSettings};
 use mesh::{MessageId, RadioState, RadioStatus, RoomId};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -55,6 +55,8 @@ pub struct RadioConfig {
     pub protocol: Protocol,
     /// RNode settings for `kiss`.
     pub rnode: Option<RnodeSettings>,
+    /// The Meshtastic channel carrying FieldMesh's frames (`meshtastic`).
+    pub channel: ChannelChoice,
     /// Largest radio frame to send.
     pub frame_bytes: usize,
     /// Hop limit of messages sent from here.
@@ -157,10 +159,23 @@ impl Radio {
         };
         let mut link = None;
         if let Some(config) = &config {
-            let framing = config.protocol.framing(config.rnode);
+            let mut seed = [0u8; 8];
+            let _ = getrandom::fill(&mut seed);
+            let framing = config.protocol.framing(&SerialSettings {
+                rnode: config.rnode,
+                channel: config.channel.clone(),
+                seed: u64::from_le_bytes(seed),
+            });
+            // Where the radio network floods every packet by itself (Meshtastic), FieldMesh
+            // sends with hop limit 0: its neighbours acknowledge and do not relay.
+            let hop_limit = if framing.floods() {
+                config.hop_limit.min(mesh::radio::MAX_HOP_LIMIT)
+            } else {
+                0
+            };
             node_config = NodeConfig {
                 frame_bytes: config.frame_bytes.min(framing.max_frame()),
-                hop_limit: config.hop_limit.min(mesh::radio::MAX_HOP_LIMIT),
+                hop_limit,
                 bitrate_bps: config.bitrate_bps,
                 ..node_config
             };

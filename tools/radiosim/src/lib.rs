@@ -26,6 +26,7 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod meshtastic;
 mod topology;
 
 use std::collections::HashMap;
@@ -42,7 +43,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_serial::SerialStream;
 
-pub use topology::{parse_topology, LinkSpec, Topology};
+pub use topology::{parse_topology, LinkSpec, MeshtasticRole, NodeOptions, Topology};
 
 /// Simulated radios, running on the current tokio runtime until dropped.
 pub struct Radios {
@@ -54,6 +55,18 @@ pub struct Radios {
     /// The simulator keeps the pseudo-terminals' host ends open so they stay up between
     /// server runs; it never reads from them.
     _hosts: Vec<SerialStream>,
+    /// Meshtastic nodes' TCP ports (device mode `meshtastic` only), by node.
+    tcp: Vec<TcpPort>,
+    devices: Vec<Arc<meshtastic::Device>>,
+}
+
+/// A Meshtastic node's TCP port on 127.0.0.1 (as a networked node's port 4403).
+struct TcpPort {
+    name: String,
+    address: std::net::SocketAddr,
+    /// Unplugged: connections are closed and new ones refused.
+    unplugged: Arc<AtomicBool>,
+    connections: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
 }
 
 /// Frames, bytes and airtime sent by every node together.
@@ -110,15 +123,36 @@ impl Radios {
             topology,
         });
         let mut tasks = Vec::new();
+        let mut tcp = Vec::new();
+        let mut meshtastic_devices = Vec::new();
         for (node, (device, to_host)) in devices.into_iter().zip(to_host_rx).enumerate() {
             let (to_air, air_rx) = mpsc::channel(TX_QUEUE);
-            tasks.push(tokio::spawn(serve_host(
-                Arc::clone(&sim),
-                node,
-                device,
-                to_host,
-                to_air,
-            )));
+            if protocol == Protocol::Meshtastic {
+                let name = sim.topology.nodes[node].clone();
+                let mesh_device = meshtastic::Device::new(
+                    &name,
+                    &sim.topology.options(&name),
+                    &sim.topology.nodes,
+                );
+                let port = serve_meshtastic(
+                    Arc::clone(&sim),
+                    Arc::clone(&mesh_device),
+                    device,
+                    to_host,
+                    to_air,
+                    &mut tasks,
+                )?;
+                tcp.push(port);
+                meshtastic_devices.push(mesh_device);
+            } else {
+                tasks.push(tokio::spawn(serve_host(
+                    Arc::clone(&sim),
+                    node,
+                    device,
+                    to_host,
+                    to_air,
+                )));
+            }
             tasks.push(tokio::spawn(transmitter(Arc::clone(&sim), node, air_rx)));
         }
         let stats = dir.join("stats");
@@ -139,7 +173,42 @@ impl Radios {
             stats,
             tasks,
             _hosts: hosts,
+            tcp,
+            devices: meshtastic_devices,
         })
+    }
+
+    /// Node `name`'s TCP address on 127.0.0.1 (device mode `meshtastic` only).
+    pub fn tcp_address(&self, name: &str) -> Option<std::net::SocketAddr> {
+        self.tcp.iter().find(|t| t.name == name).map(|t| t.address)
+    }
+
+    /// Pulls the network cable of Meshtastic node `name`: its TCP connections close and new
+    /// ones are refused until [`Radios::replug_tcp`].
+    pub fn unplug_tcp(&self, name: &str) {
+        if let Some(port) = self.tcp.iter().find(|t| t.name == name) {
+            port.unplugged.store(true, Ordering::Relaxed);
+            for connection in port.connections.lock().unwrap().drain(..) {
+                connection.abort();
+            }
+        }
+    }
+
+    /// Plugs Meshtastic node `name`'s network cable back in.
+    pub fn replug_tcp(&self, name: &str) {
+        if let Some(port) = self.tcp.iter().find(|t| t.name == name) {
+            port.unplugged.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// Meshtastic node `name` hands its hosts these bytes as they are (debug text, a broken
+    /// frame), for tests of what hosts make of them.
+    pub fn inject(&self, name: &str, bytes: &[u8]) {
+        if let Some(node) = self.sim.topology.nodes.iter().position(|n| n == name) {
+            if let Some(device) = self.devices.get(node) {
+                device.inject(bytes);
+            }
+        }
     }
 
     /// The serial port path of node `name`.
@@ -324,9 +393,11 @@ impl Sim {
         airtime
     }
 
-    /// A frame heard over the air, as the radio hands it to its host.
+    /// A frame heard over the air, as the radio hands it to its host (a Meshtastic node
+    /// reads it itself first).
     fn device_frame(&self, frame: &[u8]) -> Vec<u8> {
         match self.protocol {
+            Protocol::Meshtastic => frame.to_vec(),
             Protocol::Kiss => kiss_encode(CMD_DATA, frame),
             Protocol::Line => {
                 let mut line = frame.to_vec();
@@ -415,6 +486,7 @@ async fn serve_host(
                 })
                 .collect(),
             Protocol::Line => lines.push(&buffer[..n]).into_iter().flatten().collect(),
+            Protocol::Meshtastic => unreachable!("Meshtastic nodes are served by `meshtastic`"),
         };
         for frame in frames {
             if frame.is_empty() || frame.len() > MAX_AIR_FRAME {
@@ -427,6 +499,59 @@ async fn serve_host(
             }
         }
     }
+}
+
+/// A Meshtastic node: its host on the pty and on TCP, and what it hears on the air.
+fn serve_meshtastic(
+    sim: Arc<Sim>,
+    device: Arc<meshtastic::Device>,
+    pty: SerialStream,
+    mut heard: mpsc::Receiver<Vec<u8>>,
+    to_air: mpsc::Sender<Vec<u8>>,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> anyhow::Result<TcpPort> {
+    tasks.push(tokio::spawn(meshtastic::serve_host(
+        Arc::clone(&device),
+        pty,
+        to_air.clone(),
+        true,
+    )));
+    {
+        let (device, to_air) = (Arc::clone(&device), to_air.clone());
+        tasks.push(tokio::spawn(async move {
+            while let Some(frame) = heard.recv().await {
+                device.hear(&sim, &frame, &to_air);
+            }
+        }));
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("cannot listen on TCP")?;
+    listener.set_nonblocking(true)?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let port = TcpPort {
+        name: device.name().to_string(),
+        address: listener.local_addr()?,
+        unplugged: Arc::new(AtomicBool::new(false)),
+        connections: Arc::new(Mutex::new(Vec::new())),
+    };
+    let (unplugged, connections) = (Arc::clone(&port.unplugged), Arc::clone(&port.connections));
+    tasks.push(tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            if unplugged.load(Ordering::Relaxed) {
+                continue;
+            }
+            let _ = stream.set_nodelay(true);
+            let task = tokio::spawn(meshtastic::serve_host(
+                Arc::clone(&device),
+                stream,
+                to_air.clone(),
+                false,
+            ));
+            let mut connections = connections.lock().unwrap();
+            connections.retain(|c| !c.is_finished());
+            connections.push(task.abort_handle());
+        }
+    }));
+    Ok(port)
 }
 
 /// Sends a node's queued frames one at a time, keeping its duty cycle, after listening that

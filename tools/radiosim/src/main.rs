@@ -46,7 +46,14 @@ async fn main() -> anyhow::Result<()> {
     let radios = Radios::start(topology, &args.dir, args.protocol, args.seed)?;
     for (name, link) in &radios.ports {
         let target = std::fs::read_link(link).unwrap_or_default();
-        println!("{name} {} -> {}", link.display(), target.display());
+        match radios.tcp_address(name) {
+            Some(address) => println!(
+                "{name} {} -> {} and tcp://{address}",
+                link.display(),
+                target.display()
+            ),
+            None => println!("{name} {} -> {}", link.display(), target.display()),
+        }
     }
     let topology = radios.topology();
     println!(

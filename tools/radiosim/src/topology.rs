@@ -14,6 +14,39 @@ pub struct LinkSpec {
     pub latency: Duration,
 }
 
+/// A Meshtastic node's role, for how it floods (device mode `meshtastic` only).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MeshtasticRole {
+    /// Rebroadcasts after a short wait, unless it hears another node do it first.
+    #[default]
+    Client = 0,
+    /// Never rebroadcasts.
+    ClientMute = 1,
+    /// Rebroadcasts at once, always.
+    Router = 2,
+}
+
+/// How one node is set up, in device mode `meshtastic`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeOptions {
+    /// Its role.
+    pub role: MeshtasticRole,
+    /// Its channels by index (the first is the primary; "LongFast" is the preset's name).
+    pub channels: Vec<String>,
+    /// Hop limit of the packets it sends.
+    pub hop_limit: u32,
+}
+
+impl Default for NodeOptions {
+    fn default() -> Self {
+        Self {
+            role: MeshtasticRole::Client,
+            channels: vec!["LongFast".into(), "FieldMesh".into()],
+            hop_limit: 3,
+        }
+    }
+}
+
 /// Nodes, who hears whom, and the radio settings they share.
 #[derive(Debug)]
 pub struct Topology {
@@ -25,6 +58,16 @@ pub struct Topology {
     pub nodes: Vec<String>,
     /// Who hears whom: `links[from][to]`.
     pub links: BTreeMap<String, BTreeMap<String, LinkSpec>>,
+    /// Each node's Meshtastic set-up (`node NAME role=router channels=LongFast,FieldMesh
+    /// hops=3`; `channels A B` sets every node's default).
+    pub options: BTreeMap<String, NodeOptions>,
+}
+
+impl Topology {
+    /// Node `name`'s Meshtastic set-up.
+    pub fn options(&self, name: &str) -> NodeOptions {
+        self.options.get(name).cloned().unwrap_or_default()
+    }
 }
 
 /// Reads a topology file (see the crate documentation); errors name the line.
@@ -34,7 +77,10 @@ pub fn parse_topology(text: &str) -> anyhow::Result<Topology> {
         duty_cycle: 1.0,
         nodes: Vec::new(),
         links: BTreeMap::new(),
+        options: BTreeMap::new(),
     };
+    let mut defaults = NodeOptions::default();
+    let mut set_up: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut default = LinkSpec {
         loss: 0.0,
         latency: Duration::from_millis(20),
@@ -99,7 +145,19 @@ pub fn parse_topology(text: &str) -> anyhow::Result<Topology> {
                 }
             }
             ["default", options @ ..] => default = spec(options, default).with_context(context)?,
-            ["node", name] => add_node(&mut topology.nodes, name).with_context(context)?,
+            ["node", name, options @ ..] => {
+                add_node(&mut topology.nodes, name).with_context(context)?;
+                if !options.is_empty() {
+                    node_options(options, &NodeOptions::default()).with_context(context)?;
+                    set_up.insert(
+                        name.to_string(),
+                        options.iter().map(|o| o.to_string()).collect(),
+                    );
+                }
+            }
+            ["channels", names @ ..] if !names.is_empty() => {
+                defaults.channels = channel_names(&names.join(",")).with_context(context)?;
+            }
             ["link", a, ">", b, options @ ..] | ["link", a, b, options @ ..] => {
                 let one_way = words.get(2) == Some(&">");
                 let spec = spec(options, default).with_context(context)?;
@@ -126,7 +184,53 @@ pub fn parse_topology(text: &str) -> anyhow::Result<Topology> {
     if topology.nodes.is_empty() {
         bail!("the topology has no nodes");
     }
+    for name in &topology.nodes {
+        let options = match set_up.get(name) {
+            Some(words) => {
+                let words: Vec<&str> = words.iter().map(String::as_str).collect();
+                node_options(&words, &defaults)?
+            }
+            None => defaults.clone(),
+        };
+        topology.options.insert(name.clone(), options);
+    }
     Ok(topology)
+}
+
+fn channel_names(list: &str) -> anyhow::Result<Vec<String>> {
+    let names: Vec<String> = list.split(',').map(|n| n.trim().to_string()).collect();
+    if names.is_empty() || names.len() > 8 || names.iter().any(|n| n.is_empty() || n.len() > 11) {
+        bail!("channels are 1 to 8 names of 1 to 11 characters");
+    }
+    Ok(names)
+}
+
+fn node_options(words: &[&str], base: &NodeOptions) -> anyhow::Result<NodeOptions> {
+    let mut options = base.clone();
+    for word in words {
+        let (key, value) = word
+            .split_once('=')
+            .with_context(|| format!("expected key=value, got {word:?}"))?;
+        match key {
+            "role" => {
+                options.role = match value {
+                    "client" => MeshtasticRole::Client,
+                    "client-mute" => MeshtasticRole::ClientMute,
+                    "router" => MeshtasticRole::Router,
+                    other => bail!("role is client, client-mute or router, not {other:?}"),
+                }
+            }
+            "channels" => options.channels = channel_names(value)?,
+            "hops" => {
+                options.hop_limit = value.parse().context("hops is 0 to 7")?;
+                if options.hop_limit > 7 {
+                    bail!("hops is 0 to 7");
+                }
+            }
+            other => bail!("unknown node option {other:?}"),
+        }
+    }
+    Ok(options)
 }
 
 #[cfg(test)]
@@ -145,6 +249,22 @@ mod tests {
         assert_eq!(topology.links["B"]["A"].loss, 0.2);
         assert_eq!(topology.links["B"]["C"].latency, Duration::from_millis(5));
         assert!(!topology.links.contains_key("C"));
+    }
+
+    #[test]
+    fn meshtastic_nodes_take_a_role_channels_and_hops() {
+        let topology = parse_topology(
+            "channels LongFast,FieldMesh\nnode B role=router channels=LongFast hops=5\nlink A B\n",
+        )
+        .unwrap();
+        assert_eq!(topology.options("A"), NodeOptions::default());
+        let b = topology.options("B");
+        assert_eq!(
+            (b.role, b.channels.as_slice(), b.hop_limit),
+            (MeshtasticRole::Router, &["LongFast".to_string()][..], 5)
+        );
+        assert!(parse_topology("node B role=boss").is_err());
+        assert!(parse_topology("node B hops=9").is_err());
     }
 
     #[test]
