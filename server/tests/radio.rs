@@ -234,3 +234,70 @@ async fn radio_forms_of_messages_never_published_are_refused_and_never_kept() {
     }
     assert_eq!(kept(), 1, "only the published message's radio form");
 }
+
+/// Camps A and C, each a laptop with a stock Meshtastic node on its USB port (simulated,
+/// real pseudo-terminals), and a stock node B between them that runs no FieldMesh and does
+/// not even hold the FieldMesh channel: Meshtastic floods the packets through B.
+fn meshtastic_camps(loss: f64) -> Camps {
+    let mut camps = Camps::new(Protocol::Meshtastic, BITRATE);
+    camps.start_radios(
+        &format!(
+            "bitrate {BITRATE}\nduty-cycle 1\ndefault loss={loss} latency=10\n\
+             node B channels=LongFast\nlink A B\nlink B C\n"
+        ),
+        7,
+    );
+    for name in ["A", "C"] {
+        camps.start_with(name, &["--meshtastic-channel", "FieldMesh"]);
+    }
+    camps
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn meshtastic_nodes_carry_messages_between_camps_through_a_stock_node() {
+    let camps = meshtastic_camps(0.0);
+    let room = emergency_room();
+    let mut on_a = camps.phone("A").await;
+    let mut on_c = camps.phone("C").await;
+    on_a.join(room).await;
+    on_c.join(room).await;
+    let (hello, hello_radio) = radio_message(room, "Ana", "Water at camp A, 40 litres");
+    send(&mut on_a, &hello, &hello_radio).await;
+    assert_eq!(
+        collect_radio(&mut on_c, 1, Duration::from_secs(20)).await,
+        ["Water at camp A, 40 litres"]
+    );
+    // Confirmed end to end: C's FieldMesh acknowledged it (B runs none).
+    assert!(relayed(&mut on_a, hello.id).await, "A hears C confirm it");
+    let (reply, reply_radio) = radio_message(room, "Cara", "Thanks, two people coming");
+    send(&mut on_c, &reply, &reply_radio).await;
+    assert_eq!(
+        collect_radio(&mut on_a, 1, Duration::from_secs(20)).await,
+        ["Thanks, two people coming"]
+    );
+    let extra = collect_radio(&mut on_c, 1, Duration::from_secs(3)).await;
+    assert!(extra.is_empty(), "C got a message twice: {extra:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_meshtastic_with_a_fifth_of_all_packets_lost_messages_arrive_once_in_order() {
+    let camps = meshtastic_camps(0.2);
+    let room = emergency_room();
+    let mut on_a = camps.phone("A").await;
+    let mut on_c = camps.phone("C").await;
+    on_a.join(room).await;
+    on_c.join(room).await;
+    let mut sent = Vec::new();
+    for n in 0..5 {
+        let text = format!("Status {n} from A: all well");
+        let (envelope, radio) = radio_message(room, "Ana", &text);
+        send(&mut on_a, &envelope, &radio).await;
+        sent.push(text);
+    }
+    let mut got = tokio::select! {
+        got = collect_radio(&mut on_c, sent.len(), CATCH_UP_ROUNDS) => got,
+        () = keep_reading(&mut on_a) => unreachable!("keeps reading until cancelled"),
+    };
+    got.extend(collect_radio(&mut on_c, 1, Duration::from_secs(3)).await);
+    assert_eq!(got, sent, "each message once, in the order A wrote them");
+}

@@ -4,7 +4,11 @@
 //! It keeps this side's own messages until a neighbour confirms them (sending them again with
 //! growing pauses, and giving up after a day), starts them only while a link is up (oldest
 //! first when it comes back), and paces the frames it hands the link by their airtime, so a
-//! radio's small buffer never overflows and retries are not lost in it. Time comes in as a
+//! radio's small buffer never overflows and retries are not lost in it. A room's messages go
+//! one at a time, in the order they were written: the next starts once the one before is
+//! confirmed (or its round of retries ended unconfirmed), so a message lost on the air and
+//! sent again does not arrive after the ones written after it. An SOS or its answer never
+//! waits behind them. Time comes in as a
 //! parameter (milliseconds by any clock that only moves forward; a clock that steps back is
 //! held where it was).
 
@@ -134,6 +138,9 @@ pub struct Driver {
     urgent_frames: usize,
     /// Events that came up outside a poll, for the next one.
     held: Vec<Event>,
+    /// Rooms whose message on the air left it (confirmed, unconfirmed, given up): their next
+    /// waiting message may start.
+    freed: Vec<RoomId>,
     /// When the radio is done with the frames handed to it.
     air_free_at: u64,
     now: u64,
@@ -153,6 +160,7 @@ impl Driver {
             air_queue_bytes: 0,
             urgent_frames: 0,
             held: Vec::new(),
+            freed: Vec::new(),
             air_free_at: 0,
             now: 0,
             dropped: 0,
@@ -287,6 +295,7 @@ impl Driver {
         for key in expired {
             self.node.forget(key);
             if let Some(own) = self.own.remove(&key) {
+                self.freed.push(own.message.room);
                 events.push(Event::GaveUp(own.message));
             }
         }
@@ -319,10 +328,45 @@ impl Driver {
         now.saturating_sub(own.message.queued_at_ms) > self.config.give_up_after_ms
     }
 
+    /// Whether `own` waits for an earlier message of its room that is on the air.
+    fn behind_another(&self, own: &Own) -> bool {
+        !own.message.urgent
+            && self.own.values().any(|other| {
+                other.message.room == own.message.room
+                    && other.order < own.order
+                    && !other.message.urgent
+                    && other.round == Round::OnAir
+            })
+    }
+
+    /// Starts the waiting messages of the rooms whose message on the air left it, oldest
+    /// first (each start holds the room's later ones again).
+    fn start_freed(&mut self, now: u64, events: &mut Vec<Event>) {
+        while let Some(room) = self.freed.pop() {
+            if !self.link_up {
+                self.freed.clear();
+                return;
+            }
+            let mut waiting: Vec<(u64, MessageKey)> = self
+                .own
+                .iter()
+                .filter(|(_, own)| own.message.room == room && own.round == Round::Waiting)
+                .map(|(key, own)| (own.order, *key))
+                .collect();
+            waiting.sort();
+            for (_, key) in waiting {
+                self.start(now, key, events);
+            }
+        }
+    }
+
     fn start(&mut self, now: u64, key: MessageKey, events: &mut Vec<Event>) {
-        let Some(own) = self.own.get_mut(&key) else {
+        let Some(own) = self.own.get(&key) else {
             return;
         };
+        if self.behind_another(own) {
+            return;
+        }
         let urgent = own.message.urgent;
         if urgent {
             // What was due already goes its usual way first: the frames the node gives after
@@ -375,6 +419,7 @@ impl Driver {
                 Action::Deliver(message) => events.push(Event::Heard(message)),
                 Action::Confirmed(key) => {
                     if let Some(own) = self.own.remove(&key) {
+                        self.freed.push(own.message.room);
                         events.push(Event::Relayed(own.message));
                     }
                 }
@@ -383,6 +428,7 @@ impl Driver {
                     if let Some(own) = self.own.get_mut(&key) {
                         own.rounds += 1;
                         own.round = Round::ResendAt(now + pause);
+                        self.freed.push(own.message.room);
                     }
                 }
             }
@@ -440,6 +486,7 @@ impl Driver {
 
     /// Adds the frames the radio can take now: one frame's airtime (and a gap) apart.
     fn finish(&mut self, now: u64, mut events: Vec<Event>) -> Vec<Event> {
+        self.start_freed(now, &mut events);
         if !self.held.is_empty() {
             let mut held = std::mem::take(&mut self.held);
             held.append(&mut events);

@@ -12,11 +12,22 @@ fn quiet() -> DriverConfig {
     config
 }
 
+/// Message `n`, in a room of its own (a room's messages go one at a time: see
+/// [`own_in_one_room`]).
 fn own(n: u8, at: u64) -> OwnMessage {
+    in_room(&crate::crypto::RoomKey::from_bytes([n ^ 0x5A; 32]), n, at)
+}
+
+/// Message `n` in the one room of [`key`].
+fn own_in_one_room(n: u8, at: u64) -> OwnMessage {
+    in_room(&key(), n, at)
+}
+
+fn in_room(room: &crate::crypto::RoomKey, n: u8, at: u64) -> OwnMessage {
     let id = MessageId([n; 16]);
-    let message = RadioMessage::seal(&key(), id, 1, "Ana", &format!("message {n}"));
+    let message = RadioMessage::seal(room, id, 1, "Ana", &format!("message {n}"));
     OwnMessage {
-        room: key().room_id(),
+        room: room.room_id(),
         id,
         message,
         queued_at_ms: at,
@@ -364,4 +375,97 @@ fn calls_go_in_the_order_they_were_made_and_a_queue_full_of_them_keeps_the_first
     assert!(driver.stats().frames_dropped > 0);
     // The first calls first (the node sends the later ones again), the plain message last.
     assert_eq!(sent[..3], [1, 2, 3], "{sent:?}");
+}
+
+#[test]
+fn a_rooms_messages_go_one_at_a_time_the_next_once_the_one_before_ended_its_round() {
+    let mut driver = Driver::new(quiet(), 1);
+    driver.link_up(0);
+    for n in 0..3 {
+        driver.queue(0, own_in_one_room(n, 0)).unwrap();
+    }
+    // Another room's message does not wait for this room's.
+    driver.queue(0, own(9, 0)).unwrap();
+    // Nobody answers: message 0's round (its retries) ends before message 1 starts.
+    let log = run_alone(&mut driver, 0, 3_600_000);
+    let ids = sent_ids(&log);
+    let first = |id: u8| ids.iter().position(|&i| i == id).unwrap();
+    let last = |id: u8| ids.iter().rposition(|&i| i == id).unwrap();
+    assert!(first(9) < first(1), "other rooms go at once: {ids:?}");
+    let retries = driver.config().node.max_retries as usize + 1;
+    assert!(
+        ids.iter().filter(|&&i| i == 0).count() >= retries,
+        "message 0 got its whole round: {ids:?}"
+    );
+    let first_round_of_0 = ids
+        .iter()
+        .enumerate()
+        .filter(|(_, &i)| i == 0)
+        .nth(retries - 1)
+        .unwrap()
+        .0;
+    assert!(
+        first_round_of_0 < first(1),
+        "1 waits for 0's round: {ids:?}"
+    );
+    assert!(first(1) < first(2), "{ids:?}");
+    assert!(last(0) > first(1), "0 goes again in its later rounds");
+}
+
+#[test]
+fn with_frames_lost_a_rooms_messages_still_arrive_in_the_order_they_were_written() {
+    let mut a = Driver::new(quiet(), 1);
+    let mut b = Driver::new(quiet(), 2);
+    a.link_up(0);
+    b.link_up(0);
+    let written: Vec<OwnMessage> = (0..5).map(|n| own_in_one_room(n, 0)).collect();
+    for message in &written {
+        a.queue(0, message.clone()).unwrap();
+    }
+    let mut heard = Vec::new();
+    let mut sent_by_a = 0u32;
+    let mut now = 0;
+    let mut air: Vec<(u64, bool, Vec<u8>)> = Vec::new();
+    while now < 600_000 && heard.len() < written.len() {
+        for (to_b, driver) in [(true, &mut a), (false, &mut b)] {
+            let mut events = driver.poll(now);
+            let arriving: Vec<Vec<u8>> = air
+                .iter()
+                .filter(|(at, from_a, _)| *at == now && *from_a != to_b)
+                .map(|(_, _, bytes)| bytes.clone())
+                .collect();
+            for bytes in arriving {
+                events.extend(driver.receive(now, &bytes).unwrap());
+            }
+            for event in events {
+                match event {
+                    Event::Transmit(bytes) => {
+                        // A's first frame, and every third after, is lost on the air.
+                        let lost = to_b && sent_by_a % 3 == 0;
+                        sent_by_a += u32::from(to_b);
+                        if !lost {
+                            air.push((now + 50, to_b, bytes));
+                        }
+                    }
+                    Event::Heard(m) => heard.push(m),
+                    _ => {}
+                }
+            }
+        }
+        now += 1;
+    }
+    let want: Vec<RadioMessage> = written.into_iter().map(|m| m.message).collect();
+    assert_eq!(heard, want);
+}
+
+#[test]
+fn an_urgent_message_does_not_wait_for_the_rooms_message_on_the_air() {
+    let mut driver = Driver::new(quiet(), 1);
+    driver.link_up(0);
+    driver.queue(0, own_in_one_room(1, 0)).unwrap();
+    let mut sos = own_in_one_room(2, 0);
+    sos.urgent = true;
+    driver.queue(0, sos).unwrap();
+    let ids = sent_ids(&run_alone(&mut driver, 0, 10_000));
+    assert_eq!(&ids[..2], &[2, 1], "the call first, then the plain message");
 }
