@@ -343,3 +343,35 @@ fn the_node_list_and_events_stay_bounded() {
     assert!(radio.nodes().len() <= MAX_NODES);
     assert!(radio.take_events().len() <= MAX_EVENTS);
 }
+
+#[test]
+fn arbitrary_bytes_never_panic_nor_grow_the_buffer_past_a_frame() {
+    // A small deterministic fuzz on stable (the cargo-fuzz target `meshtastic_stream` goes
+    // further): pseudo-random bytes, with frame starts and valid packets mixed in.
+    let mut radio = connected(ChannelChoice::Primary);
+    let good = packet(OTHER, 0, PRIVATE_APP, b"ok", (3, 3));
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut frames = 0;
+    for round in 0..20_000 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let mut chunk = state.to_le_bytes().to_vec();
+        if round % 7 == 0 {
+            chunk[0] = START1;
+            chunk[1] = START2;
+        }
+        if round % 97 == 0 {
+            chunk.extend(&good);
+        }
+        for frame in radio.decode(&chunk) {
+            assert!(!frame.is_empty() && frame.len() <= crate::radio::MAX_FRAME_BYTES);
+            frames += 1;
+        }
+        assert!(radio.decoder.buffered() <= stream::HEADER_BYTES + MAX_PROTO_BYTES + chunk.len());
+    }
+    assert!(
+        frames > 0,
+        "valid packets among the noise still come through"
+    );
+}
