@@ -81,6 +81,9 @@ pub struct RadioSettings {
     pub rnode: Option<mesh::serial::RnodeSettings>,
     /// The mesh network key (see `mesh::radio::network`).
     pub network_key: [u8; mesh::radio::network::NETWORK_KEY_BYTES],
+    /// Meshtastic: the node's channel that carries FieldMesh's frames, by name or index
+    /// (empty: its primary channel).
+    pub meshtastic_channel: String,
 }
 
 /// The server's radio, for the radio line.

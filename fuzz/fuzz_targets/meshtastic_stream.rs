@@ -4,45 +4,19 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mesh::serial::meshtastic::proto::{self, from_radio::Payload, to_radio};
-use mesh::serial::meshtastic::{stream, StreamDecoder};
+use mesh::serial::meshtastic::device::{answer, HostWrites};
 use mesh::serial::{ChannelChoice, Framing, Meshtastic, Readiness};
-use prost::Message as _;
-
-fn from_radio(payload: Payload) -> Vec<u8> {
-    stream::frame(
-        &proto::FromRadio {
-            id: 0,
-            payload: Some(payload),
-        }
-        .encode_to_vec(),
-    )
-}
 
 /// A host whose handshake is done: node 1, primary channel only.
 fn connected() -> Meshtastic {
     let mut host = Meshtastic::new(ChannelChoice::Primary, 1);
-    let mut decoder = StreamDecoder::new();
-    for bytes in host.configure() {
-        decoder.push(&bytes);
-    }
-    let Some(body) = decoder.next_frame() else {
-        unreachable!("the handshake asks")
-    };
-    let Ok(proto::ToRadio {
-        payload: Some(to_radio::Payload::WantConfigId(nonce)),
-    }) = proto::ToRadio::decode(body.as_slice())
-    else {
-        unreachable!("the handshake asks with want_config_id")
-    };
-    let mut answer = from_radio(Payload::MyInfo(proto::MyNodeInfo { my_node_num: 1 }));
-    answer.extend(from_radio(Payload::Channel(proto::Channel {
-        index: 0,
-        settings: None,
-        role: 1,
-    })));
-    answer.extend(from_radio(Payload::ConfigCompleteId(nonce)));
-    host.decode(&answer);
+    let mut writes = HostWrites::default();
+    let nonce = host
+        .configure()
+        .iter()
+        .find_map(|bytes| writes.handshake(bytes))
+        .expect("the host asks for the handshake");
+    host.decode(&answer(1, &[""], nonce));
     assert!(matches!(host.readiness(), Readiness::Ready(_)));
     host
 }

@@ -99,7 +99,9 @@ pub(super) fn RadioPanel(open: RwSignal<bool>) -> impl IntoView {
     let spreading = RwSignal::new(DEFAULT_SPREADING_FACTOR);
     let coding = RwSignal::new(DEFAULT_CODING_RATE);
     let power = RwSignal::new(DEFAULT_TX_POWER_DBM.to_string());
-    let is_rnode = move || frequency.with(|f| !f.trim().is_empty());
+    let is_meshtastic = move || protocol.get() == Protocol::Meshtastic;
+    let is_rnode = move || !is_meshtastic() && frequency.with(|f| !f.trim().is_empty());
+    let channel = RwSignal::new(String::new());
     let mesh_words = RwSignal::new(None::<String>);
     let open_mesh = RwSignal::new(false);
     let show_key = RwSignal::new(false);
@@ -113,7 +115,7 @@ pub(super) fn RadioPanel(open: RwSignal<bool>) -> impl IntoView {
             .unwrap_or_default()
     };
     let baud_hint = || {
-        Protocol::WEB_SERIAL
+        Protocol::ALL
             .map(|p| format!("{} ({})", p.default_baud(), p.short_label()))
             .join(" / ")
     };
@@ -134,7 +136,8 @@ pub(super) fn RadioPanel(open: RwSignal<bool>) -> impl IntoView {
             }
         };
         let frequency_text = frequency.get_untracked();
-        let rnode = if frequency_text.trim().is_empty() {
+        let meshtastic = protocol.get_untracked() == Protocol::Meshtastic;
+        let rnode = if meshtastic || frequency_text.trim().is_empty() {
             None
         } else {
             let frequency_hz = match frequency_text.trim().parse::<f64>() {
@@ -181,6 +184,11 @@ pub(super) fn RadioPanel(open: RwSignal<bool>) -> impl IntoView {
             baud: baud_value,
             rnode,
             network_key: network_key.to_bytes(),
+            meshtastic_channel: if meshtastic {
+                channel.get_untracked().trim().to_string()
+            } else {
+                String::new()
+            },
         });
     };
     let skew = move || {
@@ -228,7 +236,7 @@ pub(super) fn RadioPanel(open: RwSignal<bool>) -> impl IntoView {
                                     protocol.set(chosen);
                                 }
                             }>
-                                {Protocol::WEB_SERIAL.map(|p| view! {
+                                {Protocol::ALL.map(|p| view! {
                                     <option value=p.name() selected=p == Protocol::default()>{p.label()}</option>
                                 })}
                             </select>
@@ -237,10 +245,20 @@ pub(super) fn RadioPanel(open: RwSignal<bool>) -> impl IntoView {
                             <input inputmode="numeric" placeholder=baud_hint data-testid="radio-baud"
                                 prop:value=baud on:input=move |event| baud.set(event_target_value(&event))/>
                         </label>
-                        <label>"RNode frequency (MHz; leave empty for other radios) "
-                            <input inputmode="decimal" placeholder="868.1" data-testid="radio-frequency"
-                                prop:value=frequency on:input=move |event| frequency.set(event_target_value(&event))/>
-                        </label>
+                        <Show when=move || !is_meshtastic()>
+                            <label>"RNode frequency (MHz; leave empty for other radios) "
+                                <input inputmode="decimal" placeholder="868.1" data-testid="radio-frequency"
+                                    prop:value=frequency on:input=move |event| frequency.set(event_target_value(&event))/>
+                            </label>
+                        </Show>
+                        <Show when=is_meshtastic>
+                            <label>"Meshtastic channel (name or 0–7; empty: the node's primary) "
+                                <input autocomplete="off" autocapitalize="none" spellcheck="false" placeholder="FieldMesh"
+                                    data-testid="radio-channel" prop:value=channel
+                                    on:input=move |event| channel.set(event_target_value(&event))/>
+                            </label>
+                            <p class="hint">"FieldMesh's sealed frames travel on this channel of your Meshtastic node; every camp's node needs it, with the same name and key. The node floods them by itself. Its region and preset stay as set in the Meshtastic app."</p>
+                        </Show>
                         <Show when=is_rnode>
                             <div class="rnode" data-testid="radio-rnode">
                                 <Choice label="Bandwidth " testid="radio-bandwidth" value=bandwidth

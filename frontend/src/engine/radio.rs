@@ -487,6 +487,7 @@ async fn open(engine: Rc<Engine>, port: JsValue, settings: RadioSettings) {
         writer,
         reader,
         max_frame,
+        floods,
     } = match opened {
         Ok(port) => port,
         Err(status) => {
@@ -505,6 +506,14 @@ async fn open(engine: Rc<Engine>, port: JsValue, settings: RadioSettings) {
                 node: NodeConfig {
                     frame_bytes: max_frame,
                     network: NetworkKey::from_bytes(settings.network_key),
+                    bitrate_bps: settings.protocol.default_bitrate(),
+                    // Where the radio network floods by itself (Meshtastic), FieldMesh's
+                    // neighbours acknowledge and do not relay.
+                    hop_limit: if floods {
+                        mesh::radio::DEFAULT_HOP_LIMIT
+                    } else {
+                        0
+                    },
                     ..NodeConfig::default()
                 },
                 ..DriverConfig::default()
@@ -651,7 +660,7 @@ async fn store_heard(engine: Rc<Engine>, message: RadioMessage) {
 
 fn settings_text(settings: &RadioSettings) -> String {
     format!(
-        "{}\t{}\t{}\t{}",
+        "{}\t{}\t{}\t{}\t{}",
         settings.protocol.name(),
         settings.baud,
         settings
@@ -661,7 +670,8 @@ fn settings_text(settings: &RadioSettings) -> String {
                 r.frequency_hz, r.bandwidth_hz, r.tx_power_dbm, r.spreading_factor, r.coding_rate
             ))
             .unwrap_or_default(),
-        hex(&settings.network_key)
+        hex(&settings.network_key),
+        settings.meshtastic_channel.replace(['\t', '\n'], " ")
     )
 }
 
@@ -691,10 +701,13 @@ fn parse_settings(text: &str) -> Option<RadioSettings> {
     // Settings saved before radio frames carried a network key have none: the person picks
     // one again.
     let network_key = unhex(parts.next()?)?;
+    // Settings saved before Meshtastic radios have no channel: the node's primary.
+    let meshtastic_channel = parts.next().unwrap_or_default().to_string();
     Some(RadioSettings {
         protocol,
         baud,
         rnode,
         network_key,
+        meshtastic_channel,
     })
 }

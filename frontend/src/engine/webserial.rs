@@ -1,12 +1,17 @@
 //! This browser's serial port as a radio link (Web Serial): opened with the chosen protocol's
-//! framing, configured, then frames both ways until the port goes away.
+//! framing, configured (for a Meshtastic node: its handshake, then a heartbeat every few
+//! minutes), then frames both ways until the port goes away.
 //!
 //! Ports and streams are called through `Reflect`, so a port object injected by a test (whose
 //! streams the test connects to the radio simulator) works like a real one.
 
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
 use js_sys::{Promise, Reflect, Uint8Array};
 use mesh::radio::link::{FrameSink, LinkEvent, LinkEvents};
-use mesh::serial::Framing;
+use mesh::serial::{Framing, Readiness};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
@@ -26,11 +31,18 @@ pub(super) fn error_text(error: &JsValue) -> String {
     crate::js::error_message(error).unwrap_or_else(|| "unknown error".into())
 }
 
+/// The protocol's framing, shared by both halves of a port (a Meshtastic node's handshake,
+/// heard by the reader, decides what the writer may send).
+type SharedFraming = Rc<RefCell<Box<dyn Framing>>>;
+
+/// How often the framing is given the time (heartbeats, a handshake asked again).
+const TICK_EVERY: Duration = Duration::from_secs(1);
+
 /// The writing half of an open port: frames in the protocol's framing, queued in order by
 /// the stream.
 pub(super) struct PortWriter {
     writer: JsValue,
-    framing: Box<dyn Framing>,
+    framing: SharedFraming,
     /// Writes that failed (a failed write shows up as a failed read too).
     pub(super) failed: u64,
 }
@@ -38,11 +50,15 @@ pub(super) struct PortWriter {
 /// The reading half of an open port.
 pub(super) struct PortReader {
     reader: Option<JsValue>,
-    framing: Box<dyn Framing>,
+    /// The port's writer, for what the framing writes by itself (heartbeats).
+    writer: JsValue,
+    framing: SharedFraming,
     /// Frames decoded but not handed out yet.
     pending: std::collections::VecDeque<Vec<u8>>,
-    /// The link said it is up (the first event of every opened port).
+    /// The link said it is up (the first event once the radio is ready).
     announced: bool,
+    /// The read under way, kept while a tick comes first (a read cannot be taken back).
+    read: Option<JsFuture>,
     closed: bool,
 }
 
@@ -53,6 +69,8 @@ pub(super) struct Port {
     pub(super) reader: PortReader,
     /// Largest frame the protocol carries.
     pub(super) max_frame: usize,
+    /// Whether FieldMesh floods on this link (not over Meshtastic, which floods by itself).
+    pub(super) floods: bool,
 }
 
 /// Opens `port` with `settings` and writes the protocol's configuration. `Err` with a
@@ -69,7 +87,8 @@ pub(super) async fn open(port: JsValue, settings: &RadioSettings) -> Result<Port
     }
     let serial = mesh::serial::SerialSettings {
         rnode: settings.rnode,
-        ..Default::default()
+        channel: settings.meshtastic_channel.parse().unwrap_or_default(),
+        seed: u64::from_le_bytes(crate::device::random_bytes()),
     };
     let mut framing = settings.protocol.framing(&serial);
     let writer = Reflect::get(&port, &"writable".into())
@@ -84,18 +103,23 @@ pub(super) async fn open(port: JsValue, settings: &RadioSettings) -> Result<Port
     let reader = Reflect::get(&port, &"readable".into())
         .and_then(|r| call(&r, "getReader", &[]))
         .map_err(|error| format!("the radio cannot be read: {}", error_text(&error)))?;
+    let (max_frame, floods) = (framing.max_frame(), framing.floods());
+    let framing = Rc::new(RefCell::new(framing));
     Ok(Port {
-        max_frame: framing.max_frame(),
+        max_frame,
+        floods,
         writer: PortWriter {
-            writer,
-            framing: settings.protocol.framing(&serial),
+            writer: writer.clone(),
+            framing: Rc::clone(&framing),
             failed: 0,
         },
         reader: PortReader {
             reader: Some(reader),
+            writer,
             framing,
             pending: Default::default(),
             announced: false,
+            read: None,
             closed: false,
         },
         port,
@@ -104,7 +128,12 @@ pub(super) async fn open(port: JsValue, settings: &RadioSettings) -> Result<Port
 
 impl FrameSink for PortWriter {
     fn transmit(&mut self, frame: &[u8]) -> bool {
-        let bytes = Uint8Array::from(self.framing.encode(frame).as_slice());
+        let encoded = self.framing.borrow_mut().encode(frame);
+        if encoded.is_empty() {
+            // The radio cannot take it now (a Meshtastic node before its handshake).
+            return false;
+        }
+        let bytes = Uint8Array::from(encoded.as_slice());
         match call(&self.writer, "write", &[bytes.into()]).and_then(|p| p.dyn_into::<Promise>()) {
             Ok(promise) => {
                 wasm_bindgen_futures::spawn_local(async move {
@@ -123,18 +152,59 @@ impl FrameSink for PortWriter {
 
 impl LinkEvents for PortReader {
     async fn next_event(&mut self) -> Option<LinkEvent> {
-        if !std::mem::replace(&mut self.announced, true) {
-            return Some(LinkEvent::Up("serial port open".into()));
-        }
         loop {
+            let readiness = self.framing.borrow().readiness();
+            match readiness {
+                Readiness::Ready(detail) if !self.announced => {
+                    self.announced = true;
+                    return Some(LinkEvent::Up(
+                        detail.unwrap_or_else(|| "serial port open".into()),
+                    ));
+                }
+                Readiness::Refused(reason) if !self.closed => {
+                    self.closed = true;
+                    return Some(LinkEvent::Down(reason));
+                }
+                _ => {}
+            }
             if let Some(frame) = self.pending.pop_front() {
-                return Some(LinkEvent::Frame(frame));
+                if self.announced {
+                    return Some(LinkEvent::Frame(frame));
+                }
+                continue;
             }
             if self.closed {
                 return None;
             }
             let reader = self.reader.clone()?;
-            let result = match call_async(&reader, "read", &[]).await {
+            let read = match self.read.take() {
+                Some(read) => read,
+                None => match call(&reader, "read", &[]).and_then(|p| p.dyn_into::<Promise>()) {
+                    Ok(promise) => JsFuture::from(promise),
+                    Err(error) => {
+                        self.closed = true;
+                        return Some(LinkEvent::Down(error_text(&error)));
+                    }
+                },
+            };
+            let tick = Box::pin(super::location::sleep(TICK_EVERY));
+            let result = match futures::future::select(read, tick).await {
+                futures::future::Either::Left((result, _)) => result,
+                futures::future::Either::Right(((), read)) => {
+                    self.read = Some(read);
+                    let due = self.framing.borrow_mut().tick(js_sys::Date::now() as u64);
+                    for bytes in due {
+                        let bytes = Uint8Array::from(bytes.as_slice());
+                        if let Err(error) = call_async(&self.writer, "write", &[bytes.into()]).await
+                        {
+                            self.closed = true;
+                            return Some(LinkEvent::Down(error_text(&error)));
+                        }
+                    }
+                    continue;
+                }
+            };
+            let result = match result {
                 Ok(result) => result,
                 Err(error) => {
                     self.closed = true;
@@ -153,9 +223,15 @@ impl LinkEvents for PortReader {
                 continue;
             };
             let bytes = Uint8Array::new(&value).to_vec();
-            let before = self.framing.dropped();
-            self.pending.extend(self.framing.decode(&bytes));
-            let dropped = self.framing.dropped() - before;
+            let mut framing = self.framing.borrow_mut();
+            let before = framing.dropped();
+            self.pending.extend(framing.decode(&bytes));
+            for event in framing.take_events() {
+                if let mesh::serial::DeviceEvent::Problem(problem) = event {
+                    web_sys::console::warn_1(&format!("radio: {problem}").into());
+                }
+            }
+            let dropped = framing.dropped() - before;
             if dropped > 0 {
                 return Some(LinkEvent::Noise(dropped));
             }
@@ -194,6 +270,7 @@ mod tests {
     use futures::channel::mpsc;
     use futures::StreamExt;
     use mesh::radio::contract::{check, Radio};
+    use mesh::serial::meshtastic::device::{answer, heard, HostWrites};
     use mesh::serial::Protocol;
     use wasm_bindgen::prelude::*;
     use wasm_bindgen_test::wasm_bindgen_test;
@@ -245,6 +322,7 @@ mod tests {
             baud: protocol.default_baud(),
             rnode: None,
             network_key: [0; 16],
+            meshtastic_channel: "FieldMesh".into(),
         }
     }
 
@@ -279,28 +357,59 @@ mod tests {
         }
     }
 
+    /// The device's side of the protocol: KISS and lines frame the same both ways; a
+    /// Meshtastic node answers the handshake and wraps frames in its own messages.
+    enum DeviceSide {
+        Framed(Box<dyn Framing>),
+        Meshtastic(HostWrites),
+    }
+
+    /// The fake Meshtastic node's number and another node heard through it.
+    const NODE: u32 = 0x0A0B_0C0D;
+    const OTHER: u32 = 0x0BAD_CAFE;
+
     struct FakeRadio {
         protocol: Protocol,
         device: JsValue,
-        framing: Box<dyn Framing>,
+        side: DeviceSide,
         heard: VecDeque<Vec<u8>>,
         next: mpsc::UnboundedSender<Port>,
     }
 
-    async fn plug(protocol: Protocol) -> (Port, JsValue) {
+    /// Plugs a fake radio in; a Meshtastic node answers the page's handshake (its primary
+    /// channel and FieldMesh, #1).
+    async fn plug(protocol: Protocol) -> (Port, JsValue, DeviceSide) {
         let pair = fake_port();
         let port = open(pair.get(0), &settings(protocol))
             .await
             .expect("the fake port opens");
-        (port, pair.get(1))
+        let device = pair.get(1);
+        let side = if protocol == Protocol::Meshtastic {
+            let mut writes = HostWrites::default();
+            let nonce = loop {
+                let bytes = JsFuture::from(device_written(&device)).await.unwrap();
+                if let Some(nonce) = writes.handshake(&Uint8Array::new(&bytes).to_vec()) {
+                    break nonce;
+                }
+            };
+            device_send(
+                &device,
+                Uint8Array::from(answer(NODE, &["", "FieldMesh"], nonce).as_slice()),
+            );
+            DeviceSide::Meshtastic(writes)
+        } else {
+            DeviceSide::Framed(protocol.framing(&Default::default()))
+        };
+        (port, device, side)
     }
 
     impl Radio for FakeRadio {
         async fn hear(&mut self, frame: &[u8]) {
-            device_send(
-                &self.device,
-                Uint8Array::from(self.framing.encode(frame).as_slice()),
-            );
+            let bytes = match &mut self.side {
+                DeviceSide::Framed(framing) => framing.encode(frame),
+                DeviceSide::Meshtastic(_) => heard(OTHER, 1, frame),
+            };
+            device_send(&self.device, Uint8Array::from(bytes.as_slice()));
         }
 
         async fn babble(&mut self) {
@@ -311,7 +420,11 @@ mod tests {
         }
 
         async fn hear_oversize(&mut self) {
-            let bytes = self.framing.encode(&[0x41; 4000]);
+            let bytes = match &mut self.side {
+                DeviceSide::Framed(framing) => framing.encode(&[0x41; 4000]),
+                // A length over the stream's 512-byte limit.
+                DeviceSide::Meshtastic(_) => [&[0x94, 0xC3, 0x7F, 0xFF][..], &[0x41; 600]].concat(),
+            };
             device_send(&self.device, Uint8Array::from(bytes.as_slice()));
         }
 
@@ -321,7 +434,11 @@ mod tests {
                     return frame;
                 }
                 let bytes = JsFuture::from(device_written(&self.device)).await.unwrap();
-                let frames = self.framing.decode(&Uint8Array::new(&bytes).to_vec());
+                let bytes = Uint8Array::new(&bytes).to_vec();
+                let frames = match &mut self.side {
+                    DeviceSide::Framed(framing) => framing.decode(&bytes),
+                    DeviceSide::Meshtastic(writes) => writes.frames(&bytes),
+                };
                 self.heard.extend(frames);
             }
         }
@@ -331,15 +448,15 @@ mod tests {
         }
 
         async fn replug(&mut self) {
-            let (port, device) = plug(self.protocol).await;
+            let (port, device, side) = plug(self.protocol).await;
             self.device = device;
-            self.framing = self.protocol.framing(&Default::default());
+            self.side = side;
             self.next.unbounded_send(port).unwrap();
         }
     }
 
     async fn contract(protocol: Protocol) {
-        let (port, device) = plug(protocol).await;
+        let (port, device, side) = plug(protocol).await;
         let (next, next_rx) = mpsc::unbounded();
         let mut link = PageLink {
             writer: port.writer,
@@ -350,7 +467,7 @@ mod tests {
         let mut radio = FakeRadio {
             protocol,
             device,
-            framing: protocol.framing(&Default::default()),
+            side,
             heard: VecDeque::new(),
             next,
         };
@@ -365,5 +482,10 @@ mod tests {
     #[wasm_bindgen_test]
     async fn the_web_serial_port_keeps_the_link_contract_with_lines() {
         contract(Protocol::Line).await;
+    }
+
+    #[wasm_bindgen_test]
+    async fn the_web_serial_port_keeps_the_link_contract_with_a_meshtastic_node() {
+        contract(Protocol::Meshtastic).await;
     }
 }

@@ -45,9 +45,6 @@ pub enum Protocol {
 impl Protocol {
     /// Every protocol, in the order a picker shows them.
     pub const ALL: [Protocol; 3] = [Protocol::Kiss, Protocol::Line, Protocol::Meshtastic];
-    /// The protocols the page's own Web Serial radio speaks (Meshtastic's handshake and
-    /// heartbeat are not there yet).
-    pub const WEB_SERIAL: [Protocol; 2] = [Protocol::Kiss, Protocol::Line];
 
     /// The name in flags, settings and status lines: `kiss`, `line` or `meshtastic`.
     pub fn name(self) -> &'static str {

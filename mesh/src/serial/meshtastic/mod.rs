@@ -15,6 +15,7 @@
 //! with the channel key reads and forges its packets. FieldMesh's frames keep their own room
 //! sealing and network tag inside; plain text carries neither.
 
+pub mod device;
 pub mod proto;
 pub mod stream;
 
