@@ -242,6 +242,59 @@ test('unplugged mid-send and plugged back in: nothing lost, nothing twice', asyn
   });
 });
 
+test('direct mode over a stock Meshtastic node: the page reaches a far camp through a node that runs no FieldMesh', async () => {
+  // Ana's node A, a stock node B (only the default channel), the far camp's node C.
+  const sim = await RadioSim.start(
+    'bitrate 20000\nduty-cycle 1\nnode B channels=LongFast\nlink A B latency=20\nlink B C latency=20\n',
+    { protocol: 'meshtastic' },
+  );
+  const home = await Server.start();
+  const far = await Server.start({
+    args: ['--radio', sim.port('C'), '--radio-protocol', 'meshtastic', '--meshtastic-channel', 'FieldMesh',
+      '--radio-bitrate', '20000', '--camp-name', 'Far camp'],
+  });
+  try {
+    const context = await browser.newContext({ viewport: { width: 390, height: 844 }, hasTouch: true, isMobile: true });
+    await context.addInitScript(fakeSerial);
+    const page = await context.newPage();
+    await plugRadio(page, sim.port('A'));
+    const ana = new ChatPage(page);
+    await page.goto(home.url);
+    await ana.join('Ana', 'Emergency');
+    await ana.waitOnline();
+    const ben = await ChatPage.open(await browser.newContext(), far.url);
+    await ben.join('Ben', 'Emergency');
+    await ben.byTestId('radio-status').getByText('📡 Radio on').waitFor();
+
+    await home.stop();
+    await ana.waitOffline();
+    await ana.menu('radio-button');
+    await ana.byTestId('radio-protocol').selectOption('meshtastic');
+    assert.equal(await ana.byTestId('radio-frequency').count(), 0, 'no RNode settings for a Meshtastic node');
+    await ana.byTestId('radio-channel').fill('FieldMesh');
+    await ana.byTestId('radio-network-key').fill(MESH_WORDS);
+    await page.screenshot({ path: '/tmp/radio-panel-meshtastic-phone.png' });
+    await ana.byTestId('radio-connect').click();
+    // Connected once the node answered its handshake: it says who it is and its channel.
+    await ana.byTestId('radio-state').getByText(/connected · Meshtastic node "A" \(![0-9a-f]{8}, firmware 2\.6\.11\.sim\), channel FieldMesh \(#1\)/).waitFor();
+    await ana.byTestId('radio-panel').getByText('A Meshtastic node is not lent').waitFor();
+    await page.screenshot({ path: '/tmp/radio-panel-meshtastic-connected.png' });
+    await ana.byTestId('radio-close').click();
+    await ana.send('Need water at the bridge');
+    await ben.messageWithText('Need water at the bridge').getByText('📡 via radio').waitFor({ timeout: 20_000 });
+    await ana.messageWithText('Need water at the bridge').getByText('✓✓ delivered to Far camp').waitFor({ timeout: 20_000 });
+    await ben.send('Truck leaves at noon');
+    await ana.messageWithText('Truck leaves at noon').getByText('📡 via radio').waitFor({ timeout: 20_000 });
+    assert.equal(await ben.messageWithText('Need water at the bridge').count(), 1);
+    assert.deepEqual(ana.errors, []);
+    await context.close();
+  } finally {
+    await home.dispose();
+    await far.dispose();
+    await sim.dispose();
+  }
+});
+
 test('an RNode gets the chosen frequency, bandwidth, spreading factor, coding rate and power', async () => {
   const sim = await RadioSim.start(TOPOLOGY);
   const server = await Server.start();

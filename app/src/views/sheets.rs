@@ -114,10 +114,13 @@ pub(super) fn RadioPanel(open: RwSignal<bool>) -> impl IntoView {
             .or_else(|| state.web_radio.with(|r| r.camp_key_words.clone()))
             .unwrap_or_default()
     };
-    let baud_hint = || {
-        Protocol::ALL
-            .map(|p| format!("{} ({})", p.default_baud(), p.short_label()))
-            .join(" / ")
+    let baud_hint = move || {
+        let chosen = protocol.get();
+        format!(
+            "{} (usual for {})",
+            chosen.default_baud(),
+            chosen.short_label()
+        )
     };
     let connect = move |_| {
         let baud_text = baud.get_untracked();
@@ -217,12 +220,16 @@ pub(super) fn RadioPanel(open: RwSignal<bool>) -> impl IntoView {
                         <p class="hint" data-testid="radio-counters">
                             {move || { let r = radio(); format!("{} frames heard · {} sent · {} errors", r.frames_in, r.frames_out, r.errors) }}
                         </p>
-                        <label class="check">
-                            <input type="checkbox" data-testid="radio-lend" prop:checked=move || radio().lending
-                                prop:disabled=move || state.connection.get() != Connection::Online
-                                on:change=move |event| client.radio_lend(event_target_checked(&event))/>
-                            " Lend this radio to the server (its phones then reach the mesh through it)"
-                        </label>
+                        <Show when=move || radio().protocol != Protocol::Meshtastic fallback=|| view! {
+                            <p class="hint">"A Meshtastic node is not lent to the server: plug it into the camp's laptop instead (--radio-protocol meshtastic)."</p>
+                        }>
+                            <label class="check">
+                                <input type="checkbox" data-testid="radio-lend" prop:checked=move || radio().lending
+                                    prop:disabled=move || state.connection.get() != Connection::Online
+                                    on:change=move |event| client.radio_lend(event_target_checked(&event))/>
+                                " Lend this radio to the server (its phones then reach the mesh through it)"
+                            </label>
+                        </Show>
                         <p class="hint" data-testid="radio-lend-detail">{move || radio().lend_detail.unwrap_or_default()}</p>
                         <button class="danger" data-testid="radio-disconnect" on:click=move |_| client.radio_disconnect()>"Disconnect"</button>
                     })

@@ -536,7 +536,11 @@ async fn open(engine: Rc<Engine>, port: JsValue, settings: RadioSettings) {
     show(&engine, |r| {
         r.connected = true;
         r.protocol = settings.protocol;
-        r.status = "connected".into();
+        r.status = if floods {
+            "connected".into()
+        } else {
+            "connected; waiting for the Meshtastic node's answer…".into()
+        };
         r.clock_skew_minutes = None;
         r.mesh = if network.is_open_mesh() {
             "the open mesh".into()
@@ -545,19 +549,14 @@ async fn open(engine: Rc<Engine>, port: JsValue, settings: RadioSettings) {
         };
     });
     mark("fieldmesh:radio-connected");
-    let want_lend = engine.radio.state.borrow().want_lend;
-    if want_lend {
-        engine.radio.lend(&engine, true);
-    } else {
-        let events = engine.radio.state.borrow_mut().driver.link_up(now_ms());
-        act(&engine, events);
-    }
-    spawn_local(read(Rc::clone(&engine), reader, generation));
+    // The link is up (and messages start) once the radio says so: at once for a plain
+    // serial radio, after its handshake for a Meshtastic node.
+    spawn_local(read(Rc::clone(&engine), reader, generation, floods));
     engine.radio.send_outbox(&engine).await;
 }
 
 /// Reads the radio until it goes away.
-async fn read(engine: Rc<Engine>, mut reader: PortReader, generation: u32) {
+async fn read(engine: Rc<Engine>, mut reader: PortReader, generation: u32, floods: bool) {
     while let Some(event) = reader.next_event().await {
         if engine.radio.state.borrow().generation != generation {
             return;
@@ -565,9 +564,24 @@ async fn read(engine: Rc<Engine>, mut reader: PortReader, generation: u32) {
         match event {
             LinkEvent::Frame(frame) => engine.radio.heard(&engine, frame),
             LinkEvent::Noise(dropped) => show(&engine, |r| r.errors += dropped),
-            LinkEvent::Up(_) => {}
+            LinkEvent::Up(detail) => up(&engine, &detail, floods),
             LinkEvent::Down(why) => return lost(&engine, generation, &why),
         }
+    }
+}
+
+/// The radio is ready: lend it, or start what waits for it. A radio that floods by itself
+/// (Meshtastic) is not lent: the server would send its frames for a radio that relays.
+fn up(engine: &Rc<Engine>, detail: &str, floods: bool) {
+    if detail.starts_with("Meshtastic") {
+        show(engine, |r| r.status = format!("connected · {detail}"));
+    }
+    let want_lend = floods && engine.radio.state.borrow().want_lend;
+    if want_lend {
+        engine.radio.lend(engine, true);
+    } else {
+        let events = engine.radio.state.borrow_mut().driver.link_up(now_ms());
+        act(engine, events);
     }
 }
 
