@@ -41,6 +41,7 @@ const ROOM_ID_DOMAIN: &[u8] = b"fieldmesh/room-id/v1\0";
 const DM_KEY_INFO: &[u8] = b"fieldmesh/dm-key/v1";
 const SAFETY_DOMAIN: &[u8] = b"fieldmesh/safety-code/v1\0";
 const EMERGENCY_DOMAIN: &[u8] = b"fieldmesh/emergency-room/v1";
+const MESHTASTIC_CHANNEL_DOMAIN: &[u8] = b"fieldmesh/meshtastic-channel-room/v1";
 const ROOM_ACCESS_INFO: &[u8] = b"fieldmesh/room-access/v1";
 const ROOM_PROOF_DOMAIN: &[u8] = b"fieldmesh/room-proof/v1\0";
 
@@ -237,6 +238,20 @@ impl RoomKey {
     /// and must be marked as not private.
     pub fn emergency() -> Self {
         Self::from_bytes(Sha256::digest(EMERGENCY_DOMAIN).into())
+    }
+
+    /// The key of the room that carries a Meshtastic channel's plain text (named after the
+    /// channel, case ignored). Anyone can compute it, as anyone with the channel key reads the
+    /// channel: the room is not private, and servers read it to send its messages as plain
+    /// Meshtastic text.
+    pub fn meshtastic_channel(channel: &str) -> Self {
+        Self::from_bytes(
+            Sha256::new()
+                .chain_update(MESHTASTIC_CHANNEL_DOMAIN)
+                .chain_update(channel.trim().to_lowercase().as_bytes())
+                .finalize()
+                .into(),
+        )
     }
 
     /// The room id the server sees: a hash of the key, which does not reveal it.

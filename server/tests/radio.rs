@@ -301,3 +301,119 @@ async fn over_meshtastic_with_a_fifth_of_all_packets_lost_messages_arrive_once_i
     got.extend(collect_radio(&mut on_c, 1, Duration::from_secs(3)).await);
     assert_eq!(got, sent, "each message once, in the order A wrote them");
 }
+
+/// Someone with a stock Meshtastic node and its app: FieldMesh's own host code on node
+/// `B`'s TCP port, sending and reading plain text on the FieldMesh channel.
+struct MeshtasticPerson {
+    stream: tokio::net::TcpStream,
+    host: Box<dyn mesh::serial::Framing>,
+}
+
+impl MeshtasticPerson {
+    async fn connect(address: std::net::SocketAddr) -> Self {
+        use mesh::serial::{ChannelChoice, Readiness, SerialSettings};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        let mut host = Protocol::Meshtastic.framing(&SerialSettings {
+            channel: ChannelChoice::Name("FieldMesh".into()),
+            seed: 21,
+            ..SerialSettings::default()
+        });
+        for bytes in host.configure() {
+            stream.write_all(&bytes).await.unwrap();
+        }
+        let mut buffer = [0u8; 1024];
+        while !matches!(host.readiness(), Readiness::Ready(_)) {
+            let n = stream.read(&mut buffer).await.unwrap();
+            assert!(n > 0, "the node answers the handshake");
+            host.decode(&buffer[..n]);
+        }
+        Self { stream, host }
+    }
+
+    async fn say(&mut self, text: &str) {
+        use tokio::io::AsyncWriteExt;
+        let bytes = self.host.encode_text(text).unwrap();
+        self.stream.write_all(&bytes).await.unwrap();
+    }
+
+    /// The texts heard within `limit`, as they came.
+    async fn texts_within(&mut self, limit: Duration) -> Vec<String> {
+        use tokio::io::AsyncReadExt;
+        let mut texts = Vec::new();
+        let mut buffer = [0u8; 1024];
+        let deadline = tokio::time::Instant::now() + limit;
+        while let Ok(read) = tokio::time::timeout_at(deadline, self.stream.read(&mut buffer)).await
+        {
+            let n = read.unwrap();
+            assert!(n > 0, "the node stays connected");
+            self.host.decode(&buffer[..n]);
+            for event in self.host.take_events() {
+                if let mesh::serial::DeviceEvent::Text(text) = event {
+                    texts.push(text.text);
+                }
+            }
+        }
+        texts
+    }
+
+    async fn next_text(&mut self) -> String {
+        let texts = self.texts_within(Duration::from_secs(20)).await;
+        texts.into_iter().next().expect("a text within 20 s")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_meshtastic_text_meets_the_channels_room_and_fieldmeshs_own_rooms_never_go_out_as_text(
+) {
+    let mut camps = Camps::new(Protocol::Meshtastic, BITRATE);
+    camps.start_radios(
+        &format!("bitrate {BITRATE}\nduty-cycle 1\nlink A B latency=10\n"),
+        7,
+    );
+    camps.start_with("A", &["--meshtastic-channel", "FieldMesh"]);
+    let mut ana = camps.phone("A").await;
+    let mut person = MeshtasticPerson::connect(camps.radios().tcp_address("B").unwrap()).await;
+    let channel_room = keyed_room(mesh::crypto::RoomKey::meshtastic_channel("FieldMesh"));
+    ana.join(channel_room).await;
+
+    // Someone on the channel writes: it is in the channel's room at camp A, signed with their
+    // node's name and how many hops it came.
+    person.say("Water at the school, 40 litres").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let heard = loop {
+        let frame = tokio::time::timeout_at(deadline, ana.next_frame())
+            .await
+            .expect("the text reaches the room within 20 s");
+        if let Some(ServerFrame::Message(stored)) = frame {
+            break radio_text_of(&stored.envelope);
+        }
+    };
+    assert_eq!(
+        heard,
+        (
+            "B · 0 hops".to_string(),
+            "Water at the school, 40 litres".to_string()
+        )
+    );
+
+    // Ana answers in the room: it goes out as plain Meshtastic text, with her name.
+    let (reply, reply_radio) = radio_message(channel_room, "Ana", "On our way with the truck");
+    send(&mut ana, &reply, &reply_radio).await;
+    assert_eq!(person.next_text().await, "Ana: On our way with the truck");
+
+    // FieldMesh's own rooms, private or the public Emergency room, only ever travel sealed.
+    let private = room("camp A private");
+    ana.join(private).await;
+    let (secret, secret_radio) = radio_message(private, "Ana", "The store code is 4711");
+    send(&mut ana, &secret, &secret_radio).await;
+    let emergency = emergency_room();
+    ana.join(emergency).await;
+    let (public, public_radio) = radio_message(emergency, "Ana", "Road to the north is open");
+    send(&mut ana, &public, &public_radio).await;
+    let texts = person.texts_within(Duration::from_secs(5)).await;
+    assert!(
+        texts.is_empty(),
+        "FieldMesh rooms went out as plain text: {texts:?}"
+    );
+}

@@ -564,6 +564,8 @@ async fn read(engine: Rc<Engine>, mut reader: PortReader, generation: u32, flood
         match event {
             LinkEvent::Frame(frame) => engine.radio.heard(&engine, frame),
             LinkEvent::Noise(dropped) => show(&engine, |r| r.errors += dropped),
+            // Plain Meshtastic text is shown through a camp's server, not in direct mode yet.
+            LinkEvent::Text(_) | LinkEvent::Channel(_) => {}
             LinkEvent::Up(detail) => up(&engine, &detail, floods),
             LinkEvent::Down(why) => return lost(&engine, generation, &why),
         }

@@ -29,7 +29,12 @@ async fn up(link: &mut impl LinkEvents) {
     loop {
         match link.next_event().await {
             Some(LinkEvent::Up(_)) => return,
-            Some(LinkEvent::Noise(_) | LinkEvent::Down(_)) => {}
+            Some(
+                LinkEvent::Noise(_)
+                | LinkEvent::Down(_)
+                | LinkEvent::Channel(_)
+                | LinkEvent::Text(_),
+            ) => {}
             Some(LinkEvent::Frame(frame)) => {
                 panic!("a frame ({} bytes) before the link was up", frame.len())
             }
@@ -42,7 +47,7 @@ async fn frame(link: &mut impl LinkEvents) -> Vec<u8> {
     loop {
         match link.next_event().await {
             Some(LinkEvent::Frame(frame)) => return frame,
-            Some(LinkEvent::Noise(_)) => {}
+            Some(LinkEvent::Noise(_) | LinkEvent::Channel(_) | LinkEvent::Text(_)) => {}
             other => panic!("expected a frame, got {other:?}"),
         }
     }
@@ -52,7 +57,7 @@ async fn down(link: &mut impl LinkEvents) {
     loop {
         match link.next_event().await {
             Some(LinkEvent::Down(_)) | None => return,
-            Some(LinkEvent::Noise(_)) => {}
+            Some(LinkEvent::Noise(_) | LinkEvent::Channel(_) | LinkEvent::Text(_)) => {}
             other => panic!("expected the link to go down, got {other:?}"),
         }
     }

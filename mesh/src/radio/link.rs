@@ -18,6 +18,10 @@ pub enum LinkEvent {
     Frame(Vec<u8>),
     /// This many frames of noise or oversize were dropped (for the counters).
     Noise(u64),
+    /// Plain text heard on the radio's channel (a Meshtastic node's), not a FieldMesh frame.
+    Text(crate::serial::ChannelText),
+    /// The radio's channel for plain text is named so (a Meshtastic node's, once connected).
+    Channel(String),
     /// The radio went away (unplugged, the port failed, the lender left): frames handed to
     /// the link meanwhile are dropped, as on the air; the driver retries what mattered.
     Down(String),

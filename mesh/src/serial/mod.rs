@@ -124,6 +124,23 @@ pub enum Readiness {
     Refused(String),
 }
 
+/// Why plain text cannot go out on a radio's channel.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TextError {
+    /// Nothing to send.
+    #[error("the message is empty")]
+    Empty,
+    /// Over [`meshtastic::MAX_TEXT_BYTES`].
+    #[error("the message is {0} bytes; a Meshtastic channel takes at most 200")]
+    TooLong(usize),
+    /// The radio is not connected, or has no such channel.
+    #[error("the radio is not ready")]
+    NotReady,
+    /// The radio carries FieldMesh's frames only (KISS, lines).
+    #[error("this radio carries no plain text")]
+    Unsupported,
+}
+
 /// What a radio reports besides frames.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DeviceEvent {
@@ -228,6 +245,14 @@ pub trait Framing: Send {
     /// What the radio reported besides frames since last asked.
     fn take_events(&mut self) -> Vec<DeviceEvent> {
         Vec::new()
+    }
+    /// The name of the channel plain text goes to and comes from, once known (Meshtastic).
+    fn text_channel(&self) -> Option<String> {
+        None
+    }
+    /// The serial bytes for plain text on the radio's channel (Meshtastic only).
+    fn encode_text(&mut self, _text: &str) -> Result<Vec<u8>, TextError> {
+        Err(TextError::Unsupported)
     }
 }
 

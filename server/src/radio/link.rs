@@ -90,6 +90,7 @@ enum Ended {
 async fn run(config: LinkConfig, mut framing: Box<dyn Framing>, end: LinkEnd) {
     let LinkEnd {
         frames: mut frames_out,
+        mut texts,
         events,
     } = end;
     let path = config.path.display().to_string();
@@ -112,16 +113,12 @@ async fn run(config: LinkConfig, mut framing: Box<dyn Framing>, end: LinkEnd) {
                 continue;
             }
         };
-        let error = match session(
-            &config,
-            &path,
-            &mut port,
-            &mut *framing,
-            &mut frames_out,
-            &events,
-        )
-        .await
-        {
+        let io = Io {
+            frames_out: &mut frames_out,
+            texts: &mut texts,
+            events: &events,
+        };
+        let error = match session(&config, &path, &mut port, &mut *framing, io).await {
             Ended::Closed => return,
             Ended::Lost(error) => error.to_string(),
         };
@@ -138,16 +135,27 @@ async fn run(config: LinkConfig, mut framing: Box<dyn Framing>, end: LinkEnd) {
     }
 }
 
+/// The bridge's channels, as a session uses them.
+struct Io<'a> {
+    frames_out: &'a mut tokio::sync::mpsc::Receiver<Vec<u8>>,
+    texts: &'a mut tokio::sync::mpsc::Receiver<String>,
+    events: &'a tokio::sync::mpsc::Sender<LinkEvent>,
+}
+
 /// One open port: configure the radio, say `Up` once it is ready (at once, or after its
-/// handshake), then move frames both ways until the port fails.
+/// handshake), then move frames (and plain texts) both ways until the port fails.
 async fn session(
     config: &LinkConfig,
     path: &str,
     port: &mut Box<dyn Port>,
     framing: &mut dyn Framing,
-    frames_out: &mut tokio::sync::mpsc::Receiver<Vec<u8>>,
-    events: &tokio::sync::mpsc::Sender<LinkEvent>,
+    io: Io<'_>,
 ) -> Ended {
+    let Io {
+        frames_out,
+        texts,
+        events,
+    } = io;
     for bytes in framing.configure() {
         if let Err(error) = port.write_all(&bytes).await {
             return Ended::Lost(error);
@@ -191,6 +199,17 @@ async fn session(
                 Err(error) if error.kind() == std::io::ErrorKind::TimedOut => {}
                 Err(error) => return Ended::Lost(error),
             },
+            text = texts.recv() => match text {
+                Some(text) => match framing.encode_text(&text) {
+                    Ok(bytes) => {
+                        if let Err(error) = port.write_all(&bytes).await {
+                            return Ended::Lost(error);
+                        }
+                    }
+                    Err(error) => tracing::warn!(%path, %error, "plain text not sent"),
+                },
+                None => return Ended::Closed,
+            },
             frame = frames_out.recv() => match frame {
                 Some(frame) => {
                     let bytes = framing.encode(&frame);
@@ -230,6 +249,12 @@ async fn announce(
         (said, readiness) => said != Some(readiness),
     };
     if changed {
+        if let (Readiness::Ready(_), Some(channel)) = (&readiness, framing.text_channel()) {
+            events
+                .send(LinkEvent::Channel(channel))
+                .await
+                .map_err(|_| ())?;
+        }
         let event = match &readiness {
             Readiness::Ready(detail) => {
                 let detail = match detail {
@@ -260,7 +285,8 @@ async fn announce(
         match event {
             DeviceEvent::Problem(problem) => tracing::warn!(%path, %problem, "radio"),
             DeviceEvent::Text(text) => {
-                tracing::debug!(%path, from = %text.name, "plain text on the radio channel")
+                tracing::debug!(%path, from = %text.name, "plain text on the radio channel");
+                events.send(LinkEvent::Text(text)).await.map_err(|_| ())?;
             }
         }
     }

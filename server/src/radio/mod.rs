@@ -205,6 +205,8 @@ impl Radio {
             unrouted: VecDeque::new(),
             heard_per_room: RateLimiter::keyed(crate::access::quota(HEARD_PER_ROOM)),
             link_detail: String::new(),
+            channel_room: None,
+            texts_waiting: VecDeque::new(),
         };
         tokio::spawn(bridge.run(commands_rx));
         Self {
@@ -301,6 +303,42 @@ struct Bridge {
     heard_per_room: governor::DefaultKeyedRateLimiter<[u8; 4]>,
     /// What the link said when it came up, for the status line.
     link_detail: String,
+    /// The room of the radio's Meshtastic channel, once the node named it: plain text heard
+    /// there is stored in it, and what phones write in it goes out as plain text.
+    channel_room: Option<(RoomKey, RoomId)>,
+    /// Plain texts waiting for the radio (at most [`channel::TEXT_QUEUE`]).
+    texts_waiting: VecDeque<String>,
+}
+
+/// How a Meshtastic node's text is signed in its room: the node's name and how many hops it
+/// came, within the radio's name limit.
+fn meshtastic_author(name: &str, hops: Option<u32>) -> String {
+    let suffix = match hops {
+        Some(1) => " · 1 hop".to_string(),
+        Some(hops) => format!(" · {hops} hops"),
+        None => String::new(),
+    };
+    let room = mesh::radio::MAX_RADIO_NAME_BYTES.saturating_sub(suffix.len());
+    let mut cut = name.len().min(room);
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}{suffix}", &name[..cut])
+}
+
+/// What a phone wrote in the Meshtastic channel's room, as plain Meshtastic text: its name
+/// and text, at most [`mesh::serial::meshtastic::MAX_TEXT_BYTES`] (cut with "…").
+fn meshtastic_text(author: &str, text: &str) -> String {
+    let whole = format!("{author}: {text}");
+    let max = mesh::serial::meshtastic::MAX_TEXT_BYTES;
+    if whole.len() <= max {
+        return whole;
+    }
+    let mut cut = max - '…'.len_utf8();
+    while !whole.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…", &whole[..cut])
 }
 
 /// The next event of the link; never, when there is none.
@@ -365,6 +403,10 @@ impl Bridge {
             });
             tokio::select! {
                 command = commands.recv() => match command {
+                    Some(Command::Send { room, message, .. }) if self.is_channel_room(room) => {
+                        self.send_text(&message);
+                    }
+                    Some(Command::Receipt { room, .. }) if self.is_channel_room(room) => {}
                     Some(Command::Send { room, id, message, urgent }) => {
                         let own = OwnMessage { room, id, message, queued_at_ms: crate::now_ms(), urgent };
                         if self.queue(own.clone()).await {
@@ -406,6 +448,7 @@ impl Bridge {
     async fn on_link(&mut self, event: Option<LinkEvent>) {
         match event {
             Some(LinkEvent::Up(detail)) => {
+                self.flush_texts();
                 self.link_detail = detail.clone();
                 self.status.send_replace(RadioStatus {
                     state: RadioState::Ready,
@@ -420,6 +463,8 @@ impl Bridge {
                 Err(error) => tracing::debug!(%error, "radio frame dropped"),
             },
             Some(LinkEvent::Noise(count)) => tracing::debug!(count, "radio noise skipped"),
+            Some(LinkEvent::Channel(name)) => self.channel_named(&name),
+            Some(LinkEvent::Text(text)) => self.heard_text(text).await,
             Some(LinkEvent::Down(reason)) => {
                 self.driver.link_down();
                 let status = if self.serial {
@@ -438,6 +483,78 @@ impl Bridge {
                 self.link = None;
                 self.driver.link_down();
                 self.status.send_replace(no_radio());
+            }
+        }
+    }
+
+    fn is_channel_room(&self, room: RoomId) -> bool {
+        self.channel_room.as_ref().is_some_and(|(_, r)| *r == room)
+    }
+
+    /// The node named its channel: its room is known here from now on, and texts written
+    /// before go out.
+    fn channel_named(&mut self, name: &str) {
+        let key = RoomKey::meshtastic_channel(name);
+        let room = key.room_id();
+        self.learn(room);
+        self.channel_room = Some((key, room));
+        self.flush_texts();
+    }
+
+    /// Plain text heard on the Meshtastic channel: stored in the channel's room as a radio
+    /// message signed with the node's name and its hops (never as verified).
+    async fn heard_text(&mut self, text: mesh::serial::ChannelText) {
+        if self.channel_room.is_none() {
+            self.channel_named(&text.channel);
+        }
+        let Some((key, room)) = self.channel_room.clone() else {
+            return;
+        };
+        // The same packet heard twice is one message.
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::new()
+            .chain_update(b"fieldmesh/meshtastic-text/v1")
+            .chain_update(text.from.to_le_bytes())
+            .chain_update(text.id.to_le_bytes())
+            .finalize();
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&digest[..16]);
+        let sent_at_s = (crate::now_ms() / 1000) as u32;
+        let author = meshtastic_author(&text.name, text.hops);
+        let message = RadioMessage::seal(&key, MessageId(id), sent_at_s, &author, &text.text);
+        self.store_message(room, &message).await;
+    }
+
+    /// A phone's message in the Meshtastic channel's room: its name and text go out as plain
+    /// Meshtastic text (the room's key is public, like the channel's text). Never for any
+    /// other room: FieldMesh's own rooms only travel sealed.
+    fn send_text(&mut self, message: &RadioMessage) {
+        let Some((key, _)) = &self.channel_room else {
+            return;
+        };
+        let Ok(opened) = message.open(key) else {
+            tracing::warn!("a message for the Meshtastic channel did not open with its key");
+            return;
+        };
+        if opened.receipt_for.is_some() || opened.text.trim().is_empty() {
+            return;
+        }
+        if self.texts_waiting.len() >= channel::TEXT_QUEUE {
+            tracing::warn!("plain texts wait for the radio; the oldest is dropped");
+            self.texts_waiting.pop_front();
+        }
+        self.texts_waiting
+            .push_back(meshtastic_text(&opened.author, &opened.text));
+        self.flush_texts();
+    }
+
+    /// Hands waiting plain texts to the link while it takes them.
+    fn flush_texts(&mut self) {
+        let Some(link) = &self.link else { return };
+        while let Some(text) = self.texts_waiting.pop_front() {
+            if !link.send_text(text.clone()) {
+                self.texts_waiting.push_front(text);
+                return;
             }
         }
     }
@@ -577,5 +694,30 @@ impl Bridge {
         if let Err(error) = stored {
             tracing::error!(%error, "storing a radio message failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_meshtastic_author_keeps_its_hops_within_the_radio_name_limit() {
+        assert_eq!(
+            meshtastic_author("Ridge relay", Some(2)),
+            "Ridge relay · 2 hops"
+        );
+        assert_eq!(meshtastic_author("Clinic", Some(1)), "Clinic · 1 hop");
+        assert_eq!(meshtastic_author("!0badcafe", None), "!0badcafe");
+        let long = meshtastic_author("Ämtliche Wasserausgabe Nordbrücke", Some(3));
+        assert!(long.len() <= mesh::radio::MAX_RADIO_NAME_BYTES, "{long}");
+        assert!(long.ends_with(" · 3 hops"), "{long}");
+    }
+
+    #[test]
+    fn plain_text_for_a_meshtastic_channel_is_cut_to_200_bytes() {
+        assert_eq!(meshtastic_text("Ana", "On our way"), "Ana: On our way");
+        let long = meshtastic_text("Ana", &"ü".repeat(150));
+        assert!(long.len() <= 200 && long.ends_with('…'), "{}", long.len());
     }
 }

@@ -141,6 +141,11 @@ impl Camps {
         }
     }
 
+    /// The simulated radios.
+    pub fn radios(&self) -> &Radios {
+        self.radios.as_ref().expect("the radios were started")
+    }
+
     /// The server of camp `name`.
     pub fn server(&self, name: &str) -> &TestServer {
         &self.servers[name]

@@ -432,6 +432,13 @@ pub fn radio_text_of(envelope: &Envelope) -> (String, String) {
     (opened.author, opened.text)
 }
 
+/// The id of the room with `key` (whose messages the helpers then open).
+pub fn keyed_room(key: RoomKey) -> RoomId {
+    let id = key.room_id();
+    keys().insert(id, key);
+    id
+}
+
 /// The id of a test room whose key is derived from `name` (real rooms have random keys).
 pub fn room(name: &str) -> RoomId {
     let key = RoomKey::from_bytes(sha2::Sha256::digest(name.as_bytes()).into());

@@ -352,11 +352,27 @@ impl Device {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as u32)
             .unwrap_or(0);
-        {
+        let new_node = {
             let mut heard = self.heard.lock().unwrap();
-            if heard.len() < 512 || heard.contains_key(&packet.from) {
+            let new_node = !heard.contains_key(&packet.from);
+            if heard.len() < 512 || !new_node {
                 heard.insert(packet.from, (hops, now));
             }
+            new_node
+        };
+        if new_node {
+            // A node heard for the first time joins the node list, and the hosts are told
+            // (as firmware does once it has the node's info; the simulator knows every name).
+            let name = self.names.get(&packet.from).cloned().unwrap_or_default();
+            let _ = self
+                .to_hosts
+                .send(self.tell(from_radio::Payload::NodeInfo(proto::NodeInfo {
+                    num: packet.from,
+                    user: Some(self.user(packet.from, &name)),
+                    last_heard: now,
+                    hops_away: Some(hops),
+                    ..Default::default()
+                })));
         }
         let channel = self
             .channels

@@ -24,7 +24,7 @@ use std::fmt;
 
 use prost::Message as _;
 
-use super::{DeviceEvent, Framing, Protocol, Readiness};
+use super::{DeviceEvent, Framing, Protocol, Readiness, TextError};
 pub use stream::{StreamDecoder, MAX_PROTO_BYTES, START1, START2};
 
 /// The broadcast address: a packet to everyone.
@@ -270,7 +270,7 @@ impl Meshtastic {
     }
 
     /// Plain Meshtastic text to FieldMesh's channel, or why not.
-    pub fn encode_text(&mut self, text: &str) -> Result<Vec<u8>, TextError> {
+    fn text(&mut self, text: &str) -> Result<Vec<u8>, TextError> {
         if text.trim().is_empty() {
             return Err(TextError::Empty);
         }
@@ -469,20 +469,6 @@ pub struct ChannelText {
     pub text: String,
 }
 
-/// Why plain text cannot go to the Meshtastic channel.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum TextError {
-    /// Nothing to send.
-    #[error("the message is empty")]
-    Empty,
-    /// Over [`MAX_TEXT_BYTES`].
-    #[error("the message is {0} bytes; a Meshtastic channel takes at most 200")]
-    TooLong(usize),
-    /// The node is not connected, or has no such channel.
-    #[error("the Meshtastic node is not ready")]
-    NotReady,
-}
-
 impl Framing for Meshtastic {
     fn protocol(&self) -> Protocol {
         Protocol::Meshtastic
@@ -600,6 +586,14 @@ impl Framing for Meshtastic {
 
     fn take_events(&mut self) -> Vec<DeviceEvent> {
         std::mem::take(&mut self.events)
+    }
+
+    fn encode_text(&mut self, text: &str) -> Result<Vec<u8>, TextError> {
+        self.text(text)
+    }
+
+    fn text_channel(&self) -> Option<String> {
+        self.channel().map(|c| c.label().to_string())
     }
 }
 

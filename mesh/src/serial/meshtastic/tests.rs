@@ -1,5 +1,6 @@
 use super::proto::{from_radio::Payload as From, to_radio::Payload as To, *};
 use super::*;
+use crate::serial::TextError;
 
 const ME: u32 = 0xA1B2_C3D4;
 const OTHER: u32 = 0x0BAD_CAFE;
