@@ -93,6 +93,8 @@ pub struct RadioLine {
     pub ready: bool,
     /// What the server says about it.
     pub text: String,
+    /// Its Meshtastic channel, whose room phones may open (plain text, not encrypted).
+    pub meshtastic_channel: Option<String>,
 }
 
 /// Progress of a long sync step, for the connection bar.

@@ -2,10 +2,10 @@
 
 use mesh::crypto::RoomKey;
 use mesh::envelope::MAX_ROOM_NAME_CHARS;
+pub use mesh::serial::meshtastic::{meshtastic_channel_of, MESHTASTIC_ROOM_PREFIX};
 
 /// The public room for strangers: its key is published.
 pub const EMERGENCY: &str = "Emergency";
-
 /// The room a join opens.
 pub struct RoomChoice {
     /// Its name as shown.
@@ -45,6 +45,14 @@ pub fn choose_room(
             public: true,
         };
     }
+    // A Meshtastic channel's room: its key comes from the channel's name, as at every camp.
+    if let Some(channel) = meshtastic_channel_of(name) {
+        return RoomChoice {
+            name: format!("{MESHTASTIC_ROOM_PREFIX}{channel}"),
+            key: RoomKey::meshtastic_channel(channel),
+            public: true,
+        };
+    }
     let (key, public) = match (invite_key, known) {
         (Some(key), _) => (key, false),
         (None, Some((key, public))) => (key, public),
@@ -60,6 +68,29 @@ pub fn choose_room(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_meshtastic_channels_room_has_the_key_every_camp_derives_from_its_name() {
+        let choice = choose_room(
+            "meshtastic:  FieldMesh",
+            None,
+            Some(([9; 32], false)),
+            [1; 32],
+        );
+        assert_eq!(choice.name, "Meshtastic: FieldMesh");
+        assert!(choice.public);
+        assert_eq!(
+            choice.key.room_id(),
+            RoomKey::meshtastic_channel("fieldmesh").room_id()
+        );
+        assert_eq!(meshtastic_channel_of("Meshtastic: "), None);
+        assert_eq!(meshtastic_channel_of("Mesh"), None);
+        assert_eq!(meshtastic_channel_of("Camp"), None);
+        assert_eq!(
+            mesh::serial::meshtastic::text_bytes("Ana", " On our way "),
+            15
+        );
+    }
 
     #[test]
     fn emergency_in_any_case_is_the_public_room() {

@@ -295,6 +295,59 @@ test('direct mode over a stock Meshtastic node: the page reaches a far camp thro
   }
 });
 
+test('the Meshtastic channel\'s room: plain text with a warning and a 200-byte limit, across two camps through a stock node', async () => {
+  const sim = await RadioSim.start(
+    'bitrate 20000\nduty-cycle 1\nnode B channels=LongFast\nlink A B latency=20\nlink B C latency=20\n',
+    { protocol: 'meshtastic' },
+  );
+  const camp = (node, name) => Server.start({
+    args: ['--radio', sim.port(node), '--radio-protocol', 'meshtastic', '--meshtastic-channel', 'FieldMesh',
+      '--radio-bitrate', '20000', '--camp-name', name],
+  });
+  const campA = await camp('A', 'Camp A');
+  const campC = await camp('C', 'Camp C');
+  try {
+    const openChannel = async (chat, name) => {
+      await chat.ready();
+      await chat.byTestId('join-name').fill(name);
+      await chat.byTestId('open-meshtastic').getByText('Meshtastic channel FieldMesh').click();
+      await chat.byTestId('room-title').getByText('Meshtastic: FieldMesh').waitFor();
+    };
+    const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, hasTouch: true, isMobile: true });
+    const ana = await ChatPage.open(phone, campA.url);
+    await openChannel(ana, 'Ana');
+    await ana.byTestId('meshtastic-room').getByText('not end-to-end encrypted, sender not verified').waitFor();
+    assert.equal(await ana.byTestId('public-room').count(), 0);
+    const ben = await ChatPage.open(await browser.newContext({ viewport: { width: 1280, height: 800 } }), campC.url);
+    await openChannel(ben, 'Ben');
+
+    // Too long for a Meshtastic text with her name: said, and not sent.
+    await ana.byTestId('composer-input').fill('x'.repeat(196));
+    await ana.byTestId('meshtastic-send').getByText('201/200 bytes').waitFor();
+    assert.equal(await ana.byTestId('composer-send').isDisabled(), true);
+    await ana.page.screenshot({ path: '/tmp/meshtastic-room-over-phone.png' });
+    await ana.send('On our way with the truck');
+    await ana.byTestId('meshtastic-send').getByText('0/200').or(ana.byTestId('meshtastic-send').getByText('5/200')).waitFor();
+
+    // Camp C's node hears it as plain text: in the channel's room there, from node A, one
+    // hop through B, with Ana's name inside the text.
+    const atBen = ben.messageWithText('Ana: On our way with the truck');
+    await atBen.waitFor({ timeout: 20_000 });
+    await atBen.getByText('A · 1 hop').waitFor();
+    await ben.send('Thanks, gate is open');
+    await ana.messageWithText('Ben: Thanks, gate is open').getByText('C · 1 hop').waitFor({ timeout: 20_000 });
+    await ben.page.screenshot({ path: '/tmp/meshtastic-room-desktop.png' });
+    await ana.page.screenshot({ path: '/tmp/meshtastic-room-phone.png' });
+    assert.equal(await ben.messageWithText('Ana: On our way with the truck').count(), 1);
+    assert.deepEqual(ana.errors, []);
+    assert.deepEqual(ben.errors, []);
+  } finally {
+    await campA.dispose();
+    await campC.dispose();
+    await sim.dispose();
+  }
+});
+
 test('an RNode gets the chosen frequency, bandwidth, spreading factor, coding rate and power', async () => {
   const sim = await RadioSim.start(TOPOLOGY);
   const server = await Server.start();

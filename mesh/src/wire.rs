@@ -412,6 +412,9 @@ pub struct RadioStatus {
     pub state: RadioState,
     /// A sentence for people (port, protocol, last error).
     pub detail: String,
+    /// The radio's Meshtastic channel, whose plain text meets the room of that name (see
+    /// `RoomKey::meshtastic_channel`), while the radio is a Meshtastic node.
+    pub meshtastic_channel: Option<String>,
 }
 
 impl RadioStatus {
@@ -420,6 +423,7 @@ impl RadioStatus {
         Self {
             state: RadioState::Off,
             detail: String::new(),
+            meshtastic_channel: None,
         }
     }
 }
@@ -633,6 +637,7 @@ mod tests {
             ServerFrame::Radio(RadioStatus {
                 state: RadioState::Unplugged,
                 detail: "radio at /dev/ttyUSB0 went away".into(),
+                meshtastic_channel: Some("FieldMesh".into()),
             }),
             ServerFrame::Lending {
                 active: true,

@@ -60,6 +60,19 @@ pub fn Home() -> impl IntoView {
         outcome(client.open_invite(&name.get_untracked(), &link.get_untracked()));
     };
     let emergency = move |_| outcome(client.join(&name.get_untracked(), "Emergency"));
+    // The server's radio is a Meshtastic node: its channel's plain text has a room.
+    let channel = move || state.radio.with(|r| r.as_ref()?.meshtastic_channel.clone());
+    let open_channel = move |_| {
+        if let Some(channel) = channel() {
+            outcome(client.join(
+                &name.get_untracked(),
+                &format!(
+                    "{}{channel}",
+                    mesh::serial::meshtastic::MESHTASTIC_ROOM_PREFIX
+                ),
+            ));
+        }
+    };
     let open = move |id: String| outcome(client.open_room(&name.get_untracked(), &id));
     let has_rooms = move || state.rooms.with(|rooms| !rooms.is_empty());
 
@@ -115,6 +128,12 @@ pub fn Home() -> impl IntoView {
                 <strong>"Emergency"</strong>
                 " · the public room: anyone here can read it"
             </button>
+            {move || channel().map(|channel| view! {
+                <button type="button" class="emergency meshtastic" data-testid="open-meshtastic" on:click=open_channel>
+                    <strong>{format!("Meshtastic channel {channel}")}</strong>
+                    " · plain text with the Meshtastic people around: not encrypted"
+                </button>
+            })}
             <form class="join" on:submit=join data-testid="join-form">
                 <h2>"New room"</h2>
                 <label for="join-room">"Room name"</label>

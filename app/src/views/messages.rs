@@ -6,6 +6,7 @@
 use leptos::either::Either;
 use leptos::{ev, html, prelude::*};
 use mesh::body::MAX_TEXT_CHARS;
+use mesh::serial::meshtastic::meshtastic_channel_of;
 
 use super::icons::{CameraIcon, ClipIcon, FileIcon, MicIcon, PinIcon};
 use crate::chat::{ChatClient, ChatFile, ChatMessage, Connection, Delivery, PhotoSize};
@@ -514,9 +515,28 @@ pub(super) fn Composer() -> impl IntoView {
             }
         }
     });
+    // In a Meshtastic channel's room what is written goes out as plain text, name included,
+    // at most 200 bytes.
+    let meshtastic_bytes = move || {
+        client.state.session.with(|s| {
+            let s = s.as_ref()?;
+            meshtastic_channel_of(&s.room)?;
+            Some(draft.with(|d| mesh::serial::meshtastic::text_bytes(&s.name, d)))
+        })
+    };
+    let over_meshtastic =
+        move || meshtastic_bytes().is_some_and(|n| n > mesh::serial::meshtastic::MAX_TEXT_BYTES);
+
     let send = move || {
         let text = draft.get_untracked();
         if text.trim().is_empty() && !has_files() {
+            return;
+        }
+        if let Some(bytes) = meshtastic_bytes().filter(|_| over_meshtastic()) {
+            client.state.notice.set(Some(format!(
+                "A Meshtastic channel takes at most 200 bytes with your name; this is {bytes}. \
+                 Shorten it."
+            )));
             return;
         }
         match client.send(&text) {
@@ -544,9 +564,13 @@ pub(super) fn Composer() -> impl IntoView {
         }
     };
     let remaining = move || MAX_TEXT_CHARS as i64 - draft.with(|d| d.chars().count()) as i64;
-
     view! {
         <Drafts/>
+        {move || meshtastic_bytes().map(|bytes| view! {
+            <p class="meshtastic-send" class:over=over_meshtastic data-testid="meshtastic-send">
+                {format!("Goes out as plain Meshtastic text, not encrypted · {bytes}/200 bytes")}
+            </p>
+        })}
         <form class="composer" on:submit=move |event: ev::SubmitEvent| { event.prevent_default(); send(); }>
             <label class="attach" title="Photo from the camera or gallery">
                 <input type="file" accept="image/*" multiple data-testid="attach-photo" on:change=move |event| client.attach(picked(&event))/>
@@ -620,7 +644,7 @@ pub(super) fn Composer() -> impl IntoView {
                 type="submit"
                 class="primary send"
                 data-testid="composer-send"
-                disabled=move || draft.with(|d| d.trim().is_empty()) && !has_files()
+                disabled=move || (draft.with(|d| d.trim().is_empty()) && !has_files()) || over_meshtastic()
                 aria-label="Send"
             >
                 "Send"

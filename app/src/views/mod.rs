@@ -15,6 +15,7 @@ mod sheets;
 
 use leptos::either::Either;
 use leptos::{ev, prelude::*};
+use mesh::serial::meshtastic::meshtastic_channel_of;
 
 use crate::chat::ChatClient;
 use alerts::{SosBanners, SosSheet};
@@ -79,9 +80,14 @@ fn RoomView() -> impl IntoView {
                 <RoomMenu/>
                 <ConnectionBadge/>
             </header>
-            <Show when=move || state.session.with(|s| s.as_ref().is_some_and(|s| s.public))>
+            <Show when=move || state.session.with(|s| s.as_ref().is_some_and(|s| s.public && meshtastic_channel_of(&s.room).is_none()))>
                 <p class="public" data-testid="public-room">
                     "Public room: anyone can read it. Do not share private details here."
+                </p>
+            </Show>
+            <Show when=move || state.session.with(|s| s.as_ref().is_some_and(|s| meshtastic_channel_of(&s.room).is_some()))>
+                <p class="public" data-testid="meshtastic-room">
+                    "Meshtastic channel: not end-to-end encrypted, sender not verified. Anyone with the channel's key reads it and can write under any name; messages here go out as plain Meshtastic text."
                 </p>
             </Show>
             <Show when=move || state.session.with(|s| s.as_ref().is_some_and(|s| s.direct))>

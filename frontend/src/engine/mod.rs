@@ -335,6 +335,7 @@ impl Engine {
                 let line = (status.state != RadioState::Off).then(|| RadioLine {
                     ready: status.state == RadioState::Ready,
                     text: status.detail,
+                    meshtastic_channel: status.meshtastic_channel,
                 });
                 self.state.radio.set(line);
             }

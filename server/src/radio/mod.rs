@@ -121,6 +121,7 @@ pub(crate) fn no_radio() -> RadioStatus {
     RadioStatus {
         state: RadioState::Off,
         detail: "no radio; a browser with a USB radio can lend one".into(),
+        meshtastic_channel: None,
     }
 }
 
@@ -148,6 +149,7 @@ impl Radio {
             Some(config) => RadioStatus {
                 state: RadioState::Connecting,
                 detail: format!("opening {}", config.path.display()),
+                meshtastic_channel: None,
             },
             None => no_radio(),
         };
@@ -206,6 +208,7 @@ impl Radio {
             heard_per_room: RateLimiter::keyed(crate::access::quota(HEARD_PER_ROOM)),
             link_detail: String::new(),
             channel_room: None,
+            channel_name: None,
             texts_waiting: VecDeque::new(),
         };
         tokio::spawn(bridge.run(commands_rx));
@@ -306,6 +309,8 @@ struct Bridge {
     /// The room of the radio's Meshtastic channel, once the node named it: plain text heard
     /// there is stored in it, and what phones write in it goes out as plain text.
     channel_room: Option<(RoomKey, RoomId)>,
+    /// That channel's name, for phones.
+    channel_name: Option<String>,
     /// Plain texts waiting for the radio (at most [`channel::TEXT_QUEUE`]).
     texts_waiting: VecDeque<String>,
 }
@@ -453,6 +458,7 @@ impl Bridge {
                 self.status.send_replace(RadioStatus {
                     state: RadioState::Ready,
                     detail,
+                    meshtastic_channel: self.channel_name.clone(),
                 });
                 let events = self.driver.link_up(crate::now_ms());
                 self.act(events).await;
@@ -471,6 +477,7 @@ impl Bridge {
                     RadioStatus {
                         state: RadioState::Unplugged,
                         detail: reason,
+                        meshtastic_channel: None,
                     }
                 } else {
                     no_radio()
@@ -498,6 +505,7 @@ impl Bridge {
         let room = key.room_id();
         self.learn(room);
         self.channel_room = Some((key, room));
+        self.channel_name = Some(name.to_string());
         self.flush_texts();
     }
 

@@ -433,6 +433,23 @@ impl Meshtastic {
     }
 }
 
+/// How the room of a Meshtastic channel is named: this, then the channel's name.
+pub const MESHTASTIC_ROOM_PREFIX: &str = "Meshtastic: ";
+/// The Meshtastic channel a room name stands for ("Meshtastic: FieldMesh" → "FieldMesh"),
+/// in any case.
+pub fn meshtastic_channel_of(room_name: &str) -> Option<&str> {
+    let prefix = MESHTASTIC_ROOM_PREFIX.len();
+    let head = room_name.get(..prefix)?;
+    let channel = room_name[prefix..].trim();
+    (head.eq_ignore_ascii_case(MESHTASTIC_ROOM_PREFIX) && !channel.is_empty()).then_some(channel)
+}
+
+/// How many bytes of a message written into a Meshtastic channel's room go out (`author:
+/// text`), against [`MAX_TEXT_BYTES`].
+pub fn text_bytes(author: &str, text: &str) -> usize {
+    author.len() + 2 + text.trim().len()
+}
+
 /// A node number as Meshtastic writes it: `!a1b2c3d4`.
 pub fn node_id(num: u32) -> String {
     format!("!{num:08x}")
