@@ -264,6 +264,49 @@ async fn a_meshtastic_node_over_tcp_keeps_the_link_contract() {
     run_contract("meshtastic over tcp", &mut link, &mut radio).await;
 }
 
+#[tokio::test]
+async fn a_meshtastic_node_that_never_answers_its_handshake_is_asked_again_and_said_so() {
+    // Something listens on the port but never speaks Meshtastic.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let silent = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut asked = 0;
+        let mut buffer = [0u8; 1024];
+        let mut writes = mesh::serial::meshtastic::device::HostWrites::default();
+        while let Ok(n) = stream.read(&mut buffer).await {
+            if n == 0 {
+                break;
+            }
+            asked += usize::from(writes.handshake(&buffer[..n]).is_some());
+            if asked == 2 {
+                return asked;
+            }
+        }
+        asked
+    });
+    let mut link = link::open(
+        LinkConfig {
+            path: format!("tcp://{address}").into(),
+            baud: 115_200,
+        },
+        Protocol::Meshtastic.framing(&fieldmesh_channel(3)),
+    );
+    let said = tokio::time::timeout(Duration::from_secs(25), async {
+        loop {
+            match link.next_event().await {
+                Some(LinkEvent::Down(reason)) => return reason,
+                Some(LinkEvent::Up(detail)) => panic!("up without a handshake: {detail}"),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the radio line says why within 25 s");
+    assert!(said.contains("did not finish its handshake"), "{said}");
+    assert_eq!(silent.await.unwrap(), 2, "the handshake was asked again");
+}
+
 /// The bridge's side of lending: one link per lease, the next one once the page lends again.
 struct LentHost {
     link: ChannelLink,

@@ -281,8 +281,17 @@ async fn announce(
         }
         *said = Some(readiness);
     }
+    let up = matches!(said, Some(Readiness::Ready(_)));
     for event in framing.take_events() {
         match event {
+            // While the radio is not up, the problem is what the radio line says.
+            DeviceEvent::Problem(problem) if !up => {
+                tracing::warn!(%path, %problem, "radio");
+                events
+                    .send(LinkEvent::Down(format!("{problem} ({path})")))
+                    .await
+                    .map_err(|_| ())?;
+            }
             DeviceEvent::Problem(problem) => tracing::warn!(%path, %problem, "radio"),
             DeviceEvent::Text(text) => {
                 tracing::debug!(%path, from = %text.name, "plain text on the radio channel");
@@ -290,7 +299,7 @@ async fn announce(
             }
         }
     }
-    Ok(matches!(said, Some(Readiness::Ready(_))))
+    Ok(up)
 }
 
 /// Drops the frames handed over for `time` while the radio is away (so senders never block
