@@ -140,6 +140,33 @@ async fn line_radios_carry_a_message_from_a_to_d_and_the_reply_back() {
     chain_round_trip(Protocol::Line).await;
 }
 
+/// Five messages from `from` in `room`; what was sent, and the radio texts `to` got (in the
+/// order they came, and anything arriving within 3 s more).
+async fn five_across(
+    from: &mut Client,
+    to: &mut Client,
+    room: mesh::RoomId,
+) -> (Vec<String>, Vec<String>) {
+    let mut sent = Vec::new();
+    for n in 0..5 {
+        let text = format!("Status {n} from A: all well");
+        let (envelope, radio) = radio_message(room, "Ana", &text);
+        send(from, &envelope, &radio).await;
+        sent.push(text);
+    }
+    // Usually all are in within seconds. A frame lost on one hop three times (a relay's two
+    // retries) waits for the next hop's summary, sent every 30 to 90 s, whose answer can be
+    // lost too: the wait allows for three such rounds.
+    // The sender's phone keeps reading meanwhile, as a page does: a phone that stops reading
+    // answers no pings and the server drops it after a minute.
+    let mut got = tokio::select! {
+        got = collect_radio(to, sent.len(), CATCH_UP_ROUNDS) => got,
+        () = keep_reading(from) => unreachable!("keeps reading until cancelled"),
+    };
+    got.extend(collect_radio(to, 1, Duration::from_secs(3)).await);
+    (sent, got)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_fifth_of_all_frames_lost_every_message_still_arrives_once() {
     let Chain {
@@ -149,23 +176,7 @@ async fn with_a_fifth_of_all_frames_lost_every_message_still_arrives_once() {
         mut on_a,
         mut on_d,
     } = start_chain(0.2, Protocol::Kiss).await;
-    let mut sent = Vec::new();
-    for n in 0..5 {
-        let text = format!("Status {n} from A: all well");
-        let (envelope, radio) = radio_message(room, "Ana", &text);
-        send(&mut on_a, &envelope, &radio).await;
-        sent.push(text);
-    }
-    // Usually all are in within seconds. A frame lost on one hop three times (a relay's two
-    // retries) waits for the next hop's summary, sent every 30 to 90 s, whose answer can be
-    // lost too: the wait allows for three such rounds.
-    // A's phone keeps reading meanwhile, as a page does: a phone that stops reading answers
-    // no pings and the server drops it after a minute.
-    let mut got = tokio::select! {
-        got = collect_radio(&mut on_d, sent.len(), CATCH_UP_ROUNDS) => got,
-        () = keep_reading(&mut on_a) => unreachable!("keeps reading until cancelled"),
-    };
-    got.extend(collect_radio(&mut on_d, 1, Duration::from_secs(3)).await);
+    let (sent, mut got) = five_across(&mut on_a, &mut on_d, room).await;
     got.sort();
     assert_eq!(got, sent, "each message arrives exactly once");
 
@@ -287,18 +298,7 @@ async fn over_meshtastic_with_a_fifth_of_all_packets_lost_messages_arrive_once_i
     let mut on_c = camps.phone("C").await;
     on_a.join(room).await;
     on_c.join(room).await;
-    let mut sent = Vec::new();
-    for n in 0..5 {
-        let text = format!("Status {n} from A: all well");
-        let (envelope, radio) = radio_message(room, "Ana", &text);
-        send(&mut on_a, &envelope, &radio).await;
-        sent.push(text);
-    }
-    let mut got = tokio::select! {
-        got = collect_radio(&mut on_c, sent.len(), CATCH_UP_ROUNDS) => got,
-        () = keep_reading(&mut on_a) => unreachable!("keeps reading until cancelled"),
-    };
-    got.extend(collect_radio(&mut on_c, 1, Duration::from_secs(3)).await);
+    let (sent, got) = five_across(&mut on_a, &mut on_c, room).await;
     assert_eq!(got, sent, "each message once, in the order A wrote them");
 }
 
@@ -311,23 +311,9 @@ struct MeshtasticPerson {
 
 impl MeshtasticPerson {
     async fn connect(address: std::net::SocketAddr) -> Self {
-        use mesh::serial::{ChannelChoice, Readiness, SerialSettings};
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-        let mut host = Protocol::Meshtastic.framing(&SerialSettings {
-            channel: ChannelChoice::Name("FieldMesh".into()),
-            seed: 21,
-            ..SerialSettings::default()
-        });
-        for bytes in host.configure() {
-            stream.write_all(&bytes).await.unwrap();
-        }
-        let mut buffer = [0u8; 1024];
-        while !matches!(host.readiness(), Readiness::Ready(_)) {
-            let n = stream.read(&mut buffer).await.unwrap();
-            assert!(n > 0, "the node answers the handshake");
-            host.decode(&buffer[..n]);
-        }
+        let (stream, host) = radiosim::meshtastic::connect_host(address, "FieldMesh", 21)
+            .await
+            .expect("the node answers the handshake");
         Self { stream, host }
     }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use mesh::radio::contract::{self, Radio};
 use mesh::radio::link::{FrameSink, LinkEvent, LinkEvents};
-use mesh::serial::{ChannelChoice, Framing, Protocol, Readiness, SerialSettings};
+use mesh::serial::{ChannelChoice, Framing, Protocol, SerialSettings};
 use server::radio::channel::ChannelLink;
 use server::radio::link::{self, LinkConfig};
 use server::radio::{lease, Lease};
@@ -186,19 +186,10 @@ impl MeshtasticRadio {
     async fn start(dir: &Path) -> Self {
         let topology = radiosim::parse_topology("bitrate 100000\nlink A B latency=1\n").unwrap();
         let radios = radiosim::Radios::start(topology, dir, Protocol::Meshtastic, 3).unwrap();
-        let mut b = tokio::net::TcpStream::connect(radios.tcp_address("B").unwrap())
-            .await
-            .unwrap();
-        let mut host = Protocol::Meshtastic.framing(&fieldmesh_channel(11));
-        for bytes in host.configure() {
-            b.write_all(&bytes).await.unwrap();
-        }
-        let mut buffer = [0u8; 1024];
-        while !matches!(host.readiness(), Readiness::Ready(_)) {
-            let n = b.read(&mut buffer).await.unwrap();
-            assert!(n > 0, "node B answers its host's handshake");
-            host.decode(&buffer[..n]);
-        }
+        let (b, host) =
+            radiosim::meshtastic::connect_host(radios.tcp_address("B").unwrap(), "FieldMesh", 11)
+                .await
+                .expect("node B answers its host's handshake");
         Self {
             radios,
             b,

@@ -499,3 +499,34 @@ pub(crate) async fn serve_host<S: AsyncRead + AsyncWrite + Send + 'static>(
     }
     forward.abort();
 }
+
+/// A host on a simulated (or real) node's TCP port with FieldMesh's own Meshtastic code, its
+/// handshake done, choosing `channel`: what tests use to be "someone with a Meshtastic app".
+pub async fn connect_host(
+    address: std::net::SocketAddr,
+    channel: &str,
+    seed: u64,
+) -> std::io::Result<(tokio::net::TcpStream, Box<dyn mesh::serial::Framing>)> {
+    use mesh::serial::{Protocol, Readiness, SerialSettings};
+    let mut stream = tokio::net::TcpStream::connect(address).await?;
+    stream.set_nodelay(true)?;
+    let mut host = Protocol::Meshtastic.framing(&SerialSettings {
+        channel: channel.parse().unwrap_or_default(),
+        seed,
+        ..SerialSettings::default()
+    });
+    for bytes in host.configure() {
+        stream.write_all(&bytes).await?;
+    }
+    let mut buffer = [0u8; 1024];
+    while !matches!(host.readiness(), Readiness::Ready(_)) {
+        let n = stream.read(&mut buffer).await?;
+        if n == 0 {
+            return Err(std::io::Error::other(
+                "the node closed before its handshake",
+            ));
+        }
+        host.decode(&buffer[..n]);
+    }
+    Ok((stream, host))
+}

@@ -10,9 +10,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use mesh::serial::{ChannelChoice, DeviceEvent, Protocol, Readiness, SerialSettings};
+use mesh::serial::{DeviceEvent, Protocol};
 use radiosim::{parse_topology, Radios};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
 /// The `meshtastic` command, or `None` (saying why) when the test is to be skipped.
 fn client() -> Option<PathBuf> {
@@ -99,21 +99,10 @@ async fn text_from_the_official_client_reaches_its_listener_and_fieldmesh_over_t
         .spawn()
         .unwrap();
     // …and so does FieldMesh's own host code, over a second connection to B.
-    let mut fieldmesh = tokio::net::TcpStream::connect(b).await.unwrap();
-    let mut host = Protocol::Meshtastic.framing(&SerialSettings {
-        channel: ChannelChoice::Name("FieldMesh".into()),
-        seed: 9,
-        ..SerialSettings::default()
-    });
-    for bytes in host.configure() {
-        fieldmesh.write_all(&bytes).await.unwrap();
-    }
+    let (mut fieldmesh, mut host) = radiosim::meshtastic::connect_host(b, "FieldMesh", 9)
+        .await
+        .expect("node B answers FieldMesh's handshake");
     let mut buffer = [0u8; 1024];
-    while !matches!(host.readiness(), Readiness::Ready(_)) {
-        let n = fieldmesh.read(&mut buffer).await.unwrap();
-        assert!(n > 0, "node B answers FieldMesh's handshake");
-        host.decode(&buffer[..n]);
-    }
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while !std::fs::read_to_string(&log)
         .unwrap_or_default()
