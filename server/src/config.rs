@@ -333,6 +333,59 @@ pub struct Config {
     #[arg(long, env = "FIELDMESH_CAMP_NAME", value_name = "NAME")]
     pub camp_name: Option<String>,
 
+    /// Link this camp with other camps over IP (federation): the address of a NATS server
+    /// with JetStream in a domain (nats://HOST:4222), this camp's own or the hub itself. Use
+    /// --federation-hub instead to let FieldMesh run this camp's NATS server.
+    #[arg(
+        long,
+        env = "FIELDMESH_FEDERATION",
+        value_name = "URL",
+        conflicts_with = "federation_hub"
+    )]
+    pub federation: Option<String>,
+
+    /// Link this camp with other camps over IP through the hub at this leaf-node address
+    /// (nats-leaf://HOST:7422): FieldMesh starts and watches this camp's own NATS leaf server
+    /// (Debian's nats-server package), which keeps this camp's messages while the link is down
+    /// and catches up when it is back.
+    #[arg(long, env = "FIELDMESH_FEDERATION_HUB", value_name = "URL")]
+    pub federation_hub: Option<String>,
+
+    /// How this camp logs in to NATS (the hub with --federation-hub, the server of
+    /// --federation otherwise): a file with "USER:PASSWORD" on its first line, or a NATS
+    /// .creds file.
+    #[arg(long, env = "FIELDMESH_FEDERATION_CREDS", value_name = "FILE")]
+    pub federation_creds: Option<PathBuf>,
+
+    /// The hub's JetStream domain (its nats-server configuration names it).
+    #[arg(
+        long,
+        env = "FIELDMESH_FEDERATION_DOMAIN",
+        value_name = "NAME",
+        default_value = "hub"
+    )]
+    pub federation_domain: String,
+
+    /// Most MB each federation stream keeps (this camp's own, and the hub's of all camps when
+    /// this camp makes it); the oldest messages go first.
+    #[arg(
+        long,
+        env = "FIELDMESH_FEDERATION_MAX_MB",
+        value_name = "MB",
+        default_value_t = 2048,
+        value_parser = clap::value_parser!(u32).range(64..=1_048_576)
+    )]
+    pub federation_max_mb: u32,
+
+    /// The NATS server program --federation-hub starts.
+    #[arg(
+        long,
+        env = "FIELDMESH_NATS_SERVER",
+        value_name = "PROGRAM",
+        default_value = "nats-server"
+    )]
+    pub nats_server: PathBuf,
+
     /// Let a browser with a USB radio (Web Serial) lend it to this server when the server has
     /// none. Needs --join-code: only a device that entered it may lend, since the lender
     /// carries every radio frame of the camp.
@@ -431,6 +484,41 @@ impl Config {
                 .radio_bitrate
                 .unwrap_or(self.radio_protocol.default_bitrate()),
         })
+    }
+
+    /// The federation's settings, when this camp is linked to others.
+    pub fn federation(
+        &self,
+    ) -> Result<Option<crate::federation::FederationConfig>, crate::ServerError> {
+        use crate::federation::{leaf::LeafConfig, Credentials, FederationConfig};
+        if self.federation.is_none() && self.federation_hub.is_none() {
+            if self.federation_creds.is_some() {
+                return Err(crate::ServerError::Refused(
+                    "--federation-creds needs --federation or --federation-hub".into(),
+                ));
+            }
+            return Ok(None);
+        }
+        let credentials = self
+            .federation_creds
+            .as_deref()
+            .map(Credentials::load)
+            .transpose()?;
+        let max_bytes = i64::from(self.federation_max_mb) * 1024 * 1024;
+        Ok(Some(FederationConfig {
+            url: self.federation.clone().unwrap_or_default(),
+            leaf: self.federation_hub.clone().map(|hub| LeafConfig {
+                hub,
+                credentials: credentials.clone(),
+                program: self.nats_server.clone(),
+                max_bytes,
+            }),
+            credentials,
+            hub_domain: self.federation_domain.clone(),
+            max_bytes,
+            room_quota_bytes: u64::from(self.room_quota_mb) * 1024 * 1024,
+            camp: self.camp_name(),
+        }))
     }
 
     /// The join code: the flag's, or the first line of the file. `Ok(None)` when none is set.

@@ -5,6 +5,7 @@ pub mod access;
 pub mod admit;
 pub mod config;
 pub mod error;
+pub mod federation;
 pub mod files;
 pub mod hub;
 pub mod landing;
@@ -59,6 +60,8 @@ pub struct AppState {
     pub max_file_bytes: u64,
     /// The operator's regional map (`--map`), opened once the server runs.
     pub map: Option<Arc<map::RegionalMap>>,
+    /// The link to other camps over IP (`--federation`), started once the server runs.
+    pub federation: Option<federation::Federation>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -146,6 +149,7 @@ impl AppState {
             access,
             chunks,
             map: None,
+            federation: None,
         };
         Ok((state, shutdown_tx))
     }

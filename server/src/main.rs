@@ -35,6 +35,17 @@ async fn main() -> anyhow::Result<()> {
             server::map::RegionalMap::open(path).await?,
         ));
     }
+    if let Some(federation) = config.federation()? {
+        state.federation = Some(
+            server::federation::Federation::start(
+                federation,
+                &data_dir,
+                state.store.clone(),
+                state.hub.clone(),
+            )
+            .await?,
+        );
+    }
     if !state.site.has_app() {
         tracing::warn!(
             "this binary has no web app built in: build it with `./x run` or `./x build`"

@@ -67,7 +67,20 @@ const MIGRATIONS: &[&str] = &[
         access BLOB NOT NULL CHECK (length(access) = 32)
     );
 ",
+    // Which messages came from other camps over federation (never published back to it).
+    "
+    ALTER TABLE messages ADD COLUMN federated INTEGER NOT NULL DEFAULT 0;
+",
 ];
+
+/// Where a stored message came from, for federation: what came from it is not sent back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A phone of this camp, or this camp's radio.
+    Here,
+    /// Another camp, over federation.
+    Federation,
+}
 
 /// What a watcher of a room has not read (see [`Store::unread_blocking`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,6 +132,8 @@ pub struct Store {
     pub id: [u8; 16],
     /// Bytes stored per room, for the rooms asked about so far (kept up to date on insert).
     sizes: Arc<Mutex<HashMap<RoomId, u64>>>,
+    /// Woken after each commit that stored something new (federation's publisher waits on it).
+    pub stored: Arc<tokio::sync::Notify>,
 }
 
 impl Store {
@@ -168,6 +183,7 @@ impl Store {
             conn: Arc::new(Mutex::new(conn)),
             id,
             sizes: Arc::default(),
+            stored: Arc::default(),
         })
     }
 
@@ -233,6 +249,17 @@ impl Store {
         &self,
         envelopes: &[Envelope],
         received_at_ms: u64,
+        on_new: impl FnMut(&Arc<StoredMessage>),
+    ) -> Result<Vec<Stored>, ServerError> {
+        self.insert_many_from_blocking(envelopes, received_at_ms, Origin::Here, on_new)
+    }
+
+    /// [`Store::insert_many_blocking`] for envelopes that came from `origin`.
+    pub fn insert_many_from_blocking(
+        &self,
+        envelopes: &[Envelope],
+        received_at_ms: u64,
+        origin: Origin,
         mut on_new: impl FnMut(&Arc<StoredMessage>),
     ) -> Result<Vec<Stored>, ServerError> {
         let encoded = envelopes
@@ -244,7 +271,8 @@ impl Store {
         let mut results = Vec::with_capacity(envelopes.len());
         {
             let mut insert = tx.prepare_cached(
-                "INSERT INTO messages (id, room, received_at_ms, envelope) VALUES (?1, ?2, ?3, ?4)
+                "INSERT INTO messages (id, room, received_at_ms, envelope, federated)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (room, id) DO NOTHING RETURNING seq",
             )?;
             let mut existing = tx.prepare_cached(
@@ -257,7 +285,8 @@ impl Store {
                             &envelope.id.0[..],
                             &envelope.room.0[..],
                             received_at_ms as i64,
-                            bytes
+                            bytes,
+                            origin == Origin::Federation
                         ],
                         |row| row.get(0),
                     )
@@ -303,11 +332,16 @@ impl Store {
                 }
             }
         }
+        let mut any = false;
         for stored in results
             .iter()
             .filter(|stored| !stored.duplicate && !stored.conflict)
         {
             on_new(&stored.message);
+            any = true;
+        }
+        if any {
+            self.stored.notify_one();
         }
         Ok(results)
     }
@@ -381,6 +415,53 @@ impl Store {
             })
             .collect();
         Ok(rows)
+    }
+
+    /// Up to `limit` messages stored here (not from federation) after the sequence number
+    /// `after`, in the order stored: what federation has not been given yet.
+    pub fn own_after_blocking(
+        &self,
+        after: u64,
+        limit: u16,
+    ) -> Result<Vec<StoredMessage>, ServerError> {
+        let conn = self.lock();
+        let mut statement = conn.prepare_cached(
+            "SELECT seq, received_at_ms, envelope FROM messages
+             WHERE seq > ?1 AND federated = 0 ORDER BY seq ASC LIMIT ?2",
+        )?;
+        let rows = statement.query_map(
+            params![after.min(i64::MAX as u64) as i64, i64::from(limit)],
+            row_to_message,
+        )?;
+        let mut messages = Vec::new();
+        for row in rows {
+            match row? {
+                Ok(message) => messages.push(message),
+                Err(seq) => {
+                    tracing::error!(seq, "skipping a stored message that no longer decodes")
+                }
+            }
+        }
+        Ok(messages)
+    }
+
+    /// A value kept beside the messages (`None` when never set).
+    pub fn meta_blocking(&self, key: &str) -> Result<Option<Vec<u8>>, ServerError> {
+        Ok(self
+            .lock()
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| {
+                row.get(0)
+            })
+            .optional()?)
+    }
+
+    /// Keeps `value` under `key` beside the messages.
+    pub fn set_meta_blocking(&self, key: &str, value: &[u8]) -> Result<(), ServerError> {
+        self.lock().execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+            params![key, value],
+        )?;
+        Ok(())
     }
 
     /// Every room with at least one stored message.

@@ -4,6 +4,7 @@
 
 pub mod camps;
 pub mod http;
+pub mod nats;
 pub mod soak;
 
 use std::io::{BufRead, BufReader};
