@@ -79,7 +79,23 @@ pub struct Charge {
     pub room: Option<RoomId>,
 }
 
+/// Whom pieces fetched from other camps are charged to: no device and no room, so only the
+/// server's whole room for files bounds them.
+const FETCHED: [u8; 16] = *b"federation-fetch";
+
 impl Charge {
+    /// The charge of a piece fetched from another camp.
+    pub fn fetched() -> Self {
+        Self {
+            owner: FETCHED,
+            room: None,
+        }
+    }
+
+    fn is_fetched(&self) -> bool {
+        self.owner == FETCHED && self.room.is_none()
+    }
+
     /// The room quota it counts towards: its room's, or the one all ticketless pieces share.
     fn bucket(&self) -> RoomId {
         self.room.unwrap_or(NO_ROOM)
@@ -113,12 +129,16 @@ struct Usage {
 impl Usage {
     fn add(&mut self, charge: &Charge, len: u64) {
         *self.owners.entry(charge.owner).or_default() += len;
-        *self.rooms.entry(charge.bucket()).or_default() += len;
+        if !charge.is_fetched() {
+            *self.rooms.entry(charge.bucket()).or_default() += len;
+        }
     }
 
     fn remove(&mut self, charge: &Charge, len: u64) {
         take(&mut self.owners, charge.owner, len);
-        take(&mut self.rooms, charge.bucket(), len);
+        if !charge.is_fetched() {
+            take(&mut self.rooms, charge.bucket(), len);
+        }
     }
 }
 
@@ -513,10 +533,20 @@ impl ChunkStore {
         }
     }
 
+    /// Stores a piece fetched from another camp (federation): checked against its name, and
+    /// counted in the server's whole room for files (no phone or room sent it here).
+    pub fn put_fetched_blocking(&self, id: &ChunkId, bytes: &[u8]) -> Result<Stored, ChunkError> {
+        self.put_blocking(id, bytes, &Charge::fetched())
+    }
+
     /// Takes `len` bytes of the room's and the device's quotas, if both have them.
     fn reserve(&self, charge: &Charge, len: u64) -> Result<(), ChunkError> {
         let quotas = self.inner.quotas;
         let mut usage = self.inner.lock_usage();
+        if charge.is_fetched() {
+            usage.add(charge, len);
+            return Ok(());
+        }
         let owner = usage.owners.get(&charge.owner).copied().unwrap_or(0);
         if owner + len > quotas.device {
             return Err(ChunkError::DeviceFull {
@@ -796,10 +826,13 @@ async fn fetch(
     .await;
     let Ok(mut response) = served;
     match response.status() {
-        StatusCode::NOT_FOUND => answer(
-            StatusCode::NOT_FOUND,
-            "This server does not have that piece (yet).",
-        ),
+        StatusCode::NOT_FOUND => match &state.federation {
+            Some(federation) => from_other_camps(&state, federation, id).await,
+            None => answer(
+                StatusCode::NOT_FOUND,
+                "This server does not have that piece (yet).",
+            ),
+        },
         status if status.is_success() || status == StatusCode::NOT_MODIFIED => {
             response.headers_mut().insert(
                 header::CACHE_CONTROL,
@@ -815,6 +848,38 @@ async fn fetch(
             )
         }
     }
+}
+
+/// Asks the linked camps for a piece this server lacks; keeps it (checked against its name)
+/// and serves it.
+async fn from_other_camps(
+    state: &AppState,
+    federation: &crate::federation::Federation,
+    id: ChunkId,
+) -> Response {
+    let Some(bytes) = federation.fetch_chunk(id).await else {
+        return answer(
+            StatusCode::NOT_FOUND,
+            "Neither this server nor a linked camp has that piece (yet).",
+        );
+    };
+    let chunks = state.chunks.clone();
+    let kept = bytes.clone();
+    match tokio::task::spawn_blocking(move || chunks.put_fetched_blocking(&id, &kept)).await {
+        Ok(Ok(_)) => {}
+        // Served all the same: the phone gets its file, the server just does not keep it.
+        Ok(Err(error)) => tracing::warn!(%error, "a piece from another camp was not kept"),
+        Err(error) => tracing::error!(%error, "a piece from another camp was not kept"),
+    }
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/octet-stream"),
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+        ],
+        bytes,
+    )
+        .into_response()
 }
 
 async fn missing(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {

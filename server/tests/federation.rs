@@ -132,6 +132,30 @@ async fn three_camps_share_everything_across_a_partition_each_message_once() {
     cable.mend();
     every_camp_has(&[&a, &b, &c], room, &expected).await;
 
+    // A photo taken at A opens at C: C fetches the pieces it lacks from a camp that has them.
+    let photo: Vec<u8> = (0..600_000u32).map(|n| (n * 7 % 251) as u8).collect();
+    let (_, pieces) = support::http::seal(&photo, 3);
+    assert!(pieces.len() > 1);
+    for piece in &pieces {
+        let id = mesh::file::ChunkId::of(piece);
+        let stored = support::http::put(&a.addr, &id, piece, None).await;
+        assert_eq!(stored.status, 201, "{}", stored.text());
+    }
+    for piece in &pieces {
+        let id = mesh::file::ChunkId::of(piece);
+        let got = support::http::request(&c.addr, "GET", &format!("/chunks/{id}"), None, &[]).await;
+        assert_eq!(got.status, 200, "{}", got.text());
+        assert!(got.body == *piece, "C served another piece's bytes");
+        // Kept: asked again, it comes from C's own disk.
+        assert!(support::http::missing(&c.addr, &[id], None)
+            .await
+            .is_empty());
+    }
+    let unknown = mesh::file::ChunkId([9; 32]);
+    let none =
+        support::http::request(&c.addr, "GET", &format!("/chunks/{unknown}"), None, &[]).await;
+    assert_eq!(none.status, 404, "{}", none.text());
+
     // A camp restarted from an empty database catches up.
     let b_dir = b.data_dir.clone();
     b.stop();

@@ -24,10 +24,12 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer, stream};
 use futures::StreamExt;
+use mesh::file::{ChunkId, SEALED_CHUNK_BYTES};
 use mesh::{Envelope, Kind, RoomId, MAX_BODY_BYTES, MAX_ENVELOPE_BYTES};
 use tokio::sync::watch;
 
 use crate::error::ServerError;
+use crate::files::ChunkStore;
 use crate::hub::Hub;
 use crate::store::{Origin, Store};
 
@@ -145,9 +147,18 @@ pub struct FederationStatus {
     pub problem: Option<String>,
 }
 
+/// Most pieces of files asked of other camps at once.
+const FETCHES_AT_ONCE: usize = 8;
+/// Most pieces sent to other camps at once (more requests wait for a later ask).
+const SENDS_AT_ONCE: usize = 4;
+/// How long other camps get to send a piece.
+const FETCH_WITHIN: Duration = Duration::from_secs(5);
+
 /// The running federation link. Cheap to clone.
 #[derive(Clone)]
 pub struct Federation {
+    client: async_nats::Client,
+    fetches: Arc<tokio::sync::Semaphore>,
     status: watch::Receiver<FederationStatus>,
     /// The camp's leaf server, kept alive as long as the federation is.
     _leaf: Option<Arc<leaf::Leaf>>,
@@ -162,6 +173,7 @@ impl Federation {
         data_dir: &Path,
         store: Store,
         hub: Hub,
+        chunks: ChunkStore,
     ) -> Result<Self, ServerError> {
         let camp_id = mesh::hex::encode(&store.id[..5]);
         let (url, credentials, leaf) = match &config.leaf {
@@ -200,8 +212,11 @@ impl Federation {
             .await
             .map_err(|error| ServerError::Refused(format!("federation: {error}")))?;
         tracing::info!(%url, camp = %shared.camp_id, "federation: linking this camp");
-        tokio::spawn(Arc::clone(&shared).run(client));
+        tokio::spawn(Arc::clone(&shared).run(client.clone()));
+        tokio::spawn(send_chunks(client.clone(), chunks));
         Ok(Self {
+            client,
+            fetches: Arc::new(tokio::sync::Semaphore::new(FETCHES_AT_ONCE)),
             status,
             _leaf: leaf,
         })
@@ -210,6 +225,75 @@ impl Federation {
     /// What the app shows, as it changes.
     pub fn status(&self) -> watch::Receiver<FederationStatus> {
         self.status.clone()
+    }
+
+    /// Asks the linked camps for the piece `id`; the first that has it answers. `None` when
+    /// none answered in time, or what came is not that piece.
+    pub async fn fetch_chunk(&self, id: ChunkId) -> Option<axum::body::Bytes> {
+        let _turn = self.fetches.acquire().await.ok()?;
+        let asked = self
+            .client
+            .request(format!("fieldmesh.chunk.{id}"), axum::body::Bytes::new());
+        let reply = match tokio::time::timeout(FETCH_WITHIN, asked).await {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(error)) => {
+                tracing::debug!(%error, "federation: no camp sent a piece");
+                return None;
+            }
+            Err(_) => return None,
+        };
+        let valid = reply.payload.len() <= SEALED_CHUNK_BYTES && ChunkId::of(&reply.payload) == id;
+        if !valid {
+            tracing::warn!("federation: a camp sent a piece that does not match its name");
+        }
+        valid.then_some(reply.payload)
+    }
+}
+
+/// Answers other camps' asks for pieces this camp has (camps that lack one stay quiet).
+async fn send_chunks(client: async_nats::Client, chunks: ChunkStore) {
+    let sends = Arc::new(tokio::sync::Semaphore::new(SENDS_AT_ONCE));
+    let mut backoff = Backoff::default();
+    loop {
+        match client.subscribe("fieldmesh.chunk.*").await {
+            Ok(mut asks) => {
+                backoff.reset();
+                while let Some(ask) = asks.next().await {
+                    let (Some(reply), Some(id)) = (
+                        ask.reply,
+                        ask.subject
+                            .strip_prefix("fieldmesh.chunk.")
+                            .and_then(mesh::hex::decode::<32>)
+                            .map(ChunkId),
+                    ) else {
+                        continue;
+                    };
+                    if !chunks.has(&id) {
+                        continue;
+                    }
+                    let Ok(turn) = Arc::clone(&sends).try_acquire_owned() else {
+                        continue;
+                    };
+                    let (client, path) = (client.clone(), chunks.path(&id));
+                    tokio::spawn(async move {
+                        let _turn = turn;
+                        match tokio::fs::read(&path).await {
+                            Ok(bytes) if bytes.len() <= SEALED_CHUNK_BYTES => {
+                                if let Err(error) = client.publish(reply, bytes.into()).await {
+                                    tracing::debug!(%error, "federation: could not send a piece");
+                                }
+                            }
+                            Ok(_) => {}
+                            Err(error) => {
+                                tracing::warn!(%error, "federation: could not read a piece")
+                            }
+                        }
+                    });
+                }
+            }
+            Err(error) => tracing::debug!(%error, "federation: cannot hear asks for pieces"),
+        }
+        backoff.wait().await;
     }
 }
 
