@@ -448,6 +448,8 @@ pub struct ChatState {
     pub direct_alert: RwSignal<Option<(String, String)>>,
     /// The server's LoRa radio, when it has one.
     pub radio: RwSignal<Option<RadioLine>>,
+    /// The server's link to other camps over IP, when it has one: `(linked now, the line)`.
+    pub federation: RwSignal<Option<(bool, String)>>,
     /// The room named by the invite link this page was opened with (its key was taken out of
     /// the address bar at once), to fill in the join form.
     pub invite_room: RwSignal<Option<String>>,
@@ -531,6 +533,7 @@ impl ChatState {
             key_warning: RwSignal::new(None),
             direct_alert: RwSignal::new(None),
             radio: RwSignal::new(None),
+            federation: RwSignal::new(None),
             invite_room: RwSignal::new(None),
             web_radio: RwSignal::new(WebRadio::default()),
             touch: RwSignal::new(false),

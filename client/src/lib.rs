@@ -6,6 +6,7 @@
 //! - [`outbox`]: which outbox entries go out on the current connection, what an
 //!   acknowledgement or a refusal does, and the progress bar's figures.
 //! - [`delivery`]: an own message's state, which only moves forward.
+//! - [`federation`]: the line about the server's link to other camps.
 //! - [`cursor`]: the per-room sync cursor (what to ask for after a reconnect).
 //! - [`people`]: contacts, trust on first use, key changes, verification.
 //! - [`connection`]: reconnect backoff with jitter and the silence limit.
@@ -20,6 +21,7 @@ pub mod attention;
 pub mod connection;
 pub mod cursor;
 pub mod delivery;
+pub mod federation;
 pub mod outbox;
 pub mod people;
 pub mod search;

@@ -27,6 +27,6 @@ pub use envelope::{
 };
 pub use error::{DecodeError, EncodeError};
 pub use wire::{
-    apply_presence_changes, ClientFrame, ErrorCode, Member, RadioState, RadioStatus, ServerFrame,
-    StoredMessage, MAX_FRAME_BYTES,
+    apply_presence_changes, ClientFrame, ErrorCode, FederationStatus, Member, RadioState,
+    RadioStatus, ServerFrame, StoredMessage, MAX_FRAME_BYTES,
 };

@@ -377,6 +377,24 @@ pub enum ServerFrame {
         /// The ticket.
         ticket: [u8; 32],
     },
+    /// The server's link to other camps over IP: sent after [`ServerFrame::Welcome`] and
+    /// whenever it changes, by servers that have one.
+    Federation(FederationStatus),
+}
+
+/// Most camp names a [`FederationStatus`] lists.
+pub const MAX_FEDERATION_CAMPS: usize = 64;
+
+/// A server's link to other camps over IP (federation), for the connection bar.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FederationStatus {
+    /// Other camps heard lately, by name (at most [`MAX_FEDERATION_CAMPS`]).
+    pub camps: Vec<String>,
+    /// When the server last knew it had everything the other camps sent (ms since the
+    /// epoch, server clock).
+    pub last_synced_ms: Option<u64>,
+    /// What is wrong, when something is (a sentence for people).
+    pub problem: Option<String>,
 }
 
 /// Applies a [`ServerFrame::PresenceChanged`] to a room's member list: a joined member takes
@@ -679,6 +697,11 @@ mod tests {
                 room: RoomId([4; 16]),
                 ticket: [5; 32],
             },
+            ServerFrame::Federation(FederationStatus {
+                camps: vec!["Camp B".into(), "Hill clinic".into()],
+                last_synced_ms: Some(1_800_000_000_000),
+                problem: None,
+            }),
         ];
         // Every variant is here: this match stops compiling when one is added.
         let covered: std::collections::HashSet<&str> = frames
@@ -703,6 +726,7 @@ mod tests {
                 ServerFrame::PresenceChanged { .. } => "presence changed",
                 ServerFrame::FileLimits { .. } => "file limits",
                 ServerFrame::FileTicket { .. } => "file ticket",
+                ServerFrame::Federation(_) => "federation",
             })
             .collect();
         assert_eq!(covered.len(), frames.len(), "one of each variant");

@@ -84,6 +84,29 @@ async fn every_camp_has(camps: &[&TestServer], room: RoomId, expected: &[Message
     }
 }
 
+/// Waits until a phone at `server` is told a federation status that `wanted` accepts.
+async fn told(
+    server: &TestServer,
+    wanted: impl Fn(&mesh::FederationStatus) -> bool,
+) -> mesh::FederationStatus {
+    let started = Instant::now();
+    let mut phone = server.client().await;
+    let mut last = None;
+    while started.elapsed() < AGREE_WITHIN {
+        match phone.next_or_quiet().await {
+            Ok(Some(mesh::ServerFrame::Federation(status))) => {
+                if wanted(&status) {
+                    return status;
+                }
+                last = Some(status);
+            }
+            Ok(_) => {}
+            Err(()) => phone = server.client().await,
+        }
+    }
+    panic!("after {AGREE_WITHIN:?} the phone was last told {last:?}");
+}
+
 /// Writes `count` messages in `room` at `server`; returns their ids.
 async fn write(server: &TestServer, room: RoomId, author: &str, count: usize) -> Vec<MessageId> {
     let mut phone = server.client().await;
@@ -94,6 +117,13 @@ async fn write(server: &TestServer, room: RoomId, author: &str, count: usize) ->
         ids.push(envelope.id);
     }
     ids
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,6 +140,12 @@ async fn three_camps_share_everything_across_a_partition_each_message_once() {
     let mut expected = write(&a, room, "Ana", 5).await;
     expected.extend(write(&c, room, "Cleo", 5).await);
     every_camp_has(&[&a, &b, &c], room, &expected).await;
+    // Phones see the link: which camps, synced when.
+    let status = told(&a, |s| s.camps.len() == 2).await;
+    assert_eq!(status.camps, ["Camp B", "Camp C"]);
+    assert!(status.problem.is_none());
+    let synced = status.last_synced_ms.expect("synced");
+    assert!(synced.abs_diff(now_ms()) < 60_000, "synced {synced}");
 
     // The link to C goes down; both sides keep writing.
     cable.cut();
@@ -127,6 +163,11 @@ async fn three_camps_share_everything_across_a_partition_each_message_once() {
         while_apart_a.iter().all(|id| !at_c.contains(id)),
         "the cable was cut, yet C got A's messages"
     );
+
+    // C's phones are told the link is down, and A's that C is gone.
+    let apart = told(&c, |s| s.problem.is_some()).await;
+    assert!(apart.last_synced_ms.is_some());
+    told(&a, |s| s.camps == ["Camp B"]).await;
 
     // The link comes back: every camp ends with every message, once.
     cable.mend();

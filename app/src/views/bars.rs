@@ -153,6 +153,20 @@ pub(super) fn RadioBar() -> impl IntoView {
     }
 }
 
+/// The server's link to other camps over IP: shown only when it has one.
+#[component]
+pub(super) fn FederationBar() -> impl IntoView {
+    let state = expect_context::<ChatClient>().state;
+    view! {
+        {move || state.federation.get().map(|(linked, text)| view! {
+            <div class="radiobar" class:down=!linked role="status" data-testid="federation-status">
+                "🔗 "
+                <span>{text}</span>
+            </div>
+        })}
+    }
+}
+
 /// "Ben is typing…"
 #[component]
 pub(super) fn TypingLine() -> impl IntoView {

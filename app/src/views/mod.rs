@@ -19,7 +19,10 @@ use mesh::serial::meshtastic::meshtastic_channel_of;
 
 use crate::chat::ChatClient;
 use alerts::{SosBanners, SosSheet};
-use bars::{ConnectionBadge, DirectAlert, KeyWarning, Presence, RadioBar, SyncBar, TypingLine};
+use bars::{
+    ConnectionBadge, DirectAlert, FederationBar, KeyWarning, Presence, RadioBar, SyncBar,
+    TypingLine,
+};
 use home::Home;
 use icons::{MoreIcon, MutedIcon};
 use messages::{Composer, MessageList};
@@ -98,6 +101,7 @@ fn RoomView() -> impl IntoView {
             <KeyWarning/>
             <SyncBar/>
             <RadioBar/>
+            <FederationBar/>
             <LiveBar/>
             <Notice/>
             <MessageList/>

@@ -26,6 +26,7 @@ mod actions;
 mod alerts;
 mod attention;
 mod connection;
+mod federation;
 mod files;
 mod inbox;
 mod location;
@@ -74,6 +75,7 @@ pub(crate) fn start() -> ChatClient {
         session: session::Session::default(),
         radio: radio::Radio::default(),
         search: search::Search::default(),
+        federation: federation::Federation::default(),
     });
     let coarse = web_sys::window()
         .and_then(|w| w.match_media("(pointer: coarse)").ok().flatten())
@@ -105,6 +107,7 @@ pub(crate) struct Engine {
     session: session::Session,
     radio: radio::Radio,
     search: search::Search,
+    federation: federation::Federation,
 }
 
 /// A job that runs at most once at a time: asked for while it runs, it runs once more after
@@ -347,6 +350,7 @@ impl Engine {
                 self.files.on_limits(self, max_file_bytes)
             }
             ServerFrame::FileTicket { room, ticket } => self.files.on_ticket(room, ticket),
+            ServerFrame::Federation(status) => self.federation.on_status(self, status),
         }
     }
 }

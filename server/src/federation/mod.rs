@@ -36,9 +36,9 @@ use crate::store::{Origin, Store};
 /// The hub's stream of every camp's messages.
 pub const ALL_STREAM: &str = "FM_ALL";
 /// How often a camp says it is there, and checks that it is still among `FM_ALL`'s sources.
-const ANNOUNCE_EVERY: Duration = Duration::from_secs(10);
+const ANNOUNCE_EVERY: Duration = Duration::from_secs(5);
 /// A camp not heard for this long is no longer counted as linked.
-const LINKED_FOR: Duration = Duration::from_secs(35);
+const LINKED_FOR: Duration = Duration::from_secs(16);
 /// How long a reader waits for news before it asks the hub whether it is still up to date.
 const SYNC_CHECK_EVERY: Duration = Duration::from_secs(10);
 /// Most envelopes stored in one transaction.
@@ -136,16 +136,7 @@ impl Credentials {
     }
 }
 
-/// What the app shows of federation.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FederationStatus {
-    /// Other camps heard over federation lately, by name.
-    pub camps: Vec<String>,
-    /// When this camp last knew it had everything the hub holds (ms since the epoch).
-    pub last_synced_ms: Option<u64>,
-    /// What is wrong, when something is.
-    pub problem: Option<String>,
-}
+pub use mesh::FederationStatus;
 
 /// Most pieces of files asked of other camps at once.
 const FETCHES_AT_ONCE: usize = 8;
@@ -393,6 +384,7 @@ impl Shared {
             .map(|(_, (name, _))| name.clone())
             .collect();
         camps.sort();
+        camps.truncate(mesh::wire::MAX_FEDERATION_CAMPS);
         let status = FederationStatus {
             camps,
             last_synced_ms: *lock(&self.last_synced_ms),

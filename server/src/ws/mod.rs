@@ -130,6 +130,13 @@ async fn serve_connection(socket: WebSocket, state: AppState, address: IpAddr) {
         session.send(ServerFrame::Radio(status)).await;
         session.send(session.state.radio.camp()).await;
     }
+    let mut federation = session.state.federation.as_ref().map(|f| f.status());
+    if session.unlocked {
+        if let Some(federation) = &mut federation {
+            let status = federation.borrow_and_update().clone();
+            session.send(ServerFrame::Federation(status)).await;
+        }
+    }
     tracing::debug!(connection = session.id, "client connected");
 
     let mut stream = stream.ready_chunks(READ_BATCH);
@@ -148,6 +155,10 @@ async fn serve_connection(socket: WebSocket, state: AppState, address: IpAddr) {
                         let status = radio.borrow_and_update().clone();
                         session.send(ServerFrame::Radio(status)).await;
                         session.send(session.state.radio.camp()).await;
+                        if let Some(federation) = &mut federation {
+                            let status = federation.borrow_and_update().clone();
+                            session.send(ServerFrame::Federation(status)).await;
+                        }
                     }
                 }
                 None => break,
@@ -176,11 +187,30 @@ async fn serve_connection(socket: WebSocket, state: AppState, address: IpAddr) {
                     radio_alive = false;
                 }
             }
+            Some(status) = federation_changed(&mut federation) => {
+                if session.unlocked {
+                    session.send(ServerFrame::Federation(status)).await;
+                }
+            }
             _ = shutdown.changed() => break,
         }
     }
     drop(session);
     let _ = writer.await;
+}
+
+/// The federation's next status; never ready without federation (or once it is gone).
+async fn federation_changed(
+    federation: &mut Option<tokio::sync::watch::Receiver<mesh::FederationStatus>>,
+) -> Option<mesh::FederationStatus> {
+    let Some(receiver) = federation else {
+        return std::future::pending().await;
+    };
+    if receiver.changed().await.is_err() {
+        *federation = None;
+        return std::future::pending().await;
+    }
+    Some(receiver.borrow_and_update().clone())
 }
 
 /// One connected client: where its frames go and which rooms it follows.

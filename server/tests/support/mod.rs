@@ -241,6 +241,7 @@ impl Client {
                 | ServerFrame::Radio(_)
                 | ServerFrame::Camp { .. }
                 | ServerFrame::FileLimits { .. }
+                | ServerFrame::Federation(_)
                 | ServerFrame::Relayed { .. } => continue,
                 frame => return frame,
             }

@@ -441,7 +441,7 @@ fn with_frames_lost_a_rooms_messages_still_arrive_in_the_order_they_were_written
                 match event {
                     Event::Transmit(bytes) => {
                         // A's first frame, and every third after, is lost on the air.
-                        let lost = to_b && sent_by_a % 3 == 0;
+                        let lost = to_b && sent_by_a.is_multiple_of(3);
                         sent_by_a += u32::from(to_b);
                         if !lost {
                             air.push((now + 50, to_b, bytes));
