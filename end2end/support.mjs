@@ -1,6 +1,7 @@
 // Shared parts of the browser tests: a real server process, Debian's chromium, page objects.
 import { execFileSync, spawn } from 'node:child_process';
 import { openSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -137,6 +138,78 @@ export class RadioSim {
     await this.stop();
     await rm(this.dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * A NATS hub for camps linked over IP (Debian's nats-server): JetStream in the domain "hub",
+ * a leaf-node port the camps' own leaf servers connect to, one login per camp. `camp(name)`
+ * gives the flags a FieldMesh server needs to join it.
+ */
+export class NatsHub {
+  static async start(camps) {
+    const hub = new NatsHub();
+    hub.dir = await mkdtemp(join(tmpdir(), 'fieldmesh-hub-'));
+    hub.leafPort = await freePort();
+    hub.logins = {};
+    const users = camps.map((camp, n) => {
+      hub.logins[camp] = [`camp${n}`, `secret-${n}-${process.pid}`];
+      return `{ user: "camp${n}", password: "secret-${n}-${process.pid}", account: FIELDMESH }`;
+    });
+    const conf = join(hub.dir, 'hub.conf');
+    await writeFile(
+      conf,
+      `server_name: hub\nlisten: "127.0.0.1:${await freePort()}"\n` +
+        `jetstream { store_dir: "${join(hub.dir, 'js')}", domain: hub }\n` +
+        `accounts { FIELDMESH { jetstream: enabled } }\n` +
+        `leafnodes { listen: "127.0.0.1:${hub.leafPort}", authorization { users: [ ${users.join(', ')} ] } }\n`,
+    );
+    hub.process = spawn(process.env.FIELDMESH_NATS_SERVER ?? 'nats-server', ['-c', conf], { stdio: 'ignore' });
+    for (let i = 0; i < 200; i++) {
+      if (await canConnect(hub.leafPort)) return hub;
+      await new Promise((ok) => setTimeout(ok, 50));
+    }
+    throw new Error('the NATS hub did not listen');
+  }
+
+  /** The flags of camp `name`'s server. */
+  async camp(name) {
+    const [user, password] = this.logins[name];
+    const file = join(this.dir, `${user}.login`);
+    await writeFile(file, `${user}:${password}\n`);
+    return ['--camp-name', name, '--federation-hub', `nats-leaf://127.0.0.1:${this.leafPort}`, '--federation-creds', file];
+  }
+
+  async dispose() {
+    if (this.process && this.process.exitCode === null) {
+      const exited = new Promise((ok) => this.process.once('exit', ok));
+      this.process.kill('SIGKILL');
+      await exited;
+    }
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** A free TCP port on loopback. */
+function freePort() {
+  return new Promise((ok, fail) => {
+    const server = createServer();
+    server.once('error', fail);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => ok(port));
+    });
+  });
+}
+
+function canConnect(port) {
+  return new Promise((ok) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      ok(true);
+    });
+    socket.once('error', () => ok(false));
+  });
 }
 
 /** Headless Debian chromium, flags as the machine needs them (root, closed network). */
