@@ -266,6 +266,33 @@ fn order_range(room: &str, from: (f64, bool), to: (f64, bool)) -> Result<KeyRang
         .map_err(|error| DbError(format!("{error:?}")))
 }
 
+/// Drops the copies of `original` that came over the radio (their ids are the original's
+/// first 6 bytes, the room's first 4, then a hash of the radio form): a message heard by
+/// radio and later received whole (from this server, or from another camp through it) is
+/// one message.
+async fn drop_radio_copies(messages: &rexie::Store, original: &MessageRecord) -> Result<()> {
+    let (Some(id), Some(room)) = (original.id.get(..12), original.room.get(..8)) else {
+        return Ok(());
+    };
+    let prefix = format!("{id}{room}");
+    // Ids are lower-case hex: every id with this prefix sorts before the prefix and "g".
+    let range = KeyRange::bound(
+        &prefix.as_str().into(),
+        &format!("{prefix}g").into(),
+        Some(false),
+        Some(true),
+    )
+    .map_err(|error| DbError(format!("{error:?}")))?;
+    for value in messages.get_all(Some(range), Some(4)).await? {
+        let copy: MessageRecord = from_js(value)?;
+        if copy.state == RecordState::Radio && copy.room == original.room && copy.id != original.id
+        {
+            messages.delete(copy.id.as_str().into()).await?;
+        }
+    }
+    Ok(())
+}
+
 impl Db {
     /// Opens (creating or upgrading) the database.
     pub(crate) async fn open() -> Result<Self> {
@@ -601,6 +628,9 @@ impl Db {
                     record.state = held.state.step(|d| d.merge(record.state.into()));
                     record.camps = held.camps;
                 }
+            }
+            if record.state != RecordState::Radio {
+                drop_radio_copies(&messages, &record).await?;
             }
             messages.put(&to_js(&record)?, None).await?;
         }

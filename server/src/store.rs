@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use mesh::{Envelope, MessageId, RoomId, StoredMessage};
+use mesh::{Envelope, Kind, MessageId, RoomId, StoredMessage};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::error::ServerError;
@@ -269,6 +269,7 @@ impl Store {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
         let mut results = Vec::with_capacity(envelopes.len());
+        let mut replaced_copies = false;
         {
             let mut insert = tx.prepare_cached(
                 "INSERT INTO messages (id, room, received_at_ms, envelope, federated)
@@ -279,6 +280,20 @@ impl Store {
                 "SELECT seq, received_at_ms, envelope FROM messages WHERE room = ?1 AND id = ?2",
             )?;
             for (envelope, bytes) in envelopes.iter().zip(&encoded) {
+                // A radio copy of a message held whole is that message again.
+                if envelope.kind == Kind::Radio {
+                    if let Some(original) = twins(&tx, envelope)?
+                        .into_iter()
+                        .find(|m| m.envelope.kind != Kind::Radio)
+                    {
+                        results.push(Stored {
+                            message: Arc::new(original),
+                            duplicate: true,
+                            conflict: false,
+                        });
+                        continue;
+                    }
+                }
                 let inserted: Option<i64> = insert
                     .query_row(
                         params![
@@ -291,6 +306,16 @@ impl Store {
                         |row| row.get(0),
                     )
                     .optional()?;
+                if inserted.is_some() && envelope.kind != Kind::Radio {
+                    // The whole message replaces its radio copies.
+                    for copy in twins(&tx, envelope)?
+                        .into_iter()
+                        .filter(|m| m.envelope.kind == Kind::Radio)
+                    {
+                        tx.execute("DELETE FROM messages WHERE seq = ?1", [copy.seq as i64])?;
+                        replaced_copies = true;
+                    }
+                }
                 let stored = match inserted {
                     Some(seq) => Stored {
                         message: Arc::new(StoredMessage {
@@ -322,6 +347,10 @@ impl Store {
             }
         }
         tx.commit()?;
+        if replaced_copies {
+            // Sizes are counted again on the next ask.
+            self.sizes().clear();
+        }
         {
             let mut sizes = self.sizes();
             for ((stored, envelope), bytes) in results.iter().zip(envelopes).zip(&encoded) {
@@ -648,6 +677,47 @@ impl Store {
     }
 }
 
+/// The other messages of `envelope`'s room that are the same message in another form: its
+/// radio copies (ids: the message's first 6 bytes, the room's first 4, a hash), or for a
+/// radio copy the message it was made from (ids starting with the same 6 bytes).
+fn twins(
+    tx: &rusqlite::Transaction<'_>,
+    envelope: &Envelope,
+) -> Result<Vec<StoredMessage>, ServerError> {
+    let mut low = [0u8; 16];
+    low[..6].copy_from_slice(&envelope.id.0[..6]);
+    let mut high = [0xffu8; 16];
+    high[..6].copy_from_slice(&envelope.id.0[..6]);
+    let mut query = tx.prepare_cached(
+        "SELECT seq, received_at_ms, envelope FROM messages
+         WHERE room = ?1 AND id >= ?2 AND id <= ?3 AND id != ?4 LIMIT 8",
+    )?;
+    let rows = query.query_map(
+        params![
+            &envelope.room.0[..],
+            &low[..],
+            &high[..],
+            &envelope.id.0[..]
+        ],
+        row_to_message,
+    )?;
+    let tag = &envelope.room.0[..4];
+    let mut twins = Vec::new();
+    for row in rows {
+        let Ok(message) = row? else { continue };
+        let copy_of = |radio: &Envelope, whole: &Envelope| {
+            radio.kind == Kind::Radio
+                && whole.kind != Kind::Radio
+                && radio.id.0[6..10] == *tag
+                && radio.id.0[..6] == whole.id.0[..6]
+        };
+        if copy_of(&message.envelope, envelope) || copy_of(envelope, &message.envelope) {
+            twins.push(message);
+        }
+    }
+    Ok(twins)
+}
+
 /// Reads a row; the inner `Err` carries the sequence number of a row whose envelope no longer
 /// decodes (it is skipped and logged, never served).
 fn row_to_message(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<StoredMessage, u64>> {
@@ -690,6 +760,52 @@ mod tests {
             signature: mesh::Signature([0; 64]),
             body: vec![n; 8],
         }
+    }
+
+    #[test]
+    fn a_message_heard_by_radio_and_received_whole_is_one_message_in_either_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let key = mesh::crypto::RoomKey::from_bytes([7; 32]);
+        let room = key.room_id();
+        let copy_of = |whole: &Envelope| {
+            mesh::radio::RadioMessage::seal(&key, whole.id, 1_800_000_000, "Ana", "water")
+                .to_envelope(room)
+        };
+        let mut whole = envelope(1, room);
+        let copy = copy_of(&whole);
+        assert_ne!(copy.id, whole.id);
+
+        // Heard by radio first: the whole message replaces the copy.
+        assert!(!store.insert_blocking(&copy, 1, |_| {}).unwrap().duplicate);
+        let stored = store.insert_blocking(&whole, 2, |_| {}).unwrap();
+        assert!(!stored.duplicate && !stored.conflict);
+        let (page, _) = store.page_before_blocking(room, None, 10).unwrap();
+        let ids: Vec<MessageId> = page.iter().map(|m| m.envelope.id).collect();
+        assert_eq!(ids, [whole.id]);
+        assert_eq!(
+            store.room_bytes_blocking(room).unwrap(),
+            whole.encode().unwrap().len() as u64
+        );
+
+        // Held whole first: the radio copy is that message again, and stores nothing.
+        whole.id = MessageId([2; 16]);
+        store.insert_blocking(&whole, 3, |_| {}).unwrap();
+        let again = store.insert_blocking(&copy_of(&whole), 4, |_| {}).unwrap();
+        assert!(again.duplicate);
+        assert_eq!(again.message.envelope, whole);
+        assert_eq!(store.count_blocking().unwrap(), 2);
+
+        // A radio message whose id only starts like another radio message's is its own.
+        let other =
+            mesh::radio::RadioMessage::seal(&key, MessageId([3; 16]), 1_800_000_000, "Ben", "a")
+                .to_envelope(room);
+        let second =
+            mesh::radio::RadioMessage::seal(&key, MessageId([3; 16]), 1_800_000_001, "Ben", "b")
+                .to_envelope(room);
+        store.insert_blocking(&other, 5, |_| {}).unwrap();
+        assert!(!store.insert_blocking(&second, 6, |_| {}).unwrap().duplicate);
+        assert_eq!(store.count_blocking().unwrap(), 4);
     }
 
     #[test]
