@@ -42,6 +42,7 @@ async fn main() -> anyhow::Result<()> {
                 &data_dir,
                 state.store.clone(),
                 state.hub.clone(),
+                state.radio.clone(),
                 state.chunks.clone(),
             )
             .await?,

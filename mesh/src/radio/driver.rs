@@ -186,6 +186,12 @@ impl Driver {
         self.link_up
     }
 
+    /// This side got the message `key`, sent at `sent_at_s`, by another path (over IP): see
+    /// [`Node::held_elsewhere`].
+    pub fn held_elsewhere(&mut self, key: MessageKey, sent_at_s: u32) {
+        self.node.held_elsewhere(key, sent_at_s);
+    }
+
     /// Whether `key` is a message of this side still waiting for confirmation.
     pub fn is_waiting(&self, key: MessageKey) -> bool {
         self.own.contains_key(&key)

@@ -163,6 +163,10 @@ pub struct Node {
     kept: HashMap<MessageKey, (RadioMessage, u8)>,
     kept_order: VecDeque<(u64, MessageKey)>,
     kept_bytes: usize,
+    /// Messages this node's camp got by another path (over IP), with their send times:
+    /// summaries count them as held, so no neighbour spends airtime catching them up.
+    elsewhere: HashMap<MessageKey, u32>,
+    elsewhere_order: VecDeque<MessageKey>,
     /// Frames that go out after a random delay: acknowledgements, and catch-up for a
     /// neighbour (with the message, so another neighbour's copy can cancel it).
     delayed: Vec<(u64, Option<MessageKey>, Packet)>,
@@ -212,6 +216,8 @@ impl Node {
             kept: HashMap::new(),
             kept_order: VecDeque::new(),
             kept_bytes: 0,
+            elsewhere: HashMap::new(),
+            elsewhere_order: VecDeque::new(),
             delayed: Vec::new(),
             next_summary_ms: None,
             active_until_ms: 0,
@@ -284,7 +290,12 @@ impl Node {
             .kept
             .values()
             .filter(|(m, _)| m.sent_at_s().is_some_and(|sent| sent >= *since_s))
-            .count();
+            .count()
+            + self
+                .elsewhere
+                .iter()
+                .filter(|(key, sent)| **sent >= *since_s && !self.kept.contains_key(key))
+                .count();
         let queued: Vec<MessageKey> = self.delayed.iter().filter_map(|(_, m, _)| *m).collect();
         // Only messages whose range reaches past this node are offered.
         let mut missing: Vec<(u32, MessageKey)> = self
@@ -350,6 +361,12 @@ impl Node {
             .kept
             .values()
             .filter_map(|(m, _)| Some((m.sent_at_s()?, m.key)))
+            .chain(
+                self.elsewhere
+                    .iter()
+                    .filter(|(key, _)| !self.kept.contains_key(key))
+                    .map(|(key, sent)| (*sent, *key)),
+            )
             .collect();
         held.sort_by(|a, b| b.cmp(a));
         // The filter must hold every message sent since `since_s`: when more than fit, start
@@ -470,6 +487,21 @@ impl Node {
             );
         }
         Ok(true)
+    }
+
+    /// Notes that this node's camp got the message `key`, sent at `sent_at_s`, by another
+    /// path (over IP): its summaries say it holds it, so neighbours do not catch it up over
+    /// the radio. (A flood of it is still relayed: camps further on may have no other path.)
+    pub fn held_elsewhere(&mut self, key: MessageKey, sent_at_s: u32) {
+        if self.elsewhere.insert(key, sent_at_s).is_some() {
+            return;
+        }
+        self.elsewhere_order.push_back(key);
+        while self.elsewhere_order.len() > KEPT_LIMIT {
+            if let Some(old) = self.elsewhere_order.pop_front() {
+                self.elsewhere.remove(&old);
+            }
+        }
     }
 
     /// Forgets a message this node started, so [`Node::send`] sends it afresh (after it went

@@ -164,6 +164,7 @@ impl Federation {
         data_dir: &Path,
         store: Store,
         hub: Hub,
+        radio: crate::radio::Radio,
         chunks: ChunkStore,
     ) -> Result<Self, ServerError> {
         let camp_id = mesh::hex::encode(&store.id[..5]);
@@ -180,6 +181,7 @@ impl Federation {
         let shared = Arc::new(Shared {
             store,
             hub,
+            radio,
             camp_id,
             config,
             status: status_tx,
@@ -292,6 +294,9 @@ async fn send_chunks(client: async_nats::Client, chunks: ChunkStore) {
 struct Shared {
     store: Store,
     hub: Hub,
+    /// The radio bridge: told what came over IP, so the radio keeps its airtime for what
+    /// has no other path.
+    radio: crate::radio::Radio,
     /// This camp's id among camps (from its database's id).
     camp_id: String,
     config: FederationConfig,
@@ -578,6 +583,7 @@ impl Shared {
     /// ones (each id once, whatever way it came); returns how many were new.
     async fn take(&self, payloads: Vec<axum::body::Bytes>) -> Result<usize, ServerError> {
         let hub = self.hub.clone();
+        let radio = self.radio.clone();
         let quota = self.config.room_quota_bytes;
         self.store
             .run(move |store| {
@@ -606,7 +612,13 @@ impl Shared {
                     &valid,
                     crate::now_ms(),
                     Origin::Federation,
-                    |message| hub.publish(message),
+                    |message| {
+                        hub.publish(message);
+                        let envelope = &message.envelope;
+                        if envelope.kind != Kind::Radio {
+                            radio.held_elsewhere(envelope.room, envelope.id, envelope.created_at_ms);
+                        }
+                    },
                 )?;
                 Ok(stored
                     .iter()

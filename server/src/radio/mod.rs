@@ -90,6 +90,11 @@ enum Command {
         urgent: bool,
     },
     Known(RoomId),
+    /// A message came over IP (federation): neighbours need not catch this camp up with it.
+    HeldElsewhere {
+        key: MessageKey,
+        sent_at_s: u32,
+    },
     /// A phone's receipt for a message heard: sent once, not kept across restarts.
     Receipt {
         room: RoomId,
@@ -288,6 +293,17 @@ impl Radio {
     pub fn known_room(&self, room: RoomId) {
         let _ = self.commands.try_send(Command::Known(room));
     }
+
+    /// The message `id` of `room`, written at `created_at_ms`, came over IP (federation): the
+    /// radio's summaries count it as held, so no neighbour spends airtime catching this camp
+    /// up with it. Best effort: dropped when the bridge is busy.
+    pub fn held_elsewhere(&self, room: RoomId, id: MessageId, created_at_ms: u64) {
+        let sent_at_s = u32::try_from(created_at_ms / 1000).unwrap_or(u32::MAX);
+        let key = MessageKey::of(room, id);
+        let _ = self
+            .commands
+            .try_send(Command::HeldElsewhere { key, sent_at_s });
+    }
 }
 
 struct Bridge {
@@ -427,6 +443,9 @@ impl Bridge {
                             urgent: false,
                         };
                         self.queue(own).await;
+                    }
+                    Some(Command::HeldElsewhere { key, sent_at_s }) => {
+                        self.driver.held_elsewhere(key, sent_at_s);
                     }
                     Some(Command::Known(room)) => {
                         if self.learn(room) {
