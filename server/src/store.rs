@@ -462,16 +462,7 @@ impl Store {
             params![after.min(i64::MAX as u64) as i64, i64::from(limit)],
             row_to_message,
         )?;
-        let mut messages = Vec::new();
-        for row in rows {
-            match row? {
-                Ok(message) => messages.push(message),
-                Err(seq) => {
-                    tracing::error!(seq, "skipping a stored message that no longer decodes")
-                }
-            }
-        }
-        Ok(messages)
+        readable(rows)
     }
 
     /// A value kept beside the messages (`None` when never set).
@@ -568,16 +559,7 @@ impl Store {
             ],
             row_to_message,
         )?;
-        let mut messages = Vec::new();
-        for row in rows {
-            match row? {
-                Ok(message) => messages.push(message),
-                Err(seq) => {
-                    tracing::error!(seq, "skipping a stored message that no longer decodes")
-                }
-            }
-        }
-        Ok(messages)
+        readable(rows)
     }
 
     /// How many messages of `room` after `after` (all when `None`) were sent by others than
@@ -716,6 +698,20 @@ fn twins(
         }
     }
     Ok(twins)
+}
+
+/// The messages of `rows` that still decode (one that does not is logged and skipped).
+fn readable(
+    rows: impl Iterator<Item = rusqlite::Result<Result<StoredMessage, u64>>>,
+) -> Result<Vec<StoredMessage>, ServerError> {
+    let mut messages = Vec::new();
+    for row in rows {
+        match row? {
+            Ok(message) => messages.push(message),
+            Err(seq) => tracing::error!(seq, "skipping a stored message that no longer decodes"),
+        }
+    }
+    Ok(messages)
 }
 
 /// Reads a row; the inner `Err` carries the sequence number of a row whose envelope no longer

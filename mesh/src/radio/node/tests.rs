@@ -717,15 +717,13 @@ fn on_a_grid_of_fifty_camps_with_loss_every_camp_gets_every_message() {
     }
 }
 
-#[test]
-fn a_camp_back_after_an_hour_catches_up_oldest_first() {
-    const HOUR_MS: u64 = 60 * 60 * 1000;
-    let start = 1_800_000_000_000u64;
+/// Node A alone sends `count` messages, one every `every_ms` from `start`, retrying each
+/// while nobody hears it; returns A and the messages.
+fn sent_alone(start: u64, count: u64, every_ms: u64) -> (Node, Vec<RadioMessage>) {
     let mut a = Node::new(NodeConfig::default(), 1);
-    // An hour of messages while B was off: A sends each and retries it, heard by nobody.
     let mut messages = Vec::new();
-    for n in 0..30u64 {
-        let at = start + n * 2 * 60 * 1000;
+    for n in 0..count {
+        let at = start + n * every_ms;
         let message = RadioMessage::seal(
             &key(),
             MessageId([n as u8 + 1; 16]),
@@ -736,77 +734,21 @@ fn a_camp_back_after_an_hour_catches_up_oldest_first() {
         a.send(at, &message).unwrap();
         messages.push(message);
         let mut now = at;
-        while let Some(wake) = a.next_wakeup().filter(|w| *w < at + 2 * 60 * 1000) {
+        while let Some(wake) = a.next_wakeup().filter(|w| *w < at + every_ms) {
             now = wake.max(now);
             drop(a.poll(now));
         }
     }
-    let back = start + HOUR_MS;
-    // B is switched on; the two hear each other from now on.
-    let mut b = Node::new(NodeConfig::default(), 2);
-    let mut now = back;
-    let mut got = Vec::new();
-    while now < back + 30 * 60 * 1000 {
-        let from_a = a.poll(now);
-        let from_b = b.poll(now);
-        for action in from_a {
-            if let Action::Transmit(bytes) = action {
-                for reply in b.receive(now, &bytes).unwrap() {
-                    if let Action::Deliver(message) = reply {
-                        got.push(message.key);
-                    }
-                }
-            }
-        }
-        for action in from_b {
-            if let Action::Transmit(bytes) = action {
-                a.receive(now, &bytes).unwrap();
-            }
-        }
-        now = [a.next_wakeup(), b.next_wakeup()]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(now + 1000)
-            .max(now + 1);
-    }
-    let sent: Vec<MessageKey> = messages.iter().map(|m| m.key).collect();
-    assert_eq!(got, sent, "every message, once, oldest first");
+    (a, messages)
 }
 
-#[test]
-fn a_camp_that_got_messages_over_ip_is_caught_up_by_radio_only_with_the_others() {
-    let start = 1_800_000_000_000u64;
-    let mut a = Node::new(NodeConfig::default(), 1);
-    // Half an hour of messages while B's radio was off: A sends each, heard by nobody.
-    let mut messages = Vec::new();
-    for n in 0..30u64 {
-        let at = start + n * 60 * 1000;
-        let message = RadioMessage::seal(
-            &key(),
-            MessageId([n as u8 + 1; 16]),
-            (at / 1000) as u32,
-            "A",
-            &format!("update {n}"),
-        );
-        a.send(at, &message).unwrap();
-        messages.push(message);
-        let mut now = at;
-        while let Some(wake) = a.next_wakeup().filter(|w| *w < at + 60 * 1000) {
-            now = wake.max(now);
-            drop(a.poll(now));
-        }
-    }
-    let back = start + 30 * 60 * 1000;
-    // B's camp got the first twenty over IP meanwhile; its radio comes on.
-    let mut b = Node::new(NodeConfig::default(), 2);
-    for message in &messages[..20] {
-        b.held_elsewhere(message.key, message.sent_at_s().unwrap());
-    }
-    let mut now = back;
+/// A and B hear each other from `from` for 30 minutes: what B delivers, in order, and how
+/// many catch-up frames A sent.
+fn exchange(a: &mut Node, b: &mut Node, from: u64) -> (Vec<MessageKey>, usize) {
+    let mut now = from;
     let mut got = Vec::new();
     let mut caught_up_frames = 0;
-    while now < back + 30 * 60 * 1000 {
+    while now < from + 30 * 60 * 1000 {
         let from_a = a.poll(now);
         let from_b = b.poll(now);
         for action in from_a {
@@ -833,6 +775,33 @@ fn a_camp_that_got_messages_over_ip_is_caught_up_by_radio_only_with_the_others()
             .unwrap_or(now + 1000)
             .max(now + 1);
     }
+    (got, caught_up_frames)
+}
+
+#[test]
+fn a_camp_back_after_an_hour_catches_up_oldest_first() {
+    const HOUR_MS: u64 = 60 * 60 * 1000;
+    let start = 1_800_000_000_000u64;
+    // An hour of messages while B was off: A sends each and retries it, heard by nobody.
+    let (mut a, messages) = sent_alone(start, 30, 2 * 60 * 1000);
+    // B is switched on; the two hear each other from now on.
+    let mut b = Node::new(NodeConfig::default(), 2);
+    let (got, _) = exchange(&mut a, &mut b, start + HOUR_MS);
+    let sent: Vec<MessageKey> = messages.iter().map(|m| m.key).collect();
+    assert_eq!(got, sent, "every message, once, oldest first");
+}
+
+#[test]
+fn a_camp_that_got_messages_over_ip_is_caught_up_by_radio_only_with_the_others() {
+    let start = 1_800_000_000_000u64;
+    // Half an hour of messages while B's radio was off: A sends each, heard by nobody.
+    let (mut a, messages) = sent_alone(start, 30, 60 * 1000);
+    // B's camp got the first twenty over IP meanwhile; its radio comes on.
+    let mut b = Node::new(NodeConfig::default(), 2);
+    for message in &messages[..20] {
+        b.held_elsewhere(message.key, message.sent_at_s().unwrap());
+    }
+    let (mut got, caught_up_frames) = exchange(&mut a, &mut b, start + 30 * 60 * 1000);
     // (The newest may come by A's own retry rather than by catch-up.)
     got.sort();
     let rest: Vec<MessageKey> = messages[20..].iter().map(|m| m.key).collect();
