@@ -511,7 +511,12 @@ impl Shared {
         let mut backoff = Backoff::default();
         loop {
             if let Err(error) = self.read(&client, &hub).await {
-                self.trouble(format!("cannot read from the hub: {error}"));
+                if error.is::<NoStreamYet>() {
+                    // The first camp to register makes it (this one, in a moment).
+                    tracing::debug!("federation: the hub has no {ALL_STREAM} yet");
+                } else {
+                    self.trouble(format!("cannot read from the hub: {error}"));
+                }
                 backoff.wait().await;
             } else {
                 backoff.reset();
@@ -525,7 +530,16 @@ impl Shared {
         client: &async_nats::Client,
         hub: &jetstream::Context,
     ) -> Result<(), Failed> {
-        let mut all = hub.get_stream(ALL_STREAM).await?;
+        let mut all = hub
+            .get_stream(ALL_STREAM)
+            .await
+            .map_err(|error| -> Failed {
+                if not_found(&error) {
+                    Box::new(NoStreamYet)
+                } else {
+                    error.into()
+                }
+            })?;
         let info = all.info().await?.clone();
         let created = info.created.unix_timestamp_nanos().to_string();
         let mut cursor = self.cursor("federation.all", &created).await?;
@@ -693,13 +707,7 @@ impl Shared {
                     .push(source.clone());
                 hub.update_stream(config).await?;
             }
-            Err(error)
-                if matches!(
-                    error.kind(),
-                    jetstream::context::GetStreamErrorKind::JetStream(ref e)
-                        if e.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND
-                ) =>
-            {
+            Err(error) if not_found(&error) => {
                 hub.create_stream(stream::Config {
                     name: ALL_STREAM.into(),
                     sources: Some(vec![source.clone()]),
@@ -752,6 +760,27 @@ impl Shared {
             backoff.wait().await;
         }
     }
+}
+
+/// The hub's stream of all camps is not there yet: no camp has registered.
+#[derive(Debug)]
+struct NoStreamYet;
+
+impl std::fmt::Display for NoStreamYet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the hub has no {ALL_STREAM} yet")
+    }
+}
+
+impl std::error::Error for NoStreamYet {}
+
+/// Whether asking for a stream failed because there is none.
+fn not_found(error: &jetstream::context::GetStreamError) -> bool {
+    matches!(
+        error.kind(),
+        jetstream::context::GetStreamErrorKind::JetStream(ref e)
+            if e.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND
+    )
 }
 
 /// The JetStream domain of the server `client` talks to (`None` when it has none). Asked
