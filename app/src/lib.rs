@@ -8,7 +8,6 @@
 #![recursion_limit = "1024"]
 
 pub mod chat;
-pub mod invite;
 pub mod text;
 mod views;
 

@@ -2,6 +2,10 @@
 //! page's engine (`frontend`) owns one of each and carries out what they decide; native unit
 //! tests here pin every rule down.
 //!
+//! - [`compose`]: a message sealed for a room, with its radio form.
+//! - [`message`]: a stored message opened with its room's key.
+//! - [`export`]: a room's messages as JSON Lines and as a printable transcript.
+//! - [`invite`]: invite links, read and made.
 //! - [`attention`]: which rooms a page watches, unread counts, when to notify.
 //! - [`outbox`]: which outbox entries go out on the current connection, what an
 //!   acknowledgement or a refusal does, and the progress bar's figures.
@@ -18,10 +22,14 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod attention;
+pub mod compose;
 pub mod connection;
 pub mod cursor;
 pub mod delivery;
+pub mod export;
 pub mod federation;
+pub mod invite;
+pub mod message;
 pub mod outbox;
 pub mod people;
 pub mod search;

@@ -12,12 +12,10 @@ use std::rc::Rc;
 use app::{ChatFile, ChatMessage, Delivery as Shown, SyncProgress, SyncStep};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use mesh::body::clean_display_name;
 use mesh::body::Signal;
 use mesh::crypto::RoomKey;
-use mesh::radio::RadioMessage;
 use mesh::wire::MAX_HISTORY_PAGE;
-use mesh::{ClientFrame, Kind, MessageId, RoomId, StoredMessage, TextBody};
+use mesh::{ClientFrame, Kind, MessageId, RoomId, StoredMessage};
 
 use super::{mark, Coalesce, Engine};
 use crate::db::{MessageRecord, RecordState};
@@ -437,39 +435,24 @@ impl Inbox {
     }
 }
 
-/// Opens a stored message with the room key. `None` when it does not verify or decrypt: such
-/// a message is never shown, and never as from its claimed sender.
+/// Opens a stored message with the room key (see [`client::message::open`]). `None` when it
+/// does not verify or decrypt: such a message is never shown, and never as from its claimed
+/// sender.
 pub(super) fn record_of(
     stored: &StoredMessage,
     key: &RoomKey,
     room_hex: &str,
 ) -> Option<MessageRecord> {
-    if stored.envelope.kind == Kind::Radio {
-        return radio_record_of(stored, key, room_hex);
-    }
-    let plaintext = match stored.envelope.open(key) {
-        Ok(plaintext) => plaintext,
-        Err(error) => {
-            leptos::logging::warn!("dropping message {}: {error}", stored.envelope.id);
-            return None;
-        }
+    let Some(opened) = client::message::open(stored, key) else {
+        leptos::logging::warn!("not showing message {}", stored.envelope.id);
+        return None;
     };
-    let body = TextBody::decode(&plaintext).unwrap_or_else(|_| TextBody {
-        author: "unknown".into(),
-        text: "(this message could not be read)".into(),
-        attachments: Vec::new(),
-        position: None,
-        signal: None,
-    });
-    let sender = stored.envelope.sender.to_string();
-    let mut record = stored_record(
-        stored,
-        room_hex,
-        sender,
-        body.author,
-        body.text,
-        RecordState::Stored,
-    );
+    let (sender, state) = match opened.sender {
+        Some(sender) => (sender.to_string(), RecordState::Stored),
+        None => (RADIO_SENDER.to_string(), RecordState::Radio),
+    };
+    let body = opened.body;
+    let mut record = stored_record(stored, room_hex, sender, body.author, body.text, state);
     record.set_files(&body.attachments);
     record.position = body.position;
     record.signal = body.signal;
@@ -483,22 +466,9 @@ pub(super) fn radio_record_of(
     key: &RoomKey,
     room_hex: &str,
 ) -> Option<MessageRecord> {
-    let opened = RadioMessage::from_envelope(&stored.envelope)?
-        .open(key)
-        .ok()
-        .filter(|opened| opened.receipt_for.is_none())?;
-    let author = clean_display_name(&opened.author).unwrap_or_else(|| "someone".into());
-    let mut record = stored_record(
-        stored,
-        room_hex,
-        RADIO_SENDER.to_string(),
-        author,
-        opened.text,
-        RecordState::Radio,
-    );
-    record.position = opened.position;
-    record.signal = opened.signal;
-    Some(record)
+    (stored.envelope.kind == Kind::Radio)
+        .then(|| record_of(stored, key, room_hex))
+        .flatten()
 }
 
 /// The device's record of a stored message, once opened.

@@ -12,9 +12,8 @@ use app::{SyncProgress, SyncStep};
 use client::outbox::{OutboxBook, Refusal};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use mesh::crypto::{seal, Draft, Identity, RoomKey};
-use mesh::radio::{RadioMessage, DEFAULT_FRAME_BYTES};
-use mesh::{ClientFrame, Envelope, ErrorCode, Kind, MessageId, TextBody};
+use mesh::crypto::{Identity, RoomKey};
+use mesh::{ClientFrame, Envelope, ErrorCode, MessageId, TextBody};
 
 use super::session::Writer;
 use super::{mark, Engine};
@@ -343,54 +342,21 @@ pub(super) fn sealed_for(
     body: &TextBody,
     camp: Option<&str>,
 ) -> Result<(MessageRecord, Vec<u8>, Vec<u8>), String> {
-    let plaintext = body
-        .encode()
-        .map_err(|error| format!("Not sent: {error}."))?;
-    let draft = Draft {
-        id: MessageId(device::random_bytes()),
-        created_at_ms: js_sys::Date::now() as u64,
-        // A live position is not news: the server counts it as no unread message.
-        kind: if matches!(body.signal, Some(mesh::body::Signal::Live { .. })) {
-            Kind::Live
-        } else {
-            Kind::Text
+    let client::compose::Sealed {
+        envelope,
+        bytes,
+        radio,
+    } = client::compose::seal_body(
+        identity,
+        key,
+        body,
+        camp,
+        client::compose::Fresh {
+            id: device::random_bytes(),
+            nonce: device::random_bytes(),
+            now_ms: js_sys::Date::now() as u64,
         },
-        plaintext: &plaintext,
-    };
-    let envelope = seal(identity, key, draft, device::random_bytes())
-        .map_err(|error| format!("Not sent: {error}."))?;
-    let bytes = envelope
-        .encode()
-        .map_err(|error| format!("Not sent: {error}."))?;
-    // Files stay on this server; the radio says they exist, and where (in one line when a
-    // line each is too long). Longer than the radio carries: it goes only to this server's
-    // phones, but for a call for help or its answer, which goes with its note cut.
-    let urgent = body.signal.is_some_and(|s| s.is_urgent());
-    let seal = |text: &str| {
-        RadioMessage::seal_placed(
-            key,
-            envelope.id,
-            (envelope.created_at_ms / 1000) as u32,
-            &body.author,
-            text,
-            body.position,
-            body.signal,
-        )
-    };
-    let texts = [false, true]
-        .into_iter()
-        .take(if body.attachments.is_empty() { 1 } else { 2 })
-        .map(|compact| mesh::body::radio_text(&body.text, &body.attachments, camp, compact))
-        .collect::<Vec<_>>();
-    let radio = texts
-        .iter()
-        .find_map(|text| RadioMessage::sealed_to_fit(text, DEFAULT_FRAME_BYTES, false, seal))
-        .or_else(|| {
-            let last = texts.last()?;
-            RadioMessage::sealed_to_fit(last, DEFAULT_FRAME_BYTES, urgent, seal)
-        })
-        .map(|radio| radio.payload)
-        .unwrap_or_default();
+    )?;
     let record = MessageRecord {
         id: envelope.id.to_string(),
         room: room_hex.to_string(),

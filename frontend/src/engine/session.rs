@@ -88,7 +88,7 @@ impl Session {
             .hash()
             .ok()
             .as_deref()
-            .and_then(app::invite::parse)?;
+            .and_then(client::invite::parse)?;
         let path = window.location().pathname().unwrap_or_else(|_| "/".into());
         if let Ok(history) = window.history() {
             let _ = history.replace_state_with_url(&JsValue::NULL, "", Some(&path));
@@ -97,7 +97,7 @@ impl Session {
     }
 
     /// Keeps an invite's room name and key for joining.
-    fn keep_invite(&self, engine: &Engine, invite: &app::invite::Invite) -> Option<String> {
+    fn keep_invite(&self, engine: &Engine, invite: &client::invite::Invite) -> Option<String> {
         let room = clean_room_name(&invite.room).ok()?;
         if let Some(key) = invite.key.as_deref().and_then(unhex::<32>) {
             self.state.borrow_mut().invite = Some((room.clone(), key));
@@ -130,7 +130,7 @@ impl Session {
         link: &str,
     ) -> Result<(), String> {
         let fragment = link.trim().rsplit_once('#').map_or(link.trim(), |(_, f)| f);
-        let invite = app::invite::parse(fragment)
+        let invite = client::invite::parse(fragment)
             .filter(|invite| invite.key.as_deref().and_then(unhex::<32>).is_some())
             .ok_or_else(|| {
                 "That is not a whole invite link: ask for the invite again (Share, in the room)."
@@ -487,7 +487,7 @@ impl Session {
         if let Err(error) = db.set_setting("room", Some(&hex_id)).await {
             engine.notice(format!("Could not remember the room: {}", error.0));
         }
-        let invite = app::invite::fragment(&record.name, &record.key);
+        let invite = client::invite::fragment(&record.name, &record.key);
         let previous = {
             let state = self.state.borrow();
             state.joined.clone().filter(|j| j.id != id)
