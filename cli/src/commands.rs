@@ -1,0 +1,905 @@
+//! What each command does.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use client::compose::{seal_body, Fresh};
+use client::export::{exported, Exported};
+use client::outbox::{OutboxBook, Refusal};
+use client::people::Contacts;
+use mesh::body::{clean_display_name, name_key};
+use mesh::crypto::{Identity, RoomKey};
+use mesh::hex::encode as hex;
+use mesh::presence::PresenceCard;
+use mesh::wire::MAX_HISTORY_PAGE;
+use mesh::{ErrorCode, Member, MessageId, ServerFrame, StoredMessage, TextBody};
+
+use crate::home::{Device, Home, Room, Whereabouts};
+use crate::link::Link;
+use crate::{random, Exit};
+
+/// How long a command waits for one answer from a connected server.
+const ANSWER_WAIT: Duration = Duration::from_secs(15);
+/// Most bytes read from standard input for one message.
+const MAX_STDIN_BYTES: u64 = 64 * 1024;
+/// Most messages an export or a read gathers.
+const MAX_GATHERED: usize = 200_000;
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn fresh() -> Fresh {
+    Fresh {
+        id: random(),
+        nonce: random(),
+        now_ms: now_ms(),
+    }
+}
+
+/// The room called `name`; "@NAME" is the private conversation with someone seen in a room.
+fn room_named(device: &Device, name: &str) -> Result<Room, Exit> {
+    match device.room(name) {
+        Ok(room) => Ok(room.clone()),
+        Err(exit) => match name.trim().strip_prefix('@') {
+            Some(person) => direct_room(device, person),
+            None => Err(exit),
+        },
+    }
+}
+
+/// The private conversation with `person`: its key is made from both people's keys.
+fn direct_room(device: &Device, person: &str) -> Result<Room, Exit> {
+    let contacts = device.contacts();
+    let contact = find(&contacts, person)?;
+    let public = contact
+        .public()
+        .ok_or_else(|| Exit::broken("that contact's keys are damaged"))?;
+    let key = device
+        .identity()?
+        .dm_key(&public)
+        .ok_or_else(|| Exit::refused("that person's keys cannot make a private conversation"))?;
+    let server = device
+        .rooms
+        .iter()
+        .rev()
+        .find(|r| !r.direct)
+        .map(|r| r.server.clone())
+        .ok_or_else(|| Exit::usage("join a room first"))?;
+    Ok(Room {
+        name: format!("@{}", contact.name),
+        key: hex(key.as_bytes()),
+        server,
+        direct: true,
+    })
+}
+
+/// Keeps what a connection learned about its server (a token, a pinned authority).
+fn keep_learned(home: &Home, link: &Link) -> Result<(), Exit> {
+    if link.learned {
+        let server = link.server.clone();
+        home.update(|device| device.keep_server(server))?;
+    }
+    Ok(())
+}
+
+pub async fn join(
+    home: &Home,
+    link: &str,
+    name: Option<String>,
+    code: Option<String>,
+    ca: Option<PathBuf>,
+) -> Result<(), Exit> {
+    let invite = client::invite::parse_link(link).map_err(Exit::usage)?;
+    let room_name = client::session::clean_room_name(&invite.room).map_err(Exit::usage)?;
+    let name = name
+        .map(|typed| {
+            clean_display_name(&typed)
+                .ok_or_else(|| Exit::usage("Choose a display name of 1 to 40 characters."))
+        })
+        .transpose()?;
+    let ca = ca
+        .map(|path| {
+            use rustls::pki_types::pem::PemObject;
+            rustls::pki_types::CertificateDer::from_pem_file(&path)
+                .map(|der| hex(&der))
+                .map_err(|e| {
+                    Exit::usage(format!("{} is not a PEM certificate: {e}", path.display()))
+                })
+        })
+        .transpose()?;
+    let choice = client::session::choose_room(&room_name, Some(invite.key), None, random());
+    let room = Room {
+        name: choice.name.clone(),
+        key: hex(choice.key.as_bytes()),
+        server: invite.server.clone(),
+        direct: false,
+    };
+    let device = {
+        let _lock = home.lock()?;
+        let mut device = match home.load()? {
+            Some(device) => device,
+            None => {
+                if name.is_none() {
+                    return Err(Exit::usage(
+                        "Give your display name the first time: --name NAME.",
+                    ));
+                }
+                Device {
+                    seed: hex(&random::<64>()),
+                    ..Device::default()
+                }
+            }
+        };
+        if let Some(name) = name {
+            device.name = name;
+        }
+        let mut server = device.server(&invite.server);
+        if ca.is_some() {
+            server.ca = ca;
+        }
+        device.keep_server(server);
+        device.keep_room(room.clone());
+        home.save(&device)?;
+        device
+    };
+    let identity = device.identity()?;
+    let server = device.server(&invite.server);
+    let mut link = Link::connect(&server, code.as_deref())
+        .await
+        .map_err(|exit| Exit {
+            message: format!(
+                "{} The room is kept: what you send waits in the outbox until the server is back.",
+                exit.message
+            ),
+            ..exit
+        })?;
+    keep_learned(home, &link)?;
+    link.join(&identity, &device.name, &room.key(), None)
+        .await?;
+    loop {
+        match link.next_within(ANSWER_WAIT).await? {
+            Some(ServerFrame::History { room: id, .. }) if id == room.id() => break,
+            Some(ServerFrame::Error { detail, code, .. }) if code != ErrorCode::RateLimited => {
+                return Err(Exit::refused(detail))
+            }
+            Some(_) => continue,
+            None => return Err(Exit::unreachable("the server closed the connection")),
+        }
+    }
+    let pending = flush_on(home, &mut link, Duration::from_secs(5)).await;
+    link.close().await;
+    println!(
+        "Joined {} on {} as {}.\nYour safety code: {}",
+        room.name,
+        invite.server,
+        device.name,
+        identity.public().safety_code()
+    );
+    if let Ok(flushed) = pending {
+        if !flushed.stored.is_empty() {
+            println!("{} waiting messages sent.", flushed.stored.len());
+        }
+    }
+    Ok(())
+}
+
+pub fn rooms(home: &Home) -> Result<(), Exit> {
+    let device = home.device()?;
+    let outbox = home.outbox()?;
+    for room in &device.rooms {
+        let id = room.id();
+        let waiting = outbox
+            .iter()
+            .filter(|e| e.queued.envelope().is_some_and(|env| env.room == id))
+            .count();
+        let waiting = if waiting > 0 {
+            format!("  ({waiting} waiting to be sent)")
+        } else {
+            String::new()
+        };
+        println!(
+            "{}\t{}\t{}{waiting}",
+            clean(&room.name),
+            &hex(&id.0)[..8],
+            room.server
+        );
+    }
+    if device.rooms.is_empty() {
+        println!("No rooms yet: fieldmesh-cli join INVITE-LINK");
+    }
+    Ok(())
+}
+
+/// The words given, or standard input (when none, or "-"), trimmed.
+fn text_of(words: &[String]) -> Result<String, Exit> {
+    let text = if words.is_empty() || words == ["-"] {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .take(MAX_STDIN_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Exit::usage(format!("cannot read standard input: {e}")))?;
+        if bytes.len() as u64 > MAX_STDIN_BYTES {
+            return Err(Exit::usage(format!(
+                "standard input holds more than {MAX_STDIN_BYTES} bytes: that is not one message"
+            )));
+        }
+        String::from_utf8(bytes).map_err(|_| Exit::usage("standard input is not UTF-8 text"))?
+    } else {
+        words.join(" ")
+    };
+    let text = text.trim_end_matches(['\n', '\r']).to_string();
+    if text.trim().is_empty() {
+        return Err(Exit::usage("Nothing to send: the text is empty."));
+    }
+    Ok(text)
+}
+
+/// Seals `text` into `room`, queues it, and tries to deliver the outbox of its server.
+async fn send_to(
+    home: &Home,
+    device: &Device,
+    room: &Room,
+    text: &str,
+    wait: u64,
+) -> Result<(), Exit> {
+    let body =
+        TextBody::new(&device.name, text).map_err(|e| Exit::usage(format!("Not sent: {e}.")))?;
+    let sealed =
+        seal_body(&device.identity()?, &room.key(), &body, None, fresh()).map_err(Exit::usage)?;
+    let path = home.enqueue(&sealed.envelope, &sealed.radio, &room.server)?;
+    let id = sealed.envelope.id;
+    let flushed = flush(home, &room.server, Duration::from_secs(wait)).await;
+    // Another command of this device (a `read --follow`) may have delivered it meanwhile.
+    let elsewhere = match &flushed {
+        Ok(flushed) if flushed.stored.contains_key(&id) => None,
+        _ => Some(home.whereabouts(&path)),
+    };
+    if elsewhere == Some(Whereabouts::Delivered) {
+        println!("Sent to {}: stored on the server.", clean(&room.name));
+        return Ok(());
+    }
+    match flushed {
+        Ok(flushed) => {
+            if let Some(seq) = flushed.stored.get(&id) {
+                println!(
+                    "Sent to {}: stored on the server as #{seq}.",
+                    clean(&room.name)
+                );
+                Ok(())
+            } else if let Some((_, detail)) = flushed.failed.iter().find(|(f, _)| *f == id) {
+                Err(Exit::refused(format!(
+                    "The server refused the message: {detail}"
+                )))
+            } else {
+                Err(Exit::queued(format!(
+                    "Not sent yet ({}): it waits in the outbox and goes out, once, with the next \
+                     command that reaches {} (or: fieldmesh-cli sync).",
+                    flushed.reason.unwrap_or_else(|| "no answer".into()),
+                    room.server
+                )))
+            }
+        }
+        Err(exit) => Err(Exit::queued(format!(
+            "Not sent yet: {}. It waits in the outbox and goes out, once, with the next command \
+             that reaches {} (or: fieldmesh-cli sync).",
+            exit.message, room.server
+        ))),
+    }
+}
+
+pub async fn send(home: &Home, room: &str, words: &[String], wait: u64) -> Result<(), Exit> {
+    let device = home.device()?;
+    let room = room_named(&device, room)?;
+    let text = text_of(words)?;
+    send_to(home, &device, &room, &text, wait).await
+}
+
+pub async fn sync(home: &Home, wait: u64) -> Result<(), Exit> {
+    let servers: Vec<String> = {
+        let mut servers: Vec<String> = home
+            .outbox()?
+            .into_iter()
+            .map(|e| e.queued.server)
+            .collect();
+        servers.dedup();
+        servers
+    };
+    let (mut sent, mut left, mut failed) = (0, 0, 0);
+    let mut problem = None;
+    for server in servers {
+        match flush(home, &server, Duration::from_secs(wait)).await {
+            Ok(flushed) => {
+                sent += flushed.stored.len();
+                failed += flushed.failed.len();
+                for (_, detail) in &flushed.failed {
+                    eprintln!("fieldmesh-cli: refused by {server}: {detail}");
+                }
+                left += flushed.left;
+            }
+            Err(exit) => {
+                left += home
+                    .outbox()?
+                    .iter()
+                    .filter(|e| e.queued.server == server)
+                    .count();
+                problem = Some(exit.message);
+            }
+        }
+    }
+    println!("{sent} sent, {left} waiting, {failed} refused.");
+    match (left, problem) {
+        (0, _) if failed > 0 => Err(Exit::refused(
+            "some messages were refused (kept in outbox/failed/)",
+        )),
+        (0, _) => Ok(()),
+        (_, problem) => Err(Exit::queued(
+            problem.unwrap_or_else(|| "some messages still wait".into()),
+        )),
+    }
+}
+
+/// What a pass over the outbox did.
+#[derive(Default)]
+pub struct Flushed {
+    /// Stored by the server: id and sequence number.
+    pub stored: HashMap<MessageId, u64>,
+    /// Refused for good: id and the server's reason.
+    pub failed: Vec<(MessageId, String)>,
+    /// Still waiting.
+    pub left: usize,
+    /// Why some still wait.
+    pub reason: Option<String>,
+}
+
+/// Connects to `origin` and delivers its outbox entries (nothing to do: no connection).
+async fn flush(home: &Home, origin: &str, wait: Duration) -> Result<Flushed, Exit> {
+    if !home.outbox()?.iter().any(|e| e.queued.server == origin) {
+        return Ok(Flushed::default());
+    }
+    let server = home.device()?.server(origin);
+    let mut link = Link::connect(&server, None).await?;
+    keep_learned(home, &link)?;
+    let flushed = flush_on(home, &mut link, wait).await;
+    link.close().await;
+    flushed
+}
+
+/// Delivers the outbox entries of `link`'s server on it, in order, each once; an entry
+/// leaves the outbox when the server acknowledges it. Refusals that are not the message's
+/// fault (rate limit, storage trouble) are waited out within `wait`.
+async fn flush_on(home: &Home, link: &mut Link, wait: Duration) -> Result<Flushed, Exit> {
+    let origin = link.server.origin.clone();
+    let deadline = Instant::now() + wait;
+    let mut book = OutboxBook::default();
+    let mut flushed = Flushed::default();
+    let mut in_flight: HashSet<MessageId> = HashSet::new();
+    loop {
+        let entries: Vec<_> = home
+            .outbox()?
+            .into_iter()
+            .filter(|e| e.queued.server == origin)
+            .collect();
+        let ids: Vec<MessageId> = entries.iter().map(|e| e.id).collect();
+        let to_send = book.plan(&ids);
+        if entries.is_empty() {
+            return Ok(flushed);
+        }
+        for entry in entries.iter().filter(|e| to_send.contains(&e.id)) {
+            let Some(envelope) = entry.queued.envelope() else {
+                continue;
+            };
+            let room = envelope.room;
+            link.send(&mesh::ClientFrame::Publish(envelope)).await?;
+            book.mark_sent(entry.id);
+            in_flight.insert(entry.id);
+            let radio = entry.queued.radio();
+            if !radio.is_empty() {
+                // A server with a radio carries it to other camps; one without ignores it.
+                link.send(&mesh::ClientFrame::SendRadio {
+                    room,
+                    id: entry.id,
+                    payload: radio,
+                })
+                .await?;
+            }
+        }
+        let mut pause = None;
+        while !in_flight.is_empty() && pause.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                flushed.left = in_flight.len();
+                flushed.reason = Some("the server did not answer in time".into());
+                return Ok(flushed);
+            }
+            let frame = match link.next_within(left).await {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return Err(Exit::unreachable("the server closed the connection")),
+                Err(exit) => {
+                    flushed.left = in_flight.len();
+                    flushed.reason = Some(exit.message);
+                    return Ok(flushed);
+                }
+            };
+            match frame {
+                ServerFrame::Ack { id, seq, .. } if book.stored(id) => {
+                    in_flight.remove(&id);
+                    if let Some(entry) = entries.iter().find(|e| e.id == id) {
+                        home.done(entry);
+                    }
+                    flushed.stored.insert(id, seq);
+                }
+                ServerFrame::Error {
+                    id: Some(id),
+                    code,
+                    detail,
+                    retry_after_ms,
+                } => match book.refused(id, code, retry_after_ms) {
+                    Refusal::NotOurs => {}
+                    Refusal::RetryAfter(ms) => {
+                        in_flight.remove(&id);
+                        pause = Some((ms, detail));
+                    }
+                    Refusal::Failed => {
+                        in_flight.remove(&id);
+                        if let Some(entry) = entries.iter().find(|e| e.id == id) {
+                            home.failed(entry);
+                        }
+                        flushed.failed.push((id, detail));
+                    }
+                },
+                _ => {}
+            }
+        }
+        if let Some((ms, detail)) = pause {
+            let until = Instant::now() + Duration::from_millis(u64::from(ms));
+            if until > deadline {
+                flushed.left = home
+                    .outbox()?
+                    .iter()
+                    .filter(|e| e.queued.server == origin)
+                    .count();
+                flushed.reason = Some(detail);
+                return Ok(flushed);
+            }
+            // What was in flight is answered on this connection before going again.
+            tokio::time::sleep_until(until.into()).await;
+            book.reconnected();
+            in_flight.clear();
+        }
+    }
+}
+
+/// A room's messages as a reader gathers them: the newest page on joining, then older pages
+/// until `limit`.
+async fn gather(
+    link: &mut Link,
+    device: &Device,
+    room: &Room,
+    limit: usize,
+    contacts: &mut Contacts,
+) -> Result<Vec<StoredMessage>, Exit> {
+    let identity = device.identity()?;
+    let key = room.key();
+    link.join(&identity, &device.name, &key, None).await?;
+    let mut gathered: Vec<StoredMessage> = Vec::new();
+    loop {
+        match link.next_within(ANSWER_WAIT).await? {
+            Some(ServerFrame::History {
+                room: id,
+                messages,
+                has_more,
+            }) if id == room.id() => {
+                let mut page = messages;
+                page.append(&mut gathered);
+                gathered = page;
+                let oldest = gathered.first().map(|m| m.seq);
+                match oldest {
+                    Some(oldest) if has_more && gathered.len() < limit => {
+                        let want = (limit - gathered.len()).min(usize::from(MAX_HISTORY_PAGE));
+                        link.history(&key, oldest, want as u16).await?;
+                    }
+                    _ => break,
+                }
+            }
+            Some(ServerFrame::Presence { room: id, members }) if id == room.id() => {
+                observe(contacts, &key, &identity, &members);
+            }
+            Some(ServerFrame::Error { detail, code, .. }) if code != ErrorCode::RateLimited => {
+                return Err(Exit::refused(detail));
+            }
+            Some(_) => {}
+            None => return Err(Exit::unreachable("the server closed the connection")),
+        }
+    }
+    let skip = gathered.len().saturating_sub(limit);
+    Ok(gathered.split_off(skip))
+}
+
+/// Remembers the members whose cards open (trust on first use); returns how each shows.
+fn observe(
+    contacts: &mut Contacts,
+    key: &RoomKey,
+    identity: &Identity,
+    members: &[Member],
+) -> Vec<client::people::Seen> {
+    members
+        .iter()
+        .filter_map(|member| PresenceCard::open(key, member))
+        .map(|card| {
+            let you = card.identity.sender() == identity.sender();
+            contacts.observe(&card, you)
+        })
+        .collect()
+}
+
+fn save_contacts(home: &Home, contacts: &mut Contacts) -> Result<(), Exit> {
+    if contacts.take_changed() {
+        // Merged with what another command may have learned meanwhile.
+        home.update(|device| {
+            let kept = device.contacts();
+            device.contacts = merge(&kept, contacts);
+        })?;
+    }
+    Ok(())
+}
+
+/// `kept` with `newer`'s contacts replacing or added to them.
+fn merge(kept: &Contacts, newer: &Contacts) -> String {
+    let mut text = String::new();
+    for contact in kept.list() {
+        let contact = newer.get(&contact.id).unwrap_or(contact);
+        text.push_str(&one_line(contact));
+    }
+    for contact in newer.list() {
+        if kept.get(&contact.id).is_none() {
+            text.push_str(&one_line(contact));
+        }
+    }
+    text
+}
+
+fn one_line(contact: &client::people::Contact) -> String {
+    format!(
+        "{}\t{}\t{}\t{}\n",
+        contact.id,
+        u8::from(contact.verified),
+        contact.agreement,
+        contact.name
+    )
+}
+
+/// A sender's text made safe for a terminal: control characters (escape sequences could
+/// rewrite the screen or the window title) become "�"; new lines are indented.
+fn clean(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\n' => "\n    ".to_string(),
+            '\t' => "\t".to_string(),
+            c if c.is_control()
+                || ('\u{202a}'..='\u{202e}').contains(&c)
+                || ('\u{2066}'..='\u{2069}').contains(&c) =>
+            {
+                '\u{fffd}'.to_string()
+            }
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+/// One message as a line of text.
+fn text_line(m: &Exported) -> String {
+    let mut line = format!(
+        "[{}] {}",
+        m.time.replace('T', " ").trim_end_matches('Z'),
+        clean(&m.author)
+    );
+    if m.verified {
+        line.push_str(" ✓");
+    }
+    if m.via_radio {
+        line.push_str(" (radio)");
+    }
+    line.push_str(": ");
+    if let Some(signal) = m.signal {
+        line.push_str(&format!("[{}] ", signal.to_uppercase()));
+    }
+    line.push_str(&clean(&m.text));
+    for file in &m.files {
+        line.push_str(&format!(" [{}]", clean(&file.marker)));
+    }
+    if let Some(place) = &m.location {
+        line.push_str(&format!(
+            " 📍 {:.5}, {:.5} (±{} m)",
+            place.lat, place.lon, place.accuracy_m
+        ));
+    }
+    line
+}
+
+fn print_messages(
+    messages: &[StoredMessage],
+    key: &RoomKey,
+    contacts: &Contacts,
+    json: bool,
+) -> Option<u64> {
+    let mut out = std::io::stdout().lock();
+    let mut last = None;
+    for stored in messages {
+        last = Some(stored.seq);
+        let Some(opened) = client::message::open(stored, key) else {
+            continue;
+        };
+        if opened.live {
+            continue;
+        }
+        let line = exported(&opened, contacts);
+        let text = if json {
+            serde_json::to_string(&line).expect("plain fields always serialise")
+        } else {
+            text_line(&line)
+        };
+        let _ = writeln!(out, "{text}");
+    }
+    let _ = out.flush();
+    last
+}
+
+pub async fn read(
+    home: &Home,
+    room: &str,
+    follow: bool,
+    json: bool,
+    limit: usize,
+) -> Result<(), Exit> {
+    let device = home.device()?;
+    let room = room_named(&device, room)?;
+    let key = room.key();
+    let identity = device.identity()?;
+    let mut contacts = device.contacts();
+    let server = device.server(&room.server);
+    let mut link = Link::connect(&server, None).await?;
+    keep_learned(home, &link)?;
+    if let Err(exit) = flush_on(home, &mut link, Duration::from_secs(5)).await {
+        eprintln!("fieldmesh-cli: the outbox waits: {}", exit.message);
+    }
+    let messages = gather(
+        &mut link,
+        &device,
+        &room,
+        limit.min(MAX_GATHERED),
+        &mut contacts,
+    )
+    .await?;
+    let mut last = print_messages(&messages, &key, &contacts, json);
+    save_contacts(home, &mut contacts)?;
+    if !follow {
+        link.close().await;
+        return Ok(());
+    }
+    let mut store_id = link.store_id;
+    let mut backoff = client::connection::Backoff::default();
+    loop {
+        // Follow until the connection goes.
+        loop {
+            let frame = match link.next().await {
+                Ok(Some(frame)) => frame,
+                Ok(None) | Err(_) => break,
+            };
+            match frame {
+                ServerFrame::Message(stored) if stored.envelope.room == room.id() => {
+                    last = print_messages(&[stored], &key, &contacts, json).or(last);
+                }
+                ServerFrame::CatchUp {
+                    room: id, messages, ..
+                } if id == room.id() => {
+                    last = print_messages(&messages, &key, &contacts, json).or(last);
+                }
+                ServerFrame::Presence { room: id, members } if id == room.id() => {
+                    observe(&mut contacts, &key, &identity, &members);
+                    save_contacts(home, &mut contacts)?;
+                }
+                ServerFrame::PresenceChanged {
+                    room: id, joined, ..
+                } if id == room.id() => {
+                    observe(&mut contacts, &key, &identity, &joined);
+                    save_contacts(home, &mut contacts)?;
+                }
+                _ => {}
+            }
+        }
+        eprintln!("fieldmesh-cli: lost the server; reconnecting…");
+        link = loop {
+            let delay = backoff.next_delay(u32::from_le_bytes(random()));
+            tokio::time::sleep(Duration::from_millis(u64::from(delay))).await;
+            let server = home.device()?.server(&room.server);
+            match Link::connect(&server, None).await {
+                Ok(link) => break link,
+                Err(exit) if exit.code == 3 => continue,
+                Err(exit) => return Err(exit),
+            }
+        };
+        backoff.reset();
+        eprintln!("fieldmesh-cli: reconnected.");
+        keep_learned(home, &link)?;
+        if let Err(exit) = flush_on(home, &mut link, Duration::from_secs(5)).await {
+            eprintln!("fieldmesh-cli: the outbox waits: {}", exit.message);
+        }
+        // Another store (the server's data was replaced): start from its newest page.
+        let after = if link.store_id == store_id {
+            last
+        } else {
+            None
+        };
+        store_id = link.store_id;
+        link.join(&identity, &device.name, &key, after).await?;
+    }
+}
+
+pub async fn people(home: &Home, room: &str) -> Result<(), Exit> {
+    let device = home.device()?;
+    let room = room_named(&device, room)?;
+    let key = room.key();
+    let identity = device.identity()?;
+    let mut contacts = device.contacts();
+    let server = device.server(&room.server);
+    let mut link = Link::connect(&server, None).await?;
+    keep_learned(home, &link)?;
+    link.join(&identity, &device.name, &key, None).await?;
+    let members = loop {
+        match link.next_within(ANSWER_WAIT).await? {
+            Some(ServerFrame::Presence { room: id, members }) if id == room.id() => break members,
+            Some(ServerFrame::Error { detail, code, .. }) if code != ErrorCode::RateLimited => {
+                return Err(Exit::refused(detail))
+            }
+            Some(_) => {}
+            None => return Err(Exit::unreachable("the server closed the connection")),
+        }
+    };
+    link.close().await;
+    let seen = observe(&mut contacts, &key, &identity, &members);
+    save_contacts(home, &mut contacts)?;
+    println!(
+        "You ({}): {}",
+        clean(&device.name),
+        identity.public().safety_code()
+    );
+    let own = hex(&identity.sender().0);
+    let mut shown = HashSet::new();
+    for person in seen.iter().filter(|p| p.id != own) {
+        if !shown.insert(person.id.clone()) {
+            continue;
+        }
+        let mark = if person.verified {
+            "verified"
+        } else {
+            "not verified"
+        };
+        println!(
+            "{}: {}  ({mark}; key {})",
+            clean(&person.name),
+            person.code,
+            &person.id[..12]
+        );
+        if let Some(warning) = &person.warning {
+            println!("  {}", clean(warning));
+        }
+    }
+    let unknown = members.len() - seen.len();
+    if unknown > 0 {
+        println!("{unknown} more whose card does not open with this room's key.");
+    }
+    if shown.is_empty() {
+        println!("Nobody else is in {} right now.", clean(&room.name));
+    }
+    Ok(())
+}
+
+/// The contacts called `who` (by name, or the start of their key).
+fn find<'a>(contacts: &'a Contacts, who: &str) -> Result<&'a client::people::Contact, Exit> {
+    let wanted = name_key(who);
+    let lower = who.to_lowercase();
+    let matches: Vec<_> = contacts
+        .list()
+        .iter()
+        .filter(|c| name_key(&c.name) == wanted || (lower.len() >= 8 && c.id.starts_with(&lower)))
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok(one),
+        [] => Err(Exit::usage(format!(
+            "Nobody called {who:?} was seen yet: run fieldmesh-cli people ROOM while they are in a room with you."
+        ))),
+        many => Err(Exit::usage(format!(
+            "{} people are called {who:?}; name one by the start of their key: {}.",
+            many.len(),
+            many.iter().map(|c| &c.id[..12]).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
+pub fn verify(home: &Home, who: &str) -> Result<(), Exit> {
+    let outcome = home.update(|device| {
+        let mut contacts = device.contacts();
+        let found = find(&contacts, who).map(|c| (c.id.clone(), c.name.clone()))?;
+        contacts.verify(&found.0);
+        device.contacts = contacts.to_text();
+        Ok::<_, Exit>(found)
+    })??;
+    println!(
+        "{} is verified on this device (only do this after comparing safety codes in person).",
+        clean(&outcome.1)
+    );
+    Ok(())
+}
+
+pub async fn dm(home: &Home, name: &str, words: &[String], wait: u64) -> Result<(), Exit> {
+    let room = direct_room(&home.device()?, name)?;
+    let text = text_of(words)?;
+    let device = home.update(|device| {
+        device.keep_room(room.clone());
+        device.clone()
+    })?;
+    send_to(home, &device, &room, &text, wait).await
+}
+
+pub async fn export(
+    home: &Home,
+    room: &str,
+    html: bool,
+    output: Option<PathBuf>,
+) -> Result<(), Exit> {
+    let device = home.device()?;
+    let room = room_named(&device, room)?;
+    let key = room.key();
+    let mut contacts = device.contacts();
+    let server = device.server(&room.server);
+    let mut link = Link::connect(&server, None).await?;
+    keep_learned(home, &link)?;
+    let messages = gather(&mut link, &device, &room, MAX_GATHERED, &mut contacts).await?;
+    link.close().await;
+    save_contacts(home, &mut contacts)?;
+    let lines: Vec<Exported> = messages
+        .iter()
+        .filter_map(|m| client::message::open(m, &key))
+        .filter(|opened| !opened.live)
+        .map(|opened| exported(&opened, &contacts))
+        .collect();
+    let text = if html {
+        client::export::html(&room.name, &lines, now_ms())
+    } else {
+        client::export::json_lines(&lines)
+    };
+    match output {
+        Some(path) => {
+            std::fs::write(&path, text)
+                .map_err(|e| Exit::broken(format!("cannot write {}: {e}", path.display())))?;
+            eprintln!(
+                "{} messages of {} written to {}.",
+                lines.len(),
+                clean(&room.name),
+                path.display()
+            );
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(text.as_bytes());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_senders_escape_sequences_never_reach_the_terminal() {
+        let cleaned = clean("hi\u{1b}]0;owned\u{7}\u{1b}[2J there\u{202e}\nnext");
+        assert!(!cleaned.chars().any(|c| c.is_control() && c != '\n'));
+        assert!(cleaned.contains("hi\u{fffd}]0;owned\u{fffd}\u{fffd}[2J there\u{fffd}\n    next"));
+    }
+}
