@@ -15,6 +15,31 @@ use clap::{Parser, ValueEnum};
 /// first start and kept in the data directory), and a plain-HTTP landing page that helps phones
 /// install that authority. Every flag can also be set through the environment variable shown
 /// beside it.
+/// What the operator can do with the data folder instead of serving.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Tool {
+    /// Write a room's stored messages, sealed as stored (no room key is needed or used), to a
+    /// file: for the archive, or to hand to another camp (`fieldmesh import` there). Safe
+    /// while the server runs.
+    Export {
+        /// The room's id: 32 hex digits.
+        #[arg(long, value_name = "ID")]
+        room: String,
+        /// The file to write (standard output when not given).
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Load an archive written by `fieldmesh export` into this data folder. The whole file is
+    /// checked first (every envelope and signature); nothing is stored unless all of it is
+    /// sound; messages the server holds already are skipped. Phones see the messages when
+    /// they next open the room.
+    Import {
+        /// The archive.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+}
+
 #[derive(Debug, Clone, Parser)]
 #[command(name = "fieldmesh", version, about, long_about, max_term_width = 100)]
 pub struct Config {
@@ -89,8 +114,12 @@ pub struct Config {
 
     /// Folder for the message database and the certificates. Created if missing; back it up
     /// to keep history. Default: the per-user data folder (~/.local/share/fieldmesh on Linux).
-    #[arg(long, env = "FIELDMESH_DATA_DIR", value_name = "DIR")]
+    #[arg(long, env = "FIELDMESH_DATA_DIR", value_name = "DIR", global = true)]
     pub data_dir: Option<PathBuf>,
+
+    /// Instead of serving: write or load a room's archive (see each command's --help).
+    #[command(subcommand)]
+    pub tool: Option<Tool>,
 
     /// Serve the web app from this folder instead of the copy built into the binary (for
     /// development: `./x site` builds it into target/site).

@@ -27,6 +27,9 @@ pub enum ServerError {
     /// The configuration asks for something unsafe or impossible; the sentence says what.
     #[error("{0}")]
     Refused(String),
+    /// An archive to import is not sound (the sentence names its line and why).
+    #[error("{0}")]
+    Archive(String),
     /// Reading or writing a file failed (the data directory, mostly).
     #[error("{context}: {source}")]
     Io {

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod admit;
+pub mod archive;
 pub mod config;
 pub mod error;
 pub mod federation;

@@ -18,6 +18,15 @@ async fn main() -> anyhow::Result<()> {
         .init();
 
     let data_dir = config.data_dir();
+    match &config.tool {
+        Some(server::config::Tool::Export { room, output }) => {
+            return server::archive::export_command(&data_dir, room, output.as_deref());
+        }
+        Some(server::config::Tool::Import { file }) => {
+            return server::archive::import_command(&data_dir, file);
+        }
+        None => {}
+    }
     if config.show_radio_key {
         let key = server::radio::network::load(&config, &data_dir)?
             .expect("a key is made when asked to show one");

@@ -260,8 +260,22 @@ impl Store {
         envelopes: &[Envelope],
         received_at_ms: u64,
         origin: Origin,
+        on_new: impl FnMut(&Arc<StoredMessage>),
+    ) -> Result<Vec<Stored>, ServerError> {
+        let times = vec![received_at_ms; envelopes.len()];
+        self.insert_timed_blocking(envelopes, &times, origin, on_new)
+    }
+
+    /// [`Store::insert_many_from_blocking`] with each envelope's own time of first storing
+    /// (`times[i]` for `envelopes[i]`): an archive loaded into another camp keeps its times.
+    pub fn insert_timed_blocking(
+        &self,
+        envelopes: &[Envelope],
+        times: &[u64],
+        origin: Origin,
         mut on_new: impl FnMut(&Arc<StoredMessage>),
     ) -> Result<Vec<Stored>, ServerError> {
+        assert_eq!(envelopes.len(), times.len(), "one time per envelope");
         let encoded = envelopes
             .iter()
             .map(Envelope::encode)
@@ -279,7 +293,7 @@ impl Store {
             let mut existing = tx.prepare_cached(
                 "SELECT seq, received_at_ms, envelope FROM messages WHERE room = ?1 AND id = ?2",
             )?;
-            for (envelope, bytes) in envelopes.iter().zip(&encoded) {
+            for ((envelope, bytes), &received_at_ms) in envelopes.iter().zip(&encoded).zip(times) {
                 // A radio copy of a message held whole is that message again.
                 if envelope.kind == Kind::Radio {
                     if let Some(original) = twins(&tx, envelope)?

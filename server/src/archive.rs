@@ -1,0 +1,304 @@
+//! The operator's archive of a room: `fieldmesh export` writes what the server stores of it
+//! (ids, times, senders' public keys, sizes and the sealed envelopes, exactly as stored) for
+//! keeping or for handing to another camp, and `fieldmesh import` loads such a file into
+//! another server. The operator has no room key, so an archive holds ciphertext only, like the
+//! database it came from.
+//!
+//! The format is JSON Lines: a header line, then one line per message, oldest first. Import
+//! checks the whole file first (the header, every line's envelope and signature, that the
+//! line's fields match its envelope, the count) and stores nothing unless all of it is sound;
+//! then it stores every message in one transaction, idempotently (a message the server holds
+//! already is skipped), keeping each message's first-stored time.
+
+use std::io::{BufRead, Write};
+use std::path::Path;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use mesh::hex::encode as hex;
+use mesh::{Envelope, Kind, RoomId, StoredMessage};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ServerError;
+use crate::store::{Origin, Store};
+
+/// The archive format's version.
+pub const ARCHIVE_VERSION: u32 = 1;
+/// Longest line read (a whole envelope in base64 with its fields fits many times over).
+const MAX_LINE_BYTES: u64 = 64 * 1024;
+/// Most messages one archive may hold.
+pub const MAX_ARCHIVE_MESSAGES: u64 = 10_000_000;
+/// Messages stored per transaction on import (the whole import is still checked first).
+const IMPORT_BATCH: usize = 1_000;
+
+/// The first line.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Header {
+    fieldmesh_archive: u32,
+    /// The room, hex.
+    room: String,
+    /// How many message lines follow.
+    messages: u64,
+    /// When it was written, ms since the epoch.
+    exported_at_ms: u64,
+    /// The store it came from, hex.
+    store_id: String,
+}
+
+/// One message.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Line {
+    /// Its sequence number on the exporting server.
+    seq: u64,
+    /// When that server first stored it.
+    received_at_ms: u64,
+    /// Its id, hex.
+    id: String,
+    /// The sender's public signing key, hex (for a radio copy: the radio's stand-in).
+    sender: String,
+    /// The sender's clock when written.
+    created_at_ms: u64,
+    /// "text", "radio" or "live".
+    kind: String,
+    /// Bytes of the sealed body.
+    size: usize,
+    /// The envelope as stored, base64.
+    envelope: String,
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Text => "text",
+        Kind::Radio => "radio",
+        Kind::Live => "live",
+    }
+}
+
+/// What an export or import did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Messages written or read.
+    pub messages: u64,
+    /// On import: stored anew (the rest the server held already).
+    pub stored: u64,
+}
+
+/// Writes the archive of `room` from `store` to `out`.
+pub fn export(store: &Store, room: RoomId, out: &mut impl Write) -> Result<Summary, ServerError> {
+    let io = |source| ServerError::Io {
+        context: "cannot write the archive".into(),
+        source,
+    };
+    // Counted first, then written: the header says how many lines follow, so a cut file is
+    // never taken for a whole one.
+    let mut messages: Vec<StoredMessage> = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.after_blocking(room, after, 1_000)?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        messages.extend(page);
+    }
+    let header = Header {
+        fieldmesh_archive: ARCHIVE_VERSION,
+        room: hex(&room.0),
+        messages: messages.len() as u64,
+        exported_at_ms: crate::now_ms(),
+        store_id: hex(&store.id),
+    };
+    writeln!(
+        out,
+        "{}",
+        serde_json::to_string(&header).expect("plain fields")
+    )
+    .map_err(io)?;
+    for message in &messages {
+        let envelope = &message.envelope;
+        let line = Line {
+            seq: message.seq,
+            received_at_ms: message.received_at_ms,
+            id: hex(&envelope.id.0),
+            sender: hex(&envelope.sender.0),
+            created_at_ms: envelope.created_at_ms,
+            kind: kind_name(envelope.kind).into(),
+            size: envelope.body.len(),
+            envelope: BASE64.encode(envelope.encode()?),
+        };
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string(&line).expect("plain fields")
+        )
+        .map_err(io)?;
+    }
+    out.flush().map_err(io)?;
+    Ok(Summary {
+        messages: messages.len() as u64,
+        stored: 0,
+    })
+}
+
+/// Why an archive was not loaded.
+fn bad(line: u64, why: impl std::fmt::Display) -> ServerError {
+    ServerError::Archive(format!("line {line}: {why}; nothing was imported"))
+}
+
+/// Reads and checks a whole archive: its room and every message with its first-stored time.
+fn read(input: &mut impl BufRead) -> Result<(RoomId, Vec<(Envelope, u64)>), ServerError> {
+    let mut number = 0u64;
+    let mut next_line = |input: &mut dyn BufRead| -> Result<Option<String>, ServerError> {
+        number += 1;
+        let mut bytes = Vec::new();
+        std::io::Read::take(&mut *input, MAX_LINE_BYTES + 1)
+            .read_until(b'\n', &mut bytes)
+            .map_err(|e| bad(number, format!("cannot read: {e}")))?;
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        if bytes.len() as u64 > MAX_LINE_BYTES {
+            return Err(bad(number, "the line is too long for an archive"));
+        }
+        String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| bad(number, "not UTF-8 text"))
+    };
+    let header = next_line(input)?.ok_or_else(|| bad(1, "the file is empty"))?;
+    let header: Header = serde_json::from_str(&header)
+        .map_err(|e| bad(1, format!("not a FieldMesh archive ({e})")))?;
+    if header.fieldmesh_archive != ARCHIVE_VERSION {
+        return Err(bad(
+            1,
+            format!(
+                "archive version {} is not one this server reads",
+                header.fieldmesh_archive
+            ),
+        ));
+    }
+    let room =
+        RoomId::from_hex(&header.room).ok_or_else(|| bad(1, "the room id is not 32 hex digits"))?;
+    if header.messages > MAX_ARCHIVE_MESSAGES {
+        return Err(bad(1, "it claims more messages than an archive may hold"));
+    }
+    let mut messages = Vec::new();
+    let mut line_number = 1u64;
+    while let Some(text) = next_line(input)? {
+        line_number += 1;
+        if text.trim().is_empty() {
+            continue;
+        }
+        if messages.len() as u64 >= header.messages {
+            return Err(bad(line_number, "more messages than the header says"));
+        }
+        let line: Line = serde_json::from_str(&text)
+            .map_err(|e| bad(line_number, format!("not a message line ({e})")))?;
+        let bytes = BASE64
+            .decode(line.envelope.trim())
+            .map_err(|_| bad(line_number, "the envelope is not base64"))?;
+        let envelope = crate::federation::check(&bytes).ok_or_else(|| {
+            bad(
+                line_number,
+                "the envelope does not decode or its signature fails",
+            )
+        })?;
+        let matches = envelope.room == room
+            && hex(&envelope.id.0) == line.id.to_ascii_lowercase()
+            && hex(&envelope.sender.0) == line.sender.to_ascii_lowercase()
+            && envelope.created_at_ms == line.created_at_ms
+            && kind_name(envelope.kind) == line.kind
+            && envelope.body.len() == line.size;
+        if !matches {
+            return Err(bad(
+                line_number,
+                "its fields do not match its envelope (or another room's)",
+            ));
+        }
+        messages.push((envelope, line.received_at_ms));
+    }
+    if messages.len() as u64 != header.messages {
+        return Err(bad(
+            line_number,
+            format!(
+                "the file ends after {} of the {} messages its header names (cut short?)",
+                messages.len(),
+                header.messages
+            ),
+        ));
+    }
+    Ok((room, messages))
+}
+
+/// Checks the archive in `input` whole, then stores its messages in `store`.
+pub fn import(store: &Store, input: &mut impl BufRead) -> Result<(RoomId, Summary), ServerError> {
+    let (room, messages) = read(input)?;
+    let mut summary = Summary {
+        messages: messages.len() as u64,
+        stored: 0,
+    };
+    for batch in messages.chunks(IMPORT_BATCH) {
+        let (envelopes, times): (Vec<Envelope>, Vec<u64>) = batch.iter().cloned().unzip();
+        let stored = store.insert_timed_blocking(&envelopes, &times, Origin::Here, |_| {})?;
+        summary.stored += stored
+            .iter()
+            .filter(|s| !s.duplicate && !s.conflict)
+            .count() as u64;
+    }
+    Ok((room, summary))
+}
+
+/// `fieldmesh export`: the archive of `room` (hex) in the store of `data_dir`, to `output`
+/// (standard output when `None`).
+pub fn export_command(data_dir: &Path, room: &str, output: Option<&Path>) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let room = RoomId::from_hex(room.trim())
+        .context("--room takes a room id: 32 hex digits (the server's log names rooms so)")?;
+    if !data_dir.join("messages.sqlite3").exists() {
+        anyhow::bail!("{} holds no FieldMesh messages", data_dir.display());
+    }
+    let store = Store::open(data_dir)?;
+    if store.after_blocking(room, 0, 1)?.is_empty() {
+        anyhow::bail!("this server stores no messages of room {}", hex(&room.0));
+    }
+    let summary = match output {
+        Some(path) => {
+            let temporary = path.with_extension("part");
+            let mut file = std::io::BufWriter::new(
+                std::fs::File::create(&temporary)
+                    .with_context(|| format!("cannot write {}", temporary.display()))?,
+            );
+            let summary = export(&store, room, &mut file)?;
+            file.into_inner()
+                .map_err(|e| e.into_error())
+                .and_then(|f| f.sync_all())
+                .with_context(|| format!("cannot write {}", temporary.display()))?;
+            std::fs::rename(&temporary, path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            summary
+        }
+        None => export(&store, room, &mut std::io::stdout().lock())?,
+    };
+    eprintln!(
+        "Exported {} messages of room {} (sealed: no room key was used or needed).",
+        summary.messages,
+        hex(&room.0)
+    );
+    Ok(())
+}
+
+/// `fieldmesh import`: loads the archive at `file` into the store of `data_dir`.
+pub fn import_command(data_dir: &Path, file: &Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let opened =
+        std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let store = Store::open(data_dir)?;
+    let (room, summary) = import(&store, &mut std::io::BufReader::new(opened))?;
+    eprintln!(
+        "Imported room {}: {} messages read, {} stored anew, {} already here.",
+        hex(&room.0),
+        summary.messages,
+        summary.stored,
+        summary.messages - summary.stored
+    );
+    Ok(())
+}
