@@ -591,6 +591,9 @@ pub trait ChatActions {
     fn share(&self, title: &str, url: &str);
     /// Send a message to the current room.
     fn send(&self, text: &str) -> Result<(), String>;
+    /// Save the current room's messages as this device holds them: a printable transcript
+    /// (`html`) or JSON Lines.
+    fn export_room(&self, html: bool);
     /// Ask for the page of history before the oldest message shown.
     fn load_older(&self);
     /// Send a failed message again.
@@ -728,6 +731,11 @@ impl ChatClient {
     /// See [`ChatActions::share`].
     pub fn share(&self, title: &str, url: &str) {
         self.with_actions(|a| a.share(title, url));
+    }
+
+    /// See [`ChatActions::export_room`].
+    pub fn export_room(&self, html: bool) {
+        self.with_actions(|a| a.export_room(html));
     }
 
     /// See [`ChatActions::send`].

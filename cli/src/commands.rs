@@ -205,7 +205,7 @@ pub fn rooms(home: &Home) -> Result<(), Exit> {
         println!(
             "{}\t{}\t{}{waiting}",
             clean(&room.name),
-            &hex(&id.0)[..8],
+            hex(&id.0),
             room.server
         );
     }

@@ -248,15 +248,35 @@ pub fn import(store: &Store, input: &mut impl BufRead) -> Result<(RoomId, Summar
 }
 
 /// `fieldmesh export`: the archive of `room` (hex) in the store of `data_dir`, to `output`
-/// (standard output when `None`).
-pub fn export_command(data_dir: &Path, room: &str, output: Option<&Path>) -> anyhow::Result<()> {
+/// (standard output when `None`). Without a room: the rooms there are, to choose from.
+pub fn export_command(
+    data_dir: &Path,
+    room: Option<&str>,
+    output: Option<&Path>,
+) -> anyhow::Result<()> {
     use anyhow::Context;
-    let room = RoomId::from_hex(room.trim())
-        .context("--room takes a room id: 32 hex digits (the server's log names rooms so)")?;
     if !data_dir.join("messages.sqlite3").exists() {
         anyhow::bail!("{} holds no FieldMesh messages", data_dir.display());
     }
     let store = Store::open(data_dir)?;
+    let Some(room) = room else {
+        let rooms = store.room_summaries_blocking()?;
+        println!("Rooms stored in {} (busiest first):", data_dir.display());
+        for (room, count, bytes, newest) in &rooms {
+            println!(
+                "  {}  {count} messages, {}, newest {} UTC",
+                hex(&room.0),
+                mesh::body::human_size(*bytes),
+                client::export::utc(*newest)
+                    .replace('T', " ")
+                    .trim_end_matches('Z')
+            );
+        }
+        anyhow::bail!("name the room to export: fieldmesh export --room ID");
+    };
+    let room = RoomId::from_hex(room.trim()).context(
+        "--room takes a room id: 32 hex digits (fieldmesh export without --room lists them)",
+    )?;
     if store.after_blocking(room, 0, 1)?.is_empty() {
         anyhow::bail!("this server stores no messages of room {}", hex(&room.0));
     }

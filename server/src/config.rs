@@ -22,9 +22,9 @@ pub enum Tool {
     /// file: for the archive, or to hand to another camp (`fieldmesh import` there). Safe
     /// while the server runs.
     Export {
-        /// The room's id: 32 hex digits.
+        /// The room's id: 32 hex digits (without it, the rooms stored are listed).
         #[arg(long, value_name = "ID")]
-        room: String,
+        room: Option<String>,
         /// The file to write (standard output when not given).
         #[arg(long, short, value_name = "FILE")]
         output: Option<PathBuf>,

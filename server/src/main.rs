@@ -20,7 +20,7 @@ async fn main() -> anyhow::Result<()> {
     let data_dir = config.data_dir();
     match &config.tool {
         Some(server::config::Tool::Export { room, output }) => {
-            return server::archive::export_command(&data_dir, room, output.as_deref());
+            return server::archive::export_command(&data_dir, room.as_deref(), output.as_deref());
         }
         Some(server::config::Tool::Import { file }) => {
             return server::archive::import_command(&data_dir, file);

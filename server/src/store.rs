@@ -509,6 +509,36 @@ impl Store {
         Ok(rooms)
     }
 
+    /// Every room with stored messages: how many, their bytes, and when the newest arrived
+    /// (ms since the epoch), busiest first. For the operator, who knows rooms only by id.
+    pub fn room_summaries_blocking(&self) -> Result<Vec<(RoomId, u64, u64, u64)>, ServerError> {
+        let conn = self.lock();
+        let mut query = conn.prepare_cached(
+            "SELECT room, COUNT(*), SUM(length(envelope)), MAX(received_at_ms) FROM messages
+             GROUP BY room ORDER BY COUNT(*) DESC",
+        )?;
+        let rooms = query
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, Vec<u8>>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, i64>(2)?,
+                    row.get::<_, i64>(3)?,
+                ))
+            })?
+            .filter_map(|row| {
+                let (room, count, bytes, newest) = row.ok()?;
+                Some((
+                    RoomId(room.try_into().ok()?),
+                    count as u64,
+                    bytes as u64,
+                    newest as u64,
+                ))
+            })
+            .collect();
+        Ok(rooms)
+    }
+
     /// Up to `limit` messages of `room` with a sequence number below `before` (all when
     /// `None`), oldest first, and whether older ones exist.
     pub fn page_before_blocking(

@@ -28,7 +28,7 @@ use icons::{MoreIcon, MutedIcon};
 use messages::{Composer, MessageList};
 use places::{LiveBar, LiveSheet, MapView, NearbySheet};
 use search::{SearchButton, SearchSheet};
-use sheets::{RadioPanel, ShareSheet};
+use sheets::{ExportSheet, RadioPanel, ShareSheet};
 
 /// Shows the home screen until a room is chosen, then the room.
 #[component]
@@ -121,6 +121,7 @@ fn RoomMenu() -> impl IntoView {
     let radio = RwSignal::new(false);
     let live = RwSignal::new(false);
     let nearby = RwSignal::new(false);
+    let export = RwSignal::new(false);
     let muted = move || state.session.with(|s| s.as_ref().is_some_and(|s| s.muted));
     let direct = move || state.session.with(|s| s.as_ref().is_some_and(|s| s.direct));
     let radio_on = move || state.web_radio.with(|r| r.connected);
@@ -175,6 +176,9 @@ fn RoomMenu() -> impl IntoView {
                         choose(Box::new(move || live.set(true)))
                     }>"Share live position…"</button>
                 </Show>
+                <button type="button" role="menuitem" data-testid="export-room" on:click=move |_| {
+                    choose(Box::new(move || export.set(true)))
+                }>"Export this room…"</button>
                 <button type="button" role="menuitem" class="danger" data-testid="sos" on:click=move |_| {
                     choose(Box::new(move || state.sos_open.set(true)))
                 }>"Send SOS…"</button>
@@ -190,6 +194,7 @@ fn RoomMenu() -> impl IntoView {
         <RadioPanel open=radio/>
         <LiveSheet open=live/>
         <NearbySheet open=nearby/>
+        <ExportSheet open=export/>
     }
 }
 

@@ -410,3 +410,31 @@ where
         </label>
     }
 }
+
+/// "Export this room": what this device holds of the room, saved as a file.
+#[component]
+pub(super) fn ExportSheet(open: RwSignal<bool>) -> impl IntoView {
+    let client = expect_context::<ChatClient>();
+    let export = move |html: bool| {
+        open.set(false);
+        client.export_room(html);
+    };
+    view! {
+        <Show when=move || open.get()>
+            <div class="sheet" role="dialog" aria-label="Export this room" data-testid="export-sheet"
+                on:keydown=move |event: leptos::ev::KeyboardEvent| if event.key() == "Escape" { open.set(false) }>
+                <h3>"Export this room"</h3>
+                <p class="hint">
+                    "Saves every message this phone holds of this room as a file, for a report or \
+                     a handover: names, times, text, places, file names and who you verified. It \
+                     is made here, with this phone's keys: anyone you give the file to can read it."
+                </p>
+                <div class="sheet-column">
+                    <button class="primary" data-testid="export-html" on:click=move |_| export(true)>"Transcript to read or print (HTML)"</button>
+                    <button class="primary" data-testid="export-jsonl" on:click=move |_| export(false)>"Data for tools (JSON Lines)"</button>
+                    <button class="ghost" data-testid="export-close" on:click=move |_| open.set(false)>"Cancel"</button>
+                </div>
+            </div>
+        </Show>
+    }
+}

@@ -65,6 +65,10 @@ impl ChatActions for Actions {
         spawn_local(async move { pwa::share(&title, &url).await });
     }
 
+    fn export_room(&self, html: bool) {
+        super::export::export_room(&self.0, html);
+    }
+
     fn send(&self, text: &str) -> Result<(), String> {
         self.0.outbox.write(&self.0, text)
     }

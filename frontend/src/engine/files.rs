@@ -434,14 +434,14 @@ fn set_transfer(engine: &Engine, key: &str, change: impl FnOnce(&mut Transfer)) 
 }
 
 /// `URL.createObjectURL(blob)`.
-fn object_url(blob: &JsValue) -> Option<String> {
+pub(super) fn object_url(blob: &JsValue) -> Option<String> {
     let url = Reflect::get(&js_sys::global(), &"URL".into()).ok()?;
     js::call(&url, "createObjectURL", std::slice::from_ref(blob))
         .ok()?
         .as_string()
 }
 
-fn revoke(url: Option<&str>) {
+pub(super) fn revoke(url: Option<&str>) {
     if let (Some(url), Ok(class)) = (url, Reflect::get(&js_sys::global(), &"URL".into())) {
         let _ = js::call(&class, "revokeObjectURL", &[url.into()]);
     }

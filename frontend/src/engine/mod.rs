@@ -26,6 +26,7 @@ mod actions;
 mod alerts;
 mod attention;
 mod connection;
+mod export;
 mod federation;
 mod files;
 mod inbox;

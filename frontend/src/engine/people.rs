@@ -221,6 +221,11 @@ impl People {
         chat_message(record, own, author, verified)
     }
 
+    /// Runs `read` with the contacts (who is verified, and their names).
+    pub(super) fn with_contacts<T>(&self, read: impl FnOnce(&Contacts) -> T) -> T {
+        read(&self.state.borrow().contacts)
+    }
+
     /// The person compared safety codes with `id`.
     pub(super) fn verify(&self, engine: &Rc<Engine>, id: &str) {
         if self.state.borrow_mut().contacts.verify(id) {
