@@ -96,6 +96,36 @@ export class Server {
   }
 }
 
+/** A `fieldmesh-cli` device (the terminal client next to the server binary) with its own
+ * home folder. */
+export class Terminal {
+  static async create() {
+    const terminal = new Terminal();
+    terminal.home = await mkdtemp(join(tmpdir(), 'fieldmesh-cli-'));
+    terminal.bin = process.env.FIELDMESH_CLI_BIN ?? resolve(dirname(BIN), 'fieldmesh-cli');
+    return terminal;
+  }
+
+  /** Runs a command; resolves with its exit code and what it printed. `input` goes to its
+   * standard input. */
+  run(args, input) {
+    return new Promise((ok, fail) => {
+      const child = spawn(this.bin, ['--home', this.home, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (chunk) => (stdout += chunk));
+      child.stderr.on('data', (chunk) => (stderr += chunk));
+      child.once('error', fail);
+      child.once('exit', (code) => ok({ code, stdout, stderr }));
+      child.stdin.end(input ?? '');
+    });
+  }
+
+  async dispose() {
+    await rm(this.home, { recursive: true, force: true });
+  }
+}
+
 /** The radio simulator next to the server binary, on a topology given as text. */
 export class RadioSim {
   static async start(topology, { protocol = 'kiss' } = {}) {

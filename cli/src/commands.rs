@@ -215,6 +215,22 @@ pub fn rooms(home: &Home) -> Result<(), Exit> {
     Ok(())
 }
 
+pub fn invite(home: &Home, room: &str) -> Result<(), Exit> {
+    let device = home.device()?;
+    let room = device.room(room)?;
+    if room.direct {
+        return Err(Exit::usage(
+            "A private conversation has no invite: its key is made from both people's keys.",
+        ));
+    }
+    println!(
+        "{}/#{}",
+        room.server,
+        client::invite::fragment(&room.name, &room.key)
+    );
+    Ok(())
+}
+
 /// The words given, or standard input (when none, or "-"), trimmed.
 fn text_of(words: &[String]) -> Result<String, Exit> {
     let text = if words.is_empty() || words == ["-"] {

@@ -113,6 +113,12 @@ enum Command {
     },
     /// List the rooms this device is in.
     Rooms,
+    /// Print a room's invite link, for someone to join it (it holds the room's key: share it
+    /// only with people who may read the room).
+    Invite {
+        /// The room.
+        room: String,
+    },
     /// Send a message (the words given, or standard input when none or "-").
     Send {
         /// The room (its name, or the start of its id).
@@ -222,6 +228,7 @@ async fn run(cli: Cli) -> Result<(), Exit> {
             ca,
         } => commands::join(&home, &link, name, code, ca).await,
         Command::Rooms => commands::rooms(&home),
+        Command::Invite { room } => commands::invite(&home, &room),
         Command::Send { room, text, wait } => commands::send(&home, &room, &text, wait).await,
         Command::Sync { wait } => commands::sync(&home, wait).await,
         Command::Read {

@@ -226,7 +226,13 @@ async fn two_devices_talk_in_a_room_see_each_others_codes_and_write_privately() 
     let joined = ana.run(&["join", &link, "--name", "Ana"]);
     assert_exit(&joined, 0);
     assert!(text(&joined.stdout).contains("Joined Camp North"));
-    assert_exit(&bo.run(&["join", &link, "--name", "Bo"]), 0);
+    let invite = ana.run(&["invite", "Camp North"]);
+    assert_exit(&invite, 0);
+    assert_eq!(text(&invite.stdout).trim(), link, "the same link goes on");
+    assert_exit(
+        &bo.run(&["join", text(&invite.stdout).trim(), "--name", "Bo"]),
+        0,
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

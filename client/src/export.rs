@@ -3,7 +3,7 @@
 //! its own keys (the page's "Export this room" and `fieldmesh-cli export`); nothing here
 //! talks to a server.
 
-use mesh::body::{human_size, FileKind, Signal};
+use mesh::body::{FileKind, Signal};
 use mesh::hex::encode as hex;
 use serde::Serialize;
 
@@ -140,12 +140,17 @@ pub fn html(room: &str, messages: &[Exported], now_ms: u64) -> String {
     out.push_str(&format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width\"><title>{title}</title>\
-         <style>{STYLE}</style></head><body>\n<h1>{title}</h1>\n<p class=\"about\">{} messages, \
+         <style>{STYLE}</style></head><body>\n<h1>{title}</h1>\n<p class=\"about\">{} {}, \
          exported {} (times in UTC, by each author's clock). ✓ marks a sender whose safety code \
-         was compared on the exporting device; 📻 a message heard over the radio, whose name \
-         is not proven by a signature.</p>\n<table>\n<thead><tr><th>Time</th><th>From</th>\
+         was compared on the exporting device; (radio) a message heard over the radio, whose \
+         name is not proven by a signature.</p>\n<table>\n<thead><tr><th>Time</th><th>From</th>\
          <th>Message</th></tr></thead>\n<tbody>\n",
         messages.len(),
+        if messages.len() == 1 {
+            "message"
+        } else {
+            "messages"
+        },
         utc(now_ms).replace('T', " ").replace('Z', " UTC"),
     ));
     for m in messages {
@@ -154,7 +159,7 @@ pub fn html(room: &str, messages: &[Exported], now_ms: u64) -> String {
             from.push_str(" <span class=\"mark\" title=\"verified\">✓</span>");
         }
         if m.via_radio {
-            from.push_str(" <span class=\"mark\" title=\"heard over the radio\">📻</span>");
+            from.push_str(" <span class=\"mark\" title=\"heard over the radio\">(radio)</span>");
         }
         let mut text = String::new();
         if let Some(signal) = m.signal {
@@ -163,13 +168,13 @@ pub fn html(room: &str, messages: &[Exported], now_ms: u64) -> String {
         text.push_str(&escape(&m.text).replace('\n', "<br>"));
         for file in &m.files {
             text.push_str(&format!(
-                "<div class=\"file\">📎 {}</div>",
+                "<div class=\"file\">File: {}</div>",
                 escape(&file_line(file))
             ));
         }
         if let Some(place) = &m.location {
             text.push_str(&format!(
-                "<div class=\"place\">📍 {:.5}, {:.5} (±{} m)</div>",
+                "<div class=\"place\">Place: {:.5}, {:.5} (±{} m)</div>",
                 place.lat, place.lon, place.accuracy_m
             ));
         }
@@ -185,7 +190,7 @@ pub fn html(room: &str, messages: &[Exported], now_ms: u64) -> String {
 fn file_line(file: &ExportedFile) -> String {
     match file.kind {
         "document" => file.marker.clone(),
-        _ => format!("{} ({}, {})", file.name, file.marker, human_size(file.size)),
+        _ => format!("{} ({})", file.name, file.marker),
     }
 }
 
@@ -288,7 +293,60 @@ mod tests {
         assert!(page.contains("Bridge out &amp; &lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(!page.contains("<script>"));
         assert!(page.contains("Ana &lt;b&gt; <span class=\"mark\" title=\"verified\">✓</span>"));
-        assert!(page.contains("📍 48.85837, 2.29448 (±12 m)"));
+        assert!(page.contains("Place: 48.85837, 2.29448 (±12 m)"));
         assert!(page.contains("2026-11-28 19:42:03"));
+    }
+
+    #[test]
+    fn files_are_listed_by_name_and_radio_messages_are_marked() {
+        use mesh::body::{Attachment, FileKind};
+        use mesh::file::{ChunkId, Manifest};
+        let file = |what, media: &str, name: &str| Attachment {
+            what,
+            media_type: media.into(),
+            name: name.into(),
+            file: Manifest {
+                key: [1; 32],
+                size: 184_320,
+                chunks: vec![ChunkId([2; 32])],
+            },
+            thumbnail: Vec::new(),
+        };
+        let opened = Opened {
+            id: mesh::MessageId([5; 16]),
+            seq: 3,
+            received_at_ms: 0,
+            created_at_ms: 0,
+            sender: None,
+            body: TextBody {
+                author: "Rui".into(),
+                text: "Map of the ford".into(),
+                attachments: vec![
+                    file(
+                        FileKind::Photo {
+                            width: 800,
+                            height: 600,
+                        },
+                        "image/jpeg",
+                        "ford.jpg",
+                    ),
+                    file(FileKind::Document, "application/pdf", "route.pdf"),
+                ],
+                position: None,
+                signal: Some(Signal::Sos),
+            },
+            live: false,
+        };
+        let line = exported(&opened, &Contacts::default());
+        assert!(line.via_radio && !line.verified && line.sender.is_none());
+        assert_eq!(line.signal, Some("sos"));
+        let page = html("Ford", &[line], 0);
+        assert!(page.contains("1 message, exported 1970-01-01 00:00:00 UTC"));
+        assert!(page.contains("File: ford.jpg (photo, 184 KB)"), "{page}");
+        assert!(page.contains("File: route.pdf, 184 KB"), "{page}");
+        assert!(page.contains(
+            "Rui (unconfirmed) <span class=\"mark\" title=\"heard over the radio\">(radio)</span>"
+        ));
+        assert!(page.contains("<strong>[SOS]</strong> Map of the ford"));
     }
 }

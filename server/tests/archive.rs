@@ -243,7 +243,11 @@ fn a_damaged_or_foreign_archive_is_refused_whole_and_changes_nothing() {
     );
     let out = fieldmesh(&["export"], a.path());
     assert!(!out.status.success(), "{}", said(&out));
-    assert!(said(&out).contains(&format!("{camp}  3 messages")), "{}", said(&out));
+    assert!(
+        said(&out).contains(&format!("{camp}  3 messages")),
+        "{}",
+        said(&out)
+    );
     let out = fieldmesh(&["export", "--room", "camp"], a.path());
     assert!(
         !out.status.success() && said(&out).contains("32 hex digits"),
