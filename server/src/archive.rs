@@ -322,3 +322,89 @@ pub fn import_command(data_dir: &Path, file: &Path) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mesh::crypto::{seal, Draft, Identity, RoomKey};
+    use mesh::{Kind, MessageId, TextBody};
+
+    fn archive_of(store: &Store, room: RoomId) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        export(store, room, &mut bytes).unwrap();
+        bytes
+    }
+
+    #[test]
+    fn damaged_archives_never_panic_and_store_nothing_unless_whole() {
+        let folder = tempfile::tempdir().unwrap();
+        let source = Store::open(&folder.path().join("a")).unwrap();
+        let key = RoomKey::from_bytes([4; 32]);
+        let identity = Identity::from_seed(&[8; 64]);
+        let envelopes: Vec<Envelope> = (0..4u8)
+            .map(|i| {
+                let body = TextBody::new("Ana", &format!("message {i}"))
+                    .unwrap()
+                    .encode()
+                    .unwrap();
+                let draft = Draft {
+                    id: MessageId([i; 16]),
+                    created_at_ms: 1_000 + u64::from(i),
+                    kind: Kind::Text,
+                    plaintext: &body,
+                };
+                seal(&identity, &key, draft, [i; 24]).unwrap()
+            })
+            .collect();
+        source.insert_many_blocking(&envelopes, 7, |_| {}).unwrap();
+        let good = archive_of(&source, key.room_id());
+        let target = Store::open(&folder.path().join("b")).unwrap();
+        // A small deterministic generator: the same cases on every run.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut refused = 0;
+        for case in 0..3_000 {
+            let mut bytes = good.clone();
+            match case % 4 {
+                0 => {
+                    let at = next() as usize % bytes.len();
+                    bytes[at] ^= 1 << (next() % 8);
+                }
+                1 => bytes.truncate(next() as usize % bytes.len()),
+                2 => {
+                    let at = next() as usize % bytes.len();
+                    bytes.insert(at, next() as u8);
+                }
+                _ => {
+                    let at = next() as usize % bytes.len();
+                    let len = (next() as usize % 64).min(bytes.len() - at);
+                    bytes.drain(at..at + len);
+                }
+            }
+            match import(&target, &mut bytes.as_slice()) {
+                Ok((room, summary)) => {
+                    // Only an archive that is still whole and sound goes in (a flipped digit
+                    // of a time in the header, say), and then all of it.
+                    assert_eq!(room, key.room_id());
+                    assert_eq!(summary.messages, 4);
+                }
+                Err(ServerError::Archive(_)) => {
+                    refused += 1;
+                    assert!(matches!(target.count_blocking().unwrap(), 0 | 4));
+                }
+                Err(other) => panic!("case {case}: {other}"),
+            }
+        }
+        assert!(
+            refused > 2_500,
+            "only {refused} of 3,000 damaged archives were refused"
+        );
+        // Every message went in at most once.
+        assert!(target.count_blocking().unwrap() <= 4);
+    }
+}
