@@ -536,6 +536,11 @@ async fn gather(
     Ok(gathered.split_off(skip))
 }
 
+/// The newest sequence number of `messages`, or `known`.
+fn newest(messages: &[StoredMessage], known: Option<u64>) -> Option<u64> {
+    messages.iter().map(|m| m.seq).max().max(known)
+}
+
 /// Remembers the members whose cards open (trust on first use); returns how each shows.
 fn observe(
     contacts: &mut Contacts,
@@ -637,16 +642,9 @@ fn text_line(m: &Exported) -> String {
     line
 }
 
-fn print_messages(
-    messages: &[StoredMessage],
-    key: &RoomKey,
-    contacts: &Contacts,
-    json: bool,
-) -> Option<u64> {
+fn print_messages(messages: &[StoredMessage], key: &RoomKey, contacts: &Contacts, json: bool) {
     let mut out = std::io::stdout().lock();
-    let mut last = None;
     for stored in messages {
-        last = Some(stored.seq);
         let Some(opened) = client::message::open(stored, key) else {
             continue;
         };
@@ -662,7 +660,6 @@ fn print_messages(
         let _ = writeln!(out, "{text}");
     }
     let _ = out.flush();
-    last
 }
 
 pub async fn read(
@@ -683,15 +680,18 @@ pub async fn read(
     if let Err(exit) = flush_on(home, &mut link, Duration::from_secs(5)).await {
         eprintln!("fieldmesh-cli: the outbox waits: {}", exit.message);
     }
+    // Always the newest page, so a follower knows where the room is even when it prints none.
     let messages = gather(
         &mut link,
         &device,
         &room,
-        limit.min(MAX_GATHERED),
+        limit.clamp(1, MAX_GATHERED),
         &mut contacts,
     )
     .await?;
-    let mut last = print_messages(&messages, &key, &contacts, json);
+    let skip = messages.len().saturating_sub(limit);
+    print_messages(&messages[skip..], &key, &contacts, json);
+    let mut last = newest(&messages, None);
     save_contacts(home, &mut contacts)?;
     if !follow {
         link.close().await;
@@ -708,12 +708,27 @@ pub async fn read(
             };
             match frame {
                 ServerFrame::Message(stored) if stored.envelope.room == room.id() => {
-                    last = print_messages(&[stored], &key, &contacts, json).or(last);
+                    let fresh: Vec<_> = [stored]
+                        .into_iter()
+                        .filter(|m| Some(m.seq) > last)
+                        .collect();
+                    print_messages(&fresh, &key, &contacts, json);
+                    last = newest(&fresh, last);
                 }
+                // After a reconnect: what came meanwhile (a page of it when the server's
+                // store is another one), each message once.
                 ServerFrame::CatchUp {
                     room: id, messages, ..
+                }
+                | ServerFrame::History {
+                    room: id, messages, ..
                 } if id == room.id() => {
-                    last = print_messages(&messages, &key, &contacts, json).or(last);
+                    let fresh: Vec<_> = messages
+                        .into_iter()
+                        .filter(|m| Some(m.seq) > last)
+                        .collect();
+                    print_messages(&fresh, &key, &contacts, json);
+                    last = newest(&fresh, last);
                 }
                 ServerFrame::Presence { room: id, members } if id == room.id() => {
                     observe(&mut contacts, &key, &identity, &members);
@@ -747,8 +762,9 @@ pub async fn read(
         }
         // Another store (the server's data was replaced): start from its newest page.
         let after = if link.store_id == store_id {
-            last
+            Some(last.unwrap_or(0))
         } else {
+            last = None;
             None
         };
         store_id = link.store_id;

@@ -367,6 +367,16 @@ async fn a_message_sent_while_the_server_is_away_goes_out_once_when_it_is_back()
     let link = server.invite("Depot", &key);
     let gauge = Cli::new();
     assert_exit(&gauge.run(&["join", &link, "--name", "Gauge"]), 0);
+    // A desk follows the room across the outage.
+    let desk = Cli::new();
+    assert_exit(&desk.run(&["join", &link, "--name", "Desk"]), 0);
+    let mut follow = desk
+        .command(&["read", "Depot", "--follow"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
     drop(server);
 
     let queued = gauge.run(&["send", "Depot", "--wait", "2", "fuel 40%"]);
@@ -404,6 +414,34 @@ async fn a_message_sent_while_the_server_is_away_goes_out_once_when_it_is_back()
     std::fs::write(&first, copy).unwrap();
     assert_exit(&gauge.run(&["send", "Depot", "fuel 30%"]), 0);
     assert_eq!(gauge.outbox_len(), 0);
+
+    // The follower reconnected by itself and printed each message once.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut followed = String::new();
+    let mut out = follow.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buffer) {
+            if n == 0 || tx.send(buffer[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    while !followed.contains("fuel 30%") {
+        assert!(
+            Instant::now() < deadline,
+            "the follower missed messages: {followed}"
+        );
+        if let Ok(chunk) = rx.recv_timeout(Duration::from_millis(200)) {
+            followed.push_str(&text(&chunk));
+        }
+    }
+    let _ = follow.kill();
+    let _ = follow.wait();
+    for reading in ["fuel 40%", "fuel 35%", "fuel 30%"] {
+        assert_eq!(followed.matches(reading).count(), 1, "{followed}");
+    }
 
     let messages = stored(&server, &RoomKey::from_bytes(key)).await;
     let texts: Vec<String> = messages
