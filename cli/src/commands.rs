@@ -1,7 +1,7 @@
 //! What each command does.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -503,6 +503,8 @@ async fn gather(
     let key = room.key();
     link.join(&identity, &device.name, &key, None).await?;
     let mut gathered: Vec<StoredMessage> = Vec::new();
+    // A long gathering (an export of a big room) says how far it is, on a terminal.
+    let progress = limit > 1_000 && std::io::stderr().is_terminal();
     loop {
         match link.next_within(ANSWER_WAIT).await? {
             Some(ServerFrame::History {
@@ -513,6 +515,9 @@ async fn gather(
                 let mut page = messages;
                 page.append(&mut gathered);
                 gathered = page;
+                if progress {
+                    eprint!("\rFetched {} messages…", gathered.len());
+                }
                 let oldest = gathered.first().map(|m| m.seq);
                 match oldest {
                     Some(oldest) if has_more && gathered.len() < limit => {
@@ -531,6 +536,9 @@ async fn gather(
             Some(_) => {}
             None => return Err(Exit::unreachable("the server closed the connection")),
         }
+    }
+    if progress {
+        eprintln!();
     }
     let skip = gathered.len().saturating_sub(limit);
     Ok(gathered.split_off(skip))
