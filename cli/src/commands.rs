@@ -78,6 +78,32 @@ fn direct_room(device: &Device, person: &str) -> Result<Room, Exit> {
     })
 }
 
+/// A room, this device's part in it, and a connection to its server.
+struct InRoom {
+    device: Device,
+    room: Room,
+    key: RoomKey,
+    identity: Identity,
+    contacts: Contacts,
+    link: Link,
+}
+
+/// Connects to the server of the room called `name`.
+async fn enter(home: &Home, name: &str) -> Result<InRoom, Exit> {
+    let device = home.device()?;
+    let room = room_named(&device, name)?;
+    let link = Link::connect(&device.server(&room.server), None).await?;
+    keep_learned(home, &link)?;
+    Ok(InRoom {
+        key: room.key(),
+        identity: device.identity()?,
+        contacts: device.contacts(),
+        device,
+        room,
+        link,
+    })
+}
+
 /// Keeps what a connection learned about its server (a token, a pinned authority).
 fn keep_learned(home: &Home, link: &Link) -> Result<(), Exit> {
     if link.learned {
@@ -677,14 +703,14 @@ pub async fn read(
     json: bool,
     limit: usize,
 ) -> Result<(), Exit> {
-    let device = home.device()?;
-    let room = room_named(&device, room)?;
-    let key = room.key();
-    let identity = device.identity()?;
-    let mut contacts = device.contacts();
-    let server = device.server(&room.server);
-    let mut link = Link::connect(&server, None).await?;
-    keep_learned(home, &link)?;
+    let InRoom {
+        device,
+        room,
+        key,
+        identity,
+        mut contacts,
+        mut link,
+    } = enter(home, room).await?;
     if let Err(exit) = flush_on(home, &mut link, Duration::from_secs(5)).await {
         eprintln!("fieldmesh-cli: the outbox waits: {}", exit.message);
     }
@@ -781,14 +807,14 @@ pub async fn read(
 }
 
 pub async fn people(home: &Home, room: &str) -> Result<(), Exit> {
-    let device = home.device()?;
-    let room = room_named(&device, room)?;
-    let key = room.key();
-    let identity = device.identity()?;
-    let mut contacts = device.contacts();
-    let server = device.server(&room.server);
-    let mut link = Link::connect(&server, None).await?;
-    keep_learned(home, &link)?;
+    let InRoom {
+        device,
+        room,
+        key,
+        identity,
+        mut contacts,
+        mut link,
+    } = enter(home, room).await?;
     link.join(&identity, &device.name, &key, None).await?;
     let members = loop {
         match link.next_within(ANSWER_WAIT).await? {
@@ -892,13 +918,14 @@ pub async fn export(
     html: bool,
     output: Option<PathBuf>,
 ) -> Result<(), Exit> {
-    let device = home.device()?;
-    let room = room_named(&device, room)?;
-    let key = room.key();
-    let mut contacts = device.contacts();
-    let server = device.server(&room.server);
-    let mut link = Link::connect(&server, None).await?;
-    keep_learned(home, &link)?;
+    let InRoom {
+        device,
+        room,
+        key,
+        mut contacts,
+        mut link,
+        ..
+    } = enter(home, room).await?;
     let messages = gather(&mut link, &device, &room, MAX_GATHERED, &mut contacts).await?;
     link.close().await;
     save_contacts(home, &mut contacts)?;

@@ -7,10 +7,11 @@
 //! The format is JSON Lines: a header line, then one line per message, oldest first. Import
 //! checks the whole file first (the header, every line's envelope and signature, that the
 //! line's fields match its envelope, the count) and stores nothing unless all of it is sound;
-//! then it stores every message in one transaction, idempotently (a message the server holds
-//! already is skipped), keeping each message's first-stored time.
+//! then it reads it again and stores the messages a thousand per transaction, idempotently (a
+//! message the server holds already is skipped), keeping each message's first-stored time.
+//! Neither reading holds more than a thousand messages in memory.
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Seek, Write};
 use std::path::Path;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -145,26 +146,40 @@ fn bad(line: u64, why: impl std::fmt::Display) -> ServerError {
     ServerError::Archive(format!("line {line}: {why}; nothing was imported"))
 }
 
-/// Reads and checks a whole archive: its room and every message with its first-stored time.
-fn read(input: &mut impl BufRead) -> Result<(RoomId, Vec<(Envelope, u64)>), ServerError> {
-    let mut number = 0u64;
-    let mut next_line = |input: &mut dyn BufRead| -> Result<Option<String>, ServerError> {
-        number += 1;
+/// Lines of an archive, counted, each at most [`MAX_LINE_BYTES`].
+struct Lines<'a, R> {
+    input: &'a mut R,
+    number: u64,
+}
+
+impl<R: BufRead> Lines<'_, R> {
+    fn next(&mut self) -> Result<Option<String>, ServerError> {
+        self.number += 1;
         let mut bytes = Vec::new();
-        std::io::Read::take(&mut *input, MAX_LINE_BYTES + 1)
+        std::io::Read::take(&mut *self.input, MAX_LINE_BYTES + 1)
             .read_until(b'\n', &mut bytes)
-            .map_err(|e| bad(number, format!("cannot read: {e}")))?;
+            .map_err(|e| bad(self.number, format!("cannot read: {e}")))?;
         if bytes.is_empty() {
             return Ok(None);
         }
         if bytes.len() as u64 > MAX_LINE_BYTES {
-            return Err(bad(number, "the line is too long for an archive"));
+            return Err(bad(self.number, "the line is too long for an archive"));
         }
         String::from_utf8(bytes)
             .map(Some)
-            .map_err(|_| bad(number, "not UTF-8 text"))
-    };
-    let header = next_line(input)?.ok_or_else(|| bad(1, "the file is empty"))?;
+            .map_err(|_| bad(self.number, "not UTF-8 text"))
+    }
+}
+
+/// Reads and checks a whole archive, handing its messages (each with its first-stored time)
+/// to `batch` a thousand at a time, so memory stays bounded whatever its size. Returns its
+/// room and how many messages it holds.
+fn read(
+    input: &mut impl BufRead,
+    mut batch: impl FnMut(&[Envelope], &[u64]) -> Result<(), ServerError>,
+) -> Result<(RoomId, u64), ServerError> {
+    let mut lines = Lines { input, number: 0 };
+    let header = lines.next()?.ok_or_else(|| bad(1, "the file is empty"))?;
     let header: Header = serde_json::from_str(&header)
         .map_err(|e| bad(1, format!("not a FieldMesh archive ({e})")))?;
     if header.fieldmesh_archive != ARCHIVE_VERSION {
@@ -181,24 +196,24 @@ fn read(input: &mut impl BufRead) -> Result<(RoomId, Vec<(Envelope, u64)>), Serv
     if header.messages > MAX_ARCHIVE_MESSAGES {
         return Err(bad(1, "it claims more messages than an archive may hold"));
     }
-    let mut messages = Vec::new();
-    let mut line_number = 1u64;
-    while let Some(text) = next_line(input)? {
-        line_number += 1;
+    let (mut envelopes, mut times) = (Vec::new(), Vec::new());
+    let mut count = 0u64;
+    while let Some(text) = lines.next()? {
+        let number = lines.number;
         if text.trim().is_empty() {
             continue;
         }
-        if messages.len() as u64 >= header.messages {
-            return Err(bad(line_number, "more messages than the header says"));
+        if count >= header.messages {
+            return Err(bad(number, "more messages than the header says"));
         }
         let line: Line = serde_json::from_str(&text)
-            .map_err(|e| bad(line_number, format!("not a message line ({e})")))?;
+            .map_err(|e| bad(number, format!("not a message line ({e})")))?;
         let bytes = BASE64
             .decode(line.envelope.trim())
-            .map_err(|_| bad(line_number, "the envelope is not base64"))?;
+            .map_err(|_| bad(number, "the envelope is not base64"))?;
         let envelope = crate::federation::check(&bytes).ok_or_else(|| {
             bad(
-                line_number,
+                number,
                 "the envelope does not decode or its signature fails",
             )
         })?;
@@ -210,41 +225,59 @@ fn read(input: &mut impl BufRead) -> Result<(RoomId, Vec<(Envelope, u64)>), Serv
             && envelope.body.len() == line.size;
         if !matches {
             return Err(bad(
-                line_number,
+                number,
                 "its fields do not match its envelope (or another room's)",
             ));
         }
-        messages.push((envelope, line.received_at_ms));
+        count += 1;
+        envelopes.push(envelope);
+        times.push(line.received_at_ms);
+        if envelopes.len() == IMPORT_BATCH {
+            batch(&envelopes, &times)?;
+            envelopes.clear();
+            times.clear();
+        }
     }
-    if messages.len() as u64 != header.messages {
+    if count != header.messages {
         return Err(bad(
-            line_number,
+            lines.number,
             format!(
-                "the file ends after {} of the {} messages its header names (cut short?)",
-                messages.len(),
+                "the file ends after {count} of the {} messages its header names (cut short?)",
                 header.messages
             ),
         ));
     }
-    Ok((room, messages))
+    if !envelopes.is_empty() {
+        batch(&envelopes, &times)?;
+    }
+    Ok((room, count))
 }
 
-/// Checks the archive in `input` whole, then stores its messages in `store`.
-pub fn import(store: &Store, input: &mut impl BufRead) -> Result<(RoomId, Summary), ServerError> {
-    let (room, messages) = read(input)?;
-    let mut summary = Summary {
-        messages: messages.len() as u64,
-        stored: 0,
-    };
-    for batch in messages.chunks(IMPORT_BATCH) {
-        let (envelopes, times): (Vec<Envelope>, Vec<u64>) = batch.iter().cloned().unzip();
-        let stored = store.insert_timed_blocking(&envelopes, &times, Origin::Here, |_| {})?;
-        summary.stored += stored
+/// Checks the archive in `input` whole (a first reading, which keeps nothing), then reads it
+/// again and stores its messages in `store`, a thousand per transaction.
+pub fn import(
+    store: &Store,
+    input: &mut (impl BufRead + Seek),
+) -> Result<(RoomId, Summary), ServerError> {
+    fn rewind(input: &mut impl Seek) -> Result<(), ServerError> {
+        input.rewind().map_err(|source| ServerError::Io {
+            context: "cannot read the archive again".into(),
+            source,
+        })
+    }
+    rewind(input)?;
+    read(input, |_, _| Ok(()))?;
+    rewind(input)?;
+    let mut stored = 0;
+    let (room, messages) = read(input, |envelopes, times| {
+        let results = store.insert_timed_blocking(envelopes, times, Origin::Here, |_| {})?;
+        stored += results
             .iter()
             .filter(|s| !s.duplicate && !s.conflict)
             .count() as u64;
-    }
-    Ok((room, summary))
+        Ok(())
+    })?;
+    Ok((room, Summary { messages, stored }))
 }
 
 /// `fieldmesh export`: the archive of `room` (hex) in the store of `data_dir`, to `output`
@@ -386,7 +419,7 @@ mod tests {
                     bytes.drain(at..at + len);
                 }
             }
-            match import(&target, &mut bytes.as_slice()) {
+            match import(&target, &mut std::io::Cursor::new(bytes.as_slice())) {
                 Ok((room, summary)) => {
                     // Only an archive that is still whole and sound goes in (a flipped digit
                     // of a time in the header, say), and then all of it.
@@ -406,5 +439,40 @@ mod tests {
         );
         // Every message went in at most once.
         assert!(target.count_blocking().unwrap() <= 4);
+    }
+
+    #[test]
+    fn a_room_larger_than_one_batch_moves_whole_with_its_order() {
+        let folder = tempfile::tempdir().unwrap();
+        let source = Store::open(&folder.path().join("a")).unwrap();
+        let key = RoomKey::from_bytes([6; 32]);
+        let identity = Identity::from_seed(&[9; 64]);
+        let body = TextBody::new("Ana", "count").unwrap().encode().unwrap();
+        let envelopes: Vec<Envelope> = (0..2_500u32)
+            .map(|i| {
+                let mut id = [0u8; 16];
+                id[..4].copy_from_slice(&i.to_be_bytes());
+                let draft = Draft {
+                    id: MessageId(id),
+                    created_at_ms: u64::from(i),
+                    kind: Kind::Text,
+                    plaintext: &body,
+                };
+                seal(&identity, &key, draft, [1; 24]).unwrap()
+            })
+            .collect();
+        for (i, chunk) in envelopes.chunks(700).enumerate() {
+            source
+                .insert_many_blocking(chunk, i as u64, |_| {})
+                .unwrap();
+        }
+        let bytes = archive_of(&source, key.room_id());
+        let target = Store::open(&folder.path().join("b")).unwrap();
+        let (_, summary) = import(&target, &mut std::io::Cursor::new(bytes.as_slice())).unwrap();
+        assert_eq!((summary.messages, summary.stored), (2_500, 2_500));
+        let moved = target.after_blocking(key.room_id(), 0, 3_000).unwrap();
+        let ids: Vec<MessageId> = moved.iter().map(|m| m.envelope.id).collect();
+        assert_eq!(ids, envelopes.iter().map(|e| e.id).collect::<Vec<_>>());
+        assert_eq!(moved[2_499].received_at_ms, 3, "times kept");
     }
 }
