@@ -121,6 +121,11 @@ export class Terminal {
     });
   }
 
+  /** Starts a long-running command (`read --follow`); kill the process it returns. */
+  start(args) {
+    return spawn(this.bin, ['--home', this.home, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  }
+
   async dispose() {
     await rm(this.home, { recursive: true, force: true });
   }

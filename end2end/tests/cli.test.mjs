@@ -59,6 +59,40 @@ test('a terminal and a phone talk in one room both ways; what the terminal sends
   );
   assert.equal(lines[1].via_radio, false);
 
+  // Private messages both ways: while the terminal follows the room, each sees the other's
+  // signed card (with the key for private messages).
+  const follower = terminal.start(['read', 'River watch', '--follow', '-n', '0']);
+  try {
+    let people = '';
+    for (let i = 0; i < 50 && !people.includes('Pia: '); i++) {
+      people = (await terminal.run(['people', 'River watch'])).stdout;
+      if (!people.includes('Pia: ')) await pia.page.waitForTimeout(200);
+    }
+    assert.match(people, /^Pia: \d{4} \d{4} \d{4} \d{4} \d{4}  \(not verified/m);
+    const dm = await terminal.run(['dm', 'Pia', 'The east pump is broken']);
+    assert.equal(dm.code, 0, dm.stderr);
+    await pia.byTestId('direct-alert').waitFor({ timeout: 30_000 });
+    assert.match(await pia.byTestId('direct-alert').textContent(), /Gauge 3 wrote to you privately/);
+    await pia.byTestId('open-direct').click();
+    await pia.byTestId('direct-room').waitFor();
+    await pia.messageWithText('The east pump is broken').waitFor();
+    await pia.send('Sending a mechanic');
+    await pia.waitSynced();
+    const answer = await terminal.run(['read', '@Pia']);
+    assert.equal(answer.code, 0, answer.stderr);
+    assert.match(answer.stdout, /Gauge 3: The east pump is broken\n.*Pia: Sending a mechanic/);
+  } finally {
+    follower.kill();
+  }
+  await pia.byTestId('leave').click();
+  await pia.byTestId('home').waitFor();
+  await pia
+    .byTestId('room-item')
+    .filter({ has: pia.byTestId('room-item-name').getByText('River watch', { exact: true }) })
+    .getByTestId('room-item-open')
+    .click();
+  await pia.byTestId('room-title').waitFor();
+
   // The server goes away: the terminal's message waits on disk (exit 75), then goes once.
   await server.stop();
   const queued = await terminal.run(['send', 'River watch', '--wait', '2', 'Level 2.6 m']);
