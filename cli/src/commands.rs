@@ -20,6 +20,10 @@ use crate::home::{Device, Home, Room, Whereabouts};
 use crate::link::Link;
 use crate::{random, Exit};
 
+/// A follower pings a quiet server this often...
+const PING_EVERY: Duration = Duration::from_secs(10);
+/// ...and takes this much silence for a lost connection.
+const SILENCE_LIMIT: Duration = Duration::from_secs(30);
 /// How long a command waits for one answer from a connected server.
 const ANSWER_WAIT: Duration = Duration::from_secs(15);
 /// Most bytes read from standard input for one message.
@@ -63,12 +67,19 @@ fn direct_room(device: &Device, person: &str) -> Result<Room, Exit> {
         .identity()?
         .dm_key(&public)
         .ok_or_else(|| Exit::refused("that person's keys cannot make a private conversation"))?;
+    // Where they were last seen; else the server of the room joined last.
     let server = device
-        .rooms
-        .iter()
-        .rev()
-        .find(|r| !r.direct)
-        .map(|r| r.server.clone())
+        .seen_on
+        .get(&contact.id)
+        .cloned()
+        .or_else(|| {
+            device
+                .rooms
+                .iter()
+                .rev()
+                .find(|r| !r.direct)
+                .map(|r| r.server.clone())
+        })
         .ok_or_else(|| Exit::usage("join a room first"))?;
     Ok(Room {
         name: format!("@{}", contact.name),
@@ -84,7 +95,7 @@ struct InRoom {
     room: Room,
     key: RoomKey,
     identity: Identity,
-    contacts: Contacts,
+    roster: Roster,
     link: Link,
 }
 
@@ -97,20 +108,33 @@ async fn enter(home: &Home, name: &str) -> Result<InRoom, Exit> {
     Ok(InRoom {
         key: room.key(),
         identity: device.identity()?,
-        contacts: device.contacts(),
+        roster: Roster {
+            contacts: device.contacts(),
+            seen: Default::default(),
+            origin: room.server.clone(),
+        },
         device,
         room,
         link,
     })
 }
 
-/// Keeps what a connection learned about its server (a token, a pinned authority).
+/// Keeps what a connection learned about its server (a token, what to trust), field by
+/// field, so what another command kept meanwhile stays.
 fn keep_learned(home: &Home, link: &Link) -> Result<(), Exit> {
-    if link.learned {
-        let server = link.server.clone();
-        home.update(|device| device.keep_server(server))?;
+    if link.learned_token.is_none() && link.learned_trust.is_none() {
+        return Ok(());
     }
-    Ok(())
+    home.update(|device| {
+        let mut server = device.server(&link.origin);
+        if let Some(token) = &link.learned_token {
+            server.token = Some(token.clone());
+        }
+        if server.ca.is_none() {
+            server.ca = link.learned_trust.clone();
+        }
+        device.keep_server(server);
+    })
 }
 
 pub async fn join(
@@ -177,12 +201,16 @@ pub async fn join(
     let server = device.server(&invite.server);
     let mut link = Link::connect(&server, code.as_deref())
         .await
-        .map_err(|exit| Exit {
-            message: format!(
-                "{} The room is kept: what you send waits in the outbox until the server is back.",
-                exit.message
-            ),
-            ..exit
+        .map_err(|exit| match exit.code {
+            3 => Exit {
+                message: format!(
+                    "{} The room is kept: what you send waits in the outbox until the server is \
+                     back.",
+                    exit.message
+                ),
+                ..exit
+            },
+            _ => exit,
         })?;
     keep_learned(home, &link)?;
     link.join(&identity, &device.name, &room.key(), None)
@@ -201,7 +229,7 @@ pub async fn join(
     link.close().await;
     println!(
         "Joined {} on {} as {}.\nYour safety code: {}",
-        room.name,
+        clean(&room.name),
         invite.server,
         device.name,
         identity.public().safety_code()
@@ -296,41 +324,61 @@ async fn send_to(
     let path = home.enqueue(&sealed.envelope, &sealed.radio, &room.server)?;
     let id = sealed.envelope.id;
     let flushed = flush(home, &room.server, Duration::from_secs(wait)).await;
-    // Another command of this device (a `read --follow`) may have delivered it meanwhile.
-    let elsewhere = match &flushed {
-        Ok(flushed) if flushed.stored.contains_key(&id) => None,
-        _ => Some(home.whereabouts(&path)),
-    };
-    if elsewhere == Some(Whereabouts::Delivered) {
-        println!("Sent to {}: stored on the server.", clean(&room.name));
-        return Ok(());
+    let name = clean(&room.name);
+    let later = format!(
+        "it waits in the outbox and goes out, once, with the next command that reaches {} \
+         (or: fieldmesh-cli sync)",
+        room.server
+    );
+    if let Ok(seq) = flushed.as_ref().map(|f| f.stored.get(&id)) {
+        if let Some(seq) = seq {
+            println!("Sent to {name}: stored on the server as #{seq}.");
+            return Ok(());
+        }
+    }
+    if let Ok(Some((_, detail))) = flushed
+        .as_ref()
+        .map(|f| f.failed.iter().find(|(failed, _)| *failed == id))
+    {
+        return Err(Exit::refused(format!(
+            "The server refused the message: {detail} (kept in outbox/failed/)"
+        )));
+    }
+    // Another command of this device (a `read --follow`) may have sent it meanwhile.
+    match home.whereabouts(&path) {
+        Whereabouts::Delivered => {
+            println!("Sent to {name}: stored on the server.");
+            return Ok(());
+        }
+        Whereabouts::Refused => {
+            return Err(Exit::refused(
+                "The server refused the message (kept in outbox/failed/).",
+            ))
+        }
+        Whereabouts::Damaged => {
+            return Err(Exit::broken(
+                "The message's outbox file could not be read (moved to outbox/damaged/).",
+            ))
+        }
+        Whereabouts::Waiting => {}
     }
     match flushed {
-        Ok(flushed) => {
-            if let Some(seq) = flushed.stored.get(&id) {
-                println!(
-                    "Sent to {}: stored on the server as #{seq}.",
-                    clean(&room.name)
-                );
-                Ok(())
-            } else if let Some((_, detail)) = flushed.failed.iter().find(|(f, _)| *f == id) {
-                Err(Exit::refused(format!(
-                    "The server refused the message: {detail}"
-                )))
-            } else {
-                Err(Exit::queued(format!(
-                    "Not sent yet ({}): it waits in the outbox and goes out, once, with the next \
-                     command that reaches {} (or: fieldmesh-cli sync).",
-                    flushed.reason.unwrap_or_else(|| "no answer".into()),
-                    room.server
-                )))
-            }
-        }
-        Err(exit) => Err(Exit::queued(format!(
-            "Not sent yet: {}. It waits in the outbox and goes out, once, with the next command \
-             that reaches {} (or: fieldmesh-cli sync).",
-            exit.message, room.server
+        Ok(flushed) => Err(Exit::queued(format!(
+            "Not sent yet ({}): {later}.",
+            flushed.reason.unwrap_or_else(|| "no answer".into())
         ))),
+        Err(exit) if exit.code == 3 => Err(Exit::queued(format!(
+            "Not sent yet: {}. It {later}.",
+            exit.message.trim_end_matches('.')
+        ))),
+        // Not a matter of waiting (a refused certificate, a wrong join code): say so.
+        Err(exit) => Err(Exit {
+            message: format!(
+                "{}. The message is kept in the outbox; it goes out once this is mended.",
+                exit.message.trim_end_matches('.')
+            ),
+            ..exit
+        }),
     }
 }
 
@@ -342,26 +390,25 @@ pub async fn send(home: &Home, room: &str, words: &[String], wait: u64) -> Resul
 }
 
 pub async fn sync(home: &Home, wait: u64) -> Result<(), Exit> {
-    let servers: Vec<String> = {
-        let mut servers: Vec<String> = home
-            .outbox()?
-            .into_iter()
-            .map(|e| e.queued.server)
-            .collect();
-        servers.dedup();
-        servers
-    };
+    let servers: std::collections::BTreeSet<String> = home
+        .outbox()?
+        .into_iter()
+        .map(|e| e.queued.server)
+        .collect();
     let (mut sent, mut left, mut failed) = (0, 0, 0);
-    let mut problem = None;
+    let mut problem: Option<Exit> = None;
     for server in servers {
         match flush(home, &server, Duration::from_secs(wait)).await {
             Ok(flushed) => {
                 sent += flushed.stored.len();
                 failed += flushed.failed.len();
                 for (_, detail) in &flushed.failed {
-                    eprintln!("fieldmesh-cli: refused by {server}: {detail}");
+                    eprintln!("fieldmesh-cli: refused by {server}: {}", clean(detail));
                 }
                 left += flushed.left;
+                if let Some(reason) = flushed.reason {
+                    problem.get_or_insert(Exit::queued(reason));
+                }
             }
             Err(exit) => {
                 left += home
@@ -369,7 +416,14 @@ pub async fn sync(home: &Home, wait: u64) -> Result<(), Exit> {
                     .iter()
                     .filter(|e| e.queued.server == server)
                     .count();
-                problem = Some(exit.message);
+                // One that waiting does not mend (a refused certificate) wins.
+                if problem.as_ref().is_none_or(|p| p.code == 75) {
+                    problem = Some(if exit.code == 3 {
+                        Exit::queued(exit.message)
+                    } else {
+                        exit
+                    });
+                }
             }
         }
     }
@@ -379,9 +433,8 @@ pub async fn sync(home: &Home, wait: u64) -> Result<(), Exit> {
             "some messages were refused (kept in outbox/failed/)",
         )),
         (0, _) => Ok(()),
-        (_, problem) => Err(Exit::queued(
-            problem.unwrap_or_else(|| "some messages still wait".into()),
-        )),
+        (_, Some(problem)) => Err(problem),
+        (_, None) => Err(Exit::queued("some messages still wait")),
     }
 }
 
@@ -404,7 +457,8 @@ async fn flush(home: &Home, origin: &str, wait: Duration) -> Result<Flushed, Exi
         return Ok(Flushed::default());
     }
     let server = home.device()?.server(origin);
-    let mut link = Link::connect(&server, None).await?;
+    let mut link =
+        Link::connect_within(&server, None, wait.min(crate::link::CONNECT_TIMEOUT)).await?;
     keep_learned(home, &link)?;
     let flushed = flush_on(home, &mut link, wait).await;
     link.close().await;
@@ -415,7 +469,7 @@ async fn flush(home: &Home, origin: &str, wait: Duration) -> Result<Flushed, Exi
 /// leaves the outbox when the server acknowledges it. Refusals that are not the message's
 /// fault (rate limit, storage trouble) are waited out within `wait`.
 async fn flush_on(home: &Home, link: &mut Link, wait: Duration) -> Result<Flushed, Exit> {
-    let origin = link.server.origin.clone();
+    let origin = link.origin.clone();
     let deadline = Instant::now() + wait;
     let mut book = OutboxBook::default();
     let mut flushed = Flushed::default();
@@ -426,9 +480,20 @@ async fn flush_on(home: &Home, link: &mut Link, wait: Duration) -> Result<Flushe
             .into_iter()
             .filter(|e| e.queued.server == origin)
             .collect();
+        if entries.is_empty() {
+            return Ok(flushed);
+        }
         let ids: Vec<MessageId> = entries.iter().map(|e| e.id).collect();
         let to_send = book.plan(&ids);
-        if entries.is_empty() {
+        if Instant::now() >= deadline {
+            flushed.left = entries.len();
+            flushed.reason = Some("the time to wait ran out".into());
+            return Ok(flushed);
+        }
+        if to_send.is_empty() {
+            // Only entries answered already whose files would not go away: nothing to do.
+            flushed.left = entries.len();
+            flushed.reason = Some("answered, but their outbox files could not be removed".into());
             return Ok(flushed);
         }
         for entry in entries.iter().filter(|e| to_send.contains(&e.id)) {
@@ -450,19 +515,19 @@ async fn flush_on(home: &Home, link: &mut Link, wait: Duration) -> Result<Flushe
                 .await?;
             }
         }
-        let mut pause = None;
-        while !in_flight.is_empty() && pause.is_none() {
+        // Every answer is read before anything goes again.
+        let mut pause: Option<(u32, String)> = None;
+        while !in_flight.is_empty() {
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                flushed.left = in_flight.len();
-                flushed.reason = Some("the server did not answer in time".into());
-                return Ok(flushed);
-            }
             let frame = match link.next_within(left).await {
                 Ok(Some(frame)) => frame,
                 Ok(None) => return Err(Exit::unreachable("the server closed the connection")),
                 Err(exit) => {
-                    flushed.left = in_flight.len();
+                    flushed.left = home
+                        .outbox()?
+                        .iter()
+                        .filter(|e| e.queued.server == origin)
+                        .count();
                     flushed.reason = Some(exit.message);
                     return Ok(flushed);
                 }
@@ -484,7 +549,9 @@ async fn flush_on(home: &Home, link: &mut Link, wait: Duration) -> Result<Flushe
                     Refusal::NotOurs => {}
                     Refusal::RetryAfter(ms) => {
                         in_flight.remove(&id);
-                        pause = Some((ms, detail));
+                        if pause.as_ref().is_none_or(|(longest, _)| ms > *longest) {
+                            pause = Some((ms, detail));
+                        }
                     }
                     Refusal::Failed => {
                         in_flight.remove(&id);
@@ -508,10 +575,7 @@ async fn flush_on(home: &Home, link: &mut Link, wait: Duration) -> Result<Flushe
                 flushed.reason = Some(detail);
                 return Ok(flushed);
             }
-            // What was in flight is answered on this connection before going again.
             tokio::time::sleep_until(until.into()).await;
-            book.reconnected();
-            in_flight.clear();
         }
     }
 }
@@ -523,14 +587,17 @@ async fn gather(
     device: &Device,
     room: &Room,
     limit: usize,
-    contacts: &mut Contacts,
+    roster: &mut Roster,
 ) -> Result<Vec<StoredMessage>, Exit> {
     let identity = device.identity()?;
     let key = room.key();
     link.join(&identity, &device.name, &key, None).await?;
     let mut gathered: Vec<StoredMessage> = Vec::new();
+    // What is stored while older pages are fetched comes live: kept, not lost.
+    let mut live: Vec<StoredMessage> = Vec::new();
     // A long gathering (an export of a big room) says how far it is, on a terminal.
     let progress = limit > 1_000 && std::io::stderr().is_terminal();
+    let mut asked: Option<(u64, u16)> = None;
     loop {
         match link.next_within(ANSWER_WAIT).await? {
             Some(ServerFrame::History {
@@ -548,13 +615,38 @@ async fn gather(
                 match oldest {
                     Some(oldest) if has_more && gathered.len() < limit => {
                         let want = (limit - gathered.len()).min(usize::from(MAX_HISTORY_PAGE));
+                        asked = Some((oldest, want as u16));
                         link.history(&key, oldest, want as u16).await?;
+                    }
+                    Some(_) if has_more => {
+                        eprintln!(
+                            "fieldmesh-cli: only the newest {limit} messages of {} were fetched",
+                            clean(&room.name)
+                        );
+                        break;
                     }
                     _ => break,
                 }
             }
+            Some(ServerFrame::Message(stored)) if stored.envelope.room == room.id() => {
+                live.push(stored);
+            }
             Some(ServerFrame::Presence { room: id, members }) if id == room.id() => {
-                observe(contacts, &key, &identity, &members);
+                roster.observe(&key, &identity, &members);
+            }
+            // Paging too fast for the server's allowance: wait as it says, then ask again.
+            Some(ServerFrame::Error {
+                code: ErrorCode::RateLimited,
+                retry_after_ms,
+                id: None,
+                ..
+            }) => {
+                let pause = u64::from(retry_after_ms.unwrap_or(1_000));
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+                match asked {
+                    Some((before, want)) => link.history(&key, before, want).await?,
+                    None => link.join(&identity, &device.name, &key, None).await?,
+                }
             }
             Some(ServerFrame::Error { detail, code, .. }) if code != ErrorCode::RateLimited => {
                 return Err(Exit::refused(detail));
@@ -566,6 +658,8 @@ async fn gather(
     if progress {
         eprintln!();
     }
+    let newest_held = gathered.last().map(|m| m.seq);
+    gathered.extend(live.into_iter().filter(|m| Some(m.seq) > newest_held));
     let skip = gathered.len().saturating_sub(limit);
     Ok(gathered.split_off(skip))
 }
@@ -575,40 +669,72 @@ fn newest(messages: &[StoredMessage], known: Option<u64>) -> Option<u64> {
     messages.iter().map(|m| m.seq).max().max(known)
 }
 
-/// Remembers the members whose cards open (trust on first use); returns how each shows.
-fn observe(
-    contacts: &mut Contacts,
-    key: &RoomKey,
-    identity: &Identity,
-    members: &[Member],
-) -> Vec<client::people::Seen> {
-    members
-        .iter()
-        .filter_map(|member| PresenceCard::open(key, member))
-        .map(|card| {
-            let you = card.identity.sender() == identity.sender();
-            contacts.observe(&card, you)
-        })
-        .collect()
+/// The people seen in a room on one server, and what the device knew of them.
+struct Roster {
+    contacts: Contacts,
+    /// Who was seen here and not yet noted as seen on this server (sender ids, hex).
+    seen: Vec<String>,
+    /// The server.
+    origin: String,
 }
 
-fn save_contacts(home: &Home, contacts: &mut Contacts) -> Result<(), Exit> {
-    if contacts.take_changed() {
-        // Merged with what another command may have learned meanwhile.
-        home.update(|device| {
-            let kept = device.contacts();
-            device.contacts = merge(&kept, contacts);
-        })?;
+impl Roster {
+    /// Remembers the members whose cards open (trust on first use); returns how each shows.
+    fn observe(
+        &mut self,
+        key: &RoomKey,
+        identity: &Identity,
+        members: &[Member],
+    ) -> Vec<client::people::Seen> {
+        members
+            .iter()
+            .filter_map(|member| PresenceCard::open(key, member))
+            .map(|card| {
+                let you = card.identity.sender() == identity.sender();
+                let seen = self.contacts.observe(&card, you);
+                if !you {
+                    self.seen.push(seen.id.clone());
+                }
+                seen
+            })
+            .collect()
     }
-    Ok(())
+
+    /// Keeps what was learned, merged with what another command may have kept meanwhile.
+    fn save(&mut self, home: &Home) -> Result<(), Exit> {
+        let changed = self.contacts.take_changed();
+        if !changed && self.seen.is_empty() {
+            return Ok(());
+        }
+        let seen = std::mem::take(&mut self.seen);
+        let merged = home.update(|device| {
+            device.contacts = merge(&device.contacts(), &self.contacts);
+            for id in seen {
+                device.seen_on.insert(id, self.origin.clone());
+            }
+            device.contacts()
+        })?;
+        self.contacts = merged;
+        Ok(())
+    }
 }
 
-/// `kept` with `newer`'s contacts replacing or added to them.
+/// `kept` (on disk) with what `newer` (this command) learned. A mark made by another
+/// command meanwhile (`verify`) stays; new keys for someone (a key change this command saw)
+/// take theirs, unverified.
 fn merge(kept: &Contacts, newer: &Contacts) -> String {
     let mut text = String::new();
     for contact in kept.list() {
-        let contact = newer.get(&contact.id).unwrap_or(contact);
-        text.push_str(&one_line(contact));
+        let contact = match newer.get(&contact.id) {
+            Some(seen) if seen.agreement != contact.agreement => seen.clone(),
+            Some(seen) => client::people::Contact {
+                name: seen.name.clone(),
+                verified: contact.verified || seen.verified,
+                ..contact.clone()
+            },
+            None => contact.clone(),
+        };
+        text.push_str(&one_line(&contact));
     }
     for contact in newer.list() {
         if kept.get(&contact.id).is_none() {
@@ -630,7 +756,7 @@ fn one_line(contact: &client::people::Contact) -> String {
 
 /// A sender's text made safe for a terminal: control characters (escape sequences could
 /// rewrite the screen or the window title) become "�"; new lines are indented.
-fn clean(text: &str) -> String {
+pub fn clean(text: &str) -> String {
     text.chars()
         .map(|c| match c {
             '\n' => "\n    ".to_string(),
@@ -676,7 +802,14 @@ fn text_line(m: &Exported) -> String {
     line
 }
 
-fn print_messages(messages: &[StoredMessage], key: &RoomKey, contacts: &Contacts, json: bool) {
+/// Prints the messages that open (live positions are not news). `Err` when standard output
+/// is gone or full.
+fn print_messages(
+    messages: &[StoredMessage],
+    key: &RoomKey,
+    contacts: &Contacts,
+    json: bool,
+) -> Result<(), Exit> {
     let mut out = std::io::stdout().lock();
     for stored in messages {
         let Some(opened) = client::message::open(stored, key) else {
@@ -687,13 +820,18 @@ fn print_messages(messages: &[StoredMessage], key: &RoomKey, contacts: &Contacts
         }
         let line = exported(&opened, contacts);
         let text = if json {
-            serde_json::to_string(&line).expect("plain fields always serialise")
+            client::export::json_line(&line)
         } else {
             text_line(&line)
         };
-        let _ = writeln!(out, "{text}");
+        writeln!(out, "{text}").map_err(output_failed)?;
     }
-    let _ = out.flush();
+    out.flush().map_err(output_failed)
+}
+
+/// Standard output could not be written.
+fn output_failed(error: std::io::Error) -> Exit {
+    Exit::broken(format!("cannot write to standard output: {error}"))
 }
 
 pub async fn read(
@@ -708,11 +846,11 @@ pub async fn read(
         room,
         key,
         identity,
-        mut contacts,
+        mut roster,
         mut link,
     } = enter(home, room).await?;
     if let Err(exit) = flush_on(home, &mut link, Duration::from_secs(5)).await {
-        eprintln!("fieldmesh-cli: the outbox waits: {}", exit.message);
+        eprintln!("fieldmesh-cli: the outbox waits: {}", clean(&exit.message));
     }
     // Always the newest page, so a follower knows where the room is even when it prints none.
     let messages = gather(
@@ -720,13 +858,13 @@ pub async fn read(
         &device,
         &room,
         limit.clamp(1, MAX_GATHERED),
-        &mut contacts,
+        &mut roster,
     )
     .await?;
     let skip = messages.len().saturating_sub(limit);
-    print_messages(&messages[skip..], &key, &contacts, json);
+    print_messages(&messages[skip..], &key, &roster.contacts, json)?;
     let mut last = newest(&messages, None);
-    save_contacts(home, &mut contacts)?;
+    roster.save(home)?;
     if !follow {
         link.close().await;
         return Ok(());
@@ -734,11 +872,20 @@ pub async fn read(
     let mut store_id = link.store_id;
     let mut backoff = client::connection::Backoff::default();
     loop {
-        // Follow until the connection goes.
+        // Follow until the connection goes, or falls silent (a Wi-Fi that drops can leave it
+        // open on this side): a ping every 10 s, and 30 s of silence is a lost connection.
         loop {
-            let frame = match link.next().await {
-                Ok(Some(frame)) => frame,
-                Ok(None) | Err(_) => break,
+            let frame = match tokio::time::timeout(PING_EVERY, link.next()).await {
+                Ok(Ok(Some(frame))) => frame,
+                Ok(Ok(None) | Err(_)) => break,
+                Err(_) if link.silent_for() > SILENCE_LIMIT => break,
+                Err(_) => {
+                    let nonce = u64::from_le_bytes(random());
+                    if link.send(&mesh::ClientFrame::Ping { nonce }).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
             };
             match frame {
                 ServerFrame::Message(stored) if stored.envelope.room == room.id() => {
@@ -746,7 +893,7 @@ pub async fn read(
                         .into_iter()
                         .filter(|m| Some(m.seq) > last)
                         .collect();
-                    print_messages(&fresh, &key, &contacts, json);
+                    print_messages(&fresh, &key, &roster.contacts, json)?;
                     last = newest(&fresh, last);
                 }
                 // After a reconnect: what came meanwhile (a page of it when the server's
@@ -761,18 +908,18 @@ pub async fn read(
                         .into_iter()
                         .filter(|m| Some(m.seq) > last)
                         .collect();
-                    print_messages(&fresh, &key, &contacts, json);
+                    print_messages(&fresh, &key, &roster.contacts, json)?;
                     last = newest(&fresh, last);
                 }
                 ServerFrame::Presence { room: id, members } if id == room.id() => {
-                    observe(&mut contacts, &key, &identity, &members);
-                    save_contacts(home, &mut contacts)?;
+                    roster.observe(&key, &identity, &members);
+                    roster.save(home)?;
                 }
                 ServerFrame::PresenceChanged {
                     room: id, joined, ..
                 } if id == room.id() => {
-                    observe(&mut contacts, &key, &identity, &joined);
-                    save_contacts(home, &mut contacts)?;
+                    roster.observe(&key, &identity, &joined);
+                    roster.save(home)?;
                 }
                 _ => {}
             }
@@ -782,27 +929,35 @@ pub async fn read(
             let delay = backoff.next_delay(u32::from_le_bytes(random()));
             tokio::time::sleep(Duration::from_millis(u64::from(delay))).await;
             let server = home.device()?.server(&room.server);
-            match Link::connect(&server, None).await {
-                Ok(link) => break link,
+            let mut link = match Link::connect(&server, None).await {
+                Ok(link) => link,
                 Err(exit) if exit.code == 3 => continue,
                 Err(exit) => return Err(exit),
+            };
+            keep_learned(home, &link)?;
+            if let Err(exit) = flush_on(home, &mut link, Duration::from_secs(5)).await {
+                eprintln!("fieldmesh-cli: the outbox waits: {}", clean(&exit.message));
+            }
+            // Another store (the server's data was replaced): start from its newest page.
+            let after = if link.store_id == store_id {
+                Some(last.unwrap_or(0))
+            } else {
+                None
+            };
+            if link
+                .join(&identity, &device.name, &key, after)
+                .await
+                .is_ok()
+            {
+                if after.is_none() {
+                    last = None;
+                }
+                store_id = link.store_id;
+                break link;
             }
         };
         backoff.reset();
         eprintln!("fieldmesh-cli: reconnected.");
-        keep_learned(home, &link)?;
-        if let Err(exit) = flush_on(home, &mut link, Duration::from_secs(5)).await {
-            eprintln!("fieldmesh-cli: the outbox waits: {}", exit.message);
-        }
-        // Another store (the server's data was replaced): start from its newest page.
-        let after = if link.store_id == store_id {
-            Some(last.unwrap_or(0))
-        } else {
-            last = None;
-            None
-        };
-        store_id = link.store_id;
-        link.join(&identity, &device.name, &key, after).await?;
     }
 }
 
@@ -812,7 +967,7 @@ pub async fn people(home: &Home, room: &str) -> Result<(), Exit> {
         room,
         key,
         identity,
-        mut contacts,
+        mut roster,
         mut link,
     } = enter(home, room).await?;
     link.join(&identity, &device.name, &key, None).await?;
@@ -827,8 +982,8 @@ pub async fn people(home: &Home, room: &str) -> Result<(), Exit> {
         }
     };
     link.close().await;
-    let seen = observe(&mut contacts, &key, &identity, &members);
-    save_contacts(home, &mut contacts)?;
+    let seen = roster.observe(&key, &identity, &members);
+    roster.save(home)?;
     println!(
         "You ({}): {}",
         clean(&device.name),
@@ -922,18 +1077,18 @@ pub async fn export(
         device,
         room,
         key,
-        mut contacts,
+        mut roster,
         mut link,
         ..
     } = enter(home, room).await?;
-    let messages = gather(&mut link, &device, &room, MAX_GATHERED, &mut contacts).await?;
+    let messages = gather(&mut link, &device, &room, MAX_GATHERED, &mut roster).await?;
     link.close().await;
-    save_contacts(home, &mut contacts)?;
+    roster.save(home)?;
     let lines: Vec<Exported> = messages
         .iter()
         .filter_map(|m| client::message::open(m, &key))
         .filter(|opened| !opened.live)
-        .map(|opened| exported(&opened, &contacts))
+        .map(|opened| exported(&opened, &roster.contacts))
         .collect();
     let text = if html {
         client::export::html(&room.name, &lines, now_ms())
@@ -942,8 +1097,16 @@ pub async fn export(
     };
     match output {
         Some(path) => {
-            std::fs::write(&path, text)
-                .map_err(|e| Exit::broken(format!("cannot write {}: {e}", path.display())))?;
+            // The transcript is plaintext: readable by the user alone.
+            let failed =
+                |e: std::io::Error| Exit::broken(format!("cannot write {}: {e}", path.display()));
+            let mut options = std::fs::OpenOptions::new();
+            options.create(true).truncate(true).write(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options.open(&path).map_err(failed)?;
+            file.write_all(text.as_bytes()).map_err(failed)?;
+            file.sync_all().map_err(failed)?;
             eprintln!(
                 "{} messages of {} written to {}.",
                 lines.len(),
@@ -953,7 +1116,8 @@ pub async fn export(
         }
         None => {
             let mut out = std::io::stdout().lock();
-            let _ = out.write_all(text.as_bytes());
+            out.write_all(text.as_bytes()).map_err(output_failed)?;
+            out.flush().map_err(output_failed)?;
         }
     }
     Ok(())

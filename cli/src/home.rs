@@ -15,6 +15,7 @@ use mesh::hex::{decode as unhex, encode as hex};
 use mesh::{Envelope, MessageId, RoomId};
 use serde::{Deserialize, Serialize};
 
+use crate::tls::{Trust, SYSTEM};
 use crate::Exit;
 
 /// Largest `device.json` read (a few hundred rooms and contacts fit many times over).
@@ -44,6 +45,10 @@ pub struct Device {
     /// People seen in rooms (the app's own form: trust on first use, verified marks).
     #[serde(default)]
     pub contacts: String,
+    /// On which server each person (sender id, hex) was last seen: where private messages
+    /// to them go.
+    #[serde(default)]
+    pub seen_on: std::collections::BTreeMap<String, String>,
 }
 
 /// A server, as the client reaches it.
@@ -54,10 +59,27 @@ pub struct Server {
     /// The device token its join code gave, hex.
     #[serde(default)]
     pub token: Option<String>,
-    /// The certificate authority trusted for it (PEM-less DER, hex): given with `--ca` or
-    /// pinned on first use.
+    /// What its certificates are checked against: a certificate authority (DER, hex), given
+    /// with `--ca` or pinned on first use; "system" for the system's roots; none before the
+    /// first connection.
     #[serde(default)]
     pub ca: Option<String>,
+}
+
+impl Server {
+    /// What its certificates are checked against.
+    pub fn trust(&self) -> Result<Trust, Exit> {
+        match self.ca.as_deref() {
+            None => Ok(Trust::FirstUse),
+            Some(SYSTEM) => Ok(Trust::System),
+            Some(text) => unhex_vec(text).map(Trust::Authority).ok_or_else(|| {
+                Exit::broken(format!(
+                    "the certificate authority kept for {} is damaged; join again with --ca FILE",
+                    self.origin
+                ))
+            }),
+        }
+    }
 }
 
 /// A room this device is in.
@@ -214,6 +236,8 @@ pub enum Whereabouts {
     Waiting,
     /// Set aside as refused.
     Refused,
+    /// Set aside as unreadable.
+    Damaged,
     /// Stored by its server.
     Delivered,
 }
@@ -266,6 +290,13 @@ impl Home {
         let device: Device = serde_json::from_reader(std::io::BufReader::new(file))
             .map_err(|e| Exit::broken(format!("{} is damaged: {e}", path.display())))?;
         device.identity()?;
+        if let Some(room) = device.rooms.iter().find(|r| unhex::<32>(&r.key).is_none()) {
+            return Err(Exit::broken(format!(
+                "{} is damaged: the key of room {:?} is not 64 hex digits",
+                path.display(),
+                room.name
+            )));
+        }
         Ok(Some(device))
     }
 
@@ -329,13 +360,16 @@ impl Home {
     /// Where the entry whose file was `path` is now: still waiting, refused, or gone (only
     /// an acknowledgement takes an entry out: another process of this device delivered it).
     pub fn whereabouts(&self, path: &Path) -> Whereabouts {
-        let failed = path
-            .file_name()
-            .map(|name| self.outbox_dir().join("failed").join(name));
+        let aside = |folder: &str| {
+            path.file_name()
+                .is_some_and(|name| self.outbox_dir().join(folder).join(name).exists())
+        };
         if path.exists() {
             Whereabouts::Waiting
-        } else if failed.is_some_and(|f| f.exists()) {
+        } else if aside("failed") {
             Whereabouts::Refused
+        } else if aside("damaged") {
+            Whereabouts::Damaged
         } else {
             Whereabouts::Delivered
         }
@@ -352,8 +386,10 @@ impl Home {
         paths.sort();
         let mut entries = Vec::new();
         for path in paths {
-            let queued = fs::read(&path)
-                .ok()
+            // A file that cannot be read now (another command just sent it, a busy disk)
+            // stays where it is; only one that reads but is not an entry is set aside.
+            let Ok(bytes) = fs::read(&path) else { continue };
+            let queued = Some(bytes)
                 .filter(|bytes| bytes.len() <= 64 * 1024)
                 .and_then(|bytes| serde_json::from_slice::<Queued>(&bytes).ok());
             match queued.and_then(|q| Some((q.envelope()?.id, q))) {

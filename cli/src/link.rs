@@ -2,7 +2,7 @@
 //! join code or device token, then frames both ways.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use mesh::crypto::{Identity, RoomKey};
@@ -15,8 +15,8 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
-use crate::home::{unhex_vec, Server};
-use crate::tls::{fingerprint, Pinning};
+use crate::home::Server;
+use crate::tls::{fingerprint, Pinning, Trust, SYSTEM};
 use crate::{random, Exit};
 
 /// How long connecting and the welcome may take.
@@ -29,30 +29,48 @@ pub struct Link {
     pub challenge: [u8; 32],
     /// The server's message store.
     pub store_id: [u8; 16],
-    /// The server record, with a token or pinned authority learned on this connection.
-    pub server: Server,
-    /// Whether `server` changed (then the caller keeps it).
-    pub learned: bool,
+    /// The server's origin.
+    pub origin: String,
+    /// A device token the join code gave on this connection (hex), to keep.
+    pub learned_token: Option<String>,
+    /// What the first connection decided to trust (see [`Server::ca`]), to keep.
+    pub learned_trust: Option<String>,
+    /// When anything last came from the server (a ping too).
+    last_heard: Instant,
 }
 
 impl Link {
     /// Connects to `server`, presenting its device token, else `code`.
     pub async fn connect(server: &Server, code: Option<&str>) -> Result<Self, Exit> {
-        tokio::time::timeout(CONNECT_TIMEOUT, Self::connect_now(server, code))
+        Self::connect_within(server, code, CONNECT_TIMEOUT).await
+    }
+
+    /// [`Link::connect`], giving up after `wait`.
+    pub async fn connect_within(
+        server: &Server,
+        code: Option<&str>,
+        wait: Duration,
+    ) -> Result<Self, Exit> {
+        tokio::time::timeout(wait, Self::connect_now(server, code))
             .await
             .map_err(|_| {
                 Exit::unreachable(format!(
-                    "{} did not answer within {} s",
+                    "{} did not answer within {:.1} s",
                     server.origin,
-                    CONNECT_TIMEOUT.as_secs()
+                    wait.as_secs_f32()
                 ))
             })?
     }
 
     async fn connect_now(server: &Server, code: Option<&str>) -> Result<Self, Exit> {
-        let mut server = server.clone();
         let url = format!("{}/ws", server.origin.replacen("http", "ws", 1));
-        let pinning = Pinning::new(server.ca.as_deref().and_then(unhex_vec).as_deref());
+        let trust = server.trust()?;
+        let pinning = Pinning::new(&trust).map_err(|why| {
+            Exit::broken(format!(
+                "{}: {why}; join again with --ca FILE (from the camp's landing page)",
+                server.origin
+            ))
+        })?;
         let connector = if server.origin.starts_with("https://") {
             let config = pinning
                 .config()
@@ -84,51 +102,63 @@ impl Link {
                 Exit::unreachable(format!("cannot reach {}: {text}", server.origin))
             }
         })?;
-        let mut learned = false;
-        if let Some(authority) = pinning
+        let learned = pinning
             .learned
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
-            eprintln!(
-                "Trusting {}'s certificate authority from now on. Its SHA-256 fingerprint is\n  \
-                 {}\nCompare it with the one on the camp's landing page.",
-                server.origin,
-                fingerprint(&authority)
-            );
-            server.ca = Some(hex(&authority));
-            learned = true;
-        }
+            .take();
+        let learned_trust = match learned {
+            Some(Trust::Authority(authority)) => {
+                eprintln!(
+                    "Trusting {}'s certificate authority from now on. Its SHA-256 fingerprint \
+                     is\n  {}\nCompare it with the one on the camp's landing page.",
+                    server.origin,
+                    fingerprint(&authority)
+                );
+                Some(hex(&authority))
+            }
+            Some(Trust::System) => Some(SYSTEM.to_string()),
+            _ => None,
+        };
         let mut link = Self {
             ws,
             challenge: [0; 32],
             store_id: [0; 16],
-            server,
-            learned,
+            origin: server.origin.clone(),
+            learned_token: None,
+            learned_trust,
+            last_heard: Instant::now(),
         };
-        let Some(ServerFrame::Welcome {
-            code_required,
-            store_id,
-            challenge,
-            ..
-        }) = link.next().await?
-        else {
-            return Err(Exit::refused(format!(
-                "{} is not a FieldMesh server this version understands",
-                link.server.origin
-            )));
+        let (code_required, store_id, challenge) = match link.next().await? {
+            Some(ServerFrame::Welcome {
+                code_required,
+                store_id,
+                challenge,
+                ..
+            }) => (code_required, store_id, challenge),
+            Some(_) => {
+                return Err(Exit::refused(format!(
+                    "{} is not a FieldMesh server this version understands",
+                    link.origin
+                )))
+            }
+            None => {
+                return Err(Exit::unreachable(format!(
+                    "{} closed the connection",
+                    link.origin
+                )))
+            }
         };
         link.challenge = challenge;
         link.store_id = store_id;
         if code_required {
-            link.unlock(code).await?;
+            link.unlock(code, server.token.as_deref()).await?;
         }
         Ok(link)
     }
 
-    async fn unlock(&mut self, code: Option<&str>) -> Result<(), Exit> {
-        let token = self.server.token.as_deref().and_then(unhex::<32>);
+    async fn unlock(&mut self, code: Option<&str>, token: Option<&str>) -> Result<(), Exit> {
+        let token = token.and_then(unhex::<32>);
         let frame = match (code, token) {
             (Some(code), _) => ClientFrame::Unlock {
                 code: code.to_string(),
@@ -138,7 +168,7 @@ impl Link {
             (None, None) => {
                 return Err(Exit::refused(format!(
                     "{} asks for the camp's join code: join again with --code CODE",
-                    self.server.origin
+                    self.origin
                 )))
             }
         };
@@ -147,8 +177,7 @@ impl Link {
             match self.next().await? {
                 Some(ServerFrame::Access { token }) => {
                     if code.is_some() {
-                        self.server.token = Some(hex(&token));
-                        self.learned = true;
+                        self.learned_token = Some(hex(&token));
                     }
                     return Ok(());
                 }
@@ -161,7 +190,7 @@ impl Link {
                     } else {
                         format!(
                             "{} no longer knows this device: join again with --code CODE",
-                            self.server.origin
+                            self.origin
                         )
                     }))
                 }
@@ -170,7 +199,7 @@ impl Link {
                 None => {
                     return Err(Exit::unreachable(format!(
                         "{} closed the connection",
-                        self.server.origin
+                        self.origin
                     )))
                 }
             }
@@ -185,20 +214,19 @@ impl Link {
         self.ws
             .send(Message::binary(bytes))
             .await
-            .map_err(|e| Exit::unreachable(format!("lost {}: {e}", self.server.origin)))
+            .map_err(|e| Exit::unreachable(format!("lost {}: {e}", self.origin)))
     }
 
     /// The next frame from the server; `None` when it closed the connection. Frames that do
     /// not decode are skipped (a newer server may send more kinds).
     pub async fn next(&mut self) -> Result<Option<ServerFrame>, Exit> {
         loop {
-            let message = match self.ws.next().await {
+            let message = self.ws.next().await;
+            self.last_heard = Instant::now();
+            let message = match message {
                 None => return Ok(None),
                 Some(Err(e)) => {
-                    return Err(Exit::unreachable(format!(
-                        "lost {}: {e}",
-                        self.server.origin
-                    )))
+                    return Err(Exit::unreachable(format!("lost {}: {e}", self.origin)))
                 }
                 Some(Ok(message)) => message,
             };
@@ -219,10 +247,15 @@ impl Link {
         tokio::time::timeout(wait, self.next()).await.map_err(|_| {
             Exit::unreachable(format!(
                 "{} stopped answering ({} s)",
-                self.server.origin,
+                self.origin,
                 wait.as_secs()
             ))
         })?
+    }
+
+    /// How long the server has been silent.
+    pub fn silent_for(&self) -> Duration {
+        self.last_heard.elapsed()
     }
 
     /// Follows `room` as `name` (presence card and room proof for this connection), from

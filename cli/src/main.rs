@@ -98,14 +98,19 @@ struct Cli {
 enum Command {
     /// Join the room of an invite link (from the app: in the room, ⋮, Invite someone).
     Join {
-        /// The whole link, https://HOST/#room=…&key=…
+        /// The whole link, https://HOST/#room=…&key=… ("-": read it from standard input, so
+        /// the room key never shows in the process list).
         link: String,
         /// Your display name (needed the first time).
         #[arg(long)]
         name: Option<String>,
         /// The camp's join code, when its server asks for one (needed once per server).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "code_file")]
         code: Option<String>,
+        /// Read the join code from this file's first line (a code on the command line shows
+        /// in the process list).
+        #[arg(long, value_name = "FILE")]
+        code_file: Option<PathBuf>,
         /// Trust this certificate authority (PEM, from the camp's landing page) instead of
         /// trusting the one the server shows on first use.
         #[arg(long)]
@@ -206,10 +211,22 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(exit) => {
-            eprintln!("fieldmesh-cli: {}", exit.message);
+            eprintln!("fieldmesh-cli: {}", commands::clean(&exit.message));
             ExitCode::from(exit.code)
         }
     }
+}
+
+/// The first line of standard input (at most 4 KiB).
+fn first_line_of_stdin() -> Result<String, Exit> {
+    use std::io::{BufRead, Read};
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .take(4096)
+        .read_line(&mut line)
+        .map_err(|e| Exit::usage(format!("cannot read standard input: {e}")))?;
+    Ok(line.trim().to_string())
 }
 
 async fn run(cli: Cli) -> Result<(), Exit> {
@@ -225,8 +242,27 @@ async fn run(cli: Cli) -> Result<(), Exit> {
             link,
             name,
             code,
+            code_file,
             ca,
-        } => commands::join(&home, &link, name, code, ca).await,
+        } => {
+            let link = match link.as_str() {
+                "-" => first_line_of_stdin()?,
+                _ => link,
+            };
+            let code = match code_file {
+                Some(path) => Some(
+                    std::fs::read_to_string(&path)
+                        .map_err(|e| Exit::usage(format!("cannot read {}: {e}", path.display())))?
+                        .lines()
+                        .next()
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string(),
+                ),
+                None => code,
+            };
+            commands::join(&home, &link, name, code, ca).await
+        }
         Command::Rooms => commands::rooms(&home),
         Command::Invite { room } => commands::invite(&home, &room),
         Command::Send { room, text, wait } => commands::send(&home, &room, &text, wait).await,

@@ -1,9 +1,15 @@
 //! How the terminal client trusts a camp's HTTPS. A camp server makes its own certificate
 //! authority and sends it after its certificate; phones install it from the landing page. The
-//! client trusts, in order: the authority given with `--ca` or pinned before; else the
-//! system's roots (a camp with a public certificate); else, the first time only, the authority
-//! the server sends (trust on first use, like ssh), whose SHA-256 fingerprint it prints to
-//! compare with the landing page. After that a server showing another authority is refused.
+//! first connection to a server decides, and the decision is kept for every later one:
+//!
+//! - an authority given with `join --ca FILE` is the only one trusted;
+//! - a server the system's roots vouch for (a public certificate) is trusted through them
+//!   alone from then on;
+//! - otherwise the authority the server sends is trusted (trust on first use, like ssh) once it
+//!   vouches for the server's certificate and name; its SHA-256 fingerprint is printed, to
+//!   compare with the landing page. After that only that authority is trusted.
+//!
+//! A kept decision that cannot be used (a damaged pin) is an error, never a new first use.
 
 use std::sync::{Arc, Mutex};
 
@@ -14,14 +20,29 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, Error, RootCertStore, SignatureScheme};
 use sha2::{Digest, Sha256};
 
-/// The verifier, and what it learned on first use.
+/// What a server's certificates are checked against, as `device.json` keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Trust {
+    /// Never connected: the first connection decides.
+    FirstUse,
+    /// The system's roots.
+    System,
+    /// This authority (DER).
+    Authority(Vec<u8>),
+}
+
+/// What the kept record says when the system's roots are trusted.
+pub const SYSTEM: &str = "system";
+
+/// The verifier, and what a first use decided.
 #[derive(Debug)]
 pub struct Pinning {
     provider: Arc<CryptoProvider>,
     pinned: Option<Arc<WebPkiServerVerifier>>,
     system: Option<Arc<WebPkiServerVerifier>>,
-    /// The authority trusted on first use during this connection, DER.
-    pub learned: Mutex<Option<Vec<u8>>>,
+    first_use: bool,
+    /// What this connection's first use decided.
+    pub learned: Mutex<Option<Trust>>,
 }
 
 fn verifier(
@@ -33,31 +54,41 @@ fn verifier(
         .ok()
 }
 
+fn system_verifier(provider: &Arc<CryptoProvider>) -> Option<Arc<WebPkiServerVerifier>> {
+    let mut roots = RootCertStore::empty();
+    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    (!roots.is_empty())
+        .then(|| verifier(roots, provider))
+        .flatten()
+}
+
 impl Pinning {
-    /// Trusts `pinned` (DER) alone when given, else system roots, else the server's own
-    /// authority on first use.
-    pub fn new(pinned: Option<&[u8]>) -> Arc<Self> {
+    /// A verifier for `trust`; `Err` with a sentence when a kept authority is unusable.
+    pub fn new(trust: &Trust) -> Result<Arc<Self>, String> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let pinned = pinned.and_then(|der| {
-            let mut roots = RootCertStore::empty();
-            roots.add(CertificateDer::from(der.to_vec())).ok()?;
-            verifier(roots, &provider)
-        });
-        let system = if pinned.is_none() {
-            let mut roots = RootCertStore::empty();
-            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-            (!roots.is_empty())
-                .then(|| verifier(roots, &provider))
-                .flatten()
-        } else {
-            None
+        let (pinned, system) = match trust {
+            Trust::Authority(der) => {
+                let mut roots = RootCertStore::empty();
+                roots
+                    .add(CertificateDer::from(der.clone()))
+                    .map_err(|e| format!("the kept certificate authority is unusable: {e}"))?;
+                let pinned = verifier(roots, &provider)
+                    .ok_or("the kept certificate authority is unusable")?;
+                (Some(pinned), None)
+            }
+            Trust::System => (
+                None,
+                Some(system_verifier(&provider).ok_or("this system has no root certificates")?),
+            ),
+            Trust::FirstUse => (None, system_verifier(&provider)),
         };
-        Arc::new(Self {
+        Ok(Arc::new(Self {
             provider,
             pinned,
             system,
+            first_use: *trust == Trust::FirstUse,
             learned: Mutex::new(None),
-        })
+        }))
     }
 
     /// A client configuration that verifies with this.
@@ -69,6 +100,10 @@ impl Pinning {
                 .with_custom_certificate_verifier(Arc::clone(self) as Arc<dyn ServerCertVerifier>)
                 .with_no_client_auth(),
         )
+    }
+
+    fn learn(&self, trust: Trust) {
+        *self.learned.lock().unwrap_or_else(|p| p.into_inner()) = Some(trust);
     }
 }
 
@@ -99,27 +134,34 @@ impl ServerCertVerifier for Pinning {
                 now,
             );
         }
+        let unknown = || Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
         if let Some(system) = &self.system {
-            if let Ok(verified) = system.verify_server_cert(
+            match system.verify_server_cert(
                 end_entity,
                 intermediates,
                 server_name,
                 ocsp_response,
                 now,
             ) {
-                return Ok(verified);
+                Ok(verified) => {
+                    if self.first_use {
+                        self.learn(Trust::System);
+                    }
+                    return Ok(verified);
+                }
+                Err(error) if !self.first_use => return Err(error),
+                Err(_) => {}
             }
+        }
+        if !self.first_use {
+            return Err(unknown());
         }
         // First use: the authority the server sends last must vouch for its certificate and
         // name, like any other authority; then it is remembered.
-        let authority = intermediates.last().ok_or(Error::InvalidCertificate(
-            rustls::CertificateError::UnknownIssuer,
-        ))?;
+        let authority = intermediates.last().ok_or_else(unknown)?;
         let mut roots = RootCertStore::empty();
         roots.add(authority.clone())?;
-        let first_use = verifier(roots, &self.provider).ok_or(Error::InvalidCertificate(
-            rustls::CertificateError::UnknownIssuer,
-        ))?;
+        let first_use = verifier(roots, &self.provider).ok_or_else(unknown)?;
         let verified = first_use.verify_server_cert(
             end_entity,
             &intermediates[..intermediates.len() - 1],
@@ -127,7 +169,7 @@ impl ServerCertVerifier for Pinning {
             ocsp_response,
             now,
         )?;
-        *self.learned.lock().unwrap_or_else(|p| p.into_inner()) = Some(authority.to_vec());
+        self.learn(Trust::Authority(authority.to_vec()));
         Ok(verified)
     }
 

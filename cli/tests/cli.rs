@@ -293,11 +293,6 @@ async fn two_devices_talk_in_a_room_see_each_others_codes_and_write_privately() 
     assert!(people.starts_with("You (Ana): "), "{people}");
     let code_line = people.lines().find(|l| l.starts_with("Bo: ")).unwrap();
     assert!(code_line.contains("not verified"), "{people}");
-    assert_exit(&ana.run(&["verify", "Bo"]), 0);
-    assert_exit(&ana.run(&["send", "Camp North", "Live one"]), 0);
-    let people = text(&ana.run(&["people", "Camp North"]).stdout);
-    assert!(people.contains("(verified;"), "{people}");
-
     // Ana's laptop follows the room too: Bo's follow sees her arrive (her signed card, with
     // the key for private messages).
     let mut ana_follows = ana
@@ -306,6 +301,24 @@ async fn two_devices_talk_in_a_room_see_each_others_codes_and_write_privately() 
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_exit(&ana.run(&["verify", "Bo"]), 0);
+    // Cy arrives: Ana's follower keeps who it saw, and keeps her mark on Bo.
+    let cy = Cli::new();
+    assert_exit(&cy.run(&["join", &link, "--name", "Cy"]), 0);
+    let mut cy_follows = cy
+        .command(&["read", "Camp North", "--follow"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let _ = cy_follows.kill();
+    let _ = cy_follows.wait();
+    std::thread::sleep(Duration::from_millis(600));
+    assert_exit(&ana.run(&["send", "Camp North", "Live one"]), 0);
+    let people = text(&ana.run(&["people", "Camp North"]).stdout);
+    assert!(people.contains("(verified;"), "{people}");
     let dm = ana.run(&["dm", "Bo", "Meet at the bridge"]);
     assert_exit(&dm, 0);
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -554,12 +567,28 @@ fn a_camps_own_certificate_authority_is_trusted_on_first_use_then_pinned() {
         &["--http-listen", &format!("127.0.0.1:{}", free_port())],
     );
     let output = cli.run(&["send", "Camp", "--wait", "3", "to whom?"]);
-    assert_exit(&output, 75);
+    // Not a matter of waiting: refused (1), the message kept.
+    assert_exit(&output, 1);
+    let said = text(&output.stderr);
     assert!(
-        text(&output.stderr).contains("does not trust"),
+        said.contains("does not trust") && said.contains("kept in the outbox"),
+        "{said}"
+    );
+    assert_eq!(cli.outbox_len(), 1);
+
+    // A kept authority that no longer reads is an error, never a new first use.
+    let device = std::fs::read_to_string(cli.device_file()).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&device).unwrap();
+    let pinned = value["servers"][0]["ca"].as_str().unwrap().to_string();
+    std::fs::write(cli.device_file(), device.replace(&pinned, "zz")).unwrap();
+    let output = cli.run(&["sync", "--wait", "3"]);
+    assert_exit(&output, 1);
+    assert!(
+        text(&output.stderr).contains("is damaged"),
         "{}",
         text(&output.stderr)
     );
+    assert!(!text(&output.stderr).contains("Trusting"));
 }
 
 fn sha2_fingerprint(der: &[u8]) -> String {
@@ -569,4 +598,50 @@ fn sha2_fingerprint(der: &[u8]) -> String {
         .map(|b| format!("{b:02X}"))
         .collect::<Vec<_>>()
         .join(":")
+}
+
+#[test]
+fn a_camp_with_a_join_code_is_joined_once_with_it_and_the_link_can_come_on_standard_input() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        data.path(),
+        free_port(),
+        &["--tls", "off", "--join-code", "blue heron"],
+    );
+    let link = server.invite("Clinic", &[5; 32]);
+    let cli = Cli::new();
+    let output = cli.run_with_input(&["join", "-", "--name", "Desk"], &format!("{link}\n"));
+    assert_exit(&output, 1);
+    assert!(
+        text(&output.stderr).contains("--code"),
+        "{}",
+        text(&output.stderr)
+    );
+    let wrong = cli.home.path().join("wrong");
+    std::fs::write(&wrong, "grey heron\n").unwrap();
+    let output = cli.run_with_input(
+        &["join", "-", "--code-file", wrong.to_str().unwrap()],
+        &link,
+    );
+    assert_exit(&output, 1);
+    assert!(
+        text(&output.stderr).contains("join code is wrong"),
+        "{}",
+        text(&output.stderr)
+    );
+    let right = cli.home.path().join("code");
+    std::fs::write(&right, "blue heron\n").unwrap();
+    let output = cli.run_with_input(
+        &["join", "-", "--code-file", right.to_str().unwrap()],
+        &link,
+    );
+    assert_exit(&output, 0);
+    // The device's pass is kept: no code again.
+    assert_exit(&cli.run(&["send", "Clinic", "Two beds free"]), 0);
+    let read = cli.run(&["read", "Clinic"]);
+    assert!(
+        text(&read.stdout).contains("Desk: Two beds free"),
+        "{}",
+        text(&read.stdout)
+    );
 }

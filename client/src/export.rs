@@ -43,6 +43,10 @@ pub struct Exported {
     /// "sos", "safe", "coming" or "live" when the message does more than say something.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signal: Option<&'static str>,
+    /// For the exporting device's own messages the server has not stored: "waiting" (in its
+    /// outbox) or "refused".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<&'static str>,
 }
 
 /// A place, as exported.
@@ -121,15 +125,25 @@ pub fn exported(opened: &Opened, contacts: &Contacts) -> Exported {
             Signal::Coming { .. } => "coming",
             Signal::Live { .. } => "live",
         }),
+        status: None,
     }
+}
+
+/// One message as a JSON object on one line. Besides what JSON requires, the C1 control
+/// characters are written as `\u` escapes, so the line is safe to show on a terminal.
+pub fn json_line(message: &Exported) -> String {
+    let json = serde_json::to_string(message).expect("plain fields always serialise");
+    json.chars()
+        .map(|c| match c {
+            '\u{7f}'..='\u{9f}' => format!("\\u{:04x}", c as u32),
+            c => c.to_string(),
+        })
+        .collect()
 }
 
 /// The messages as JSON Lines: one object per line, oldest first.
 pub fn json_lines(messages: &[Exported]) -> String {
-    messages
-        .iter()
-        .map(|m| serde_json::to_string(m).expect("plain fields always serialise") + "\n")
-        .collect()
+    messages.iter().map(|m| json_line(m) + "\n").collect()
 }
 
 /// A printable HTML transcript of `room`'s messages, made at `now_ms`. Everything a sender
@@ -166,6 +180,11 @@ pub fn html(room: &str, messages: &[Exported], now_ms: u64) -> String {
             text.push_str(&format!("<strong>[{}]</strong> ", signal.to_uppercase()));
         }
         text.push_str(&escape(&m.text).replace('\n', "<br>"));
+        match m.status {
+            Some("waiting") => text.push_str(" <em>(not sent yet)</em>"),
+            Some(_) => text.push_str(" <em>(refused by the server)</em>"),
+            None => {}
+        }
         for file in &m.files {
             text.push_str(&format!(
                 "<div class=\"file\">File: {}</div>",
@@ -202,11 +221,14 @@ padding:.35em .5em;border-bottom:1px solid #ddd}th{border-bottom:2px solid #999}
 font-weight:600}.mark{font-weight:400}.file,.place{color:#333;font-size:.92em}\
 @media print{body{margin:0}tr{break-inside:avoid}}";
 
-/// `&`, `<`, `>`, `"` and `'` as entities.
+/// `&`, `<`, `>`, `"` and `'` as entities; control characters (but new lines and tabs) as
+/// "�", so the page is also safe to show on a terminal.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
+            '\n' | '\t' => out.push(c),
+            c if c.is_control() => out.push('\u{fffd}'),
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
@@ -292,6 +314,17 @@ mod tests {
         assert!(page.contains("FieldMesh · Camp &lt;North&gt;"));
         assert!(page.contains("Bridge out &amp; &lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(!page.contains("<script>"));
+        let hostile = Exported {
+            text: "a\u{1b}[2J\u{9b}31m b".into(),
+            ..line_for_hostile_test()
+        };
+        let one = json_line(&hostile);
+        assert!(!one.chars().any(char::is_control), "{one:?}");
+        let back: serde_json::Value = serde_json::from_str(&one).unwrap();
+        assert_eq!(back["text"], "a\u{1b}[2J\u{9b}31m b", "the data is kept");
+        let hostile_page = html("R", &[hostile], 0);
+        assert!(!hostile_page.contains('\u{1b}'));
+        assert!(hostile_page.contains("<em>(not sent yet)</em>"));
         assert!(page.contains("Ana &lt;b&gt; <span class=\"mark\" title=\"verified\">✓</span>"));
         assert!(page.contains("Place: 48.85837, 2.29448 (±12 m)"));
         assert!(page.contains("2026-11-28 19:42:03"));
@@ -348,5 +381,23 @@ mod tests {
             "Rui (unconfirmed) <span class=\"mark\" title=\"heard over the radio\">(radio)</span>"
         ));
         assert!(page.contains("<strong>[SOS]</strong> Map of the ford"));
+    }
+
+    fn line_for_hostile_test() -> Exported {
+        Exported {
+            id: "00".into(),
+            seq: 1,
+            created_at_ms: 0,
+            time: utc(0),
+            author: "Eve".into(),
+            sender: None,
+            verified: false,
+            via_radio: true,
+            text: String::new(),
+            location: None,
+            files: Vec::new(),
+            signal: None,
+            status: Some("waiting"),
+        }
     }
 }

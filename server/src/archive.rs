@@ -17,11 +17,11 @@ use std::path::Path;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use mesh::hex::encode as hex;
-use mesh::{Envelope, Kind, RoomId, StoredMessage};
+use mesh::{Envelope, Kind, RoomId};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ServerError;
-use crate::store::{Origin, Store};
+use crate::store::{LogStep, Origin, Store};
 
 /// The archive format's version.
 pub const ARCHIVE_VERSION: u32 = 1;
@@ -82,62 +82,48 @@ fn kind_name(kind: Kind) -> &'static str {
 pub struct Summary {
     /// Messages written or read.
     pub messages: u64,
-    /// On import: stored anew (the rest the server held already).
+    /// On import: stored anew.
     pub stored: u64,
+    /// On import: not stored, because the room holds another message under the same id.
+    pub conflicts: u64,
 }
 
-/// Writes the archive of `room` from `store` to `out`.
+/// Writes the archive of `room` from `store` to `out`, one message in memory at a time, from
+/// one snapshot of the store (the header's count is then exact while the server stores more).
 pub fn export(store: &Store, room: RoomId, out: &mut impl Write) -> Result<Summary, ServerError> {
     let io = |source| ServerError::Io {
         context: "cannot write the archive".into(),
         source,
     };
-    // Counted first, then written: the header says how many lines follow, so a cut file is
-    // never taken for a whole one.
-    let mut messages: Vec<StoredMessage> = Vec::new();
-    let mut after = 0;
-    loop {
-        let page = store.after_blocking(room, after, 1_000)?;
-        let Some(last) = page.last() else { break };
-        after = last.seq;
-        messages.extend(page);
-    }
-    let header = Header {
-        fieldmesh_archive: ARCHIVE_VERSION,
-        room: hex(&room.0),
-        messages: messages.len() as u64,
-        exported_at_ms: crate::now_ms(),
-        store_id: hex(&store.id),
-    };
-    writeln!(
-        out,
-        "{}",
-        serde_json::to_string(&header).expect("plain fields")
-    )
-    .map_err(io)?;
-    for message in &messages {
-        let envelope = &message.envelope;
-        let line = Line {
-            seq: message.seq,
-            received_at_ms: message.received_at_ms,
-            id: hex(&envelope.id.0),
-            sender: hex(&envelope.sender.0),
-            created_at_ms: envelope.created_at_ms,
-            kind: kind_name(envelope.kind).into(),
-            size: envelope.body.len(),
-            envelope: BASE64.encode(envelope.encode()?),
+    let messages = store.room_log_blocking(room, |step| {
+        let json = match step {
+            LogStep::Count(messages) => serde_json::to_string(&Header {
+                fieldmesh_archive: ARCHIVE_VERSION,
+                room: hex(&room.0),
+                messages,
+                exported_at_ms: crate::now_ms(),
+                store_id: hex(&store.id),
+            }),
+            LogStep::Message(message) => {
+                let envelope = &message.envelope;
+                serde_json::to_string(&Line {
+                    seq: message.seq,
+                    received_at_ms: message.received_at_ms,
+                    id: hex(&envelope.id.0),
+                    sender: hex(&envelope.sender.0),
+                    created_at_ms: envelope.created_at_ms,
+                    kind: kind_name(envelope.kind).into(),
+                    size: envelope.body.len(),
+                    envelope: BASE64.encode(envelope.encode()?),
+                })
+            }
         };
-        writeln!(
-            out,
-            "{}",
-            serde_json::to_string(&line).expect("plain fields")
-        )
-        .map_err(io)?;
-    }
+        writeln!(out, "{}", json.expect("plain fields")).map_err(io)
+    })?;
     out.flush().map_err(io)?;
     Ok(Summary {
-        messages: messages.len() as u64,
-        stored: 0,
+        messages,
+        ..Summary::default()
     })
 }
 
@@ -231,7 +217,9 @@ fn read(
         }
         count += 1;
         envelopes.push(envelope);
-        times.push(line.received_at_ms);
+        // A time from the future (or past what the store keeps) is taken as now: retention
+        // counts from it.
+        times.push(line.received_at_ms.min(crate::now_ms()));
         if envelopes.len() == IMPORT_BATCH {
             batch(&envelopes, &times)?;
             envelopes.clear();
@@ -268,16 +256,24 @@ pub fn import(
     rewind(input)?;
     read(input, |_, _| Ok(()))?;
     rewind(input)?;
-    let mut stored = 0;
+    let (mut stored, mut conflicts) = (0, 0);
     let (room, messages) = read(input, |envelopes, times| {
         let results = store.insert_timed_blocking(envelopes, times, Origin::Here, |_| {})?;
         stored += results
             .iter()
             .filter(|s| !s.duplicate && !s.conflict)
             .count() as u64;
+        conflicts += results.iter().filter(|s| s.conflict).count() as u64;
         Ok(())
     })?;
-    Ok((room, Summary { messages, stored }))
+    Ok((
+        room,
+        Summary {
+            messages,
+            stored,
+            conflicts,
+        },
+    ))
 }
 
 /// `fieldmesh export`: the archive of `room` (hex) in the store of `data_dir`, to `output`
@@ -342,6 +338,13 @@ pub fn export_command(
 /// `fieldmesh import`: loads the archive at `file` into the store of `data_dir`.
 pub fn import_command(data_dir: &Path, file: &Path) -> anyhow::Result<()> {
     use anyhow::Context;
+    if !data_dir.is_dir() {
+        anyhow::bail!(
+            "{} is not a folder: give the data folder of the server to load into (it is made \
+             when the server first starts)",
+            data_dir.display()
+        );
+    }
     let opened =
         std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?;
     let store = Store::open(data_dir)?;
@@ -351,8 +354,14 @@ pub fn import_command(data_dir: &Path, file: &Path) -> anyhow::Result<()> {
         hex(&room.0),
         summary.messages,
         summary.stored,
-        summary.messages - summary.stored
+        summary.messages - summary.stored - summary.conflicts
     );
+    if summary.conflicts > 0 {
+        eprintln!(
+            "{} not stored: this server holds other messages under their ids.",
+            summary.conflicts
+        );
+    }
     Ok(())
 }
 

@@ -6,15 +6,6 @@ use std::path::PathBuf;
 use clap::builder::TypedValueParser as _;
 use clap::{Parser, ValueEnum};
 
-/// FieldMesh: offline-first chat for the field.
-///
-/// Runs the chat server: it serves the web app that phones install, stores every message in a
-/// SQLite file under the data directory, and relays messages between everyone connected.
-///
-/// By default it serves the app over HTTPS with its own local certificate authority (made on
-/// first start and kept in the data directory), and a plain-HTTP landing page that helps phones
-/// install that authority. Every flag can also be set through the environment variable shown
-/// beside it.
 /// What the operator can do with the data folder instead of serving.
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum Tool {
@@ -40,6 +31,15 @@ pub enum Tool {
     },
 }
 
+/// FieldMesh: offline-first chat for the field.
+///
+/// Runs the chat server: it serves the web app that phones install, stores every message in a
+/// SQLite file under the data directory, and relays messages between everyone connected.
+///
+/// By default it serves the app over HTTPS with its own local certificate authority (made on
+/// first start and kept in the data directory), and a plain-HTTP landing page that helps phones
+/// install that authority. Every flag can also be set through the environment variable shown
+/// beside it.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "fieldmesh", version, about, long_about, max_term_width = 100)]
 pub struct Config {

@@ -106,6 +106,14 @@ pub struct RadioPending {
     pub queued_at_ms: u64,
 }
 
+/// What [`Store::room_log_blocking`] hands over.
+pub enum LogStep<'a> {
+    /// How many messages follow.
+    Count(u64),
+    /// One message.
+    Message(&'a StoredMessage),
+}
+
 /// Most bytes of message bodies one history page carries (it then says `has_more`).
 pub const MAX_PAGE_BYTES: usize = 256 * 1024;
 /// What a message's header adds to its body in a page, for the byte budget.
@@ -507,6 +515,40 @@ impl Store {
             .filter_map(|room| room.ok()?.try_into().ok().map(RoomId))
             .collect();
         Ok(rooms)
+    }
+
+    /// Reads every message of `room` from one snapshot (what is stored meanwhile is not
+    /// seen), holding one message in memory at a time: first `visit(Count(n))` with how many
+    /// there are, then `visit(Message(m))` for each, oldest first. Rows that no longer decode
+    /// are skipped (and not counted). Returns how many were visited.
+    pub fn room_log_blocking(
+        &self,
+        room: RoomId,
+        mut visit: impl FnMut(LogStep<'_>) -> Result<(), ServerError>,
+    ) -> Result<u64, ServerError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let mut count = 0u64;
+        {
+            let mut statement = tx.prepare(
+                "SELECT seq, received_at_ms, envelope FROM messages WHERE room = ?1 ORDER BY seq",
+            )?;
+            for pass in [false, true] {
+                if pass {
+                    visit(LogStep::Count(count))?;
+                }
+                for row in statement.query_map([&room.0[..]], row_to_message)? {
+                    let Ok(message) = row? else { continue };
+                    if pass {
+                        visit(LogStep::Message(&message))?;
+                    } else {
+                        count += 1;
+                    }
+                }
+            }
+        }
+        tx.finish()?;
+        Ok(count)
     }
 
     /// Every room with stored messages: how many, their bytes, and when the newest arrived

@@ -18,7 +18,7 @@ use wasm_bindgen::JsCast;
 
 use super::inbox::RADIO_SENDER;
 use super::Engine;
-use crate::db::MessageRecord;
+use crate::db::{MessageRecord, RecordState};
 use crate::js;
 
 /// Messages read from the device's store per step.
@@ -101,7 +101,14 @@ fn exported_record(record: &MessageRecord, contacts: &Contacts) -> Option<Export
         },
         live: false,
     };
-    Some(exported(&opened, contacts))
+    let mut line = exported(&opened, contacts);
+    // The device's own messages the server has not stored say so.
+    line.status = match record.state {
+        RecordState::Queued => Some("waiting"),
+        RecordState::Failed => Some("refused"),
+        _ => None,
+    };
+    Some(line)
 }
 
 /// A room name as part of a file name: letters and digits, the rest as "-".
