@@ -330,11 +330,9 @@ async fn send_to(
          (or: fieldmesh-cli sync)",
         room.server
     );
-    if let Ok(seq) = flushed.as_ref().map(|f| f.stored.get(&id)) {
-        if let Some(seq) = seq {
-            println!("Sent to {name}: stored on the server as #{seq}.");
-            return Ok(());
-        }
+    if let Ok(Some(seq)) = flushed.as_ref().map(|f| f.stored.get(&id)) {
+        println!("Sent to {name}: stored on the server as #{seq}.");
+        return Ok(());
     }
     if let Ok(Some((_, detail))) = flushed
         .as_ref()
