@@ -409,11 +409,7 @@ pub async fn sync(home: &Home, wait: u64) -> Result<(), Exit> {
                 }
             }
             Err(exit) => {
-                left += home
-                    .outbox()?
-                    .iter()
-                    .filter(|e| e.queued.server == server)
-                    .count();
+                left += home.waiting_for(&server)?;
                 // One that waiting does not mend (a refused certificate) wins.
                 if problem.as_ref().is_none_or(|p| p.code == 75) {
                     problem = Some(if exit.code == 3 {
@@ -451,7 +447,7 @@ pub struct Flushed {
 
 /// Connects to `origin` and delivers its outbox entries (nothing to do: no connection).
 async fn flush(home: &Home, origin: &str, wait: Duration) -> Result<Flushed, Exit> {
-    if !home.outbox()?.iter().any(|e| e.queued.server == origin) {
+    if home.waiting_for(origin)? == 0 {
         return Ok(Flushed::default());
     }
     let server = home.device()?.server(origin);
@@ -473,11 +469,7 @@ async fn flush_on(home: &Home, link: &mut Link, wait: Duration) -> Result<Flushe
     let mut flushed = Flushed::default();
     let mut in_flight: HashSet<MessageId> = HashSet::new();
     loop {
-        let entries: Vec<_> = home
-            .outbox()?
-            .into_iter()
-            .filter(|e| e.queued.server == origin)
-            .collect();
+        let entries = home.outbox_for(&origin)?;
         if entries.is_empty() {
             return Ok(flushed);
         }
@@ -521,11 +513,7 @@ async fn flush_on(home: &Home, link: &mut Link, wait: Duration) -> Result<Flushe
                 Ok(Some(frame)) => frame,
                 Ok(None) => return Err(Exit::unreachable("the server closed the connection")),
                 Err(exit) => {
-                    flushed.left = home
-                        .outbox()?
-                        .iter()
-                        .filter(|e| e.queued.server == origin)
-                        .count();
+                    flushed.left = home.waiting_for(&origin)?;
                     flushed.reason = Some(exit.message);
                     return Ok(flushed);
                 }
@@ -565,11 +553,7 @@ async fn flush_on(home: &Home, link: &mut Link, wait: Duration) -> Result<Flushe
         if let Some((ms, detail)) = pause {
             let until = Instant::now() + Duration::from_millis(u64::from(ms));
             if until > deadline {
-                flushed.left = home
-                    .outbox()?
-                    .iter()
-                    .filter(|e| e.queued.server == origin)
-                    .count();
+                flushed.left = home.waiting_for(&origin)?;
                 flushed.reason = Some(detail);
                 return Ok(flushed);
             }
@@ -706,7 +690,7 @@ impl Roster {
         }
         let seen = std::mem::take(&mut self.seen);
         let merged = home.update(|device| {
-            device.contacts = merge(&device.contacts(), &self.contacts);
+            device.contacts = device.contacts().merged(&self.contacts).to_text();
             for id in seen {
                 device.seen_on.insert(id, self.origin.clone());
             }
@@ -715,41 +699,6 @@ impl Roster {
         self.contacts = merged;
         Ok(())
     }
-}
-
-/// `kept` (on disk) with what `newer` (this command) learned. A mark made by another
-/// command meanwhile (`verify`) stays; new keys for someone (a key change this command saw)
-/// take theirs, unverified.
-fn merge(kept: &Contacts, newer: &Contacts) -> String {
-    let mut text = String::new();
-    for contact in kept.list() {
-        let contact = match newer.get(&contact.id) {
-            Some(seen) if seen.agreement != contact.agreement => seen.clone(),
-            Some(seen) => client::people::Contact {
-                name: seen.name.clone(),
-                verified: contact.verified || seen.verified,
-                ..contact.clone()
-            },
-            None => contact.clone(),
-        };
-        text.push_str(&one_line(&contact));
-    }
-    for contact in newer.list() {
-        if kept.get(&contact.id).is_none() {
-            text.push_str(&one_line(contact));
-        }
-    }
-    text
-}
-
-fn one_line(contact: &client::people::Contact) -> String {
-    format!(
-        "{}\t{}\t{}\t{}\n",
-        contact.id,
-        u8::from(contact.verified),
-        contact.agreement,
-        contact.name
-    )
 }
 
 /// A sender's text made safe for a terminal: control characters (escape sequences could

@@ -405,6 +405,18 @@ impl Home {
         Ok(entries)
     }
 
+    /// The outbox entries for the server at `origin`, oldest first.
+    pub fn outbox_for(&self, origin: &str) -> Result<Vec<Entry>, Exit> {
+        let mut entries = self.outbox()?;
+        entries.retain(|e| e.queued.server == origin);
+        Ok(entries)
+    }
+
+    /// How many messages wait for the server at `origin`.
+    pub fn waiting_for(&self, origin: &str) -> Result<usize, Exit> {
+        Ok(self.outbox_for(origin)?.len())
+    }
+
     /// The server stored the entry: it leaves the outbox.
     pub fn done(&self, entry: &Entry) {
         let _ = fs::remove_file(&entry.path);

@@ -174,6 +174,36 @@ impl Contacts {
         }
     }
 
+    /// These contacts (as kept) with what `newer` (another holder of them, working since
+    /// they were read) learned: its names and new people. A verified mark made here meanwhile
+    /// stays; someone whose keys `newer` saw change takes `newer`'s record, unverified.
+    pub fn merged(&self, newer: &Contacts) -> Contacts {
+        let mut list: Vec<Contact> = self
+            .list
+            .iter()
+            .map(|kept| match newer.get(&kept.id) {
+                Some(seen) if seen.agreement != kept.agreement => seen.clone(),
+                Some(seen) => Contact {
+                    name: seen.name.clone(),
+                    verified: kept.verified || seen.verified,
+                    ..kept.clone()
+                },
+                None => kept.clone(),
+            })
+            .collect();
+        list.extend(
+            newer
+                .list
+                .iter()
+                .filter(|c| self.get(&c.id).is_none())
+                .cloned(),
+        );
+        Contacts {
+            list,
+            changed: false,
+        }
+    }
+
     /// The person compared codes with `id`: verified. `false` when unknown.
     pub fn verify(&mut self, id: &str) -> bool {
         match self.list.iter_mut().find(|c| c.id == id) {
@@ -313,5 +343,32 @@ mod tests {
             back.get(&ana.id).unwrap().public(),
             Some(card(1, "x").identity)
         );
+    }
+
+    #[test]
+    fn a_merge_keeps_marks_made_meanwhile_and_takes_new_keys_unverified() {
+        let line = |id: char, verified: bool, agreement: char, name: &str| {
+            format!(
+                "{}\t{}\t{}\t{name}\n",
+                id.to_string().repeat(64),
+                u8::from(verified),
+                agreement.to_string().repeat(64)
+            )
+        };
+        let kept = Contacts::parse(&(line('a', true, '1', "Ana") + &line('b', true, '2', "Bo")));
+        let newer = Contacts::parse(
+            &(line('a', false, '1', "Ana M")
+                + &line('b', false, '9', "Bo")
+                + &line('c', false, '3', "Cy")),
+        );
+        let merged = kept.merged(&newer);
+        let a = merged.get(&"a".repeat(64)).unwrap();
+        assert!(a.verified, "a mark made meanwhile stays");
+        assert_eq!(a.name, "Ana M");
+        assert!(
+            !merged.get(&"b".repeat(64)).unwrap().verified,
+            "new keys: verify again"
+        );
+        assert_eq!(merged.list().len(), 3);
     }
 }
