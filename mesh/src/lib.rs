@@ -9,6 +9,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod body;
+pub mod call;
 mod codec;
 pub mod crypto;
 pub mod envelope;

@@ -176,6 +176,18 @@ pub enum ClientFrame {
         #[serde(with = "serde_bytes")]
         payload: Vec<u8>,
     },
+    /// Pass a call signal (made with [`crate::call::CallSignal::seal`]) to the followers of a
+    /// room this connection follows: to one of them (its connection's challenge) or to all.
+    /// Nothing is stored and nothing answers; the server only checks the size and the pace.
+    Signal {
+        /// The room.
+        room: RoomId,
+        /// The connection it is for, or `None` for every follower but the sender.
+        to: Option<[u8; 32]>,
+        /// The sealed signal, at most [`crate::call::MAX_SIGNAL_BYTES`].
+        #[serde(with = "serde_bytes")]
+        sealed: Vec<u8>,
+    },
 }
 
 /// Unread counts stop at this many (a list shows "99+").
@@ -380,6 +392,20 @@ pub enum ServerFrame {
     /// The server's link to other camps over IP: sent after [`ServerFrame::Welcome`] and
     /// whenever it changes, by servers that have one.
     Federation(FederationStatus),
+    /// A call signal from another follower of the room (see [`ClientFrame::Signal`]).
+    Signal {
+        /// The room.
+        room: RoomId,
+        /// The sending connection's challenge (set by the server, never by the sender).
+        from: [u8; 32],
+        /// The member it came from, as they joined the room.
+        sender: SenderId,
+        /// Whether it was sent to this connection alone (else to the whole room).
+        direct: bool,
+        /// The sealed signal.
+        #[serde(with = "serde_bytes")]
+        sealed: Vec<u8>,
+    },
 }
 
 /// Most camp names a [`FederationStatus`] lists.
@@ -568,6 +594,11 @@ mod tests {
                 id: MessageId([5; 16]),
                 payload: vec![0xa5; crate::radio::MAX_PAYLOAD_BYTES],
             },
+            ClientFrame::Signal {
+                room: RoomId([4; 16]),
+                to: Some([2; 32]),
+                sealed: vec![0x5a; crate::call::MAX_SIGNAL_BYTES],
+            },
         ];
         // Every variant is here: this match stops compiling when one is added.
         let covered: std::collections::HashSet<&str> = frames
@@ -590,6 +621,7 @@ mod tests {
                 ClientFrame::Watch { .. } => "watch",
                 ClientFrame::FileTicket { .. } => "file ticket",
                 ClientFrame::SendUrgentRadio { .. } => "send urgent radio",
+                ClientFrame::Signal { .. } => "signal",
             })
             .collect();
         assert_eq!(covered.len(), frames.len(), "one of each variant");
@@ -702,6 +734,13 @@ mod tests {
                 last_synced_ms: Some(1_800_000_000_000),
                 problem: None,
             }),
+            ServerFrame::Signal {
+                room: RoomId([4; 16]),
+                from: [2; 32],
+                sender: SenderId([1; 32]),
+                direct: true,
+                sealed: vec![0x5a; crate::call::MAX_SIGNAL_BYTES],
+            },
         ];
         // Every variant is here: this match stops compiling when one is added.
         let covered: std::collections::HashSet<&str> = frames
@@ -727,6 +766,7 @@ mod tests {
                 ServerFrame::FileLimits { .. } => "file limits",
                 ServerFrame::FileTicket { .. } => "file ticket",
                 ServerFrame::Federation(_) => "federation",
+                ServerFrame::Signal { .. } => "signal",
             })
             .collect();
         assert_eq!(covered.len(), frames.len(), "one of each variant");

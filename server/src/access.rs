@@ -57,12 +57,17 @@ const CHUNK_UPLOADS: (u32, Duration) = (400, Duration::from_millis(250));
 /// second; past that they are dropped (a receipt is best effort).
 const RECEIPTS: (u32, Duration) = (100, Duration::from_millis(200));
 
+/// Call signals per connection: 60 at once (joining a call of six, or a burst of
+/// walkie-talkie presses), then 10 a second.
+const SIGNALS: (u32, Duration) = (60, Duration::from_millis(100));
+
 /// One connection's own allowances, for the frames that cost the server (and the room)
 /// work: each frame past them is refused with the time to wait.
 pub struct ConnectionLimits {
     room_requests: governor::DefaultDirectRateLimiter,
     lent_frames: governor::DefaultDirectRateLimiter,
     receipts: governor::DefaultDirectRateLimiter,
+    signals: governor::DefaultDirectRateLimiter,
 }
 
 impl Default for ConnectionLimits {
@@ -71,6 +76,7 @@ impl Default for ConnectionLimits {
             room_requests: RateLimiter::direct(quota(ROOM_REQUESTS)),
             lent_frames: RateLimiter::direct(quota(LENT_FRAMES)),
             receipts: RateLimiter::direct(quota(RECEIPTS)),
+            signals: RateLimiter::direct(quota(SIGNALS)),
         }
     }
 }
@@ -95,6 +101,11 @@ impl ConnectionLimits {
     /// A radio receipt to send.
     pub fn receipt(&self) -> Result<(), RetryAfter> {
         direct_check(&self.receipts)
+    }
+
+    /// A call signal to pass on.
+    pub fn signal(&self) -> Result<(), RetryAfter> {
+        direct_check(&self.signals)
     }
 }
 

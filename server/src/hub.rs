@@ -64,6 +64,21 @@ pub enum RoomEvent {
     Typing(SenderId),
     /// A message sent from here over the radio was heard relayed by another camp.
     Relayed(MessageId),
+    /// A sealed call signal, for every follower or one.
+    Signal(Arc<CallSignalEvent>),
+}
+
+/// A call signal on its way (opaque: sealed with the room key).
+#[derive(Debug)]
+pub struct CallSignalEvent {
+    /// The sending connection's challenge.
+    pub from: [u8; 32],
+    /// The member it came from.
+    pub sender: SenderId,
+    /// The connection it is for, or `None` for all.
+    pub to: Option<[u8; 32]>,
+    /// The sealed signal (at most [`mesh::call::MAX_SIGNAL_BYTES`]).
+    pub sealed: Bytes,
 }
 
 /// Identifies one connection in the presence lists.
@@ -236,6 +251,11 @@ impl Hub {
     /// Tells a room's followers that `sender` is typing.
     pub fn typing(&self, room: RoomId, sender: SenderId) {
         self.send(room, RoomEvent::Typing(sender));
+    }
+
+    /// Hands a call signal to the room's followers.
+    pub fn signal(&self, room: RoomId, signal: CallSignalEvent) {
+        self.send(room, RoomEvent::Signal(Arc::new(signal)));
     }
 
     fn send(&self, room: RoomId, event: RoomEvent) {

@@ -1,8 +1,10 @@
 //! Following rooms: joining (a first page of history, or catching up from a cursor), the
-//! live follower that forwards a room's events, history pages, leaving, and typing notices.
+//! live follower that forwards a room's events, history pages, leaving, typing notices and
+//! call signals.
 
 use std::time::Instant;
 
+use mesh::call::MAX_SIGNAL_BYTES;
 use mesh::crypto::{RoomKey, RoomProof};
 use mesh::wire::{MAX_HISTORY_PAGE, MAX_PRESENCE_BYTES, MAX_UNREAD_COUNT};
 use mesh::{ErrorCode, Member, RoomId, SenderId, ServerFrame, StoredMessage};
@@ -10,7 +12,7 @@ use tokio::sync::broadcast;
 use tokio::task::AbortHandle;
 
 use super::{Outbound, Session, MAX_ROOMS_PER_CONNECTION, TYPING_EVERY};
-use crate::hub::{Hub, RoomEvent};
+use crate::hub::{CallSignalEvent, Hub, RoomEvent};
 use crate::store::Store;
 
 /// A room this connection follows.
@@ -189,9 +191,12 @@ impl Session {
         self.send(ServerFrame::Presence { room, members }).await;
         let watching = matches!(start, Start::Watch(_));
         let follower = tokio::spawn(follow_room(
-            room,
-            // A watcher is not shown typing: it is nobody's own.
-            (!watching).then_some(sender),
+            Follower {
+                room,
+                // A watcher is not shown typing: it is nobody's own.
+                reader: (!watching).then_some(sender),
+                challenge: self.challenge,
+            },
             live,
             self.tx.clone(),
             self.state.store.clone(),
@@ -267,6 +272,34 @@ impl Session {
             }
         }
     }
+
+    /// Passes a sealed call signal to the followers of a room this connection follows,
+    /// within its allowance. Nothing of it is stored or logged.
+    pub(super) async fn signal(&mut self, room: RoomId, to: Option<[u8; 32]>, sealed: Vec<u8>) {
+        if sealed.len() > MAX_SIGNAL_BYTES {
+            let detail = format!(
+                "call signal of {} bytes refused: the limit is {MAX_SIGNAL_BYTES} bytes",
+                sealed.len()
+            );
+            return self.refuse(ErrorCode::LimitReached, detail, None).await;
+        }
+        let Some(following) = self.rooms.get(&room) else {
+            let detail = "call signals go only to a room this device follows".to_string();
+            return self.refuse(ErrorCode::RoomKeyRequired, detail, None).await;
+        };
+        if let Err(retry) = self.limits.signal() {
+            return self.rate_limited("call signals", retry, None).await;
+        }
+        self.state.hub.signal(
+            room,
+            CallSignalEvent {
+                from: self.challenge,
+                sender: following.sender,
+                to,
+                sealed: sealed.into(),
+            },
+        );
+    }
 }
 
 /// Sends every message of `room` after `cursor` in [`ServerFrame::CatchUp`] batches and returns
@@ -317,12 +350,26 @@ async fn send_stored_after(
     }
 }
 
+/// Who a room's events go to.
+struct Follower {
+    room: RoomId,
+    /// The reader, when it reads the room (a watcher is sent no typing notices).
+    reader: Option<SenderId>,
+    /// Its connection's challenge: call signals from it are not sent back, and those for
+    /// another connection are not sent to it.
+    challenge: [u8; 32],
+}
+
 /// Forwards a room's events to one client, messages in sequence order; typing notices only to
-/// a `reader` (not of its own). A client too slow for the live backlog catches up from the
+/// a `reader` (not of its own); call signals to everyone they are for but their sender. A
+/// client too slow for the live backlog catches up from the
 /// store, so it never misses a message.
 async fn follow_room(
-    room: RoomId,
-    reader: Option<SenderId>,
+    Follower {
+        room,
+        reader,
+        challenge,
+    }: Follower,
     mut live: broadcast::Receiver<RoomEvent>,
     tx: Outbound,
     store: Store,
@@ -354,6 +401,18 @@ async fn follow_room(
             }
             Ok(RoomEvent::Typing(_)) => continue,
             Ok(RoomEvent::Relayed(id)) => ServerFrame::Relayed { room, id },
+            Ok(RoomEvent::Signal(signal)) => {
+                if signal.from == challenge || signal.to.is_some_and(|to| to != challenge) {
+                    continue;
+                }
+                ServerFrame::Signal {
+                    room,
+                    from: signal.from,
+                    sender: signal.sender,
+                    direct: signal.to.is_some(),
+                    sealed: signal.sealed.to_vec(),
+                }
+            }
             Err(broadcast::error::RecvError::Lagged(missed)) => {
                 tracing::debug!(missed, "slow client catches up from the store");
                 let sent = send_stored_after(room, last_seq, &tx, &store, |messages, _| {
@@ -396,8 +455,11 @@ mod tests {
         let (live_tx, live_rx) = broadcast::channel(4);
         let (tx, mut rx) = Outbound::new(1);
         let follower = tokio::spawn(follow_room(
-            room,
-            Some(SenderId([9; 32])),
+            Follower {
+                room,
+                reader: Some(SenderId([9; 32])),
+                challenge: [9; 32],
+            },
             live_rx,
             tx,
             store.clone(),

@@ -416,6 +416,7 @@ impl Session {
                     self.send(answer).await;
                 }
             }
+            ClientFrame::Signal { room, to, sealed } => self.signal(room, to, sealed).await,
             ClientFrame::RadioFrame { frame } => {
                 if let Err(detail) = self.lending.heard(frame) {
                     self.refuse(ErrorCode::LimitReached, detail, None).await;

@@ -397,6 +397,11 @@ fn keys() -> std::sync::MutexGuard<'static, std::collections::HashMap<RoomId, Ro
     KEYS.get_or_init(Default::default).lock().unwrap()
 }
 
+/// The key of a room made by the helpers.
+pub fn room_key(room: RoomId) -> RoomKey {
+    keys().get(&room).cloned().expect("rooms come from room()")
+}
+
 /// The public Emergency room, whose key every device knows.
 pub fn emergency_room() -> RoomId {
     let key = RoomKey::emergency();
