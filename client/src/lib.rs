@@ -2,6 +2,8 @@
 //! page's engine (`frontend`) owns one of each and carries out what they decide; native unit
 //! tests here pin every rule down.
 //!
+//! - [`call`]: calls and the walkie-talkie: who offers to whom, who is reconnecting or gone,
+//!   the calls going on in a room, who holds the walkie-talkie.
 //! - [`compose`]: a message sealed for a room, with its radio form.
 //! - [`message`]: a stored message opened with its room's key.
 //! - [`export`]: a room's messages as JSON Lines and as a printable transcript.
@@ -22,6 +24,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod attention;
+pub mod call;
 pub mod compose;
 pub mod connection;
 pub mod cursor;
