@@ -405,6 +405,103 @@ pub struct Session {
     pub muted: bool,
 }
 
+/// One person's tile in a call (or chip on the walkie-talkie).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallTile {
+    /// Their device (hex), stable while they are in the call.
+    pub id: String,
+    /// Their display name.
+    pub name: String,
+    /// "connecting…", "reconnecting…", "left", or empty when media flows.
+    pub state: String,
+    /// Their voice is heard now.
+    pub speaking: bool,
+    /// Their camera's picture arrives.
+    pub video: bool,
+    /// Bytes of their voice and picture received so far (the connection's statistics).
+    pub audio_bytes: u64,
+    /// See `audio_bytes`.
+    pub video_bytes: u64,
+}
+
+/// A call in the room this page is in.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CallView {
+    /// The others.
+    pub tiles: Vec<CallTile>,
+    /// This page's microphone is muted.
+    pub muted: bool,
+    /// This page's camera is on.
+    pub camera: bool,
+    /// The others are heard (off: silenced here).
+    pub speaker: bool,
+    /// This page's own voice is heard now.
+    pub speaking: bool,
+    /// Something is being set up ("Opening the microphone…").
+    pub status: Option<String>,
+}
+
+/// A call going on in the room that this page is not in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallInvite {
+    /// The call's id (hex).
+    pub id: String,
+    /// Who started it.
+    pub caller: String,
+    /// How many are in it.
+    pub people: usize,
+    /// It started with a camera on.
+    pub video: bool,
+    /// This page declined it: shown quietly.
+    pub declined: bool,
+    /// It has six people already.
+    pub full: bool,
+}
+
+/// The room's walkie-talkie, while this page listens.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TalkView {
+    /// The others listening.
+    pub listeners: Vec<CallTile>,
+    /// Who speaks now ("you" when this page holds the button).
+    pub speaking: Option<String>,
+    /// This page holds the button and is heard.
+    pub holding: bool,
+    /// Something is being set up or went wrong ("Opening the microphone…").
+    pub status: Option<String>,
+}
+
+/// What the views ask of a call or the walkie-talkie.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallAction {
+    /// Start a call in the room open now, with the camera on or not.
+    Start {
+        /// Camera on.
+        video: bool,
+    },
+    /// Join a call going on (by id).
+    Join {
+        /// The call.
+        id: String,
+        /// Camera on.
+        video: bool,
+    },
+    /// Say no to a call (by id).
+    Decline(String),
+    /// Leave the call.
+    HangUp,
+    /// Mute this page's microphone, or not.
+    Mute(bool),
+    /// Turn the camera on or off.
+    Camera(bool),
+    /// Hear the others, or silence them here.
+    Speaker(bool),
+    /// Listen to the room's walkie-talkie, or stop.
+    Listen(bool),
+    /// The talk button went down (`true`) or up.
+    Talk(bool),
+}
+
 /// Everything the views read. Written by the sync engine.
 #[derive(Clone, Copy)]
 pub struct ChatState {
@@ -507,6 +604,12 @@ pub struct ChatState {
     pub heading: RwSignal<Option<f64>>,
     /// The map is open, centred on this marker (`Some("")`: on everyone).
     pub map: RwSignal<Option<String>>,
+    /// The call this page is in.
+    pub call: RwSignal<Option<CallView>>,
+    /// Calls going on in the room open now that this page is not in.
+    pub call_invites: RwSignal<Vec<CallInvite>>,
+    /// The room's walkie-talkie, while this page listens.
+    pub talk: RwSignal<Option<TalkView>>,
 }
 
 impl ChatState {
@@ -561,6 +664,9 @@ impl ChatState {
             nearby: RwSignal::new(Vec::new()),
             heading: RwSignal::new(None),
             map: RwSignal::new(None),
+            call: RwSignal::new(None),
+            call_invites: RwSignal::new(Vec::new()),
+            talk: RwSignal::new(None),
         }
     }
 }
@@ -656,6 +762,11 @@ pub trait ChatActions {
     fn update_map(&self, markers: Vec<MapMarker>, focus: String);
     /// The map closed.
     fn close_map(&self);
+    /// Does what the call's or walkie-talkie's controls ask.
+    fn call(&self, action: CallAction);
+    /// Shows the picture of a person in the call (by tile id; this page's own is "you")
+    /// inside `element`.
+    fn call_media(&self, id: &str, element: web_sys::HtmlElement);
 }
 
 /// Handle the views use: the state and the actions. Cheap to copy.
@@ -867,6 +978,16 @@ impl ChatClient {
     /// See [`ChatActions::watch_nearby`].
     pub fn watch_nearby(&self, open: bool) {
         self.with_actions(|a| a.watch_nearby(open));
+    }
+
+    /// See [`ChatActions::call`].
+    pub fn call(&self, action: CallAction) {
+        self.with_actions(|a| a.call(action));
+    }
+
+    /// See [`ChatActions::call_media`].
+    pub fn call_media(&self, id: &str, element: web_sys::HtmlElement) {
+        self.with_actions(|a| a.call_media(id, element));
     }
 
     /// See [`ChatActions::show_map`].

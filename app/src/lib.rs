@@ -15,10 +15,10 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 
 pub use chat::{
-    unread_label, ChatActions, ChatClient, ChatFile, ChatMessage, ChatState, Connection, Delivery,
-    DraftFile, MapMarker, Nearby, Notifications, PhotoSize, RadioLine, RadioSettings, RoomSummary,
-    RosterEntry, SearchHit, SearchState, Session, SosAlert, SyncProgress, SyncStep, Transfer,
-    WebRadio,
+    unread_label, CallAction, CallInvite, CallTile, CallView, ChatActions, ChatClient, ChatFile,
+    ChatMessage, ChatState, Connection, Delivery, DraftFile, MapMarker, Nearby, Notifications,
+    PhotoSize, RadioLine, RadioSettings, RoomSummary, RosterEntry, SearchHit, SearchState, Session,
+    SosAlert, SyncProgress, SyncStep, TalkView, Transfer, WebRadio,
 };
 
 /// The page's Content-Security-Policy: its own scripts (the inline hydration script by this

@@ -65,7 +65,6 @@ pub struct Peer {
     /// Their camera is on.
     pub video: bool,
     since_ms: f64,
-    heard_ms: f64,
 }
 
 /// What the page does next for a line.
@@ -139,7 +138,6 @@ impl Line {
             state: PeerState::Connecting,
             video: false,
             since_ms: now,
-            heard_ms: now,
         });
         let new = !known;
         if peer.state == PeerState::Gone {
@@ -147,7 +145,6 @@ impl Line {
             peer.since_ms = now;
         }
         peer.route = route;
-        peer.heard_ms = now;
         Some((new, peer))
     }
 

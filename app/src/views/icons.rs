@@ -94,3 +94,13 @@ pub(super) fn PinIcon() -> impl IntoView {
         </svg>
     }
 }
+
+/// A telephone handset: call.
+#[component]
+pub(super) fn PhoneIcon() -> impl IntoView {
+    view! {
+        <svg class="icon-svg" viewBox="0 0 24 24" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round">
+            <path d="M5 4h4l2 5-2.5 1.5a11 11 0 0 0 5 5L15 13l5 2v4a2 2 0 0 1-2 2A16 16 0 0 1 3 6a2 2 0 0 1 2-2"/>
+        </svg>
+    }
+}

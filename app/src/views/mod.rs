@@ -6,6 +6,7 @@
 
 mod alerts;
 mod bars;
+mod calls;
 mod home;
 mod icons;
 mod messages;
@@ -23,6 +24,7 @@ use bars::{
     ConnectionBadge, DirectAlert, FederationBar, KeyWarning, Presence, RadioBar, SyncBar,
     TypingLine,
 };
+use calls::{CallButton, CallInvites, CallPanel, TalkBar};
 use home::Home;
 use icons::{MoreIcon, MutedIcon};
 use messages::{Composer, MessageList};
@@ -79,6 +81,7 @@ fn RoomView() -> impl IntoView {
                     </Show>
                     <Presence/>
                 </div>
+                <CallButton/>
                 <SearchButton/>
                 <RoomMenu/>
                 <ConnectionBadge/>
@@ -99,6 +102,9 @@ fn RoomView() -> impl IntoView {
                 </p>
             </Show>
             <KeyWarning/>
+            <CallInvites/>
+            <CallPanel/>
+            <TalkBar/>
             <SyncBar/>
             <RadioBar/>
             <FederationBar/>
@@ -176,6 +182,18 @@ fn RoomMenu() -> impl IntoView {
                         choose(Box::new(move || live.set(true)))
                     }>"Share live position…"</button>
                 </Show>
+                <button
+                    type="button"
+                    role="menuitemcheckbox"
+                    data-testid="walkie-talkie"
+                    aria-checked=move || state.talk.with(Option::is_some).to_string()
+                    on:click=move |_| {
+                        let on = state.talk.with(Option::is_none);
+                        choose(Box::new(move || client.call(crate::chat::CallAction::Listen(on))))
+                    }
+                >
+                    {move || if state.talk.with(Option::is_some) { "Walkie-talkie: stop listening" } else { "Walkie-talkie" }}
+                </button>
                 <button type="button" role="menuitem" data-testid="export-room" on:click=move |_| {
                     choose(Box::new(move || export.set(true)))
                 }>"Export this room…"</button>

@@ -190,4 +190,12 @@ impl ChatActions for Actions {
     fn close_map(&self) {
         self.0.map.close();
     }
+
+    fn call(&self, action: app::CallAction) {
+        self.0.calls.act(&self.0, action);
+    }
+
+    fn call_media(&self, id: &str, element: web_sys::HtmlElement) {
+        self.0.calls.media(id, element);
+    }
 }

@@ -21,10 +21,12 @@
 //! - [`session`]: who this device is, which room it is in, with which key.
 //! - [`search`]: the messages on this device that match a search, and opening one.
 //! - [`radio`]: this browser's radio, driven by the same `mesh` driver as the server's.
+//! - [`calls`]: calls and the walkie-talkie: WebRTC between the phones, signalled sealed.
 
 mod actions;
 mod alerts;
 mod attention;
+mod calls;
 mod connection;
 mod export;
 mod federation;
@@ -77,6 +79,7 @@ pub(crate) fn start() -> ChatClient {
         radio: radio::Radio::default(),
         search: search::Search::default(),
         federation: federation::Federation::default(),
+        calls: calls::Calls::default(),
     });
     let coarse = web_sys::window()
         .and_then(|w| w.match_media("(pointer: coarse)").ok().flatten())
@@ -109,6 +112,7 @@ pub(crate) struct Engine {
     radio: radio::Radio,
     search: search::Search,
     federation: federation::Federation,
+    calls: calls::Calls,
 }
 
 /// A job that runs at most once at a time: asked for while it runs, it runs once more after
@@ -235,6 +239,14 @@ impl Engine {
             });
             std::mem::forget(handle);
         }
+        // The page goes away: a call it is in says goodbye.
+        let weak = Rc::downgrade(&self);
+        let handle = window_event_listener_untyped("pagehide", move |_| {
+            if let Some(engine) = weak.upgrade() {
+                engine.calls.on_page_hide(&engine);
+            }
+        });
+        std::mem::forget(handle);
         // The device says its network is gone: do not wait for the heartbeat to notice.
         let weak = Rc::downgrade(&self);
         let handle = window_event_listener_untyped("offline", move |_| {
@@ -268,6 +280,7 @@ impl Engine {
         self.outbox.request_flush(self);
         self.files.request_upload(self);
         self.radio.on_online(self);
+        self.calls.on_online(self);
     }
 
     /// One frame from the server, to the part it concerns.
@@ -352,6 +365,15 @@ impl Engine {
             }
             ServerFrame::FileTicket { room, ticket } => self.files.on_ticket(room, ticket),
             ServerFrame::Federation(status) => self.federation.on_status(self, status),
+            ServerFrame::Signal {
+                room,
+                from,
+                sender,
+                direct,
+                sealed,
+            } => self
+                .calls
+                .on_signal(self, room, from, sender, direct, &sealed),
         }
     }
 }

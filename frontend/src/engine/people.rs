@@ -148,6 +148,20 @@ impl People {
         }
     }
 
+    /// The name `sender` shows in the room open now ("someone" when their card is unknown).
+    pub(super) fn name_of(&self, engine: &Rc<Engine>, sender: SenderId) -> String {
+        let Some(key) = engine.session.current_key() else {
+            return "someone".into();
+        };
+        let state = self.state.borrow();
+        state
+            .members
+            .iter()
+            .filter(|m| m.sender == sender)
+            .find_map(|m| PresenceCard::open(&key, m))
+            .map_or_else(|| "someone".into(), |card| card.name)
+    }
+
     pub(super) fn on_typing(&self, engine: &Rc<Engine>, sender: SenderId) {
         self.state
             .borrow_mut()

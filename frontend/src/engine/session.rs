@@ -54,6 +54,8 @@ impl Joined {
     /// The person leaves this room: the server stops sending it, and attention watches it
     /// from where it was read.
     fn left(&self, engine: &Rc<Engine>) {
+        // A call in the room ends first: its goodbye needs the room still followed.
+        engine.calls.entered_room(engine);
         engine
             .connection
             .send(&ClientFrame::Leave { room: self.id });
