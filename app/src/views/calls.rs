@@ -77,7 +77,7 @@ pub fn CallInvites() -> impl IntoView {
                                         "With video"
                                     </button>
                                     {(!invite.declined).then(|| view! {
-                                        <button type="button" class="ghost" data-testid="call-decline"
+                                        <button type="button" class="call-decline" data-testid="call-decline"
                                             on:click=move |_| client.call(CallAction::Decline(id_decline.clone()))>
                                             "Decline"
                                         </button>
@@ -251,7 +251,7 @@ pub fn TalkBar() -> impl IntoView {
                             },
                         }}
                     </span>
-                    <button type="button" class="ghost" data-testid="talk-stop"
+                    <button type="button" class="talk-stop" data-testid="talk-stop"
                         on:click=move |_| client.call(CallAction::Listen(false))>
                         "Stop listening"
                     </button>

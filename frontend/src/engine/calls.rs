@@ -308,6 +308,10 @@ impl Calls {
             }
             this.say_here(&engine, line);
             this.show(&engine);
+            // The own tile was drawn before the camera opened: its picture goes in now.
+            if let Some(slot) = own_slot() {
+                this.media("you", slot);
+            }
         });
     }
 
