@@ -100,6 +100,20 @@ test('three pages in a call each receive the others, a camera is seen, and messa
   await ben.send('talking to you now');
   await ana.messageWithText('talking to you now').waitFor();
 
+  // The server goes away for a while: the call goes on (its media goes between the phones),
+  // and after the server is back the call is as it was.
+  const audioFrom = (chat, name) =>
+    chat.page.evaluate((name) => Number(document.querySelector(`[data-testid=call-tile][data-name="${name}"]`)?.dataset.audioBytes), name);
+  await server.stop();
+  await ana.waitOffline();
+  const during = await audioFrom(ana, 'Ben');
+  await ana.page.waitForTimeout(3_000);
+  assert.ok((await audioFrom(ana, 'Ben')) > during + 2_000, 'Ben is still heard with the server away');
+  await server.restart();
+  for (const chat of [ana, ben, cara]) await chat.waitOnline();
+  await ana.page.waitForTimeout(5_000);
+  assert.deepEqual(Object.values(await tiles(ana)).map((t) => t.state), ['', '']);
+
   // Ben mutes: the control says so; Ana turns her camera on and Ben sees it.
   await ben.byTestId('call-mute').click();
   assert.equal(await ben.byTestId('call-mute').textContent(), 'Unmute');
