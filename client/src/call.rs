@@ -164,7 +164,12 @@ impl Line {
         };
         peer.video = video;
         let mut steps = Vec::new();
-        if new {
+        if !new && direct && offers {
+            // A word to this page alone from someone known: their page is new (it reloaded)
+            // and waits for an offer; the old connection is dead.
+            steps.push(Step::Close(sender));
+            steps.push(Step::Offer(sender));
+        } else if new {
             if offers {
                 steps.push(Step::Offer(sender));
             } else if !direct {
@@ -491,6 +496,11 @@ mod tests {
         assert!(cara.on_here(id(2), route(2), true, false, 0.0).is_empty());
         assert!(cara.on_offer(id(2), route(2), 1.0));
         assert_eq!(cara.count(), 2);
+        // Ben's page reloads: its fresh word to Ana alone makes her offer again.
+        assert_eq!(
+            ana.on_here(id(2), route(7), true, false, 5.0),
+            [Step::Close(id(2)), Step::Offer(id(2))]
+        );
         // Another tab of this device is nobody new.
         assert!(ben.on_here(id(2), route(9), false, false, 0.0).is_empty());
         assert_eq!(ben.count(), 3);

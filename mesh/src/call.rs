@@ -6,7 +6,10 @@
 //! session descriptions (addresses, media keys' fingerprints) inside. It is also signed by
 //! its sender for the pair of connections it goes between: the server names the connection
 //! a signal came from, so a member cannot pass a signal off as another member's, and a signal
-//! captured on one connection does not open on another. The server stores none of it.
+//! captured on one connection does not open on another. (Within one pair of connections a
+//! signal carries no counter: the relaying server could repeat one, which at worst restarts
+//! a connection or holds the walkie-talkie until its press times out.) The server stores none
+//! of it.
 
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
@@ -48,7 +51,7 @@ pub enum Signal {
         /// The sender's camera is on (a call that started with video rings as one).
         video: bool,
     },
-    /// The sender will not join this call (sent to the caller, shown to them).
+    /// The sender will not join this call (sent to the room; those in the call are told).
     Decline,
     /// A session description offering a connection (ICE candidates included).
     Offer {
@@ -255,11 +258,15 @@ mod tests {
         let ben = identity(2);
         let to_all = route(None);
         let bound = to_all.bound(ana.sender());
+        let mut signed = bound.clone();
+        signed.extend_from_slice(
+            &encode_versioned(SIGNAL_VERSION, &offer(), MAX_SIGNAL_BYTES).unwrap(),
+        );
         let body = encode_versioned(
             SIGNAL_VERSION,
             &Signed {
                 signal: offer(),
-                signature: ben.sign(&bound),
+                signature: ben.sign(&signed),
             },
             MAX_SIGNAL_BYTES,
         )

@@ -33,6 +33,8 @@ use crate::js;
 const TICK: Duration = Duration::from_millis(500);
 /// A voice louder than this (the browser's audio level, 0 to 1) is someone speaking.
 const SPEAKING_LEVEL: f64 = 0.02;
+/// What a line says while its microphone opens.
+const OPENING: &str = "Opening the microphone…";
 /// Longest wait for a connection's host candidates before its description goes anyway.
 const GATHER_MS: u32 = 2_000;
 
@@ -51,11 +53,17 @@ struct State {
     /// When this page pressed the walkie-talkie (its clock), while it holds it.
     pressed_ms: Option<u64>,
     ticker: Option<IntervalHandle>,
+    /// Calls this page was in and left: heard again, they are offered quietly, not rung.
+    left_calls: Vec<[u8; 16]>,
+    /// Counts the lines entered, so a microphone that opens late finds its own line.
+    entered: u64,
 }
 
 /// A line this page is in, with its media.
 struct Active {
     line: Line,
+    /// Which entering made it (see [`State::entered`]).
+    serial: u64,
     room: RoomId,
     key: RoomKey,
     core: client::call::Line,
@@ -126,6 +134,14 @@ impl Calls {
         self.listen_off(engine);
         self.state.borrow_mut().heard = HeardCalls::default();
         self.show(engine);
+    }
+
+    /// The page lost the focus or went out of sight: a held talk button is let go (its
+    /// release would never come).
+    pub(super) fn on_blur(&self, engine: &Rc<Engine>) {
+        if self.state.borrow().pressed_ms.is_some() {
+            self.talk(engine, false);
+        }
     }
 
     /// The page goes away: say goodbye so the others do not wait for the connection to die.
@@ -240,8 +256,14 @@ impl Calls {
         let Some(me) = engine.session.sender() else {
             return;
         };
+        let serial = {
+            let mut state = self.state.borrow_mut();
+            state.entered += 1;
+            state.entered
+        };
         let active = Active {
             line,
+            serial,
             room,
             key,
             core: client::call::Line::new(me),
@@ -252,7 +274,7 @@ impl Calls {
             muted: false,
             speaker: true,
             speaking: false,
-            status: Some("Opening the microphone…".into()),
+            status: Some(OPENING.into()),
             last_here_ms: 0.0,
             links: HashMap::new(),
             elements: HashMap::new(),
@@ -275,10 +297,10 @@ impl Calls {
             let this = &engine.calls;
             {
                 let mut state = this.state.borrow_mut();
-                let Some(active) = state.line_mut(line) else {
+                let Some(active) = state.line_mut(line).filter(|a| a.serial == serial) else {
                     // Hung up while the microphone opened.
                     if let Ok((_, tracks)) = &opened {
-                        tracks.iter().for_each(|t| drop(js::call(t, "stop", &[])));
+                        stop_all(tracks);
                     }
                     return;
                 };
@@ -290,8 +312,9 @@ impl Calls {
                             if kind_of(&track) == "video" {
                                 active.camera = Some(track);
                             } else {
-                                // The walkie-talkie is silent until its button is held.
-                                if !is_call {
+                                // The walkie-talkie is silent until its button is held; a call
+                                // muted while the microphone opened stays muted.
+                                if !is_call || active.muted {
                                     let _ =
                                         Reflect::set(&track, &"enabled".into(), &JsValue::FALSE);
                                 }
@@ -300,6 +323,13 @@ impl Calls {
                         }
                         if active.camera.is_some() {
                             active.preview = Some(preview_of(&active.local));
+                        }
+                        // Connections made while it opened (the others' offers) send it now.
+                        for link in active.links.values() {
+                            replace_track(&link.pc, "audio", active.mic.as_ref());
+                            if active.is_call() {
+                                replace_track(&link.pc, "video", active.camera.as_ref());
+                            }
                         }
                     }
                     Err(problem) => active.status = Some(problem),
@@ -333,6 +363,15 @@ impl Calls {
         let Some(mut call) = self.state.borrow_mut().call.take() else {
             return;
         };
+        if let Line::Call(id) = call.line {
+            let mut state = self.state.borrow_mut();
+            state.left_calls.retain(|left| *left != id);
+            state.left_calls.push(id);
+            // A few are enough: a call's id is never used again.
+            if state.left_calls.len() > 16 {
+                state.left_calls.remove(0);
+            }
+        }
         send_signal(engine, call.room, &call.key, call.line, None, Signal::Leave);
         call.end();
         self.stop_ticker_when_idle();
@@ -385,6 +424,7 @@ impl Calls {
             };
             match (down, talk.mic.clone(), state.pressed_ms) {
                 (true, _, Some(_)) | (false, _, None) => None,
+                (true, None, None) if talk.status.as_deref() == Some(OPENING) => None,
                 (true, None, None) => {
                     talk.status = Some(
                         "FieldMesh cannot use the microphone here, so you can listen but not \
@@ -459,6 +499,10 @@ impl Calls {
             {
                 let mut state = this.state.borrow_mut();
                 let Some(call) = state.call.as_mut() else {
+                    // Hung up while the camera opened.
+                    if let Ok((_, tracks)) = &opened {
+                        stop_all(tracks);
+                    }
                     return;
                 };
                 match opened {
@@ -466,6 +510,11 @@ impl Calls {
                         let Some(camera) = tracks.into_iter().next() else {
                             return;
                         };
+                        // A second tap while the first camera opened: one camera only.
+                        if let Some(earlier) = call.camera.take() {
+                            let _ = js::call(&earlier, "stop", &[]);
+                            let _ = js::call(&call.local, "removeTrack", &[earlier]);
+                        }
                         let _ = js::call(&call.local, "addTrack", std::slice::from_ref(&camera));
                         for link in call.links.values() {
                             replace_track(&link.pc, "video", Some(&camera));
@@ -575,7 +624,10 @@ impl Calls {
                     if let Line::Call(id) = line {
                         let new = state.heard.get(id).is_none();
                         state.heard.on_here(id, sender, video, now);
-                        if new && state.call.is_none() {
+                        if new && state.left_calls.contains(&id) {
+                            // Left a moment ago: offered again quietly, not rung.
+                            state.heard.decline(id);
+                        } else if new && state.call.is_none() {
                             ring();
                         }
                     }
@@ -878,7 +930,7 @@ impl Calls {
                 .pressed_ms
                 .is_some_and(|at| now - at as f64 > MAX_HOLD_MS);
             for active in [&mut state.call, &mut state.talk].into_iter().flatten() {
-                if active.status.as_deref() == Some("Opening the microphone…") {
+                if active.status.as_deref() == Some(OPENING) {
                     continue;
                 }
                 if now - active.last_here_ms >= HERE_EVERY_MS {
@@ -995,6 +1047,15 @@ impl Calls {
                 speaking: call.speaking,
                 status: call.status.clone(),
             });
+            // One voice at a time, here too: only the holder is played (someone who pressed
+            // without hearing that another holds it is not heard over them).
+            if let Some(talk) = &state.talk {
+                let holder = state.floor.holder();
+                for (sender, element) in &talk.elements {
+                    let muted = JsValue::from_bool(holder != Some(*sender));
+                    let _ = Reflect::set(element, &"muted".into(), &muted);
+                }
+            }
             let talk = state.talk.as_ref().map(|talk| TalkView {
                 listeners: tiles(talk),
                 speaking: state.floor.holder().map(|holder| {
@@ -1205,6 +1266,12 @@ fn own_slot() -> Option<web_sys::HtmlElement> {
         .ok()??
         .dyn_into()
         .ok()
+}
+
+fn stop_all(tracks: &[JsValue]) {
+    for track in tracks {
+        let _ = js::call(track, "stop", &[]);
+    }
 }
 
 fn play(element: &JsValue) {

@@ -239,6 +239,16 @@ impl Engine {
             });
             std::mem::forget(handle);
         }
+        // Out of focus or sight, a held talk button would never be let go.
+        for event in ["blur", "visibilitychange"] {
+            let weak = Rc::downgrade(&self);
+            let handle = window_event_listener_untyped(event, move |_| {
+                if let Some(engine) = weak.upgrade() {
+                    engine.calls.on_blur(&engine);
+                }
+            });
+            std::mem::forget(handle);
+        }
         // The page goes away: a call it is in says goodbye.
         let weak = Rc::downgrade(&self);
         let handle = window_event_listener_untyped("pagehide", move |_| {
