@@ -703,18 +703,11 @@ impl Calls {
         };
         let engine = Rc::clone(engine);
         spawn_local(async move {
-            if js::call_async(&pc, "setLocalDescription", &[])
-                .await
-                .is_err()
-            {
-                return;
+            if let Some(sdp) = described(&pc).await {
+                engine
+                    .calls
+                    .send_description(&engine, line, sender, Signal::Offer { sdp });
             }
-            let Some(sdp) = gathered(&pc).await else {
-                return;
-            };
-            engine
-                .calls
-                .send_description(&engine, line, sender, Signal::Offer { sdp });
         });
     }
 
@@ -758,18 +751,11 @@ impl Calls {
                 return;
             };
             attach_tracks(&pc, mic.as_ref(), camera.as_ref());
-            if js::call_async(&pc, "setLocalDescription", &[])
-                .await
-                .is_err()
-            {
-                return;
+            if let Some(sdp) = described(&pc).await {
+                engine
+                    .calls
+                    .send_description(&engine, line, sender, Signal::Answer { sdp });
             }
-            let Some(sdp) = gathered(&pc).await else {
-                return;
-            };
-            engine
-                .calls
-                .send_description(&engine, line, sender, Signal::Answer { sdp });
         });
     }
 
@@ -1150,9 +1136,10 @@ fn description(kind: &str, sdp: &str) -> JsValue {
     init.into()
 }
 
-/// The connection's local description once its host candidates are in (or after
-/// [`GATHER_MS`]).
-async fn gathered(pc: &JsValue) -> Option<String> {
+/// Sets the connection's local description (the offer or answer its state calls for) and
+/// returns it once its host candidates are in (or after [`GATHER_MS`]).
+async fn described(pc: &JsValue) -> Option<String> {
+    js::call_async(pc, "setLocalDescription", &[]).await.ok()?;
     for _ in 0..GATHER_MS / 50 {
         let state = Reflect::get(pc, &"iceGatheringState".into())
             .ok()
