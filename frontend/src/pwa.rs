@@ -241,9 +241,13 @@ pub(crate) fn notify(title: &str, body: &str, room: &str, alert: bool) {
     let (title, options) = (JsValue::from(title), JsValue::from(options));
     wasm_bindgen_futures::spawn_local(async move {
         let shown = call_async(&registration, "showNotification", &[title, options]).await;
-        if let Err(error) = shown {
-            let why = crate::js::error_message(&error).unwrap_or_default();
-            leptos::logging::warn!("the notification was not shown: {why}");
+        // In the console (no text): a notification missing later was shown, or never was.
+        match shown {
+            Ok(_) => leptos::logging::log!("a notification was shown (alert: {alert})"),
+            Err(error) => {
+                let why = crate::js::error_message(&error).unwrap_or_default();
+                leptos::logging::warn!("the notification was not shown: {why}");
+            }
         }
     });
     if alert {
