@@ -117,6 +117,35 @@ test('three pages in a call each receive the others, a camera is seen, and messa
   // Ben mutes: the control says so; Ana turns her camera on and Ben sees it.
   await ben.byTestId('call-mute').click();
   assert.equal(await ben.byTestId('call-mute').textContent(), 'Unmute');
+  // Ben taps his camera on and at once off again, before it could open: it stays off, and
+  // nobody receives a picture from him.
+  await ben.page.evaluate(() => {
+    const button = document.querySelector('[data-testid=call-camera]');
+    button.click();
+    button.click();
+  });
+  await ben.page.waitForTimeout(3_000);
+  assert.equal(await ben.byTestId('call-camera').getAttribute('aria-pressed'), 'false');
+  assert.equal(await ben.byTestId('call-camera').textContent(), 'Camera on');
+  assert.equal(
+    await ben.page.evaluate(() =>
+      [...document.querySelectorAll('[data-testid=call-own] video')].some((v) =>
+        v.srcObject?.getVideoTracks().some((t) => t.readyState === 'live'),
+      ),
+    ),
+    false,
+    'no camera of his is running',
+  );
+  assert.equal((await tiles(ana)).Ben.video, 0, 'Ana received no picture from Ben');
+  // A tap later opens it as usual, and takes it off again.
+  await ben.byTestId('call-camera').click();
+  await ana.page.waitForFunction(
+    () => Number(document.querySelector('[data-testid=call-tile][data-name=Ben]')?.dataset.videoBytes) > 5_000,
+    null,
+    { timeout: 30_000 },
+  );
+  await ben.byTestId('call-camera').click();
+  assert.equal(await ben.byTestId('call-camera').textContent(), 'Camera on');
   await ana.byTestId('call-camera').click();
   await ben.page.waitForFunction(
     () => Number(document.querySelector('[data-testid=call-tile][data-name=Ana]')?.dataset.videoBytes) > 20_000,

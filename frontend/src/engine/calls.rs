@@ -71,6 +71,11 @@ struct Active {
     local: JsValue,
     mic: Option<JsValue>,
     camera: Option<JsValue>,
+    /// The camera as the person last chose it: a choice made while it opens holds when it
+    /// has opened.
+    camera_wanted: bool,
+    /// A camera is being opened (asked of the browser, not answered yet).
+    camera_opening: bool,
     /// This page's own picture.
     preview: Option<JsValue>,
     muted: bool,
@@ -270,6 +275,8 @@ impl Calls {
             local: new_stream(),
             mic: None,
             camera: None,
+            camera_wanted: video,
+            camera_opening: video,
             preview: None,
             muted: false,
             speaker: true,
@@ -305,12 +312,22 @@ impl Calls {
                     return;
                 };
                 active.status = None;
+                // Only this opening's camera is settled here (one asked for later is not).
+                if video {
+                    active.camera_opening = false;
+                }
                 match opened {
                     Ok((stream, tracks)) => {
                         active.local = stream;
                         for track in tracks {
                             if kind_of(&track) == "video" {
-                                active.camera = Some(track);
+                                if active.camera_wanted {
+                                    active.camera = Some(track);
+                                } else {
+                                    // Turned off while it opened: it never goes out.
+                                    let _ = js::call(&track, "stop", &[]);
+                                    let _ = js::call(&active.local, "removeTrack", &[track]);
+                                }
                             } else {
                                 // The walkie-talkie is silent until its button is held; a call
                                 // muted while the microphone opened stays muted.
@@ -333,6 +350,9 @@ impl Calls {
                         }
                     }
                     Err(problem) => active.status = Some(problem),
+                }
+                if video {
+                    active.camera_wanted = active.camera.is_some();
                 }
                 active.last_here_ms = js_sys::Date::now();
             }
@@ -463,16 +483,15 @@ impl Calls {
     }
 
     fn camera(&self, engine: &Rc<Engine>, on: bool) {
-        let current = {
-            let state = self.state.borrow();
-            let Some(call) = state.call.as_ref() else {
+        // The person's choice holds at once, also for a camera still opening.
+        let (has, opening) = {
+            let mut state = self.state.borrow_mut();
+            let Some(call) = state.call.as_mut() else {
                 return;
             };
-            call.camera.is_some()
+            call.camera_wanted = on;
+            (call.camera.is_some(), call.camera_opening)
         };
-        if current == on {
-            return;
-        }
         if !on {
             {
                 let mut state = self.state.borrow_mut();
@@ -487,11 +506,20 @@ impl Calls {
                     replace_track(&link.pc, "video", None);
                 }
             }
-            if let Some(line) = self.call_line() {
-                self.say_here(engine, line);
+            if has {
+                if let Some(line) = self.call_line() {
+                    self.say_here(engine, line);
+                }
             }
             return self.show(engine);
         }
+        if has || opening {
+            return self.show(engine);
+        }
+        if let Some(call) = self.state.borrow_mut().call.as_mut() {
+            call.camera_opening = true;
+        }
+        self.show(engine);
         let engine = Rc::clone(engine);
         spawn_local(async move {
             let opened = open_media(false, true).await;
@@ -505,16 +533,16 @@ impl Calls {
                     }
                     return;
                 };
+                call.camera_opening = false;
                 match opened {
+                    // Turned off again while it opened: it never goes out.
+                    Ok((_, tracks)) if !call.camera_wanted => stop_all(&tracks),
                     Ok((_, tracks)) => {
                         let Some(camera) = tracks.into_iter().next() else {
-                            return;
+                            call.camera_wanted = false;
+                            drop(state);
+                            return this.show(&engine);
                         };
-                        // A second tap while the first camera opened: one camera only.
-                        if let Some(earlier) = call.camera.take() {
-                            let _ = js::call(&earlier, "stop", &[]);
-                            let _ = js::call(&call.local, "removeTrack", &[earlier]);
-                        }
                         let _ = js::call(&call.local, "addTrack", std::slice::from_ref(&camera));
                         for link in call.links.values() {
                             replace_track(&link.pc, "video", Some(&camera));
@@ -529,7 +557,10 @@ impl Calls {
                         }
                         call.status = None;
                     }
-                    Err(problem) => call.status = Some(problem.replace("microphone", "camera")),
+                    Err(problem) => {
+                        call.camera_wanted = false;
+                        call.status = Some(problem.replace("microphone", "camera"));
+                    }
                 }
             }
             if let Some(line) = this.call_line() {
@@ -1028,7 +1059,7 @@ impl Calls {
             let call = state.call.as_ref().map(|call| CallView {
                 tiles: tiles(call),
                 muted: call.muted,
-                camera: call.camera.is_some(),
+                camera: call.camera_wanted,
                 speaker: call.speaker,
                 speaking: call.speaking,
                 status: call.status.clone(),
