@@ -516,9 +516,12 @@ impl Calls {
         if has || opening {
             return self.show(engine);
         }
-        if let Some(call) = self.state.borrow_mut().call.as_mut() {
+        let Some(serial) = self.state.borrow_mut().call.as_mut().map(|call| {
             call.camera_opening = true;
-        }
+            call.serial
+        }) else {
+            return;
+        };
         self.show(engine);
         let engine = Rc::clone(engine);
         spawn_local(async move {
@@ -526,8 +529,8 @@ impl Calls {
             let this = &engine.calls;
             {
                 let mut state = this.state.borrow_mut();
-                let Some(call) = state.call.as_mut() else {
-                    // Hung up while the camera opened.
+                let Some(call) = state.call.as_mut().filter(|call| call.serial == serial) else {
+                    // Hung up while the camera opened (another call since is not this one's).
                     if let Ok((_, tracks)) = &opened {
                         stop_all(tracks);
                     }
