@@ -19,9 +19,7 @@ use wasm_bindgen::prelude::wasm_bindgen;
 pub fn hydrate() {
     console_error_panic_hook::set_once();
     // For `./x bench`: how much of a start went to fetching and compiling the Wasm.
-    if let Some(performance) = web_sys::window().and_then(|w| w.performance()) {
-        let _ = performance.mark("fieldmesh:start");
-    }
+    engine::mark("fieldmesh:start");
     leptos::mount::hydrate_body(|| {
         provide_context(engine::start());
         view! { <App/> }

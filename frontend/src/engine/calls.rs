@@ -325,8 +325,7 @@ impl Calls {
                                     active.camera = Some(track);
                                 } else {
                                     // Turned off while it opened: it never goes out.
-                                    let _ = js::call(&track, "stop", &[]);
-                                    let _ = js::call(&active.local, "removeTrack", &[track]);
+                                    stop_in(&active.local, track);
                                 }
                             } else {
                                 // The walkie-talkie is silent until its button is held; a call
@@ -499,8 +498,7 @@ impl Calls {
                     return;
                 };
                 if let Some(camera) = call.camera.take() {
-                    let _ = js::call(&camera, "stop", &[]);
-                    let _ = js::call(&call.local, "removeTrack", &[camera]);
+                    stop_in(&call.local, camera);
                 }
                 for link in call.links.values() {
                     replace_track(&link.pc, "video", None);
@@ -1287,6 +1285,12 @@ fn own_slot() -> Option<web_sys::HtmlElement> {
         .ok()??
         .dyn_into()
         .ok()
+}
+
+/// Stops `track` and takes it out of this page's stream `local`.
+fn stop_in(local: &JsValue, track: JsValue) {
+    let _ = js::call(&track, "stop", &[]);
+    let _ = js::call(local, "removeTrack", &[track]);
 }
 
 fn stop_all(tracks: &[JsValue]) {

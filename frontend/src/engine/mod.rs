@@ -151,7 +151,7 @@ impl Coalesce {
 }
 
 /// Marks a moment for benchmarks and the browser's performance tools.
-fn mark(name: &str) {
+pub(crate) fn mark(name: &str) {
     if let Some(performance) = web_sys::window().and_then(|w| w.performance()) {
         let _ = performance.mark(name);
     }
